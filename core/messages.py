@@ -115,7 +115,7 @@ class Detections2D:
 @dataclass(frozen=True, slots=True)
 class EgoState:
     t_ns: int
-    pose: np.ndarray  # (3,) float64 x, y [m], yaw [rad] in the map frame
+    pose: np.ndarray  # (3,) float64 x, y [m], yaw [rad] of the vehicle frame origin (rear axle) in the map frame
     speed_mps: float
     accel_mps2: float
     yaw_rate_rps: float

@@ -9,7 +9,8 @@ import numpy as np
 @dataclass(frozen=True, slots=True)
 class EgoTruth:
     t_ns: int
-    pose: np.ndarray  # (3,) x, y, yaw of the ego's box centre in the map frame [m, rad]
+    pose: np.ndarray  # (3,) x, y, yaw of the rear-axle centre (vehicle frame origin) in the map frame
+    center_xy_m: np.ndarray  # (2,) box centre in the map frame
     speed_mps: float
     accel_mps2: float  # actual longitudinal acceleration (after actuator lag)
     yaw_rate_rps: float
