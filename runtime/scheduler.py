@@ -1,0 +1,147 @@
+"""The one scheduler behind simulation, replay and the timing harness.
+
+Events run in the deterministic order (time, priority, sequence). Each task has a rate (or is
+triggered by a topic), a priority and a compute budget; every run is timed with the injected timer and
+recorded as a ``StageTiming``. What changes by mode is only when outputs become visible:
+
+- ``ideal``: outputs are delivered at the run's start time; compute time is recorded, nothing more.
+- ``latency``: outputs are delivered at start + measured compute time (latency in the loop), and a
+  task cannot start again before its previous run has finished (one executor per task).
+- ``realtime``: the clock is the wall clock; the scheduler sleeps until each event; a late event runs
+  late and is counted (its queueing delay shows), never replayed in a catch-up burst for missed periods.
+"""
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+from core.clock import Clock, Timer
+from core.messages import StageTiming
+
+MODES = ("ideal", "latency", "realtime")
+Output = tuple[str, Any]  # (topic, message)
+# Deliveries sort before task runs at the same instant, so a task sees every input stamped <= its time.
+_DELIVERY_PRIORITY = -1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSpec:
+    name: str  # stage name: perception.<sensor>, fusion, planning, control, safety (or sim.*)
+    priority: int  # lower runs first at equal time
+    budget_ns: int
+    period_ns: int = 0  # 0: run only when triggered by a topic
+    phase_ns: int = 0  # first periodic run at phase_ns
+    timed: bool = True  # False for the simulator's own tasks: not a stage, no timing record
+
+
+@dataclass(slots=True)
+class _Task:
+    spec: TaskSpec
+    run: Callable[[int, tuple[str, Any] | None], Iterable[Output]]
+    busy_until_ns: int = 0
+    missed_in_a_row: int = 0
+
+
+class Scheduler:
+    def __init__(self, clock: Clock, timer: Timer, mode: str = "ideal") -> None:
+        if mode not in MODES:
+            raise ValueError(f"unknown scheduler mode {mode!r}; choose one of {', '.join(MODES)}")
+        self.clock, self.timer, self.mode = clock, timer, mode
+        self._queue: list[tuple[int, int, int, int, Any]] = []
+        self._seq = 0
+        self._tasks: dict[str, _Task] = {}
+        self._subscribers: dict[str, list[str]] = {}
+        self._listeners: list[Callable[[int, str, Any], None]] = []
+        self.timings: list[StageTiming] = []
+        self.now_ns = 0
+
+    # -- wiring ----------------------------------------------------------------------------------
+    def add_task(self, spec: TaskSpec, run: Callable[[int, tuple[str, Any] | None], Iterable[Output]],
+                 triggers: Iterable[str] = ()) -> None:
+        """Register a task. ``run(t_ns, trigger)`` gets the triggering (topic, message) or None for a
+        periodic run, and returns the (topic, message) pairs it publishes."""
+        if spec.name in self._tasks:
+            raise ValueError(f"task {spec.name!r} registered twice")
+        self._tasks[spec.name] = _Task(spec, run)
+        for topic in triggers:
+            self._subscribers.setdefault(topic, []).append(spec.name)
+        if spec.period_ns > 0:
+            self._push(spec.phase_ns, spec.priority, ("run", spec.name, None, spec.phase_ns))
+
+    def add_listener(self, listener: Callable[[int, str, Any], None]) -> None:
+        """Called for every delivered message (t_ns, topic, msg): the bus, recorders, metrics."""
+        self._listeners.append(listener)
+
+    def post(self, t_ns: int, topic: str, message: Any) -> None:
+        """An input that becomes available at t_ns (a sensor arrival, a replayed message)."""
+        self._push(t_ns, _DELIVERY_PRIORITY, ("deliver", topic, message, t_ns))
+
+    # -- running ---------------------------------------------------------------------------------
+    def _push(self, t_ns: int, priority: int, payload: tuple) -> None:
+        heapq.heappush(self._queue, (int(t_ns), priority, self._seq, payload))
+        self._seq += 1
+
+    def next_event_ns(self) -> int | None:
+        return self._queue[0][0] if self._queue else None
+
+    def run_until(self, end_ns: int) -> None:
+        """Process every event with time <= end_ns."""
+        while self._queue and self._queue[0][0] <= end_ns:
+            t_ns, _, _, payload = heapq.heappop(self._queue)
+            self.clock.wait_until(t_ns)
+            self.now_ns = t_ns
+            kind = payload[0]
+            if kind == "deliver":
+                _, topic, message, _ = payload
+                self._deliver(t_ns, topic, message)
+            else:
+                _, name, trigger, ready_ns = payload
+                self._run_task(self._tasks[name], t_ns, trigger, ready_ns)
+
+    def _deliver(self, t_ns: int, topic: str, message: Any) -> None:
+        for listener in self._listeners:
+            listener(t_ns, topic, message)
+        for name in self._subscribers.get(topic, ()):
+            task = self._tasks[name]
+            self._push(t_ns, task.spec.priority, ("run", name, (topic, message), t_ns))
+
+    def _run_task(self, task: _Task, t_ns: int, trigger, ready_ns: int) -> None:
+        spec = task.spec
+        if spec.period_ns > 0 and trigger is None:
+            # The next periodic run is planned from the nominal grid, never from the actual start:
+            # a late run does not shift the rate, and missed periods are skipped, not bunched.
+            next_ns = ready_ns + spec.period_ns
+            if self.mode == "realtime":
+                now = self.clock.now_ns()
+                if next_ns <= now:
+                    skipped = (now - next_ns) // spec.period_ns + 1
+                    next_ns += skipped * spec.period_ns
+            self._push(next_ns, spec.priority, ("run", spec.name, None, next_ns))
+        if self.mode == "latency" and task.busy_until_ns > t_ns:
+            # One executor per task: wait for the previous run to finish (queueing delay).
+            self._push(task.busy_until_ns, spec.priority, ("run", spec.name, trigger, ready_ns))
+            return
+        start_ns = self.clock.now_ns() if self.mode == "realtime" else t_ns
+        t0 = self.timer()
+        outputs = list(task.run(start_ns, trigger))
+        duration_ns = self.timer() - t0
+        if spec.timed:
+            missed = duration_ns > spec.budget_ns
+            task.missed_in_a_row = task.missed_in_a_row + 1 if missed else 0
+            self.timings.append(StageTiming(spec.name, start_ns, ready_ns, duration_ns, spec.budget_ns, missed))
+        if self.mode == "latency":
+            available_ns = start_ns + duration_ns
+            task.busy_until_ns = available_ns
+        elif self.mode == "realtime":
+            available_ns = self.clock.now_ns()
+        else:
+            available_ns = start_ns
+        for topic, message in outputs:
+            if available_ns == start_ns == t_ns:
+                self._deliver(t_ns, topic, message)  # ideal mode: visible at once, same instant
+            else:
+                self.post(available_ns, topic, message)
+
+    def missed_in_a_row(self, name: str) -> int:
+        return self._tasks[name].missed_in_a_row
