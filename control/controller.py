@@ -1,0 +1,114 @@
+"""Plan-tracking controller at 100 Hz: pure-pursuit steering, speed PID with acceleration feedforward,
+actuator limits, and a controlled brake whenever the plan cannot be trusted.
+
+Pure step: ``control_step(state, plan, ego, t_ns, vehicle, cfg) -> (state, command)``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from control.pure_pursuit import pure_pursuit_steer
+from core.config import rng
+from core.messages import ControlCommand, EgoState, Plan
+from core.vehicle import VehicleParams
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerConfig:
+    plan_timeout_s: float = field(default=0.3, metadata=rng(0.01, 5.0))
+    nominal_period_s: float = field(default=0.01, metadata=rng(0.001, 0.1))  # dt of the first step
+    max_step_s: float = field(default=0.1, metadata=rng(0.001, 1.0))  # dt clamp after a gap
+    lookahead_min_m: float = field(default=5.0, metadata=rng(0.5, 50.0))
+    lookahead_time_s: float = field(default=0.9, metadata=rng(0.05, 5.0))
+    speed_kp_1ps: float = field(default=0.8, metadata=rng(0.0, 10.0))
+    speed_ki_1ps2: float = field(default=0.15, metadata=rng(0.0, 10.0))
+    integral_limit_mps2: float = field(default=1.0, metadata=rng(0.0, 5.0))
+    # Reference sampled this far ahead to make up for the first-order throttle/brake lag.
+    accel_preview_s: float = field(default=0.2, metadata=rng(0.0, 2.0))
+    fallback_decel_mps2: float = field(default=3.0, metadata=rng(0.5, 12.0))
+    standstill_speed_mps: float = field(default=0.3, metadata=rng(0.0, 2.0))
+    standstill_hold_mps2: float = field(default=1.0, metadata=rng(0.0, 5.0))
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerState:
+    t_ns: int = -1  # time of the previous step; -1 before the first
+    speed_integral_mps: float = 0.0  # integral of the speed error [m/s * s * 1/s] in m/s units
+    accel_cmd_mps2: float = 0.0  # previous (rate-limited) commands
+    steer_cmd_rad: float = 0.0
+    rejected_inputs: int = 0  # steps refused for non-finite ego or plan
+    stale_plans: int = 0  # steps with no plan or a plan older than plan_timeout_s
+    lateral_error_m: float = 0.0  # last tracking error, for logs
+
+
+def _finite_plan(plan: Plan) -> bool:
+    if plan.t_s.shape[0] == 0:
+        return False
+    return bool(np.isfinite(plan.xy_m).all() and np.isfinite(plan.speed_mps).all()
+                and np.isfinite(plan.accel_mps2).all() and np.isfinite(plan.yaw_rad).all()
+                and np.isfinite(plan.t_s).all())
+
+
+def _finite_ego(ego: EgoState) -> bool:
+    return bool(np.isfinite(ego.pose).all() and math.isfinite(ego.speed_mps))
+
+
+def _limit(state: ControllerState, accel_mps2: float, steer_rad: float, dt_s: float,
+           vehicle: VehicleParams) -> tuple[float, float]:
+    """Clamp to the actuator envelope, then rate-limit: jerk bounds the accel change per step."""
+    accel = min(max(accel_mps2, -vehicle.max_decel_mps2), vehicle.max_accel_mps2)
+    da = vehicle.max_jerk_mps3 * dt_s
+    accel = min(max(accel, state.accel_cmd_mps2 - da), state.accel_cmd_mps2 + da)
+    steer = min(max(steer_rad, -vehicle.max_steer_rad), vehicle.max_steer_rad)
+    ds = vehicle.max_steer_rate_rps * dt_s
+    steer = min(max(steer, state.steer_cmd_rad - ds), state.steer_cmd_rad + ds)
+    return accel, steer
+
+
+def _brake(state: ControllerState, t_ns: int, dt_s: float, vehicle: VehicleParams,
+           cfg: ControllerConfig, **counters) -> tuple[ControllerState, ControlCommand]:
+    """Controlled brake holding the current steering; the integrator is cleared so that a later
+    valid plan starts from a clean speed loop."""
+    accel, steer = _limit(state, -cfg.fallback_decel_mps2, state.steer_cmd_rad, dt_s, vehicle)
+    new_state = replace(state, t_ns=t_ns, speed_integral_mps=0.0, accel_cmd_mps2=accel,
+                        steer_cmd_rad=steer, **counters)
+    return new_state, ControlCommand(t_ns, accel, steer, -1, hazard=True)
+
+
+def control_step(state: ControllerState, plan: Plan | None, ego: EgoState, t_ns: int,
+                 vehicle: VehicleParams, cfg: ControllerConfig) -> tuple[ControllerState, ControlCommand]:
+    dt_s = cfg.nominal_period_s if state.t_ns < 0 else (t_ns - state.t_ns) * 1e-9
+    # Time going backwards (or repeating) allows no command change at all rather than a jump.
+    dt_s = min(max(dt_s, 0.0), cfg.max_step_s)
+    if not _finite_ego(ego) or (plan is not None and not _finite_plan(plan)):
+        return _brake(state, t_ns, dt_s, vehicle, cfg, rejected_inputs=state.rejected_inputs + 1)
+    if plan is None or (t_ns - plan.t_ns) * 1e-9 > cfg.plan_timeout_s:
+        return _brake(state, t_ns, dt_s, vehicle, cfg, stale_plans=state.stale_plans + 1)
+
+    # Longitudinal: reference at the current time plus the actuator-lag preview.
+    t_rel_s = (t_ns - plan.t_ns) * 1e-9 + cfg.accel_preview_s
+    v_ref = float(np.interp(t_rel_s, plan.t_s, plan.speed_mps))
+    a_ff = float(np.interp(t_rel_s, plan.t_s, plan.accel_mps2))
+    err = v_ref - ego.speed_mps
+    integral = state.speed_integral_mps + err * dt_s
+    lim = cfg.integral_limit_mps2 / max(cfg.speed_ki_1ps2, 1e-9)
+    integral = min(max(integral, -lim), lim)
+    accel = a_ff + cfg.speed_kp_1ps * err + cfg.speed_ki_1ps2 * integral
+    if v_ref < cfg.standstill_speed_mps and ego.speed_mps < cfg.standstill_speed_mps:
+        # Hold the car at standstill instead of letting the PID dither around zero speed.
+        accel = min(accel, -cfg.standstill_hold_mps2)
+        integral = 0.0
+    elif not (-vehicle.max_decel_mps2 < accel < vehicle.max_accel_mps2):
+        integral = state.speed_integral_mps  # anti-windup: freeze while saturated
+
+    # Lateral.
+    lookahead_m = max(cfg.lookahead_min_m, cfg.lookahead_time_s * abs(ego.speed_mps))
+    steer, lat_err = pure_pursuit_steer(plan.xy_m, float(plan.yaw_rad[-1]), ego.pose, lookahead_m,
+                                        vehicle.wheelbase_m)
+    accel, steer = _limit(state, accel, steer, dt_s, vehicle)
+    new_state = replace(state, t_ns=t_ns, speed_integral_mps=integral, accel_cmd_mps2=accel,
+                        steer_cmd_rad=steer, lateral_error_m=lat_err)
+    return new_state, ControlCommand(t_ns, accel, steer, plan.t_ns, hazard=plan.emergency)
