@@ -1,0 +1,64 @@
+"""Ego-motion compensation: vehicle-frame detections -> map-frame measurements with covariance.
+
+A detection is taken at its own ``t_ns``, the ego estimate at another. The ego pose is moved to the
+detection time with its own speed and yaw rate (constant turn rate and velocity), then each
+detection is placed in the map. The uncertainty of the ego pose (x, y, yaw) enters every
+measurement's covariance through the Jacobian of that placement, so a detection 50 m ahead of an
+ego with 1 degree of yaw doubt carries the ~0.9 m lateral error it really has.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.messages import EgoState
+
+# Below this |yaw rate| the CTRV arc is replaced by its straight-line limit, which it equals to
+# within the float64 resolution of the sin/cos terms.
+_STRAIGHT_YAW_RATE_RPS = 1e-6
+
+
+def ego_pose_at(ego: EgoState, t_ns: int) -> np.ndarray:
+    """The ego pose (x, y, yaw) extrapolated from ``ego.t_ns`` to ``t_ns`` (either direction)."""
+    dt = (t_ns - ego.t_ns) * 1e-9
+    x, y, yaw = (float(v) for v in ego.pose)
+    v, w = float(ego.speed_mps), float(ego.yaw_rate_rps)
+    if abs(w) < _STRAIGHT_YAW_RATE_RPS:
+        return np.array([x + v * dt * np.cos(yaw), y + v * dt * np.sin(yaw), yaw + w * dt])
+    yaw_new = yaw + w * dt
+    return np.array([x + v / w * (np.sin(yaw_new) - np.sin(yaw)),
+                     y - v / w * (np.cos(yaw_new) - np.cos(yaw)), yaw_new])
+
+
+@dataclass(frozen=True, slots=True)
+class MapMeasurements:
+    z: np.ndarray  # (M, 4) x, y, vx, vy in the map frame; vx, vy are 0 where not valid
+    r: np.ndarray  # (M, 4, 4) covariance of z
+    velocity_valid: np.ndarray  # (M,) bool
+    yaw: np.ndarray  # (M,) box yaw in the map frame
+
+
+def to_map(pose: np.ndarray, pose_cov: np.ndarray, xy_vehicle: np.ndarray, v_vehicle: np.ndarray,
+           velocity_valid: np.ndarray, yaw_vehicle: np.ndarray, pos_sigma_m: float,
+           vel_sigma_mps: float) -> MapMeasurements:
+    """Place M detections (vehicle frame) in the map frame at ego ``pose`` with (3, 3) ``pose_cov``."""
+    c, s = np.cos(pose[2]), np.sin(pose[2])
+    rot = np.array([[c, -s], [s, c]])
+    drot = np.array([[-s, -c], [c, -s]])  # d rot / d yaw
+    xy_map = xy_vehicle @ rot.T + pose[:2]
+    v = np.where(velocity_valid[:, None], v_vehicle, 0.0)
+    v_map = v @ rot.T
+    m = xy_vehicle.shape[0]
+    z = np.concatenate([xy_map, v_map], axis=1)
+    # Sensor noise is isotropic in the plane, so rotating it into the map leaves it unchanged.
+    r = np.zeros((m, 4, 4))
+    r[:, 0, 0] = r[:, 1, 1] = pos_sigma_m**2
+    r[:, 2, 2] = r[:, 3, 3] = vel_sigma_mps**2
+    # Jacobian of z with respect to the ego pose (x, y, yaw): (M, 4, 3).
+    j = np.zeros((m, 4, 3))
+    j[:, 0, 0] = j[:, 1, 1] = 1.0
+    j[:, 0:2, 2] = xy_vehicle @ drot.T
+    j[:, 2:4, 2] = v @ drot.T
+    r += np.einsum("mij,jk,mlk->mil", j, pose_cov, j)
+    return MapMeasurements(z=z, r=r, velocity_valid=velocity_valid.copy(), yaw=yaw_vehicle + pose[2])

@@ -1,0 +1,212 @@
+"""Batched multi-object tracker: constant-velocity Kalman filters over struct-of-arrays state.
+
+One ``tracker_step`` consumes one frame of vehicle-frame ``Detections3D`` from any source:
+predict every track to the frame time, place detections in the map with the ego pose at that time,
+gate and assign, update (Joseph form, batched per measurement layout), manage tracks, output the
+confirmed ones. Frames must arrive in time order (``fusion.sync`` orders them); an older frame is
+counted and skipped, never applied with a negative time step.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from core.geometry import map_to_se2, wrap_angle
+from core.messages import Detections3D, EgoState, Tracks
+from fusion import kalman
+from fusion.association import associate, gate_threshold
+from fusion.frames import ego_pose_at, to_map
+from fusion.tracker_state import (N_LABELS, TrackerConfig, TrackerState, concatenate, select)
+
+_H_POS = np.eye(4)[:2]
+_H_FULL = np.eye(4)
+
+
+def _check_shapes(d: Detections3D) -> None:
+    m = d.boxes.shape[0] if d.boxes.ndim == 2 else -1
+    expected = {"boxes": (m, 7), "velocities_mps": (m, 2), "velocity_valid": (m,),
+                "labels": (m,), "scores": (m,)}
+    for name, shape in expected.items():
+        got = getattr(d, name).shape
+        if m < 0 or got != shape:
+            raise ValueError(f"Detections3D.{name} from {d.source!r}: shape {got}, expected {shape} "
+                             f"(boxes must be (N, 7))")
+
+
+def _predicted(state: TrackerState, t_ns: int, cfg: TrackerConfig) -> tuple[np.ndarray, np.ndarray]:
+    if state.t_ns is None or t_ns <= state.t_ns or len(state) == 0:
+        return state.x, state.p
+    dt = (t_ns - state.t_ns) * 1e-9
+    return kalman.predict(state.x, state.p, kalman.cv_transition(dt),
+                          kalman.cv_process_noise(dt, cfg.accel_psd_m2ps3))
+
+
+def _output(state: TrackerState, x: np.ndarray, p: np.ndarray, t_ns: int) -> Tracks:
+    keep = state.confirmed
+    return Tracks(t_ns=t_ns, ids=state.ids[keep].copy(), states=x[keep].copy(),
+                  covariances=p[keep].copy(), yaws=state.yaw[keep].copy(),
+                  sizes=state.size[keep].copy(), labels=state.labels[keep],
+                  existence=state.existence[keep].copy())
+
+
+def tracker_predict(state: TrackerState, t_ns: int, cfg: TrackerConfig) -> Tracks:
+    """Confirmed tracks predicted to ``t_ns``; never backwards: an earlier ``t_ns`` gives the state time."""
+    if state.t_ns is None:
+        return Tracks.empty(t_ns)
+    t_out = max(t_ns, state.t_ns)
+    x, p = _predicted(state, t_out, cfg)
+    return _output(state, x, p, t_out)
+
+
+def _valid_rows(d: Detections3D) -> tuple[np.ndarray, np.ndarray, int, int, int]:
+    """Rows usable as measurements, velocity validity after screening, and rejection counts."""
+    finite = (np.isfinite(d.boxes[:, [0, 1, 3, 4, 5, 6]]).all(axis=1) & np.isfinite(d.scores))
+    label_ok = (d.labels >= 0) & (d.labels < N_LABELS)
+    vel_valid = d.velocity_valid.astype(bool)
+    vel_finite = np.isfinite(d.velocities_mps).all(axis=1)
+    keep = finite & label_ok
+    bad_vel = keep & vel_valid & ~vel_finite
+    return (keep, vel_valid & vel_finite, int((~finite).sum()), int((finite & ~label_ok).sum()),
+            int(bad_vel.sum()))
+
+
+def _in_fov(x_map: np.ndarray, pose: np.ndarray, fov_half_rad: float, max_range_m: float) -> np.ndarray:
+    local = map_to_se2(pose, x_map[:, :2])
+    rng_m = np.hypot(local[:, 0], local[:, 1])
+    return (rng_m <= max_range_m) & (np.abs(np.arctan2(local[:, 1], local[:, 0])) <= fov_half_rad)
+
+
+def _class_loglik(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """Log-likelihood of each true class given a detected label: the score goes to the detected
+    label, the rest is spread evenly (a symmetric confusion model)."""
+    s = np.clip(scores.astype(np.float64), 1e-3, 1.0 - 1e-3)
+    other = np.log((1.0 - s) / max(N_LABELS - 1, 1))
+    ll = np.repeat(other[:, None], N_LABELS, axis=1)
+    ll[np.arange(labels.shape[0]), labels] = np.log(s)
+    return ll
+
+
+def tracker_step(state: TrackerState, detections: Detections3D, ego: EgoState, t_ns: int,
+                 cfg: TrackerConfig) -> tuple[TrackerState, Tracks]:
+    """Apply one detection frame; return the new state and the confirmed tracks at ``t_ns``.
+
+    The state moves to ``detections.t_ns``; the output is predicted on to ``max(t_ns, that)``.
+    """
+    _check_shapes(detections)
+    t_meas = int(detections.t_ns)
+    counters = state.counters.add(frames=1)
+    if state.t_ns is not None and t_meas < state.t_ns:
+        state = replace(state, counters=counters.add(stale_frames=1))
+        return state, tracker_predict(state, t_ns, cfg)
+    pose = ego_pose_at(ego, t_meas)
+    pose_cov = np.asarray(ego.covariance, dtype=np.float64)[:3, :3]
+    if not (np.isfinite(pose).all() and np.isfinite(pose_cov).all()):
+        state = replace(state, counters=counters.add(bad_ego_frames=1))
+        return state, tracker_predict(state, t_ns, cfg)
+
+    x, p = _predicted(state, t_meas, cfg)
+    keep, vel_valid, n_nonfinite, n_label, n_badvel = _valid_rows(detections)
+    counters = counters.add(rejected_nonfinite=n_nonfinite, rejected_label=n_label,
+                            invalidated_velocity=n_badvel)
+    rows = np.flatnonzero(keep)
+    src = cfg.source(detections.source)
+    boxes = detections.boxes[rows].astype(np.float64)
+    meas = to_map(pose, pose_cov, boxes[:, :2], detections.velocities_mps[rows].astype(np.float64),
+                  vel_valid[rows], boxes[:, 6], src.pos_sigma_m, src.vel_sigma_mps)
+    labels = detections.labels[rows].astype(np.int64)
+    scores = detections.scores[rows].astype(np.float64)
+
+    assoc = associate(x, p, meas.z[:, :2], meas.r[:, :2, :2], gate_threshold(cfg.gate_probability))
+    ti, di = assoc.track_idx, assoc.det_idx
+
+    # Kalman update, batched per measurement layout (position only / position and velocity).
+    x, p = x.copy(), p.copy()
+    for use_vel, h in ((False, _H_POS), (True, _H_FULL)):
+        sel = meas.velocity_valid[di] == use_vel
+        if not sel.any():
+            continue
+        t_sel, d_sel = ti[sel], di[sel]
+        dim = h.shape[0]
+        x_u, p_u, _, _ = kalman.update(x[t_sel], p[t_sel], meas.z[d_sel, :dim], h,
+                                       meas.r[d_sel, :dim, :dim])
+        x[t_sel], p[t_sel] = x_u, p_u
+
+    n = len(state)
+    hit = np.zeros(n, bool)
+    hit[ti] = True
+    yaw, size = state.yaw.copy(), state.size.copy()
+    # Box yaw is ambiguous by pi for a symmetric box: fold the innovation into (-pi/2, pi/2].
+    dyaw = wrap_angle(meas.yaw[di] - yaw[ti])
+    dyaw = np.where(np.abs(dyaw) > np.pi / 2, wrap_angle(dyaw + np.pi), dyaw)
+    yaw[ti] = wrap_angle(yaw[ti] + cfg.yaw_gain * dyaw)
+    size[ti] += cfg.size_gain * (boxes[di, 3:6] - size[ti])
+    class_ll = state.class_loglik.copy()
+    class_ll[ti] += _class_loglik(labels[di], scores[di])
+    class_ll -= class_ll.max(axis=1, keepdims=True) if n else 0.0
+
+    # Only tracks the source could have seen take part in this frame's M-of-N and existence.
+    seen = _in_fov(x, pose, src.fov_half_rad, src.max_range_m) | hit
+    missed = seen & ~hit
+    history = np.where(seen, (state.hit_history << np.uint32(1)) | hit.astype(np.uint32),
+                       state.hit_history).astype(np.uint32)
+    e = state.existence.copy()
+    pd = cfg.detection_probability
+    e[ti] = 1.0 - (1.0 - e[ti]) * (1.0 - scores[di])
+    e[missed] = e[missed] * (1.0 - pd) / (1.0 - e[missed] * pd)
+    last_hit = state.last_hit_ns.copy()
+    last_hit[ti] = t_meas
+    state = replace(state, t_ns=t_meas, x=x, p=p, yaw=yaw, size=size, class_loglik=class_ll,
+                    hit_history=history, hits=state.hits + hit, misses=np.where(
+                        hit, 0, state.misses + missed).astype(np.int32),
+                    existence=e, last_hit_ns=last_hit)
+
+    # Births: unmatched detections that are not inside any track's gate (a second detection of a
+    # tracked object must not spawn a twin) and confident enough.
+    unmatched = np.ones(rows.shape[0], bool)
+    unmatched[di] = False
+    born = np.flatnonzero(unmatched & ~assoc.det_in_any_gate & (scores >= cfg.init_min_score))
+    state = concatenate(state, _births(state, meas, born, boxes, labels, scores, t_meas, cfg))
+    state = replace(state, next_id=state.next_id + born.shape[0])
+    counters = counters.add(created=born.shape[0])
+
+    p_fixed, repaired, broken = kalman.repair_covariance(state.p)
+    broken |= ~np.isfinite(state.x).all(axis=1)
+    counters = counters.add(covariance_repaired=int(repaired.sum()),
+                            covariance_dropped=int(broken.sum()))
+    state = replace(state, p=p_fixed)
+
+    age_s = (t_meas - state.last_hit_ns) * 1e-9
+    max_coast = np.where(state.confirmed, cfg.max_coast_confirmed_s, cfg.max_coast_tentative_s)
+    pos_sigma = np.sqrt(np.maximum(state.p[:, 0, 0], state.p[:, 1, 1]))
+    alive = (~broken & (age_s <= max_coast) & (pos_sigma <= cfg.max_position_sigma_m)
+             & (state.existence >= cfg.min_existence))
+    counters = counters.add(deleted=int((~alive & ~broken).sum()))
+    state = select(state, alive)
+    window = np.uint32((1 << cfg.confirm_window) - 1)
+    recent_hits = np.bitwise_count(state.hit_history & window)
+    state = replace(state, confirmed=state.confirmed | (recent_hits >= cfg.confirm_hits),
+                    counters=counters)
+    return state, tracker_predict(state, t_ns, cfg)
+
+
+def _births(state: TrackerState, meas, born: np.ndarray, boxes: np.ndarray, labels: np.ndarray,
+            scores: np.ndarray, t_meas: int, cfg: TrackerConfig) -> dict[str, np.ndarray]:
+    k = born.shape[0]
+    vel_ok = meas.velocity_valid[born]
+    p0 = meas.r[born].copy()
+    # Without a measured velocity the prior is a wide zero-mean velocity, uncorrelated with position.
+    p0[~vel_ok, 2:, :] = 0.0
+    p0[~vel_ok, :, 2:] = 0.0
+    p0[~vel_ok, 2, 2] = p0[~vel_ok, 3, 3] = cfg.init_vel_sigma_mps**2
+    x0 = meas.z[born].copy()
+    x0[~vel_ok, 2:] = 0.0
+    return {
+        "ids": np.arange(state.next_id, state.next_id + k, dtype=np.int64), "x": x0, "p": p0,
+        "yaw": meas.yaw[born].astype(np.float64), "size": boxes[born, 3:6].copy(),
+        "class_loglik": (lambda ll: ll - ll.max(axis=1, keepdims=True))(
+            _class_loglik(labels[born], scores[born])),
+        "hit_history": np.ones(k, np.uint32), "hits": np.ones(k, np.int32),
+        "misses": np.zeros(k, np.int32), "confirmed": np.zeros(k, bool),
+        "existence": scores[born].copy(), "last_hit_ns": np.full(k, t_meas, np.int64),
+    }

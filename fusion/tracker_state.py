@@ -1,0 +1,135 @@
+"""Tracker configuration, struct-of-arrays state and counters.
+
+The state is one frozen dataclass of arrays with a leading track axis; a step builds a new state
+and never writes into the arrays of the old one, so a caller may keep (and replay from) any state.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+
+import numpy as np
+
+from core.config import rng
+from core.messages import LABEL_NAMES
+
+N_LABELS = len(LABEL_NAMES)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceModel:
+    """One detection source: its measurement noise and where it can see (vehicle frame).
+
+    The field of view decides which unmatched tracks count a miss: a track behind the car is not
+    "missed" by a forward camera, so neither its M-of-N history nor its existence suffers.
+    """
+
+    pos_sigma_m: float = field(default=0.3, metadata=rng(1e-3, 20.0))
+    vel_sigma_mps: float = field(default=0.5, metadata=rng(1e-3, 20.0))
+    fov_half_rad: float = field(default=3.1416, metadata=rng(0.0, 3.1416))
+    max_range_m: float = field(default=150.0, metadata=rng(0.0, 1000.0))
+
+
+def _default_sources() -> dict[str, SourceModel]:
+    return {"oracle": SourceModel(0.2, 0.3, 3.1416, 150.0),
+            "lidar": SourceModel(0.25, 0.5, 3.1416, 100.0),
+            "radar": SourceModel(0.8, 0.3, 1.05, 200.0),
+            "camera": SourceModel(1.5, 1.5, 0.8, 80.0)}
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerConfig:
+    # White-acceleration spectral density of the constant-velocity model: traffic manoeuvres at
+    # a few m/s^2, so q ~ 2 m^2/s^3 keeps NEES consistent without lagging in turns.
+    accel_psd_m2ps3: float = field(default=2.0, metadata=rng(1e-4, 100.0))
+    sources: dict[str, SourceModel] = field(default_factory=_default_sources)
+    default_source: SourceModel = field(default_factory=SourceModel)
+    gate_probability: float = field(default=0.999, metadata=rng(0.5, 0.999999))
+    init_vel_sigma_mps: float = field(default=10.0, metadata=rng(0.1, 100.0))
+    init_min_score: float = field(default=0.3, metadata=rng(0.0, 1.0))
+    confirm_hits: int = field(default=3, metadata=rng(1, 32))  # M of ...
+    confirm_window: int = field(default=5, metadata=rng(1, 32))  # ... N updates
+    max_coast_tentative_s: float = field(default=0.3, metadata=rng(0.0, 60.0))
+    max_coast_confirmed_s: float = field(default=1.5, metadata=rng(0.0, 60.0))
+    max_position_sigma_m: float = field(default=5.0, metadata=rng(0.1, 1000.0))
+    detection_probability: float = field(default=0.9, metadata=rng(0.01, 0.99))
+    min_existence: float = field(default=0.05, metadata=rng(0.0, 1.0))
+    yaw_gain: float = field(default=0.5, metadata=rng(0.0, 1.0))  # smoothing of box yaw
+    size_gain: float = field(default=0.3, metadata=rng(0.0, 1.0))  # smoothing of box size
+
+    def __post_init__(self) -> None:
+        if self.confirm_hits > self.confirm_window:
+            raise ValueError(f"confirm_hits ({self.confirm_hits}) must be <= confirm_window "
+                             f"({self.confirm_window})")
+
+    def source(self, name: str) -> SourceModel:
+        return self.sources.get(name, self.default_source)
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerCounters:
+    """Monotone event counts; the runtime logs them and the health monitor watches their rates."""
+
+    frames: int = 0
+    stale_frames: int = 0  # detections older than the state: never applied backwards in time
+    bad_ego_frames: int = 0  # non-finite ego pose: the frame cannot be placed in the map
+    rejected_nonfinite: int = 0  # detections with NaN/inf position, size, yaw or score
+    rejected_label: int = 0  # detections with a label outside LABEL_NAMES
+    invalidated_velocity: int = 0  # velocity flagged valid but non-finite: used as position only
+    covariance_repaired: int = 0
+    covariance_dropped: int = 0
+    created: int = 0
+    deleted: int = 0
+
+    def add(self, **deltas: int) -> "TrackerCounters":
+        return replace(self, **{k: getattr(self, k) + int(v) for k, v in deltas.items() if v})
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerState:
+    t_ns: int | None  # time the filter state refers to; None before the first frame
+    next_id: int
+    ids: np.ndarray  # (N,) int64
+    x: np.ndarray  # (N, 4) float64 x, y, vx, vy in the map frame
+    p: np.ndarray  # (N, 4, 4) float64
+    yaw: np.ndarray  # (N,) float64
+    size: np.ndarray  # (N, 3) float64 length, width, height
+    class_loglik: np.ndarray  # (N, N_LABELS) float64, normalised so the max is 0
+    hit_history: np.ndarray  # (N,) uint32, bit 0 = the latest frame
+    hits: np.ndarray  # (N,) int32 total associated detections
+    misses: np.ndarray  # (N,) int32 consecutive frames without a detection
+    confirmed: np.ndarray  # (N,) bool, sticky once set
+    existence: np.ndarray  # (N,) float64
+    last_hit_ns: np.ndarray  # (N,) int64
+    counters: TrackerCounters = field(default_factory=TrackerCounters)
+
+    @staticmethod
+    def empty() -> "TrackerState":
+        return TrackerState(
+            t_ns=None, next_id=1, ids=np.zeros(0, np.int64), x=np.zeros((0, 4)),
+            p=np.zeros((0, 4, 4)), yaw=np.zeros(0), size=np.zeros((0, 3)),
+            class_loglik=np.zeros((0, N_LABELS)), hit_history=np.zeros(0, np.uint32),
+            hits=np.zeros(0, np.int32), misses=np.zeros(0, np.int32), confirmed=np.zeros(0, bool),
+            existence=np.zeros(0), last_hit_ns=np.zeros(0, np.int64))
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.argmax(self.class_loglik, axis=1).astype(np.int16)
+
+
+# Per-track array fields, in one place so select/concatenate cannot forget one.
+TRACK_FIELDS = tuple(f.name for f in fields(TrackerState)
+                     if f.name not in ("t_ns", "next_id", "counters"))
+
+
+def select(state: TrackerState, keep: np.ndarray) -> TrackerState:
+    """The tracks where ``keep`` (bool mask or index array) holds."""
+    return replace(state, **{name: getattr(state, name)[keep] for name in TRACK_FIELDS})
+
+
+def concatenate(state: TrackerState, born: dict[str, np.ndarray]) -> TrackerState:
+    """Append new tracks given as a mapping of every per-track field."""
+    return replace(state, **{name: np.concatenate([getattr(state, name), born[name]])
+                             for name in TRACK_FIELDS})
