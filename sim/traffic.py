@@ -1,0 +1,271 @@
+"""Traffic: IDM car following and MOBIL lane changes, vectorised over all vehicles.
+
+Vehicles live in Frenet coordinates (s along the road, d to its left) as a struct of arrays. A
+vehicle occupies every lane its footprint touches, so a car halfway through a lane change blocks
+both lanes, and the ego (appended as the last row by the world) is a vehicle like any other for
+the cars around it. Neighbour search is an all-pairs comparison: with tens of vehicles an (M, M)
+boolean mask is far cheaper in numpy than any sorted per-lane bookkeeping in Python.
+
+References: Treiber, Hennecke, Helbing, "Congested traffic states..." (IDM, 2000); Kesting, Treiber,
+Helbing, "General lane-changing model MOBIL for car-following models" (2007).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from core.road import SAMPLE_SPACING_M, Road
+from sim.scenario import TrafficConfig
+
+
+@dataclass(frozen=True, slots=True)
+class IdmParams:
+    accel_mps2: float  # a
+    decel_mps2: float  # b
+    time_gap_s: float  # T
+    min_gap_m: float  # s0
+    delta: float
+    max_decel_mps2: float  # IDM can demand any deceleration near a collision; tyres cannot
+
+    @staticmethod
+    def from_config(cfg: TrafficConfig) -> "IdmParams":
+        return IdmParams(cfg.idm_accel_mps2, cfg.idm_decel_mps2, cfg.idm_time_gap_s,
+                         cfg.idm_min_gap_m, cfg.idm_delta, cfg.max_decel_mps2)
+
+
+@dataclass(frozen=True, slots=True)
+class MobilParams:
+    politeness: float
+    threshold_mps2: float
+    safe_decel_mps2: float
+
+    @staticmethod
+    def from_config(cfg: TrafficConfig) -> "MobilParams":
+        return MobilParams(cfg.mobil_politeness, cfg.mobil_threshold_mps2, cfg.mobil_safe_decel_mps2)
+
+
+def idm_accel(v_mps, v0_mps, gap_m, approach_mps, p: IdmParams) -> np.ndarray:
+    """IDM: a [1 - (v/v0)^delta - (s*/s)^2], s* = s0 + max(0, vT + v dv / (2 sqrt(ab))).
+
+    ``approach_mps`` is v - v_leader; a gap of +inf means a free road. Gaps at or below zero (an
+    overlap) saturate at the physical braking limit instead of diverging.
+    """
+    v = np.asarray(v_mps, dtype=np.float64)
+    dyn = v * p.time_gap_s + v * np.asarray(approach_mps) / (2.0 * math.sqrt(p.accel_mps2 * p.decel_mps2))
+    s_star = p.min_gap_m + np.maximum(dyn, 0.0)
+    interaction = (s_star / np.maximum(gap_m, 1e-3)) ** 2
+    acc = p.accel_mps2 * (1.0 - (v / v0_mps) ** p.delta - interaction)
+    return np.maximum(acc, -p.max_decel_mps2)
+
+
+def lane_span(road: Road, d_m: np.ndarray, width_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lowest and highest lane index touched by each footprint (lane 0 = rightmost)."""
+    return road.lane_of(d_m - 0.5 * width_m), road.lane_of(d_m + 0.5 * width_m)
+
+
+def nearest(s_q, lo_q, hi_q, s, lo, hi, active):
+    """For each query (s_q, lanes [lo_q, hi_q]) the nearest vehicle ahead and behind sharing a lane.
+
+    Returns (lead_idx, lead_dist_m, follower_idx, follower_dist_m): centre distances along s, +inf
+    (and an arbitrary index) where there is none. A query never finds a vehicle at its own s, so a
+    vehicle is not its own neighbour.
+    """
+    ds = s[None, :] - s_q[:, None]
+    share = (lo[None, :] <= hi_q[:, None]) & (hi[None, :] >= lo_q[:, None]) & active[None, :]
+    ahead = np.where(share & (ds > 0.0), ds, np.inf)
+    behind = np.where(share & (ds < 0.0), -ds, np.inf)
+    rows = np.arange(s_q.shape[0])
+    lead = ahead.argmin(axis=1)
+    foll = behind.argmin(axis=1)
+    return lead, ahead[rows, lead], foll, behind[rows, foll]
+
+
+def follow_gap(dist_m, length_q, length_other):
+    """Bumper-to-bumper gap from a centre distance (inf stays inf)."""
+    return dist_m - 0.5 * (length_q + length_other)
+
+
+@dataclass(frozen=True, slots=True)
+class Neighbourhood:
+    """Everything MOBIL needs about all M vehicles; the last row may be the ego."""
+
+    s_m: np.ndarray
+    v_mps: np.ndarray
+    v0_mps: np.ndarray
+    length_m: np.ndarray
+    lane: np.ndarray  # current (or target) lane
+    lo: np.ndarray  # lane span of the footprint
+    hi: np.ndarray
+    active: np.ndarray
+
+
+def mobil_targets(nb: Neighbourhood, eligible: np.ndarray, num_lanes: int, idm: IdmParams,
+                  mobil: MobilParams) -> np.ndarray:
+    """Lane each eligible vehicle should change to, -1 to stay (vectorised MOBIL).
+
+    Incentive: a_self_new - a_self + p (a_newfollower_new - a_newfollower + a_oldfollower_new -
+    a_oldfollower) > threshold. Safety: the new follower brakes no harder than b_safe and both new
+    gaps are positive. When both sides qualify the larger incentive wins.
+    """
+    s, v, v0, length, lane = nb.s_m, nb.v_mps, nb.v0_mps, nb.length_m, nb.lane
+    own_lead, own_dl, old_f, old_df = nearest(s, lane, lane, s, nb.lo, nb.hi, nb.active)
+    has_own = np.isfinite(own_dl)
+    v_own_lead = np.where(has_own, v[own_lead], v)
+    a_self = idm_accel(v, v0, follow_gap(own_dl, length, length[own_lead]), v - v_own_lead, idm)
+    # Old follower: now behind me; after my change it follows my current leader.
+    has_old = np.isfinite(old_df)
+    vo, v0o, lo_len = v[old_f], v0[old_f], length[old_f]
+    a_old = idm_accel(vo, v0o, follow_gap(old_df, lo_len, length), vo - v, idm)
+    a_old_new = idm_accel(vo, v0o, np.where(has_own, follow_gap(old_df + own_dl, lo_len, length[own_lead]),
+                                             np.inf), vo - v_own_lead, idm)
+    old_term = np.where(has_old, a_old_new - a_old, 0.0)
+
+    best_lane = np.full(s.shape[0], -1, dtype=np.int64)
+    best_incentive = np.full(s.shape[0], -np.inf)
+    for direction in (-1, 1):  # two sides, each fully vectorised over vehicles
+        target = lane + direction
+        valid = eligible & (target >= 0) & (target < num_lanes)
+        tq = np.clip(target, 0, num_lanes - 1)
+        lead, dl, foll, df = nearest(s, tq, tq, s, nb.lo, nb.hi, nb.active)
+        has_lead, has_foll = np.isfinite(dl), np.isfinite(df)
+        v_lead = np.where(has_lead, v[lead], v)
+        gap_lead = follow_gap(dl, length, length[lead])
+        gap_foll = follow_gap(df, length[foll], length)
+        a_self_new = idm_accel(v, v0, gap_lead, v - v_lead, idm)
+        vn, v0n = v[foll], v0[foll]
+        a_new_f_after = idm_accel(vn, v0n, gap_foll, vn - v, idm)
+        a_new_f_before = idm_accel(vn, v0n, np.where(has_lead, follow_gap(df + dl, length[foll], length[lead]),
+                                                     np.inf), vn - v_lead, idm)
+        new_term = np.where(has_foll, a_new_f_after - a_new_f_before, 0.0)
+        incentive = a_self_new - a_self + mobil.politeness * (new_term + old_term)
+        safe = ((~has_foll | ((a_new_f_after >= -mobil.safe_decel_mps2) & (gap_foll > 0.0)))
+                & (~has_lead | (gap_lead > 0.0)))
+        take = valid & safe & (incentive > mobil.threshold_mps2) & (incentive > best_incentive)
+        best_lane = np.where(take, target, best_lane)
+        best_incentive = np.where(take, incentive, best_incentive)
+    return best_lane
+
+
+def smoothstep5(tau):
+    """Quintic 0 -> 1 with zero slope and curvature at both ends (no lateral jerk spike)."""
+    return tau * tau * tau * (10.0 + tau * (-15.0 + 6.0 * tau))
+
+
+def smoothstep5_rate(tau):
+    return 30.0 * tau * tau * (1.0 - tau) ** 2
+
+
+@dataclass(frozen=True, slots=True)
+class Fleet:
+    """Per-vehicle constants (traffic and scripted actors together), N rows."""
+
+    ids: np.ndarray  # (N,) int64
+    kind: np.ndarray  # (N,) int8, sim.actors.KIND_*
+    v0_mps: np.ndarray  # desired speed (> 0)
+    length_m: np.ndarray
+    width_m: np.ndarray
+    height_m: np.ndarray
+    labels: np.ndarray  # int16
+    trigger_t_s: np.ndarray  # inf for unscripted vehicles
+    decel_mps2: np.ndarray
+    target_lane: np.ndarray  # int64, -1 where unused
+    lane_change_s: np.ndarray  # duration of this vehicle's lane changes
+    may_change: np.ndarray  # bool: MOBIL decides this vehicle's lane changes
+    colors_bgr: np.ndarray  # (N, 3) uint8
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficState:
+    s_m: np.ndarray
+    d_m: np.ndarray
+    v_mps: np.ndarray  # speed along the lane
+    a_mps2: np.ndarray
+    lane: np.ndarray  # int64: lane followed, the target lane during a change
+    lc_from_d_m: np.ndarray  # lateral offset where the current lane change started
+    lc_t0_s: np.ndarray  # start of the current lane change, nan when none
+    active: np.ndarray  # False once past the road end
+    triggered: np.ndarray  # scripted behaviour started
+
+
+def start_lane_changes(state: TrafficState, mask: np.ndarray, target_lane: np.ndarray,
+                       t_s: float) -> TrafficState:
+    if not mask.any():
+        return state
+    return replace(state, lane=np.where(mask, target_lane, state.lane),
+                   lc_from_d_m=np.where(mask, state.d_m, state.lc_from_d_m),
+                   lc_t0_s=np.where(mask, t_s, state.lc_t0_s))
+
+
+def lateral_rate(fleet: Fleet, state: TrafficState, road: Road, t_s: float) -> np.ndarray:
+    """d' [m/s] of the lane-change profile at t_s (0 when keeping the lane)."""
+    changing = np.isfinite(state.lc_t0_s)
+    tau = np.clip(np.where(changing, (t_s - state.lc_t0_s) / fleet.lane_change_s, 1.0), 0.0, 1.0)
+    span = road.lane_center_d(state.lane) - state.lc_from_d_m
+    return np.where(changing, span / fleet.lane_change_s * smoothstep5_rate(tau), 0.0)
+
+
+def integrate(fleet: Fleet, state: TrafficState, accel_mps2: np.ndarray, road: Road, t_s: float,
+              dt_s: float) -> TrafficState:
+    """Advance from t_s to t_s + dt_s holding accel; speeds stop at zero, no reversing."""
+    v = state.v_mps
+    v1 = v + accel_mps2 * dt_s
+    stops = v1 < 0.0
+    braking = np.where(accel_mps2 < 0.0, accel_mps2, -1.0)
+    dist = np.where(stops, np.where(accel_mps2 < 0.0, 0.5 * v * v / -braking, 0.0), 0.5 * (v + v1) * dt_s)
+    v1 = np.maximum(v1, 0.0)
+    a_eff = np.where((v1 == 0.0) & (accel_mps2 < 0.0), 0.0, accel_mps2)
+    idx = np.clip((state.s_m / SAMPLE_SPACING_M).astype(np.int64), 0, road.curvature_1pm.shape[0] - 1)
+    kappa = road.curvature_1pm[idx]
+    # v is the speed of the vehicle itself; away from the reference line the lane is longer or shorter.
+    s1 = state.s_m + dist / np.maximum(1.0 - kappa * state.d_m, 0.1)
+    t1 = t_s + dt_s
+    changing = np.isfinite(state.lc_t0_s)
+    tau = np.clip(np.where(changing, (t1 - state.lc_t0_s) / fleet.lane_change_s, 1.0), 0.0, 1.0)
+    d_target = road.lane_center_d(state.lane)
+    d1 = np.where(changing, state.lc_from_d_m + (d_target - state.lc_from_d_m) * smoothstep5(tau), d_target)
+    lc_t0 = np.where(changing & (tau >= 1.0), np.nan, state.lc_t0_s)
+    active = state.active & (s1 < road.length_m)
+    return replace(state, s_m=s1, d_m=d1, v_mps=v1, a_mps2=a_eff, lc_t0_s=lc_t0, active=active)
+
+
+def spawn_positions(cfg: TrafficConfig, road: Road, ego_s_m: float, ego_lane: int,
+                    keep_clear: list[tuple[int, float, float]], rng: np.random.Generator
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Traffic centres s, lanes and desired speeds from the seed.
+
+    Per lane, spacings are a minimum (car plus standstill gap) plus an exponential, giving the
+    configured mean density. The ego's lane around the ego and every (lane, s_lo, s_hi) in
+    ``keep_clear`` stay empty. A fixed number of draws per lane keeps the random stream, and so the
+    rest of the run, independent of which vehicles the filters remove.
+    """
+    empty = (np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0))
+    if cfg.vehicles_per_km_per_lane <= 0.0:
+        return empty
+    lo_s = max(ego_s_m - cfg.spawn_behind_m, 0.0)
+    hi_s = min(ego_s_m + cfg.spawn_ahead_m, road.length_m - 2.0 * cfg.length_m)
+    if hi_s <= lo_s:
+        return empty
+    mean = 1000.0 / cfg.vehicles_per_km_per_lane
+    min_spacing = cfg.length_m + cfg.idm_min_gap_m + 4.0
+    draws = int(math.ceil((hi_s - lo_s) / max(mean, min_spacing))) * 2 + 4
+    s_all, lane_all = [], []
+    for lane in range(road.num_lanes):  # at most six lanes, at start-up only
+        offset = rng.uniform(0.0, max(mean, min_spacing))
+        gaps = min_spacing + rng.exponential(max(mean - min_spacing, 1.0), draws)
+        s = lo_s + offset + np.concatenate([[0.0], np.cumsum(gaps[:-1])])
+        s_all.append(s)
+        lane_all.append(np.full(draws, lane, dtype=np.int64))
+    s, lane = np.concatenate(s_all), np.concatenate(lane_all)
+    std_draw = rng.standard_normal(s.shape[0])
+    keep = s < hi_s
+    zones = [(ego_lane, ego_s_m - cfg.clear_behind_m, ego_s_m + cfg.clear_ahead_m)] + list(keep_clear)
+    for zone_lane, z_lo, z_hi in zones:
+        keep &= ~((lane == zone_lane) & (s > z_lo - min_spacing) & (s < z_hi + min_spacing))
+    rel = cfg.desired_speed_mean_rel + cfg.desired_speed_std_rel * std_draw
+    v0 = np.maximum(np.clip(rel, 0.3, 2.0) * road.speed_limit_mps, 1.0)
+    return s[keep], lane[keep], v0[keep]

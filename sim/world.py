@@ -1,0 +1,192 @@
+"""The simulated world: road, ego dynamics, traffic and scripted actors, advanced in lock step.
+
+The world is the one stateful object of sim/ (the runtime owns it like a plant): ``step`` applies
+the ego's actuator commands for dt and moves every other vehicle with one vectorised traffic update.
+All randomness (traffic placement, desired speeds, colours) is drawn once from the seed at
+construction, so a run is a pure function of (scenario, seed, command sequence).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+
+from core.messages import LABEL_VEHICLE
+from sim.actors import (KIND_TRAFFIC, actor_columns, cut_in_starts, scripted_accel,
+                        update_triggers)
+from sim.scenario import ScenarioConfig, build_road
+from sim.traffic import (Fleet, IdmParams, MobilParams, Neighbourhood, TrafficState, follow_gap,
+                         idm_accel, integrate, lane_span, lateral_rate, mobil_targets, nearest,
+                         spawn_positions, start_lane_changes)
+from sim.truth import ActorsTruth, EgoTruth
+from sim.vehicle_model import BicycleState, step_bicycle
+
+NS_PER_S = 1_000_000_000
+ACTOR_CLEARANCE_M = 30.0  # traffic is not spawned this close to a scripted actor in its lanes
+
+
+class World:
+    def __init__(self, scenario: ScenarioConfig, seed: int):
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        rng = np.random.default_rng(int(seed))
+        self.scenario = scenario
+        self.road = build_road(scenario.road)
+        self.vehicle = scenario.ego.vehicle
+        self.t_ns = 0
+        self._idm = IdmParams.from_config(scenario.traffic)
+        self._mobil = MobilParams.from_config(scenario.traffic)
+        self._mobil_period_s = scenario.traffic.mobil_period_s
+        self._next_mobil_t_s = 0.0
+
+        ego_cfg = scenario.ego
+        xy, heading = self.road.to_cartesian(ego_cfg.s_m, self.road.lane_center_d(ego_cfg.lane))
+        self._ego = BicycleState(float(xy[0]), float(xy[1]), float(heading), ego_cfg.speed_mps, 0.0, 0.0)
+
+        self._fleet, self._state = self._populate(scenario, rng)
+        self._truth_t_ns = -1
+        self._actors_truth: ActorsTruth | None = None
+
+    # -- construction ------------------------------------------------------------------------------
+    def _populate(self, scenario: ScenarioConfig, rng: np.random.Generator) -> tuple[Fleet, TrafficState]:
+        cfg, road = scenario.traffic, self.road
+        act = actor_columns(scenario.actors)
+        keep_clear = []
+        for a in scenario.actors:
+            for lane in {a.lane, a.lane if a.target_lane is None else a.target_lane}:
+                keep_clear.append((lane, a.s_m - ACTOR_CLEARANCE_M, a.s_m + ACTOR_CLEARANCE_M))
+        t_s, t_lane, t_v0 = spawn_positions(cfg, road, scenario.ego.s_m, scenario.ego.lane, keep_clear, rng)
+        n_a, n_t = act["kind"].shape[0], t_s.shape[0]
+        n = n_a + n_t
+
+        def both(actor_col, traffic_value, dtype):
+            return np.concatenate([actor_col.astype(dtype), np.broadcast_to(traffic_value, (n_t,)).astype(dtype)])
+
+        kind = both(act["kind"], KIND_TRAFFIC, np.int8)
+        fleet = Fleet(
+            ids=np.arange(1, n + 1, dtype=np.int64),  # scripted actors first, in scenario order
+            kind=kind,
+            v0_mps=both(act["v0_mps"], t_v0, np.float64),
+            length_m=both(act["length_m"], cfg.length_m, np.float64),
+            width_m=both(act["width_m"], cfg.width_m, np.float64),
+            height_m=both(act["height_m"], cfg.height_m, np.float64),
+            labels=both(act["labels"], LABEL_VEHICLE, np.int16),
+            trigger_t_s=both(act["trigger_t_s"], np.inf, np.float64),
+            decel_mps2=both(act["decel_mps2"], 0.0, np.float64),
+            target_lane=both(act["target_lane"], -1, np.int64),
+            lane_change_s=both(act["lane_change_s"], cfg.lane_change_duration_s, np.float64),
+            may_change=kind == KIND_TRAFFIC,
+            colors_bgr=rng.integers(40, 236, size=(n, 3), dtype=np.uint8),
+        )
+        lane = both(act["lane"], t_lane, np.int64)
+        s = both(act["s_m"], t_s, np.float64)
+        v = both(act["v_mps"], t_v0, np.float64)
+        state = TrafficState(s_m=s, d_m=road.lane_center_d(lane), v_mps=v, a_mps2=np.zeros(n),
+                             lane=lane, lc_from_d_m=road.lane_center_d(lane), lc_t0_s=np.full(n, np.nan),
+                             active=s < road.length_m, triggered=np.zeros(n, dtype=bool))
+        # Start traffic no faster than the IDM equilibrium for its gap, so nobody brakes hard at t=0.
+        _, dist, gap_v = self._leaders(fleet, state)
+        v_eq = np.maximum((dist - self._idm.min_gap_m) / self._idm.time_gap_s, 0.0)
+        traffic = kind == KIND_TRAFFIC
+        v_start = np.where(traffic & np.isfinite(dist), np.minimum(v, v_eq), v)
+        return fleet, replace(state, v_mps=v_start)
+
+    # -- neighbours --------------------------------------------------------------------------------
+    def _ego_frenet(self) -> tuple[float, float]:
+        centre = self._ego_centre()
+        s, d = self.road.to_frenet(centre[None, :])
+        return float(s[0]), float(d[0])
+
+    def _ego_centre(self) -> np.ndarray:
+        e, r = self._ego, self.vehicle.rear_axle_to_center_m
+        return np.array([e.x_m + r * math.cos(e.yaw_rad), e.y_m + r * math.sin(e.yaw_rad)])
+
+    def _with_ego(self, fleet: Fleet, state: TrafficState):
+        """All-vehicle columns with the ego appended as the last row."""
+        ego_s, ego_d = self._ego_frenet()
+        lo, hi = lane_span(self.road, state.d_m, fleet.width_m)
+        ego_lo, ego_hi = lane_span(self.road, ego_d, self.vehicle.width_m)
+        return (np.append(state.s_m, ego_s), np.append(state.v_mps, self._ego.v_mps),
+                np.append(fleet.length_m, self.vehicle.length_m), np.append(lo, ego_lo),
+                np.append(hi, ego_hi), np.append(state.active, True), lo, hi, ego_d)
+
+    def _leaders(self, fleet: Fleet, state: TrafficState):
+        """(all-vehicle columns, centre distance to the leader, the leader's speed)."""
+        cols = self._with_ego(fleet, state)
+        s, v, length, lo, hi, active, own_lo, own_hi, _ = cols
+        # Follow whatever is ahead in any lane the footprint touches or is heading for.
+        q_lo, q_hi = np.minimum(own_lo, state.lane), np.maximum(own_hi, state.lane)
+        lead, dist, _, _ = nearest(state.s_m, q_lo, q_hi, s, lo, hi, active)
+        v_lead = np.where(np.isfinite(dist), v[lead], state.v_mps)
+        gap = follow_gap(dist, fleet.length_m, length[lead])
+        return cols, gap, v_lead
+
+    # -- stepping ----------------------------------------------------------------------------------
+    def step(self, accel_cmd_mps2: float, steer_cmd_rad: float, dt_ns: int) -> None:
+        """Advance by dt_ns with the ego's commands held. Raises ValueError on bad input."""
+        if isinstance(dt_ns, bool) or not isinstance(dt_ns, (int, np.integer)) or dt_ns <= 0:
+            raise ValueError(f"dt_ns must be a positive integer, got {dt_ns!r}")
+        accel_cmd_mps2, steer_cmd_rad = float(accel_cmd_mps2), float(steer_cmd_rad)
+        if not (math.isfinite(accel_cmd_mps2) and math.isfinite(steer_cmd_rad)):
+            raise ValueError(f"non-finite ego command: accel {accel_cmd_mps2}, steer {steer_cmd_rad}")
+        dt_s, t_s = dt_ns / NS_PER_S, self.t_ns / NS_PER_S
+        fleet, state = self._fleet, self._state
+
+        cols, gap, v_lead = self._leaders(fleet, state)
+        a_idm = idm_accel(state.v_mps, fleet.v0_mps, gap, state.v_mps - v_lead, self._idm)
+        triggered, newly = update_triggers(fleet.kind, fleet.trigger_t_s, state.triggered, t_s)
+        accel = scripted_accel(fleet.kind, triggered, state.v_mps, fleet.decel_mps2, a_idm, dt_s)
+        state = replace(state, triggered=triggered)
+        state = start_lane_changes(state, cut_in_starts(fleet.kind, newly), fleet.target_lane, t_s)
+        if t_s >= self._next_mobil_t_s:
+            state = self._lane_change_decisions(fleet, state, cols, t_s)
+            self._next_mobil_t_s += self._mobil_period_s * max(1.0, math.ceil(
+                (t_s - self._next_mobil_t_s) / self._mobil_period_s))
+        self._state = integrate(fleet, state, accel, self.road, t_s, dt_s)
+        self._ego = step_bicycle(self._ego, accel_cmd_mps2, steer_cmd_rad, dt_s, self.vehicle)
+        self.t_ns += int(dt_ns)
+
+    def _lane_change_decisions(self, fleet: Fleet, state: TrafficState, cols, t_s: float) -> TrafficState:
+        s, v, length, lo, hi, active, _, _, ego_d = cols
+        eligible = fleet.may_change & state.active & ~np.isfinite(state.lc_t0_s)
+        if not eligible.any():
+            return state
+        ego_lane = int(self.road.lane_of(ego_d))
+        nb = Neighbourhood(s_m=s, v_mps=v, v0_mps=np.append(fleet.v0_mps, self.road.speed_limit_mps),
+                           length_m=length, lane=np.append(state.lane, ego_lane), lo=lo, hi=hi,
+                           active=active)
+        target = mobil_targets(nb, np.append(eligible, False), self.road.num_lanes, self._idm,
+                               self._mobil)[:-1]
+        return start_lane_changes(state, target >= 0, target, t_s)
+
+    # -- truth -------------------------------------------------------------------------------------
+    @property
+    def end_ns(self) -> int:
+        """Logical time at which the scenario's duration is over."""
+        return int(round(self.scenario.duration_s * NS_PER_S))
+
+    def ego_truth(self) -> EgoTruth:
+        e, p = self._ego, self.vehicle
+        yaw_rate = e.v_mps * math.tan(e.steer_rad) / p.wheelbase_m
+        return EgoTruth(t_ns=self.t_ns, pose=np.array([e.x_m, e.y_m, e.yaw_rad]),
+                        center_xy_m=self._ego_centre(), speed_mps=e.v_mps, accel_mps2=e.a_mps2,
+                        yaw_rate_rps=yaw_rate, steer_rad=e.steer_rad, length_m=p.length_m,
+                        width_m=p.width_m, height_m=p.height_m)
+
+    def actors_truth(self) -> ActorsTruth:
+        """Active actors (past the road end they leave the world); cached per time step."""
+        if self._actors_truth is not None and self._truth_t_ns == self.t_ns:
+            return self._actors_truth
+        fleet, state = self._fleet, self._state
+        on = np.flatnonzero(state.active)
+        xy, heading = self.road.to_cartesian(state.s_m[on], state.d_m[on])
+        d_rate = lateral_rate(fleet, state, self.road, self.t_ns / NS_PER_S)[on]
+        v = state.v_mps[on]
+        truth = ActorsTruth(t_ns=self.t_ns, ids=fleet.ids[on], xy_m=xy.reshape(-1, 2),
+                            yaw_rad=heading + np.arctan2(d_rate, v), speed_mps=np.hypot(v, d_rate),
+                            accel_mps2=state.a_mps2[on], length_m=fleet.length_m[on],
+                            width_m=fleet.width_m[on], height_m=fleet.height_m[on],
+                            labels=fleet.labels[on], colors_bgr=fleet.colors_bgr[on])
+        self._actors_truth, self._truth_t_ns = truth, self.t_ns
+        return truth
