@@ -134,13 +134,15 @@ def load_toml(cls: type[T], path: str | Path) -> T:
     return from_mapping(cls, data, str(path))
 
 
-def replace_path(obj: T, dotted_key: str, value: Any, source: str = "<override>") -> T:
+def replace_path(obj: T, dotted_key: str, value: Any, source: str = "<override>", _prefix: str = "") -> T:
     """Return a copy of a nested frozen dataclass with one dotted key replaced and validated."""
     head, _, rest = dotted_key.partition(".")
+    full = f"{_prefix}{head}"
     fields = {f.name: f for f in dataclasses.fields(obj)}
     if head not in fields:
-        raise ConfigError(source, dotted_key, f"unknown key; allowed keys: {', '.join(sorted(fields))}")
+        raise ConfigError(source, full, f"unknown key; allowed keys: {', '.join(sorted(fields))}")
     if rest:
-        return dataclasses.replace(obj, **{head: replace_path(getattr(obj, head), rest, value, source)})
+        inner = replace_path(getattr(obj, head), rest, value, source, f"{full}.")
+        return dataclasses.replace(obj, **{head: inner})
     hints = typing.get_type_hints(type(obj))
-    return dataclasses.replace(obj, **{head: _convert(value, hints[head], source, dotted_key, fields[head].metadata)})
+    return dataclasses.replace(obj, **{head: _convert(value, hints[head], source, full, fields[head].metadata)})

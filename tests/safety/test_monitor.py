@@ -1,0 +1,63 @@
+"""Liveness cannot be faked; the policy table decides; recovery needs a hold time."""
+from core.messages import Mode
+from safety.health import HealthState, StreamSpec, observe, stream_alive
+from safety.monitor import DEFAULT_RULES, MonitorState, SafetyConfig, safety_step
+from safety.policy import PolicyRule, evaluate
+
+MS = 1_000_000
+LIDAR = StreamSpec("lidar", period_ns=100 * MS, max_missed_periods=3)
+
+
+def test_stream_alive_within_n_periods_only():
+    h = observe(HealthState(), "lidar", t_ns=0, arrival_ns=10 * MS)
+    assert stream_alive(h, LIDAR, 310 * MS)
+    assert not stream_alive(h, LIDAR, 311 * MS)
+
+
+def test_duplicates_and_time_going_backwards_do_not_refresh_liveness():
+    h = observe(HealthState(), "lidar", t_ns=100 * MS, arrival_ns=100 * MS)
+    h = observe(h, "lidar", t_ns=100 * MS, arrival_ns=300 * MS)  # duplicate
+    h = observe(h, "lidar", t_ns=50 * MS, arrival_ns=350 * MS)  # backwards
+    assert h.streams["lidar"].stale_or_duplicate == 2
+    assert h.streams["lidar"].last_arrival_ns == 100 * MS
+    assert not stream_alive(h, LIDAR, 450 * MS)
+
+
+def test_nonfinite_messages_are_counted_and_do_not_count_as_alive():
+    h = observe(HealthState(), "lidar", t_ns=0, arrival_ns=0, finite=False)
+    assert h.streams["lidar"].nonfinite == 1
+    assert not stream_alive(h, LIDAR, 0)
+
+
+def test_policy_table_takes_most_severe_rule():
+    rules = (PolicyRule(Mode.DEGRADED, "lidar lost", streams=("lidar",)),
+             PolicyRule(Mode.MINIMAL_RISK, "two lost", streams=("camera", "lidar", "radar"), min_lost=2))
+    assert evaluate(rules, frozenset({"lidar"}), frozenset()) == (Mode.DEGRADED, "lidar lost")
+    mode, reason = evaluate(rules, frozenset({"lidar", "radar"}), frozenset())
+    assert mode == Mode.MINIMAL_RISK and "two lost" in reason and "lidar lost" in reason
+    assert evaluate(rules, frozenset(), frozenset()) == (Mode.NOMINAL, "")
+
+
+def test_escalation_immediate_recovery_after_hold():
+    cfg = SafetyConfig(recovery_hold_s=1.0)
+    state, h = MonitorState(), observe(HealthState(), "lidar", 0, 0)
+    state, status = safety_step(state, h, (LIDAR,), frozenset(), DEFAULT_RULES, 100 * MS, cfg)
+    assert status.mode == Mode.NOMINAL
+    state, status = safety_step(state, h, (LIDAR,), frozenset(), DEFAULT_RULES, 400 * MS, cfg)
+    assert status.mode == Mode.DEGRADED and status.reason == "lidar lost"
+    assert status.limits.speed_cap_mps < 1e9 and not status.limits.lane_change_allowed
+    # The lidar is back: still DEGRADED until it has been healthy for the hold time.
+    for t in range(500, 1500, 100):
+        h = observe(h, "lidar", t * MS, t * MS)
+        state, status = safety_step(state, h, (LIDAR,), frozenset(), DEFAULT_RULES, t * MS, cfg)
+        assert status.mode == Mode.DEGRADED, t
+    h = observe(h, "lidar", 1500 * MS, 1500 * MS)
+    state, status = safety_step(state, h, (LIDAR,), frozenset(), DEFAULT_RULES, 1500 * MS, cfg)
+    assert status.mode == Mode.NOMINAL
+    assert [tr.mode for tr in state.transitions] == [Mode.DEGRADED, Mode.NOMINAL]
+
+
+def test_stale_control_input_demands_emergency_stop():
+    state, status = safety_step(MonitorState(), HealthState(), (), frozenset({"control.stale_input"}),
+                                DEFAULT_RULES, 0, SafetyConfig())
+    assert status.mode == Mode.EMERGENCY_STOP and status.limits.stop_decel_mps2 >= 5.0
