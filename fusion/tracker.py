@@ -180,7 +180,7 @@ def tracker_step(state: TrackerState, detections: Detections3D, ego: EgoState, t
     max_coast = np.where(state.confirmed, cfg.max_coast_confirmed_s, cfg.max_coast_tentative_s)
     pos_sigma = np.sqrt(np.maximum(state.p[:, 0, 0], state.p[:, 1, 1]))
     alive = (~broken & (age_s <= max_coast) & (pos_sigma <= cfg.max_position_sigma_m)
-             & (state.existence >= cfg.min_existence))
+             & (state.confirmed | (state.existence >= cfg.min_existence)))
     counters = counters.add(deleted=int((~alive & ~broken).sum()))
     state = select(state, alive)
     window = np.uint32((1 << cfg.confirm_window) - 1)

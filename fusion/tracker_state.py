@@ -43,7 +43,7 @@ class TrackerConfig:
     accel_psd_m2ps3: float = field(default=2.0, metadata=rng(1e-4, 100.0))
     sources: dict[str, SourceModel] = field(default_factory=_default_sources)
     default_source: SourceModel = field(default_factory=SourceModel)
-    gate_probability: float = field(default=0.999, metadata=rng(0.5, 0.999999))
+    gate_probability: float = field(default=0.9999, metadata=rng(0.5, 0.999999))
     init_vel_sigma_mps: float = field(default=10.0, metadata=rng(0.1, 100.0))
     init_min_score: float = field(default=0.3, metadata=rng(0.0, 1.0))
     confirm_hits: int = field(default=3, metadata=rng(1, 32))  # M of ...
@@ -52,6 +52,8 @@ class TrackerConfig:
     max_coast_confirmed_s: float = field(default=1.5, metadata=rng(0.0, 60.0))
     max_position_sigma_m: float = field(default=5.0, metadata=rng(0.1, 1000.0))
     detection_probability: float = field(default=0.9, metadata=rng(0.01, 0.99))
+    # Existence prunes tentative tracks (false alarms); confirmed tracks end by coasting time or
+    # covariance, because a few misses in a row are normal when three sensors disagree on visibility.
     min_existence: float = field(default=0.05, metadata=rng(0.0, 1.0))
     yaw_gain: float = field(default=0.5, metadata=rng(0.0, 1.0))  # smoothing of box yaw
     size_gain: float = field(default=0.3, metadata=rng(0.0, 1.0))  # smoothing of box size

@@ -1,0 +1,177 @@
+"""Ego-state EKF: IMU, wheel speed and GNSS fused into the pose of the vehicle frame in the map.
+
+State (x, y, yaw, speed, yaw_rate) in the map frame. The motion model is a unicycle integrated at
+the mid-point heading, driven by the IMU's longitudinal specific force as a control input (held
+between samples). Yaw rate, wheel speed and GNSS position are linear measurements, so only the
+prediction needs a Jacobian. GNSS fixes whose normalised innovation squared exceeds a chi-square
+gate are rejected and counted (multipath jumps); without GNSS the covariance simply grows.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from scipy.stats import chi2
+
+from core.config import rng
+from core.geometry import wrap_angle
+from core.messages import EgoState, GnssFix, ImuSample, WheelSpeed
+from fusion import kalman
+
+EgoMessage = ImuSample | WheelSpeed | GnssFix
+_H_POS = np.eye(5)[:2]
+_H_SPEED = np.eye(5)[3:4]
+_H_YAW_RATE = np.eye(5)[4:5]
+
+
+@dataclass(frozen=True, slots=True)
+class EgoConfig:
+    accel_sigma_mps2: float = field(default=0.5, metadata=rng(1e-4, 20.0))  # unmodelled accel
+    yaw_accel_sigma_rps2: float = field(default=0.3, metadata=rng(1e-4, 20.0))
+    pos_sigma_mps: float = field(default=0.05, metadata=rng(0.0, 10.0))  # lateral slip, per sqrt(s)
+    yaw_sigma_rps: float = field(default=0.005, metadata=rng(0.0, 1.0))  # per sqrt(s)
+    wheel_speed_sigma_mps: float = field(default=0.1, metadata=rng(1e-4, 10.0))
+    imu_yaw_rate_sigma_rps: float = field(default=0.01, metadata=rng(1e-5, 1.0))
+    gnss_sigma_floor_m: float = field(default=0.1, metadata=rng(1e-3, 100.0))
+    gnss_gate_probability: float = field(default=0.999, metadata=rng(0.5, 0.999999))
+    max_step_s: float = field(default=0.05, metadata=rng(1e-3, 1.0))  # prediction sub-step
+    init_yaw_sigma_rad: float = field(default=3.1416, metadata=rng(0.0, 10.0))
+    init_speed_sigma_mps: float = field(default=5.0, metadata=rng(0.0, 100.0))
+
+
+@dataclass(frozen=True, slots=True)
+class EgoCounters:
+    applied: int = 0
+    stale: int = 0  # older than the filter: never applied with a negative time step
+    rejected_nonfinite: int = 0
+    gnss_outliers: int = 0
+    waiting_for_gnss: int = 0  # messages before the first fix placed the filter in the map
+    covariance_repaired: int = 0
+
+    def add(self, **deltas: int) -> "EgoCounters":
+        return replace(self, **{k: getattr(self, k) + int(v) for k, v in deltas.items() if v})
+
+
+@dataclass(frozen=True, slots=True)
+class EgoFilterState:
+    t_ns: int | None  # None until initialised (explicitly or by the first GNSS fix)
+    x: np.ndarray  # (5,) x, y, yaw, speed, yaw_rate
+    p: np.ndarray  # (5, 5)
+    accel_mps2: float  # last longitudinal specific force, held as the control input
+    counters: EgoCounters = field(default_factory=EgoCounters)
+    last_nis: float = float("nan")  # NIS of the latest GNSS fix, for consistency monitoring
+
+    @staticmethod
+    def empty() -> "EgoFilterState":
+        return EgoFilterState(None, np.zeros(5), np.eye(5), 0.0)
+
+    @staticmethod
+    def at(t_ns: int, pose: np.ndarray, speed_mps: float, pose_sigma: tuple[float, float, float],
+           speed_sigma_mps: float) -> "EgoFilterState":
+        """A filter started at a known pose (e.g. the scenario start)."""
+        x = np.array([pose[0], pose[1], pose[2], speed_mps, 0.0], dtype=np.float64)
+        p = np.diag(np.square([*pose_sigma, speed_sigma_mps, 0.1]))
+        return EgoFilterState(int(t_ns), x, p, 0.0)
+
+
+def _motion(x: np.ndarray, accel: float, dt: float) -> tuple[np.ndarray, np.ndarray]:
+    """Mid-point unicycle step and its Jacobian."""
+    px, py, yaw, v, w = x
+    mid = yaw + 0.5 * w * dt
+    c, s = np.cos(mid), np.sin(mid)
+    x_new = np.array([px + v * dt * c, py + v * dt * s, wrap_angle(yaw + w * dt), v + accel * dt, w])
+    f = np.eye(5)
+    f[0, 2], f[0, 3], f[0, 4] = -v * dt * s, dt * c, -0.5 * v * dt * dt * s
+    f[1, 2], f[1, 3], f[1, 4] = v * dt * c, dt * s, 0.5 * v * dt * dt * c
+    f[2, 4] = dt
+    return x_new, f
+
+
+def _noise(dt: float, cfg: EgoConfig) -> np.ndarray:
+    return np.diag([cfg.pos_sigma_mps**2 * dt, cfg.pos_sigma_mps**2 * dt, cfg.yaw_sigma_rps**2 * dt,
+                    cfg.accel_sigma_mps2**2 * dt, cfg.yaw_accel_sigma_rps2**2 * dt])
+
+
+def _predict(state: EgoFilterState, t_ns: int, cfg: EgoConfig) -> EgoFilterState:
+    if state.t_ns is None or t_ns <= state.t_ns:
+        return state
+    remaining = (t_ns - state.t_ns) * 1e-9
+    x, p = state.x, state.p
+    # Sub-steps bound the linearisation error over a long GNSS or IMU gap.
+    n_steps = max(1, int(np.ceil(remaining / cfg.max_step_s)))
+    dt = remaining / n_steps
+    for _ in range(n_steps):
+        x, f = _motion(x, state.accel_mps2, dt)
+        p = f @ p @ f.T + _noise(dt, cfg)
+    return replace(state, t_ns=int(t_ns), x=x, p=p)
+
+
+def _update(state: EgoFilterState, z: np.ndarray, h: np.ndarray, r: np.ndarray) -> EgoFilterState:
+    x, p, _, _ = kalman.update(state.x[None], state.p[None], z[None], h, r[None])
+    p, repaired, _ = kalman.repair_covariance(p)
+    x = x[0]
+    x[2] = wrap_angle(x[2])
+    return replace(state, x=x, p=p[0],
+                   counters=state.counters.add(applied=1, covariance_repaired=int(repaired[0])))
+
+
+def _init_from_gnss(msg: GnssFix, cfg: EgoConfig) -> EgoFilterState:
+    sigma = max(float(msg.sigma_m), cfg.gnss_sigma_floor_m)
+    x = np.array([msg.position_m[0], msg.position_m[1], 0.0, 0.0, 0.0], dtype=np.float64)
+    p = np.diag([sigma**2, sigma**2, cfg.init_yaw_sigma_rad**2, cfg.init_speed_sigma_mps**2, 0.1])
+    return EgoFilterState(int(msg.t_ns), x, p, 0.0, EgoCounters().add(applied=1))
+
+
+def _finite(msg: EgoMessage) -> bool:
+    if isinstance(msg, ImuSample):
+        return bool(np.isfinite(msg.accel_mps2).all() and np.isfinite(msg.yaw_rate_rps))
+    if isinstance(msg, WheelSpeed):
+        return bool(np.isfinite(msg.speed_mps))
+    return bool(np.isfinite(msg.position_m).all() and np.isfinite(msg.sigma_m) and msg.sigma_m >= 0)
+
+
+def ego_update(state: EgoFilterState, msg: EgoMessage, cfg: EgoConfig) -> EgoFilterState:
+    """Predict to ``msg.t_ns`` and apply the measurement (or count why it was not applied)."""
+    if not isinstance(msg, (ImuSample, WheelSpeed, GnssFix)):
+        raise TypeError(f"ego_update takes ImuSample, WheelSpeed or GnssFix, not {type(msg).__name__}")
+    if not _finite(msg):
+        return replace(state, counters=state.counters.add(rejected_nonfinite=1))
+    if state.t_ns is None:
+        if isinstance(msg, GnssFix):
+            return replace(_init_from_gnss(msg, cfg), counters=state.counters.add(applied=1))
+        return replace(state, counters=state.counters.add(waiting_for_gnss=1))
+    if msg.t_ns < state.t_ns:
+        return replace(state, counters=state.counters.add(stale=1))
+    state = _predict(state, int(msg.t_ns), cfg)
+    if isinstance(msg, ImuSample):
+        state = replace(state, accel_mps2=float(msg.accel_mps2[0]))
+        return _update(state, np.array([msg.yaw_rate_rps], dtype=np.float64), _H_YAW_RATE,
+                       np.array([[cfg.imu_yaw_rate_sigma_rps**2]]))
+    if isinstance(msg, WheelSpeed):
+        return _update(state, np.array([msg.speed_mps], dtype=np.float64), _H_SPEED,
+                       np.array([[cfg.wheel_speed_sigma_mps**2]]))
+    sigma = max(float(msg.sigma_m), cfg.gnss_sigma_floor_m)
+    r = np.eye(2) * sigma**2
+    y = np.asarray(msg.position_m, dtype=np.float64) - state.x[:2]
+    nis = float(y @ np.linalg.solve(state.p[:2, :2] + r, y))
+    if nis > chi2.ppf(cfg.gnss_gate_probability, 2):
+        return replace(state, last_nis=nis, counters=state.counters.add(gnss_outliers=1))
+    return replace(_update(state, np.asarray(msg.position_m, dtype=np.float64), _H_POS, r),
+                   last_nis=nis)
+
+
+def ego_output(state: EgoFilterState, t_ns: int, cfg: EgoConfig) -> EgoState | None:
+    """The ego estimate predicted to ``t_ns`` (never backwards); None before initialisation."""
+    if state.t_ns is None:
+        return None
+    s = _predict(state, max(int(t_ns), state.t_ns), cfg)
+    return EgoState(t_ns=int(s.t_ns), pose=s.x[:3].copy(), speed_mps=float(s.x[3]),
+                    accel_mps2=float(s.accel_mps2), yaw_rate_rps=float(s.x[4]),
+                    covariance=s.p.copy())
+
+
+def ego_step(state: EgoFilterState, msg: EgoMessage, t_ns: int,
+             cfg: EgoConfig) -> tuple[EgoFilterState, EgoState | None]:
+    """One measurement in, the new filter and the ego state at ``t_ns`` out."""
+    state = ego_update(state, msg, cfg)
+    return state, ego_output(state, t_ns, cfg)

@@ -1,0 +1,197 @@
+import numpy as np
+import pytest
+from scipy.stats import chi2
+
+from core.messages import Detections3D
+from fusion.tracker import tracker_predict, tracker_step
+from fusion.tracker_state import SourceModel, TrackerConfig, TrackerState
+from fusion_reference import (detections, filterpy_predict, filterpy_track, filterpy_update,
+                              still_ego)
+
+STEP_NS = 100_000_000
+SIGMA_M = 0.3
+CFG = TrackerConfig(sources={"lidar": SourceModel(SIGMA_M, 0.4, 3.1416, 500.0)})
+
+
+def _targets(n, rng):
+    # A grid keeps targets well outside each other's gates, so association is unambiguous.
+    i = np.arange(n)
+    pos = np.stack([(i % 10) * 25.0 - 110.0, (i // 10) * 25.0 - 110.0], axis=1)
+    return pos, rng.uniform(-3, 3, (n, 2))
+
+
+def test_batched_tracker_equals_filterpy_per_track_reference():
+    rng = np.random.default_rng(7)
+    n, q = 40, CFG.accel_psd_m2ps3
+    pos0, vel = _targets(n, rng)
+    state, refs = TrackerState.empty(), []
+    for k in range(25):
+        t = k * STEP_NS + int(rng.integers(0, 20_000_000))  # irregular frame intervals
+        truth = pos0 + vel * t * 1e-9
+        # Messages carry float32: the reference sees the same rounded values.
+        z = (truth + rng.normal(0, SIGMA_M, truth.shape)).astype(np.float32).astype(np.float64)
+        zv = (vel + rng.normal(0, 0.4, vel.shape)).astype(np.float32).astype(np.float64)
+        vel_valid = rng.random(n) < 0.5
+        state, _ = tracker_step(state, detections(t, z, vel=zv, vel_valid=vel_valid), still_ego(t), t, CFG)
+        if k == 0:
+            assert len(state) == n
+            refs = [filterpy_track(state.x[i], state.p[i]) for i in range(n)]
+            t_prev = t
+            continue
+        for i, kf in enumerate(refs):
+            filterpy_predict(kf, (t - t_prev) * 1e-9, q)
+            if vel_valid[i]:
+                filterpy_update(kf, np.r_[z[i], zv[i]], np.diag([SIGMA_M**2] * 2 + [0.4**2] * 2))
+            else:
+                filterpy_update(kf, z[i], np.eye(2) * SIGMA_M**2)
+        t_prev = t
+    assert state.ids.tolist() == list(range(1, n + 1))
+    for i, kf in enumerate(refs):
+        np.testing.assert_allclose(state.x[i], kf.x, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(state.p[i], kf.P, rtol=0, atol=1e-9)
+
+
+def test_nees_of_constant_velocity_target_is_consistent():
+    # 60 independent Monte-Carlo runs side by side, far apart: one tracker, one batched filter.
+    rng = np.random.default_rng(11)
+    runs, steps, q, dt = 60, 40, 0.5, STEP_NS * 1e-9
+    # A wide gate: at 2400 associations the default gate would leave a few true detections out.
+    cfg = TrackerConfig(accel_psd_m2ps3=q, gate_probability=0.999999,
+                        sources={"lidar": SourceModel(SIGMA_M, 0.4, 3.1416, 500.0)})
+    pos, _ = _targets(runs, rng)
+    x = np.concatenate([pos * 4.0, np.tile([4.0, 1.0], (runs, 1))], axis=1)
+    state = TrackerState.empty()
+    for k in range(steps):
+        t = k * STEP_NS
+        if k:  # the truth follows the white-acceleration model the filter assumes
+            a = rng.normal(0, np.sqrt(q / dt), (runs, 2))
+            x = np.concatenate([x[:, :2] + x[:, 2:] * dt + 0.5 * a * dt**2, x[:, 2:] + a * dt], axis=1)
+        z = x[:, :2] + rng.normal(0, SIGMA_M, (runs, 2))
+        state, _ = tracker_step(state, detections(t, z), still_ego(t), t, cfg)
+    assert len(state) == runs
+    e = state.x - x
+    nees = np.einsum("ni,ni->n", e, np.linalg.solve(state.p, e[..., None])[..., 0])
+    lo, hi = chi2.ppf([0.025, 0.975], 4 * runs) / runs
+    assert lo <= nees.mean() <= hi
+
+
+def test_confirmation_m_of_n_and_deletion_after_coasting():
+    cfg = TrackerConfig(confirm_hits=3, confirm_window=5, max_coast_confirmed_s=0.5)
+    state = TrackerState.empty()
+    xy = np.array([[20.0, 0.0]])
+    outputs = []
+    for k in range(3):
+        state, out = tracker_step(state, detections(k * STEP_NS, xy), still_ego(k * STEP_NS), k * STEP_NS, cfg)
+        outputs.append(len(out))
+    assert outputs == [0, 0, 1]  # tentative tracks are not output
+    for k in range(3, 12):
+        t = k * STEP_NS
+        state, out = tracker_step(state, detections(t, np.zeros((0, 2))), still_ego(t), t, cfg)
+        if (t - 2 * STEP_NS) * 1e-9 <= 0.5:
+            assert len(out) == 1 and out.ids[0] == 1  # coasting
+    assert len(state) == 0 and state.counters.deleted == 1
+
+
+def test_nan_detection_is_rejected_and_does_not_poison_the_track():
+    state = TrackerState.empty()
+    for k in range(4):
+        t = k * STEP_NS
+        state, _ = tracker_step(state, detections(t, np.array([[15.0, 3.0]])), still_ego(t), t, CFG)
+    t = 4 * STEP_NS
+    bad = detections(t, np.array([[np.nan, 3.0], [15.0, np.inf]]))
+    state, out = tracker_step(state, bad, still_ego(t), t, CFG)
+    assert state.counters.rejected_nonfinite == 2
+    assert np.isfinite(state.x).all() and np.isfinite(state.p).all() and len(out) == 1
+    nan_vel = detections(t + STEP_NS, np.array([[15.0, 3.0]]), vel=np.array([[np.nan, 0.0]]),
+                         vel_valid=np.array([True]))
+    state, out = tracker_step(state, nan_vel, still_ego(t + STEP_NS), t + STEP_NS, CFG)
+    assert state.counters.invalidated_velocity == 1 and state.hits[0] == 5
+    assert np.isfinite(out.states).all()
+
+
+def test_non_finite_ego_pose_skips_the_frame():
+    state, _ = tracker_step(TrackerState.empty(), detections(0, np.array([[5.0, 0.0]])),
+                            still_ego(0, pose=(np.nan, 0.0, 0.0)), 0, CFG)
+    assert len(state) == 0 and state.counters.bad_ego_frames == 1
+
+
+def test_stale_frame_is_counted_and_never_applied_backwards():
+    state, _ = tracker_step(TrackerState.empty(), detections(STEP_NS, np.array([[5.0, 0.0]])),
+                            still_ego(STEP_NS), STEP_NS, CFG)
+    before = state
+    state, out = tracker_step(state, detections(0, np.array([[9.0, 0.0]])), still_ego(0), 0, CFG)
+    assert state.counters.stale_frames == 1 and state.t_ns == STEP_NS
+    np.testing.assert_array_equal(state.x, before.x)
+    assert out.t_ns == STEP_NS  # a query in the past is answered at the state time
+
+
+def test_wrong_shapes_raise():
+    d = detections(0, np.array([[5.0, 0.0]]))
+    bad = Detections3D(0, "lidar", d.boxes[:, :6], d.velocities_mps, d.velocity_valid, d.labels, d.scores)
+    with pytest.raises(ValueError, match="boxes"):
+        tracker_step(TrackerState.empty(), bad, still_ego(0), 0, CFG)
+
+
+def test_ego_motion_compensation_keeps_a_static_object_static_in_the_map():
+    state = TrackerState.empty()
+    obj_map = np.array([50.0, 10.0])
+    for k in range(20):
+        t = k * STEP_NS
+        yaw = 0.02 * k
+        ego_xy = np.array([1.5 * k, 0.2 * k])
+        c, s = np.cos(yaw), np.sin(yaw)
+        rel = np.array([[c, s], [-s, c]]) @ (obj_map - ego_xy)
+        state, out = tracker_step(state, detections(t, rel[None]), still_ego(t, (*ego_xy, yaw)), t, CFG)
+    np.testing.assert_allclose(out.states[0, :2], obj_map, atol=1e-6)
+    np.testing.assert_allclose(out.states[0, 2:], 0.0, atol=1e-6)
+
+
+def test_twin_detection_inside_a_gate_does_not_spawn_a_track():
+    state = TrackerState.empty()
+    state, _ = tracker_step(state, detections(0, np.array([[20.0, 0.0]])), still_ego(0), 0, CFG)
+    state, _ = tracker_step(state, detections(STEP_NS, np.array([[20.0, 0.0], [20.3, 0.2]])),
+                            still_ego(STEP_NS), STEP_NS, CFG)
+    assert len(state) == 1
+
+
+def test_class_fusion_follows_the_evidence():
+    state = TrackerState.empty()
+    for k in range(6):
+        t = k * STEP_NS
+        label = 0 if k == 0 else 1
+        state, _ = tracker_step(state, detections(t, np.array([[8.0, 2.0]]), labels=np.array([label])),
+                                still_ego(t), t, CFG)
+    assert state.labels.tolist() == [1]
+
+
+def test_out_of_view_tracks_do_not_count_misses():
+    cfg = TrackerConfig(sources={"lidar": SourceModel(0.3, 0.4, 3.1416, 500.0),
+                                 "camera": SourceModel(1.0, 1.0, 0.5, 80.0)})
+    state = TrackerState.empty()
+    for k in range(3):
+        t = k * STEP_NS
+        state, _ = tracker_step(state, detections(t, np.array([[-20.0, 0.0], [20.0, 0.0]])),
+                                still_ego(t), t, cfg)
+    t = 3 * STEP_NS
+    state, _ = tracker_step(state, detections(t, np.zeros((0, 2)), source="camera"), still_ego(t), t, cfg)
+    assert state.misses.tolist() == [0, 1]  # the camera looks forward: only the track ahead missed
+    assert state.existence[0] > state.existence[1]
+
+
+def test_predict_moves_tracks_and_is_deterministic():
+    rng = np.random.default_rng(5)
+    def run():
+        state = TrackerState.empty()
+        for k in range(5):
+            t = k * STEP_NS
+            z = np.array([[10.0 + k, 0.0], [-30.0, 4.0 - 0.5 * k]]) + rng.normal(0, 0.1, (2, 2))
+            state, _ = tracker_step(state, detections(t, z), still_ego(t), t, CFG)
+        return state
+    rng = np.random.default_rng(5)
+    a = run()
+    rng = np.random.default_rng(5)
+    b = run()
+    pa, pb = tracker_predict(a, 10 * STEP_NS, CFG), tracker_predict(b, 10 * STEP_NS, CFG)
+    np.testing.assert_array_equal(pa.states, pb.states)
+    assert pa.t_ns == 10 * STEP_NS
+    assert pa.states[0, 0] > a.x[0, 0] + 3.0  # moving at ~10 m/s for 0.6 s
