@@ -60,9 +60,18 @@ def idm_accel(v_mps, v0_mps, gap_m, approach_mps, p: IdmParams) -> np.ndarray:
     return np.maximum(acc, -p.max_decel_mps2)
 
 
-def lane_span(road: Road, d_m: np.ndarray, width_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Lowest and highest lane index touched by each footprint (lane 0 = rightmost)."""
-    return road.lane_of(d_m - 0.5 * width_m), road.lane_of(d_m + 0.5 * width_m)
+def lane_span(road: Road, d_m, width_m) -> tuple[np.ndarray, np.ndarray]:
+    """Lowest and highest lane index touched by each footprint (lane 0 = rightmost).
+
+    Same rule as Road.lane_of, written with minimum/maximum: np.clip's overhead dominates at this
+    size and this runs every physics step.
+    """
+    top = road.num_lanes - 1
+    base = np.asarray(d_m) / road.lane_width_m + 0.5 * road.num_lanes
+    half = 0.5 * np.asarray(width_m) / road.lane_width_m
+    lo = np.minimum(np.maximum(np.floor(base - half), 0), top).astype(np.int64)
+    hi = np.minimum(np.maximum(np.floor(base + half), 0), top).astype(np.int64)
+    return lo, hi
 
 
 def nearest(s_q, lo_q, hi_q, s, lo, hi, active):
@@ -214,22 +223,27 @@ def integrate(fleet: Fleet, state: TrafficState, accel_mps2: np.ndarray, road: R
     """Advance from t_s to t_s + dt_s holding accel; speeds stop at zero, no reversing."""
     v = state.v_mps
     v1 = v + accel_mps2 * dt_s
-    stops = v1 < 0.0
-    braking = np.where(accel_mps2 < 0.0, accel_mps2, -1.0)
-    dist = np.where(stops, np.where(accel_mps2 < 0.0, 0.5 * v * v / -braking, 0.0), 0.5 * (v + v1) * dt_s)
-    v1 = np.maximum(v1, 0.0)
+    if (v1 < 0.0).any():  # someone reaches a standstill inside this step
+        stops = v1 < 0.0
+        braking = np.where(accel_mps2 < 0.0, accel_mps2, -1.0)
+        dist = np.where(stops, np.where(accel_mps2 < 0.0, 0.5 * v * v / -braking, 0.0), 0.5 * (v + v1) * dt_s)
+        v1 = np.maximum(v1, 0.0)
+    else:
+        dist = 0.5 * (v + v1) * dt_s
     a_eff = np.where((v1 == 0.0) & (accel_mps2 < 0.0), 0.0, accel_mps2)
-    idx = np.clip((state.s_m / SAMPLE_SPACING_M).astype(np.int64), 0, road.curvature_1pm.shape[0] - 1)
-    kappa = road.curvature_1pm[idx]
+    idx = np.minimum((state.s_m * (1.0 / SAMPLE_SPACING_M)).astype(np.int64), road.curvature_1pm.shape[0] - 1)
+    kappa = road.curvature_1pm[idx]  # s >= 0 always: vehicles never reverse
     # v is the speed of the vehicle itself; away from the reference line the lane is longer or shorter.
     s1 = state.s_m + dist / np.maximum(1.0 - kappa * state.d_m, 0.1)
-    t1 = t_s + dt_s
+    active = state.active & (s1 < road.length_m)
     changing = np.isfinite(state.lc_t0_s)
-    tau = np.clip(np.where(changing, (t1 - state.lc_t0_s) / fleet.lane_change_s, 1.0), 0.0, 1.0)
+    if not changing.any():  # everyone sits on a lane centre: d does not move
+        return replace(state, s_m=s1, v_mps=v1, a_mps2=a_eff, active=active)
+    tau = np.minimum(np.where(changing, (t_s + dt_s - state.lc_t0_s) / fleet.lane_change_s, 1.0), 1.0)
     d_target = road.lane_center_d(state.lane)
+    # smoothstep5(1) == 1 exactly, so a finished change lands on the lane centre.
     d1 = np.where(changing, state.lc_from_d_m + (d_target - state.lc_from_d_m) * smoothstep5(tau), d_target)
     lc_t0 = np.where(changing & (tau >= 1.0), np.nan, state.lc_t0_s)
-    active = state.active & (s1 < road.length_m)
     return replace(state, s_m=s1, d_m=d1, v_mps=v1, a_mps2=a_eff, lc_t0_s=lc_t0, active=active)
 
 

@@ -1,0 +1,113 @@
+"""Run metrics from ground truth: safety (collisions, time to collision, gaps), comfort, progress.
+
+Conventions (all values plain floats or ints, JSON-safe):
+- collisions: ego/actor footprint overlaps (touching counts), once per actor per contact episode;
+- min_ttc_s / min_distance_m: over actors ahead of the ego whose footprint overlaps the ego's
+  lateral corridor in Frenet coordinates (so curves are handled); gaps are bumper to bumper along s,
+  0 while overlapping. None when no actor was ever ahead (TTC: never closing) - never inf;
+- max_abs_jerk_mps3: from the ego's actual acceleration, only while moving (speed above
+  jerk_min_speed_mps at both samples): the brake-hold step at standstill is not a comfort event;
+- max_abs_lat_accel_mps2: v * yaw_rate = v^2 kappa;
+- lane_center_rmse_m: lateral offset of the vehicle frame origin (rear axle, the point plans
+  refer to) from the nearest lane centre;
+- progress_m: distance along the road covered by the box centre.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from core.geometry import box_corners_2d, boxes_overlap
+from core.road import Road
+from core.vehicle import VehicleParams
+from sim.truth import ActorsTruth, EgoTruth
+
+
+class MetricsRecorder:
+    def __init__(self, road: Road, vehicle: VehicleParams, jerk_min_speed_mps: float = 0.5):
+        self._road, self._vehicle = road, vehicle
+        self._jerk_min_speed_mps = jerk_min_speed_mps
+        self._steps = 0
+        self._invalid_actor_samples = 0
+        self._collisions = 0
+        self._contact_ids = np.zeros(0, dtype=np.int64)
+        self._min_ttc_s = math.inf
+        self._min_gap_m = math.inf
+        self._speed_sum = 0.0
+        self._s_start: float | None = None
+        self._s_last = 0.0
+        self._prev: tuple[int, float, float] | None = None  # t_ns, accel, speed
+        self._max_jerk = 0.0
+        self._max_lat = 0.0
+        self._lane_sq_sum = 0.0
+
+    def update(self, ego: EgoTruth, actors: ActorsTruth) -> None:
+        scalars = (ego.speed_mps, ego.accel_mps2, ego.yaw_rate_rps)
+        if not (np.isfinite(ego.pose).all() and np.isfinite(ego.center_xy_m).all()
+                and all(math.isfinite(x) for x in scalars)):
+            raise ValueError(f"non-finite ego truth at t_ns={ego.t_ns}")
+        if self._prev is not None and ego.t_ns <= self._prev[0]:
+            raise ValueError(f"metrics updates must move forward in time: {ego.t_ns} after {self._prev[0]}")
+        finite = np.isfinite(actors.xy_m).all(axis=1) & np.isfinite(actors.yaw_rad) & np.isfinite(actors.speed_mps)
+        self._invalid_actor_samples += int((~finite).sum())
+        keep = np.flatnonzero(finite)
+
+        # One projection for the ego's rear axle, its centre and every actor centre.
+        s, d = self._road.to_frenet(np.vstack([ego.pose[None, :2], ego.center_xy_m[None, :], actors.xy_m[keep]]))
+        ego_d_axle, ego_s, ego_d = float(d[0]), float(s[1]), float(d[1])
+        lane_err = ego_d_axle - float(self._road.lane_center_d(self._road.lane_of(ego_d_axle)))
+        self._lane_sq_sum += lane_err * lane_err
+        if self._s_start is None:
+            self._s_start = ego_s
+        self._s_last = ego_s
+        self._steps += 1
+        self._speed_sum += ego.speed_mps
+        self._max_lat = max(self._max_lat, abs(ego.speed_mps * ego.yaw_rate_rps))
+        if self._prev is not None:
+            t_prev, a_prev, v_prev = self._prev
+            if min(v_prev, ego.speed_mps) > self._jerk_min_speed_mps:
+                jerk = (ego.accel_mps2 - a_prev) / ((ego.t_ns - t_prev) * 1e-9)
+                self._max_jerk = max(self._max_jerk, abs(jerk))
+        self._prev = (ego.t_ns, ego.accel_mps2, ego.speed_mps)
+        if keep.shape[0]:
+            self._actor_metrics(ego, actors, keep, s[2:], d[2:], ego_s, ego_d)
+        else:
+            self._contact_ids = np.zeros(0, dtype=np.int64)
+
+    def _actor_metrics(self, ego: EgoTruth, actors: ActorsTruth, keep: np.ndarray, s_a: np.ndarray,
+                       d_a: np.ndarray, ego_s: float, ego_d: float) -> None:
+        n = keep.shape[0]
+        length, width = actors.length_m[keep], actors.width_m[keep]
+        ego_box = box_corners_2d(ego.center_xy_m[None, :], ego.length_m, ego.width_m, ego.pose[2])
+        boxes = box_corners_2d(actors.xy_m[keep], length, width, actors.yaw_rad[keep])
+        touching = boxes_overlap(np.broadcast_to(ego_box, (n, 4, 2)), boxes)
+        ids_now = actors.ids[keep][touching]
+        self._collisions += int((~np.isin(ids_now, self._contact_ids)).sum())
+        self._contact_ids = ids_now
+
+        ahead = (s_a > ego_s) & (np.abs(d_a - ego_d) < 0.5 * (width + ego.width_m))
+        if not ahead.any():
+            return
+        gap = np.maximum(s_a[ahead] - ego_s - 0.5 * (length[ahead] + ego.length_m), 0.0)
+        heading = np.array([math.cos(ego.pose[2]), math.sin(ego.pose[2])])
+        closing = ego.speed_mps - actors.velocity_mps[keep][ahead] @ heading
+        self._min_gap_m = min(self._min_gap_m, float(gap.min()))
+        approaching = closing > 0.0
+        if approaching.any():
+            self._min_ttc_s = min(self._min_ttc_s, float((gap[approaching] / closing[approaching]).min()))
+
+    def summary(self) -> dict:
+        n = max(self._steps, 1)
+        return {
+            "collisions": self._collisions,
+            "min_ttc_s": None if math.isinf(self._min_ttc_s) else self._min_ttc_s,
+            "min_distance_m": None if math.isinf(self._min_gap_m) else self._min_gap_m,
+            "mean_speed_mps": self._speed_sum / n,
+            "progress_m": 0.0 if self._s_start is None else self._s_last - self._s_start,
+            "max_abs_jerk_mps3": self._max_jerk,
+            "max_abs_lat_accel_mps2": self._max_lat,
+            "lane_center_rmse_m": math.sqrt(self._lane_sq_sum / n),
+            "steps": self._steps,
+            "invalid_actor_samples": self._invalid_actor_samples,
+        }
