@@ -1,0 +1,213 @@
+"""A validating walk over an MCAP file's records, reporting damage with its byte offset.
+
+Our own walk rather than ``mcap.stream_reader``: it knows the offset of every record, so damage is
+reported where it is, and it keeps what preceded it. It checks
+- every record's length against the bytes that remain (truncation),
+- every chunk's uncompressed size and CRC-32 (a flipped byte in a chunk),
+- the data-section CRC in DataEnd (damage between chunks, e.g. in a message index),
+- the summary CRC in the footer, and the closing magic.
+A CRC stored as 0 means "not computed" (MCAP spec) and is not checked.
+
+Messages are kept per chunk: a chunk either passes its CRC and yields all its messages or yields
+none, so everything returned is intact.
+"""
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass, field
+
+import zstandard
+
+MAGIC = b"\x89MCAP0\r\n"
+OP_HEADER, OP_FOOTER, OP_SCHEMA, OP_CHANNEL, OP_MESSAGE, OP_CHUNK = 0x01, 0x02, 0x03, 0x04, 0x05, 0x06
+OP_METADATA, OP_DATA_END = 0x0C, 0x0F
+_OP_NAMES = {0x01: "Header", 0x02: "Footer", 0x03: "Schema", 0x04: "Channel", 0x05: "Message",
+             0x06: "Chunk", 0x07: "MessageIndex", 0x08: "ChunkIndex", 0x09: "Attachment",
+             0x0A: "AttachmentIndex", 0x0B: "Statistics", 0x0C: "Metadata", 0x0D: "MetadataIndex",
+             0x0E: "SummaryOffset", 0x0F: "DataEnd"}
+_U16, _U32, _U64 = struct.Struct("<H"), struct.Struct("<I"), struct.Struct("<Q")
+_RECORD_HEAD = struct.Struct("<BQ")
+_MESSAGE_HEAD = struct.Struct("<HIQQ")
+_CHUNK_HEAD = struct.Struct("<QQQI")
+
+
+class LogCorruptError(ValueError):
+    """A truncated or corrupt MCAP file; ``offset`` is the byte where the damage was found."""
+
+    def __init__(self, offset: int, reason: str, path: str = ""):
+        self.offset = offset
+        self.reason = reason
+        self.path = path
+        where = f"{path}: " if path else ""
+        super().__init__(f"{where}corrupt or truncated MCAP log at byte {offset}: {reason}")
+
+
+@dataclass(frozen=True, slots=True)
+class RawMessage:
+    channel_id: int
+    sequence: int
+    log_time: int
+    publish_time: int
+    data: bytes
+    offset: int  # byte offset of the record (or of the chunk holding it)
+
+
+@dataclass(slots=True)
+class WalkResult:
+    schemas: dict[int, tuple[str, str, bytes]] = field(default_factory=dict)  # id -> name, encoding, data
+    channels: dict[int, tuple[int, str, str, dict[str, str]]] = field(default_factory=dict)
+    messages: list[RawMessage] = field(default_factory=list)  # in file order
+    metadata: dict[str, dict[str, str]] = field(default_factory=dict)
+    error: LogCorruptError | None = None
+
+
+class _Cursor:
+    """Bounds-checked little-endian reads inside one record's content."""
+
+    __slots__ = ("buf", "pos", "end", "base")
+
+    def __init__(self, buf, start: int, end: int, base: int):
+        self.buf, self.pos, self.end, self.base = buf, start, end, base
+
+    def take(self, n: int):
+        if n < 0 or self.pos + n > self.end:
+            raise LogCorruptError(self.base, f"field of {n} bytes runs past its record")
+        out = self.buf[self.pos:self.pos + n]
+        self.pos += n
+        return out
+
+    def u16(self) -> int:
+        return _U16.unpack(self.take(2))[0]
+
+    def u32(self) -> int:
+        return _U32.unpack(self.take(4))[0]
+
+    def u64(self) -> int:
+        return _U64.unpack(self.take(8))[0]
+
+    def string(self) -> str:
+        try:
+            return bytes(self.take(self.u32())).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise LogCorruptError(self.base, f"string field is not UTF-8 ({exc})") from exc
+
+    def bytes32(self) -> bytes:
+        return bytes(self.take(self.u32()))
+
+    def string_map(self) -> dict[str, str]:
+        size = self.u32()
+        inner = _Cursor(self.buf, self.pos, self.pos + size, self.base)
+        self.take(size)
+        out = {}
+        while inner.pos < inner.end:
+            key = inner.string()
+            out[key] = inner.string()
+        return out
+
+
+def _records(buf, start: int, end: int, base: int | None = None):
+    """Yield (offset, opcode, content start, content end); raises on a record overrunning ``end``."""
+    pos = start
+    while pos < end:
+        at = pos if base is None else base
+        if pos + _RECORD_HEAD.size > end:
+            raise LogCorruptError(at, f"truncated: {end - pos} bytes left, too few for a record header")
+        opcode, length = _RECORD_HEAD.unpack_from(buf, pos)
+        body = pos + _RECORD_HEAD.size
+        if length > end - body:
+            raise LogCorruptError(at, f"truncated: {_OP_NAMES.get(opcode, hex(opcode))} record declares "
+                                      f"{length} bytes but only {end - body} remain")
+        yield pos, opcode, body, body + length
+        pos = body + length
+
+
+def _parse_inner(buf, opcode: int, start: int, end: int, base: int, out: WalkResult,
+                 messages: list[RawMessage]) -> None:
+    cur = _Cursor(buf, start, end, base)
+    if opcode == OP_SCHEMA:
+        schema_id = cur.u16()
+        name, encoding = cur.string(), cur.string()
+        out.schemas[schema_id] = (name, encoding, cur.bytes32())
+    elif opcode == OP_CHANNEL:
+        channel_id, schema_id = cur.u16(), cur.u16()
+        topic, encoding = cur.string(), cur.string()
+        out.channels[channel_id] = (schema_id, topic, encoding, cur.string_map())
+    elif opcode == OP_MESSAGE:
+        channel_id, sequence, log_time, publish_time = _MESSAGE_HEAD.unpack(cur.take(_MESSAGE_HEAD.size))
+        if channel_id not in out.channels:
+            raise LogCorruptError(base, f"message on unknown channel {channel_id}")
+        messages.append(RawMessage(channel_id, sequence, log_time, publish_time, bytes(buf[cur.pos:end]), base))
+    elif opcode == OP_METADATA:
+        name = cur.string()
+        out.metadata[name] = cur.string_map()
+
+
+def _decompress(compression: str, data, size: int, offset: int) -> bytes:
+    try:
+        if compression == "zstd":
+            return zstandard.ZstdDecompressor().decompress(data, max_output_size=size)
+        if compression == "lz4":
+            import lz4.frame  # optional dependency of mcap, imported only for lz4 logs
+            return lz4.frame.decompress(data)
+        if compression == "":
+            return bytes(data)
+    except Exception as exc:  # zstd/lz4 raise their own error types on damaged frames
+        raise LogCorruptError(offset, f"chunk does not decompress ({compression}): {exc}") from exc
+    raise LogCorruptError(offset, f"chunk compression {compression!r} is not supported")
+
+
+def _chunk(buf, start: int, end: int, offset: int, out: WalkResult) -> None:
+    cur = _Cursor(buf, start, end, offset)
+    _, _, size, crc = _CHUNK_HEAD.unpack(cur.take(_CHUNK_HEAD.size))
+    compression = cur.string()
+    data = _decompress(compression, cur.take(cur.u64()), size, offset)
+    if len(data) != size:
+        raise LogCorruptError(offset, f"chunk decompresses to {len(data)} bytes, header says {size}")
+    if crc and zlib.crc32(data) != crc:
+        raise LogCorruptError(offset, f"chunk CRC mismatch (stored {crc:#010x}, computed {zlib.crc32(data):#010x})")
+    staged: list[RawMessage] = []
+    for _, opcode, body, body_end in _records(data, 0, len(data), base=offset):
+        _parse_inner(data, opcode, body, body_end, offset, out, staged)
+    out.messages.extend(staged)
+
+
+def walk(buf: bytes) -> WalkResult:
+    """Walk a whole MCAP file; damage is recorded in ``result.error`` (never raised)."""
+    out = WalkResult()
+    try:
+        _walk(memoryview(buf), out)
+    except LogCorruptError as exc:
+        out.error = exc
+    return out
+
+
+def _walk(buf: memoryview, out: WalkResult) -> None:
+    if len(buf) < len(MAGIC) or bytes(buf[:len(MAGIC)]) != MAGIC:
+        raise LogCorruptError(0, "missing MCAP magic: not an MCAP file")
+    data_end_seen = False
+    summary_start = 0
+    for offset, opcode, body, end in _records(buf, len(MAGIC), len(buf)):
+        if opcode == OP_CHUNK:
+            _chunk(buf, body, end, offset, out)
+        elif opcode == OP_DATA_END:
+            stored = _Cursor(buf, body, end, offset).u32()
+            if stored and zlib.crc32(buf[:offset]) != stored:
+                raise LogCorruptError(offset, "data section CRC mismatch: damage outside the chunks "
+                                              f"somewhere in bytes 0..{offset}")
+            data_end_seen = True
+            summary_start = end
+        elif opcode == OP_FOOTER:
+            cur = _Cursor(buf, body, end, offset)
+            start, _, crc = cur.u64(), cur.u64(), cur.u32()
+            if crc and start and zlib.crc32(buf[start:end - 4]) != crc:
+                raise LogCorruptError(start, "summary section CRC mismatch")
+            if bytes(buf[end:]) != MAGIC:
+                raise LogCorruptError(end, "file does not end with the MCAP magic after the footer")
+            return
+        elif not data_end_seen and opcode not in (OP_HEADER,):
+            staged: list[RawMessage] = []
+            _parse_inner(buf, opcode, body, end, offset, out, staged)
+            out.messages.extend(staged)
+    where = "before DataEnd" if not data_end_seen else f"in the summary (from byte {summary_start})"
+    raise LogCorruptError(len(buf), f"truncated: file ends {where}, no footer")

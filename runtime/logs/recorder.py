@@ -1,0 +1,134 @@
+"""MCAP recorder: zstd-compressed chunks, CRCs on, one "rtdrive" metadata record.
+
+Timestamps in the message envelope (the MCAP message record):
+- ``log_time`` = the message's ``t_ns`` (the time the data is about), so Foxglove's timeline and
+  every reader order messages by data time;
+- ``publish_time`` = ``arrival_ns``, the stack-clock time the message became available to the stack
+  (sensor latency included). Replay feeds inputs in (arrival_ns, file order); outputs have
+  arrival_ns = t_ns unless the caller says otherwise;
+- ``sequence`` = the recorder's write counter (mod 2**32), so plain MCAP tools see write order too.
+
+The recorder does no I/O beyond its file: the git revision is a parameter, found by the CLI.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from importlib.metadata import PackageNotFoundError, version
+from types import TracebackType
+from typing import BinaryIO
+
+from runtime.logs.codec import Encoded, LogCodec
+from runtime.logs.mcap_write import McapWriter
+from runtime.logs.topics import viz_topic
+
+METADATA_NAME = "rtdrive"
+REQUIRED_METADATA = ("scenario", "seed", "config_toml")
+DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024
+# zstd level 1: measured with benchmarks/bench_logs.py, level 3 (zstd's default) records lidar and
+# camera batches at ~60 MB/s on one core, level 1 clears the 100 MB/s target; lidar floats barely
+# compress at any level, while rendered images compress well already at level 1.
+DEFAULT_ZSTD_LEVEL = 1
+_U64_MAX = 2**64 - 1
+
+
+def rtdrive_version() -> str:
+    try:
+        return version("rtdrive")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def run_metadata(scenario: str, seed: int, config_toml: str, git_revision: str = "") -> dict[str, str]:
+    """The metadata a recorded run carries; ``git_revision`` comes from the CLI (``git rev-parse``)."""
+    return {"scenario": scenario, "seed": str(int(seed)), "config_toml": config_toml,
+            "rtdrive_version": rtdrive_version(), "git_revision": git_revision}
+
+
+def _check_time(name: str, value: object) -> int:
+    as_int = int(value)
+    if as_int != value or not 0 <= as_int <= _U64_MAX:
+        raise ValueError(f"{name} must be an integer in [0, 2**64), got {value!r}")
+    return as_int
+
+
+class Recorder:
+    """Write core messages to an MCAP file.
+
+    >>> with Recorder("run.mcap", run_metadata("cut_in", 7, toml_text, rev)) as rec:
+    ...     rec.write("/sensors/lidar/top", scan, arrival_ns=scan.t_ns + latency_ns)
+    """
+
+    def __init__(self, path: str, metadata: Mapping[str, object], *, chunk_size: int = DEFAULT_CHUNK_SIZE,
+                 zstd_level: int = DEFAULT_ZSTD_LEVEL, viz: bool = True, extra_types: Iterable[type] = ()):
+        missing = [key for key in REQUIRED_METADATA if key not in metadata]
+        if missing:
+            raise ValueError(f"recorder metadata lacks {missing} (required: {list(REQUIRED_METADATA)})")
+        record = {"rtdrive_version": rtdrive_version(), "git_revision": ""}
+        for key, value in metadata.items():
+            if not isinstance(key, str) or not isinstance(value, (str, int)) or isinstance(value, bool):
+                raise TypeError(f"recorder metadata {key!r}: keys are str and values str or int, got {value!r}")
+            record[key] = str(value)
+        self._codec = LogCodec(extra_types)
+        self._viz = viz
+        self._file: BinaryIO = open(path, "wb")
+        self._writer = McapWriter(self._file, chunk_size=chunk_size, zstd_level=zstd_level,
+                                  library=f"rtdrive {record['rtdrive_version']}")
+        self._writer.add_metadata(METADATA_NAME, record)
+        self._schemas: dict[str, int] = {}
+        self._channels: dict[tuple[str, str, tuple[tuple[str, str], ...]], int] = {}
+        self._topic_types: dict[str, type] = {}
+        self._sequence = 0
+        self._closed = False
+        self.bytes_in = 0  # payload bytes handed to the writer (before compression)
+
+    # ------------------------------------------------------------------------------------------
+    def write(self, topic: str, msg: object, log_time_ns: int | None = None, *,
+              arrival_ns: int | None = None) -> None:
+        """Record ``msg`` on ``topic``; log time defaults to ``msg.t_ns``, arrival to the log time."""
+        if self._closed:
+            raise RuntimeError("write() on a closed Recorder")
+        if not topic.startswith("/"):
+            raise ValueError(f"topic {topic!r} must start with '/'")
+        known = self._topic_types.setdefault(topic, type(msg))
+        if known is not type(msg):
+            raise TypeError(f"topic {topic} carries {known.__name__}; refusing a {type(msg).__name__}")
+        log_time = _check_time("log_time_ns", msg.t_ns if log_time_ns is None else log_time_ns)
+        arrival = _check_time("arrival_ns", log_time if arrival_ns is None else arrival_ns)
+        self._add(topic, self._codec.encode(msg), log_time, arrival)
+        if self._viz:
+            for suffix, encoded in self._codec.viz(msg):
+                self._add(viz_topic(topic, suffix), encoded, log_time, arrival)
+
+    def _add(self, topic: str, encoded: Encoded, log_time: int, arrival: int) -> None:
+        key = (topic, encoded.schema_name, encoded.channel_metadata)
+        channel_id = self._channels.get(key)
+        if channel_id is None:
+            schema_id = self._schemas.get(encoded.schema_name)
+            if schema_id is None:
+                schema_id = self._writer.add_schema(
+                    encoded.schema_name, "protobuf", self._codec.schema_data(encoded.schema_name))
+                self._schemas[encoded.schema_name] = schema_id
+            channel_id = self._writer.add_channel(topic, "protobuf", schema_id, dict(encoded.channel_metadata))
+            self._channels[key] = channel_id
+        self._writer.add_message(channel_id, log_time, arrival, self._sequence & 0xFFFFFFFF, encoded.payload)
+        self._sequence += 1
+        self.bytes_in += len(encoded.payload)
+
+    # ------------------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Finish the summary and footer; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._writer.finish()
+        finally:
+            self._file.close()
+
+    def __enter__(self) -> "Recorder":
+        return self
+
+    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        # Finish even after an exception: what was recorded up to the failure is what a user
+        # needs to debug it, and a finished file reads without salvage.
+        self.close()
