@@ -88,10 +88,11 @@ def control_step(state: ControllerState, plan: Plan | None, ego: EgoState, t_ns:
     if plan is None or (t_ns - plan.t_ns) * 1e-9 > cfg.plan_timeout_s:
         return _brake(state, t_ns, dt_s, vehicle, cfg, stale_plans=state.stale_plans + 1)
 
-    # Longitudinal: reference at the current time plus the actuator-lag preview.
-    t_rel_s = (t_ns - plan.t_ns) * 1e-9 + cfg.accel_preview_s
+    # Longitudinal: speed reference now; feedforward previewed by the actuator lag (previewing the
+    # speed too would bias the feedback by the planned speed change over the preview).
+    t_rel_s = (t_ns - plan.t_ns) * 1e-9
     v_ref = float(np.interp(t_rel_s, plan.t_s, plan.speed_mps))
-    a_ff = float(np.interp(t_rel_s, plan.t_s, plan.accel_mps2))
+    a_ff = float(np.interp(t_rel_s + cfg.accel_preview_s, plan.t_s, plan.accel_mps2))
     err = v_ref - ego.speed_mps
     integral = state.speed_integral_mps + err * dt_s
     lim = cfg.integral_limit_mps2 / max(cfg.speed_ki_1ps2, 1e-9)

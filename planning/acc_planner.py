@@ -1,0 +1,176 @@
+"""Spine planner at 10 Hz: keep the lane, cruise at the allowed speed, follow a lead at a time gap,
+stop for stopped vehicles, and obey the safety layer's limits.
+
+Pure step: ``acc_plan_step(state, ego, tracks, limits, road, t_ns, cfg) -> (state, plan)``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from core.config import rng
+from core.messages import EgoState, ModeLimits, Plan, Tracks
+from core.road import Road
+from planning.acc_law import AccGains, rollout
+from planning.frenet_plan import frenet_to_plan
+from planning.track_frenet import select_lead, tracks_to_frenet
+
+
+@dataclass(frozen=True, slots=True)
+class AccPlannerConfig:
+    horizon_s: float = field(default=5.0, metadata=rng(1.0, 15.0))
+    step_s: float = field(default=0.1, metadata=rng(0.01, 0.5))
+    max_ego_age_s: float = field(default=0.3, metadata=rng(0.01, 5.0))
+    time_gap_s: float = field(default=1.5, metadata=rng(0.5, 5.0))
+    standstill_gap_m: float = field(default=4.0, metadata=rng(1.0, 20.0))
+    reaction_s: float = field(default=0.3, metadata=rng(0.0, 2.0))
+    k_speed_1ps: float = field(default=0.5, metadata=rng(0.05, 5.0))
+    k_rel_speed_1ps: float = field(default=0.6, metadata=rng(0.05, 5.0))
+    k_gap_1ps2: float = field(default=0.12, metadata=rng(0.01, 2.0))
+    comfort_accel_mps2: float = field(default=1.5, metadata=rng(0.1, 5.0))
+    comfort_decel_mps2: float = field(default=3.0, metadata=rng(0.5, 6.0))
+    approach_decel_mps2: float = field(default=2.0, metadata=rng(0.2, 6.0))
+    cruise_decel_mps2: float = field(default=2.0, metadata=rng(0.1, 6.0))
+    max_decel_mps2: float = field(default=8.0, metadata=rng(1.0, 12.0))
+    comfort_jerk_mps3: float = field(default=2.5, metadata=rng(0.5, 20.0))
+    emergency_jerk_mps3: float = field(default=12.0, metadata=rng(1.0, 50.0))
+    stale_stop_decel_mps2: float = field(default=4.0, metadata=rng(0.5, 12.0))
+    lead_brake_threshold_mps2: float = field(default=0.5, metadata=rng(0.05, 5.0))
+    lead_accel_smoothing: float = field(default=0.5, metadata=rng(0.01, 1.0))  # low-pass weight of a new estimate
+    max_lat_accel_mps2: float = field(default=2.0, metadata=rng(0.5, 8.0))  # curve speed
+    curve_preview_s: float = field(default=8.0, metadata=rng(0.0, 30.0))
+    ego_front_m: float = field(default=3.7, metadata=rng(0.0, 20.0))  # rear axle to front bumper
+    ego_half_width_m: float = field(default=0.95, metadata=rng(0.2, 2.0))
+    corridor_margin_m: float = field(default=0.3, metadata=rng(0.0, 2.0))
+    cut_in_horizon_s: float = field(default=1.5, metadata=rng(0.0, 5.0))
+    min_existence: float = field(default=0.3, metadata=rng(0.0, 1.0))
+
+    def gains(self, time_gap_s: float) -> AccGains:
+        return AccGains(self.standstill_gap_m, time_gap_s, self.reaction_s, self.k_speed_1ps,
+                        self.k_rel_speed_1ps, self.k_gap_1ps2, self.comfort_accel_mps2,
+                        self.comfort_decel_mps2, self.approach_decel_mps2, self.cruise_decel_mps2, self.max_decel_mps2,
+                        self.comfort_jerk_mps3, self.emergency_jerk_mps3, self.lead_brake_threshold_mps2)
+
+
+@dataclass(frozen=True, slots=True)
+class AccPlannerState:
+    lane: int = -1  # lane being kept; -1 until the first valid ego
+    lead_id: int = -1
+    lead_speed_mps: float = 0.0
+    lead_accel_mps2: float = 0.0  # low-pass finite-difference estimate (tracks carry no accel)
+    lead_t_ns: int = -1
+    last_plan: Plan | None = None
+    ignored_tracks: int = 0  # non-finite tracks dropped, cumulative
+    stale_egos: int = 0
+    rejected_egos: int = 0
+
+
+def ego_is_finite(ego: EgoState) -> bool:
+    return bool(np.isfinite(ego.pose).all() and math.isfinite(ego.speed_mps))
+
+
+def ego_from_plan(plan: Plan, t_ns: int) -> EgoState:
+    """The pose the previous plan promised for ``t_ns``: the best stand-in for a non-finite ego."""
+    t = (t_ns - plan.t_ns) * 1e-9
+    pose = np.array([np.interp(t, plan.t_s, plan.xy_m[:, 0]), np.interp(t, plan.t_s, plan.xy_m[:, 1]),
+                     np.interp(t, plan.t_s, np.unwrap(plan.yaw_rad))])
+    return EgoState(t_ns, pose, float(np.interp(t, plan.t_s, plan.speed_mps)),
+                    float(np.interp(t, plan.t_s, plan.accel_mps2)), 0.0, np.eye(5))
+
+
+def target_speed(road: Road, s_ego_m: float, v_mps: float, limits: ModeLimits, cfg: AccPlannerConfig) -> float:
+    """Speed limit and cap, lowered ahead of curves so that the curve is reached at a lateral
+    acceleration within max_lat_accel after a cruise-rate deceleration."""
+    v_max = min(road.speed_limit_mps, limits.speed_cap_mps)
+    if cfg.curve_preview_s <= 0.0:
+        return v_max
+    ahead = np.linspace(0.0, max(v_mps, 5.0) * cfg.curve_preview_s, 32)
+    _, _, k = road.interpolate(s_ego_m + ahead)
+    v_curve2 = cfg.max_lat_accel_mps2 / np.maximum(np.abs(k), 1e-9)
+    v_allow = np.sqrt(v_curve2 + 2.0 * cfg.cruise_decel_mps2 * ahead)
+    return float(min(v_max, v_allow.min()))
+
+
+def profile_plan(road: Road, t_ns: int, s0_m: float, d_m: float, s: np.ndarray, v: np.ndarray,
+                 a: np.ndarray, cfg: AccPlannerConfig, emergency: bool, behaviour: str) -> Plan:
+    """Longitudinal profile along a lane centre -> Plan."""
+    t = np.arange(s.shape[0]) * cfg.step_s
+    z = np.zeros_like(s)
+    return frenet_to_plan(road, t_ns, t, s0_m + s, np.full_like(s, d_m), z, z, v, a, emergency, behaviour)
+
+
+def _initial_accel(state: AccPlannerState, ego: EgoState, t_ns: int) -> float:
+    """Continue the previous plan's acceleration (consistent jerk limits across replans); fall back
+    to the measured one."""
+    prev = state.last_plan
+    if prev is not None:
+        t = (t_ns - prev.t_ns) * 1e-9
+        if 0.0 <= t <= prev.t_s[-1]:
+            return float(np.interp(t, prev.t_s, prev.accel_mps2))
+    return float(ego.accel_mps2) if math.isfinite(ego.accel_mps2) else 0.0
+
+
+def _stop_plan(state: AccPlannerState, ego: EgoState, road: Road, t_ns: int, cfg: AccPlannerConfig,
+               behaviour: str, **counters) -> tuple[AccPlannerState, Plan]:
+    s_ego, d_ego = road.to_frenet(ego.pose[None, :2])
+    lane = state.lane if state.lane >= 0 else int(road.lane_of(d_ego[0]))
+    dt_s = max((t_ns - ego.t_ns) * 1e-9, 0.0)
+    s0 = float(s_ego[0]) + ego.speed_mps * dt_s
+    stop = replace(cfg.gains(cfg.time_gap_s), cruise_decel_mps2=cfg.stale_stop_decel_mps2)
+    steps = int(round(cfg.horizon_s / cfg.step_s)) + 1
+    s, v, a, _, _ = rollout(ego.speed_mps, _initial_accel(state, ego, t_ns), 0.0, math.inf, 0.0, 0.0,
+                         cfg.stale_stop_decel_mps2, replace(stop, comfort_jerk_mps3=cfg.emergency_jerk_mps3),
+                         cfg.step_s, steps)
+    plan = profile_plan(road, t_ns, s0, float(road.lane_center_d(lane)), s, v, a, cfg, True, behaviour)
+    return replace(state, lane=lane, last_plan=plan, **counters), plan
+
+
+def acc_plan_step(state: AccPlannerState, ego: EgoState, tracks: Tracks, limits: ModeLimits, road: Road,
+                  t_ns: int, cfg: AccPlannerConfig) -> tuple[AccPlannerState, Plan]:
+    if not ego_is_finite(ego):
+        if state.last_plan is None:
+            raise ValueError("acc_plan_step: ego state is not finite and there is no previous plan to stop along")
+        return _stop_plan(state, ego_from_plan(state.last_plan, t_ns), road, t_ns, cfg, "bad_ego",
+                          rejected_egos=state.rejected_egos + 1)
+    if (t_ns - ego.t_ns) * 1e-9 > cfg.max_ego_age_s:
+        return _stop_plan(state, ego, road, t_ns, cfg, "stale_ego", stale_egos=state.stale_egos + 1)
+
+    s_arr, d_arr = road.to_frenet(ego.pose[None, :2])
+    dt_s = max((t_ns - ego.t_ns) * 1e-9, 0.0)
+    s_ego, d_ego = float(s_arr[0]) + ego.speed_mps * dt_s, float(d_arr[0])
+    lane = state.lane
+    if lane < 0 or abs(d_ego - float(road.lane_center_d(lane))) > 0.75 * road.lane_width_m:
+        lane = int(road.lane_of(d_ego))
+    d_lane = float(road.lane_center_d(lane))
+
+    ft, n_bad = tracks_to_frenet(tracks, road, t_ns, cfg.min_existence)
+    i_lead, gap = select_lead(ft, s_ego, d_lane, cfg.ego_front_m, cfg.ego_half_width_m,
+                              cfg.corridor_margin_m, cfg.cut_in_horizon_s)
+    lead_id, v_lead, a_lead = -1, 0.0, 0.0
+    if i_lead >= 0:
+        lead_id, v_lead = int(ft.ids[i_lead]), float(ft.vs_mps[i_lead])
+        dt_lead = (t_ns - state.lead_t_ns) * 1e-9
+        if lead_id == state.lead_id and dt_lead > 1e-3:
+            raw = (v_lead - state.lead_speed_mps) / dt_lead
+            a_lead = state.lead_accel_mps2 + cfg.lead_accel_smoothing * (raw - state.lead_accel_mps2)
+            a_lead = min(max(a_lead, -cfg.max_decel_mps2 - 2.0), 5.0)
+
+    v_target = target_speed(road, s_ego, ego.speed_mps, limits, cfg)
+    gains = cfg.gains(max(cfg.time_gap_s, limits.time_gap_s))
+    steps = int(round(cfg.horizon_s / cfg.step_s)) + 1
+    s, v, a, emergency, following = rollout(ego.speed_mps, _initial_accel(state, ego, t_ns), v_target, gap, v_lead,
+                                 a_lead, limits.stop_decel_mps2, gains, cfg.step_s, steps)
+    if limits.stop_decel_mps2 > 0.0:
+        behaviour = "mrm"
+    elif emergency:
+        behaviour = "emergency_brake"
+    elif following:
+        behaviour = "follow"
+    else:
+        behaviour = "cruise"
+    plan = profile_plan(road, t_ns, s_ego, d_lane, s, v, a, cfg, emergency, behaviour)
+    new_state = replace(state, lane=lane, lead_id=lead_id, lead_speed_mps=v_lead, lead_accel_mps2=a_lead,
+                        lead_t_ns=t_ns, last_plan=plan, ignored_tracks=state.ignored_tracks + n_bad)
+    return new_state, plan

@@ -1,0 +1,72 @@
+"""Tracks in the road's Frenet frame, and selection of the lead vehicle in a lane corridor."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.messages import Tracks
+from core.road import Road
+
+
+@dataclass(frozen=True, slots=True)
+class FrenetTracks:
+    """Valid tracks propagated to the planning time, struct of arrays, all (N,)."""
+
+    ids: np.ndarray
+    s_m: np.ndarray
+    d_m: np.ndarray
+    vs_mps: np.ndarray  # velocity along the road heading
+    vd_mps: np.ndarray  # velocity towards the left of the road
+    length_m: np.ndarray
+    width_m: np.ndarray
+    x_m: np.ndarray  # map-frame state at the planning time, for Cartesian predictors
+    y_m: np.ndarray
+    vx_mps: np.ndarray
+    vy_mps: np.ndarray
+    yaw_rad: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+
+def tracks_to_frenet(tracks: Tracks, road: Road, t_ns: int, min_existence: float) -> tuple[FrenetTracks, int]:
+    """Drop non-finite tracks (returned as a count) and unlikely ones, propagate the rest at constant
+    velocity to ``t_ns`` and project them onto the road."""
+    n = len(tracks)
+    states = np.asarray(tracks.states, dtype=np.float64).reshape(n, 4)
+    sizes = np.asarray(tracks.sizes, dtype=np.float64).reshape(n, 3)
+    yaws = np.asarray(tracks.yaws, dtype=np.float64).reshape(n)
+    finite = np.isfinite(states).all(axis=1) & np.isfinite(sizes).all(axis=1) & np.isfinite(yaws)
+    finite &= (sizes[:, :2] >= 0.0).all(axis=1)
+    keep = finite & (np.asarray(tracks.existence).reshape(n) >= min_existence)
+    st = states[keep]
+    dt_s = (t_ns - tracks.t_ns) * 1e-9
+    x = st[:, 0] + st[:, 2] * dt_s
+    y = st[:, 1] + st[:, 3] * dt_s
+    s, d = road.to_frenet(np.stack([x, y], axis=1)) if x.shape[0] else (np.zeros(0), np.zeros(0))
+    _, heading, _ = road.interpolate(s)
+    c, sn = np.cos(heading), np.sin(heading)
+    out = FrenetTracks(ids=np.asarray(tracks.ids)[keep], s_m=s, d_m=d,
+                       vs_mps=st[:, 2] * c + st[:, 3] * sn, vd_mps=-st[:, 2] * sn + st[:, 3] * c,
+                       length_m=sizes[keep, 0], width_m=sizes[keep, 1], x_m=x, y_m=y,
+                       vx_mps=st[:, 2], vy_mps=st[:, 3], yaw_rad=yaws[keep])
+    return out, int(n - np.count_nonzero(finite))
+
+
+def select_lead(ft: FrenetTracks, s_ego_m: float, d_lane_m: float, ego_front_m: float,
+                ego_half_width_m: float, margin_m: float, cut_in_horizon_s: float) -> tuple[int, float]:
+    """Index and bumper-to-bumper gap of the nearest track ahead whose lateral position over the next
+    ``cut_in_horizon_s`` (constant lateral velocity) comes within the ego corridor; (-1, inf) if none."""
+    if len(ft) == 0:
+        return -1, float("inf")
+    d_end = ft.d_m + ft.vd_mps * cut_in_horizon_s
+    lo, hi = np.minimum(ft.d_m, d_end), np.maximum(ft.d_m, d_end)
+    # Distance from the lane centre to the swept lateral interval (zero when it crosses the centre).
+    lat = np.maximum(np.maximum(lo - d_lane_m, d_lane_m - hi), 0.0)
+    in_corridor = lat < ego_half_width_m + 0.5 * ft.width_m + margin_m
+    gap = ft.s_m - 0.5 * ft.length_m - (s_ego_m + ego_front_m)
+    ahead = ft.s_m + 0.5 * ft.length_m > s_ego_m + ego_front_m
+    cand = np.where(in_corridor & ahead, gap, np.inf)
+    i = int(np.argmin(cand))
+    return (i, float(cand[i])) if np.isfinite(cand[i]) else (-1, float("inf"))
