@@ -1,0 +1,62 @@
+import pytest
+
+from core.config import ConfigError, from_mapping
+from sim.scenario import ScenarioConfig, build_road, find_scenario, list_scenarios, load_scenario
+
+BUILTINS = ["curve", "cut_in", "free_road", "lead_brake", "stopped_vehicle"]
+
+
+def test_list_scenarios_has_every_builtin_with_a_description():
+    listed = list_scenarios()
+    assert [name for name, _ in listed] == BUILTINS
+    assert all(desc for _, desc in listed)
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+def test_builtin_loads_and_builds_its_road(name):
+    cfg = load_scenario(name)
+    assert cfg.name == name and 20.0 <= cfg.duration_s <= 30.0
+    road = build_road(cfg.road)
+    assert road.length_m == pytest.approx(cfg.road.length_m)
+    assert cfg.ego.s_m + cfg.ego.speed_mps * cfg.duration_s * 1.2 < road.length_m
+
+
+def test_cut_in_scenario_is_a_cut_in():
+    actor = load_scenario("cut_in").actors[0]
+    assert actor.kind == "cut_in" and actor.target_lane == load_scenario("cut_in").ego.lane
+
+
+def write(tmp_path, text):
+    path = tmp_path / "bad.toml"
+    path.write_text('name = "bad"\n' + text)
+    return path
+
+
+@pytest.mark.parametrize("text, key, words", [
+    ("[road]\nnum_lanse = 3\n", "road.num_lanse", "unknown key"),
+    ("[ego]\nspeed_mps = \"fast\"\n", "ego.speed_mps", "expected a number"),
+    ("[road]\nnum_lanes = 9\n", "road.num_lanes", "out of range"),
+    ("[[actors]]\nkind = \"teleport\"\n", "actors[0].kind", "not allowed"),
+    ("[ego]\nlane = 4\n", "ego.lane", "not a lane"),
+    ("[[actors]]\nkind = \"cut_in\"\nlane = 1\n", "target_lane", "target_lane"),
+    ("[ego.vehicle]\nwheelbase_m = 0.1\n", "ego.vehicle.wheelbase_m", "out of range"),
+])
+def test_errors_name_file_and_key(tmp_path, text, key, words):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_scenario(path)
+    message = str(err.value)
+    assert str(path) in message and key in message and words in message
+    assert "\n" not in message
+
+
+def test_unknown_name_lists_available():
+    with pytest.raises(ConfigError) as err:
+        find_scenario("no_such_scenario")
+    assert "no_such_scenario" in str(err.value)
+    assert all(name in str(err.value) for name in BUILTINS)
+
+
+def test_faults_are_stored_verbatim():
+    cfg = from_mapping(ScenarioConfig, {"name": "x", "faults": ["lidar:dropout@5", "camera:freeze@2"]})
+    assert cfg.faults == ("lidar:dropout@5", "camera:freeze@2")
