@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.message import DecodeError
 from mcap_protobuf.schema import build_file_descriptor_set
 
 import core.messages as core_messages
@@ -91,6 +92,13 @@ class LogCodec:
     def decode(self, schema_name: str, schema_data: bytes, payload: bytes,
                channel_metadata: Mapping[str, str]) -> object:
         """Decode one logged payload into its core dataclass; ValueError when it is not ours."""
+        try:
+            return self._decode(schema_name, schema_data, payload, channel_metadata)
+        except DecodeError as exc:
+            raise ValueError(f"protobuf payload does not parse: {exc}") from exc
+
+    def _decode(self, schema_name: str, schema_data: bytes, payload: bytes,
+                channel_metadata: Mapping[str, str]) -> object:
         if schema_name == "foxglove.RawImage":
             return fox.decode_raw_image(payload)
         if schema_name == "foxglove.CompressedImage":
