@@ -24,10 +24,11 @@ from runtime.logs.topics import viz_topic
 METADATA_NAME = "rtdrive"
 REQUIRED_METADATA = ("scenario", "seed", "config_toml")
 DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024
-# zstd level 1: measured with benchmarks/bench_logs.py, level 3 (zstd's default) records lidar and
-# camera batches at ~60 MB/s on one core, level 1 clears the 100 MB/s target; lidar floats barely
-# compress at any level, while rendered images compress well already at level 1.
-DEFAULT_ZSTD_LEVEL = 1
+# zstd level -1 (a "fast" level), from the sweep in `python -m benchmarks.bench_logs` on the lidar +
+# camera batch: level 3 (zstd's default) ~35-60 MB/s, level 1 ~70-120 MB/s, level -1 ~100-150 MB/s
+# with the same file size as level 1 (ratio 1.39: lidar floats barely compress at any level, while
+# rendered images compress well already at fast levels), level -5 only slightly faster but larger.
+DEFAULT_ZSTD_LEVEL = -1
 _U64_MAX = 2**64 - 1
 
 
