@@ -1,0 +1,79 @@
+"""`rtdrive bench`: median and p99 of every registered benchmark, as a table or JSON.
+
+Each benchmarks/bench_*.py module exposes ``BENCHMARKS = {name: make}``; ``make()`` builds the
+inputs and returns a zero-argument callable, the thing timed. A callable may carry
+``bytes_per_call`` (throughput is then reported as MB/s at the median) and ``extra`` (a dict of
+figures it fills while running, reported as is). Timing uses perf_counter_ns
+around each call after a warm-up; on a shared, noisy machine compare ratios from one run.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import time
+from typing import Callable, TextIO
+
+import numpy as np
+
+import benchmarks
+
+DEFAULT_MIN_RUNS = 30
+DEFAULT_MAX_RUNS = 2000
+TARGET_SECONDS = 2.0  # per benchmark, to bound the whole `rtdrive bench`
+
+
+def all_benchmarks() -> dict[str, Callable]:
+    registry: dict[str, Callable] = {}
+    for info in pkgutil.iter_modules(benchmarks.__path__):
+        if not info.name.startswith("bench_"):
+            continue
+        module = importlib.import_module(f"benchmarks.{info.name}")
+        for name, make in getattr(module, "BENCHMARKS", {}).items():
+            if name in registry:
+                raise ValueError(f"benchmark {name!r} is defined twice (second in {info.name})")
+            registry[name] = make
+    return registry
+
+
+def time_callable(fn: Callable[[], object], repeat: int | None) -> np.ndarray:
+    """Durations [ms] of repeated calls, after warm-up; the count adapts to the call's cost."""
+    for _ in range(3):
+        fn()
+    if repeat is None:
+        t0 = time.perf_counter()
+        fn()
+        one_s = max(time.perf_counter() - t0, 1e-7)
+        repeat = int(np.clip(TARGET_SECONDS / one_s, DEFAULT_MIN_RUNS, DEFAULT_MAX_RUNS))
+    out = np.empty(repeat)
+    for i in range(repeat):
+        t0 = time.perf_counter_ns()
+        fn()
+        out[i] = (time.perf_counter_ns() - t0) / 1e6
+    return out
+
+
+def run_benchmarks(registry: dict[str, Callable], names: list[str], repeat: int | None,
+                   progress: TextIO | None = None) -> dict[str, dict]:
+    results = {}
+    for name in names:
+        if progress is not None:
+            print(f"  bench {name} ...", file=progress, flush=True)
+        fn = registry[name]()
+        ms = time_callable(fn, repeat)
+        throughput = {}
+        if getattr(fn, "bytes_per_call", None):
+            throughput["mb_per_s"] = round(fn.bytes_per_call / 1e6 / (float(np.median(ms)) / 1e3), 1)
+        results[name] = {"median_ms": round(float(np.median(ms)), 5),
+                         "p99_ms": round(float(np.percentile(ms, 99)), 5),
+                         "mean_ms": round(float(ms.mean()), 5), "max_ms": round(float(ms.max()), 5),
+                         "n": int(ms.size), **throughput, **getattr(fn, "extra", {})}
+    return results
+
+
+def format_results(results: dict[str, dict]) -> str:
+    lines = [f"{'benchmark':<28}{'median ms':>11}{'p99 ms':>10}{'n':>7}  extra"]
+    for name, r in results.items():
+        extra = {k: v for k, v in r.items() if k not in ("median_ms", "p99_ms", "mean_ms", "max_ms", "n")}
+        lines.append(f"{name:<28}{r['median_ms']:>11.4f}{r['p99_ms']:>10.4f}{r['n']:>7}  "
+                     + "  ".join(f"{k}={v}" for k, v in extra.items()))
+    return "\n".join(lines)

@@ -1,0 +1,113 @@
+"""The `rtdrive` command line.
+
+Exit codes: 0 success; 1 a run completed but failed its gate (e.g. collisions with --fail-on-collision,
+a timing budget broken); 2 bad usage or bad input (unknown scenario, malformed file, bad fault spec).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from core.config import ConfigError, load_toml
+
+PERCEPTION_MODES = ("oracle",)  # the network and classical paths join when perception lands
+
+
+class UsageError(Exception):
+    """A one-line error for the user; exit code 2, no traceback."""
+
+
+def _add_sim(sub) -> None:
+    p = sub.add_parser("sim", help="run a closed-loop scenario with the full stack and print its summary",
+                       description="Run a closed-loop scenario: the sim world feeds the stack on the "
+                                   "scheduler's simulated clock; prints a summary (or JSON).")
+    p.add_argument("--scenario", default="cut_in", help="built-in name (see `rtdrive scenarios`) or a TOML path")
+    p.add_argument("--seed", type=int, default=0, help="seed of traffic and sensor noise (default 0)")
+    p.add_argument("--duration", type=float, default=None, metavar="S", help="seconds (default: the scenario's)")
+    p.add_argument("--mode", choices=("ideal", "latency"), default="ideal",
+                   help="ideal: compute time recorded only; latency: outputs delayed by measured compute time")
+    p.add_argument("--perception", choices=PERCEPTION_MODES, default=PERCEPTION_MODES[0],
+                   help="object perception path (oracle: ground truth with noise, for testing planning)")
+    p.add_argument("--config", type=Path, default=None, help="stack config TOML overriding the defaults")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--fail-on-collision", action="store_true", help="exit 1 when the run had a collision")
+
+
+def _cmd_sim(args) -> int:
+    from runtime.closed_loop import ClosedLoop, RunOptions
+    from runtime.stack_config import StackConfig
+    from runtime.summary import format_summary
+    from sim.scenario import load_scenario
+
+    scenario = load_scenario(args.scenario)
+    stack_cfg = load_toml(StackConfig, args.config) if args.config else StackConfig()
+    if args.duration is not None and not (0.0 < args.duration <= 3600.0):
+        raise UsageError(f"--duration: {args.duration} is out of range; allowed (0, 3600] seconds")
+    opts = RunOptions(seed=args.seed, duration_s=args.duration, mode=args.mode, perception=args.perception,
+                      progress=sys.stderr)
+    summary = ClosedLoop(scenario, opts, stack_cfg).run()
+    print(json.dumps(summary, sort_keys=True) if args.json else format_summary(summary))
+    return 1 if args.fail_on_collision and summary["collisions"] else 0
+
+
+def _cmd_scenarios(args) -> int:
+    from sim.scenario import list_scenarios
+
+    rows = list_scenarios()
+    width = max(len(name) for name, _ in rows)
+    for name, description in rows:
+        print(f"{name:<{width}}  {description}")
+    return 0
+
+
+def _add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="run benchmarks (median and p99 per benchmark)",
+                       description="Time the named benchmarks (all when none is named).")
+    p.add_argument("names", nargs="*", help="benchmark names (default: all); `--list` shows them")
+    p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    p.add_argument("--repeat", type=int, default=None, help="timed runs per benchmark (default: per benchmark)")
+    p.add_argument("--json", action="store_true", help="print {name: {median_ms, p99_ms, n, ...}}")
+
+
+def _cmd_bench(args) -> int:
+    from runtime.bench import all_benchmarks, format_results, run_benchmarks
+
+    registry = all_benchmarks()
+    if args.list:
+        for name in sorted(registry):
+            print(name)
+        return 0
+    unknown = [n for n in args.names if n not in registry]
+    if unknown:
+        raise UsageError(f"unknown benchmark {unknown[0]!r}; available: {', '.join(sorted(registry))}")
+    results = run_benchmarks(registry, args.names or sorted(registry), args.repeat, progress=sys.stderr)
+    print(json.dumps(results, sort_keys=True, indent=1) if args.json else format_results(results))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rtdrive", description="rtdrive: a real-time driving stack. "
+                                     "Closed-loop simulation, log replay and deadline timing on one loop.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_sim(sub)
+    sub.add_parser("scenarios", help="list the built-in scenarios")
+    _add_bench(sub)
+    return parser
+
+
+COMMANDS = {"sim": _cmd_sim, "scenarios": _cmd_scenarios, "bench": _cmd_bench}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (ConfigError, UsageError) as exc:
+        print(f"rtdrive {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""The driving stack wired onto a scheduler: the only place that knows the whole pipeline.
+
+The stages are pure steps; this object only keeps their states between runs, collects the inputs
+each task needs from the bus, guards every stage run (exceptions and non-finite outputs are caught,
+counted and reported to the safety monitor) and publishes the outputs.
+
+Topics: inputs arrive on /sensors/<name>; outputs are /fusion/ego, /fusion/tracks, /planning/plan,
+/control/command and /safety/status.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from core.clock import s_to_ns
+from core.messages import ControlCommand, Detections3D, EgoState, Mode, Plan, SafetyStatus, Tracks
+from core.road import Road
+from core.vehicle import VehicleParams
+from runtime.scheduler import Scheduler, TaskSpec
+from runtime.stack_config import StackConfig
+from runtime.stages import StageSteps
+from safety.arbitration import arbitrate
+from safety.health import HealthState, StreamSpec, all_finite, observe
+from safety.monitor import DEFAULT_RULES, MonitorState, safety_step
+from safety.policy import MODE_LIMITS
+
+PRIORITY = {"sim": 0, "safety": 1, "perception": 2, "fusion": 3, "planning": 4, "control": 5}
+
+
+@dataclass(slots=True)
+class StageCounters:
+    exceptions: int = 0
+    nonfinite_outputs: int = 0
+    last_exception_ns: int = -(2**62)
+    last_error: str = ""
+
+
+@dataclass(slots=True)
+class Bus:
+    """The latest message per topic, and the detections not yet consumed by fusion."""
+
+    latest: dict[str, Any] = field(default_factory=dict)
+    pending_detections: list[Detections3D] = field(default_factory=list)
+
+
+class DrivingStack:
+    def __init__(self, cfg: StackConfig, steps: StageSteps, road: Road, vehicle: VehicleParams,
+                 input_streams: dict[str, float]) -> None:
+        """``input_streams``: sensor name -> nominal rate [Hz], as configured for this run."""
+        self.cfg, self.steps, self.road, self.vehicle = cfg, steps, road, vehicle
+        self.bus = Bus()
+        self.health = HealthState()
+        self.stream_specs = tuple(
+            StreamSpec(name, s_to_ns(1.0 / rate_hz), cfg.liveness.max_missed_periods)
+            for name, rate_hz in sorted(input_streams.items()))
+        self.counters: dict[str, StageCounters] = {}
+        self.tracker_state = steps.tracker_init()
+        self.planner_state = steps.planner_init()
+        self.controller_state = steps.controller_init()
+        self.monitor_state = MonitorState()
+        self.scheduler: Scheduler | None = None
+
+    # -- wiring ----------------------------------------------------------------------------------
+    def register(self, sched: Scheduler) -> None:
+        self.scheduler = sched
+        rates = self.cfg.rates_hz
+
+        def periodic(name: str, rate_hz: float, run: Callable[[int], list]) -> None:
+            spec = TaskSpec(name, PRIORITY[name], self.cfg.budget_ns(name), period_ns=s_to_ns(1.0 / rate_hz))
+            sched.add_task(spec, lambda t_ns, _trigger: self._guarded(name, t_ns, run))
+
+        periodic("safety", rates.safety, self._safety)
+        periodic("fusion", rates.fusion, self._fusion)
+        periodic("planning", rates.planning, self._planning)
+        periodic("control", rates.control, self._control)
+        sched.add_listener(self._on_message)
+
+    def _on_message(self, arrival_ns: int, topic: str, msg: Any) -> None:
+        self.bus.latest[topic] = msg
+        if topic.startswith("/sensors/"):
+            stream = topic[len("/sensors/"):]
+            finite = _message_finite(msg)
+            self.health = observe(self.health, stream, msg.t_ns, arrival_ns, finite)
+            if isinstance(msg, Detections3D) and finite:
+                self.bus.pending_detections.append(msg)
+
+    def _guarded(self, stage: str, t_ns: int, run: Callable[[int], list]) -> list:
+        counters = self.counters.setdefault(stage, StageCounters())
+        try:
+            outputs = run(t_ns)
+        except Exception as exc:  # a failing stage must not take the loop down: count and report
+            counters.exceptions += 1
+            counters.last_exception_ns = t_ns
+            counters.last_error = f"{type(exc).__name__}: {exc}"
+            return []
+        kept = []
+        for topic, msg in outputs:
+            if _message_finite(msg):
+                kept.append((topic, msg))
+            else:
+                counters.nonfinite_outputs += 1
+        return kept
+
+    # -- stages ----------------------------------------------------------------------------------
+    def _ego(self) -> EgoState | None:
+        return self.bus.latest.get("/fusion/ego")
+
+    def _fusion(self, t_ns: int) -> list:
+        outputs = []
+        ego_in = self.bus.latest.get("/sensors/ego")
+        if ego_in is not None:
+            outputs.append(("/fusion/ego", ego_in))
+        ego = ego_in or self._ego()
+        if ego is None:
+            return outputs
+        batch = sorted(self.bus.pending_detections, key=lambda d: d.t_ns)
+        self.bus.pending_detections = []
+        state = self.tracker_state
+        for det in batch:
+            state, _ = self.steps.tracker_step(state, det, ego, det.t_ns)
+        self.tracker_state = state
+        outputs.append(("/fusion/tracks", self.steps.tracker_predict(state, t_ns)))
+        return outputs
+
+    def _limits(self):
+        status: SafetyStatus | None = self.bus.latest.get("/safety/status")
+        return status.limits if status is not None else MODE_LIMITS[Mode.NOMINAL]
+
+    def _planning(self, t_ns: int) -> list:
+        ego = self._ego()
+        if ego is None:
+            return []
+        tracks: Tracks = self.bus.latest.get("/fusion/tracks") or Tracks.empty(t_ns)
+        self.planner_state, plan = self.steps.planner_step(self.planner_state, ego, tracks, self._limits(),
+                                                           self.road, t_ns)
+        return [("/planning/plan", plan)]
+
+    def _control(self, t_ns: int) -> list:
+        ego = self._ego()
+        if ego is None:
+            return []
+        plan: Plan | None = self.bus.latest.get("/planning/plan")
+        self.controller_state, command = self.steps.controller_step(self.controller_state, plan, ego, t_ns)
+        status: SafetyStatus | None = self.bus.latest.get("/safety/status")
+        if status is not None:
+            command = arbitrate(command, status, self.bus.latest.get("/control/command"),
+                                1.0 / self.cfg.rates_hz.control, self.vehicle)
+        return [("/control/command", command)]
+
+    def stage_flags(self, t_ns: int) -> frozenset[str]:
+        flags = set()
+        if self.scheduler is not None and self.scheduler.missed_in_a_row("planning") >= 3:
+            flags.add("planning.missed_3")
+        hold_ns = s_to_ns(self.cfg.liveness.exception_hold_s)
+        if any(t_ns - c.last_exception_ns <= hold_ns for c in self.counters.values()):
+            flags.add("stage.exception")
+        timeout_ns = s_to_ns(self.cfg.liveness.control_input_timeout_s)
+        ego = self._ego()
+        if ego is not None and t_ns - ego.t_ns > timeout_ns:
+            flags.add("control.stale_input")
+        return frozenset(flags)
+
+    def _safety(self, t_ns: int) -> list:
+        self.monitor_state, status = safety_step(self.monitor_state, self.health, self.stream_specs,
+                                                 self.stage_flags(t_ns), DEFAULT_RULES, t_ns,
+                                                 self.steps.safety_cfg)
+        return [("/safety/status", status)]
+
+
+def _message_finite(msg: Any) -> bool:
+    """True if every float array or float field of a message is finite."""
+    values = []
+    for name in getattr(msg, "__slots__", ()):
+        v = getattr(msg, name)
+        if isinstance(v, np.ndarray) and v.dtype.kind == "f":
+            values.append(v)
+        elif isinstance(v, float):
+            values.append(v)
+    return all_finite(*values) if values else True

@@ -1,0 +1,61 @@
+"""Stack configuration: stage rates and budgets, and each stage's own config, in one frozen tree.
+
+The defaults are the dataclass defaults; `rtdrive sim --config FILE` overrides any subset from TOML
+(unknown keys, wrong types and out-of-range values are errors naming the file and the key).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from control.controller import ControllerConfig
+from core.config import from_mapping, rng
+from fusion.tracker_state import TrackerConfig
+from planning.acc_planner import AccPlannerConfig
+from safety.monitor import SafetyConfig
+
+STAGES = ("fusion", "planning", "control", "safety")
+
+
+def _default_budgets() -> dict[str, float]:
+    return {"perception.oracle": 1.0, "perception.lidar": 40.0, "perception.camera": 40.0,
+            "perception.radar": 5.0, "fusion": 5.0, "planning": 20.0, "control": 1.0, "safety": 1.0}
+
+
+@dataclass(frozen=True, slots=True)
+class RatesHz:
+    physics: float = field(default=100.0, metadata=rng(10.0, 1000.0))
+    fusion: float = field(default=50.0, metadata=rng(1.0, 1000.0))
+    planning: float = field(default=10.0, metadata=rng(1.0, 100.0))
+    control: float = field(default=100.0, metadata=rng(10.0, 1000.0))
+    safety: float = field(default=100.0, metadata=rng(10.0, 1000.0))
+
+
+@dataclass(frozen=True, slots=True)
+class LivenessConfig:
+    max_missed_periods: float = field(default=3.0, metadata=rng(1.0, 100.0))
+    control_input_timeout_s: float = field(default=0.1, metadata=rng(0.01, 5.0))
+    exception_hold_s: float = field(default=1.0, metadata=rng(0.0, 60.0))
+
+
+@dataclass(frozen=True, slots=True)
+class StackConfig:
+    rates_hz: RatesHz = field(default_factory=RatesHz)
+    budgets_ms: dict[str, float] = field(default_factory=_default_budgets, metadata=rng(0.0, 10_000.0))
+    liveness: LivenessConfig = field(default_factory=LivenessConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    planner: AccPlannerConfig = field(default_factory=AccPlannerConfig)
+    controller: ControllerConfig = field(default_factory=ControllerConfig)
+    safety: SafetyConfig = field(default_factory=SafetyConfig)
+
+    def __post_init__(self) -> None:
+        for name in self.budgets_ms:
+            if name not in STAGES and not name.startswith("perception."):
+                raise ValueError(f"budgets_ms.{name}: unknown stage; stages are "
+                                 f"{', '.join(STAGES)} and perception.<sensor>")
+
+    def budget_ns(self, stage: str) -> int:
+        return int(self.budgets_ms.get(stage, 10.0) * 1e6)
+
+
+def stack_config_from(data: dict, source: str) -> StackConfig:
+    return from_mapping(StackConfig, data, source)

@@ -1,0 +1,64 @@
+"""Run summaries: per-stage timing statistics and the human-readable table."""
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+
+from core.messages import StageTiming
+
+WALL_CLOCK_KEYS = ("real_time_factor", "wall_time_s", "stages")  # differ run to run by nature
+
+
+def stage_stats(timings: Iterable[StageTiming]) -> dict[str, dict[str, float]]:
+    by_stage: dict[str, list[StageTiming]] = {}
+    for rec in timings:
+        by_stage.setdefault(rec.stage, []).append(rec)
+    out = {}
+    for name in sorted(by_stage):
+        recs = by_stage[name]
+        dur_ms = np.array([r.duration_ns for r in recs], dtype=np.float64) / 1e6
+        queue_ms = np.array([r.t_ns - r.ready_ns for r in recs], dtype=np.float64) / 1e6
+        out[name] = {
+            "runs": len(recs),
+            "p50_ms": round(float(np.percentile(dur_ms, 50)), 4),
+            "p90_ms": round(float(np.percentile(dur_ms, 90)), 4),
+            "p99_ms": round(float(np.percentile(dur_ms, 99)), 4),
+            "max_ms": round(float(dur_ms.max()), 4),
+            "budget_ms": recs[0].budget_ns / 1e6,
+            "misses": int(sum(r.missed for r in recs)),
+            "queue_p99_ms": round(float(np.percentile(queue_ms, 99)), 4),
+        }
+    return out
+
+
+def format_summary(s: dict) -> str:
+    lines = [
+        f"rtdrive sim  scenario={s['scenario']}  seed={s['seed']}  mode={s['mode']}  "
+        f"perception={s['perception']}  duration={s['duration_s']:.1f} s",
+        "",
+        f"  collisions            {s['collisions']}",
+        f"  min TTC               {_fmt(s['min_ttc_s'], 's')}",
+        f"  min distance          {_fmt(s['min_distance_m'], 'm')}",
+        f"  mean speed            {s['mean_speed_mps']:.2f} m/s   progress {s['progress_m']:.1f} m",
+        f"  max |jerk|            {s['max_abs_jerk_mps3']:.2f} m/s^3",
+        f"  max |lateral accel|   {s['max_abs_lat_accel_mps2']:.2f} m/s^2",
+        f"  lane-centre RMSE      {s['lane_center_rmse_m']:.3f} m",
+        f"  real-time factor      {s['real_time_factor']:.1f}x  ({s['wall_time_s']:.2f} s wall)",
+        "",
+        f"  {'stage':<20}{'runs':>6}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'budget':>9}{'misses':>8}",
+    ]
+    for name, st in s["stages"].items():
+        lines.append(f"  {name:<20}{st['runs']:>6}{st['p50_ms']:>9.3f}{st['p99_ms']:>9.3f}"
+                     f"{st['max_ms']:>9.3f}{st['budget_ms']:>9.1f}{st['misses']:>8}")
+    lines += ["", f"  {'sensor':<12}{'messages':>9}{'dropped':>9}{'late':>6}{'nonfinite':>10}"]
+    for name, c in s["sensors"].items():
+        lines.append(f"  {name:<12}{c['messages']:>9}{c['dropped']:>9}{c['late']:>6}{c['nonfinite']:>10}")
+    lines += ["", "  modes:"]
+    for m in s["modes"]:
+        lines.append(f"    t={m['t_s']:7.2f} s  {m['mode']:<15} {m['reason']}")
+    return "\n".join(lines)
+
+
+def _fmt(v, unit: str) -> str:
+    return "none" if v is None else f"{v:.2f} {unit}"
