@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from scipy.stats import chi2
 
 from core.config import rng
 from core.geometry import wrap_angle
 from core.messages import EgoState, GnssFix, ImuSample, WheelSpeed
 from fusion import kalman
+from fusion.association import gate_threshold
 
 EgoMessage = ImuSample | WheelSpeed | GnssFix
 _H_POS = np.eye(5)[:2]
@@ -154,7 +154,7 @@ def ego_update(state: EgoFilterState, msg: EgoMessage, cfg: EgoConfig) -> EgoFil
     r = np.eye(2) * sigma**2
     y = np.asarray(msg.position_m, dtype=np.float64) - state.x[:2]
     nis = float(y @ np.linalg.solve(state.p[:2, :2] + r, y))
-    if nis > chi2.ppf(cfg.gnss_gate_probability, 2):
+    if nis > gate_threshold(cfg.gnss_gate_probability, 2):
         return replace(state, last_nis=nis, counters=state.counters.add(gnss_outliers=1))
     return replace(_update(state, np.asarray(msg.position_m, dtype=np.float64), _H_POS, r),
                    last_nis=nis)

@@ -60,5 +60,5 @@ def to_map(pose: np.ndarray, pose_cov: np.ndarray, xy_vehicle: np.ndarray, v_veh
     j[:, 0, 0] = j[:, 1, 1] = 1.0
     j[:, 0:2, 2] = xy_vehicle @ drot.T
     j[:, 2:4, 2] = v @ drot.T
-    r += np.einsum("mij,jk,mlk->mil", j, pose_cov, j)
+    r += j @ pose_cov @ np.swapaxes(j, -1, -2)
     return MapMeasurements(z=z, r=r, velocity_valid=velocity_valid.copy(), yaw=yaw_vehicle + pose[2])

@@ -41,8 +41,8 @@ def cv_process_noise(dt_s: np.ndarray | float, accel_psd_m2ps3: float) -> np.nda
 
 def predict(x: np.ndarray, p: np.ndarray, f: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """x' = F x, P' = F P F^T + Q; F and Q are (n, n) shared or (N, n, n) per track."""
-    x_new = np.einsum("...ij,...j->...i", f, x)
-    p_new = np.einsum("...ij,...jk,...lk->...il", f, p, f) + q
+    x_new = (f @ x[..., None])[..., 0]
+    p_new = f @ p @ np.swapaxes(f, -1, -2) + q
     return x_new, p_new
 
 
@@ -60,26 +60,10 @@ def update(x: np.ndarray, p: np.ndarray, z: np.ndarray, h: np.ndarray,
     # K = P H^T S^-1, solved rather than inverted: S is symmetric, so K^T = S^-1 (P H^T)^T.
     k = np.linalg.solve(s, np.swapaxes(ph_t, -1, -2))
     k = np.swapaxes(k, -1, -2)  # (N, n, m)
-    x_new = x + np.einsum("nij,nj->ni", k, y)
+    x_new = x + (k @ y[..., None])[..., 0]
     i_kh = np.eye(n) - k @ h
     p_new = i_kh @ p @ np.swapaxes(i_kh, -1, -2) + k @ r @ np.swapaxes(k, -1, -2)
     return x_new, p_new, y, s
-
-
-def inv_sym2(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Closed-form inverse and determinant of stacked symmetric 2x2 matrices (..., 2, 2).
-
-    Gating evaluates every (track, detection) pair, so this avoids a LAPACK call per pair.
-    """
-    a, b, d = s[..., 0, 0], s[..., 0, 1], s[..., 1, 1]
-    det = a * d - b * b
-    inv = np.empty_like(s)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        inv[..., 0, 0] = d / det
-        inv[..., 1, 1] = a / det
-        inv[..., 0, 1] = -b / det
-        inv[..., 1, 0] = -b / det
-    return inv, det
 
 
 def repair_covariance(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -94,8 +78,13 @@ def repair_covariance(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     if p.shape[0] == 0:
         return p, repaired, broken
     safe = np.where(broken[:, None, None], np.eye(p.shape[-1]), p)
-    # A 4x4 eigen decomposition per track is cheap next to the association, and it is the only
-    # test that tells "barely PD" from "indefinite" reliably.
+    # Fast path: one batched Cholesky of P - MIN_EIGENVALUE I succeeds exactly when every track's
+    # smallest eigenvalue clears the floor, the usual case. Only otherwise pay for eigh.
+    try:
+        np.linalg.cholesky(safe - MIN_EIGENVALUE * np.eye(p.shape[-1]))
+        return p, repaired, broken
+    except np.linalg.LinAlgError:
+        pass
     w, v = np.linalg.eigh(safe)
     repaired = (w.min(axis=-1) < MIN_EIGENVALUE) & ~broken
     if repaired.any():

@@ -16,8 +16,8 @@ from core.geometry import map_to_se2, wrap_angle
 from core.messages import Detections3D, EgoState, Tracks
 from fusion import kalman
 from fusion.association import associate, gate_threshold
-from fusion.frames import ego_pose_at, to_map
-from fusion.tracker_state import (N_LABELS, TrackerConfig, TrackerState, concatenate, select)
+from fusion.frames import MapMeasurements, ego_pose_at, to_map
+from fusion.tracker_state import N_LABELS, TrackerConfig, TrackerState
 
 _H_POS = np.eye(4)[:2]
 _H_FULL = np.eye(4)
@@ -95,20 +95,17 @@ def tracker_step(state: TrackerState, detections: Detections3D, ego: EgoState, t
     """
     _check_shapes(detections)
     t_meas = int(detections.t_ns)
-    counters = state.counters.add(frames=1)
     if state.t_ns is not None and t_meas < state.t_ns:
-        state = replace(state, counters=counters.add(stale_frames=1))
+        state = replace(state, counters=state.counters.add(frames=1, stale_frames=1))
         return state, tracker_predict(state, t_ns, cfg)
     pose = ego_pose_at(ego, t_meas)
     pose_cov = np.asarray(ego.covariance, dtype=np.float64)[:3, :3]
     if not (np.isfinite(pose).all() and np.isfinite(pose_cov).all()):
-        state = replace(state, counters=counters.add(bad_ego_frames=1))
+        state = replace(state, counters=state.counters.add(frames=1, bad_ego_frames=1))
         return state, tracker_predict(state, t_ns, cfg)
 
     x, p = _predicted(state, t_meas, cfg)
     keep, vel_valid, n_nonfinite, n_label, n_badvel = _valid_rows(detections)
-    counters = counters.add(rejected_nonfinite=n_nonfinite, rejected_label=n_label,
-                            invalidated_velocity=n_badvel)
     rows = np.flatnonzero(keep)
     src = cfg.source(detections.source)
     boxes = detections.boxes[rows].astype(np.float64)
@@ -148,49 +145,54 @@ def tracker_step(state: TrackerState, detections: Detections3D, ego: EgoState, t
     # Only tracks the source could have seen take part in this frame's M-of-N and existence.
     seen = _in_fov(x, pose, src.fov_half_rad, src.max_range_m) | hit
     missed = seen & ~hit
-    history = np.where(seen, (state.hit_history << np.uint32(1)) | hit.astype(np.uint32),
-                       state.hit_history).astype(np.uint32)
     e = state.existence.copy()
     pd = cfg.detection_probability
     e[ti] = 1.0 - (1.0 - e[ti]) * (1.0 - scores[di])
     e[missed] = e[missed] * (1.0 - pd) / (1.0 - e[missed] * pd)
     last_hit = state.last_hit_ns.copy()
     last_hit[ti] = t_meas
-    state = replace(state, t_ns=t_meas, x=x, p=p, yaw=yaw, size=size, class_loglik=class_ll,
-                    hit_history=history, hits=state.hits + hit, misses=np.where(
-                        hit, 0, state.misses + missed).astype(np.int32),
-                    existence=e, last_hit_ns=last_hit)
+    tracks = {
+        "ids": state.ids, "x": x, "p": p, "yaw": yaw, "size": size, "class_loglik": class_ll,
+        "hit_history": np.where(seen, (state.hit_history << np.uint32(1)) | hit.astype(np.uint32),
+                                state.hit_history).astype(np.uint32),
+        "hits": state.hits + hit, "misses": np.where(hit, 0, state.misses + missed).astype(np.int32),
+        "confirmed": state.confirmed, "existence": e, "last_hit_ns": last_hit,
+    }
 
     # Births: unmatched detections that are not inside any track's gate (a second detection of a
     # tracked object must not spawn a twin) and confident enough.
     unmatched = np.ones(rows.shape[0], bool)
     unmatched[di] = False
     born = np.flatnonzero(unmatched & ~assoc.det_in_any_gate & (scores >= cfg.init_min_score))
-    state = concatenate(state, _births(state, meas, born, boxes, labels, scores, t_meas, cfg))
-    state = replace(state, next_id=state.next_id + born.shape[0])
-    counters = counters.add(created=born.shape[0])
+    if born.shape[0]:
+        births = _births(state.next_id, meas, born, boxes, labels, scores, t_meas, cfg)
+        tracks = {k: np.concatenate([v, births[k]]) for k, v in tracks.items()}
 
-    p_fixed, repaired, broken = kalman.repair_covariance(state.p)
-    broken |= ~np.isfinite(state.x).all(axis=1)
-    counters = counters.add(covariance_repaired=int(repaired.sum()),
-                            covariance_dropped=int(broken.sum()))
-    state = replace(state, p=p_fixed)
+    p_fixed, repaired, broken = kalman.repair_covariance(tracks["p"])
+    tracks["p"] = p_fixed
+    broken |= ~np.isfinite(tracks["x"]).all(axis=1)
 
-    age_s = (t_meas - state.last_hit_ns) * 1e-9
-    max_coast = np.where(state.confirmed, cfg.max_coast_confirmed_s, cfg.max_coast_tentative_s)
-    pos_sigma = np.sqrt(np.maximum(state.p[:, 0, 0], state.p[:, 1, 1]))
+    age_s = (t_meas - tracks["last_hit_ns"]) * 1e-9
+    confirmed = tracks["confirmed"]
+    max_coast = np.where(confirmed, cfg.max_coast_confirmed_s, cfg.max_coast_tentative_s)
+    pos_sigma = np.sqrt(np.maximum(p_fixed[:, 0, 0], p_fixed[:, 1, 1]))
     alive = (~broken & (age_s <= max_coast) & (pos_sigma <= cfg.max_position_sigma_m)
-             & (state.confirmed | (state.existence >= cfg.min_existence)))
-    counters = counters.add(deleted=int((~alive & ~broken).sum()))
-    state = select(state, alive)
+             & (confirmed | (tracks["existence"] >= cfg.min_existence)))
+    if not alive.all():
+        tracks = {k: v[alive] for k, v in tracks.items()}
     window = np.uint32((1 << cfg.confirm_window) - 1)
-    recent_hits = np.bitwise_count(state.hit_history & window)
-    state = replace(state, confirmed=state.confirmed | (recent_hits >= cfg.confirm_hits),
-                    counters=counters)
+    recent_hits = np.bitwise_count(tracks["hit_history"] & window)
+    tracks["confirmed"] = tracks["confirmed"] | (recent_hits >= cfg.confirm_hits)
+    counters = state.counters.add(
+        frames=1, rejected_nonfinite=n_nonfinite, rejected_label=n_label,
+        invalidated_velocity=n_badvel, created=born.shape[0], covariance_repaired=int(repaired.sum()),
+        covariance_dropped=int(broken.sum()), deleted=int((~alive & ~broken).sum()))
+    state = TrackerState(t_ns=t_meas, next_id=state.next_id + born.shape[0], counters=counters,
+                         **tracks)
     return state, tracker_predict(state, t_ns, cfg)
 
 
-def _births(state: TrackerState, meas, born: np.ndarray, boxes: np.ndarray, labels: np.ndarray,
+def _births(next_id: int, meas: MapMeasurements, born: np.ndarray, boxes: np.ndarray, labels: np.ndarray,
             scores: np.ndarray, t_meas: int, cfg: TrackerConfig) -> dict[str, np.ndarray]:
     k = born.shape[0]
     vel_ok = meas.velocity_valid[born]
@@ -202,7 +204,7 @@ def _births(state: TrackerState, meas, born: np.ndarray, boxes: np.ndarray, labe
     x0 = meas.z[born].copy()
     x0[~vel_ok, 2:] = 0.0
     return {
-        "ids": np.arange(state.next_id, state.next_id + k, dtype=np.int64), "x": x0, "p": p0,
+        "ids": np.arange(next_id, next_id + k, dtype=np.int64), "x": x0, "p": p0,
         "yaw": meas.yaw[born].astype(np.float64), "size": boxes[born, 3:6].copy(),
         "class_loglik": (lambda ll: ll - ll.max(axis=1, keepdims=True))(
             _class_loglik(labels[born], scores[born])),

@@ -5,7 +5,7 @@ and never writes into the arrays of the old one, so a caller may keep (and repla
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -119,19 +119,3 @@ class TrackerState:
     @property
     def labels(self) -> np.ndarray:
         return np.argmax(self.class_loglik, axis=1).astype(np.int16)
-
-
-# Per-track array fields, in one place so select/concatenate cannot forget one.
-TRACK_FIELDS = tuple(f.name for f in fields(TrackerState)
-                     if f.name not in ("t_ns", "next_id", "counters"))
-
-
-def select(state: TrackerState, keep: np.ndarray) -> TrackerState:
-    """The tracks where ``keep`` (bool mask or index array) holds."""
-    return replace(state, **{name: getattr(state, name)[keep] for name in TRACK_FIELDS})
-
-
-def concatenate(state: TrackerState, born: dict[str, np.ndarray]) -> TrackerState:
-    """Append new tracks given as a mapping of every per-track field."""
-    return replace(state, **{name: np.concatenate([getattr(state, name), born[name]])
-                             for name in TRACK_FIELDS})

@@ -33,11 +33,3 @@ def test_repair_lifts_indefinite_and_flags_nonfinite():
     assert broken.tolist() == [False, False, True]
     assert np.linalg.eigvalsh(fixed[1]).min() >= kalman.MIN_EIGENVALUE * 0.999
     np.testing.assert_array_equal(fixed[0], np.eye(4))
-
-
-def test_inv_sym2_matches_numpy():
-    rng = np.random.default_rng(0)
-    s = _random_spd(rng, 20, 2)
-    inv, det = kalman.inv_sym2(s)
-    np.testing.assert_allclose(inv, np.linalg.inv(s), rtol=1e-12)
-    np.testing.assert_allclose(det, np.linalg.det(s), rtol=1e-12)
