@@ -48,9 +48,12 @@ class SyncConfig:
     # Released keys remembered for duplicate detection; older ones are caught as late anyway.
     duplicate_memory: int = field(default=256, metadata=rng(1, 100_000))
 
-    @property
-    def max_window_ns(self) -> int:
-        return max((s.latency_window_ns for s in self.streams.values()), default=0)
+    # Derived once: every sync_step needs it.
+    max_window_ns: int = field(init=False, default=0)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "max_window_ns",
+                           max((s.latency_window_ns for s in self.streams.values()), default=0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,11 +79,6 @@ class SyncCounters:
     resets: int = 0
 
 
-_COUNTER = {Decision.APPLIED: "applied", Decision.DROPPED_LATE: "late",
-            Decision.DROPPED_DUPLICATE: "duplicate", Decision.DROPPED_FUTURE: "future",
-            Decision.RESET: "resets"}
-
-
 @dataclass(frozen=True, slots=True)
 class SyncState:
     buffer: tuple[tuple[int, str, int, Any], ...] = ()  # sorted (t_ns, stream, seq, msg)
@@ -89,15 +87,6 @@ class SyncState:
     last_now_ns: int | None = None
     seq: int = 0  # arrival counter: a deterministic tie-break, never compared across runs
     counters: SyncCounters = field(default_factory=SyncCounters)
-
-
-def _count(counters: SyncCounters, records: list[SyncRecord]) -> SyncCounters:
-    if not records:
-        return counters
-    totals = {name: getattr(counters, name) for name in _COUNTER.values()}
-    for r in records:
-        totals[_COUNTER[r.decision]] += 1
-    return SyncCounters(**totals)
 
 
 def _stream(cfg: SyncConfig, name: str) -> StreamConfig:
@@ -115,20 +104,24 @@ def sync_step(state: SyncState, arrivals: Iterable[tuple[str, Any]], now_ns: int
     clock. Returns the new state, the released messages in time order and every decision made.
     """
     records: list[SyncRecord] = []
+    n_dropped = [0, 0, 0, 0, 0]  # indexed by Decision
     if state.last_now_ns is not None and now_ns < state.last_now_ns:
         records.append(SyncRecord(now_ns, "", -1, Decision.RESET))
+        n_dropped[Decision.RESET] += 1
         state = SyncState(counters=state.counters)
     buffer = list(state.buffer)
     released_keys = state.released_keys
-    buffered_keys = {(e[0], e[1]) for e in buffer}
     seq = state.seq
     for stream, msg in arrivals:
         sc = _stream(cfg, stream)
         t = int(msg.t_ns) + sc.clock_offset_ns
         key = (t, stream)
         behind = state.watermark_ns is not None and t <= state.watermark_ns
-        # Released keys are all at or behind the watermark: search them only there (cheap path).
-        if key in buffered_keys or (behind and key in released_keys):
+        # The buffer is sorted by (t, stream, seq), so a buffered twin sits exactly where the key
+        # would be inserted. Released keys all lie at or behind the watermark: search them only there.
+        i = bisect.bisect_left(buffer, key)
+        buffered_twin = i < len(buffer) and buffer[i][0] == t and buffer[i][1] == stream
+        if buffered_twin or (behind and key in released_keys):
             decision = Decision.DROPPED_DUPLICATE
         elif now_ns - t > sc.latency_window_ns or (behind and t < state.watermark_ns):
             decision = Decision.DROPPED_LATE
@@ -137,21 +130,27 @@ def sync_step(state: SyncState, arrivals: Iterable[tuple[str, Any]], now_ns: int
         else:
             if sc.clock_offset_ns:
                 msg = dataclasses.replace(msg, t_ns=t)
-            bisect.insort(buffer, (t, stream, seq, msg), key=lambda e: e[:3])
-            buffered_keys.add(key)
+            # seq is unique, so tuple comparison never reaches the message itself.
+            buffer.insert(i, (t, stream, seq, msg))
             seq += 1
             continue
         records.append(SyncRecord(now_ns, stream, t, decision))
+        n_dropped[decision] += 1
 
     horizon = now_ns - cfg.max_window_ns
-    n_out = bisect.bisect_right(buffer, horizon, key=lambda e: e[0])
+    n_out = bisect.bisect_left(buffer, (horizon + 1,))  # a 1-tuple sorts before (horizon + 1, ...)
     out = buffer[:n_out]
     released = tuple(Released(e[1], e[3]) for e in out)
     records.extend(SyncRecord(now_ns, e[1], e[0], Decision.APPLIED) for e in out)
     watermark = out[-1][0] if out else state.watermark_ns
     if out:
         released_keys = (released_keys + tuple((e[0], e[1]) for e in out))[-cfg.duplicate_memory:]
+    c = state.counters
+    counters = SyncCounters(c.applied + n_out, c.late + n_dropped[Decision.DROPPED_LATE],
+                            c.duplicate + n_dropped[Decision.DROPPED_DUPLICATE],
+                            c.future + n_dropped[Decision.DROPPED_FUTURE],
+                            c.resets + n_dropped[Decision.RESET])
     new_state = SyncState(buffer=tuple(buffer[n_out:]), released_keys=released_keys,
                           watermark_ns=watermark, last_now_ns=now_ns, seq=seq,
-                          counters=_count(state.counters, records))
+                          counters=counters)
     return new_state, released, tuple(records)
