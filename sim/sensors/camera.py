@@ -1,8 +1,9 @@
 """Pinhole camera rendered with OpenCV: sky, ground, road and lane markings, shaded actor boxes.
 
 Occlusion uses the painter's algorithm (far to near): enough for upright boxes on a flat road.
-Ground-truth 2D boxes come with a visibility fraction measured from an id buffer drawn in the same
-order: visible pixels / silhouette area (occlusion and truncation at the image border both count).
+Ground-truth 2D boxes (the silhouette's bounds, clipped to the image) come with a visibility
+fraction measured from an id buffer drawn in the same order: visible pixels / pixels of the
+silhouette inside the image, i.e. occlusion only (truncation shows in the clipped box).
 """
 from __future__ import annotations
 
@@ -55,6 +56,7 @@ class CameraModel:
         self.rot_cv = optical_from_body @ mount.rotation.T  # vehicle -> optical (x right, y down, z fwd)
         self.origin_m = mount.translation.copy()
         self.background = self._background()
+        self.frame_rect = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float32)
         tile = np.random.default_rng(noise_seed).normal(128.0, _TILE_SIGMA, (h + _TILE_PAD, w + _TILE_PAD, 3))
         self.noise_tile = np.clip(tile, 0, 255).astype(np.uint8)
 
@@ -148,7 +150,8 @@ class CameraModel:
         self._draw_road(img, ego)
         # Visibility is a ratio of areas, so half resolution (a quarter of the pixels) is plenty.
         ids_buf = np.zeros((img.shape[0] // 2, img.shape[1] // 2), dtype=np.uint8 if len(local) < 255 else np.int32)
-        areas = np.zeros(len(local))
+        areas = np.zeros(len(local))  # silhouette area inside the image, at id-buffer scale
+        bounds = np.full((len(local), 4), np.nan)  # silhouette pixel bounds u0, v0, u1, v1
         n = len(local)
         if n:
             corners = self.to_optical(box_corners_3d(local.centers_m, local.sizes_m, local.yaw_rad))  # (N, 8, 3)
@@ -197,10 +200,12 @@ class CameraModel:
                                          [self.project(p).astype(np.float32) for p in clipped])
                 if len(sil) >= 3:
                     hull = cv2.convexHull(sil)
-                    areas[i] = 0.25 * cv2.contourArea(hull)
+                    bounds[i, :2], bounds[i, 2:] = hull.min(axis=(0, 1)), hull.max(axis=(0, 1))
+                    inside, _ = cv2.intersectConvexConvex(hull, self.frame_rect)
+                    areas[i] = 0.25 * inside
                     cv2.fillConvexPoly(ids_buf, self._fixed(0.5 * hull.reshape(-1, 2)), int(i) + 1, cv2.LINE_8, _SHIFT)
         image = self._expose(img, rng, noise_scale)
-        truth = self._truth(t_ns, local, ids_buf, areas, corners if n else None, dist if n else None)
+        truth = self._truth(t_ns, local, ids_buf, areas, bounds, dist if n else None)
         t_out = int(t_ns)
         if cfg.jpeg:
             ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality])
@@ -216,26 +221,20 @@ class CameraModel:
         # out = gain * img + k * (tile - 128), saturated to uint8, in one pass.
         return cv2.addWeighted(img, gain, tile, k, -128.0 * k)
 
-    def _truth(self, t_ns, local, ids_buf, areas, corners, dist) -> CameraTruth:
+    def _truth(self, t_ns, local, ids_buf, areas, bounds, dist) -> CameraTruth:
         n = len(local)
         if ids_buf.dtype == np.uint8:  # calcHist is several times faster than bincount here
             counts = cv2.calcHist([ids_buf], [0], None, [256], [0, 256]).reshape(-1)[1:n + 1].astype(np.float64)
         else:
             counts = np.bincount(ids_buf.reshape(-1), minlength=n + 1)[1:n + 1].astype(np.float64)
         seen = np.nonzero(counts > 0)[0]
-        if n == 0 or len(seen) == 0:
+        if len(seen) == 0:
             return CameraTruth(int(t_ns), np.zeros(0, np.int64), np.zeros(0, np.int16),
                                np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.float32))
-        # Pixel bounds of each visible id straight from the id buffer would need a per-id scan;
-        # the silhouette's projected corners (clipped to the near plane) give the same box.
-        c = corners[seen]
-        c = np.where(c[..., 2:3] > NEAR_M, c, np.nan)
-        px = self.project(c)
-        lo = np.nanmin(px, axis=1)
-        hi = np.nanmax(px, axis=1)
         w, h = self.cfg.width_px, self.cfg.height_px
-        boxes = np.column_stack([np.clip(lo[:, 0], 0, w), np.clip(lo[:, 1], 0, h),
-                                 np.clip(hi[:, 0], 0, w), np.clip(hi[:, 1], 0, h)]).astype(np.float32)
+        b = bounds[seen]
+        boxes = np.column_stack([np.clip(b[:, 0], 0, w), np.clip(b[:, 1], 0, h),
+                                 np.clip(b[:, 2], 0, w), np.clip(b[:, 3], 0, h)]).astype(np.float32)
         vis = np.clip(counts[seen] / np.maximum(areas[seen], 1.0), 0.0, 1.0).astype(np.float32)
         return CameraTruth(int(t_ns), local.ids[seen], local.labels[seen], boxes, vis, dist[seen].astype(np.float32))
 
