@@ -101,10 +101,9 @@ def profile_plan(road: Road, t_ns: int, s0_m: float, d_m: float, s: np.ndarray, 
     return frenet_to_plan(road, t_ns, t, s0_m + s, np.full_like(s, d_m), z, z, v, a, emergency, behaviour)
 
 
-def _initial_accel(state: AccPlannerState, ego: EgoState, t_ns: int) -> float:
+def initial_accel(prev: Plan | None, ego: EgoState, t_ns: int) -> float:
     """Continue the previous plan's acceleration (consistent jerk limits across replans); fall back
     to the measured one."""
-    prev = state.last_plan
     if prev is not None:
         t = (t_ns - prev.t_ns) * 1e-9
         if 0.0 <= t <= prev.t_s[-1]:
@@ -112,18 +111,23 @@ def _initial_accel(state: AccPlannerState, ego: EgoState, t_ns: int) -> float:
     return float(ego.accel_mps2) if math.isfinite(ego.accel_mps2) else 0.0
 
 
+def stop_profile_plan(road: Road, ego: EgoState, lane: int, t_ns: int, a0_mps2: float, decel_mps2: float,
+                      cfg: AccPlannerConfig, behaviour: str) -> Plan:
+    """Emergency stop in ``lane`` at ``decel_mps2`` (emergency jerk), flagged."""
+    s_ego, _ = road.to_frenet(ego.pose[None, :2])
+    s0 = float(s_ego[0]) + ego.speed_mps * max((t_ns - ego.t_ns) * 1e-9, 0.0)
+    g = replace(cfg.gains(cfg.time_gap_s), cruise_decel_mps2=decel_mps2, comfort_jerk_mps3=cfg.emergency_jerk_mps3)
+    steps = int(round(cfg.horizon_s / cfg.step_s)) + 1
+    s, v, a, _, _ = rollout(ego.speed_mps, a0_mps2, 0.0, math.inf, 0.0, 0.0, decel_mps2, g, cfg.step_s, steps)
+    return profile_plan(road, t_ns, s0, float(road.lane_center_d(lane)), s, v, a, cfg, True, behaviour)
+
+
 def _stop_plan(state: AccPlannerState, ego: EgoState, road: Road, t_ns: int, cfg: AccPlannerConfig,
                behaviour: str, **counters) -> tuple[AccPlannerState, Plan]:
-    s_ego, d_ego = road.to_frenet(ego.pose[None, :2])
+    _, d_ego = road.to_frenet(ego.pose[None, :2])
     lane = state.lane if state.lane >= 0 else int(road.lane_of(d_ego[0]))
-    dt_s = max((t_ns - ego.t_ns) * 1e-9, 0.0)
-    s0 = float(s_ego[0]) + ego.speed_mps * dt_s
-    stop = replace(cfg.gains(cfg.time_gap_s), cruise_decel_mps2=cfg.stale_stop_decel_mps2)
-    steps = int(round(cfg.horizon_s / cfg.step_s)) + 1
-    s, v, a, _, _ = rollout(ego.speed_mps, _initial_accel(state, ego, t_ns), 0.0, math.inf, 0.0, 0.0,
-                         cfg.stale_stop_decel_mps2, replace(stop, comfort_jerk_mps3=cfg.emergency_jerk_mps3),
-                         cfg.step_s, steps)
-    plan = profile_plan(road, t_ns, s0, float(road.lane_center_d(lane)), s, v, a, cfg, True, behaviour)
+    plan = stop_profile_plan(road, ego, lane, t_ns, initial_accel(state.last_plan, ego, t_ns),
+                             cfg.stale_stop_decel_mps2, cfg, behaviour)
     return replace(state, lane=lane, last_plan=plan, **counters), plan
 
 
@@ -160,7 +164,7 @@ def acc_plan_step(state: AccPlannerState, ego: EgoState, tracks: Tracks, limits:
     v_target = target_speed(road, s_ego, ego.speed_mps, limits, cfg)
     gains = cfg.gains(max(cfg.time_gap_s, limits.time_gap_s))
     steps = int(round(cfg.horizon_s / cfg.step_s)) + 1
-    s, v, a, emergency, following = rollout(ego.speed_mps, _initial_accel(state, ego, t_ns), v_target, gap, v_lead,
+    s, v, a, emergency, following = rollout(ego.speed_mps, initial_accel(state.last_plan, ego, t_ns), v_target, gap, v_lead,
                                  a_lead, limits.stop_decel_mps2, gains, cfg.step_s, steps)
     if limits.stop_decel_mps2 > 0.0:
         behaviour = "mrm"

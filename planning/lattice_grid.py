@@ -1,0 +1,67 @@
+"""Candidate families of the Frenet lattice: lateral quintics (targets x horizons) and longitudinal
+quartics (speed levels x horizons), evaluated on the plan's time grid, with the per-family
+feasibility masks and cost terms. A candidate is a triple (lateral target, speed level, horizon);
+everything that depends on only one family is computed once per family, not per candidate.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from planning.polynomials import evaluate, quartic_coeffs, quintic_coeffs
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """Profiles (M, n_T, K) of one axis: position, velocity, acceleration, jerk."""
+
+    x: np.ndarray
+    v: np.ndarray
+    a: np.ndarray
+    j: np.ndarray
+
+
+def lateral_family(d0: float, dd0: float, ddd0: float, d_targets: np.ndarray, horizons_s: np.ndarray,
+                   t_s: np.ndarray) -> Family:
+    n_d, n_T = d_targets.shape[0], horizons_s.shape[0]
+    tgt = np.repeat(d_targets, n_T)
+    T = np.tile(horizons_s, n_d)
+    c = quintic_coeffs(d0, dd0, ddd0, tgt, np.zeros_like(tgt), np.zeros_like(tgt), T)
+    x, v, a, j = evaluate(c, T, t_s)
+    k = t_s.shape[0]
+    return Family(*(z.reshape(n_d, n_T, k) for z in (x, v, a, j)))
+
+
+def longitudinal_family(s0: float, v0: float, a0: float, accel_levels_mps2: np.ndarray, horizons_s: np.ndarray,
+                        v_max_mps: float, t_s: np.ndarray) -> tuple[Family, np.ndarray]:
+    """Speed targets v0 + level * T clipped to [0, v_max]: each level is an average acceleration, so
+    one grid spans hard braking to acceleration for every horizon. Returns the family and the
+    target speeds (n_v, n_T)."""
+    n_v, n_T = accel_levels_mps2.shape[0], horizons_s.shape[0]
+    v_tgt = np.clip(v0 + accel_levels_mps2[:, None] * horizons_s[None, :], 0.0, v_max_mps)
+    T = np.tile(horizons_s, n_v)
+    c = quartic_coeffs(s0, v0, a0, v_tgt.ravel(), np.zeros(n_v * n_T), T)
+    x, v, a, j = evaluate(c, T, t_s)
+    k = t_s.shape[0]
+    return Family(*(z.reshape(n_v, n_T, k) for z in (x, v, a, j))), v_tgt
+
+
+def integral_sq(z: np.ndarray, dt_s: float) -> np.ndarray:
+    """Sum of squares over the last (time) axis times dt: a rectangle-rule integral of z^2."""
+    return np.einsum("...k,...k->...", z, z) * dt_s
+
+
+def lateral_feasible(lat: Family, max_lat_accel_mps2: float, road_half_width_m: float,
+                     ego_half_width_m: float) -> np.ndarray:
+    """(n_d, n_T): lateral acceleration within limits and the ego body stays on the road."""
+    within = np.abs(lat.x).max(axis=-1) + ego_half_width_m <= road_half_width_m + 1e-9
+    return within & (np.abs(lat.a).max(axis=-1) <= max_lat_accel_mps2)
+
+
+def longitudinal_feasible(lon: Family, max_accel_mps2: float, max_decel_mps2: float, max_jerk_mps3: float,
+                          v_max_mps: float) -> np.ndarray:
+    """(n_v, n_T): acceleration, jerk and speed (no reversing, no exceeding the cap) within limits."""
+    ok = (lon.a.max(axis=-1) <= max_accel_mps2 + 1e-9) & (lon.a.min(axis=-1) >= -max_decel_mps2 - 1e-9)
+    ok &= np.abs(lon.j).max(axis=-1) <= max_jerk_mps3 + 1e-9
+    return ok & (lon.v.min(axis=-1) >= -0.05) & (lon.v.max(axis=-1) <= v_max_mps + 0.05)

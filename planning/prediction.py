@@ -1,0 +1,97 @@
+"""Prediction of tracked objects over the plan horizon, in the road's Frenet frame.
+
+Per object one of three models, chosen by array masks (no per-object loop):
+- LANE: moving along a lane, aligned with the road: s advances at the along-road speed and any
+  lateral velocity decays over ``lateral_decay_s`` (a lane change completes, it does not go on
+  forever), clipped to the road;
+- CTRV: turning relative to the road (yaw rate from the previous tracks of the same id): constant
+  turn rate and speed in the map frame, projected onto the road;
+- CV: everything else (slow, misaligned, off-road): constant velocity in the map frame.
+Uncertainty grows linearly with time from the track's position sigma, faster for non-lane models.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.geometry import wrap_angle
+from core.road import Road
+from planning.track_frenet import FrenetTracks
+
+MODEL_CV, MODEL_CTRV, MODEL_LANE = 0, 1, 2
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionParams:
+    lateral_decay_s: float = 2.0
+    lane_align_rad: float = 0.35
+    lane_min_speed_mps: float = 2.0
+    ctrv_min_yaw_rate_rps: float = 0.03
+    sigma0_m: float = 0.3
+    sigma_rate_s_mps: float = 0.5  # longitudinal sigma growth
+    sigma_rate_d_mps: float = 0.15  # lateral sigma growth (lane model)
+    unstructured_factor: float = 2.0  # CV/CTRV uncertainty growth multiplier
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    t_s: np.ndarray  # (K,)
+    s_m: np.ndarray  # (N, K)
+    d_m: np.ndarray  # (N, K)
+    sigma_s_m: np.ndarray  # (N, K)
+    sigma_d_m: np.ndarray  # (N, K)
+    length_m: np.ndarray  # (N,)
+    width_m: np.ndarray  # (N,)
+    model: np.ndarray  # (N,) int8
+
+    def __len__(self) -> int:
+        return int(self.s_m.shape[0])
+
+
+def estimate_yaw_rate(ids: np.ndarray, yaws: np.ndarray, prev_ids: np.ndarray, prev_yaws: np.ndarray,
+                      dt_s: float) -> np.ndarray:
+    """Yaw rate per track from the previous yaw of the same id (0 for new ids), by sorted lookup."""
+    rate = np.zeros(ids.shape[0])
+    if prev_ids.shape[0] == 0 or dt_s <= 0.0 or ids.shape[0] == 0:
+        return rate
+    order = np.argsort(prev_ids, kind="stable")
+    sorted_ids = prev_ids[order]
+    pos = np.clip(np.searchsorted(sorted_ids, ids), 0, sorted_ids.shape[0] - 1)
+    found = sorted_ids[pos] == ids
+    rate[found] = wrap_angle(yaws[found] - prev_yaws[order[pos[found]]]) / dt_s
+    return rate
+
+
+def predict(ft: FrenetTracks, yaw_rate_rps: np.ndarray, road: Road, t_s: np.ndarray,
+            p: PredictionParams) -> Prediction:
+    n, k = len(ft), t_s.shape[0]
+    speed = np.hypot(ft.vs_mps, ft.vd_mps)
+    aligned = np.abs(np.arctan2(ft.vd_mps, ft.vs_mps)) < p.lane_align_rad
+    on_road = np.abs(ft.d_m) < road.half_width_m
+    lane = aligned & on_road & (speed > p.lane_min_speed_mps)
+    ctrv = ~lane & (np.abs(yaw_rate_rps) > p.ctrv_min_yaw_rate_rps) & (speed > 1.0)
+    model = np.where(lane, MODEL_LANE, np.where(ctrv, MODEL_CTRV, MODEL_CV)).astype(np.int8)
+
+    t = t_s[None, :]
+    s = ft.s_m[:, None] + ft.vs_mps[:, None] * t
+    decay = p.lateral_decay_s * (1.0 - np.exp(-t / p.lateral_decay_s))
+    d = np.clip(ft.d_m[:, None] + ft.vd_mps[:, None] * decay, -road.half_width_m, road.half_width_m)
+    free = ~lane
+    if free.any():
+        # Map-frame CTRV roll-out (CV where the yaw rate is ~0), projected onto the road in one query.
+        w = np.where(ctrv, yaw_rate_rps, 0.0)[free, None]
+        heading0 = np.arctan2(ft.vy_mps[free], ft.vx_mps[free])[:, None]
+        v = speed[free, None]
+        turning = np.abs(w) > 1e-6
+        w_safe = np.where(turning, w, 1.0)
+        dx = np.where(turning, v / w_safe * (np.sin(heading0 + w * t) - np.sin(heading0)), v * np.cos(heading0) * t)
+        dy = np.where(turning, v / w_safe * (np.cos(heading0) - np.cos(heading0 + w * t)), v * np.sin(heading0) * t)
+        xy = np.stack([ft.x_m[free, None] + dx, ft.y_m[free, None] + dy], axis=-1).reshape(-1, 2)
+        sf, df = road.to_frenet(xy)
+        s[free], d[free] = sf.reshape(-1, k), df.reshape(-1, k)
+    growth = np.where(lane, 1.0, p.unstructured_factor)[:, None] * t
+    sigma_s = p.sigma0_m + p.sigma_rate_s_mps * growth
+    sigma_d = p.sigma0_m + p.sigma_rate_d_mps * growth
+    return Prediction(t_s, s, d, np.broadcast_to(sigma_s, (n, k)), np.broadcast_to(sigma_d, (n, k)),
+                      ft.length_m, ft.width_m, model)
