@@ -31,7 +31,8 @@ def test_ranges_to_box_face_match_geometry():
     np.testing.assert_allclose(np.linalg.norm(p - origin, axis=1), analytic, atol=4 * 0.02)
     # No ground return is hidden behind the car.
     ground = s.points[truth.point_ids == GROUND_LABEL]
-    shadow = (ground[:, 0] > 18.0) & (np.abs(ground[:, 1] / (ground[:, 0] - cfg.x_m)) < 0.8 / 20.0)
+    far = ground[ground[:, 0] > 18.0]
+    shadow = np.abs(far[:, 1]) < (far[:, 0] - cfg.x_m) * (0.8 / 20.0)
     assert not shadow.any()
 
 
