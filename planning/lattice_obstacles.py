@@ -44,8 +44,8 @@ def obstacle_terms(pred: Prediction, lat_d: np.ndarray, lon_s_center: np.ndarray
     rs = (lon_s_center[..., None].astype(np.float32) - pred.s_m[keep].T.astype(np.float32)) / half_l.T.astype(np.float32)
     lat_bits = np.packbits(np.abs(rd) < 1.0, axis=-1, bitorder="little")
     lon_bits = np.packbits(np.abs(rs) < 1.0, axis=-1, bitorder="little")
-    # Proximity reaches twice the collision distance along s (closing in), once along d.
-    return ObstacleTerms(lat_bits, lon_bits, _bump(rd), _bump(0.5 * rs))
+    # Proximity reaches twice the collision distance on both axes (closing in; driving alongside).
+    return ObstacleTerms(lat_bits, lon_bits, _bump(0.5 * rd), _bump(0.5 * rs))
 
 
 def followers_in_lane(pred: Prediction, s_center0_m: float, d0_m: float, ego_length_m: float,

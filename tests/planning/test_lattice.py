@@ -1,0 +1,161 @@
+"""Anytime Frenet lattice planner."""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from acc_loop import make_tracks, run_loop, straight_road
+from core.messages import EgoState, ModeLimits, Tracks
+from planning.lattice import LatticeConfig, LatticeState, lattice_plan_step
+from planning.lattice_grid import lateral_family, longitudinal_family
+from planning.lattice_obstacles import obstacle_terms
+from planning.prediction import Prediction
+
+CFG = LatticeConfig(budget_ns=10**12)
+NO_LC = ModeLimits(lane_change_allowed=False)
+
+
+def never():
+    return 0
+
+
+def ego_at(x=100.0, y=0.0, v=20.0, t_ns=0):
+    return EgoState(t_ns, np.array([x, y, 0.0]), v, 0.0, 0.0, np.eye(5))
+
+
+def step(ego, tracks, limits=ModeLimits(), state=None, cfg=CFG, timer=never, road=None):
+    return lattice_plan_step(state or LatticeState(), ego, tracks, limits, road or straight_road(), ego.t_ns,
+                             cfg, timer)
+
+
+def box_overlap(plan, x_obj, y_obj, length=4.6, width=1.9, rear_to_center=1.4):
+    cx = plan.xy_m[:, 0] + rear_to_center * np.cos(plan.yaw_rad)
+    return (np.abs(cx - x_obj) < length) & (np.abs(plan.xy_m[:, 1] - y_obj) < width)
+
+
+def test_candidate_through_obstacle_has_collision_bits():
+    t = np.arange(51) * 0.1
+    lat = lateral_family(0.0, 0.0, 0.0, np.array([0.0, 3.5]), np.array([3.0]), t)
+    lon, _ = longitudinal_family(0.0, 20.0, 0.0, np.array([0.0]), np.array([3.0]), 30.0, t)
+    # A stopped car 70 m ahead in the ego lane, reached after the 3 s lane change.
+    pred = Prediction(t, np.full((1, 51), 70.0), np.zeros((1, 51)), np.full((1, 51), 0.3), np.full((1, 51), 0.3),
+                      np.array([4.6]), np.array([1.9]), np.zeros(1, np.int8))
+    obs = obstacle_terms(pred, lat.x, lon.x + 1.4, 4.6, 1.9, 1.0, 0.2, 1.0, np.zeros(1, bool))
+    hits = (obs.lat_bits[:, 0] & obs.lon_bits[0, 0]).any(axis=(1, 2))
+    assert hits.tolist() == [True, False]  # straight through collides, the lane change clears it
+
+
+def test_stopped_obstacle_avoided_in_plan():
+    tracks = make_tracks(0, np.array([[150.0, 0.0]]), np.zeros((1, 2)))
+    state, plan = step(ego_at(v=20.0), tracks, NO_LC)
+    assert not box_overlap(plan, 150.0, 0.0).any()
+    assert plan.speed_mps[-1] < plan.speed_mps[0]
+    state, plan = step(ego_at(v=20.0), tracks)
+    assert not box_overlap(plan, 150.0, 0.0).any()
+    assert state.evaluated > 0
+
+
+def test_lane_change_when_lead_slow_and_left_lane_free():
+    tracks = make_tracks(0, np.array([[140.0, 0.0]]), np.array([[12.0, 0.0]]))
+    _, plan = step(ego_at(v=25.0), tracks)
+    assert plan.behaviour.startswith("lane_change")
+    assert abs(abs(plan.xy_m[-1, 1]) - 3.5) < 0.3
+    # Not worthwhile for a lead that is barely slower than the limit: keep the lane.
+    tracks = make_tracks(0, np.array([[160.0, 0.0]]), np.array([[29.5, 0.0]]))
+    _, plan = step(ego_at(v=28.0), tracks)
+    assert np.allclose(plan.xy_m[:, 1], 0.0, atol=0.05)
+    # Not safe: both neighbour lanes occupied alongside.
+    tracks = make_tracks(0, np.array([[140.0, 0.0], [102.0, 3.5], [102.0, -3.5]]),
+                         np.array([[12.0, 0.0], [25.0, 0.0], [25.0, 0.0]]))
+    _, plan = step(ego_at(v=25.0), tracks)
+    assert np.abs(plan.xy_m[:20, 1]).max() < 0.5
+
+
+def test_deadline_returns_best_so_far():
+    calls = []
+
+    def fake_timer():
+        calls.append(1)
+        return 0 if len(calls) == 1 else 10**15  # the budget is gone after the first batch
+
+    # A car alongside in the right lane: only the proximity term (evaluated per batch) tells the
+    # candidates apart, so the exhaustive search needs many batches and the deadline cuts it short.
+    cfg = replace(CFG, batch_size=4, budget_ns=1000, w_proximity=50.0)
+    tracks = make_tracks(0, np.array([[105.0, -3.5]]), np.array([[22.0, 0.0]]))
+    state, plan = step(ego_at(v=22.0), tracks, cfg=cfg, timer=fake_timer)
+    full_state, full_plan = step(ego_at(v=22.0), tracks, cfg=replace(cfg, budget_ns=10**12))
+    assert state.evaluated == 4 and state.deadline_hits == 1 and len(calls) == 2
+    assert full_state.evaluated > 20 and full_state.deadline_hits == 0
+    assert state.infeasible == 0 and not plan.emergency  # the best of the first batch, not the fallback
+    assert plan.behaviour == "cruise" and full_plan.behaviour == "lane_change_left"
+
+
+def test_all_blocked_gives_emergency_profile():
+    xs = np.array([[112.0, -3.5], [112.0, 0.0], [112.0, 3.5]])
+    tracks = make_tracks(0, xs, np.zeros((3, 2)))
+    state, plan = step(ego_at(v=25.0), tracks)
+    assert plan.emergency and plan.behaviour == "emergency_brake" and state.infeasible == 1
+    assert np.allclose(plan.xy_m[:, 1], 0.0)
+    assert plan.accel_mps2.min() <= -CFG.max_decel_mps2 + 1e-6
+    assert np.all(np.diff(plan.speed_mps) <= 1e-9)
+
+
+def test_nan_tracks_ignored_and_counted():
+    tracks = make_tracks(0, np.array([[140.0, 0.0], [np.nan, 0.0], [200.0, 3.5]]),
+                         np.array([[20.0, 0.0], [0.0, 0.0], [20.0, np.inf]]))
+    state, plan = step(ego_at(), tracks)
+    assert state.ignored_tracks == 2 and state.track_ids.tolist() == [0]
+    assert np.isfinite(plan.xy_m).all() and np.isfinite(plan.speed_mps).all()
+    state, plan = step(ego_at(), Tracks.empty(0))
+    assert state.ignored_tracks == 0 and plan.behaviour == "cruise"
+
+
+def test_stale_and_bad_ego():
+    road = straight_road()
+    state, plan = lattice_plan_step(LatticeState(), ego_at(), Tracks.empty(int(1e9)), ModeLimits(), road,
+                                    int(1e9), CFG, never)
+    assert plan.emergency and plan.behaviour == "stale_ego" and state.stale_egos == 1
+    with pytest.raises(ValueError, match="not finite"):
+        step(replace(ego_at(), speed_mps=float("nan")), Tracks.empty(0))
+    state2, plan2 = lattice_plan_step(state, replace(ego_at(), t_ns=int(1.1e9), pose=np.full(3, np.nan)),
+                                      Tracks.empty(0), ModeLimits(), road, int(1.1e9), CFG, never)
+    assert state2.rejected_egos == 1 and plan2.emergency and np.isfinite(plan2.xy_m).all()
+
+
+def test_speed_cap_and_mrm():
+    _, plan = step(ego_at(v=25.0), Tracks.empty(0), ModeLimits(speed_cap_mps=15.0))
+    assert plan.speed_mps[-1] < 20.0 and np.all(np.diff(plan.speed_mps) <= 1e-6)
+    _, plan = step(ego_at(v=15.0), make_tracks(0, np.array([[300.0, 3.5]]), np.array([[10.0, 0.0]])),
+                   ModeLimits(stop_decel_mps2=2.5))
+    assert plan.behaviour == "mrm" and np.allclose(plan.xy_m[:, 1], 0.0)
+    assert plan.speed_mps[-1] < 5.0
+
+
+def _lattice_loop_planner(state, ego, tracks, limits, road, t_ns):
+    return lattice_plan_step(state, ego, tracks, replace(limits, lane_change_allowed=False), road, t_ns, CFG, never)
+
+
+def test_closed_loop_follow_and_stop():
+    road = straight_road(30.0)
+
+    def lead(t):
+        return np.array([[80.0 + 20.0 * t, 0.0]]), np.array([[20.0, 0.0]])
+
+    _, log = run_loop(_lattice_loop_planner, LatticeState(), road, lead, 28.0, 30.0)
+    assert abs(log[-1, 2] - 20.0) < 0.5 and abs(log[-1, 3] - 34.0) < 4.0
+
+    def stopped(t):
+        return np.array([[150.0, 0.0]]), np.zeros((1, 2))
+
+    _, log = run_loop(_lattice_loop_planner, LatticeState(), road, stopped, 25.0, 25.0)
+    # Stops short of the stopped car; further back than the ACC's 4 m by the prediction's inflation.
+    assert log[-1, 2] < 0.05 and 1.0 < log[:, 3].min() < 12.0
+
+
+def test_deterministic():
+    tracks = make_tracks(0, np.array([[140.0, 0.0], [160.0, 3.5]]), np.array([[15.0, 0.0], [20.0, 0.3]]))
+    _, p1 = step(ego_at(), tracks)
+    _, p2 = step(ego_at(), tracks)
+    assert np.array_equal(p1.xy_m, p2.xy_m) and np.array_equal(p1.speed_mps, p2.speed_mps)
