@@ -83,7 +83,7 @@ def fit(net: CenterNetSmall, inputs: np.ndarray, targets: Targets, cfg: FitConfi
             loss.backward()
             opt.step()
             sched.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
         history.append(float(np.mean(losses)))
         log(f"epoch {epoch + 1}/{cfg.epochs}: loss {history[-1]:.4f}")
     net.eval()

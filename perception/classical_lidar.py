@@ -1,0 +1,125 @@
+"""Classical lidar detection: RANSAC ground plane (open3d), BEV connected components, oriented boxes.
+
+The fallback when the lidar network is missing or unhealthy, and the baseline in the evaluation.
+Box fitting is batched over all clusters: for a fan of candidate headings every point is rotated
+once and per-cluster extents come from ufunc.at reductions; each cluster keeps the heading whose
+rectangle has the least area (an L-shaped partial view fits its true heading best).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import open3d as o3d
+from scipy import ndimage
+
+from core.config import rng
+from core.messages import LABEL_VEHICLE
+
+
+@dataclass(frozen=True, slots=True)
+class ClassicalConfig:
+    range_x_m: float = field(default=52.0, metadata=rng(1.0, 200.0))  # |x| and |y| limits of the search
+    range_y_m: float = field(default=26.0, metadata=rng(1.0, 200.0))
+    ground_threshold_m: float = field(default=0.2, metadata=rng(0.01, 2.0))
+    ransac_iterations: int = field(default=60, metadata=rng(10, 10_000))
+    ransac_seed: int = field(default=0, metadata=rng(0, 2**31 - 1))
+    max_height_m: float = field(default=3.5, metadata=rng(0.5, 10.0))
+    cell_m: float = field(default=0.4, metadata=rng(0.05, 2.0))
+    min_points: int = field(default=8, metadata=rng(1, 10_000))
+    min_length_m: float = field(default=1.0, metadata=rng(0.0, 50.0))
+    max_length_m: float = field(default=12.0, metadata=rng(0.5, 50.0))
+    max_width_m: float = field(default=4.0, metadata=rng(0.5, 50.0))
+    heading_steps: int = field(default=18, metadata=rng(1, 180))
+
+
+@dataclass(frozen=True, slots=True)
+class ClassicalResult:
+    boxes: np.ndarray  # (N, 7) float32
+    scores: np.ndarray  # (N,) float32
+    ground_plane: np.ndarray  # (4,) a, b, c, d of the fitted plane (ax + by + cz + d = 0)
+
+
+def remove_ground(points: np.ndarray, cfg: ClassicalConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(non-ground points above the plane and below max height, plane coefficients)."""
+    if points.shape[0] < 3:
+        return points, np.array([0.0, 0.0, 1.0, 0.0])
+    o3d.utility.random.seed(cfg.ransac_seed)  # open3d's RANSAC draws from its own generator
+    pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points.astype(np.float64)))
+    plane, _ = pcd.segment_plane(cfg.ground_threshold_m, 3, cfg.ransac_iterations)
+    plane = np.asarray(plane, dtype=np.float64)
+    if plane[2] < 0:
+        plane = -plane
+    if plane[2] < 0.9:  # not a road-like plane (a wall won the vote): assume the nominal ground
+        plane = np.array([0.0, 0.0, 1.0, 0.0])
+    height = points.astype(np.float64) @ plane[:3] + plane[3]
+    keep = (height > cfg.ground_threshold_m) & (height < cfg.max_height_m)
+    return points[keep], plane
+
+
+def detect_classical(points: np.ndarray, cfg: ClassicalConfig) -> ClassicalResult:
+    """Finite (N, 3) vehicle-frame points -> vehicle boxes."""
+    near = (np.abs(points[:, 0]) < cfg.range_x_m) & (np.abs(points[:, 1]) < cfg.range_y_m)
+    obj, plane = remove_ground(points[near], cfg)
+    empty = ClassicalResult(np.zeros((0, 7), np.float32), np.zeros(0, np.float32), plane)
+    if obj.shape[0] < cfg.min_points:
+        return empty
+    shape = (int(np.ceil(2 * cfg.range_x_m / cfg.cell_m)), int(np.ceil(2 * cfg.range_y_m / cfg.cell_m)))
+    r = np.clip(((obj[:, 0] + cfg.range_x_m) / cfg.cell_m).astype(np.int64), 0, shape[0] - 1)
+    c = np.clip(((obj[:, 1] + cfg.range_y_m) / cfg.cell_m).astype(np.int64), 0, shape[1] - 1)
+    occ = np.zeros(shape, dtype=bool)
+    occ[r, c] = True
+    lab_grid, n = ndimage.label(occ, structure=np.ones((3, 3), dtype=bool))
+    if n == 0:
+        return empty
+    lab = lab_grid[r, c] - 1
+    count = np.bincount(lab, minlength=n)
+    good = count >= cfg.min_points
+    keep = good[lab]
+    obj, lab = obj[keep], lab[keep]
+    ids = np.flatnonzero(good)
+    remap = np.full(n, -1, np.int64)
+    remap[ids] = np.arange(len(ids))
+    lab, k = remap[lab], len(ids)
+    if k == 0:
+        return empty
+    boxes = _fit_boxes(obj, lab, k, cfg.heading_steps)
+    ok = ((boxes[:, 3] >= cfg.min_length_m) & (boxes[:, 3] <= cfg.max_length_m) &
+          (boxes[:, 4] <= cfg.max_width_m))
+    n_pts = np.bincount(lab, minlength=k)
+    scores = np.minimum(1.0, n_pts / 60.0).astype(np.float32)
+    return ClassicalResult(boxes[ok], scores[ok], plane)
+
+
+def _fit_boxes(pts: np.ndarray, lab: np.ndarray, k: int, steps: int) -> np.ndarray:
+    """Least-area oriented rectangles of k clusters over `steps` headings in [0, pi/2)."""
+    theta = np.arange(steps) * (0.5 * np.pi / steps)
+    ct, st = np.cos(theta)[:, None], np.sin(theta)[:, None]
+    x, y = pts[None, :, 0].astype(np.float64), pts[None, :, 1].astype(np.float64)
+    u, v = ct * x + st * y, -st * x + ct * y  # (steps, N) coordinates along and across each heading
+    flat = (np.arange(steps)[:, None] * k + lab[None]).ravel()
+    lo_u = np.full(steps * k, np.inf); hi_u = np.full(steps * k, -np.inf)
+    lo_v = np.full(steps * k, np.inf); hi_v = np.full(steps * k, -np.inf)
+    np.minimum.at(lo_u, flat, u.ravel()); np.maximum.at(hi_u, flat, u.ravel())
+    np.minimum.at(lo_v, flat, v.ravel()); np.maximum.at(hi_v, flat, v.ravel())
+    ext_u, ext_v = (hi_u - lo_u).reshape(steps, k), (hi_v - lo_v).reshape(steps, k)
+    best = np.argmin(ext_u * ext_v, axis=0)
+    cols = np.arange(k)
+    eu, ev = ext_u[best, cols], ext_v[best, cols]
+    mu = 0.5 * (lo_u.reshape(steps, k)[best, cols] + hi_u.reshape(steps, k)[best, cols])
+    mv = 0.5 * (lo_v.reshape(steps, k)[best, cols] + hi_v.reshape(steps, k)[best, cols])
+    th = theta[best]
+    # The longer side is the length; the heading follows it.
+    swap = ev > eu
+    yaw = np.where(swap, th + 0.5 * np.pi, th)
+    yaw = (yaw + 0.5 * np.pi) % np.pi - 0.5 * np.pi
+    cx, cy = np.cos(th) * mu - np.sin(th) * mv, np.sin(th) * mu + np.cos(th) * mv
+    z_top = np.full(k, -np.inf)
+    np.maximum.at(z_top, lab, pts[:, 2].astype(np.float64))
+    height = np.maximum(z_top, 0.3)
+    length, width = np.maximum(eu, ev), np.minimum(eu, ev)
+    return np.stack([cx, cy, 0.5 * height, np.maximum(length, 0.2), np.maximum(width, 0.2), height, yaw],
+                    axis=1).astype(np.float32)
+
+
+LABEL = LABEL_VEHICLE
