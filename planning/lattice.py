@@ -63,6 +63,12 @@ class LatticeConfig:
     batch_size: int = field(default=64, metadata=rng(1, 100000))
     budget_ns: int = field(default=2_000_000, metadata=rng(1, 10_000_000_000))
 
+    def __post_init__(self) -> None:
+        if not self.horizons_s or min(self.horizons_s) <= 0.0 or max(self.horizons_s) > self.acc.horizon_s:
+            raise ValueError(f"horizons_s must be non-empty, in (0, acc.horizon_s = {self.acc.horizon_s}]")
+        if not self.lateral_offsets_m or max(abs(o) for o in self.lateral_offsets_m) > 2.0:
+            raise ValueError("lateral_offsets_m must be non-empty, each within [-2, 2] m of the lane centre")
+
 
 @dataclass(frozen=True, slots=True)
 class LatticeState:

@@ -11,10 +11,11 @@ Uncertainty grows linearly with time from the track's position sigma, faster for
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from core.config import rng
 from core.geometry import wrap_angle
 from core.road import Road
 from planning.track_frenet import FrenetTracks
@@ -24,14 +25,14 @@ MODEL_CV, MODEL_CTRV, MODEL_LANE = 0, 1, 2
 
 @dataclass(frozen=True, slots=True)
 class PredictionParams:
-    lateral_decay_s: float = 2.0
-    lane_align_rad: float = 0.35
-    lane_min_speed_mps: float = 2.0
-    ctrv_min_yaw_rate_rps: float = 0.03
-    sigma0_m: float = 0.3
-    sigma_rate_s_mps: float = 0.5  # longitudinal sigma growth
-    sigma_rate_d_mps: float = 0.15  # lateral sigma growth (lane model)
-    unstructured_factor: float = 2.0  # CV/CTRV uncertainty growth multiplier
+    lateral_decay_s: float = field(default=2.0, metadata=rng(0.1, 20.0))
+    lane_align_rad: float = field(default=0.35, metadata=rng(0.0, 1.6))
+    lane_min_speed_mps: float = field(default=2.0, metadata=rng(0.0, 20.0))
+    ctrv_min_yaw_rate_rps: float = field(default=0.03, metadata=rng(0.0, 2.0))
+    sigma0_m: float = field(default=0.3, metadata=rng(0.0, 10.0))
+    sigma_rate_s_mps: float = field(default=0.5, metadata=rng(0.0, 10.0))  # longitudinal growth
+    sigma_rate_d_mps: float = field(default=0.15, metadata=rng(0.0, 10.0))  # lateral growth, lane model
+    unstructured_factor: float = field(default=2.0, metadata=rng(1.0, 10.0))  # CV/CTRV growth multiplier
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+
+from acc_loop import make_tracks, straight_road
+from core.config import ConfigError, from_mapping
+from planning.lattice import LatticeConfig
+from planning.prediction import MODEL_CTRV, MODEL_CV, MODEL_LANE, PredictionParams, estimate_yaw_rate, predict
+from planning.track_frenet import tracks_to_frenet
+
+T = np.arange(51) * 0.1
+
+
+def _ft(xy, v, yaws=None):
+    tracks = make_tracks(0, np.asarray(xy, float), np.asarray(v, float))
+    if yaws is not None:
+        tracks = type(tracks)(*(getattr(tracks, f) if f != "yaws" else np.asarray(yaws, float)
+                                for f in tracks.__slots__))
+    ft, _ = tracks_to_frenet(tracks, straight_road(), 0, 0.3)
+    return ft
+
+
+def test_models_and_growing_uncertainty():
+    road = straight_road()
+    ft = _ft([[50.0, 0.0], [60.0, 3.5], [70.0, -3.5], [80.0, 0.0]],
+             [[20.0, 0.0], [20.0, -1.0], [5.0, 4.0], [0.0, 0.0]])
+    pred = predict(ft, np.array([0.0, 0.0, 0.2, 0.0]), road, T, PredictionParams())
+    assert pred.model.tolist() == [MODEL_LANE, MODEL_LANE, MODEL_CTRV, MODEL_CV]
+    assert pred.s_m[0, -1] == pytest.approx(150.0) and np.allclose(pred.d_m[0], 0.0)
+    # A lane changer moves over but its lateral velocity decays instead of leaving the road.
+    assert 0.0 < pred.d_m[1, -1] < 3.5 - 1.0 and pred.d_m[1, -1] > 3.5 - 2.0 * 1.0
+    # CTRV turns left of the CV line with the same speed.
+    cv = predict(ft, np.zeros(4), road, T, PredictionParams())
+    assert pred.d_m[2, -1] > cv.d_m[2, -1] + 1.0
+    assert np.hypot(pred.s_m[2, 10] - 70.0, pred.d_m[2, 10] + 3.5) == pytest.approx(np.hypot(5, 4) * 1.0, rel=0.02)
+    assert pred.s_m[3, -1] == pytest.approx(80.0)
+    assert np.all(np.diff(pred.sigma_s_m, axis=1) > 0) and np.all(np.diff(pred.sigma_d_m, axis=1) > 0)
+    assert pred.sigma_s_m[2, -1] > pred.sigma_s_m[0, -1]  # unstructured models are less certain
+
+
+def test_yaw_rate_from_previous_ids_and_empty():
+    rate = estimate_yaw_rate(np.array([3, 7, 9]), np.array([0.1, 3.1, 0.0]), np.array([9, 3]),
+                             np.array([0.0, 0.0]), 0.1)
+    assert rate == pytest.approx([1.0, 0.0, 0.0])
+    # Wrap-around: from +pi - 0.05 to -pi + 0.05 is +0.1 rad.
+    assert estimate_yaw_rate(np.array([1]), np.array([-np.pi + 0.05]), np.array([1]),
+                             np.array([np.pi - 0.05]), 0.1) == pytest.approx([1.0])
+    empty = _ft(np.zeros((0, 2)), np.zeros((0, 2)))
+    pred = predict(empty, np.zeros(0), straight_road(), T, PredictionParams())
+    assert pred.s_m.shape == (0, 51)
+
+
+def test_config_ranges_are_validated():
+    cfg = from_mapping(LatticeConfig, {"num_accel_levels": 9, "prediction": {"sigma0_m": 0.5}})
+    assert cfg.num_accel_levels == 9 and cfg.prediction.sigma0_m == 0.5
+    with pytest.raises(ConfigError, match="prediction.sigma0_m"):
+        from_mapping(LatticeConfig, {"prediction": {"sigma0_m": -1.0}})
+    with pytest.raises(ConfigError, match="acc.time_gap_s"):
+        from_mapping(LatticeConfig, {"acc": {"time_gap_s": 99.0}})
+
+
+def test_lattice_grid_config_cross_checks():
+    with pytest.raises(ConfigError, match="horizons_s"):
+        from_mapping(LatticeConfig, {"horizons_s": [2.0, 9.0]})
+    with pytest.raises(ConfigError, match="lateral_offsets_m"):
+        from_mapping(LatticeConfig, {"lateral_offsets_m": []})
