@@ -40,7 +40,19 @@ class LocalActors:
 
 
 def to_vehicle_frame(ego: EgoTruth, actors: ActorsTruth) -> LocalActors:
+    """Actors relative to the ego. A non-finite ego pose is an error (every sensor would be wrong);
+    actors with non-finite or non-positive geometry are left out, so one bad actor cannot poison
+    a whole scan."""
     pose = np.asarray(ego.pose, dtype=np.float64)
+    if pose.shape != (3,) or not np.isfinite(pose).all() or not np.isfinite(ego.speed_mps):
+        raise ValueError(f"ego truth must have a finite (3,) pose and speed, got pose {pose!r}, speed {ego.speed_mps}")
+    geometry = np.column_stack([np.asarray(actors.xy_m, dtype=np.float64).reshape(-1, 2), actors.yaw_rad,
+                                actors.speed_mps, actors.length_m, actors.width_m, actors.height_m])
+    good = np.isfinite(geometry).all(axis=1) & (geometry[:, 4:] > 0).all(axis=1)
+    if not good.all():
+        actors = ActorsTruth(actors.t_ns, *(np.asarray(getattr(actors, f))[good] for f in (
+            "ids", "xy_m", "yaw_rad", "speed_mps", "accel_mps2", "length_m", "width_m", "height_m",
+            "labels", "colors_bgr")))
     xy = map_to_se2(pose, np.asarray(actors.xy_m, dtype=np.float64).reshape(-1, 2))
     height = np.asarray(actors.height_m, dtype=np.float64)
     centers = np.column_stack([xy, 0.5 * height])

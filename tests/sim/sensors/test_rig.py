@@ -97,3 +97,19 @@ def test_imu_wheel_gnss_models():
     cfg = GnssConfig(sigma_m=0.5, outlier_prob=0.1, outlier_sigma_m=20.0)
     err = np.array([np.linalg.norm(gnss_fix(cfg, 0, make_ego(), rng).position_m) for _ in range(3000)])
     assert 0.05 < np.mean(err > 5.0) < 0.12  # outliers: about outlier_prob of the fixes
+
+
+def test_bad_truth_is_rejected_or_left_out(road):
+    from sim.sensors.frames import to_vehicle_frame
+    actors = random_traffic(4)
+    xy = actors.xy_m.copy()
+    xy[1, 0] = np.nan
+    bad = dataclasses.replace(actors, xy_m=xy)
+    local = to_vehicle_frame(make_ego(), bad)
+    assert local.ids.tolist() == [actors.ids[0], actors.ids[2], actors.ids[3]]
+    rig = SensorRig(SensorRigConfig(), road, seed=0)
+    for sensor in ("camera", "lidar", "radar"):
+        (a,) = rig.capture(sensor, rig.next_capture_ns(sensor), make_ego(), bad)
+        assert actors.ids[1] not in np.asarray(getattr(a.truth, "ids", getattr(a.truth, "point_ids", [])))
+    with pytest.raises(ValueError, match="finite"):
+        rig.capture("radar", rig.next_capture_ns("radar"), make_ego(pose=(np.nan, 0.0, 0.0)), actors)
