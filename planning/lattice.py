@@ -74,6 +74,7 @@ class LatticeConfig:
 class LatticeState:
     last_plan: Plan | None = None
     last_d_m: np.ndarray = field(default_factory=lambda: np.zeros(0))  # Frenet d of the last plan
+    last_dd_mps2: np.ndarray = field(default_factory=lambda: np.zeros(0))  # and its d acceleration
     track_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # memory for rates
     track_yaws: np.ndarray = field(default_factory=lambda: np.zeros(0))
     track_vs: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -105,8 +106,9 @@ def _accel_estimate(ids, vs, state: LatticeState, dt_s: float, smoothing: float)
 def _emergency(state: LatticeState, ego: EgoState, road: Road, lane: int, t_ns: int, decel: float,
                cfg: LatticeConfig, behaviour: str, **counters) -> tuple[LatticeState, Plan]:
     plan = stop_profile_plan(road, ego, lane, t_ns, initial_accel(state.last_plan, ego, t_ns), decel, cfg.acc, behaviour)
-    return replace(state, last_plan=plan, last_d_m=np.full(plan.t_s.shape[0], float(road.lane_center_d(lane))),
-                   evaluated=0, **counters), plan
+    n = plan.t_s.shape[0]
+    return replace(state, last_plan=plan, last_d_m=np.full(n, float(road.lane_center_d(lane))),
+                   last_dd_mps2=np.zeros(n), evaluated=0, **counters), plan
 
 
 def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits: ModeLimits, road: Road,
@@ -137,9 +139,8 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     dd0 = ego.speed_mps * math.sin(dpsi)
     a0 = initial_accel(state.last_plan, ego, t_ns)
     prev_dd = 0.0
-    if state.last_plan is not None and state.last_d_m.shape[0] >= 3:
-        tr = (t_ns - state.last_plan.t_ns) * 1e-9
-        prev_dd = float(np.interp(tr, state.last_plan.t_s, np.gradient(np.gradient(state.last_d_m, acc.step_s), acc.step_s)))
+    if state.last_plan is not None and state.last_dd_mps2.shape[0] == state.last_plan.t_s.shape[0]:
+        prev_dd = float(np.interp((t_ns - state.last_plan.t_ns) * 1e-9, state.last_plan.t_s, state.last_dd_mps2))
 
     # Tracks: Frenet, nearest MAX_OBJECTS, rate memories, predictions.
     ft, n_bad = tracks_to_frenet(tracks, road, t_ns, acc.min_existence)
@@ -242,4 +243,4 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     else:
         behaviour = "follow" if refs.own_lead_index >= 0 and v[-1] < v_cap - 0.5 else "cruise"
     plan = frenet_to_plan(road, t_ns, t_s, s, d, d_s, d_ss, np.maximum(v, 0.0), a, emergency, behaviour)
-    return replace(state, last_plan=plan, last_d_m=d, **counters), plan
+    return replace(state, last_plan=plan, last_d_m=d, last_dd_mps2=ddd, **counters), plan

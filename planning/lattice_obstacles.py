@@ -39,9 +39,13 @@ def obstacle_terms(pred: Prediction, lat_d: np.ndarray, lon_s_center: np.ndarray
     keep = ~ignore
     half_w = (0.5 * (ego_width_m + pred.width_m)[:, None] + inflation_sigmas * pred.sigma_d_m + lat_margin_m)[keep]
     half_l = (0.5 * (ego_length_m + pred.length_m)[:, None] + inflation_sigmas * pred.sigma_s_m + lon_margin_m)[keep]
-    # float32: margins are decimetres, arc lengths below 10 km, so single precision is ample.
-    rd = (lat_d[..., None].astype(np.float32) - pred.d_m[keep].T.astype(np.float32)) / half_w.T.astype(np.float32)
-    rs = (lon_s_center[..., None].astype(np.float32) - pred.s_m[keep].T.astype(np.float32)) / half_l.T.astype(np.float32)
+    # float32: margins are decimetres, arc lengths below 10 km, so single precision is ample. Arc
+    # lengths are made relative to the first object sample before the cast to keep their precision.
+    s_ref = float(pred.s_m[keep, 0].min()) if keep.any() else 0.0
+    rd = (lat_d[..., None] - pred.d_m[keep].T).astype(np.float32)
+    rd *= (1.0 / half_w.T).astype(np.float32)
+    rs = (lon_s_center - s_ref).astype(np.float32)[..., None] - (pred.s_m[keep].T - s_ref).astype(np.float32)
+    rs *= (1.0 / half_l.T).astype(np.float32)
     lat_bits = np.packbits(np.abs(rd) < 1.0, axis=-1, bitorder="little")
     lon_bits = np.packbits(np.abs(rs) < 1.0, axis=-1, bitorder="little")
     # Proximity reaches twice the collision distance on both axes (closing in; driving alongside).
