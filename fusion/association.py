@@ -4,6 +4,12 @@ Gating uses the squared Mahalanobis distance of the position innovation against 
 quantile with 2 degrees of freedom. The assignment cost is the negative log-likelihood up to a
 constant, d^2 + ln det S, so a track with a broad covariance does not win a detection merely because
 its Mahalanobis distance is small.
+
+Only the gated pairs are ever materialised. A pair whose track gates no other detection and whose
+detection falls in no other gate is a connected component of its own: its assignment is forced, so
+it is taken directly. ``linear_sum_assignment`` solves only the sub-matrix of the contested rows and
+columns, which in traffic is a handful of pairs rather than the full N x M matrix, and its optimum
+equals the optimum of the full problem because components never share rows or columns.
 """
 from __future__ import annotations
 
@@ -30,39 +36,58 @@ def gate_threshold(probability: float, dof: int = 2) -> float:
 class Association:
     track_idx: np.ndarray  # (K,) int64 matched tracks
     det_idx: np.ndarray  # (K,) int64 matched detections, row-aligned with track_idx
+    d2: np.ndarray  # (K,) squared Mahalanobis distance of each match (its 2-dof position NIS)
     det_in_any_gate: np.ndarray  # (M,) bool: a detection near some track, even if unmatched
-    d2: np.ndarray  # (N, M) squared Mahalanobis distances, inf outside the gate
+    n_contested: int  # gated pairs that needed the assignment solver
+
+
+def _empty(m: int) -> Association:
+    e = np.zeros(0, np.int64)
+    return Association(e, e, np.zeros(0), np.zeros(m, bool), 0)
 
 
 def associate(x: np.ndarray, p: np.ndarray, z_xy: np.ndarray, r_xy: np.ndarray,
               gate_d2: float) -> Association:
-    """Match N predicted tracks (x (N, 4), p (N, 4, 4)) to M positions z_xy (M, 2), r_xy (M, 2, 2)."""
+    """Match N predicted tracks (x (N, >=2), p (N, >=2, >=2)) to M positions z_xy (M, 2), r_xy (M, 2, 2)."""
     n, m = x.shape[0], z_xy.shape[0]
     if n == 0 or m == 0:
-        empty = np.zeros(0, np.int64)
-        return Association(empty, empty, np.zeros(m, bool), np.full((n, m), np.inf))
+        return _empty(m)
     y0 = z_xy[None, :, 0] - x[:, None, 0]  # (N, M)
     y1 = z_xy[None, :, 1] - x[:, None, 1]
     # Coarse gate: d^2 >= |y|^2 / lambda_max(S) >= |y|^2 / trace(S), so pairs failing
     # |y|^2 <= gate * trace(S) cannot pass; exact 2x2 algebra runs on the few that remain.
     trace = (p[:, 0, 0] + p[:, 1, 1])[:, None] + (r_xy[:, 0, 0] + r_xy[:, 1, 1])[None, :]
-    ii, jj = np.nonzero(y0 * y0 + y1 * y1 <= gate_d2 * trace)
+    y0 *= y0
+    y1 *= y1
+    y0 += y1
+    ii, jj = np.nonzero(y0 <= gate_d2 * trace)
+    if ii.size == 0:
+        return _empty(m)
     a = p[ii, 0, 0] + r_xy[jj, 0, 0]
     b = p[ii, 0, 1] + r_xy[jj, 0, 1]
     d = p[ii, 1, 1] + r_xy[jj, 1, 1]
-    e0, e1 = y0[ii, jj], y1[ii, jj]
+    e0 = z_xy[jj, 0] - x[ii, 0]
+    e1 = z_xy[jj, 1] - x[ii, 1]
     det = a * d - b * b
     with np.errstate(divide="ignore", invalid="ignore"):
-        d2_c = (d * e0 * e0 - 2.0 * b * e0 * e1 + a * e1 * e1) / det
-    ok = np.isfinite(d2_c) & (det > 0.0) & (d2_c <= gate_d2)
-    ii, jj, d2_c, det = ii[ok], jj[ok], d2_c[ok], det[ok]
-    d2 = np.full((n, m), np.inf)
-    d2[ii, jj] = d2_c
-    gated = np.zeros((n, m), bool)
-    gated[ii, jj] = True
-    cost = np.full((n, m), _FORBIDDEN)
-    cost[ii, jj] = d2_c + np.log(det)
-    rows, cols = linear_sum_assignment(cost)
-    keep = gated[rows, cols]
-    return Association(rows[keep].astype(np.int64), cols[keep].astype(np.int64),
-                       gated.any(axis=0), d2)
+        d2 = (d * e0 * e0 - 2.0 * b * e0 * e1 + a * e1 * e1) / det
+    ok = (det > 0.0) & (d2 <= gate_d2)  # NaN compares False: a broken pair never gates
+    ii, jj, d2, det = ii[ok], jj[ok], d2[ok], det[ok]
+    row_count = np.bincount(ii, minlength=n)
+    col_count = np.bincount(jj, minlength=m)
+    alone = (row_count[ii] == 1) & (col_count[jj] == 1)
+    if alone.all():
+        return Association(ii.astype(np.int64), jj.astype(np.int64), d2, col_count > 0, 0)
+    rest = ~alone
+    rows, row_of = np.unique(ii[rest], return_inverse=True)
+    cols, col_of = np.unique(jj[rest], return_inverse=True)
+    cost = np.full((rows.size, cols.size), _FORBIDDEN)
+    cost[row_of, col_of] = d2[rest] + np.log(det[rest])
+    d2_sub = np.full((rows.size, cols.size), np.inf)
+    d2_sub[row_of, col_of] = d2[rest]
+    r, c = linear_sum_assignment(cost)
+    keep = cost[r, c] < _FORBIDDEN
+    r, c = r[keep], c[keep]
+    return Association(np.concatenate([ii[alone], rows[r]]).astype(np.int64),
+                       np.concatenate([jj[alone], cols[c]]).astype(np.int64),
+                       np.concatenate([d2[alone], d2_sub[r, c]]), col_count > 0, int(rest.sum()))

@@ -53,17 +53,60 @@ def update(x: np.ndarray, p: np.ndarray, z: np.ndarray, h: np.ndarray,
     x (N, n), p (N, n, n), z (N, m), h (m, n) shared, r (N, m, m).
     Returns (x, P, innovation (N, m), innovation covariance S (N, m, m)).
     """
+    return update_innovation(x, p, z - x @ h.T, h, r)
+
+
+def update_innovation(x: np.ndarray, p: np.ndarray, y: np.ndarray, h: np.ndarray,
+                      r: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Joseph-form update from a given innovation ``y`` (N, m): the EKF form, where ``y`` is
+    z - h(x) with any angle wrapped, and ``h`` is the Jacobian, (m, n) shared or (N, m, n)."""
     n = x.shape[-1]
-    y = z - x @ h.T
-    ph_t = p @ h.T  # (N, n, m)
+    h_t = np.swapaxes(h, -1, -2)
+    ph_t = p @ h_t  # (N, n, m)
     s = h @ ph_t + r  # (N, m, m)
     # K = P H^T S^-1, solved rather than inverted: S is symmetric, so K^T = S^-1 (P H^T)^T.
-    k = np.linalg.solve(s, np.swapaxes(ph_t, -1, -2))
-    k = np.swapaxes(k, -1, -2)  # (N, n, m)
+    k = np.swapaxes(np.linalg.solve(s, np.swapaxes(ph_t, -1, -2)), -1, -2)  # (N, n, m)
     x_new = x + (k @ y[..., None])[..., 0]
     i_kh = np.eye(n) - k @ h
     p_new = i_kh @ p @ np.swapaxes(i_kh, -1, -2) + k @ r @ np.swapaxes(k, -1, -2)
     return x_new, p_new, y, s
+
+
+def update_leading(x: np.ndarray, p: np.ndarray, z: np.ndarray,
+                   r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The tracker's hot path: a linear update whose H selects the first m state components.
+
+    With that H, P H^T and H P H^T are slices of P, so no matmul by H is needed; the gain is
+    optimal, so P - K S K^T equals the Joseph form up to round-off (the caller symmetrises). A 2x2
+    innovation covariance is inverted in closed form, the common position-only case.
+    """
+    m = z.shape[-1]
+    ph_t = p[:, :, :m]  # (N, n, m)
+    s = p[:, :m, :m] + r
+    if m == 2:
+        a, b, c, d = s[:, 0, 0], s[:, 0, 1], s[:, 1, 0], s[:, 1, 1]
+        s_inv = np.empty_like(s)
+        s_inv[:, 0, 0], s_inv[:, 0, 1], s_inv[:, 1, 0], s_inv[:, 1, 1] = d, -b, -c, a
+        s_inv /= (a * d - b * c)[:, None, None]
+    else:
+        s_inv = np.linalg.inv(s)
+    k = ph_t @ s_inv  # (N, n, m)
+    y = z - x[:, :m]
+    x_new = x + (k @ y[..., None])[..., 0]
+    p_new = p - k @ np.swapaxes(ph_t, -1, -2)
+    return x_new, p_new
+
+
+def cv_predict(x: np.ndarray, p: np.ndarray, dt_s: float,
+               accel_psd_m2ps3: float) -> tuple[np.ndarray, np.ndarray]:
+    """Constant-velocity prediction by block algebra: F P F^T without the two matmuls."""
+    x_new = x.copy()
+    x_new[:, :2] += dt_s * x[:, 2:]
+    p_new = p.copy()
+    p_new[:, :2, :] += dt_s * p[:, 2:, :]
+    p_new[:, :, :2] += dt_s * p_new[:, :, 2:]
+    p_new += cv_process_noise(dt_s, accel_psd_m2ps3)
+    return x_new, p_new
 
 
 def repair_covariance(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -77,11 +120,12 @@ def repair_covariance(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     repaired = np.zeros(p.shape[0], dtype=bool)
     if p.shape[0] == 0:
         return p, repaired, broken
-    safe = np.where(broken[:, None, None], np.eye(p.shape[-1]), p)
+    eye = np.eye(p.shape[-1])
+    safe = np.where(broken[:, None, None], eye, p) if broken.any() else p
     # Fast path: one batched Cholesky of P - MIN_EIGENVALUE I succeeds exactly when every track's
     # smallest eigenvalue clears the floor, the usual case. Only otherwise pay for eigh.
     try:
-        np.linalg.cholesky(safe - MIN_EIGENVALUE * np.eye(p.shape[-1]))
+        np.linalg.cholesky(safe - MIN_EIGENVALUE * eye)
         return p, repaired, broken
     except np.linalg.LinAlgError:
         pass

@@ -104,29 +104,39 @@ def sync_step(state: SyncState, arrivals: Iterable[tuple[str, Any]], now_ns: int
     clock. Returns the new state, the released messages in time order and every decision made.
     """
     records: list[SyncRecord] = []
-    n_dropped = [0, 0, 0, 0, 0]  # indexed by Decision
+    n_late = n_duplicate = n_future = n_reset = 0
     if state.last_now_ns is not None and now_ns < state.last_now_ns:
         records.append(SyncRecord(now_ns, "", -1, Decision.RESET))
-        n_dropped[Decision.RESET] += 1
+        n_reset = 1
         state = SyncState(counters=state.counters)
     buffer = list(state.buffer)
     released_keys = state.released_keys
+    watermark = state.watermark_ns
     seq = state.seq
+    streams = cfg.streams
     for stream, msg in arrivals:
-        sc = _stream(cfg, stream)
+        sc = streams.get(stream)
+        if sc is None:
+            _stream(cfg, stream)  # raises with the list of configured streams
         t = int(msg.t_ns) + sc.clock_offset_ns
         key = (t, stream)
-        behind = state.watermark_ns is not None and t <= state.watermark_ns
+        behind = watermark is not None and t <= watermark
         # The buffer is sorted by (t, stream, seq), so a buffered twin sits exactly where the key
-        # would be inserted. Released keys all lie at or behind the watermark: search them only there.
+        # would be inserted. Released keys were released in time order, so they are sorted too and
+        # all lie at or behind the watermark: bisect them only there.
         i = bisect.bisect_left(buffer, key)
-        buffered_twin = i < len(buffer) and buffer[i][0] == t and buffer[i][1] == stream
-        if buffered_twin or (behind and key in released_keys):
+        if i < len(buffer) and buffer[i][0] == t and buffer[i][1] == stream:
             decision = Decision.DROPPED_DUPLICATE
-        elif now_ns - t > sc.latency_window_ns or (behind and t < state.watermark_ns):
+            n_duplicate += 1
+        elif behind and _contains_sorted(released_keys, key):
+            decision = Decision.DROPPED_DUPLICATE
+            n_duplicate += 1
+        elif now_ns - t > sc.latency_window_ns or (behind and t < watermark):
             decision = Decision.DROPPED_LATE
+            n_late += 1
         elif t - now_ns > cfg.future_tolerance_ns:
             decision = Decision.DROPPED_FUTURE
+            n_future += 1
         else:
             if sc.clock_offset_ns:
                 msg = dataclasses.replace(msg, t_ns=t)
@@ -135,22 +145,36 @@ def sync_step(state: SyncState, arrivals: Iterable[tuple[str, Any]], now_ns: int
             seq += 1
             continue
         records.append(SyncRecord(now_ns, stream, t, decision))
-        n_dropped[decision] += 1
 
-    horizon = now_ns - cfg.max_window_ns
-    n_out = bisect.bisect_left(buffer, (horizon + 1,))  # a 1-tuple sorts before (horizon + 1, ...)
-    out = buffer[:n_out]
-    released = tuple(Released(e[1], e[3]) for e in out)
-    records.extend(SyncRecord(now_ns, e[1], e[0], Decision.APPLIED) for e in out)
-    watermark = out[-1][0] if out else state.watermark_ns
-    if out:
-        released_keys = (released_keys + tuple((e[0], e[1]) for e in out))[-cfg.duplicate_memory:]
-    c = state.counters
-    counters = SyncCounters(c.applied + n_out, c.late + n_dropped[Decision.DROPPED_LATE],
-                            c.duplicate + n_dropped[Decision.DROPPED_DUPLICATE],
-                            c.future + n_dropped[Decision.DROPPED_FUTURE],
-                            c.resets + n_dropped[Decision.RESET])
-    new_state = SyncState(buffer=tuple(buffer[n_out:]), released_keys=released_keys,
-                          watermark_ns=watermark, last_now_ns=now_ns, seq=seq,
-                          counters=counters)
+    # A 1-tuple sorts before every (horizon + 1, ...) entry: everything at or before the horizon goes.
+    n_out = bisect.bisect_left(buffer, (now_ns - cfg.max_window_ns + 1,)) if buffer else 0
+    released: tuple[Released, ...] = ()
+    if n_out:
+        out_keys = []
+        out_released = []
+        for e in buffer[:n_out]:
+            out_released.append(Released(e[1], e[3]))
+            records.append(SyncRecord(now_ns, e[1], e[0], Decision.APPLIED))
+            out_keys.append((e[0], e[1]))
+        released = tuple(out_released)
+        watermark = buffer[n_out - 1][0]
+        merged = released_keys + tuple(out_keys)
+        if released_keys and out_keys[0] < released_keys[-1]:
+            # A late-accepted twin time (t == watermark, another stream) can sort before keys
+            # already released at that time: keep the memory sorted for the bisect above.
+            merged = tuple(sorted(merged))
+        released_keys = merged[-cfg.duplicate_memory:]
+        buffer = buffer[n_out:]
+    counters = state.counters
+    if n_out or n_late or n_duplicate or n_future or n_reset:
+        c = counters
+        counters = SyncCounters(c.applied + n_out, c.late + n_late, c.duplicate + n_duplicate,
+                                c.future + n_future, c.resets + n_reset)
+    new_state = SyncState(buffer=tuple(buffer), released_keys=released_keys, watermark_ns=watermark,
+                          last_now_ns=now_ns, seq=seq, counters=counters)
     return new_state, released, tuple(records)
+
+
+def _contains_sorted(keys: tuple[tuple[int, str], ...], key: tuple[int, str]) -> bool:
+    i = bisect.bisect_left(keys, key)
+    return i < len(keys) and keys[i] == key

@@ -19,8 +19,19 @@ from fusion.association import associate, gate_threshold
 from fusion.frames import MapMeasurements, ego_pose_at, to_map
 from fusion.tracker_state import N_LABELS, TrackerConfig, TrackerState
 
-_H_POS = np.eye(4)[:2]
-_H_FULL = np.eye(4)
+
+
+def apply_linear_updates(x: np.ndarray, p: np.ndarray, track_idx: np.ndarray, z: np.ndarray,
+                         r: np.ndarray, velocity_valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Update tracks ``track_idx`` with map-frame z (K, 4), r (K, 4, 4): position only where the
+    velocity is not valid, position and velocity elsewhere. Returns new arrays."""
+    x, p = x.copy(), p.copy()
+    for dim, sel in ((2, ~velocity_valid), (4, velocity_valid)):
+        if not sel.any():
+            continue
+        t_sel = track_idx[sel]
+        x[t_sel], p[t_sel] = kalman.update_leading(x[t_sel], p[t_sel], z[sel, :dim], r[sel, :dim, :dim])
+    return x, p
 
 
 def _check_shapes(d: Detections3D) -> None:
@@ -37,9 +48,7 @@ def _check_shapes(d: Detections3D) -> None:
 def _predicted(state: TrackerState, t_ns: int, cfg: TrackerConfig) -> tuple[np.ndarray, np.ndarray]:
     if state.t_ns is None or t_ns <= state.t_ns or len(state) == 0:
         return state.x, state.p
-    dt = (t_ns - state.t_ns) * 1e-9
-    return kalman.predict(state.x, state.p, kalman.cv_transition(dt),
-                          kalman.cv_process_noise(dt, cfg.accel_psd_m2ps3))
+    return kalman.cv_predict(state.x, state.p, (t_ns - state.t_ns) * 1e-9, cfg.accel_psd_m2ps3)
 
 
 def _output(state: TrackerState, x: np.ndarray, p: np.ndarray, t_ns: int) -> Tracks:
@@ -118,16 +127,7 @@ def tracker_step(state: TrackerState, detections: Detections3D, ego: EgoState, t
     ti, di = assoc.track_idx, assoc.det_idx
 
     # Kalman update, batched per measurement layout (position only / position and velocity).
-    x, p = x.copy(), p.copy()
-    for use_vel, h in ((False, _H_POS), (True, _H_FULL)):
-        sel = meas.velocity_valid[di] == use_vel
-        if not sel.any():
-            continue
-        t_sel, d_sel = ti[sel], di[sel]
-        dim = h.shape[0]
-        x_u, p_u, _, _ = kalman.update(x[t_sel], p[t_sel], meas.z[d_sel, :dim], h,
-                                       meas.r[d_sel, :dim, :dim])
-        x[t_sel], p[t_sel] = x_u, p_u
+    x, p = apply_linear_updates(x, p, ti, meas.z[di], meas.r[di], meas.velocity_valid[di])
 
     n = len(state)
     hit = np.zeros(n, bool)
@@ -151,12 +151,15 @@ def tracker_step(state: TrackerState, detections: Detections3D, ego: EgoState, t
     e[missed] = e[missed] * (1.0 - pd) / (1.0 - e[missed] * pd)
     last_hit = state.last_hit_ns.copy()
     last_hit[ti] = t_meas
+    nis = state.last_nis.copy()
+    nis[ti] = assoc.d2
     tracks = {
         "ids": state.ids, "x": x, "p": p, "yaw": yaw, "size": size, "class_loglik": class_ll,
         "hit_history": np.where(seen, (state.hit_history << np.uint32(1)) | hit.astype(np.uint32),
                                 state.hit_history).astype(np.uint32),
         "hits": state.hits + hit, "misses": np.where(hit, 0, state.misses + missed).astype(np.int32),
         "confirmed": state.confirmed, "existence": e, "last_hit_ns": last_hit,
+        "last_nis": nis,
     }
 
     # Births: unmatched detections that are not inside any track's gate (a second detection of a
@@ -211,4 +214,5 @@ def _births(next_id: int, meas: MapMeasurements, born: np.ndarray, boxes: np.nda
         "hit_history": np.ones(k, np.uint32), "hits": np.ones(k, np.int32),
         "misses": np.zeros(k, np.int32), "confirmed": np.zeros(k, bool),
         "existence": scores[born].copy(), "last_hit_ns": np.full(k, t_meas, np.int64),
+        "last_nis": np.full(k, np.nan),
     }

@@ -102,6 +102,9 @@ class TrackerState:
     confirmed: np.ndarray  # (N,) bool, sticky once set
     existence: np.ndarray  # (N,) float64
     last_hit_ns: np.ndarray  # (N,) int64
+    # Normalised innovation squared of each track's latest update (2-dof position gate statistic;
+    # NaN before the first update): the consistency monitor and eval-tracker average it.
+    last_nis: np.ndarray  # (N,) float64
     counters: TrackerCounters = field(default_factory=TrackerCounters)
 
     @staticmethod
@@ -111,7 +114,7 @@ class TrackerState:
             p=np.zeros((0, 4, 4)), yaw=np.zeros(0), size=np.zeros((0, 3)),
             class_loglik=np.zeros((0, N_LABELS)), hit_history=np.zeros(0, np.uint32),
             hits=np.zeros(0, np.int32), misses=np.zeros(0, np.int32), confirmed=np.zeros(0, bool),
-            existence=np.zeros(0), last_hit_ns=np.zeros(0, np.int64))
+            existence=np.zeros(0), last_hit_ns=np.zeros(0, np.int64), last_nis=np.zeros(0))
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
