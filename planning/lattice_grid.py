@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from planning.polynomials import evaluate, quartic_coeffs, quintic_coeffs
+from planning.polynomials import evaluate_grid, quartic_coeffs, quintic_coeffs
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,9 +28,7 @@ def lateral_family(d0: float, dd0: float, ddd0: float, d_targets: np.ndarray, ho
     tgt = np.repeat(d_targets, n_T)
     T = np.tile(horizons_s, n_d)
     c = quintic_coeffs(d0, dd0, ddd0, tgt, np.zeros_like(tgt), np.zeros_like(tgt), T)
-    x, v, a, j = evaluate(c, T, t_s)
-    k = t_s.shape[0]
-    return Family(*(z.reshape(n_d, n_T, k) for z in (x, v, a, j)))
+    return Family(*evaluate_grid(c.reshape(n_d, n_T, 6), horizons_s, t_s))
 
 
 def longitudinal_family(s0: float, v0: float, a0: float, accel_levels_mps2: np.ndarray, horizons_s: np.ndarray,
@@ -42,9 +40,7 @@ def longitudinal_family(s0: float, v0: float, a0: float, accel_levels_mps2: np.n
     v_tgt = np.clip(v0 + accel_levels_mps2[:, None] * horizons_s[None, :], 0.0, v_max_mps)
     T = np.tile(horizons_s, n_v)
     c = quartic_coeffs(s0, v0, a0, v_tgt.ravel(), np.zeros(n_v * n_T), T)
-    x, v, a, j = evaluate(c, T, t_s)
-    k = t_s.shape[0]
-    return Family(*(z.reshape(n_v, n_T, k) for z in (x, v, a, j))), v_tgt
+    return Family(*evaluate_grid(c.reshape(n_v, n_T, 6), horizons_s, t_s)), v_tgt
 
 
 def integral_sq(z: np.ndarray, dt_s: float) -> np.ndarray:

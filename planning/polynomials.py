@@ -34,21 +34,36 @@ def quartic_coeffs(x0: float, v0: float, a0: float, v1: np.ndarray, a1: np.ndarr
     return c
 
 
+def basis(T: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Linear maps (..., K, 6) from coefficients to position, velocity, acceleration and jerk at
+    times t (K,) for horizons T (...): every profile, extension beyond T included, is linear in the
+    coefficients, so a whole family is four matrix products."""
+    T = np.asarray(T, dtype=np.float64)[..., None]
+    tc = np.minimum(t, T)
+    after = np.maximum(t - T, 0.0)
+    p = np.stack([tc ** i for i in range(6)], axis=-1)  # (..., K, 6)
+    i = np.arange(6, dtype=np.float64)
+    p_im1 = np.concatenate([np.zeros(tc.shape + (1,)), p[..., :-1]], axis=-1)
+    p_im2 = np.concatenate([np.zeros(tc.shape + (2,)), p[..., :-2]], axis=-1)
+    p_im3 = np.concatenate([np.zeros(tc.shape + (3,)), p[..., :-3]], axis=-1)
+    bv = i * p_im1
+    before = (t < T)[..., None] | (t == T)[..., None]
+    bx = p + bv * after[..., None]
+    ba = np.where(before, i * (i - 1.0) * p_im2, 0.0)
+    bj = np.where(before, i * (i - 1.0) * (i - 2.0) * p_im3, 0.0)
+    return bx, bv, ba, bj
+
+
 def evaluate(c: np.ndarray, T: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Position, velocity, acceleration and jerk (M, K) at times t (K,), extended beyond T at the
-    end velocity with zero acceleration (the end conditions both families use)."""
-    tc = np.minimum(t[None, :], T[:, None])
-    p = [np.ones_like(tc), tc, tc * tc]
-    p.append(p[2] * tc)
-    p.append(p[3] * tc)
-    p.append(p[4] * tc)
-    c0, c1, c2, c3, c4, c5 = (c[:, i, None] for i in range(6))
-    x = c0 + c1 * p[1] + c2 * p[2] + c3 * p[3] + c4 * p[4] + c5 * p[5]
-    v = c1 + 2.0 * c2 * p[1] + 3.0 * c3 * p[2] + 4.0 * c4 * p[3] + 5.0 * c5 * p[4]
-    a = 2.0 * c2 + 6.0 * c3 * p[1] + 12.0 * c4 * p[2] + 20.0 * c5 * p[3]
-    j = 6.0 * c3 + 24.0 * c4 * p[1] + 60.0 * c5 * p[2]
-    beyond = t[None, :] > T[:, None]
-    x = x + np.where(beyond, v * (t[None, :] - tc), 0.0)
-    a = np.where(beyond, 0.0, a)
-    j = np.where(beyond, 0.0, j)
-    return x, v, a, j
+    """Position, velocity, acceleration and jerk (M, K) of coefficient rows c (M, 6) with horizons
+    T (M,) at times t (K,), extended beyond T at the end velocity with zero acceleration (the end
+    conditions both families use)."""
+    return tuple(np.einsum("mi,mki->mk", c, b) for b in basis(T, t))
+
+
+def evaluate_grid(c: np.ndarray, horizons_s: np.ndarray, t: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """As ``evaluate`` for a family laid out (M, n_T, 6) over shared horizons (n_T,): one batched
+    matrix product per derivative, results (M, n_T, K)."""
+    cT = np.ascontiguousarray(c.transpose(1, 0, 2))  # (n_T, M, 6)
+    return tuple(np.matmul(cT, b.transpose(0, 2, 1)).transpose(1, 0, 2) for b in basis(horizons_s, t))

@@ -30,3 +30,15 @@ def test_quartic_boundary_conditions_and_extension():
     assert np.all(j[1, k4 + 1:] == 0.0)
     # Numerical derivative agrees with the analytic velocity.
     assert np.allclose(np.gradient(x[1, :k4], t[:k4])[1:-1], v[1, 1:k4 - 1], atol=0.05)
+
+
+def test_grid_evaluation_matches_rows():
+    from planning.polynomials import evaluate_grid
+    horizons = np.array([1.5, 3.0, 5.0])
+    t = np.arange(51) * 0.1
+    v1 = np.array([[10.0, 12.0, 14.0], [0.0, 5.0, 30.0]])
+    c = quartic_coeffs(3.0, 20.0, 0.5, v1.ravel(), np.zeros(6), np.tile(horizons, 2)).reshape(2, 3, 6)
+    grid = evaluate_grid(c, horizons, t)
+    rows = evaluate(c.reshape(6, 6), np.tile(horizons, 2), t)
+    for g, r in zip(grid, rows):
+        assert np.allclose(g.reshape(6, -1), r)
