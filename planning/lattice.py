@@ -190,8 +190,8 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
 
     # Coupled terms, evaluated lazily in order of the bound.
     ignore = followers_in_lane(pred, s0 + cfg.rear_axle_to_center_m, d0, cfg.ego_length_m, cfg.ego_width_m)
-    obs = obstacle_terms(pred, lat.x, lon.x + cfg.rear_axle_to_center_m, cfg.ego_length_m, cfg.ego_width_m,
-                         cfg.inflation_sigmas, cfg.lat_margin_m, cfg.lon_margin_m, ignore)
+    obs = obstacle_terms(pred, lat.x, cfg.ego_length_m, cfg.ego_width_m, cfg.inflation_sigmas,
+                         cfg.lat_margin_m, cfg.lon_margin_m, ignore)
     # Road curvature is piecewise constant per sample: a direct lookup beats interpolating 10^4 points.
     kappa_lon = road.curvature_1pm[np.clip((lon.x / SAMPLE_SPACING_M).astype(np.int64), 0, road.curvature_1pm.shape[0] - 1)]
     n_d, n_v, n_T = bound.shape
@@ -208,13 +208,14 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
             break
         idx = order[start:start + cfg.batch_size]
         il, iv, iT = np.unravel_index(idx, (n_d, n_v, n_T))
-        collide = (obs.lat_bits[il, iT] & obs.lon_bits[iv, iT]).any(axis=(1, 2))
+        lon_ov, lon_w = obs.longitudinal(lon.x[iv, iT] + cfg.rear_axle_to_center_m)
+        collide = (obs.lat_overlap[il, iT] & lon_ov).any(axis=(1, 2))
         v_b = lon.v[iv, iT]
         curv = kappa_lon[iv, iT] + lat.a[il, iT] / np.maximum(v_b, 2.0) ** 2
         fast = v_b > 2.0  # lateral motion at walking pace is the controller's business
         kin_ok = ~((fast & ((np.abs(curv) > cfg.max_curvature_1pm)
                             | (v_b * v_b * np.abs(curv) > cfg.max_lat_accel_mps2))).any(axis=-1))
-        prox = np.einsum("bkn,bkn->b", obs.lat_w[il, iT], obs.lon_w[iv, iT]) * dt
+        prox = np.einsum("bkn,bkn->b", obs.lat_w[il, iT], lon_w) * dt
         total = np.where(~collide & kin_ok, flat[idx] + cfg.w_proximity * prox, np.inf)
         evaluated += idx.shape[0]
         i = int(np.argmin(total))

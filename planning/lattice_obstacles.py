@@ -1,11 +1,11 @@
-"""Obstacle terms of the lattice, separable per axis.
+"""Obstacle terms of the lattice, factored per axis.
 
 In the Frenet frame an ego box and an object box overlap when they overlap both along s and along
-d. Overlap along d depends only on the lateral profile, along s only on the longitudinal one, so each
-is computed once per family as a bitmask over objects (bit n: overlaps object n at that time step);
-a candidate collides iff (lateral bits & longitudinal bits) != 0 at some step. The proximity cost
-uses the same factorisation with smooth Gaussian weights. Boxes are inflated by the prediction's
-growing sigma. Ego extent is measured from its box centre (rear axle + rear_axle_to_center).
+d. Overlap along d depends only on the lateral profile, so it is computed once for the whole lateral
+family (small: targets x horizons); overlap along s is computed per batch of candidates, only for the
+longitudinal profiles the anytime search actually visits. A candidate collides iff both overlap for
+some object at some step. The proximity cost uses the same factorisation with smooth weights. Boxes
+are inflated by the prediction's growing sigma; the ego extent is measured from its box centre.
 """
 from __future__ import annotations
 
@@ -15,15 +15,7 @@ import numpy as np
 
 from planning.prediction import Prediction
 
-MAX_OBJECTS = 64  # bound on the per-step work; the runtime's fusion rarely tracks more nearby
-
-
-@dataclass(frozen=True, slots=True)
-class ObstacleTerms:
-    lat_bits: np.ndarray  # (n_d, n_T, K, ceil(N / 8)) uint8: bit n set where object n overlaps in d
-    lon_bits: np.ndarray  # (n_v, n_T, K, ceil(N / 8)) uint8: same along s
-    lat_w: np.ndarray  # (n_d, n_T, K, N) float32 proximity weights in [0, 1]
-    lon_w: np.ndarray  # (n_v, n_T, K, N) float32
+MAX_OBJECTS = 64  # bound on the per-step work: the nearest objects only, the rest counted
 
 
 def _bump(ratio: np.ndarray) -> np.ndarray:
@@ -31,25 +23,36 @@ def _bump(ratio: np.ndarray) -> np.ndarray:
     return np.maximum(1.0 - ratio * ratio, 0.0)
 
 
-def obstacle_terms(pred: Prediction, lat_d: np.ndarray, lon_s_center: np.ndarray, ego_length_m: float,
-                   ego_width_m: float, inflation_sigmas: float, lat_margin_m: float, lon_margin_m: float,
+@dataclass(frozen=True, slots=True)
+class ObstacleTerms:
+    lat_overlap: np.ndarray  # (n_d, n_T, K, N) bool
+    lat_w: np.ndarray  # (n_d, n_T, K, N) float32 proximity weights in [0, 1]
+    s_obj_rel: np.ndarray  # (K, N) float32 object arc length minus s_ref
+    inv_half_l: np.ndarray  # (K, N) float32 1 / inflated half extent along s
+    s_ref_m: float
+
+    def longitudinal(self, s_center_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Overlap (B, K, N) and proximity weights for ego box-centre arc lengths (B, K)."""
+        # float32 after removing s_ref: offsets below a few hundred metres keep millimetres.
+        rs = (s_center_m - self.s_ref_m).astype(np.float32)[..., None] - self.s_obj_rel
+        rs *= self.inv_half_l
+        # Proximity reaches twice the collision distance (closing in) on both axes.
+        return np.abs(rs) < 1.0, _bump(0.5 * rs)
+
+
+def obstacle_terms(pred: Prediction, lat_d: np.ndarray, ego_length_m: float, ego_width_m: float,
+                   inflation_sigmas: float, lat_margin_m: float, lon_margin_m: float,
                    ignore: np.ndarray) -> ObstacleTerms:
-    """``lat_d`` (n_d, n_T, K) ego lateral offsets; ``lon_s_center`` (n_v, n_T, K) ego box-centre arc
-    lengths; ``ignore`` (N,) objects excluded (followers in the ego's own lane)."""
+    """``lat_d`` (n_d, n_T, K) ego lateral offsets; ``ignore`` (N,) objects excluded (followers in the
+    ego's own lane)."""
     keep = ~ignore
-    half_w = (0.5 * (ego_width_m + pred.width_m)[:, None] + inflation_sigmas * pred.sigma_d_m + lat_margin_m)[keep]
-    half_l = (0.5 * (ego_length_m + pred.length_m)[:, None] + inflation_sigmas * pred.sigma_s_m + lon_margin_m)[keep]
-    # float32: margins are decimetres, arc lengths below 10 km, so single precision is ample. Arc
-    # lengths are made relative to the first object sample before the cast to keep their precision.
-    s_ref = float(pred.s_m[keep, 0].min()) if keep.any() else 0.0
+    half_w = 0.5 * (ego_width_m + pred.width_m[keep])[:, None] + inflation_sigmas * pred.sigma_d_m[keep] + lat_margin_m
+    half_l = 0.5 * (ego_length_m + pred.length_m[keep])[:, None] + inflation_sigmas * pred.sigma_s_m[keep] + lon_margin_m
     rd = (lat_d[..., None] - pred.d_m[keep].T).astype(np.float32)
     rd *= (1.0 / half_w.T).astype(np.float32)
-    rs = (lon_s_center - s_ref).astype(np.float32)[..., None] - (pred.s_m[keep].T - s_ref).astype(np.float32)
-    rs *= (1.0 / half_l.T).astype(np.float32)
-    lat_bits = np.packbits(np.abs(rd) < 1.0, axis=-1, bitorder="little")
-    lon_bits = np.packbits(np.abs(rs) < 1.0, axis=-1, bitorder="little")
-    # Proximity reaches twice the collision distance on both axes (closing in; driving alongside).
-    return ObstacleTerms(lat_bits, lon_bits, _bump(0.5 * rd), _bump(0.5 * rs))
+    s_ref = float(pred.s_m[keep, 0].min()) if keep.any() else 0.0
+    return ObstacleTerms(np.abs(rd) < 1.0, _bump(0.5 * rd), (pred.s_m[keep].T - s_ref).astype(np.float32),
+                         (1.0 / half_l.T).astype(np.float32), s_ref)
 
 
 def followers_in_lane(pred: Prediction, s_center0_m: float, d0_m: float, ego_length_m: float,

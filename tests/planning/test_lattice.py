@@ -42,8 +42,9 @@ def test_candidate_through_obstacle_has_collision_bits():
     # A stopped car 70 m ahead in the ego lane, reached after the 3 s lane change.
     pred = Prediction(t, np.full((1, 51), 70.0), np.zeros((1, 51)), np.full((1, 51), 0.3), np.full((1, 51), 0.3),
                       np.array([4.6]), np.array([1.9]), np.zeros(1, np.int8))
-    obs = obstacle_terms(pred, lat.x, lon.x + 1.4, 4.6, 1.9, 1.0, 0.2, 1.0, np.zeros(1, bool))
-    hits = (obs.lat_bits[:, 0] & obs.lon_bits[0, 0]).any(axis=(1, 2))
+    obs = obstacle_terms(pred, lat.x, 4.6, 1.9, 1.0, 0.2, 1.0, np.zeros(1, bool))
+    lon_ov, _ = obs.longitudinal(lon.x[0] + 1.4)
+    hits = (obs.lat_overlap[:, 0] & lon_ov).any(axis=(1, 2))
     assert hits.tolist() == [True, False]  # straight through collides, the lane change clears it
 
 
