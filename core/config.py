@@ -68,7 +68,7 @@ def _convert(value: Any, tp: Any, source: str, key: str, meta: Mapping) -> Any:
             return tuple(_convert(v, args[0], source, f"{key}[{i}]", {}) for i, v in enumerate(value))
         if len(args) != len(value):
             raise ConfigError(source, key, f"expected an array of {len(args)} values, found {len(value)}")
-        return tuple(_convert(v, a, source, f"{key}[{i}]", {}) for i, (v, a) in enumerate(zip(args, value)))
+        return tuple(_convert(v, a, source, f"{key}[{i}]", {}) for i, (v, a) in enumerate(zip(value, args)))
     if origin is dict:
         if not isinstance(value, Mapping):
             raise ConfigError(source, key, f"expected a table, found {type(value).__name__}")

@@ -60,3 +60,15 @@ def test_replace_path_validates():
     assert cfg.inner.gain == 4.0
     with pytest.raises(ConfigError, match="inner.gain"):
         replace_path(Outer(), "inner.gain", -1)
+
+
+@dataclass(frozen=True, slots=True)
+class WithPair:
+    xy: tuple[float, int] = (0.0, 0)
+
+
+def test_fixed_length_tuple_converts_each_element_with_its_type(tmp_path):
+    cfg = load_toml(WithPair, write(tmp_path, "xy = [1.5, 2]\n"))
+    assert cfg.xy == (1.5, 2) and isinstance(cfg.xy[0], float) and isinstance(cfg.xy[1], int)
+    with pytest.raises(ConfigError, match=r"xy\[1\]: expected an integer"):
+        load_toml(WithPair, write(tmp_path, "xy = [1.5, 2.5]\n"))
