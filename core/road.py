@@ -8,10 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import math
+
 import numpy as np
-from scipy.spatial import cKDTree
 
 SAMPLE_SPACING_M = 0.5
+# Arcs are split into pieces turning at most this much, so that "nearest point of the piece" is the
+# angular clamp of the foot point (the distance to an arc point is monotone in the angle only within
+# half a turn).
+_PIECE_MAX_TURN_RAD = 0.5 * math.pi
+# Samples examined either side of a piece's foot point; the foot is exact to rounding, so the nearest
+# sample is within one index of it, and two leave margin for the sampled arcs' integration error.
+_CANDIDATE_OFFSETS = np.arange(-2, 3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +65,70 @@ class Road:
         self.heading_rad = heading
         self.curvature_1pm = kappa
         self.length_m = total
-        self._tree = cKDTree(xy)
+        self._build_pieces()
+
+    def _build_pieces(self) -> None:
+        """Constant-curvature pieces of the reference line, for the analytic nearest-sample search."""
+        s0, s1, k = [], [], []
+        start = 0.0
+        for seg in self.segments:
+            n_sub = max(1, math.ceil(abs(seg.curvature_1pm) * seg.length_m / _PIECE_MAX_TURN_RAD))
+            for j in range(n_sub):
+                s0.append(start + seg.length_m * j / n_sub)
+                s1.append(start + seg.length_m * (j + 1) / n_sub)
+                k.append(float(seg.curvature_1pm))
+            start += seg.length_m
+        s0_a, s1_a, k_a = np.array(s0), np.array(s1), np.array(k)
+        s_mid = 0.5 * (s0_a + s1_a)
+        mid_xy, mid_h, _ = self.interpolate(s_mid)
+        is_arc = np.abs(k_a) > 1e-12
+        self._straight = _Pieces.of(~is_arc, s0_a, s1_a, s_mid, mid_xy, mid_h, k_a)
+        self._arcs = _Pieces.of(is_arc, s0_a, s1_a, s_mid, mid_xy, mid_h, k_a)
+        kinds = [p for p in (self._straight, self._arcs) if p is not None]  # the order feet are built in
+        self._piece_s0 = np.concatenate([p.s0 for p in kinds], axis=1)
+        self._piece_s1 = np.concatenate([p.s1 for p in kinds], axis=1)
+        self._inv_spacing = (self.s_m.shape[0] - 1) / self.length_m if self.length_m > 0.0 else 0.0
+        if self._arcs is None:  # sample index along the line as one affine map of xy
+            p = self._straight
+            self._line_to_index = np.array([p.cos_h[0, 0], p.sin_h[0, 0]]) * self._inv_spacing
+            self._line_index0 = float(p.s_mid[0, 0] - p.mid_x[0, 0] * p.cos_h[0, 0]
+                                      - p.mid_y[0, 0] * p.sin_h[0, 0]) * self._inv_spacing
+        # Per-sample tables so that a projection gathers instead of re-evaluating cos and sin.
+        self._cos_h, self._sin_h = np.cos(self.heading_rad), np.sin(self.heading_rad)
+
+    def nearest_sample(self, xy: np.ndarray) -> np.ndarray:
+        """Index of the reference-line sample nearest to each point of xy (N, 2) -> (N,) int64.
+
+        Per constant-curvature piece, the foot point of the projection is computed in closed form
+        (a line's tangent projection, an arc's angle about its centre) and clamped to the piece; the
+        nearest sample is then among a few indices around the foot, compared by exact distance.
+        Equivalent to a KD-tree query over the samples at a fraction of its per-call overhead. A
+        non-finite point yields an arbitrary index (its Frenet coordinates come out non-finite).
+        """
+        if self._arcs is None:
+            # A road without arcs is one straight line with evenly spaced samples: the nearest sample
+            # is the foot point's rounded index (a tie within rounding may pick either neighbour).
+            idx_f = xy @ self._line_to_index + self._line_index0
+            return np.rint(np.fmin(np.fmax(idx_f, 0.0), self.s_m.shape[0] - 1)).astype(np.int64)
+        x, y = xy[:, 0:1], xy[:, 1:2]
+        feet = []
+        p = self._straight
+        if p is not None:
+            feet.append(p.s_mid + (x - p.mid_x) * p.cos_h + (y - p.mid_y) * p.sin_h)
+        p = self._arcs
+        if p is not None:
+            bx, by = x - p.centre_x, y - p.centre_y
+            phi = np.arctan2(p.rad_x * by - p.rad_y * bx, p.rad_x * bx + p.rad_y * by)
+            feet.append(p.s_mid + phi * p.inv_k)
+        foot = feet[0] if len(feet) == 1 else np.concatenate(feet, axis=1)
+        foot = np.fmin(np.fmax(foot, self._piece_s0), self._piece_s1)  # fmin/fmax: NaN -> a bound
+        centre_idx = np.rint(foot * self._inv_spacing).astype(np.int64)
+        cand = (centre_idx[:, :, None] + _CANDIDATE_OFFSETS).reshape(xy.shape[0], foot.shape[1] * _CANDIDATE_OFFSETS.shape[0])
+        cand = np.minimum(np.maximum(cand, 0), self.s_m.shape[0] - 1)
+        ref = self.xy_m[cand]
+        dx, dy = ref[..., 0] - x, ref[..., 1] - y
+        best = (dx * dx + dy * dy).argmin(axis=1)
+        return cand[np.arange(xy.shape[0]), best]
 
     # -- lanes -----------------------------------------------------------------------------------
     def lane_center_d(self, lane) -> np.ndarray:
@@ -97,12 +168,50 @@ class Road:
         """Map xy (N, 2) -> (s, d), projecting onto the nearest sample's tangent (exact on straights,
         within millimetres on curves of radius >= 50 m at 0.5 m spacing)."""
         xy = np.asarray(xy, dtype=np.float64)
-        _, i = self._tree.query(xy)
+        if xy.shape[-1:] != (2,):
+            raise ValueError(f"to_frenet expects points of shape (..., 2), got {xy.shape}")
+        lead_shape = xy.shape[:-1]
+        i = self.nearest_sample(xy.reshape(-1, 2))
+        xy = xy.reshape(-1, 2)
         delta = xy - self.xy_m[i]
-        h = self.heading_rad[i]
-        along = delta[..., 0] * np.cos(h) + delta[..., 1] * np.sin(h)
-        lateral = -delta[..., 0] * np.sin(h) + delta[..., 1] * np.cos(h)
-        k = self.curvature_1pm[i]
-        # On an arc, the lateral offset shrinks the arc length covered by the along-track distance.
-        s = self.s_m[i] + along / np.maximum(1.0 - k * lateral, 1e-3)
-        return s, lateral
+        dx, dy, cos_h, sin_h = delta[:, 0], delta[:, 1], self._cos_h[i], self._sin_h[i]
+        along = dx * cos_h + dy * sin_h
+        lateral = -dx * sin_h + dy * cos_h
+        if self._arcs is not None:
+            # On an arc, the lateral offset shrinks the arc length covered by the along-track distance.
+            along = along / np.maximum(1.0 - self.curvature_1pm[i] * lateral, 1e-3)
+        s = self.s_m[i] + along
+        if lead_shape == ():  # a single point gives scalars, as a KD-tree query would
+            return s[0], lateral[0]
+        return s.reshape(lead_shape), lateral.reshape(lead_shape)
+
+
+@dataclass(frozen=True, slots=True)
+class _Pieces:
+    """Constant-curvature pieces of one kind (lines or arcs), as (1, P) rows for broadcasting."""
+
+    s0: np.ndarray
+    s1: np.ndarray
+    s_mid: np.ndarray
+    mid_x: np.ndarray
+    mid_y: np.ndarray
+    cos_h: np.ndarray
+    sin_h: np.ndarray
+    centre_x: np.ndarray  # arcs: centre of curvature and the radius vector to the mid point
+    centre_y: np.ndarray
+    rad_x: np.ndarray
+    rad_y: np.ndarray
+    inv_k: np.ndarray  # arcs: signed radius (an angle about the centre times it is arc length)
+
+    @staticmethod
+    def of(mask, s0, s1, s_mid, mid_xy, mid_h, k) -> "_Pieces | None":
+        if not mask.any():
+            return None
+        row = lambda a: np.ascontiguousarray(a[mask])[None, :]  # noqa: E731
+        cos_h, sin_h = np.cos(mid_h), np.sin(mid_h)
+        with np.errstate(divide="ignore", invalid="ignore"):  # lines have no centre; masked out
+            inv_k = np.where(np.abs(k) > 1e-12, 1.0 / np.where(k == 0.0, 1.0, k), np.inf)
+            rad_x, rad_y = sin_h * inv_k, -cos_h * inv_k  # mid point minus centre: -normal / k
+        return _Pieces(row(s0), row(s1), row(s_mid), row(mid_xy[:, 0]), row(mid_xy[:, 1]), row(cos_h),
+                       row(sin_h), row(mid_xy[:, 0] - rad_x), row(mid_xy[:, 1] - rad_y), row(rad_x),
+                       row(rad_y), row(inv_k))
