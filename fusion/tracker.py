@@ -8,7 +8,7 @@ counted and skipped, never applied with a negative time step.
 """
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -96,48 +96,84 @@ def _class_loglik(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
     return ll
 
 
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One sensor frame after screening, in the form the shared track logic needs."""
+
+    t_ns: int
+    pose: np.ndarray  # (3,) ego pose at t_ns
+    meas: MapMeasurements  # map-frame positions (and velocities) for gating and births
+    sizes: np.ndarray  # (M, 3) box size for births and smoothing
+    labels: np.ndarray  # (M,) int64
+    scores: np.ndarray  # (M,) float64
+    shape_valid: bool  # the sensor measures box yaw and size (lidar, oracle), not camera or radar
+    rejected: dict[str, int]  # counter increments from screening
+
+
+def frame_pose(state: TrackerState, t_meas: int, ego: EgoState, t_ns: int, cfg: TrackerConfig):
+    """(pose, pose_cov) at the frame time, or (state, tracks) when the frame cannot be applied."""
+    if state.t_ns is not None and t_meas < state.t_ns:
+        state = replace(state, counters=state.counters.add(frames=1, stale_frames=1))
+        return None, (state, tracker_predict(state, t_ns, cfg))
+    pose = ego_pose_at(ego, t_meas)
+    pose_cov = np.asarray(ego.covariance, dtype=np.float64)[:3, :3]
+    if not (np.isfinite(pose).all() and np.isfinite(pose_cov).all()):
+        state = replace(state, counters=state.counters.add(frames=1, bad_ego_frames=1))
+        return None, (state, tracker_predict(state, t_ns, cfg))
+    return (pose, pose_cov), None
+
+
 def tracker_step(state: TrackerState, detections: Detections3D, ego: EgoState, t_ns: int,
                  cfg: TrackerConfig) -> tuple[TrackerState, Tracks]:
-    """Apply one detection frame; return the new state and the confirmed tracks at ``t_ns``.
+    """Apply one frame of vehicle-frame boxes (lidar, oracle, or radar taken as Cartesian);
+    return the new state and the confirmed tracks at ``t_ns``.
 
     The state moves to ``detections.t_ns``; the output is predicted on to ``max(t_ns, that)``.
     """
     _check_shapes(detections)
     t_meas = int(detections.t_ns)
-    if state.t_ns is not None and t_meas < state.t_ns:
-        state = replace(state, counters=state.counters.add(frames=1, stale_frames=1))
-        return state, tracker_predict(state, t_ns, cfg)
-    pose = ego_pose_at(ego, t_meas)
-    pose_cov = np.asarray(ego.covariance, dtype=np.float64)[:3, :3]
-    if not (np.isfinite(pose).all() and np.isfinite(pose_cov).all()):
-        state = replace(state, counters=state.counters.add(frames=1, bad_ego_frames=1))
-        return state, tracker_predict(state, t_ns, cfg)
-
-    x, p = _predicted(state, t_meas, cfg)
+    ok, early = frame_pose(state, t_meas, ego, t_ns, cfg)
+    if early is not None:
+        return early
+    pose, pose_cov = ok
     keep, vel_valid, n_nonfinite, n_label, n_badvel = _valid_rows(detections)
     rows = np.flatnonzero(keep)
     src = cfg.source(detections.source)
     boxes = detections.boxes[rows].astype(np.float64)
     meas = to_map(pose, pose_cov, boxes[:, :2], detections.velocities_mps[rows].astype(np.float64),
                   vel_valid[rows], boxes[:, 6], src.pos_sigma_m, src.vel_sigma_mps)
-    labels = detections.labels[rows].astype(np.int64)
-    scores = detections.scores[rows].astype(np.float64)
+    frame = Frame(t_meas, pose, meas, boxes[:, 3:6], detections.labels[rows].astype(np.int64),
+                   detections.scores[rows].astype(np.float64), True,
+                   {"rejected_nonfinite": n_nonfinite, "rejected_label": n_label,
+                    "invalidated_velocity": n_badvel})
 
+    def update(x, p, ti, di):
+        return apply_linear_updates(x, p, ti, meas.z[di], meas.r[di], meas.velocity_valid[di])
+
+    return apply_frame(state, frame, src, update, t_ns, cfg)
+
+
+def apply_frame(state: TrackerState, frame: Frame, src, update, t_ns: int,
+                cfg: TrackerConfig) -> tuple[TrackerState, Tracks]:
+    """Predict, associate, update with ``update(x, p, track_idx, det_idx) -> (x, p)``, manage tracks."""
+    t_meas, pose, meas = frame.t_ns, frame.pose, frame.meas
+    labels, scores = frame.labels, frame.scores
+    x, p = _predicted(state, t_meas, cfg)
     assoc = associate(x, p, meas.z[:, :2], meas.r[:, :2, :2], gate_threshold(cfg.gate_probability))
     ti, di = assoc.track_idx, assoc.det_idx
-
-    # Kalman update, batched per measurement layout (position only / position and velocity).
-    x, p = apply_linear_updates(x, p, ti, meas.z[di], meas.r[di], meas.velocity_valid[di])
+    x, p = update(x, p, ti, di)
 
     n = len(state)
     hit = np.zeros(n, bool)
     hit[ti] = True
-    yaw, size = state.yaw.copy(), state.size.copy()
-    # Box yaw is ambiguous by pi for a symmetric box: fold the innovation into (-pi/2, pi/2].
-    dyaw = wrap_angle(meas.yaw[di] - yaw[ti])
-    dyaw = np.where(np.abs(dyaw) > np.pi / 2, wrap_angle(dyaw + np.pi), dyaw)
-    yaw[ti] = wrap_angle(yaw[ti] + cfg.yaw_gain * dyaw)
-    size[ti] += cfg.size_gain * (boxes[di, 3:6] - size[ti])
+    yaw, size = state.yaw, state.size
+    if frame.shape_valid and ti.size:
+        yaw, size = yaw.copy(), size.copy()
+        # Box yaw is ambiguous by pi for a symmetric box: fold the innovation into (-pi/2, pi/2].
+        dyaw = wrap_angle(meas.yaw[di] - yaw[ti])
+        dyaw = np.where(np.abs(dyaw) > np.pi / 2, wrap_angle(dyaw + np.pi), dyaw)
+        yaw[ti] = wrap_angle(yaw[ti] + cfg.yaw_gain * dyaw)
+        size[ti] += cfg.size_gain * (frame.sizes[di] - size[ti])
     class_ll = state.class_loglik.copy()
     class_ll[ti] += _class_loglik(labels[di], scores[di])
     class_ll -= class_ll.max(axis=1, keepdims=True) if n else 0.0
@@ -164,11 +200,11 @@ def tracker_step(state: TrackerState, detections: Detections3D, ego: EgoState, t
 
     # Births: unmatched detections that are not inside any track's gate (a second detection of a
     # tracked object must not spawn a twin) and confident enough.
-    unmatched = np.ones(rows.shape[0], bool)
+    unmatched = np.ones(labels.shape[0], bool)
     unmatched[di] = False
     born = np.flatnonzero(unmatched & ~assoc.det_in_any_gate & (scores >= cfg.init_min_score))
     if born.shape[0]:
-        births = _births(state.next_id, meas, born, boxes, labels, scores, t_meas, cfg)
+        births = _births(state.next_id, meas, born, frame.sizes, labels, scores, t_meas, cfg)
         tracks = {k: np.concatenate([v, births[k]]) for k, v in tracks.items()}
 
     p_fixed, repaired, broken = kalman.repair_covariance(tracks["p"])
@@ -187,15 +223,14 @@ def tracker_step(state: TrackerState, detections: Detections3D, ego: EgoState, t
     recent_hits = np.bitwise_count(tracks["hit_history"] & window)
     tracks["confirmed"] = tracks["confirmed"] | (recent_hits >= cfg.confirm_hits)
     counters = state.counters.add(
-        frames=1, rejected_nonfinite=n_nonfinite, rejected_label=n_label,
-        invalidated_velocity=n_badvel, created=born.shape[0], covariance_repaired=int(repaired.sum()),
+        frames=1, **frame.rejected, created=born.shape[0], covariance_repaired=int(repaired.sum()),
         covariance_dropped=int(broken.sum()), deleted=int((~alive & ~broken).sum()))
     state = TrackerState(t_ns=t_meas, next_id=state.next_id + born.shape[0], counters=counters,
                          **tracks)
     return state, tracker_predict(state, t_ns, cfg)
 
 
-def _births(next_id: int, meas: MapMeasurements, born: np.ndarray, boxes: np.ndarray, labels: np.ndarray,
+def _births(next_id: int, meas: MapMeasurements, born: np.ndarray, sizes: np.ndarray, labels: np.ndarray,
             scores: np.ndarray, t_meas: int, cfg: TrackerConfig) -> dict[str, np.ndarray]:
     k = born.shape[0]
     vel_ok = meas.velocity_valid[born]
@@ -208,7 +243,7 @@ def _births(next_id: int, meas: MapMeasurements, born: np.ndarray, boxes: np.nda
     x0[~vel_ok, 2:] = 0.0
     return {
         "ids": np.arange(next_id, next_id + k, dtype=np.int64), "x": x0, "p": p0,
-        "yaw": meas.yaw[born].astype(np.float64), "size": boxes[born, 3:6].copy(),
+        "yaw": meas.yaw[born].astype(np.float64), "size": sizes[born].copy(),
         "class_loglik": (lambda ll: ll - ll.max(axis=1, keepdims=True))(
             _class_loglik(labels[born], scores[born])),
         "hit_history": np.ones(k, np.uint32), "hits": np.ones(k, np.int32),

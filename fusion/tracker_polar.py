@@ -1,0 +1,116 @@
+"""Tracker updates from the polar sensors: camera (bearing, range) and radar (range, azimuth,
+range rate), each with its own nonlinear measurement model and a batched EKF update.
+
+Association and births share the Cartesian path (``polar_to_map``); the matched pairs are then
+updated in the sensor's native coordinates, with the innovation covariance
+S = H P H^T + H_e P_e H_e^T + R, where H_e is the Jacobian by the ego pose (x, y, yaw) and P_e its
+covariance: the ego's doubt is measurement noise the tracks must not absorb as certainty.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from core.geometry import wrap_angle
+from core.messages import Detections2D, Detections3D, EgoState, Tracks
+from fusion import kalman
+from fusion.frames import MapMeasurements
+from fusion.sensor_models import (BEARING, CameraModel, PolarMeasurements, RadarModel,
+                                  camera_measurements, polar_predict, polar_to_map, radar_measurements)
+from fusion.tracker import Frame, apply_frame, frame_pose, _check_shapes, _valid_rows
+from fusion.tracker_state import N_LABELS, TrackerConfig, TrackerState
+
+# Size given to a track born from a sensor that does not measure one (a passenger car).
+_DEFAULT_SIZE_M = (4.5, 1.9, 1.6)
+
+
+def polar_update(x: np.ndarray, p: np.ndarray, track_idx: np.ndarray, z: np.ndarray,
+                 r: np.ndarray, pose: np.ndarray, pose_cov: np.ndarray,
+                 mount_xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """EKF update of tracks ``track_idx`` with native measurements z (K, m), r (K, m, m).
+
+    Returns new (x, P) for all tracks and the NIS (K,) of each update in m dof.
+    """
+    x, p = x.copy(), p.copy()
+    if track_idx.size == 0:
+        return x, p, np.zeros(0)
+    xs, ps = x[track_idx], p[track_idx]
+    h, jx, je = polar_predict(xs, pose, mount_xy, with_rate=z.shape[1] == 3)
+    y = z - h
+    y[:, BEARING] = wrap_angle(y[:, BEARING])
+    r_eff = r + je @ pose_cov @ np.swapaxes(je, 1, 2)
+    x_u, p_u, y, s = kalman.update_innovation(xs, ps, y, jx, r_eff)
+    nis = np.einsum("ni,ni->n", y, np.linalg.solve(s, y[..., None])[..., 0])
+    x[track_idx], p[track_idx] = x_u, p_u
+    return x, p, nis
+
+
+def _polar_frame(t_meas: int, pose: np.ndarray, pose_cov: np.ndarray, pm: PolarMeasurements,
+                 rows: np.ndarray, sizes: np.ndarray, labels: np.ndarray, scores: np.ndarray,
+                 rejected: dict[str, int]) -> tuple[Frame, PolarMeasurements]:
+    sub = PolarMeasurements(pm.z[rows], pm.r[rows], pm.keep[rows], pm.mount_xy_m)
+    xy, cov = polar_to_map(sub, pose, pose_cov)
+    m = rows.shape[0]
+    z4 = np.zeros((m, 4))
+    z4[:, :2] = xy
+    r4 = np.zeros((m, 4, 4))
+    r4[:, :2, :2] = cov
+    # Neither sensor gives the heading: a newborn track takes the ego's, the usual case in traffic.
+    meas = MapMeasurements(z4, r4, np.zeros(m, bool), np.full(m, pose[2]))
+    return Frame(t_meas, pose, meas, sizes, labels, scores, False, rejected), sub
+
+
+def _run(state, frame, sub, pose, pose_cov, src, t_ns, cfg) -> tuple[TrackerState, Tracks]:
+    def update(x, p, ti, di):
+        x, p, _ = polar_update(x, p, ti, sub.z[di], sub.r[di], pose, pose_cov, sub.mount_xy_m)
+        return x, p
+
+    return apply_frame(state, frame, src, update, t_ns, cfg)
+
+
+def tracker_step_camera(state: TrackerState, detections: Detections2D, ego: EgoState, t_ns: int,
+                        cfg: TrackerConfig, camera: CameraModel) -> tuple[TrackerState, Tracks]:
+    """Apply one camera frame (bearing from the box centre column, range from the ground plane)."""
+    m = detections.boxes_px.shape[0] if detections.boxes_px.ndim == 2 else -1
+    for name, shape in {"boxes_px": (m, 4), "labels": (m,), "scores": (m,), "range_m": (m,),
+                        "range_sigma_m": (m,)}.items():
+        if m < 0 or getattr(detections, name).shape != shape:
+            raise ValueError(f"Detections2D.{name} from {detections.source!r}: shape "
+                             f"{getattr(detections, name).shape}, expected {shape}")
+    t_meas = int(detections.t_ns)
+    ok, early = frame_pose(state, t_meas, ego, t_ns, cfg)
+    if early is not None:
+        return early
+    pose, pose_cov = ok
+    pm = camera_measurements(detections.boxes_px, detections.range_m, detections.range_sigma_m, camera)
+    finite = pm.keep & np.isfinite(detections.boxes_px).all(axis=1) & np.isfinite(detections.scores)
+    label_ok = (detections.labels >= 0) & (detections.labels < N_LABELS)
+    rows = np.flatnonzero(finite & label_ok)
+    sizes = np.tile(_DEFAULT_SIZE_M, (rows.shape[0], 1))
+    frame, sub = _polar_frame(t_meas, pose, pose_cov, pm, rows, sizes,
+                              detections.labels[rows].astype(np.int64),
+                              detections.scores[rows].astype(np.float64),
+                              {"rejected_nonfinite": int((~finite).sum()),
+                               "rejected_label": int((finite & ~label_ok).sum())})
+    return _run(state, frame, sub, pose, pose_cov, cfg.source(detections.source), t_ns, cfg)
+
+
+def tracker_step_radar(state: TrackerState, detections: Detections3D, ego: EgoState, t_ns: int,
+                       cfg: TrackerConfig, radar: RadarModel) -> tuple[TrackerState, Tracks]:
+    """Apply one frame of radar clusters as (range, azimuth, range rate) about the radar mount."""
+    _check_shapes(detections)
+    t_meas = int(detections.t_ns)
+    ok, early = frame_pose(state, t_meas, ego, t_ns, cfg)
+    if early is not None:
+        return early
+    pose, pose_cov = ok
+    keep, _, n_nonfinite, n_label, _ = _valid_rows(detections)
+    pm = radar_measurements(detections.boxes, detections.velocities_mps, radar)
+    bad_rate = keep & ~pm.keep
+    rows = np.flatnonzero(keep & pm.keep)
+    frame, sub = _polar_frame(t_meas, pose, pose_cov, pm, rows,
+                              detections.boxes[rows, 3:6].astype(np.float64),
+                              detections.labels[rows].astype(np.int64),
+                              detections.scores[rows].astype(np.float64),
+                              {"rejected_nonfinite": n_nonfinite + int(bad_rate.sum()),
+                               "rejected_label": n_label})
+    return _run(state, frame, sub, pose, pose_cov, cfg.source(detections.source), t_ns, cfg)
