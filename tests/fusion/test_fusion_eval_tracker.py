@@ -1,0 +1,38 @@
+import numpy as np
+import pytest
+
+from core.messages import EgoState, Tracks
+from runtime.eval_tracker import _RunAccumulator, parse_seeds, summarise
+
+
+def _tracks(ids, xy, cov=0.25):
+    n = len(ids)
+    states = np.zeros((n, 4))
+    states[:, :2] = xy
+    return Tracks(0, np.array(ids, np.int64), states, np.tile(np.eye(4) * cov, (n, 1, 1)),
+                  np.zeros(n), np.ones((n, 3)), np.zeros(n, np.int16), np.ones(n))
+
+
+def test_parse_seeds_forms_and_errors():
+    assert parse_seeds("100..104") == [100, 101, 102, 103, 104]
+    assert parse_seeds("3,5") == [3, 5] and parse_seeds("7") == [7]
+    with pytest.raises(ValueError, match="--seeds"):
+        parse_seeds("5..1")
+
+
+def test_metrics_count_switches_misses_and_ego_error():
+    run = _RunAccumulator(match_m=2.0, coverage_m=100.0)
+    gt_ids, gt_vel = np.array([1, 2]), np.zeros((2, 2))
+    gt_xy = np.array([[10.0, 0.0], [30.0, 0.0]])
+    no_nis = np.zeros(0)
+    run.on_tracks(_tracks([7, 8], gt_xy + 0.5), np.zeros(2), gt_ids, gt_xy, gt_vel, np.array([2.0]))
+    run.on_tracks(_tracks([7, 9], gt_xy + 0.5), np.zeros(2), gt_ids, gt_xy, gt_vel, no_nis)  # switch
+    run.on_tracks(_tracks([7], gt_xy[:1]), np.zeros(2), gt_ids, gt_xy, gt_vel, no_nis)  # miss
+    run.on_ego(EgoState(0, np.array([3.0, 4.0, 0.0]), 0.0, 0.0, 0.0, np.eye(5)), np.zeros(2))
+    out = summarise([run])
+    assert out["id_switches"] == 1 and out["misses"] == 1 and out["objects"] == 6
+    assert out["mota"] == pytest.approx(1.0 - 2 / 6, abs=1e-4)
+    assert out["ego_rmse_m"] == pytest.approx(5.0)
+    assert out["nis"] == pytest.approx(2.0)
+    # NEES of a 0.5 m offset in x and y with variance 0.25 is 2 per matched pair (4 of 5 pairs)
+    assert out["nees"] == pytest.approx((4 * 2.0 + 0.0) / 5)
