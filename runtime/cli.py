@@ -11,12 +11,12 @@ import sys
 from pathlib import Path
 
 from core.config import ConfigError, load_toml
+from runtime.errors import UsageError
+from sim.faults import FaultSpecError
 
 PERCEPTION_MODES = ("oracle",)  # the network and classical paths join when perception lands
 
 
-class UsageError(Exception):
-    """A one-line error for the user; exit code 2, no traceback."""
 
 
 def _add_sim(sub) -> None:
@@ -30,6 +30,12 @@ def _add_sim(sub) -> None:
                    help="ideal: compute time recorded only; latency: outputs delayed by measured compute time")
     p.add_argument("--perception", choices=PERCEPTION_MODES, default=PERCEPTION_MODES[0],
                    help="object perception path (oracle: ground truth with noise, for testing planning)")
+    p.add_argument("--sensors", action=argparse.BooleanOptionalAction, default=None,
+                   help="simulate camera, lidar, radar, IMU, wheel and GNSS and localise with the ego EKF "
+                        "(default: on when the perception mode needs them)")
+    p.add_argument("--fault", action="append", default=[], metavar="SPEC",
+                   help="inject a fault: SENSOR:KIND[=VALUE][@START[-END]] (seconds), e.g. lidar:dropout@5, "
+                        "radar:delay=0.3@2-4, camera:nan=0.01@3; repeatable")
     p.add_argument("--config", type=Path, default=None, help="stack config TOML overriding the defaults")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--fail-on-collision", action="store_true", help="exit 1 when the run had a collision")
@@ -46,7 +52,7 @@ def _cmd_sim(args) -> int:
     if args.duration is not None and not (0.0 < args.duration <= 3600.0):
         raise UsageError(f"--duration: {args.duration} is out of range; allowed (0, 3600] seconds")
     opts = RunOptions(seed=args.seed, duration_s=args.duration, mode=args.mode, perception=args.perception,
-                      progress=sys.stderr)
+                      sensors=args.sensors, faults=tuple(args.fault), progress=sys.stderr)
     summary = ClosedLoop(scenario, opts, stack_cfg).run()
     print(json.dumps(summary, sort_keys=True) if args.json else format_summary(summary))
     return 1 if args.fail_on_collision and summary["collisions"] else 0
@@ -104,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (ConfigError, UsageError) as exc:
+    except (ConfigError, UsageError, FaultSpecError) as exc:
         print(f"rtdrive {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

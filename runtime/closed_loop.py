@@ -15,16 +15,24 @@ import numpy as np
 from core.clock import SimulatedClock, Timer, ns_to_s, s_to_ns
 from core.messages import ControlCommand, Mode
 from runtime.scheduler import Scheduler, TaskSpec
-from runtime.stack import PRIORITY, DrivingStack
+from fusion.ego_ekf import EgoFilterState
+from fusion.sync import StreamConfig
+from runtime.errors import UsageError
+from runtime.stack import PERCEIVED_SENSORS, PRIORITY, DrivingStack
 from runtime.stack_config import StackConfig
 from runtime.stage_factory import build_steps
 from runtime.summary import stage_stats
 from sim.metrics import MetricsRecorder
 from sim.oracle import oracle_ego, oracle_objects
+from sim.faults import parse_faults
 from sim.scenario import ScenarioConfig
+from sim.sensors.rig import SensorRig
 from sim.world import World
 
 EGO_ORACLE_RATE_HZ = 50.0
+SYNC_MARGIN_S = 0.02
+STARTUP_POSE_SIGMA = (0.3, 0.3, 0.01)  # x [m], y [m], yaw [rad] of the start-up localisation
+STARTUP_SPEED_SIGMA_MPS = 0.5  # added to each stream's worst-case arrival delay to form its sync window
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +41,35 @@ class RunOptions:
     duration_s: float | None = None  # None: the scenario's own duration
     mode: str = "ideal"
     perception: str = "oracle"
+    sensors: bool | None = None  # None: on exactly when perception needs them (not for oracle)
+    faults: tuple[str, ...] = ()  # added to the scenario's own faults
     progress: TextIO | None = None  # progress lines for long runs (stderr in the CLI)
+
+
+def sync_streams(scenario: ScenarioConfig, rig: SensorRig | None, stack_cfg: StackConfig) -> dict[str, StreamConfig]:
+    """Each fusion input with its latency window: the worst arrival delay the setup allows (sensor
+    latency and jitter, plus the budget of the perception stage in between) and a margin."""
+    streams: dict[str, StreamConfig] = {}
+    if rig is None:
+        streams["oracle"] = StreamConfig(s_to_ns(SYNC_MARGIN_S))
+        streams["ego"] = StreamConfig(s_to_ns(SYNC_MARGIN_S))
+        return streams
+    streams["oracle"] = StreamConfig(s_to_ns(SYNC_MARGIN_S))
+    for name in rig.sensors:
+        sc = scenario.sensors.sensor(name)
+        stage_s = stack_cfg.budget_ns(f"perception.{name}") * 1e-9 if name in PERCEIVED_SENSORS else 0.0
+        window_ns = s_to_ns(sc.latency_s + sc.jitter_s + stage_s + SYNC_MARGIN_S)
+        # The calibrated clock offset moves the sensor's stamps back onto the stack clock.
+        streams[name] = StreamConfig(window_ns, -s_to_ns(sc.clock_offset_s))
+    return streams
+
+
+def startup_localisation(scenario: ScenarioConfig, road) -> EgoFilterState:
+    """The pose a vehicle is engaged from: its configured start on the map (lane, arc length,
+    speed), with the uncertainty of a map-based localiser, not the simulator's truth."""
+    xy, heading = road.to_cartesian(scenario.ego.s_m, road.lane_center_d(scenario.ego.lane))
+    pose = np.array([xy[0], xy[1], float(heading)])
+    return EgoFilterState.at(0, pose, scenario.ego.speed_mps, STARTUP_POSE_SIGMA, STARTUP_SPEED_SIGMA_MPS)
 
 
 class ClosedLoop:
@@ -46,14 +82,26 @@ class ClosedLoop:
         self.scenario, self.opts = scenario, opts
         self.stack_cfg = stack_cfg = stack_cfg or StackConfig()
         self.duration_s = opts.duration_s if opts.duration_s is not None else scenario.duration_s
+        self.faults = parse_faults(tuple(scenario.faults) + tuple(opts.faults))
+        sensors_on = opts.sensors if opts.sensors is not None else opts.perception != "oracle"
+        sensor_faults = sorted({f.target for f in self.faults if not f.is_stage})
+        if sensor_faults and not sensors_on:
+            raise UsageError(f"fault(s) on {', '.join(sensor_faults)} need the simulated sensors: "
+                             "add --sensors (or use a perception mode that runs them)")
         self.world = World(scenario, opts.seed)
         self.metrics = MetricsRecorder(self.world.road, self.world.vehicle)
         # One generator per noise source, spawned from the run's seed: adding one shifts no other.
         self._rng_objects, self._rng_ego = (np.random.default_rng(s)
                                             for s in np.random.SeedSequence(opts.seed).spawn(2))
-        streams = {"oracle": scenario.oracle.rate_hz, "ego": EGO_ORACLE_RATE_HZ}
-        self.stack = DrivingStack(stack_cfg, build_steps(stack_cfg, self.world.vehicle), self.world.road,
-                                  self.world.vehicle, streams)
+        self.rig = SensorRig(scenario.sensors, self.world.road, opts.seed, self.faults) if sensors_on else None
+        streams = {"oracle": scenario.oracle.rate_hz}
+        if self.rig is None:
+            streams["ego"] = EGO_ORACLE_RATE_HZ
+        else:
+            streams.update({name: scenario.sensors.sensor(name).rate_hz for name in self.rig.sensors})
+        steps = build_steps(stack_cfg, self.world.vehicle, sync_streams(scenario, self.rig, stack_cfg),
+                            ego_prior=startup_localisation(scenario, self.world.road))
+        self.stack = DrivingStack(stack_cfg, steps, self.world.road, self.world.vehicle, streams)
         self.scheduler = Scheduler(SimulatedClock(), timer, opts.mode)
         self.stack.register(self.scheduler)
         self._physics_dt_ns = s_to_ns(1.0 / stack_cfg.rates_hz.physics)
@@ -75,8 +123,15 @@ class ClosedLoop:
         self.trajectory.append((ns_to_s(t_ns), ego.pose[0], ego.pose[1], ego.speed_mps, ego.accel_mps2))
         if t_ns % self._objects_period_ns == 0:
             sched.post(t_ns, "/sensors/oracle", oracle_objects(ego, actors, self._rng_objects, self.scenario.oracle))
-        if t_ns % self._ego_period_ns == 0:
-            sched.post(t_ns, "/sensors/ego", oracle_ego(ego, self._rng_ego, self.scenario.oracle))
+        if self.rig is None:
+            if t_ns % self._ego_period_ns == 0:
+                sched.post(t_ns, "/sensors/ego", oracle_ego(ego, self._rng_ego, self.scenario.oracle))
+        else:
+            for name in self.rig.sensors:
+                # Captures land on the physics grid: exact for rates dividing the physics rate.
+                while self.rig.next_capture_ns(name) <= t_ns:
+                    for arrival in self.rig.capture(name, self.rig.next_capture_ns(name), ego, actors):
+                        sched.post(arrival.arrival_ns, f"/sensors/{name}", arrival.message)
         if self._progress is not None:
             self._progress.update(t_ns)
         return []
@@ -104,7 +159,7 @@ class ClosedLoop:
             "modes": [{"t_s": ns_to_s(tr.t_ns), "mode": Mode(tr.mode).name, "reason": tr.reason}
                       for tr in stack.monitor_state.transitions],
             "final_mode": Mode(stack.monitor_state.mode).name,
-            "sensors": sensor_counters(stack),
+            "sensors": sensor_counters(stack, self.rig),
             "stage_errors": {name: {"exceptions": c.exceptions, "nonfinite_outputs": c.nonfinite_outputs,
                                     "last_error": c.last_error}
                              for name, c in sorted(stack.counters.items())
@@ -112,15 +167,27 @@ class ClosedLoop:
         }
 
 
-def sensor_counters(stack: DrivingStack) -> dict:
+def sensor_counters(stack: DrivingStack, rig: SensorRig | None) -> dict:
+    """Per input stream: what the sensor delivered (and what faults did to it), what the health
+    monitor saw, and what the synchroniser dropped as late or duplicate."""
+    from fusion.sync import Decision
+    sync_late: dict[str, int] = {}
+    for rec in stack.sync_records:
+        if rec.decision in (Decision.DROPPED_LATE, Decision.DROPPED_DUPLICATE, Decision.DROPPED_FUTURE):
+            sync_late[rec.stream] = sync_late.get(rec.stream, 0) + 1
+    rig_counts = rig.counters() if rig is not None else {}
     out = {}
     for spec in stack.stream_specs:
         h = stack.health.streams.get(spec.name)
-        out[spec.name] = {
-            "messages": 0 if h is None else h.accepted + h.stale_or_duplicate + h.nonfinite,
-            "dropped": 0, "late": 0 if h is None else h.stale_or_duplicate,
-            "nonfinite": 0 if h is None else h.nonfinite,
-        }
+        seen = {"messages": 0, "dropped": 0, "late": 0, "nonfinite": 0, "faulted": 0}
+        if h is not None:
+            seen["messages"] = h.accepted + h.stale_or_duplicate + h.nonfinite + h.malformed
+            seen["nonfinite"] = h.nonfinite
+        seen.update(rig_counts.get(spec.name, {}))
+        seen["malformed"] = 0 if h is None else h.malformed
+        seen["stale_or_duplicate"] = 0 if h is None else h.stale_or_duplicate
+        seen["rejected_by_sync"] = sync_late.get(spec.name, 0)
+        out[spec.name] = seen
     return out
 
 

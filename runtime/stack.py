@@ -15,8 +15,9 @@ from typing import Any, Callable
 import numpy as np
 
 from core.clock import s_to_ns
-from core.messages import ControlCommand, Detections3D, EgoState, Mode, Plan, SafetyStatus, Tracks
+from core.messages import EgoState, Mode, Plan, SafetyStatus, Tracks
 from core.road import Road
+from core.validation import well_formed
 from core.vehicle import VehicleParams
 from runtime.scheduler import Scheduler, TaskSpec
 from runtime.stack_config import StackConfig
@@ -37,12 +38,16 @@ class StageCounters:
     last_error: str = ""
 
 
+# Raw sensor streams that go to a perception stage rather than straight to fusion.
+PERCEIVED_SENSORS = ("camera", "lidar", "radar")
+
+
 @dataclass(slots=True)
 class Bus:
-    """The latest message per topic, and the detections not yet consumed by fusion."""
+    """The latest message per topic, and the fusion inputs that arrived since fusion last ran."""
 
     latest: dict[str, Any] = field(default_factory=dict)
-    pending_detections: list[Detections3D] = field(default_factory=list)
+    fusion_inbox: list[tuple[str, Any]] = field(default_factory=list)  # (stream, message)
 
 
 class DrivingStack:
@@ -56,7 +61,9 @@ class DrivingStack:
             StreamSpec(name, s_to_ns(1.0 / rate_hz), cfg.liveness.max_missed_periods)
             for name, rate_hz in sorted(input_streams.items()))
         self.counters: dict[str, StageCounters] = {}
-        self.tracker_state = steps.tracker_init()
+        self.perception_states = {p.sensor: p.init() for p in steps.perception}
+        self.fusion_state = steps.fusion_init()
+        self.sync_records: list = []  # every synchroniser decision of the run, in order
         self.planner_state = steps.planner_init()
         self.controller_state = steps.controller_init()
         self.monitor_state = MonitorState()
@@ -71,6 +78,12 @@ class DrivingStack:
             spec = TaskSpec(name, PRIORITY[name], self.cfg.budget_ns(name), period_ns=s_to_ns(1.0 / rate_hz))
             sched.add_task(spec, lambda t_ns, _trigger: self._guarded(name, t_ns, run))
 
+        for p in self.steps.perception:
+            name = f"perception.{p.sensor}"
+            spec = TaskSpec(name, PRIORITY["perception"], self.cfg.budget_ns(name))
+            sched.add_task(spec, lambda t_ns, trigger, p=p, name=name:
+                           self._guarded(name, t_ns, lambda t: self._perceive(p, t, trigger[1])),
+                           triggers=[f"/sensors/{p.sensor}"])
         periodic("safety", rates.safety, self._safety)
         periodic("fusion", rates.fusion, self._fusion)
         periodic("planning", rates.planning, self._planning)
@@ -81,10 +94,15 @@ class DrivingStack:
         self.bus.latest[topic] = msg
         if topic.startswith("/sensors/"):
             stream = topic[len("/sensors/"):]
-            finite = _message_finite(msg)
-            self.health = observe(self.health, stream, msg.t_ns, arrival_ns, finite)
-            if isinstance(msg, Detections3D) and finite:
-                self.bus.pending_detections.append(msg)
+            ok_shape = well_formed(msg)
+            finite = ok_shape and _message_finite(msg)
+            self.health = observe(self.health, stream, msg.t_ns, arrival_ns, finite, ok_shape)
+            if not ok_shape:
+                return  # never handed to a stage: counted as malformed above
+            if stream not in PERCEIVED_SENSORS and finite:
+                self.bus.fusion_inbox.append((stream, msg))
+        elif topic.startswith("/perception/"):
+            self.bus.fusion_inbox.append((topic[len("/perception/"):], msg))
 
     def _guarded(self, stage: str, t_ns: int, run: Callable[[int], list]) -> list:
         counters = self.counters.setdefault(stage, StageCounters())
@@ -107,21 +125,20 @@ class DrivingStack:
     def _ego(self) -> EgoState | None:
         return self.bus.latest.get("/fusion/ego")
 
+    def _perceive(self, p, t_ns: int, message) -> list:
+        if not well_formed(message):
+            return []  # counted as malformed by the health monitor when it arrived
+        state, detections = p.step(self.perception_states[p.sensor], message, t_ns)
+        self.perception_states[p.sensor] = state
+        return [(f"/perception/{p.sensor}", detections)] if detections is not None else []
+
     def _fusion(self, t_ns: int) -> list:
-        outputs = []
-        ego_in = self.bus.latest.get("/sensors/ego")
-        if ego_in is not None:
-            outputs.append(("/fusion/ego", ego_in))
-        ego = ego_in or self._ego()
-        if ego is None:
-            return outputs
-        batch = sorted(self.bus.pending_detections, key=lambda d: d.t_ns)
-        self.bus.pending_detections = []
-        state = self.tracker_state
-        for det in batch:
-            state, _ = self.steps.tracker_step(state, det, ego, det.t_ns)
-        self.tracker_state = state
-        outputs.append(("/fusion/tracks", self.steps.tracker_predict(state, t_ns)))
+        inbox, self.bus.fusion_inbox = self.bus.fusion_inbox, []
+        self.fusion_state, out = self.steps.fusion_step(self.fusion_state, inbox, t_ns)
+        self.sync_records.extend(out.records)
+        outputs = [("/fusion/tracks", out.tracks)]
+        if out.ego is not None:
+            outputs.append(("/fusion/ego", out.ego))
         return outputs
 
     def _limits(self):

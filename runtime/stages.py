@@ -10,10 +10,18 @@ from safety.monitor import SafetyConfig
 
 
 @dataclass(frozen=True, slots=True)
+class PerceptionStep:
+    sensor: str  # the stage is named perception.<sensor>; it runs on each /sensors/<sensor> message
+    init: Callable[[], Any]
+    step: Callable[..., tuple[Any, Any]]  # (state, message, t_ns) -> (state, detections)
+    output_healthy: Callable[[Any], bool] = lambda state: True  # the detector's own health verdict
+
+
+@dataclass(frozen=True, slots=True)
 class StageSteps:
-    tracker_init: Callable[[], Any]
-    tracker_step: Callable[..., tuple[Any, Any]]  # (state, detections, ego, t_ns) -> (state, tracks)
-    tracker_predict: Callable[..., Any]  # (state, t_ns) -> tracks
+    perception: tuple[PerceptionStep, ...]
+    fusion_init: Callable[[], Any]
+    fusion_step: Callable[..., tuple[Any, Any]]  # (state, arrivals, t_ns) -> (state, FusionOutput)
     planner_init: Callable[[], Any]
     planner_step: Callable[..., tuple[Any, Any]]  # (state, ego, tracks, limits, road, t_ns) -> (state, plan)
     controller_init: Callable[[], Any]

@@ -11,6 +11,7 @@ from pathlib import Path
 from core.config import ConfigError, load_toml, rng
 from core.road import Road, RoadSegment
 from core.vehicle import VehicleParams
+from sim.sensors.config import SensorRigConfig
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 ACTOR_KINDS = ("cut_in", "hard_brake", "stopped", "vehicle")
@@ -119,6 +120,7 @@ class ScenarioConfig:
     traffic: TrafficConfig = field(default_factory=TrafficConfig)
     actors: tuple[ActorConfig, ...] = ()
     oracle: OracleConfig = field(default_factory=OracleConfig)
+    sensors: SensorRigConfig = field(default_factory=SensorRigConfig)  # used when the sensors are on
     faults: tuple[str, ...] = ()  # e.g. "lidar:dropout@5"; parsed by the fault injector, not here
 
     def __post_init__(self) -> None:

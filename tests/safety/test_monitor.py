@@ -23,10 +23,16 @@ def test_duplicates_and_time_going_backwards_do_not_refresh_liveness():
     assert not stream_alive(h, LIDAR, 450 * MS)
 
 
-def test_nonfinite_messages_are_counted_and_do_not_count_as_alive():
+def test_nonfinite_and_malformed_messages_are_counted_and_do_not_count_as_alive():
     h = observe(HealthState(), "lidar", t_ns=0, arrival_ns=0, finite=False)
-    assert h.streams["lidar"].nonfinite == 1
-    assert not stream_alive(h, LIDAR, 0)
+    h = observe(h, "lidar", t_ns=1, arrival_ns=1, well_formed=False)
+    assert h.streams["lidar"].nonfinite == 1 and h.streams["lidar"].malformed == 1
+    assert not stream_alive(h, LIDAR, 301 * MS)
+
+
+def test_a_stream_is_given_its_max_age_from_the_start_before_it_counts_as_lost():
+    assert stream_alive(HealthState(start_ns=0), LIDAR, 300 * MS)  # first scan still in flight
+    assert not stream_alive(HealthState(start_ns=0), LIDAR, 301 * MS)
 
 
 def test_policy_table_takes_most_severe_rule():
