@@ -93,6 +93,28 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+def _add_snapshot(sub) -> None:
+    p = sub.add_parser("snapshot", help="write the camera image and a bird's-eye view as PNG",
+                       description="Step a scenario to time T and write camera.png, camera_boxes.png "
+                                   "(ground-truth 2D boxes) and bev.png (lidar, radar, ground truth).")
+    p.add_argument("--scenario", default="cut_in", help="built-in name or a TOML path")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--t", type=float, default=5.0, metavar="S", help="time of the snapshot [s] (default 5)")
+    p.add_argument("-o", "--out", type=Path, default=Path("snapshot"), metavar="DIR", help="output folder")
+
+
+def _cmd_snapshot(args) -> int:
+    from sim.scenario import load_scenario
+    from sim.snapshot import write_snapshot
+
+    scenario = load_scenario(args.scenario)
+    if not (0.0 <= args.t <= scenario.duration_s):
+        raise UsageError(f"--t: {args.t} is outside the scenario's [0, {scenario.duration_s}] s")
+    for name, path in write_snapshot(scenario, args.seed, args.t, args.out, scenario.sensors).items():
+        print(f"{name:<14}{path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rtdrive", description="rtdrive: a real-time driving stack. "
                                      "Closed-loop simulation, log replay and deadline timing on one loop.")
@@ -100,10 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sim(sub)
     sub.add_parser("scenarios", help="list the built-in scenarios")
     _add_bench(sub)
+    _add_snapshot(sub)
     return parser
 
 
-COMMANDS = {"sim": _cmd_sim, "scenarios": _cmd_scenarios, "bench": _cmd_bench}
+COMMANDS = {"sim": _cmd_sim, "scenarios": _cmd_scenarios, "bench": _cmd_bench, "snapshot": _cmd_snapshot}
 
 
 def main(argv: list[str] | None = None) -> int:

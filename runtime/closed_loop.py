@@ -100,7 +100,8 @@ class ClosedLoop:
         else:
             streams.update({name: scenario.sensors.sensor(name).rate_hz for name in self.rig.sensors})
         steps = build_steps(stack_cfg, self.world.vehicle, sync_streams(scenario, self.rig, stack_cfg),
-                            ego_prior=startup_localisation(scenario, self.world.road))
+                            ego_prior=startup_localisation(scenario, self.world.road),
+                            planner_timer=(lambda: 0) if opts.mode == "ideal" else timer)
         self.stack = DrivingStack(stack_cfg, steps, self.world.road, self.world.vehicle, streams)
         self.scheduler = Scheduler(SimulatedClock(), timer, opts.mode)
         self.stack.register(self.scheduler)

@@ -11,6 +11,7 @@ from control.controller import ControllerConfig
 from core.config import from_mapping, rng
 from fusion.tracker_state import TrackerConfig
 from planning.acc_planner import AccPlannerConfig
+from planning.lattice import LatticeConfig
 from safety.monitor import SafetyConfig
 
 STAGES = ("fusion", "planning", "control", "safety")
@@ -43,7 +44,11 @@ class StackConfig:
     budgets_ms: dict[str, float] = field(default_factory=_default_budgets, metadata=rng(0.0, 10_000.0))
     liveness: LivenessConfig = field(default_factory=LivenessConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    # "acc": lane keeping + adaptive cruise (the spine planner); "lattice": the anytime Frenet
+    # lattice planner (lane changes, obstacle avoidance).
+    planner_kind: str = field(default="acc", metadata=rng(choices=("lattice", "acc")))
     planner: AccPlannerConfig = field(default_factory=AccPlannerConfig)
+    lattice: LatticeConfig = field(default_factory=LatticeConfig)
     controller: ControllerConfig = field(default_factory=ControllerConfig)
     safety: SafetyConfig = field(default_factory=SafetyConfig)
 
