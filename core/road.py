@@ -65,6 +65,8 @@ class Road:
         self.heading_rad = heading
         self.curvature_1pm = kappa
         self.length_m = total
+        # Exactly zero curvature everywhere: callers may drop curvature terms without changing a bit.
+        self.is_straight = bool((kappa == 0.0).all())
         self._build_pieces()
 
     def _build_pieces(self) -> None:

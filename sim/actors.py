@@ -6,6 +6,8 @@ MOBIL would have them do.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from core.messages import LABEL_NAMES
@@ -51,6 +53,12 @@ def update_triggers(kind: np.ndarray, trigger_t_s: np.ndarray, triggered: np.nda
     """(triggered now, newly triggered this step); traffic never triggers."""
     now = triggered | ((kind != KIND_TRAFFIC) & (t_s >= trigger_t_s))
     return now, now & ~triggered
+
+
+def next_trigger_t_s(kind: np.ndarray, trigger_t_s: np.ndarray, triggered: np.ndarray) -> float:
+    """Earliest trigger time still to come (inf: none), so the world checks triggers only then."""
+    pending = (kind != KIND_TRAFFIC) & ~triggered
+    return float(trigger_t_s[pending].min()) if pending.any() else math.inf
 
 
 def scripted_accel(kind: np.ndarray, triggered: np.ndarray, v_mps: np.ndarray, decel_mps2: np.ndarray,

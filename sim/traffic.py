@@ -52,11 +52,22 @@ def idm_accel(v_mps, v0_mps, gap_m, approach_mps, p: IdmParams) -> np.ndarray:
     ``approach_mps`` is v - v_leader; a gap of +inf means a free road. Gaps at or below zero (an
     overlap) saturate at the physical braking limit instead of diverging.
     """
+    # Augmented operations where the formula allows (they work in place on arrays and rebind on
+    # scalars): this runs every physics step, and at tens of vehicles numpy's allocations cost as
+    # much as the arithmetic. The order of operations is the formula's, so results are bit-identical.
     v = np.asarray(v_mps, dtype=np.float64)
-    dyn = v * p.time_gap_s + v * np.asarray(approach_mps) / (2.0 * math.sqrt(p.accel_mps2 * p.decel_mps2))
-    s_star = p.min_gap_m + np.maximum(dyn, 0.0)
-    interaction = (s_star / np.maximum(gap_m, 1e-3)) ** 2
-    acc = p.accel_mps2 * (1.0 - (v / v0_mps) ** p.delta - interaction)
+    s_star = v * np.asarray(approach_mps)
+    s_star /= 2.0 * math.sqrt(p.accel_mps2 * p.decel_mps2)
+    s_star += v * p.time_gap_s
+    s_star = np.maximum(s_star, 0.0)
+    s_star += p.min_gap_m
+    s_star = s_star / np.maximum(gap_m, 1e-3)  # not in place: the gap may broadcast wider
+    s_star *= s_star  # now the interaction term (s*/s)^2
+    acc = v / v0_mps
+    acc **= p.delta
+    acc = 1.0 - acc
+    acc -= s_star
+    acc *= p.accel_mps2
     return np.maximum(acc, -p.max_decel_mps2)
 
 
@@ -89,6 +100,68 @@ def nearest(s_q, lo_q, hi_q, s, lo, hi, active):
     lead = ahead.argmin(axis=1)
     foll = behind.argmin(axis=1)
     return lead, ahead[rows, lead], foll, behind[rows, foll]
+
+
+@dataclass(frozen=True, slots=True)
+class Occupancy:
+    """Lanes each fleet vehicle occupies and looks ahead in, and who shares them, for N vehicles.
+
+    It only changes when a lateral offset, a followed lane, the active set or the ego's lane span
+    does, so the world keeps it between steps and rebuilds it then: ``d_m``, ``lane`` and ``active``
+    are the very arrays it was built from (states are never modified in place, so identity means
+    equality), which makes staleness a cheap, explicit check.
+    """
+
+    d_m: np.ndarray
+    lane: np.ndarray
+    active: np.ndarray
+    lo: np.ndarray  # (N,) int64 lowest lane the footprint touches
+    hi: np.ndarray
+    q_lo: np.ndarray  # lanes followed in: the footprint's and the lane the vehicle is heading for
+    q_hi: np.ndarray
+    ego_lo: int
+    ego_hi: int
+    share: np.ndarray  # (N, N + 1) bool: vehicle j (the last: the ego) is active and in row i's lanes
+
+    def is_current(self, state: "TrafficState") -> bool:
+        return self.d_m is state.d_m and self.lane is state.lane and self.active is state.active
+
+
+def signed_half_widths(road: Road, width_m: np.ndarray) -> np.ndarray:
+    """(2, N) -/+ half footprint widths in lanes, the per-run constant of ``lane_span``."""
+    half = 0.5 * np.asarray(width_m) / road.lane_width_m
+    return np.stack([-half, half])
+
+
+def occupancy(road: Road, state: "TrafficState", pm_half_lanes: np.ndarray, ego_lo: int,
+              ego_hi: int) -> Occupancy:
+    """Lane spans (``lane_span``'s rule, both bounds in one pass) and the sharing matrix."""
+    base = state.d_m / road.lane_width_m + 0.5 * road.num_lanes
+    span = np.minimum(np.maximum(np.floor(base + pm_half_lanes), 0), road.num_lanes - 1).astype(np.int64)
+    lo, hi = span[0], span[1]
+    # Follow whatever is ahead in any lane the footprint touches or is heading for.
+    q_lo, q_hi = np.minimum(lo, state.lane), np.maximum(hi, state.lane)
+    lo_all, hi_all = np.append(lo, ego_lo), np.append(hi, ego_hi)
+    share = (lo_all[None, :] <= q_hi[:, None]) & (hi_all[None, :] >= q_lo[:, None])
+    share[:, :-1] &= state.active[None, :]  # the ego is always there
+    return Occupancy(state.d_m, state.lane, state.active, lo, hi, q_lo, q_hi, ego_lo, ego_hi, share)
+
+
+def with_ego_span(occ: Occupancy, ego_lo: int, ego_hi: int) -> Occupancy:
+    """The occupancy after the ego's lane span changed: only the ego's column moves."""
+    share = occ.share.copy()
+    share[:, -1] = (ego_lo <= occ.q_hi) & (ego_hi >= occ.q_lo)
+    return replace(occ, ego_lo=ego_lo, ego_hi=ego_hi, share=share)
+
+
+def leaders(occ: Occupancy, s_m: np.ndarray, s_all_m: np.ndarray, rows: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """(leader index into the all-vehicle columns, centre distance, +inf: none): ``nearest``'s lead
+    half with the lane test precomputed in ``occ.share``."""
+    ds = s_all_m - s_m[:, None]
+    ahead = np.where(occ.share & (ds > 0.0), ds, np.inf)
+    lead = ahead.argmin(axis=1)
+    return lead, ahead[rows, lead]
 
 
 def follow_gap(dist_m, length_q, length_other):
@@ -220,31 +293,42 @@ def lateral_rate(fleet: Fleet, state: TrafficState, road: Road, t_s: float) -> n
 
 def integrate(fleet: Fleet, state: TrafficState, accel_mps2: np.ndarray, road: Road, t_s: float,
               dt_s: float) -> TrafficState:
-    """Advance from t_s to t_s + dt_s holding accel; speeds stop at zero, no reversing."""
+    """Advance from t_s to t_s + dt_s holding accel; speeds stop at zero, no reversing.
+
+    Arrays that do not change (d off lane changes, the active set while nobody leaves) are passed
+    on as the same objects, which is what keeps the world's Occupancy current.
+    """
     v = state.v_mps
     v1 = v + accel_mps2 * dt_s
-    if (v1 < 0.0).any():  # someone reaches a standstill inside this step
+    if v1.shape[0] and v1.min() <= 0.0:  # someone reaches (or holds) a standstill inside this step
         stops = v1 < 0.0
         braking = np.where(accel_mps2 < 0.0, accel_mps2, -1.0)
         dist = np.where(stops, np.where(accel_mps2 < 0.0, 0.5 * v * v / -braking, 0.0), 0.5 * (v + v1) * dt_s)
         v1 = np.maximum(v1, 0.0)
-    else:
+        a_eff = np.where((v1 == 0.0) & (accel_mps2 < 0.0), 0.0, accel_mps2)
+    else:  # every speed stays positive: nothing to clamp
         dist = 0.5 * (v + v1) * dt_s
-    a_eff = np.where((v1 == 0.0) & (accel_mps2 < 0.0), 0.0, accel_mps2)
-    idx = np.minimum((state.s_m * (1.0 / SAMPLE_SPACING_M)).astype(np.int64), road.curvature_1pm.shape[0] - 1)
-    kappa = road.curvature_1pm[idx]  # s >= 0 always: vehicles never reverse
-    # v is the speed of the vehicle itself; away from the reference line the lane is longer or shorter.
-    s1 = state.s_m + dist / np.maximum(1.0 - kappa * state.d_m, 0.1)
-    active = state.active & (s1 < road.length_m)
+        a_eff = accel_mps2
+    if road.is_straight:
+        # kappa == 0 everywhere: the stretch factor below is exactly 1.
+        s1 = state.s_m + dist
+    else:
+        idx = np.minimum((state.s_m * (1.0 / SAMPLE_SPACING_M)).astype(np.int64), road.curvature_1pm.shape[0] - 1)
+        kappa = road.curvature_1pm[idx]  # s >= 0 always: vehicles never reverse
+        # v is the speed of the vehicle itself; away from the reference line the lane is longer or shorter.
+        s1 = state.s_m + dist / np.maximum(1.0 - kappa * state.d_m, 0.1)
+    leaving = state.active & (s1 >= road.length_m)
+    active = state.active & ~leaving if leaving.any() else state.active
     changing = np.isfinite(state.lc_t0_s)
     if not changing.any():  # everyone sits on a lane centre: d does not move
-        return replace(state, s_m=s1, v_mps=v1, a_mps2=a_eff, active=active)
+        return TrafficState(s1, state.d_m, v1, a_eff, state.lane, state.lc_from_d_m, state.lc_t0_s, active,
+                            state.triggered)
     tau = np.minimum(np.where(changing, (t_s + dt_s - state.lc_t0_s) / fleet.lane_change_s, 1.0), 1.0)
     d_target = road.lane_center_d(state.lane)
     # smoothstep5(1) == 1 exactly, so a finished change lands on the lane centre.
     d1 = np.where(changing, state.lc_from_d_m + (d_target - state.lc_from_d_m) * smoothstep5(tau), d_target)
     lc_t0 = np.where(changing & (tau >= 1.0), np.nan, state.lc_t0_s)
-    return replace(state, s_m=s1, d_m=d1, v_mps=v1, a_mps2=a_eff, lc_t0_s=lc_t0, active=active)
+    return TrafficState(s1, d1, v1, a_eff, state.lane, state.lc_from_d_m, lc_t0, active, state.triggered)
 
 
 def spawn_positions(cfg: TrafficConfig, road: Road, ego_s_m: float, ego_lane: int,

@@ -34,10 +34,6 @@ def _lag(current: float, target: float, tau_s: float, dt_s: float) -> float:
     return target + (current - target) * math.exp(-dt_s / tau_s)
 
 
-def _clip(x: float, lo: float, hi: float) -> float:
-    return lo if x < lo else hi if x > hi else x
-
-
 def step_bicycle(state: BicycleState, accel_cmd_mps2: float, steer_cmd_rad: float, dt_s: float,
                  params: VehicleParams) -> BicycleState:
     """Advance by dt_s holding the commands. Raises ValueError on non-finite input or dt_s <= 0."""
@@ -47,17 +43,23 @@ def step_bicycle(state: BicycleState, accel_cmd_mps2: float, steer_cmd_rad: floa
         raise ValueError(f"dt_s must be positive and finite, got {dt_s}")
 
     # Longitudinal actuator: saturate the request, lag it, then bound the change by the jerk limit.
-    a_cmd = _clip(accel_cmd_mps2, -params.max_decel_mps2, params.max_accel_mps2)
-    a_lagged = _lag(state.a_mps2, a_cmd, params.accel_lag_s, dt_s)
+    # (Clips are written inline: this runs every physics step and a call costs more than the test.)
+    a0, max_steer = state.a_mps2, params.max_steer_rad
+    a_cmd = accel_cmd_mps2
+    a_cmd = -params.max_decel_mps2 if a_cmd < -params.max_decel_mps2 else (
+        params.max_accel_mps2 if a_cmd > params.max_accel_mps2 else a_cmd)
+    a_lagged = _lag(a0, a_cmd, params.accel_lag_s, dt_s)
     max_da = params.max_jerk_mps3 * dt_s
-    a = _clip(a_lagged, state.a_mps2 - max_da, state.a_mps2 + max_da)
+    a = a0 - max_da if a_lagged < a0 - max_da else (a0 + max_da if a_lagged > a0 + max_da else a_lagged)
 
     # Steering actuator: same pattern with the rate limit, then the mechanical stop.
-    steer_cmd = _clip(steer_cmd_rad, -params.max_steer_rad, params.max_steer_rad)
-    steer_lagged = _lag(state.steer_rad, steer_cmd, params.steer_lag_s, dt_s)
+    steer0 = state.steer_rad
+    steer_cmd = -max_steer if steer_cmd_rad < -max_steer else (max_steer if steer_cmd_rad > max_steer else steer_cmd_rad)
+    steer_lagged = _lag(steer0, steer_cmd, params.steer_lag_s, dt_s)
     max_dsteer = params.max_steer_rate_rps * dt_s
-    steer = _clip(steer_lagged, state.steer_rad - max_dsteer, state.steer_rad + max_dsteer)
-    steer = _clip(steer, -params.max_steer_rad, params.max_steer_rad)
+    steer = steer0 - max_dsteer if steer_lagged < steer0 - max_dsteer else (
+        steer0 + max_dsteer if steer_lagged > steer0 + max_dsteer else steer_lagged)
+    steer = -max_steer if steer < -max_steer else (max_steer if steer > max_steer else steer)
 
     # Speed and distance with the acceleration held; braking stops at zero instead of reversing.
     v0 = state.v_mps

@@ -8,18 +8,16 @@ construction, so a run is a pure function of (scenario, seed, command sequence).
 from __future__ import annotations
 
 import math
-from dataclasses import replace
-
 import numpy as np
 
 from core.messages import LABEL_VEHICLE
 from core.road import SAMPLE_SPACING_M
-from sim.actors import (KIND_TRAFFIC, actor_columns, cut_in_starts, scripted_accel,
-                        update_triggers)
+from sim.actors import (KIND_HARD_BRAKE, KIND_STOPPED, KIND_TRAFFIC, actor_columns, cut_in_starts,
+                        next_trigger_t_s, update_triggers)
 from sim.scenario import ScenarioConfig, build_road
-from sim.traffic import (Fleet, IdmParams, MobilParams, Neighbourhood, TrafficState, follow_gap,
-                         idm_accel, integrate, lane_span, lateral_rate, mobil_targets, nearest,
-                         spawn_positions, start_lane_changes)
+from sim.traffic import (Fleet, IdmParams, MobilParams, Neighbourhood, Occupancy, TrafficState,
+                         idm_accel, integrate, lateral_rate, leaders, mobil_targets, occupancy,
+                         signed_half_widths, spawn_positions, start_lane_changes, with_ego_span)
 from sim.truth import ActorsTruth, EgoTruth
 from sim.vehicle_model import BicycleState, step_bicycle
 
@@ -46,6 +44,13 @@ class World:
         self._ego = BicycleState(float(xy[0]), float(xy[1]), float(heading), ego_cfg.speed_mps, 0.0, 0.0)
 
         self._ego_s_m = float(ego_cfg.s_m)
+        # The reference line as Python lists: the ego's scalar Frenet tracking indexes it every step,
+        # and a list index costs a fraction of a numpy scalar read.
+        road = self.road
+        self._ref_s = road.s_m.tolist()
+        self._ref_x, self._ref_y = road.xy_m[:, 0].tolist(), road.xy_m[:, 1].tolist()
+        self._ref_heading, self._ref_kappa = road.heading_rad.tolist(), road.curvature_1pm.tolist()
+        self._occ: Occupancy | None = None
         self._fleet, self._state = self._populate(scenario, rng)
         self._truth_t_ns = -1
         self._actors_truth: ActorsTruth | None = None
@@ -85,15 +90,31 @@ class World:
         s = both(act["s_m"], t_s, np.float64)
         v = both(act["v_mps"], t_v0, np.float64)
         self._has_scripts = bool((kind != KIND_TRAFFIC).any())
-        self._length_all = np.append(fleet.length_m, self.vehicle.length_m)
+        self._set_run_constants(fleet)
         state = TrafficState(s_m=s, d_m=road.lane_center_d(lane), v_mps=v, a_mps2=np.zeros(n),
                              lane=lane, lc_from_d_m=road.lane_center_d(lane), lc_t0_s=np.full(n, np.nan),
                              active=s < road.length_m, triggered=np.zeros(n, dtype=bool))
+        self._next_trigger_t_s = next_trigger_t_s(fleet.kind, fleet.trigger_t_s, state.triggered)
+        self._braking = np.zeros(n, dtype=bool)  # triggered hard-brakers; changes only at triggers
+        self._any_braking = False
         # Start traffic no faster than the IDM equilibrium for its gap, so nobody brakes hard at t=0.
-        _, gap, _ = self._leaders(fleet, state)
+        _, gap, _ = self._leaders(state)
         v_eq = np.maximum((gap - self._idm.min_gap_m) / self._idm.time_gap_s, 0.0)
         v_start = np.where(kind == KIND_TRAFFIC, np.minimum(v, v_eq), v)  # inf gap: v stays
-        return fleet, replace(state, v_mps=v_start)
+        return fleet, TrafficState(s, state.d_m, v_start, state.a_mps2, lane, state.lc_from_d_m, state.lc_t0_s,
+                                   state.active, state.triggered)
+
+    def _set_run_constants(self, fleet: Fleet) -> None:
+        """Per-run constants of the step, derived once from the fleet (which never changes)."""
+        n = fleet.length_m.shape[0]
+        self._n = n
+        self._rows = np.arange(n)
+        self._length_all = np.append(fleet.length_m, self.vehicle.length_m)
+        # Bumper-gap offset between follower i and every vehicle j (the ego last): follow_gap's term.
+        self._half_len_sum = 0.5 * (fleet.length_m[:, None] + self._length_all[None, :])
+        self._pm_half_lanes = signed_half_widths(self.road, fleet.width_m)
+        self._stopped = fleet.kind == KIND_STOPPED
+        self._any_stopped = bool(self._stopped.any())
 
     # -- neighbours --------------------------------------------------------------------------------
     def _ego_frenet(self) -> tuple[float, float]:
@@ -102,56 +123,60 @@ class World:
         Newton steps on the exact arc geometry in scalar Python: the ego moves well under a metre
         per step, so two iterations reach micrometres, at a fraction of a KD-tree query's cost.
         """
-        road = self.road
         cx, cy = self._ego_centre()
         s, d = self._ego_s_m, 0.0
-        last = road.s_m.shape[0] - 2
+        ref_s, ref_x, ref_y, ref_h, ref_k = self._ref_s, self._ref_x, self._ref_y, self._ref_heading, self._ref_kappa
+        last = len(ref_s) - 2
         for _ in range(3):
             i = min(max(int(s / SAMPLE_SPACING_M), 0), last)
-            u, k, h0 = s - float(road.s_m[i]), float(road.curvature_1pm[i]), float(road.heading_rad[i])
+            u, k, h0 = s - ref_s[i], ref_k[i], ref_h[i]
             chord = 2.0 * math.sin(0.5 * k * u) / k if abs(k * u) > 1e-12 else u
             mid, h = h0 + 0.5 * k * u, h0 + k * u
-            dx = cx - float(road.xy_m[i, 0]) - chord * math.cos(mid)
-            dy = cy - float(road.xy_m[i, 1]) - chord * math.sin(mid)
-            along = dx * math.cos(h) + dy * math.sin(h)
-            d = -dx * math.sin(h) + dy * math.cos(h)
+            dx = cx - ref_x[i] - chord * math.cos(mid)
+            dy = cy - ref_y[i] - chord * math.sin(mid)
+            cos_h, sin_h = math.cos(h), math.sin(h)
+            along = dx * cos_h + dy * sin_h
+            d = -dx * sin_h + dy * cos_h
             s += along / max(1.0 - k * d, 1e-3)
             if abs(along) < 1e-7:
                 break
-        self._ego_s_m = min(max(s, 0.0), road.length_m)
+        self._ego_s_m = min(max(s, 0.0), self.road.length_m)
         return self._ego_s_m, d
 
     def _ego_centre(self) -> tuple[float, float]:
         e, r = self._ego, self.vehicle.rear_axle_to_center_m
         return e.x_m + r * math.cos(e.yaw_rad), e.y_m + r * math.sin(e.yaw_rad)
 
-    def _with_ego(self, fleet: Fleet, state: TrafficState):
-        """All-vehicle columns with the ego appended as the last row, plus the fleet's lane spans."""
-        ego_s, ego_d = self._ego_frenet()
-        n = state.s_m.shape[0]
-        lo, hi = lane_span(self.road, state.d_m, fleet.width_m)
+    def _ego_span(self, ego_d: float) -> tuple[int, int]:
+        """Lowest and highest lane the ego's footprint touches (lane_span's rule, in scalars)."""
         road, half_w = self.road, 0.5 * self.vehicle.width_m
         base, top = ego_d / road.lane_width_m + 0.5 * road.num_lanes, road.num_lanes - 1
-        ego_lo = min(max(math.floor(base - half_w / road.lane_width_m), 0), top)
-        ego_hi = min(max(math.floor(base + half_w / road.lane_width_m), 0), top)
-        buf = np.empty((5, n + 1))  # one allocation instead of five appends
-        buf[0, :n], buf[0, n] = state.s_m, ego_s
-        buf[1, :n], buf[1, n] = state.v_mps, self._ego.v_mps
-        buf[2, :n], buf[2, n] = lo, ego_lo
-        buf[3, :n], buf[3, n] = hi, ego_hi
-        buf[4, :n], buf[4, n] = state.active, 1.0
-        s, v, lo_all, hi_all = buf[0], buf[1], buf[2], buf[3]
-        return s, v, self._length_all, lo_all, hi_all, buf[4] > 0.5, lo, hi, ego_d
+        return (min(max(math.floor(base - half_w / road.lane_width_m), 0), top),
+                min(max(math.floor(base + half_w / road.lane_width_m), 0), top))
 
-    def _leaders(self, fleet: Fleet, state: TrafficState):
-        """(all-vehicle columns, bumper gap to the leader (inf: none), the leader's speed)."""
-        cols = self._with_ego(fleet, state)
-        s, v, length, lo, hi, active, own_lo, own_hi, _ = cols
-        # Follow whatever is ahead in any lane the footprint touches or is heading for.
-        q_lo, q_hi = np.minimum(own_lo, state.lane), np.maximum(own_hi, state.lane)
-        lead, dist, _, _ = nearest(state.s_m, q_lo, q_hi, s, lo, hi, active)
-        v_lead = np.where(np.isfinite(dist), v[lead], state.v_mps)
-        return cols, follow_gap(dist, fleet.length_m, length[lead]), v_lead
+    def _leaders(self, state: TrafficState):
+        """(neighbour columns, bumper gap to each vehicle's leader (inf: none), the leader's speed).
+
+        The columns cover every vehicle with the ego appended as the last row: s, v and the ego's
+        Frenet d (MOBIL reads them). Where there is no leader the speed is an arbitrary vehicle's:
+        with an infinite gap IDM's interaction term is exactly zero whatever it is.
+        """
+        ego_s, ego_d = self._ego_frenet()
+        ego_lo, ego_hi = self._ego_span(ego_d)
+        occ = self._occ
+        if occ is None or not occ.is_current(state):
+            occ = occupancy(self.road, state, self._pm_half_lanes, ego_lo, ego_hi)
+        elif occ.ego_lo != ego_lo or occ.ego_hi != ego_hi:
+            occ = with_ego_span(occ, ego_lo, ego_hi)
+        self._occ = occ
+        n = self._n
+        sv = np.empty((2, n + 1))  # one allocation for both appended columns
+        sv[0, :n], sv[0, n] = state.s_m, ego_s
+        sv[1, :n], sv[1, n] = state.v_mps, self._ego.v_mps
+        s_all, v_all = sv[0], sv[1]
+        lead, dist = leaders(occ, state.s_m, s_all, self._rows)
+        gap = dist - self._half_len_sum[self._rows, lead]
+        return (s_all, v_all, ego_d), gap, v_all[lead]
 
     # -- stepping ----------------------------------------------------------------------------------
     def step(self, accel_cmd_mps2: float, steer_cmd_rad: float, dt_ns: int) -> None:
@@ -164,15 +189,12 @@ class World:
         dt_s, t_s = dt_ns / NS_PER_S, self.t_ns / NS_PER_S
         fleet, state = self._fleet, self._state
 
-        cols, gap, v_lead = self._leaders(fleet, state)
-        a_idm = idm_accel(state.v_mps, fleet.v0_mps, gap, state.v_mps - v_lead, self._idm)
-        accel = a_idm
+        cols, gap, v_lead = self._leaders(state)
+        accel = idm_accel(state.v_mps, fleet.v0_mps, gap, state.v_mps - v_lead, self._idm)
         if self._has_scripts:
-            triggered, newly = update_triggers(fleet.kind, fleet.trigger_t_s, state.triggered, t_s)
-            accel = scripted_accel(fleet.kind, triggered, state.v_mps, fleet.decel_mps2, a_idm, dt_s)
-            if newly.any():
-                state = replace(state, triggered=triggered)
-                state = start_lane_changes(state, cut_in_starts(fleet.kind, newly), fleet.target_lane, t_s)
+            if t_s >= self._next_trigger_t_s:
+                state = self._trigger(fleet, state, t_s)
+            accel = self._script_override(state, accel, dt_s)
         if t_s >= self._next_mobil_t_s:
             state = self._lane_change_decisions(fleet, state, cols, t_s)
             self._next_mobil_t_s += self._mobil_period_s * max(1.0, math.ceil(
@@ -181,15 +203,40 @@ class World:
         self._ego = step_bicycle(self._ego, accel_cmd_mps2, steer_cmd_rad, dt_s, self.vehicle)
         self.t_ns += int(dt_ns)
 
+    def _trigger(self, fleet: Fleet, state: TrafficState, t_s: float) -> TrafficState:
+        """Start the scripts whose trigger time has come (called only once one has)."""
+        triggered, newly = update_triggers(fleet.kind, fleet.trigger_t_s, state.triggered, t_s)
+        self._next_trigger_t_s = next_trigger_t_s(fleet.kind, fleet.trigger_t_s, triggered)
+        self._braking = (fleet.kind == KIND_HARD_BRAKE) & triggered
+        self._any_braking = bool(self._braking.any())
+        if not newly.any():
+            return state
+        state = TrafficState(state.s_m, state.d_m, state.v_mps, state.a_mps2, state.lane, state.lc_from_d_m,
+                             state.lc_t0_s, state.active, triggered)
+        return start_lane_changes(state, cut_in_starts(fleet.kind, newly), fleet.target_lane, t_s)
+
+    def _script_override(self, state: TrafficState, a_idm: np.ndarray, dt_s: float) -> np.ndarray:
+        """sim.actors.scripted_accel, skipping the selections that select nothing this run."""
+        accel = a_idm
+        if self._any_braking:
+            # A triggered hard-braker brakes at its deceleration, never past zero within this step.
+            brake = -np.minimum(self._fleet.decel_mps2, state.v_mps / dt_s)
+            accel = np.where(self._braking, brake, accel)
+        if self._any_stopped:
+            accel = np.where(self._stopped, 0.0, accel)
+        return accel
+
     def _lane_change_decisions(self, fleet: Fleet, state: TrafficState, cols, t_s: float) -> TrafficState:
-        s, v, length, lo, hi, active, _, _, ego_d = cols
+        s, v, ego_d = cols
         eligible = fleet.may_change & state.active & ~np.isfinite(state.lc_t0_s)
         if not eligible.any():
             return state
+        occ = self._occ
         ego_lane = int(self.road.lane_of(ego_d))
         nb = Neighbourhood(s_m=s, v_mps=v, v0_mps=np.append(fleet.v0_mps, self.road.speed_limit_mps),
-                           length_m=length, lane=np.append(state.lane, ego_lane), lo=lo, hi=hi,
-                           active=active)
+                           length_m=self._length_all, lane=np.append(state.lane, ego_lane),
+                           lo=np.append(occ.lo, occ.ego_lo), hi=np.append(occ.hi, occ.ego_hi),
+                           active=np.append(occ.active, True))
         target = mobil_targets(nb, np.append(eligible, False), self.road.num_lanes, self._idm,
                                self._mobil)[:-1]
         return start_lane_changes(state, target >= 0, target, t_s)
