@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from core.config import rng
-from core.messages import CameraImage, Detections2D
+from core.messages import CameraImage, Detections2D, Detections3D
 from perception.camera_input import CameraGeometry, CameraInputConfig, boxes_from_input, preprocess_image
 from perception.contract import ModelContract, TensorSpec
 from perception.heads import CAMERA_REG_CHANNELS, NUM_CLASSES, OUTPUT_STRIDE, DecodeConfig, decode_camera
@@ -87,3 +87,24 @@ def camera_detect_step(state: DetectorHealth, image: CameraImage, t_ns: int, cfg
     if reason in (REASON_OK, REASON_OVERRUN):
         return state.after_frame(reason), Detections2D(t_ns, SOURCE, boxes, labels, scores, range_m, sigma_m)
     return state.after_frame(reason, error=error), empty_2d(t_ns)
+
+
+def camera_to_3d(det: Detections2D, geometry: CameraGeometry, default_size_m: tuple[float, float, float] = (4.6, 1.9, 1.5)
+                 ) -> Detections3D:
+    """Camera detections as vehicle-frame objects for the tracker: position = the ground point under
+    the box's bottom centre pushed back by half a default length along the line of sight (the
+    bottom edge is the object's near face); size = ``default_size_m``; yaw 0 (unobserved); no
+    velocity. Boxes whose bottom is above the horizon are dropped."""
+    u = 0.5 * (det.boxes_px[:, 0] + det.boxes_px[:, 2]).astype(np.float64)
+    xy, ok = geometry.ground_points(u, det.boxes_px[:, 3].astype(np.float64))
+    xy = xy[ok]
+    origin = np.asarray(geometry.mount_xyz_m[:2], dtype=np.float64)
+    los = xy - origin
+    los /= np.maximum(np.linalg.norm(los, axis=1, keepdims=True), 1e-9)
+    length, width, height = default_size_m
+    centre = xy + 0.5 * length * los
+    n = int(ok.sum())
+    boxes = np.column_stack([centre, np.full(n, 0.5 * height), np.full(n, length), np.full(n, width),
+                             np.full(n, height), np.zeros(n)]).astype(np.float32)
+    return Detections3D(det.t_ns, SOURCE, boxes, np.zeros((n, 2), np.float32), np.zeros(n, bool),
+                        det.labels[ok], det.scores[ok])

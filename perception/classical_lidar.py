@@ -14,7 +14,6 @@ import open3d as o3d
 from scipy import ndimage
 
 from core.config import rng
-from core.messages import LABEL_VEHICLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +23,7 @@ class ClassicalConfig:
     ground_threshold_m: float = field(default=0.2, metadata=rng(0.01, 2.0))
     ransac_iterations: int = field(default=60, metadata=rng(10, 10_000))
     ransac_seed: int = field(default=0, metadata=rng(0, 2**31 - 1))
+    ransac_max_points: int = field(default=8000, metadata=rng(100, 10_000_000))  # strided sample for the fit
     max_height_m: float = field(default=3.5, metadata=rng(0.5, 10.0))
     cell_m: float = field(default=0.4, metadata=rng(0.05, 2.0))
     min_points: int = field(default=8, metadata=rng(1, 10_000))
@@ -31,6 +31,11 @@ class ClassicalConfig:
     max_length_m: float = field(default=12.0, metadata=rng(0.5, 50.0))
     max_width_m: float = field(default=4.0, metadata=rng(0.5, 50.0))
     heading_steps: int = field(default=18, metadata=rng(1, 180))
+    # A cluster thinner than this shows one face only; it is completed to the nominal vehicle size
+    # away from the sensor (the hidden part lies behind the face).
+    single_face_m: float = field(default=0.8, metadata=rng(0.0, 5.0))
+    nominal_length_m: float = field(default=4.6, metadata=rng(0.5, 20.0))
+    nominal_width_m: float = field(default=1.9, metadata=rng(0.3, 5.0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +50,10 @@ def remove_ground(points: np.ndarray, cfg: ClassicalConfig) -> tuple[np.ndarray,
     if points.shape[0] < 3:
         return points, np.array([0.0, 0.0, 1.0, 0.0])
     o3d.utility.random.seed(cfg.ransac_seed)  # open3d's RANSAC draws from its own generator
-    pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points.astype(np.float64)))
+    # The plane is fitted on a strided sample (deterministic, spread over the whole sweep); the
+    # inlier test below then runs on every point.
+    step = max(1, points.shape[0] // cfg.ransac_max_points)
+    pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points[::step].astype(np.float64)))
     plane, _ = pcd.segment_plane(cfg.ground_threshold_m, 3, cfg.ransac_iterations)
     plane = np.asarray(plane, dtype=np.float64)
     if plane[2] < 0:
@@ -83,7 +91,7 @@ def detect_classical(points: np.ndarray, cfg: ClassicalConfig) -> ClassicalResul
     lab, k = remap[lab], len(ids)
     if k == 0:
         return empty
-    boxes = _fit_boxes(obj, lab, k, cfg.heading_steps)
+    boxes = _complete_single_faces(_fit_boxes(obj, lab, k, cfg.heading_steps), cfg)
     ok = ((boxes[:, 3] >= cfg.min_length_m) & (boxes[:, 3] <= cfg.max_length_m) &
           (boxes[:, 4] <= cfg.max_width_m))
     n_pts = np.bincount(lab, minlength=k)
@@ -122,4 +130,27 @@ def _fit_boxes(pts: np.ndarray, lab: np.ndarray, k: int, steps: int) -> np.ndarr
                     axis=1).astype(np.float32)
 
 
-LABEL = LABEL_VEHICLE
+def _complete_single_faces(boxes: np.ndarray, cfg: ClassicalConfig) -> np.ndarray:
+    """Grow one-face clusters into nominal vehicles behind the face, as seen from the origin.
+
+    A face about a car's width long is a front or rear (the car extends along the face normal by
+    its length); a longer one is a side (it extends by its width)."""
+    out = boxes.copy()
+    thin = boxes[:, 4] < cfg.single_face_m
+    if not thin.any():
+        return out
+    b = boxes[thin]
+    normal_yaw = b[:, 6] + 0.5 * np.pi
+    n = np.stack([np.cos(normal_yaw), np.sin(normal_yaw)], axis=1)
+    away = np.sign(np.einsum("ij,ij->i", n, b[:, :2]))
+    n *= np.where(away == 0, 1.0, away)[:, None]
+    end_face = b[:, 3] < 0.5 * (cfg.nominal_length_m + cfg.nominal_width_m)
+    depth = np.where(end_face, cfg.nominal_length_m, cfg.nominal_width_m)
+    shift = 0.5 * (depth - b[:, 4])
+    sub = out[thin]
+    sub[:, :2] = b[:, :2] + shift[:, None] * n
+    sub[:, 3] = np.where(end_face, cfg.nominal_length_m, b[:, 3])
+    sub[:, 4] = np.where(end_face, b[:, 3], cfg.nominal_width_m)
+    sub[:, 6] = np.where(end_face, (normal_yaw + 0.5 * np.pi) % np.pi - 0.5 * np.pi, b[:, 6])
+    out[thin] = sub
+    return out

@@ -88,3 +88,12 @@ def test_iou():
     a = np.array([[0, 0, 10, 10]], np.float32)
     b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30]], np.float32)
     np.testing.assert_allclose(iou_2d(a, b)[0], [1.0, 1 / 3, 0.0], atol=1e-6)
+
+
+def test_classical_path_completes_a_rear_face_to_a_whole_car():
+    rng = np.random.default_rng(5)
+    rear = np.column_stack([np.full(300, 20.0 - 2.3), rng.uniform(-0.95, 0.95, 300), rng.uniform(0.3, 1.5, 300)])
+    res = detect_classical(np.concatenate([_ground(rng), rear]).astype(np.float32), ClassicalConfig())
+    assert len(res.boxes) == 1
+    x, y, _, length, width, _, yaw = res.boxes[0]
+    assert abs(x - 20.0) < 0.2 and abs(y) < 0.2 and length == pytest.approx(4.6) and abs(yaw) < 0.1
