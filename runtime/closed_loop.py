@@ -102,7 +102,7 @@ class ClosedLoop:
         steps = build_steps(stack_cfg, self.world.vehicle, sync_streams(scenario, self.rig, stack_cfg),
                             ego_prior=startup_localisation(scenario, self.world.road),
                             planner_timer=(lambda: 0) if opts.mode == "ideal" else timer)
-        self.stack = DrivingStack(stack_cfg, steps, self.world.road, self.world.vehicle, streams)
+        self.stack = DrivingStack(stack_cfg, steps, self.world.road, self.world.vehicle, streams, self.faults)
         self.scheduler = Scheduler(SimulatedClock(), timer, opts.mode)
         self.stack.register(self.scheduler)
         self._physics_dt_ns = s_to_ns(1.0 / stack_cfg.rates_hz.physics)
@@ -160,6 +160,7 @@ class ClosedLoop:
             "modes": [{"t_s": ns_to_s(tr.t_ns), "mode": Mode(tr.mode).name, "reason": tr.reason}
                       for tr in stack.monitor_state.transitions],
             "final_mode": Mode(stack.monitor_state.mode).name,
+            "final_speed_mps": round(float(self.trajectory[-1][3]), 3) if self.trajectory else 0.0,
             "sensors": sensor_counters(stack, self.rig),
             "stage_errors": {name: {"exceptions": c.exceptions, "nonfinite_outputs": c.nonfinite_outputs,
                                     "last_error": c.last_error}

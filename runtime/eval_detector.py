@@ -18,6 +18,7 @@ import numpy as np
 
 from core.messages import LABEL_VEHICLE, CameraImage, LidarScan
 from perception.camera_detector import CameraDetectorConfig, camera_detect_step, load_camera_model
+from perception.heads import DecodeConfig
 from perception.health import DetectorHealth
 from perception.lidar_detector import LidarDetectorConfig, lidar_detect_step, load_lidar_model
 from perception.metrics import average_precision, bev_center_distance, iou_2d, match_frame
@@ -26,6 +27,9 @@ from runtime.dataset import DatasetSpec, camera_frames, camera_geometry, lidar_f
 from runtime.train_cli import DEFAULT_EVAL_SEEDS, DEFAULT_MODEL, parse_seeds
 from sim.sensors.config import CameraConfig
 
+# AP integrates over the whole precision-recall curve, so evaluation keeps low-score peaks that the
+# running stack (DecodeConfig's default threshold) would drop.
+EVAL_DECODE = DecodeConfig(score_threshold=0.05, max_detections=100)
 LIDAR_MATCH_M = 2.0
 LIDAR_EVAL_RANGE_M = 50.0
 CAMERA_MATCH_IOU = 0.5
@@ -39,7 +43,7 @@ def _latency(ms: list[float]) -> dict:
 
 def evaluate_lidar(kind: str, seeds: tuple[int, int], frames_per_seed: int, model_path: str | None,
                    options: SessionOptions) -> dict:
-    cfg = LidarDetectorConfig(model_path=model_path or str(DEFAULT_MODEL["lidar"]))
+    cfg = LidarDetectorConfig(model_path=model_path or str(DEFAULT_MODEL["lidar"]), decode=EVAL_DECODE)
     model = None if kind == "classical" else load_lidar_model(cfg, options)
     spec = DatasetSpec(seeds=tuple(range(seeds[0], seeds[1] + 1)), frames_per_seed=frames_per_seed)
     frames = lidar_frames(spec, cfg.grid, keep_raw=True)
@@ -74,7 +78,7 @@ def evaluate_lidar(kind: str, seeds: tuple[int, int], frames_per_seed: int, mode
 def evaluate_camera(seeds: tuple[int, int], frames_per_seed: int, model_path: str | None,
                     options: SessionOptions) -> dict:
     cam_cfg = CameraConfig()
-    cfg = CameraDetectorConfig(model_path=model_path or str(DEFAULT_MODEL["camera"]))
+    cfg = CameraDetectorConfig(model_path=model_path or str(DEFAULT_MODEL["camera"]), decode=EVAL_DECODE)
     model = load_camera_model(cfg, cam_cfg.width_px, options)
     geom = camera_geometry(cam_cfg)
     spec = DatasetSpec(seeds=tuple(range(seeds[0], seeds[1] + 1)), frames_per_seed=frames_per_seed)

@@ -84,7 +84,7 @@ def evaluate_run(scenario_name: str, seed: int, perception: str, match_m: float,
     def listener(_t_ns: int, topic: str, msg) -> None:
         if topic == "/fusion/tracks":
             ego, actors = loop.world.ego_truth(), loop.world.actors_truth()
-            state = loop.stack.tracker_state
+            state = _tracker_state(loop.stack)
             fresh = state.last_hit_ns == state.t_ns if state.t_ns is not None else np.zeros(0, bool)
             run.on_tracks(msg, ego.pose[:2], actors.ids, actors.xy_m, actors.velocity_mps,
                           state.last_nis[fresh])
@@ -94,6 +94,12 @@ def evaluate_run(scenario_name: str, seed: int, perception: str, match_m: float,
     loop.scheduler.add_listener(listener)
     loop.run()
     return run, {"scenario": scenario_name, "seed": seed}
+
+
+def _tracker_state(stack):
+    """The tracker state inside the stack's fusion stage (older stacks held it directly)."""
+    fusion = getattr(stack, "fusion_state", None)
+    return fusion.tracker if fusion is not None else stack.tracker_state
 
 
 def _mean(chunks: list[np.ndarray]) -> float:

@@ -35,6 +35,16 @@ class TaskSpec:
     timed: bool = True  # False for the simulator's own tasks: not a stage, no timing record
 
 
+@dataclass(frozen=True, slots=True)
+class TaskOutcome:
+    """What a run may return instead of a plain list of outputs, when its timing is modelled
+    (stage-fault injection): a slow stage's compute time is scaled, a hung one never finishes."""
+
+    outputs: tuple[Output, ...] = ()
+    compute_scale: float = 1.0  # recorded compute time = measured x scale
+    hung: bool = False  # no output; the run occupies its task until the next period, a miss
+
+
 @dataclass(slots=True)
 class _Task:
     spec: TaskSpec
@@ -124,8 +134,15 @@ class Scheduler:
             return
         start_ns = self.clock.now_ns() if self.mode == "realtime" else t_ns
         t0 = self.timer()
-        outputs = list(task.run(start_ns, trigger))
+        result = task.run(start_ns, trigger)
         duration_ns = self.timer() - t0
+        if isinstance(result, TaskOutcome):
+            duration_ns = int(duration_ns * result.compute_scale)
+            if result.hung:
+                duration_ns = max(duration_ns, spec.budget_ns + max(spec.period_ns, spec.budget_ns))
+            outputs = [] if result.hung else list(result.outputs)
+        else:
+            outputs = list(result)
         if spec.timed:
             missed = duration_ns > spec.budget_ns
             task.missed_in_a_row = task.missed_in_a_row + 1 if missed else 0
@@ -142,6 +159,12 @@ class Scheduler:
                 self._deliver(t_ns, topic, message)  # ideal mode: visible at once, same instant
             else:
                 self.post(available_ns, topic, message)
+
+    def has_task(self, name: str) -> bool:
+        return name in self._tasks
+
+    def task_names(self) -> list[str]:
+        return [n for n, t in self._tasks.items() if t.spec.timed]
 
     def missed_in_a_row(self, name: str) -> int:
         return self._tasks[name].missed_in_a_row

@@ -19,14 +19,21 @@ from core.messages import EgoState, Mode, Plan, SafetyStatus, Tracks
 from core.road import Road
 from core.validation import well_formed
 from core.vehicle import VehicleParams
-from runtime.scheduler import Scheduler, TaskSpec
+from runtime.errors import UsageError
+from runtime.scheduler import Scheduler, TaskOutcome, TaskSpec
 from runtime.stack_config import StackConfig
 from runtime.stages import StageSteps
 from safety.arbitration import arbitrate
+from sim.faults import FaultSpec
 from safety.health import HealthState, StreamSpec, all_finite, observe
 from safety.monitor import DEFAULT_RULES, MonitorState, safety_step
 from safety.policy import MODE_LIMITS
 
+# Which scheduled stages a stage-fault target addresses.
+FAULT_TARGET_STAGES = {
+    "detector": ("perception.lidar", "perception.camera", "perception.radar"),
+    "fusion": ("fusion",), "tracker": ("fusion",), "planner": ("planning",), "control": ("control",),
+}
 PRIORITY = {"sim": 0, "safety": 1, "perception": 2, "fusion": 3, "planning": 4, "control": 5}
 
 
@@ -52,8 +59,10 @@ class Bus:
 
 class DrivingStack:
     def __init__(self, cfg: StackConfig, steps: StageSteps, road: Road, vehicle: VehicleParams,
-                 input_streams: dict[str, float]) -> None:
-        """``input_streams``: sensor name -> nominal rate [Hz], as configured for this run."""
+                 input_streams: dict[str, float], stage_faults: tuple[FaultSpec, ...] = ()) -> None:
+        """``input_streams``: sensor name -> nominal rate [Hz], as configured for this run.
+        ``stage_faults``: injected stage failures (exception, slow=K, hang) by fault target."""
+        self.stage_faults = tuple(f for f in stage_faults if f.is_stage)
         self.cfg, self.steps, self.road, self.vehicle = cfg, steps, road, vehicle
         self.bus = Bus()
         self.health = HealthState()
@@ -89,6 +98,10 @@ class DrivingStack:
         periodic("planning", rates.planning, self._planning)
         periodic("control", rates.control, self._control)
         sched.add_listener(self._on_message)
+        for f in self.stage_faults:
+            if not any(sched.has_task(name) for name in FAULT_TARGET_STAGES[f.target]):
+                raise UsageError(f"fault '{f}' addresses {f.target}, which this run does not have "
+                                 f"(stages: {', '.join(sched.task_names())})")
 
     def _on_message(self, arrival_ns: int, topic: str, msg: Any) -> None:
         self.bus.latest[topic] = msg
@@ -104,9 +117,14 @@ class DrivingStack:
         elif topic.startswith("/perception/"):
             self.bus.fusion_inbox.append((topic[len("/perception/"):], msg))
 
-    def _guarded(self, stage: str, t_ns: int, run: Callable[[int], list]) -> list:
+    def _guarded(self, stage: str, t_ns: int, run: Callable[[int], list]) -> list | TaskOutcome:
         counters = self.counters.setdefault(stage, StageCounters())
+        faults = [f for f in self.stage_faults if stage in FAULT_TARGET_STAGES.get(f.target, ()) and f.active(t_ns)]
+        if any(f.kind == "hang" for f in faults):
+            return TaskOutcome(hung=True)  # the stage never returns: no output, its state stays put
         try:
+            if any(f.kind == "exception" for f in faults):
+                raise RuntimeError(f"injected fault {next(f for f in faults if f.kind == 'exception')}")
             outputs = run(t_ns)
         except Exception as exc:  # a failing stage must not take the loop down: count and report
             counters.exceptions += 1
@@ -119,7 +137,8 @@ class DrivingStack:
                 kept.append((topic, msg))
             else:
                 counters.nonfinite_outputs += 1
-        return kept
+        slow = [f.value for f in faults if f.kind == "slow"]
+        return TaskOutcome(tuple(kept), compute_scale=max(slow)) if slow else kept
 
     # -- stages ----------------------------------------------------------------------------------
     def _ego(self) -> EgoState | None:

@@ -16,9 +16,9 @@ import numpy as np
 from perception.bev import BevGridConfig
 from perception.camera_input import CameraInputConfig, boxes_to_input
 from perception.heads import camera_targets, lidar_targets
+from perception.onnx_model import MODELS_DIR
 from runtime.dataset import DatasetSpec, camera_frames, lidar_frames
 
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODEL = {"lidar": MODELS_DIR / "lidar_detector.onnx", "camera": MODELS_DIR / "camera_detector.onnx"}
 DEFAULT_TRAIN_SEEDS = (0, 239)
 DEFAULT_EVAL_SEEDS = (1000, 1039)

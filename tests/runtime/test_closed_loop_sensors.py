@@ -41,3 +41,16 @@ def test_corrupt_payload_is_counted_malformed_and_never_reaches_a_stage():
 def test_sensor_fault_without_sensors_is_a_usage_error():
     with pytest.raises(UsageError, match="need the simulated sensors"):
         ClosedLoop(load_scenario("free_road"), RunOptions(faults=("lidar:dropout@1",)))
+
+
+def test_hung_planner_leads_to_minimal_risk_and_a_stop():
+    s = ClosedLoop(load_scenario("free_road"), RunOptions(seed=0, duration_s=14.0, faults=("planner:hang@2",))).run()
+    assert s["collisions"] == 0
+    assert s["modes"][0] == {"t_s": 2.21, "mode": "MINIMAL_RISK", "reason": "planner missed 3 deadlines in a row"}
+    assert s["stages"]["planning"]["misses"] >= 3
+    assert s["final_speed_mps"] < 0.1  # the controller's stale-plan brake brought it to a stop
+
+
+def test_stage_fault_on_a_stage_the_run_lacks_is_a_usage_error():
+    with pytest.raises(UsageError, match="addresses detector"):
+        ClosedLoop(load_scenario("free_road"), RunOptions(faults=("detector:exception@1",)))

@@ -67,3 +67,21 @@ def test_unknown_mode_is_rejected():
     import pytest
     with pytest.raises(ValueError, match="unknown scheduler mode"):
         Scheduler(SimulatedClock(), FakeTimer(), "fast")
+
+
+def test_modelled_slow_and_hung_runs_are_misses_and_hung_output_is_lost():
+    from runtime.scheduler import TaskOutcome
+    timer = ScriptedTimer()
+    timer.next_duration_ns = 5 * MS
+    sched = Scheduler(SimulatedClock(), timer, "latency")
+    seen = []
+    outcomes = iter([TaskOutcome((("/plan", "slow"),), compute_scale=5.0), TaskOutcome((("/plan", "x"),), hung=True),
+                     [("/plan", "ok")]])
+    sched.add_task(TaskSpec("planning", 1, budget_ns=20 * MS, period_ns=100 * MS), lambda t, tr: next(outcomes))
+    sched.add_listener(lambda t, topic, msg: seen.append((t, msg)))
+    sched.run_until(250 * MS)
+    assert [(r.duration_ns, r.missed) for r in sched.timings] == [(25 * MS, True), (120 * MS, True), (5 * MS, False)]
+    # The slow output arrives after its scaled compute time; the hung one never; the hung run keeps
+    # the task busy, so the next run starts late (queued) at 220 ms.
+    assert seen == [(25 * MS, "slow"), (225 * MS, "ok")]
+    assert sched.timings[2].ready_ns == 200 * MS and sched.timings[2].t_ns == 220 * MS
