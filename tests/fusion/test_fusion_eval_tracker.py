@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from core.messages import EgoState, Tracks
+from core.messages import Tracks
 from runtime.eval_tracker import _RunAccumulator, parse_seeds, summarise
 
 
@@ -28,7 +28,7 @@ def test_metrics_count_switches_misses_and_ego_error():
     run.on_tracks(_tracks([7, 8], gt_xy + 0.5), np.zeros(2), gt_ids, gt_xy, gt_vel, np.array([2.0]))
     run.on_tracks(_tracks([7, 9], gt_xy + 0.5), np.zeros(2), gt_ids, gt_xy, gt_vel, no_nis)  # switch
     run.on_tracks(_tracks([7], gt_xy[:1]), np.zeros(2), gt_ids, gt_xy, gt_vel, no_nis)  # miss
-    run.on_ego(EgoState(0, np.array([3.0, 4.0, 0.0]), 0.0, 0.0, 0.0, np.eye(5)), np.zeros(2))
+    run.on_ego(np.array([3.0, 4.0]), np.zeros(2))
     out = summarise([run])
     assert out["id_switches"] == 1 and out["misses"] == 1 and out["objects"] == 6
     assert out["mota"] == pytest.approx(1.0 - 2 / 6, abs=1e-4)
