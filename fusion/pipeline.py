@@ -15,10 +15,12 @@ from typing import Any, Iterable
 import numpy as np
 
 from core.config import rng
-from core.messages import Detections3D, EgoState, GnssFix, ImuSample, Tracks, WheelSpeed
+from core.messages import Detections2D, Detections3D, EgoState, GnssFix, ImuSample, Tracks, WheelSpeed
 from fusion.ego_ekf import EgoConfig, EgoFilterState, ego_output, ego_update
+from fusion.sensor_models import CameraModel, RadarModel
 from fusion.sync import Decision, SyncConfig, SyncRecord, SyncState, sync_step
 from fusion.tracker import tracker_predict, tracker_step
+from fusion.tracker_polar import tracker_step_camera, tracker_step_radar
 from fusion.tracker_state import TrackerConfig, TrackerState
 
 _EGO_SENSORS = (ImuSample, WheelSpeed, GnssFix)
@@ -29,6 +31,8 @@ class FusionConfig:
     sync: SyncConfig = field(default_factory=SyncConfig)
     ego: EgoConfig = field(default_factory=EgoConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    camera: CameraModel | None = None  # bearing/range model of camera Detections2D; None: not fused
+    radar: RadarModel | None = None  # range/azimuth/range-rate model of radar clusters
     # Ego estimates older than this are not handed on (the safety monitor sees the gap).
     max_ego_age_s: float = field(default=0.5, metadata=rng(0.01, 10.0))
 
@@ -87,13 +91,20 @@ def fusion_step(state: FusionState, arrivals: Iterable[tuple[str, Any]], t_ns: i
             ego_filter = ego_update(ego_filter, msg, cfg.ego)
         elif isinstance(msg, EgoState):
             oracle_ego = msg
-        elif isinstance(msg, Detections3D):
+        elif isinstance(msg, (Detections3D, Detections2D)):
             ego = (extrapolate_ego(oracle_ego, msg.t_ns) if oracle_ego is not None
                    else ego_output(ego_filter, msg.t_ns, cfg.ego))
             if ego is None:
                 unused += 1  # no ego pose yet to place the detections in the map
-                continue
-            tracker, _ = tracker_step(tracker, msg, ego, msg.t_ns, cfg.tracker)
+            elif isinstance(msg, Detections2D):
+                if cfg.camera is None:
+                    unused += 1
+                else:
+                    tracker, _ = tracker_step_camera(tracker, msg, ego, msg.t_ns, cfg.tracker, cfg.camera)
+            elif msg.source == "radar" and cfg.radar is not None:
+                tracker, _ = tracker_step_radar(tracker, msg, ego, msg.t_ns, cfg.tracker, cfg.radar)
+            else:
+                tracker, _ = tracker_step(tracker, msg, ego, msg.t_ns, cfg.tracker)
         else:
             unused += 1
     new = FusionState(sync, ego_filter, tracker, oracle_ego, unused, resets)

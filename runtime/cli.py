@@ -14,7 +14,7 @@ from core.config import ConfigError, load_toml
 from runtime.errors import UsageError
 from sim.faults import FaultSpecError
 
-PERCEPTION_MODES = ("oracle",)  # the network and classical paths join when perception lands
+PERCEPTION_MODES = ("onnx", "classical", "oracle")
 
 
 
@@ -29,7 +29,11 @@ def _add_sim(sub) -> None:
     p.add_argument("--mode", choices=("ideal", "latency"), default="ideal",
                    help="ideal: compute time recorded only; latency: outputs delayed by measured compute time")
     p.add_argument("--perception", choices=PERCEPTION_MODES, default=PERCEPTION_MODES[0],
-                   help="object perception path (oracle: ground truth with noise, for testing planning)")
+                   help="object perception: onnx (the full stack: lidar and camera networks, radar), "
+                        "classical (lidar clustering, radar), oracle (ground truth with noise: planning in isolation)")
+    p.add_argument("--provider", choices=("auto", "cuda", "cpu"), default="auto",
+                   help="onnxruntime provider: auto = CUDA when usable, else CPU, reported in the JSON")
+    p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads per model (default 1)")
     p.add_argument("--sensors", action=argparse.BooleanOptionalAction, default=None,
                    help="simulate camera, lidar, radar, IMU, wheel and GNSS and localise with the ego EKF "
                         "(default: on when the perception mode needs them)")
@@ -52,7 +56,8 @@ def _cmd_sim(args) -> int:
     if args.duration is not None and not (0.0 < args.duration <= 3600.0):
         raise UsageError(f"--duration: {args.duration} is out of range; allowed (0, 3600] seconds")
     opts = RunOptions(seed=args.seed, duration_s=args.duration, mode=args.mode, perception=args.perception,
-                      sensors=args.sensors, faults=tuple(args.fault), progress=sys.stderr)
+                      sensors=args.sensors, faults=tuple(args.fault), provider=args.provider,
+                      threads=args.threads, progress=sys.stderr)
     summary = ClosedLoop(scenario, opts, stack_cfg).run()
     print(json.dumps(summary, sort_keys=True) if args.json else format_summary(summary))
     return 1 if args.fail_on_collision and summary["collisions"] else 0

@@ -6,6 +6,7 @@ sensor message due at its arrival time, so sensor latency and stage latency are 
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import TextIO
@@ -16,8 +17,11 @@ from core.clock import SimulatedClock, Timer, ns_to_s, s_to_ns
 from core.messages import ControlCommand, Mode
 from runtime.scheduler import Scheduler, TaskSpec
 from fusion.ego_ekf import EgoFilterState
+from fusion.sensor_models import CameraModel, RadarModel
 from fusion.sync import StreamConfig
 from runtime.errors import UsageError
+from perception.onnx_model import SessionOptions
+from runtime.perception_factory import PERCEPTION_MODES, build_perception
 from runtime.stack import PERCEIVED_SENSORS, PRIORITY, DrivingStack
 from runtime.stack_config import StackConfig
 from runtime.stage_factory import build_steps
@@ -26,6 +30,7 @@ from sim.metrics import MetricsRecorder
 from sim.oracle import oracle_ego, oracle_objects
 from sim.faults import parse_faults
 from sim.scenario import ScenarioConfig
+from sim.sensors.config import SensorRigConfig
 from sim.sensors.rig import SensorRig
 from sim.world import World
 
@@ -43,10 +48,13 @@ class RunOptions:
     perception: str = "oracle"
     sensors: bool | None = None  # None: on exactly when perception needs them (not for oracle)
     faults: tuple[str, ...] = ()  # added to the scenario's own faults
+    provider: str = "auto"  # onnxruntime provider preference: auto (CUDA if usable), cuda, cpu
+    threads: int = 1  # onnxruntime intra-op threads per model
     progress: TextIO | None = None  # progress lines for long runs (stderr in the CLI)
 
 
-def sync_streams(scenario: ScenarioConfig, rig: SensorRig | None, stack_cfg: StackConfig) -> dict[str, StreamConfig]:
+def sync_streams(scenario: ScenarioConfig, rig: SensorRig | None, stack_cfg: StackConfig,
+                 oracle_objects_on: bool = True) -> dict[str, StreamConfig]:
     """Each fusion input with its latency window: the worst arrival delay the setup allows (sensor
     latency and jitter, plus the budget of the perception stage in between) and a margin."""
     streams: dict[str, StreamConfig] = {}
@@ -54,7 +62,8 @@ def sync_streams(scenario: ScenarioConfig, rig: SensorRig | None, stack_cfg: Sta
         streams["oracle"] = StreamConfig(s_to_ns(SYNC_MARGIN_S))
         streams["ego"] = StreamConfig(s_to_ns(SYNC_MARGIN_S))
         return streams
-    streams["oracle"] = StreamConfig(s_to_ns(SYNC_MARGIN_S))
+    if oracle_objects_on:
+        streams["oracle"] = StreamConfig(s_to_ns(SYNC_MARGIN_S))
     for name in rig.sensors:
         sc = scenario.sensors.sensor(name)
         stage_s = stack_cfg.budget_ns(f"perception.{name}") * 1e-9 if name in PERCEIVED_SENSORS else 0.0
@@ -72,18 +81,31 @@ def startup_localisation(scenario: ScenarioConfig, road) -> EgoFilterState:
     return EgoFilterState.at(0, pose, scenario.ego.speed_mps, STARTUP_POSE_SIGMA, STARTUP_SPEED_SIGMA_MPS)
 
 
+def fusion_camera_model(rig: SensorRigConfig) -> CameraModel:
+    c = rig.camera
+    fx = 0.5 * c.width_px / math.tan(math.radians(0.5 * c.hfov_deg))
+    return CameraModel(fx, 0.5 * c.width_px, c.x_m, c.y_m, c.yaw_rad)
+
+
+def fusion_radar_model(rig: SensorRigConfig) -> RadarModel:
+    return RadarModel(rig.radar.x_m, rig.radar.y_m, rig.radar.yaw_rad)
+
+
 class ClosedLoop:
     """One closed-loop run, advanced in steps (the CLI runs it to the end; benchmarks tick it)."""
 
     def __init__(self, scenario: ScenarioConfig, opts: RunOptions, stack_cfg: StackConfig | None = None,
                  timer: Timer = time.perf_counter_ns) -> None:
-        if opts.perception != "oracle":
-            raise ValueError(f"perception {opts.perception!r} is not available yet; use 'oracle'")
+        if opts.perception not in PERCEPTION_MODES:
+            raise UsageError(f"unknown perception mode {opts.perception!r}; choose one of {', '.join(PERCEPTION_MODES)}")
         self.scenario, self.opts = scenario, opts
         self.stack_cfg = stack_cfg = stack_cfg or StackConfig()
         self.duration_s = opts.duration_s if opts.duration_s is not None else scenario.duration_s
         self.faults = parse_faults(tuple(scenario.faults) + tuple(opts.faults))
         sensors_on = opts.sensors if opts.sensors is not None else opts.perception != "oracle"
+        if opts.perception != "oracle" and not sensors_on:
+            raise UsageError(f"--perception {opts.perception} perceives the simulated sensors: drop --no-sensors")
+        self.oracle_objects_on = opts.perception == "oracle"
         sensor_faults = sorted({f.target for f in self.faults if not f.is_stage})
         if sensor_faults and not sensors_on:
             raise UsageError(f"fault(s) on {', '.join(sensor_faults)} need the simulated sensors: "
@@ -94,12 +116,18 @@ class ClosedLoop:
         self._rng_objects, self._rng_ego = (np.random.default_rng(s)
                                             for s in np.random.SeedSequence(opts.seed).spawn(2))
         self.rig = SensorRig(scenario.sensors, self.world.road, opts.seed, self.faults) if sensors_on else None
-        streams = {"oracle": scenario.oracle.rate_hz}
+        streams = {"oracle": scenario.oracle.rate_hz} if self.oracle_objects_on else {}
         if self.rig is None:
             streams["ego"] = EGO_ORACLE_RATE_HZ
         else:
             streams.update({name: scenario.sensors.sensor(name).rate_hz for name in self.rig.sensors})
-        steps = build_steps(stack_cfg, self.world.vehicle, sync_streams(scenario, self.rig, stack_cfg),
+        self.perception = build_perception(
+            opts.perception, scenario.sensors, SessionOptions(provider=opts.provider, intra_op_threads=opts.threads),
+            detector_timer=None if opts.mode == "ideal" else timer)
+        steps = build_steps(stack_cfg, self.world.vehicle,
+                            sync_streams(scenario, self.rig, stack_cfg, self.oracle_objects_on),
+                            perception=self.perception.steps,
+                            camera=fusion_camera_model(scenario.sensors), radar=fusion_radar_model(scenario.sensors),
                             ego_prior=startup_localisation(scenario, self.world.road),
                             planner_timer=(lambda: 0) if opts.mode == "ideal" else timer)
         self.stack = DrivingStack(stack_cfg, steps, self.world.road, self.world.vehicle, streams, self.faults)
@@ -122,7 +150,7 @@ class ClosedLoop:
         ego, actors = world.ego_truth(), world.actors_truth()
         self.metrics.update(ego, actors)
         self.trajectory.append((ns_to_s(t_ns), ego.pose[0], ego.pose[1], ego.speed_mps, ego.accel_mps2))
-        if t_ns % self._objects_period_ns == 0:
+        if self.oracle_objects_on and t_ns % self._objects_period_ns == 0:
             sched.post(t_ns, "/sensors/oracle", oracle_objects(ego, actors, self._rng_objects, self.scenario.oracle))
         if self.rig is None:
             if t_ns % self._ego_period_ns == 0:
@@ -153,6 +181,7 @@ class ClosedLoop:
         return {
             "scenario": self.scenario.name, "seed": self.opts.seed, "duration_s": duration_s,
             "mode": self.opts.mode, "perception": self.opts.perception,
+            "providers": self.perception.providers,
             **self.metrics.summary(),
             "real_time_factor": round(duration_s / max(wall_s, 1e-9), 2),
             "wall_time_s": round(wall_s, 3),
@@ -163,9 +192,9 @@ class ClosedLoop:
             "final_speed_mps": round(float(self.trajectory[-1][3]), 3) if self.trajectory else 0.0,
             "sensors": sensor_counters(stack, self.rig),
             "stage_errors": {name: {"exceptions": c.exceptions, "nonfinite_outputs": c.nonfinite_outputs,
-                                    "last_error": c.last_error}
+                                    "unhealthy_frames": c.unhealthy_frames, "last_error": c.last_error}
                              for name, c in sorted(stack.counters.items())
-                             if c.exceptions or c.nonfinite_outputs},
+                             if c.exceptions or c.nonfinite_outputs or c.unhealthy_frames},
         }
 
 

@@ -41,6 +41,7 @@ PRIORITY = {"sim": 0, "safety": 1, "perception": 2, "fusion": 3, "planning": 4, 
 class StageCounters:
     exceptions: int = 0
     nonfinite_outputs: int = 0
+    unhealthy_frames: int = 0  # a detector's own verdict: exception, non-finite output or overrun
     last_exception_ns: int = -(2**62)
     last_error: str = ""
 
@@ -147,9 +148,15 @@ class DrivingStack:
     def _perceive(self, p, t_ns: int, message) -> list:
         if not well_formed(message):
             return []  # counted as malformed by the health monitor when it arrived
-        state, detections = p.step(self.perception_states[p.sensor], message, t_ns)
+        state, detections = p.step(self.perception_states[p.sensor], message, t_ns, self._ego())
         self.perception_states[p.sensor] = state
-        return [(f"/perception/{p.sensor}", detections)] if detections is not None else []
+        if not p.output_healthy(state):
+            self.counters.setdefault(f"perception.{p.sensor}", StageCounters()).unhealthy_frames += 1
+        if detections is None:
+            return []
+        if isinstance(detections, dict):
+            return [(f"/perception/{name}", d) for name, d in detections.items()]
+        return [(f"/perception/{p.sensor}", detections)]
 
     def _fusion(self, t_ns: int) -> list:
         inbox, self.bus.fusion_inbox = self.bus.fusion_inbox, []

@@ -13,7 +13,8 @@ from safety.monitor import SafetyConfig
 class PerceptionStep:
     sensor: str  # the stage is named perception.<sensor>; it runs on each /sensors/<sensor> message
     init: Callable[[], Any]
-    step: Callable[..., tuple[Any, Any]]  # (state, message, t_ns) -> (state, detections)
+    # (state, message, t_ns, ego or None) -> (state, detections | {topic suffix: detections} | None)
+    step: Callable[..., tuple[Any, Any]]
     output_healthy: Callable[[Any], bool] = lambda state: True  # the detector's own health verdict
 
 
