@@ -15,6 +15,7 @@ from runtime.errors import UsageError
 from sim.faults import FaultSpecError
 
 PERCEPTION_MODES = ("onnx", "classical", "oracle")
+DEFAULT_PERCEPTION = "oracle"
 
 
 
@@ -28,7 +29,7 @@ def _add_sim(sub) -> None:
     p.add_argument("--duration", type=float, default=None, metavar="S", help="seconds (default: the scenario's)")
     p.add_argument("--mode", choices=("ideal", "latency"), default="ideal",
                    help="ideal: compute time recorded only; latency: outputs delayed by measured compute time")
-    p.add_argument("--perception", choices=PERCEPTION_MODES, default=PERCEPTION_MODES[0],
+    p.add_argument("--perception", choices=PERCEPTION_MODES, default=DEFAULT_PERCEPTION,
                    help="object perception: onnx (the full stack: lidar and camera networks, radar), "
                         "classical (lidar clustering, radar), oracle (ground truth with noise: planning in isolation)")
     p.add_argument("--provider", choices=("auto", "cuda", "cpu"), default="auto",
