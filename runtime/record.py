@@ -1,0 +1,129 @@
+"""Record a closed-loop run to MCAP: every delivered message, the stage timings, the synchroniser's
+decisions and the simulator's ground truth, plus what a replay needs to rebuild the same stack.
+
+What lands where (log time = the message's ``t_ns``; publish time = when the stack saw it):
+- every message the scheduler delivers, on the stack's own topic (``/sensors/<stream>`` inputs with
+  their arrival time, ``/perception/*``, ``/fusion/*``, ``/planning/plan``, ``/control/command``,
+  ``/safety/status`` outputs with their delivery time). Keeping the stack's topic names means a
+  replay posts each input back on exactly the topic it came in on;
+- ``/timing/<stage>``: every ``StageTiming`` of the scheduler, in run order;
+- ``/sync/decisions``: every ``SyncRecord``, log time = the decision's ``now_ns`` (a RESET record
+  carries ``t_ns = -1``, which is no log time);
+- ``/truth/ego`` and ``/truth/actors`` once per physics tick, after the world has stepped.
+
+Metadata (the "rtdrive" record): the scenario name, seed, the original ``--config`` TOML text (empty
+for the defaults), the rtdrive version and git revision, and as JSON the full scenario, stack
+config and run options, so replay rebuilds the road, the sensor setup and the stages exactly.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from types import TracebackType
+
+from core.clock import s_to_ns
+from core.messages import StageTiming
+from fusion.sync import SyncRecord
+from runtime.closed_loop import ClosedLoop
+from runtime.logs import Recorder, run_metadata
+from runtime.logs.topics import SYNC_DECISIONS
+from runtime.scheduler import TaskSpec
+from runtime.stack import PRIORITY
+
+EXTRA_TYPES = (SyncRecord,)  # types beyond core.messages that a rtdrive run log carries
+TRUTH_TOPICS = ("/truth/ego", "/truth/actors")
+# RunOptions fields that shape the stack's outputs (progress is a terminal stream, not part of a run).
+REPLAYED_OPTIONS = ("seed", "duration_s", "mode", "perception", "sensors", "faults", "provider", "threads")
+
+
+def git_revision(cwd: str | Path | None = None) -> str:
+    """``git rev-parse HEAD`` of ``cwd`` (default: this checkout); empty when git or the repo is absent."""
+    where = Path(cwd) if cwd is not None else Path(__file__).resolve().parent
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True,
+                              timeout=5.0, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def loop_metadata(loop: ClosedLoop, config_toml: str = "", revision: str = "") -> dict[str, str]:
+    opts = {name: getattr(loop.opts, name) for name in REPLAYED_OPTIONS if hasattr(loop.opts, name)}
+    opts["duration_s"] = loop.duration_s  # resolved: a replay runs exactly as long as the recording
+    meta = run_metadata(loop.scenario.name, loop.opts.seed, config_toml, revision)
+    meta["scenario_json"] = json.dumps(dataclasses.asdict(loop.scenario))
+    meta["stack_config_json"] = json.dumps(dataclasses.asdict(loop.stack_cfg))
+    meta["run_options_json"] = json.dumps(opts)
+    return meta
+
+
+class RunRecorder(AbstractContextManager):
+    """Attach to a ClosedLoop before it runs; closes the file on exit (also after an exception,
+    so the recording of a failing run is readable without salvage)."""
+
+    def __init__(self, loop: ClosedLoop, path: str | Path, *, config_toml: str = "", revision: str = "",
+                 record_truth: bool = True) -> None:
+        self._loop = loop
+        self._rec = Recorder(str(path), loop_metadata(loop, config_toml, revision), extra_types=EXTRA_TYPES)
+        self._timings_done = 0
+        self._sync_done = 0
+        self.messages = 0
+        loop.scheduler.add_listener(self._on_message)
+        if record_truth:
+            # Same priority as the world and registered after it, so at every tick it runs right
+            # after the world step (the scheduler breaks ties by registration sequence).
+            loop.scheduler.add_task(TaskSpec("sim.record_truth", PRIORITY["sim"], budget_ns=0,
+                                             period_ns=s_to_ns(1.0 / loop.stack_cfg.rates_hz.physics), timed=False), self._truth)
+
+    def _on_message(self, t_ns: int, topic: str, msg: object) -> None:
+        self._flush_side_records()
+        self._rec.write(topic, msg, arrival_ns=t_ns)
+        self.messages += 1
+
+    def _truth(self, t_ns: int, _trigger) -> list:
+        world = self._loop.world
+        self._rec.write(TRUTH_TOPICS[0], world.ego_truth(), arrival_ns=t_ns)
+        self._rec.write(TRUTH_TOPICS[1], world.actors_truth(), arrival_ns=t_ns)
+        self._flush_side_records()
+        return []
+
+    def _flush_side_records(self) -> None:
+        timings: list[StageTiming] = self._loop.scheduler.timings
+        for timing in timings[self._timings_done:]:
+            self._rec.write(f"/timing/{timing.stage}", timing, arrival_ns=timing.t_ns)
+        self._timings_done = len(timings)
+        records: list[SyncRecord] = self._loop.stack.sync_records
+        for record in records[self._sync_done:]:
+            self._rec.write(SYNC_DECISIONS, record, record.now_ns, arrival_ns=record.now_ns)
+        self._sync_done = len(records)
+
+    @property
+    def bytes_in(self) -> int:
+        return self._rec.bytes_in
+
+    def close(self) -> None:
+        try:
+            self._flush_side_records()
+        finally:
+            self._rec.close()
+
+    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+
+def record_args(parser) -> None:
+    """The ``--record PATH`` option of ``rtdrive sim``."""
+    parser.add_argument("--record", type=Path, default=None, metavar="PATH",
+                        help="record the run to an MCAP file (inputs, stage outputs, health, timings, "
+                             "sync decisions, ground truth); replay it with `rtdrive replay PATH`")
+
+
+def recording(loop: ClosedLoop, path: Path | None, config_path: Path | None = None) -> AbstractContextManager:
+    """What ``rtdrive sim`` wraps its run in: a RunRecorder when ``--record`` was given, else nothing."""
+    if path is None:
+        return nullcontext()
+    config_toml = Path(config_path).read_text() if config_path is not None else ""
+    return RunRecorder(loop, path, config_toml=config_toml, revision=git_revision())

@@ -1,0 +1,260 @@
+"""Deterministic replay of a recorded run: the recorded inputs through the same stack, on the log's clock.
+
+The stack is rebuilt from the log's metadata (scenario, stack config, run options) by the very code
+that built it for the recording (``ClosedLoop``), then registered on a scheduler of its own with a
+simulated clock: no world runs, no sensor is simulated. Every recorded ``/sensors/*`` message is
+posted at its recorded arrival time, in recorded order, so the safety monitor's watchdogs and the
+control timeout see the same ages as in the recording.
+
+Compute time: the scheduler's deadline accounting (a planning miss feeds the safety monitor) uses
+the recorded ``StageTiming`` durations, replayed in run order, never this machine's timer: a replay
+on a slower machine makes the same decisions. Compute times are replayed, never compared.
+
+``--check`` compares every stage output (and every synchroniser decision) with the recorded one,
+bit for bit (arrays by dtype, shape and bytes, floats by IEEE bits) and reports the first
+divergence in time. Bit-exactness is a property of ``ideal`` mode; other modes replay, but their
+outputs depended on wall-clock compute times.
+"""
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+
+from core.clock import SimulatedClock, ns_to_s, s_to_ns
+from core.config import from_mapping
+from core.messages import Mode, SafetyStatus, StageTiming
+from fusion.sync import SyncRecord
+from runtime.closed_loop import ClosedLoop, RunOptions
+from runtime.errors import UsageError
+from runtime.logs import LogContents, LogMessage
+from runtime.logs.topics import SYNC_DECISIONS
+from runtime.record import EXTRA_TYPES, REPLAYED_OPTIONS
+from runtime.replay_diff import Divergence, first_difference
+from runtime.scheduler import Scheduler
+from runtime.stack import FAULT_TARGET_STAGES
+from runtime.stack_config import StackConfig
+from sim.scenario import ScenarioConfig
+
+# Stream aliases for logs recorded elsewhere under the topic convention of runtime.logs.topics.
+_STREAM_ALIASES = {"wheel_speed": "wheel"}
+_SLICE_NS = 100_000_000  # replay advances in slices so a --check stops soon after a divergence
+NOT_OUTPUTS = ("/sensors/", "/truth/", "/timing/", SYNC_DECISIONS)
+
+
+@dataclass(frozen=True, slots=True)
+class RunSetup:
+    """What a replay rebuilds the stack from."""
+
+    scenario: ScenarioConfig
+    stack_cfg: StackConfig
+    opts: RunOptions
+    from_metadata: bool  # False: a log from elsewhere, run with a scenario given on the command line
+
+
+@dataclass(frozen=True, slots=True)
+class ModeChange:
+    t_ns: int
+    mode: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayReport:
+    setup: RunSetup
+    end_ns: int
+    inputs_fed: int
+    inputs_ignored: dict[str, int]  # topic -> count, inputs no stack stream takes
+    checked: bool  # False when --check was not asked or the log holds no outputs to compare
+    outputs_compared: int
+    sync_compared: int
+    divergence: Divergence | None
+    recorded_modes: tuple[ModeChange, ...]
+    replayed_modes: tuple[ModeChange, ...]
+    wall_s: float
+    outputs: dict[str, int] = field(default_factory=dict)  # replayed outputs per topic
+
+
+def setup_from_log(metadata: dict[str, str], scenario: ScenarioConfig | None = None) -> RunSetup:
+    """Rebuild the scenario, stack config and run options stored by ``runtime.record``."""
+    if "scenario_json" not in metadata:
+        if scenario is None:
+            raise UsageError("the log carries no rtdrive run metadata (recorded elsewhere?): "
+                             "pass --scenario NAME to give the road and sensor setup")
+        return RunSetup(scenario, StackConfig(), RunOptions(duration_s=scenario.duration_s), False)
+    try:
+        sc = scenario or from_mapping(ScenarioConfig, json.loads(metadata["scenario_json"]), "<log metadata>",
+                                      "scenario")
+        cfg = from_mapping(StackConfig, json.loads(metadata.get("stack_config_json", "{}")), "<log metadata>",
+                           "stack_config")
+        raw = json.loads(metadata.get("run_options_json", "{}"))
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"log metadata does not parse as JSON: {exc}") from exc
+    known = {k: v for k, v in raw.items() if k in REPLAYED_OPTIONS and k in RunOptions.__slots__}
+    if "faults" in known:
+        known["faults"] = tuple(known["faults"])
+    return RunSetup(sc, cfg, RunOptions(**known), True)
+
+
+class ReplayedTimer:
+    """The scheduler's compute timer during replay: each timed run takes the duration recorded for it.
+
+    The scheduler reads the timer twice per run (before and after). The first read returns 0, the
+    second the recorded duration of the next recorded run. A ``slow=K`` stage fault scales the
+    measured time by K inside the scheduler, and the recording holds the scaled value; the duration
+    is handed back unscaled (+0.5 ns so the scheduler's int() truncation lands on the recorded ns).
+    Past the recorded timings (a salvaged or sensor-only log) every run takes 0 ns.
+    """
+
+    def __init__(self, timings: list[StageTiming], stack) -> None:
+        self._timings = deque(timings)
+        self._stack = stack
+        self._second = False
+
+    def __call__(self) -> float:
+        self._second = not self._second
+        if not self._second or not self._timings:
+            return 0
+        timing = self._timings.popleft()
+        scale = max((f.value for f in self._stack.stage_faults if f.kind == "slow" and f.active(timing.t_ns)
+                     and timing.stage in FAULT_TARGET_STAGES.get(f.target, ())), default=1.0)
+        return timing.duration_ns if scale == 1.0 else (timing.duration_ns + 0.5) / scale
+
+
+class _OutputChecker:
+    """Pairs each replayed output with the recorded one of the same topic, in delivery order."""
+
+    def __init__(self, recorded: dict[str, deque[LogMessage]], from_ns: int, damaged: bool) -> None:
+        self.recorded, self.from_ns, self.damaged = recorded, from_ns, damaged
+        self.compared = 0
+        self.counts: dict[str, int] = defaultdict(int)
+        self.divergence: Divergence | None = None
+
+    def on_message(self, t_ns: int, topic: str, msg: object) -> None:
+        if topic.startswith(NOT_OUTPUTS):
+            return
+        index = self.counts[topic]
+        self.counts[topic] += 1
+        queue = self.recorded.get(topic)
+        if not queue:
+            # A salvaged log ends early: outputs past the damage have nothing to compare with.
+            if not self.damaged and self.divergence is None and t_ns >= self.from_ns:
+                self.divergence = Divergence(topic, t_ns, index, "(message)", "none recorded", "an output")
+            return
+        want = queue.popleft()
+        if self.divergence is not None or t_ns < self.from_ns:
+            return
+        self.compared += 1
+        if want.arrival_ns != t_ns:
+            self.divergence = Divergence(topic, t_ns, index, "(delivery time)", want.arrival_ns, t_ns)
+            return
+        diff = first_difference(want.msg, msg)
+        if diff is not None:
+            self.divergence = Divergence(topic, t_ns, index, *diff)
+
+
+def _stream_topic(topic: str, streams: set[str]) -> str | None:
+    """The stack input topic a recorded /sensors/ topic feeds (None: no stream of the stack takes it)."""
+    parts = topic.split("/")
+    name = _STREAM_ALIASES.get(parts[2], parts[2]) if len(parts) > 2 else ""
+    return f"/sensors/{name}" if name in streams else None
+
+
+def _mode_changes_recorded(statuses: list[LogMessage]) -> tuple[ModeChange, ...]:
+    out, mode = [], int(Mode.NOMINAL)
+    for m in statuses:
+        status: SafetyStatus = m.msg
+        if int(status.mode) != mode:
+            mode = int(status.mode)
+            out.append(ModeChange(status.t_ns, Mode(mode).name, status.reason))
+    return tuple(out)
+
+
+def replay(contents: LogContents, *, check: bool = True, from_s: float | None = None, to_s: float | None = None,
+           scenario: ScenarioConfig | None = None, setup: RunSetup | None = None) -> ReplayReport:
+    """Replay ``contents`` (read with ``order="arrival"`` and ``extra_types=EXTRA_TYPES``)."""
+    setup = setup or setup_from_log(contents.metadata, scenario)
+    last_ns = max((m.arrival_ns for m in contents.messages), default=0)
+    end_ns = s_to_ns(setup.opts.duration_s) if setup.opts.duration_s is not None else last_ns
+    if contents.damage is not None:
+        end_ns = min(end_ns, last_ns)  # nothing past the damage is known
+    if to_s is not None:
+        end_ns = min(end_ns, s_to_ns(to_s))
+    from_ns = s_to_ns(from_s) if from_s is not None else 0
+    if from_ns > end_ns:
+        raise UsageError(f"--from {from_s} s is past the end of the replay ({ns_to_s(end_ns)} s)")
+
+    wall_start = time.perf_counter()
+    try:
+        loop = ClosedLoop(setup.scenario, setup.opts, setup.stack_cfg)
+    except ValueError as exc:
+        raise UsageError(f"cannot rebuild the recorded stack: {exc}") from exc
+    stack = loop.stack
+    timings = [m.msg for m in contents.messages if m.topic.startswith("/timing/")]
+    sched = Scheduler(SimulatedClock(), ReplayedTimer(timings, stack), setup.opts.mode)
+    stack.register(sched)  # the loop's own scheduler (and its world) never runs
+
+    by_topic: dict[str, deque[LogMessage]] = defaultdict(deque)
+    recorded_sync: list[SyncRecord] = []
+    for m in contents.messages:
+        if m.topic == SYNC_DECISIONS:
+            recorded_sync.append(m.msg)
+        elif not m.topic.startswith(NOT_OUTPUTS):
+            by_topic[m.topic].append(m)
+    statuses = list(by_topic.get("/safety/status", ()))
+    checking = check and bool(by_topic)
+    checker = _OutputChecker(by_topic, from_ns, contents.damage is not None)
+    if checking:
+        sched.add_listener(checker.on_message)
+
+    streams = {spec.name for spec in stack.stream_specs}
+    ignored: dict[str, int] = defaultdict(int)
+    fed = 0
+    for m in contents.messages:
+        if not m.topic.startswith("/sensors/") or m.arrival_ns > end_ns:
+            continue
+        topic = _stream_topic(m.topic, streams)
+        if topic is None:
+            ignored[m.topic] += 1
+            continue
+        sched.post(m.arrival_ns, topic, m.msg)
+        fed += 1
+
+    sync_divergence, sync_compared = None, 0
+    t_ns = -1
+    while t_ns < end_ns:
+        t_ns = min(t_ns + _SLICE_NS, end_ns) if t_ns >= 0 else min(_SLICE_NS - 1, end_ns)
+        sched.run_until(t_ns)
+        if checking and sync_divergence is None:
+            sync_divergence, sync_compared = _compare_sync(recorded_sync, stack.sync_records, sync_compared,
+                                                           from_ns, contents.damage is not None)
+        if checking and (checker.divergence is not None or sync_divergence is not None):
+            break
+    divergence = None
+    if checking:
+        found = [d for d in (checker.divergence, sync_divergence) if d is not None]
+        if not found and contents.damage is None and t_ns == end_ns:
+            found = [Divergence(topic, q[0].arrival_ns, checker.counts[topic], "(message)", "recorded", "missing")
+                     for topic, q in by_topic.items() if q and from_ns <= q[0].arrival_ns <= end_ns]
+        divergence = min(found, key=lambda d: (d.t_ns, d.topic)) if found else None
+    replayed = tuple(ModeChange(tr.t_ns, Mode(tr.mode).name, tr.reason) for tr in stack.monitor_state.transitions)
+    return ReplayReport(setup, end_ns, fed, dict(ignored), checking, checker.compared, sync_compared, divergence,
+                        _mode_changes_recorded([s for s in statuses if s.arrival_ns <= end_ns]), replayed,
+                        time.perf_counter() - wall_start, dict(checker.counts))
+
+
+def _compare_sync(recorded: list[SyncRecord], replayed: list[SyncRecord], start: int, from_ns: int,
+                  damaged: bool) -> tuple[Divergence | None, int]:
+    """Compare the synchroniser decisions made since the last call; returns (divergence, compared)."""
+    for i in range(start, len(replayed)):
+        if i >= len(recorded):
+            if damaged:
+                return None, i
+            return Divergence(SYNC_DECISIONS, replayed[i].now_ns, i, "(message)", "none recorded", "a decision"), i
+        if replayed[i].now_ns < from_ns:
+            continue
+        diff = first_difference(recorded[i], replayed[i])
+        if diff is not None:
+            return Divergence(SYNC_DECISIONS, replayed[i].now_ns, i, *diff), i
+    return None, len(replayed)
