@@ -97,6 +97,7 @@ class Road:
                                       - p.mid_y[0, 0] * p.sin_h[0, 0]) * self._inv_spacing
         # Per-sample tables so that a projection gathers instead of re-evaluating cos and sin.
         self._cos_h, self._sin_h = np.cos(self.heading_rad), np.sin(self.heading_rad)
+        self._line_cos_sin = (float(self._cos_h[0]), float(self._sin_h[0]))
 
     def nearest_sample(self, xy: np.ndarray) -> np.ndarray:
         """Index of the reference-line sample nearest to each point of xy (N, 2) -> (N,) int64.
@@ -161,10 +162,28 @@ class Road:
 
     def to_cartesian(self, s, d) -> tuple[np.ndarray, np.ndarray]:
         """Frenet (s, d) -> map xy (…, 2) and the reference heading there."""
+        if self.is_straight:
+            s, d = np.asarray(s, dtype=np.float64), np.asarray(d, dtype=np.float64)
+            if s.ndim == 1 and d.shape == s.shape:
+                return self._line_to_cartesian(s, d)
         ref, heading, _ = self.interpolate(s)
         d = np.asarray(d, dtype=np.float64)
         normal = np.stack([-np.sin(heading), np.cos(heading)], axis=-1)
         return ref + d[..., None] * normal, heading
+
+    def _line_to_cartesian(self, s: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """to_cartesian on a road without curvature, operation for operation with k == 0 folded in:
+        chord == u, and the mid and end headings are the sample's own, read from the tables."""
+        s = np.minimum(np.maximum(s, 0.0), self.length_m)
+        i = np.minimum(np.maximum((s / SAMPLE_SPACING_M).astype(np.int64), 0), self.s_m.shape[0] - 2)
+        u = s - self.s_m[i]
+        heading = self.heading_rad[i] + 0.0 * u  # h0 + k u with k == 0, NaN-propagating like it
+        cos_h, sin_h = self._line_cos_sin
+        ref = self.xy_m[i]
+        out = np.empty((s.shape[0], 2))
+        out[:, 0] = ref[:, 0] + u * cos_h + d * -sin_h
+        out[:, 1] = ref[:, 1] + u * sin_h + d * cos_h
+        return out, heading
 
     def to_frenet(self, xy) -> tuple[np.ndarray, np.ndarray]:
         """Map xy (N, 2) -> (s, d), projecting onto the nearest sample's tangent (exact on straights,
@@ -176,7 +195,11 @@ class Road:
         i = self.nearest_sample(xy.reshape(-1, 2))
         xy = xy.reshape(-1, 2)
         delta = xy - self.xy_m[i]
-        dx, dy, cos_h, sin_h = delta[:, 0], delta[:, 1], self._cos_h[i], self._sin_h[i]
+        if self.is_straight:  # one heading everywhere: the gathered cos and sin are all this float
+            cos_h, sin_h = self._line_cos_sin
+        else:
+            cos_h, sin_h = self._cos_h[i], self._sin_h[i]
+        dx, dy = delta[:, 0], delta[:, 1]
         along = dx * cos_h + dy * sin_h
         lateral = -dx * sin_h + dy * cos_h
         if self._arcs is not None:

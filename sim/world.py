@@ -262,10 +262,14 @@ class World:
         fleet, state = self._fleet, self._state
         on = np.flatnonzero(state.active)
         xy, heading = self.road.to_cartesian(state.s_m[on], state.d_m[on])
-        d_rate = lateral_rate(fleet, state, self.road, self.t_ns / NS_PER_S)[on]
         v = state.v_mps[on]
+        if np.isfinite(state.lc_t0_s).any():
+            d_rate = lateral_rate(fleet, state, self.road, self.t_ns / NS_PER_S)[on]
+            yaw, speed = heading + np.arctan2(d_rate, v), np.hypot(v, d_rate)
+        else:  # nobody changes lanes: d' == 0, so atan2(0, v) == 0 and hypot(v, 0) == v (v >= 0)
+            yaw, speed = heading + 0.0, v + 0.0  # + 0.0: the same signed zeros as the full formula
         truth = ActorsTruth(t_ns=self.t_ns, ids=fleet.ids[on], xy_m=xy.reshape(-1, 2),
-                            yaw_rad=heading + np.arctan2(d_rate, v), speed_mps=np.hypot(v, d_rate),
+                            yaw_rad=yaw, speed_mps=speed,
                             accel_mps2=state.a_mps2[on], length_m=fleet.length_m[on],
                             width_m=fleet.width_m[on], height_m=fleet.height_m[on],
                             labels=fleet.labels[on], colors_bgr=fleet.colors_bgr[on])

@@ -48,6 +48,17 @@ def test_nearest_sample_and_frenet_match_a_kdtree(name):
     assert np.array_equal(s, s_ref) and np.array_equal(d, d_ref)
 
 
+@pytest.mark.parametrize("name", ["straight", "rotated_two_pieces"])
+def test_straight_to_cartesian_matches_the_general_interpolation(name):
+    road, rng = ROADS[name], np.random.default_rng(6)
+    s = np.concatenate([rng.uniform(-10.0, road.length_m + 10.0, 5000), [0.0, road.length_m]])
+    d = rng.uniform(-8.0, 8.0, s.shape[0])
+    ref, heading, _ = road.interpolate(s)
+    xy_ref = ref + d[:, None] * np.stack([-np.sin(heading), np.cos(heading)], axis=-1)
+    xy, h = road.to_cartesian(s, d)
+    assert np.array_equal(xy, xy_ref) and np.array_equal(h, heading)
+
+
 def test_to_frenet_shapes_and_bad_input():
     road = ROADS["s_bend"]
     s, d = road.to_frenet(np.array([3.0, 1.0]))
