@@ -44,6 +44,8 @@ def _add_sim(sub) -> None:
     p.add_argument("--config", type=Path, default=None, help="stack config TOML overriding the defaults")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--fail-on-collision", action="store_true", help="exit 1 when the run had a collision")
+    from runtime.record import record_args
+    record_args(p)
 
 
 def _cmd_sim(args) -> int:
@@ -59,7 +61,10 @@ def _cmd_sim(args) -> int:
     opts = RunOptions(seed=args.seed, duration_s=args.duration, mode=args.mode, perception=args.perception,
                       sensors=args.sensors, faults=tuple(args.fault), provider=args.provider,
                       threads=args.threads, progress=sys.stderr)
-    summary = ClosedLoop(scenario, opts, stack_cfg).run()
+    from runtime.record import recording
+    loop = ClosedLoop(scenario, opts, stack_cfg)
+    with recording(loop, args.record, args.config):
+        summary = loop.run()
     print(json.dumps(summary, sort_keys=True) if args.json else format_summary(summary))
     return 1 if args.fail_on_collision and summary["collisions"] else 0
 
@@ -129,10 +134,24 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("scenarios", help="list the built-in scenarios")
     _add_bench(sub)
     _add_snapshot(sub)
+    _add_replay(sub)
     return parser
 
 
-COMMANDS = {"sim": _cmd_sim, "scenarios": _cmd_scenarios, "bench": _cmd_bench, "snapshot": _cmd_snapshot}
+def _add_replay(sub) -> None:
+    from runtime.replay import replay_args
+    replay_args(sub.add_parser("replay", help="replay a recorded MCAP log through the stack (--check: bit-exact)",
+                               description="Feed a recorded log's inputs through the same stack on the log's "
+                                           "clock; --check compares every stage output with the recording."))
+
+
+def _cmd_replay(args) -> int:
+    from runtime.replay import replay_main
+    return replay_main(args)
+
+
+COMMANDS = {"sim": _cmd_sim, "scenarios": _cmd_scenarios, "bench": _cmd_bench, "snapshot": _cmd_snapshot,
+            "replay": _cmd_replay}
 
 
 def main(argv: list[str] | None = None) -> int:
