@@ -35,6 +35,10 @@ from runtime.stack import PRIORITY
 
 EXTRA_TYPES = (SyncRecord,)  # types beyond core.messages that a rtdrive run log carries
 TRUTH_TOPICS = ("/truth/ego", "/truth/actors")
+# Chunks are the unit a damaged log is salvaged in (a chunk past its CRC is lost whole): small
+# enough that a truncated oracle-mode run keeps most of its seconds, large enough that zstd still
+# sees whole camera frames and lidar sweeps (one message may exceed it and gets a chunk alone).
+RUN_CHUNK_BYTES = 256 * 1024
 # RunOptions fields that shape the stack's outputs (progress is a terminal stream, not part of a run).
 REPLAYED_OPTIONS = ("seed", "duration_s", "mode", "perception", "sensors", "faults", "provider", "threads")
 
@@ -67,7 +71,8 @@ class RunRecorder(AbstractContextManager):
     def __init__(self, loop: ClosedLoop, path: str | Path, *, config_toml: str = "", revision: str = "",
                  record_truth: bool = True) -> None:
         self._loop = loop
-        self._rec = Recorder(str(path), loop_metadata(loop, config_toml, revision), extra_types=EXTRA_TYPES)
+        self._rec = Recorder(str(path), loop_metadata(loop, config_toml, revision), extra_types=EXTRA_TYPES,
+                             chunk_size=RUN_CHUNK_BYTES)
         self._timings_done = 0
         self._sync_done = 0
         self.messages = 0

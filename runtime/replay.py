@@ -307,6 +307,8 @@ def replay_main(args) -> int:
         raise UsageError(f"no such log: {args.log}") from exc
     except LogCorruptError as exc:
         raise UsageError(f"{exc}\n  (--salvage replays the intact messages before the damage)") from exc
+    if contents.damage is not None and not contents.messages:
+        raise UsageError(f"{contents.damage}\n  nothing intact precedes the damage: no message to replay")
     if contents.damage is not None:
         print(f"damaged log: {contents.damage}\n  salvaged {contents.recovered} intact messages before "
               f"byte {contents.damage_offset}; replaying those", file=sys.stderr)
