@@ -1,7 +1,10 @@
-"""Stream liveness, computed from arrivals: a stream is alive if a fresh message came within N periods.
+"""Stream health, computed from arrivals: alive, rate, and data quality per input stream.
 
-Only a message whose ``t_ns`` is newer than the last one refreshes liveness: a duplicate or a time
-going backwards is counted and cannot fake a live sensor.
+A stream is alive if a fresh message came within N periods. Only a message whose ``t_ns`` is newer
+than the last one refreshes liveness: a duplicate or a time going backwards is counted and cannot
+fake a live sensor. The rate is the mean interval over the last few accepted arrivals; a
+non-finite or malformed message is counted and remembered (when it came) so that a stream which is
+alive but delivering bad data is still reported.
 """
 from __future__ import annotations
 
@@ -11,12 +14,18 @@ import math
 
 import numpy as np
 
+NEVER_NS = -(2**62)
+RATE_WINDOW = 9  # accepted arrivals kept for the rate: 8 intervals, about a second at 10 Hz
+RATE_MIN_INTERVALS = 4  # intervals (outages excluded) needed before the rate is judged
+
 
 @dataclass(frozen=True, slots=True)
 class StreamSpec:
     name: str
     period_ns: int
     max_missed_periods: float = 3.0  # alive while age <= max_missed_periods * period
+    # The rate is out of tolerance while the mean interval exceeds this multiple of the period.
+    rate_tolerance: float = 1.5
 
     @property
     def max_age_ns(self) -> int:
@@ -25,14 +34,16 @@ class StreamSpec:
 
 @dataclass(frozen=True, slots=True)
 class StreamHealth:
-    """Per stream: last accepted arrival and data time, and counters."""
+    """Per stream: last accepted arrival and data time, the mean arrival interval, and counters."""
 
     last_arrival_ns: int = -1
-    last_t_ns: int = -(2**62)
+    last_t_ns: int = NEVER_NS
     accepted: int = 0
     stale_or_duplicate: int = 0  # t_ns not newer than the last accepted message
     nonfinite: int = 0  # messages carrying NaN/inf
     malformed: int = 0  # payloads of the wrong shape
+    last_bad_arrival_ns: int = NEVER_NS  # arrival of the last non-finite or malformed message
+    recent_arrivals_ns: tuple[int, ...] = ()  # the last RATE_WINDOW accepted arrivals, oldest first
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,14 +59,16 @@ def observe(state: HealthState, stream: str, t_ns: int, arrival_ns: int, finite:
     p = state.streams.get(stream) or StreamHealth()
     # Positional construction: this runs for every message, and dataclasses.replace costs ~10x more.
     acc, stale, nonfin, bad = p.accepted, p.stale_or_duplicate, p.nonfinite, p.malformed
+    last_arr, last_t, last_bad, recent = p.last_arrival_ns, p.last_t_ns, p.last_bad_arrival_ns, p.recent_arrivals_ns
     if not well_formed:
-        new = StreamHealth(p.last_arrival_ns, p.last_t_ns, acc, stale, nonfin, bad + 1)
-    elif t_ns <= p.last_t_ns:
-        new = StreamHealth(p.last_arrival_ns, p.last_t_ns, acc, stale + 1, nonfin, bad)
+        new = StreamHealth(last_arr, last_t, acc, stale, nonfin, bad + 1, int(arrival_ns), recent)
+    elif t_ns <= last_t:
+        new = StreamHealth(last_arr, last_t, acc, stale + 1, nonfin, bad, last_bad, recent)
     elif not finite:
-        new = StreamHealth(p.last_arrival_ns, p.last_t_ns, acc, stale, nonfin + 1, bad)
+        new = StreamHealth(last_arr, last_t, acc, stale, nonfin + 1, bad, int(arrival_ns), recent)
     else:
-        new = StreamHealth(int(arrival_ns), int(t_ns), acc + 1, stale, nonfin, bad)
+        recent = recent[1 - RATE_WINDOW:] + (int(arrival_ns),) if len(recent) >= RATE_WINDOW else recent + (int(arrival_ns),)
+        new = StreamHealth(int(arrival_ns), int(t_ns), acc + 1, stale, nonfin, bad, last_bad, recent)
     streams = dict(state.streams)
     streams[stream] = new
     return HealthState(streams, state.start_ns)
@@ -66,6 +79,32 @@ def stream_alive(state: HealthState, spec: StreamSpec, now_ns: int) -> bool:
     if h is None or h.accepted == 0:
         return now_ns - state.start_ns <= spec.max_age_ns
     return now_ns - h.last_arrival_ns <= spec.max_age_ns
+
+
+def stream_rate_ok(state: HealthState, spec: StreamSpec, now_ns: int) -> bool:
+    """False while the mean interval between recent accepted arrivals exceeds the tolerance.
+    Intervals beyond the maximum age are outages (reported as a lost stream), not a rate, and are
+    left out; the interval still open counts once it is longer than the mean, so a stream thinning
+    out is seen before its next message."""
+    h = state.streams.get(spec.name)
+    if h is None or len(h.recent_arrivals_ns) <= RATE_MIN_INTERVALS:
+        return True
+    arrivals = np.asarray(h.recent_arrivals_ns + (now_ns,), dtype=np.int64)
+    intervals = np.diff(arrivals)
+    closed, open_ns = intervals[:-1], int(intervals[-1])
+    closed = closed[closed <= spec.max_age_ns]
+    if closed.size < RATE_MIN_INTERVALS:
+        return True
+    mean = float(closed.mean())
+    if mean < open_ns <= spec.max_age_ns:
+        mean = (float(closed.sum()) + open_ns) / (closed.size + 1)
+    return mean <= spec.rate_tolerance * spec.period_ns
+
+
+def stream_bad_data(state: HealthState, spec: StreamSpec, now_ns: int) -> bool:
+    """True while a non-finite or malformed message came within the stream's maximum age."""
+    h = state.streams.get(spec.name)
+    return h is not None and now_ns - h.last_bad_arrival_ns <= spec.max_age_ns
 
 
 def all_finite(*values) -> bool:

@@ -2,31 +2,32 @@
 
 Escalation is immediate. Recovery to a less severe mode needs the lower demand to hold for
 ``recovery_hold_s`` without interruption. Every transition is kept with its time and reason.
+The monitor adds its own flags: per-stream rate and data quality (of streams still alive: a lost
+stream is reported as lost), the loop's heartbeat (the interval between its own runs, and time
+never going backwards), and it holds the ``picture.*`` flags from the last step at which some object
+stream was alive, so that "an obstacle was close ahead" survives the loss of every object sensor.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from core.clock import s_to_ns
 from core.config import rng
 from core.messages import Mode, SafetyStatus
-from safety.health import HealthState, StreamSpec, stream_alive
+from safety.health import HealthState, StreamSpec, stream_alive, stream_bad_data, stream_rate_ok
 from safety.policy import MODE_LIMITS, PolicyRule, evaluate
+from safety.rules import DEFAULT_RULES, OBJECT_STREAMS
 
-DEFAULT_RULES: tuple[PolicyRule, ...] = (
-    PolicyRule(Mode.DEGRADED, "lidar lost", streams=("lidar",)),
-    PolicyRule(Mode.MINIMAL_RISK, "two object sensors lost", streams=("camera", "lidar", "radar"), min_lost=2),
-    PolicyRule(Mode.MINIMAL_RISK, "oracle object sensor lost", streams=("oracle",)),
-    PolicyRule(Mode.MINIMAL_RISK, "ego localisation lost", streams=("ego",)),
-    PolicyRule(Mode.MINIMAL_RISK, "planner missed 3 deadlines in a row", stage_flag="planning.missed_3"),
-    PolicyRule(Mode.MINIMAL_RISK, "a stage raised an exception", stage_flag="stage.exception"),
-    PolicyRule(Mode.EMERGENCY_STOP, "control input older than its timeout", stage_flag="control.stale_input"),
-)
+__all__ = ["DEFAULT_RULES", "MonitorState", "SafetyConfig", "Transition", "safety_step"]
+
+PICTURE_PREFIX = "picture."
 
 
 @dataclass(frozen=True, slots=True)
 class SafetyConfig:
     recovery_hold_s: float = field(default=2.0, metadata=rng(0.0, 60.0))
+    # The monitor runs at 100 Hz: a gap between its runs beyond this means the loop stalled.
+    heartbeat_timeout_s: float = field(default=0.1, metadata=rng(0.001, 10.0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,26 @@ class MonitorState:
     reason: str = ""
     lower_demand_since_ns: int = -1  # when the demand first fell below the current mode; -1: it did not
     transitions: tuple[Transition, ...] = ()
+    last_step_ns: int = -1  # the previous run of the monitor (the loop's heartbeat); -1: none yet
+    picture_flags: frozenset[str] = frozenset()  # picture.* flags of the last fresh object picture
+
+
+def monitor_flags(state: MonitorState, health: HealthState, streams: tuple[StreamSpec, ...],
+                  alive: dict[str, bool], flags: frozenset[str], t_ns: int,
+                  cfg: SafetyConfig) -> tuple[frozenset[str], frozenset[str]]:
+    """The flags the policy sees (the stack's, the monitor's own, the held picture) and the
+    picture flags to hold from here on."""
+    out = set(f for f in flags if not f.startswith(PICTURE_PREFIX))
+    live = [s for s in streams if alive[s.name]]
+    if any(not stream_rate_ok(health, s, t_ns) for s in live):
+        out.add("stream.rate_low")
+    if any(stream_bad_data(health, s, t_ns) for s in live):
+        out.add("stream.bad_data")
+    if state.last_step_ns >= 0 and not 0 < t_ns - state.last_step_ns <= s_to_ns(cfg.heartbeat_timeout_s):
+        out.add("loop.heartbeat_late")  # a stall, a repeated instant or time going backwards
+    fresh = any(alive.get(name, False) for name in OBJECT_STREAMS)
+    picture = frozenset(f for f in flags if f.startswith(PICTURE_PREFIX)) if fresh else state.picture_flags
+    return frozenset(out | picture), picture
 
 
 def safety_step(state: MonitorState, health: HealthState, streams: tuple[StreamSpec, ...],
@@ -49,16 +70,20 @@ def safety_step(state: MonitorState, health: HealthState, streams: tuple[StreamS
                 cfg: SafetyConfig) -> tuple[MonitorState, SafetyStatus]:
     alive = {s.name: stream_alive(health, s, t_ns) for s in streams}
     lost = frozenset(name for name, ok in alive.items() if not ok)
-    demanded, reason = evaluate(rules, lost, flags)
-    if demanded > state.mode:
-        state = MonitorState(demanded, reason, -1, state.transitions + (Transition(t_ns, demanded, reason),))
-    elif demanded < state.mode:
-        since = state.lower_demand_since_ns if state.lower_demand_since_ns >= 0 else t_ns
+    seen, picture = monitor_flags(state, health, streams, alive, flags, t_ns, cfg)
+    demanded, reason = evaluate(rules, lost, seen)
+    mode, why, since, transitions = state.mode, state.reason, state.lower_demand_since_ns, state.transitions
+    if demanded > mode:
+        mode, why, since = demanded, reason, -1
+        transitions += (Transition(t_ns, demanded, reason),)
+    elif demanded < mode:
+        since = since if since >= 0 else t_ns
         if t_ns - since >= s_to_ns(cfg.recovery_hold_s):
             why = reason or f"recovered: healthy for {cfg.recovery_hold_s:g} s"
-            state = MonitorState(demanded, why, -1, state.transitions + (Transition(t_ns, demanded, why),))
-        else:
-            state = replace(state, lower_demand_since_ns=since)
-    elif state.lower_demand_since_ns >= 0:
-        state = replace(state, lower_demand_since_ns=-1)
-    return state, SafetyStatus(t_ns, state.mode, state.reason, MODE_LIMITS[state.mode], alive)
+            mode, since = demanded, -1
+            transitions += (Transition(t_ns, demanded, why),)
+    else:
+        since = -1
+    # The heartbeat is remembered as the latest time seen, so one backwards step cannot rewind it.
+    new = MonitorState(mode, why, since, transitions, max(t_ns, state.last_step_ns), picture)
+    return new, SafetyStatus(t_ns, mode, why, MODE_LIMITS[mode], alive)

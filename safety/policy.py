@@ -1,7 +1,8 @@
 """The degradation policy, declared as data: a table of rules mapping health to a mode and limits.
 
-A rule fires when at least ``min_lost`` of its ``streams`` are lost, or when its ``stage`` flag is set.
-The most severe firing rule decides the mode; every firing rule's reason is reported.
+A rule names its conditions: at least ``min_lost`` of its ``streams`` lost, and/or its ``flag`` set
+(a named health condition, e.g. "planning.missed_3"). A rule with both needs both. The most severe
+firing rule decides the mode; every firing rule's reason is reported.
 """
 from __future__ import annotations
 
@@ -16,12 +17,24 @@ class PolicyRule:
     reason: str
     streams: tuple[str, ...] = ()
     min_lost: int = 1
-    stage_flag: str = ""  # a named stage condition, e.g. "planning.missed_3", "control.stale_input"
+    flag: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.streams and not self.flag:
+            raise ValueError(f"policy rule {self.reason!r} has no condition")
+        if self.streams and not 1 <= self.min_lost <= len(self.streams):
+            raise ValueError(f"policy rule {self.reason!r}: min_lost={self.min_lost} outside 1..{len(self.streams)}")
+
+    def fires(self, lost: frozenset[str], flags: frozenset[str]) -> bool:
+        if self.flag and self.flag not in flags:
+            return False
+        return not self.streams or sum(s in lost for s in self.streams) >= self.min_lost
 
 
 MODE_LIMITS: dict[Mode, ModeLimits] = {
     Mode.NOMINAL: ModeLimits(),
     Mode.DEGRADED: ModeLimits(speed_cap_mps=20.0, time_gap_s=2.5, lane_change_allowed=False),
+    # A comfortable stop in lane, hazard lights on.
     Mode.MINIMAL_RISK: ModeLimits(speed_cap_mps=20.0, time_gap_s=2.5, lane_change_allowed=False,
                                   stop_decel_mps2=2.0, hazard=True),
     Mode.EMERGENCY_STOP: ModeLimits(speed_cap_mps=0.0, time_gap_s=3.0, lane_change_allowed=False,
@@ -33,9 +46,7 @@ def evaluate(rules: tuple[PolicyRule, ...], lost: frozenset[str], flags: frozens
     """Mode demanded by the table for this health picture, and the reasons (';'-joined)."""
     mode, reasons = Mode.NOMINAL, []
     for rule in rules:
-        fired = (rule.stage_flag and rule.stage_flag in flags) or (
-            rule.streams and sum(s in lost for s in rule.streams) >= rule.min_lost)
-        if fired:
+        if rule.fires(lost, flags):
             reasons.append(rule.reason)
             mode = max(mode, rule.mode)
     return Mode(mode), "; ".join(reasons)

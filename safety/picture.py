@@ -1,0 +1,62 @@
+"""Judging the fused picture: is the ego still localised, and is an obstacle close ahead of it.
+
+Both read only core messages (EgoState, Tracks) and are vectorised over the tracks.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from core.config import rng
+from core.messages import EgoState, Tracks
+
+
+@dataclass(frozen=True, slots=True)
+class PictureConfig:
+    # Localisation is lost when the 1-sigma position uncertainty along its worst axis exceeds this:
+    # beyond ~1 m the lane (3.5 m wide) can no longer be held with margin.
+    max_position_sigma_m: float = field(default=1.0, metadata=rng(0.05, 100.0))
+    # "Close ahead": a track whose centre lies within this distance in front of the ego ...
+    close_ahead_m: float = field(default=40.0, metadata=rng(1.0, 500.0))
+    # ... and within this lateral offset of the ego's axis (half a lane plus half a car).
+    close_half_width_m: float = field(default=2.5, metadata=rng(0.1, 20.0))
+    min_existence: float = field(default=0.5, metadata=rng(0.0, 1.0))
+
+
+def position_sigma_m(covariance: np.ndarray) -> float:
+    """Square root of the larger eigenvalue of the (x, y) block: the worst-axis 1-sigma [m];
+    inf when the covariance is not finite or not positive semi-definite."""
+    c = np.asarray(covariance, dtype=np.float64)
+    if c.ndim != 2 or c.shape[0] < 2 or c.shape[1] < 2:
+        return math.inf
+    a, b, d = float(c[0, 0]), 0.5 * float(c[0, 1] + c[1, 0]), float(c[1, 1])
+    if not (math.isfinite(a) and math.isfinite(b) and math.isfinite(d)) or a < 0.0 or d < 0.0:
+        return math.inf
+    # Closed form for the symmetric 2x2: mean + sqrt(half-difference^2 + b^2).
+    lam = 0.5 * (a + d) + math.hypot(0.5 * (a - d), b)
+    return math.sqrt(max(lam, 0.0))
+
+
+def localisation_lost(ego: EgoState | None, cfg: PictureConfig) -> bool:
+    if ego is None:
+        return False  # not yet localised is the start-up, covered by the ego streams' liveness
+    pose_ok = np.isfinite(np.asarray(ego.pose, dtype=np.float64)).all()
+    return (not pose_ok) or position_sigma_m(ego.covariance) > cfg.max_position_sigma_m
+
+
+def obstacle_close_ahead(ego: EgoState | None, tracks: Tracks | None, cfg: PictureConfig) -> bool:
+    """True if a confirmed track's centre is within the close-ahead box in front of the ego."""
+    if ego is None or tracks is None or len(tracks) == 0:
+        return False
+    x0, y0, yaw = (float(v) for v in ego.pose[:3])
+    if not (math.isfinite(x0) and math.isfinite(y0) and math.isfinite(yaw)):
+        return False
+    states = np.asarray(tracks.states, dtype=np.float64)
+    dx, dy = states[:, 0] - x0, states[:, 1] - y0
+    c, s = math.cos(yaw), math.sin(yaw)
+    ahead, lateral = c * dx + s * dy, -s * dx + c * dy  # track centres in the vehicle frame
+    near = ((ahead > 0.0) & (ahead <= cfg.close_ahead_m) & (np.abs(lateral) <= cfg.close_half_width_m)
+            & (np.asarray(tracks.existence) >= cfg.min_existence))
+    return bool(near.any())  # NaN compares false: a non-finite track never counts as close
