@@ -27,6 +27,8 @@ from safety.arbitration import arbitrate
 from sim.faults import FaultSpec
 from safety.health import HealthState, StreamSpec, all_finite, observe
 from safety.monitor import DEFAULT_RULES, MonitorState, safety_step
+from safety.picture import localisation_lost, obstacle_close_ahead
+from safety.stage_health import StageCounts, StageWatch, watch_step
 from safety.policy import MODE_LIMITS
 
 # Which scheduled stages a stage-fault target addresses.
@@ -77,6 +79,7 @@ class DrivingStack:
         self.planner_state = steps.planner_init()
         self.controller_state = steps.controller_init()
         self.monitor_state = MonitorState()
+        self.stage_watch = StageWatch()
         self.scheduler: Scheduler | None = None
 
     # -- wiring ----------------------------------------------------------------------------------
@@ -203,6 +206,16 @@ class DrivingStack:
         ego = self._ego()
         if ego is not None and t_ns - ego.t_ns > timeout_ns:
             flags.add("control.stale_input")
+        safety_cfg = self.steps.safety_cfg
+        if localisation_lost(ego, safety_cfg.picture):
+            flags.add("localisation.lost")
+        if obstacle_close_ahead(ego, self.bus.latest.get("/fusion/tracks"), safety_cfg.picture):
+            flags.add("picture.obstacle_close_ahead")
+        if self.scheduler is not None:
+            counts = {name: StageCounts(c.nonfinite_outputs, c.unhealthy_frames) for name, c in self.counters.items()}
+            self.stage_watch, watched = watch_step(self.stage_watch, self.scheduler.timings, counts, t_ns,
+                                                   safety_cfg.stages)
+            flags |= watched
         return frozenset(flags)
 
     def _safety(self, t_ns: int) -> list:

@@ -15,8 +15,10 @@ from core.clock import s_to_ns
 from core.config import rng
 from core.messages import Mode, SafetyStatus
 from safety.health import HealthState, StreamSpec, stream_alive, stream_bad_data, stream_rate_ok
+from safety.picture import PictureConfig
 from safety.policy import MODE_LIMITS, PolicyRule, evaluate
 from safety.rules import DEFAULT_RULES, OBJECT_STREAMS
+from safety.stage_health import StageWatchConfig
 
 __all__ = ["DEFAULT_RULES", "MonitorState", "SafetyConfig", "Transition", "safety_step"]
 
@@ -28,6 +30,8 @@ class SafetyConfig:
     recovery_hold_s: float = field(default=2.0, metadata=rng(0.0, 60.0))
     # The monitor runs at 100 Hz: a gap between its runs beyond this means the loop stalled.
     heartbeat_timeout_s: float = field(default=0.1, metadata=rng(0.001, 10.0))
+    picture: PictureConfig = field(default_factory=PictureConfig)
+    stages: StageWatchConfig = field(default_factory=StageWatchConfig)
 
 
 @dataclass(frozen=True, slots=True)

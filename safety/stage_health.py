@@ -1,0 +1,81 @@
+"""Stage health from the scheduler's timing records and the stack's per-stage counters.
+
+Per stage: deadline misses over a sliding window of its last runs (a bit mask, one bit per run),
+and when it last produced a non-finite output or its detector declared itself unhealthy (from the
+growth of the stack's counters, so the stack needs no safety logic of its own). Exceptions are
+flagged by the stack itself, which keeps the time of the last one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+from core.clock import s_to_ns
+from core.config import rng
+from core.messages import StageTiming
+
+NEVER_NS = -(2**62)
+
+
+@dataclass(frozen=True, slots=True)
+class StageWatchConfig:
+    window_runs: int = field(default=20, metadata=rng(1, 60))
+    # Flag when this many of the window's runs missed: three in four, so that a loaded machine's
+    # frequent overruns (a third of fusion's runs on two shared cores) are not a fault, but a stage
+    # that overruns as a rule is.
+    max_misses_in_window: int = field(default=15, metadata=rng(1, 60))
+    # A stage event (non-finite output, unhealthy detector) is held this long.
+    event_hold_s: float = field(default=1.0, metadata=rng(0.0, 60.0))
+
+
+@dataclass(frozen=True, slots=True)
+class StageCounts:
+    """What the stack counted for one stage so far (monotonic totals)."""
+
+    nonfinite_outputs: int = 0
+    unhealthy_frames: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StageRecord:
+    miss_bits: int = 0  # bit i: the run i runs ago missed its deadline
+    counts: StageCounts = StageCounts()
+    last_nonfinite_ns: int = NEVER_NS
+    last_unhealthy_ns: int = NEVER_NS
+
+    def misses_in_window(self) -> int:
+        return self.miss_bits.bit_count()
+
+
+@dataclass(frozen=True, slots=True)
+class StageWatch:
+    stages: dict[str, StageRecord] = field(default_factory=dict)
+    timings_seen: int = 0  # how many of the scheduler's timing records have been read
+
+
+def watch_step(watch: StageWatch, timings: Sequence[StageTiming], counts: Mapping[str, StageCounts],
+               t_ns: int, cfg: StageWatchConfig) -> tuple[StageWatch, frozenset[str]]:
+    """Read the timing records added since the last step and the counters; return the flags."""
+    stages = dict(watch.stages)
+    mask = (1 << cfg.window_runs) - 1
+    for rec in timings[watch.timings_seen:]:
+        r = stages.get(rec.stage) or StageRecord()
+        stages[rec.stage] = StageRecord(((r.miss_bits << 1) | int(rec.missed)) & mask, r.counts,
+                                        r.last_nonfinite_ns, r.last_unhealthy_ns)
+    for name, c in counts.items():
+        r = stages.get(name) or StageRecord()
+        if c != r.counts:
+            stages[name] = StageRecord(
+                r.miss_bits, c,
+                t_ns if c.nonfinite_outputs > r.counts.nonfinite_outputs else r.last_nonfinite_ns,
+                t_ns if c.unhealthy_frames > r.counts.unhealthy_frames else r.last_unhealthy_ns)
+    hold_ns = s_to_ns(cfg.event_hold_s)
+    flags = set()
+    for name, r in stages.items():
+        if r.misses_in_window() >= cfg.max_misses_in_window:
+            flags.add("stage.deadline_window")
+        if t_ns - r.last_nonfinite_ns <= hold_ns:
+            flags.add("stage.nonfinite")
+        if t_ns - r.last_unhealthy_ns <= hold_ns and name.startswith("perception."):
+            flags.add("detector.unhealthy")
+    return StageWatch(stages, len(timings)), frozenset(flags)
