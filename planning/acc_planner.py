@@ -112,14 +112,16 @@ def initial_accel(prev: Plan | None, ego: EgoState, t_ns: int) -> float:
 
 
 def stop_profile_plan(road: Road, ego: EgoState, lane: int, t_ns: int, a0_mps2: float, decel_mps2: float,
-                      cfg: AccPlannerConfig, behaviour: str) -> Plan:
-    """Emergency stop in ``lane`` at ``decel_mps2`` (emergency jerk), flagged."""
+                      cfg: AccPlannerConfig, behaviour: str, d_m: float | None = None) -> Plan:
+    """Emergency stop in ``lane`` (or at the lateral offset ``d_m`` if given) at ``decel_mps2``
+    (emergency jerk), flagged."""
     s_ego, _ = road.to_frenet(ego.pose[None, :2])
     s0 = float(s_ego[0]) + ego.speed_mps * max((t_ns - ego.t_ns) * 1e-9, 0.0)
     g = replace(cfg.gains(cfg.time_gap_s), cruise_decel_mps2=decel_mps2, comfort_jerk_mps3=cfg.emergency_jerk_mps3)
     steps = int(round(cfg.horizon_s / cfg.step_s)) + 1
     s, v, a, _, _ = rollout(ego.speed_mps, a0_mps2, 0.0, math.inf, 0.0, 0.0, decel_mps2, g, cfg.step_s, steps)
-    return profile_plan(road, t_ns, s0, float(road.lane_center_d(lane)), s, v, a, cfg, True, behaviour)
+    d_stop = float(road.lane_center_d(lane)) if d_m is None else float(d_m)
+    return profile_plan(road, t_ns, s0, d_stop, s, v, a, cfg, True, behaviour)
 
 
 def _stop_plan(state: AccPlannerState, ego: EgoState, road: Road, t_ns: int, cfg: AccPlannerConfig,

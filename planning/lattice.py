@@ -11,82 +11,27 @@ Nothing feasible -> emergency braking in lane, flagged.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Callable
 
 import numpy as np
 
-from core.config import rng
 from core.geometry import wrap_angle
 from core.messages import EgoState, ModeLimits, Plan, Tracks
 from core.road import SAMPLE_SPACING_M, Road
-from planning.acc_planner import AccPlannerConfig, ego_from_plan, ego_is_finite, initial_accel, stop_profile_plan
+from planning.acc_planner import ego_from_plan, ego_is_finite, initial_accel, stop_profile_plan
 from planning.behaviour import lane_references
 from planning.frenet_plan import frenet_to_plan
-from planning.lattice_grid import (integral_sq, lateral_family, lateral_feasible, longitudinal_family,
-                                   longitudinal_feasible)
+from planning.lattice_config import LatticeConfig, LatticeState
+from planning.lattice_grid import (Family, integral_sq, lateral_family_tabled, lateral_feasible,
+                                   longitudinal_family_tabled, longitudinal_feasible)
 from planning.lattice_obstacles import MAX_OBJECTS, followers_in_lane, obstacle_terms
-from planning.prediction import PredictionParams, estimate_yaw_rate, predict
+from planning.lattice_tables import LatticeTables, tables_for
+from planning.prediction import estimate_yaw_rate, predict
 from planning.track_frenet import tracks_to_frenet
 
-
-@dataclass(frozen=True, slots=True)
-class LatticeConfig:
-    acc: AccPlannerConfig = field(default_factory=AccPlannerConfig)  # horizon, step, ACC references
-    prediction: PredictionParams = field(default_factory=PredictionParams)
-    horizons_s: tuple[float, ...] = (2.0, 2.75, 3.5, 4.25, 5.0)
-    lateral_offsets_m: tuple[float, ...] = (0.0,)  # around each reachable lane centre
-    num_accel_levels: int = field(default=25, metadata=rng(2, 200))
-    min_accel_level_mps2: float = field(default=-8.0, metadata=rng(-12.0, 0.0))
-    max_accel_level_mps2: float = field(default=2.0, metadata=rng(0.0, 5.0))
-    max_accel_mps2: float = field(default=3.0, metadata=rng(0.1, 10.0))
-    max_decel_mps2: float = field(default=8.0, metadata=rng(0.1, 12.0))
-    max_jerk_mps3: float = field(default=15.0, metadata=rng(0.5, 100.0))
-    max_lat_accel_mps2: float = field(default=3.5, metadata=rng(0.5, 10.0))
-    max_curvature_1pm: float = field(default=0.2, metadata=rng(0.01, 1.0))
-    ego_length_m: float = field(default=4.6, metadata=rng(1.0, 20.0))
-    ego_width_m: float = field(default=1.9, metadata=rng(0.5, 3.5))
-    rear_axle_to_center_m: float = field(default=1.4, metadata=rng(0.0, 10.0))
-    inflation_sigmas: float = field(default=1.0, metadata=rng(0.0, 5.0))
-    lat_margin_m: float = field(default=0.2, metadata=rng(0.0, 2.0))
-    lon_margin_m: float = field(default=1.0, metadata=rng(0.0, 10.0))
-    w_lat_jerk: float = field(default=0.05, metadata=rng(0.0, 100.0))
-    w_lon_jerk: float = field(default=0.02, metadata=rng(0.0, 100.0))
-    w_lat_dev: float = field(default=0.05, metadata=rng(0.0, 100.0))  # d(t) away from its target
-    w_offset: float = field(default=1.0, metadata=rng(0.0, 100.0))  # target off the lane centre
-    w_speed: float = field(default=1.0, metadata=rng(0.0, 100.0))  # speed vs the lane's ACC profile
-    w_progress: float = field(default=0.1, metadata=rng(0.0, 100.0))  # lane slower than desired
-    lane_change_cost: float = field(default=4.0, metadata=rng(0.0, 1000.0))
-    w_consistency: float = field(default=0.5, metadata=rng(0.0, 100.0))  # lateral, vs previous plan
-    w_proximity: float = field(default=2.0, metadata=rng(0.0, 1000.0))
-    reference_step_s: float = field(default=0.25, metadata=rng(0.01, 1.0))  # lane ACC roll-outs
-    batch_size: int = field(default=64, metadata=rng(1, 100000))
-    budget_ns: int = field(default=2_000_000, metadata=rng(1, 10_000_000_000))
-
-    def __post_init__(self) -> None:
-        if not self.horizons_s or min(self.horizons_s) <= 0.0 or max(self.horizons_s) > self.acc.horizon_s:
-            raise ValueError(f"horizons_s must be non-empty, in (0, acc.horizon_s = {self.acc.horizon_s}]")
-        if not self.lateral_offsets_m or max(abs(o) for o in self.lateral_offsets_m) > 2.0:
-            raise ValueError("lateral_offsets_m must be non-empty, each within [-2, 2] m of the lane centre")
-
-
-@dataclass(frozen=True, slots=True)
-class LatticeState:
-    last_plan: Plan | None = None
-    last_d_m: np.ndarray = field(default_factory=lambda: np.zeros(0))  # Frenet d of the last plan
-    last_dd_mps2: np.ndarray = field(default_factory=lambda: np.zeros(0))  # and its d acceleration
-    track_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # memory for rates
-    track_yaws: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    track_vs: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    track_accel: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    track_t_ns: int = -1
-    ignored_tracks: int = 0
-    dropped_tracks: int = 0  # valid tracks beyond the MAX_OBJECTS nearest
-    stale_egos: int = 0
-    rejected_egos: int = 0
-    deadline_hits: int = 0
-    infeasible: int = 0
-    evaluated: int = 0  # candidates fully evaluated in the last step
+DEBUG = False
+__all__ = ["LatticeConfig", "LatticeState", "LatticeTables", "lattice_plan_step"]
 
 
 def _accel_estimate(ids, vs, state: LatticeState, dt_s: float, smoothing: float) -> np.ndarray:
@@ -103,12 +48,28 @@ def _accel_estimate(ids, vs, state: LatticeState, dt_s: float, smoothing: float)
     return np.clip(out, -12.0, 6.0)
 
 
-def _emergency(state: LatticeState, ego: EgoState, road: Road, lane: int, t_ns: int, decel: float,
+def _emergency(state: LatticeState, ego: EgoState, road: Road, d_m: float, t_ns: int, decel: float,
                cfg: LatticeConfig, behaviour: str, **counters) -> tuple[LatticeState, Plan]:
-    plan = stop_profile_plan(road, ego, lane, t_ns, initial_accel(state.last_plan, ego, t_ns), decel, cfg.acc, behaviour)
+    """Brake at ``decel_mps2`` holding the lateral offset ``d_m``: steering back to a lane centre mid
+    lane change could steer into the very obstacle that forced the stop."""
+    plan = stop_profile_plan(road, ego, 0, t_ns, initial_accel(state.last_plan, ego, t_ns), decel, cfg.acc,
+                             behaviour, d_m=d_m)
     n = plan.t_s.shape[0]
-    return replace(state, last_plan=plan, last_d_m=np.full(n, float(road.lane_center_d(lane))),
-                   last_dd_mps2=np.zeros(n), evaluated=0, **counters), plan
+    return replace(state, last_plan=plan, last_d_m=np.full(n, d_m), last_dd_mps2=np.zeros(n),
+                   target_lane=int(road.lane_of(d_m)), evaluated=0, **counters), plan
+
+
+def _with_references(lon: Family, s0: float, ref_s: np.ndarray, ref_v: np.ndarray, ref_a: np.ndarray,
+                     dt_s: float) -> Family:
+    """The quartic family (n_v, n_T, K) plus one row per lane (3, n_T, K): that lane's ACC roll-out,
+    the same for every horizon. The ACC law is comfortable by construction (jerk-limited, braking
+    spread over the whole approach), which end-constrained quartics cannot always match."""
+    n_T = lon.x.shape[1]
+    ref_j = np.empty_like(ref_a)
+    ref_j[:, :-1] = np.diff(ref_a, axis=1) / dt_s
+    ref_j[:, -1] = ref_j[:, -2]
+    rows = [np.broadcast_to(r[:, None, :], (3, n_T, r.shape[1])) for r in (s0 + ref_s, ref_v, ref_a, ref_j)]
+    return Family(*(np.concatenate([q, r]) for q, r in zip((lon.x, lon.v, lon.a, lon.j), rows)))
 
 
 def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits: ModeLimits, road: Road,
@@ -119,28 +80,29 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
         if state.last_plan is None:
             raise ValueError("lattice_plan_step: ego state is not finite and there is no previous plan")
         ego = ego_from_plan(state.last_plan, t_ns)
-        lane = int(road.lane_of(road.to_frenet(ego.pose[None, :2])[1][0]))
-        return _emergency(state, ego, road, lane, t_ns, acc.stale_stop_decel_mps2, cfg, "bad_ego",
+        d_bad = float(road.to_frenet(ego.pose[None, :2])[1][0])
+        return _emergency(state, ego, road, d_bad, t_ns, acc.stale_stop_decel_mps2, cfg, "bad_ego",
                           rejected_egos=state.rejected_egos + 1)
     s_arr, d_arr = road.to_frenet(ego.pose[None, :2])
-    lane = int(road.lane_of(d_arr[0]))
+    d0 = float(d_arr[0])
+    lane = int(road.lane_of(d0))
     if (t_ns - ego.t_ns) * 1e-9 > acc.max_ego_age_s:
-        return _emergency(state, ego, road, lane, t_ns, acc.stale_stop_decel_mps2, cfg, "stale_ego",
+        return _emergency(state, ego, road, d0, t_ns, acc.stale_stop_decel_mps2, cfg, "stale_ego",
                           stale_egos=state.stale_egos + 1)
+    tab = tables_for(state.tables, cfg)
+    t_s, dt, steps = tab.t_s, tab.dt_s, tab.steps
 
     # Ego in Frenet at the planning time.
-    steps = int(round(acc.horizon_s / acc.step_s)) + 1
-    t_s = np.arange(steps) * acc.step_s
     s0 = float(s_arr[0]) + ego.speed_mps * max((t_ns - ego.t_ns) * 1e-9, 0.0)
-    d0 = float(d_arr[0])
     _, heading, kappa = road.interpolate(s0)
-    dpsi = float(wrap_angle(ego.pose[2] - heading))
+    dpsi = float(wrap_angle(ego.pose[2] - float(heading)))
     v0 = max(ego.speed_mps * math.cos(dpsi) / max(1.0 - float(kappa) * d0, 1e-3), 0.0)
     dd0 = ego.speed_mps * math.sin(dpsi)
     a0 = initial_accel(state.last_plan, ego, t_ns)
+    last = state.last_plan
     prev_dd = 0.0
-    if state.last_plan is not None and state.last_dd_mps2.shape[0] == state.last_plan.t_s.shape[0]:
-        prev_dd = float(np.interp((t_ns - state.last_plan.t_ns) * 1e-9, state.last_plan.t_s, state.last_dd_mps2))
+    if last is not None and state.last_dd_mps2.shape[0] == last.t_s.shape[0]:
+        prev_dd = float(np.interp((t_ns - last.t_ns) * 1e-9, last.t_s, state.last_dd_mps2))
 
     # Tracks: Frenet, nearest MAX_OBJECTS, rate memories, predictions.
     ft, n_bad = tracks_to_frenet(tracks, road, t_ns, acc.min_existence)
@@ -155,38 +117,41 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     pred = predict(ft, yaw_rate, road, t_s, cfg.prediction)
     memory = dict(track_ids=ft.ids, track_yaws=ft.yaw_rad, track_vs=ft.vs_mps, track_accel=accel_tr,
                   track_t_ns=t_ns, ignored_tracks=state.ignored_tracks + n_bad,
-                  dropped_tracks=state.dropped_tracks + dropped)
+                  dropped_tracks=state.dropped_tracks + dropped, tables=tab)
 
-    # Behaviour: reachable lanes and their ACC speed profiles.
-    refs = lane_references(ft, accel_tr, s0, lane, v0, a0, limits, road, acc, t_s, cfg.reference_step_s)
+    # Behaviour: reachable lanes and their ACC roll-outs; a lane change under way stays committed.
+    refs = lane_references(ft, accel_tr, s0, lane, v0, a0, limits, road, acc, t_s, tab.t_ref_s)
+    committed = state.target_lane if state.target_lane in refs.lanes[refs.valid] else lane
     v_cap = min(road.speed_limit_mps, limits.speed_cap_mps)
     v_max = max(v_cap, v0)  # above the cap (cap just lowered): only profiles that slow down pass
-    offsets = np.asarray(cfg.lateral_offsets_m, dtype=np.float64)
+    offsets, lane_slot = tab.offsets_m, tab.lane_slot
     d_targets = (road.lane_center_d(refs.lanes)[:, None] + offsets[None, :]).ravel()
-    lane_slot = np.repeat(np.arange(3), offsets.shape[0])
-    horizons = np.asarray(cfg.horizons_s, dtype=np.float64)
-    levels = np.linspace(cfg.min_accel_level_mps2, cfg.max_accel_level_mps2, cfg.num_accel_levels)
-    lat = lateral_family(d0, dd0, prev_dd, d_targets, horizons, t_s)
-    lon, _ = longitudinal_family(s0, v0, a0, levels, horizons, v_max, t_s)
+    lat = lateral_family_tabled(tab.lat_map, d0, dd0, prev_dd, d_targets)
+    quartic, _ = longitudinal_family_tabled(tab.lon_map, tab.horizons_s, s0, v0, a0, tab.levels_mps2, v_max)
+    lon = _with_references(quartic, s0, refs.s_m, refs.v_mps, refs.a_mps2, dt)
+    n_q = quartic.x.shape[0]
     lat_ok = lateral_feasible(lat, cfg.max_lat_accel_mps2, road.half_width_m, 0.5 * cfg.ego_width_m)
     lat_ok &= refs.valid[lane_slot][:, None]
     lon_ok = longitudinal_feasible(lon, cfg.max_accel_mps2, cfg.max_decel_mps2, cfg.max_jerk_mps3, v_max)
+    lon_emergency = ((lon.a.min(axis=-1) < -acc.comfort_decel_mps2 - 0.1)
+                     | (np.abs(lon.j).max(axis=-1) > cfg.comfort_jerk_mps3 + 1e-6))  # (n_v + 3, n_T)
 
-    # Per-family costs; the lower bound of every candidate (n_d, n_v, n_T) by broadcasting.
-    dt = acc.step_s
+    # Per-family costs; the lower bound of every candidate (n_d, n_v + 3, n_T) by broadcasting.
     c_lat = cfg.w_lat_jerk * integral_sq(lat.j, dt) + cfg.w_lat_dev * integral_sq(lat.x - d_targets[:, None, None], dt)
-    c_lat += (cfg.w_offset * offsets[None, :] ** 2 + cfg.lane_change_cost * (refs.lanes != lane)[:, None]).ravel()[:, None]
-    lane_progress = cfg.w_progress * integral_sq(np.maximum(v_cap - refs.v_ref_mps, 0.0), dt)
+    c_lat += (cfg.w_offset * offsets[None, :] ** 2 + cfg.lane_change_cost * (refs.lanes != committed)[:, None]).ravel()[:, None]
+    lane_progress = cfg.w_progress * integral_sq(np.maximum(v_cap - refs.v_mps, 0.0), dt)
     c_lat += lane_progress[lane_slot][:, None]
-    if state.last_plan is not None and state.last_d_m.shape[0] == steps:
-        t_prev = (t_ns - state.last_plan.t_ns) * 1e-9 + t_s
-        overlap = t_prev <= state.last_plan.t_s[-1]
-        prev_d = np.interp(t_prev, state.last_plan.t_s, state.last_d_m)
+    if last is not None and state.last_d_m.shape[0] == steps:
+        t_prev = (t_ns - last.t_ns) * 1e-9 + t_s
+        overlap = t_prev <= last.t_s[-1]
+        prev_d = np.interp(t_prev, last.t_s, state.last_d_m)
         c_lat += cfg.w_consistency * integral_sq((lat.x - prev_d) * overlap, dt)
-    c_lon = cfg.w_lon_jerk * integral_sq(lon.j, dt)
-    c_speed = cfg.w_speed * integral_sq(lon.v[None] - refs.v_ref_mps[:, None, None, :], dt)  # (3, n_v, n_T)
+    c_lon = cfg.w_lon_jerk * integral_sq(lon.j, dt) + cfg.emergency_cost * lon_emergency
+    c_speed = cfg.w_speed * integral_sq(lon.v[None] - refs.v_mps[:, None, None, :], dt)  # (3, n_v + 3, n_T)
     bound = c_lat[:, None, :] + c_lon[None, :, :] + c_speed[lane_slot]
-    bound = np.where(lat_ok[:, None, :] & lon_ok[None, :, :], bound, np.inf)
+    ok = lat_ok[:, None, :] & lon_ok[None, :, :]
+    ok[:, n_q:, :] &= lane_slot[:, None, None] == np.arange(3)[None, :, None]  # a lane's roll-out in that lane
+    bound = np.where(ok, bound, np.inf)
 
     # Coupled terms, evaluated lazily in order of the bound.
     ignore = followers_in_lane(pred, s0 + cfg.rear_axle_to_center_m, d0, cfg.ego_length_m, cfg.ego_width_m)
@@ -221,10 +186,16 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
         i = int(np.argmin(total))
         if total[i] < best_cost:
             best_cost, best = float(total[i]), int(idx[i])
+        if DEBUG:
+            for sl in range(3):
+                m = lane_slot[il] == sl
+                if m.any():
+                    k = np.flatnonzero(m)[np.argmin(np.where(m, total, np.inf)[m])]
+                    print("   batch", start, "slot", sl, "bound_min", flat[idx][m].min().round(2), "total_min", total[k].round(2), "coll", collide[m].sum(), "kin_bad", (~kin_ok[m]).sum(), "n", m.sum())
     counters = dict(memory, evaluated=evaluated, deadline_hits=state.deadline_hits + int(hit_deadline))
     if best < 0:
         st = replace(state, infeasible=state.infeasible + 1, **{k: v for k, v in counters.items() if k != "evaluated"})
-        st, plan = _emergency(st, ego, road, lane, t_ns, acc.max_decel_mps2, cfg, "emergency_brake")
+        st, plan = _emergency(st, ego, road, d0, t_ns, acc.max_decel_mps2, cfg, "emergency_brake")
         return replace(st, evaluated=evaluated), plan
 
     il, iv, iT = (int(z) for z in np.unravel_index(best, (n_d, n_v, n_T)))
@@ -234,14 +205,14 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     d_s = np.clip(dd / sdot, -1.0, 1.0)
     d_ss = (ddd - d_s * a) / (sdot * sdot)
     target_lane = int(refs.lanes[lane_slot[il]])
-    emergency = refs.emergency or float(a.min()) < -acc.comfort_decel_mps2 - 0.1
+    emergency = bool(lon_emergency[iv, iT])
     if limits.stop_decel_mps2 > 0.0:
         behaviour = "mrm"
-    elif target_lane != lane:
-        behaviour = "lane_change_left" if target_lane > lane else "lane_change_right"
     elif emergency:
         behaviour = "emergency_brake"
+    elif target_lane != lane:
+        behaviour = "lane_change_left" if target_lane > lane else "lane_change_right"
     else:
         behaviour = "follow" if refs.own_lead_index >= 0 and v[-1] < v_cap - 0.5 else "cruise"
     plan = frenet_to_plan(road, t_ns, t_s, s, d, d_s, d_ss, np.maximum(v, 0.0), a, emergency, behaviour)
-    return replace(state, last_plan=plan, last_d_m=d, last_dd_mps2=ddd, **counters), plan
+    return replace(state, last_plan=plan, last_d_m=d, last_dd_mps2=ddd, target_lane=target_lane, **counters), plan

@@ -61,3 +61,26 @@ def longitudinal_feasible(lon: Family, max_accel_mps2: float, max_decel_mps2: fl
     ok = (lon.a.max(axis=-1) <= max_accel_mps2 + 1e-9) & (lon.a.min(axis=-1) >= -max_decel_mps2 - 1e-9)
     ok &= np.abs(lon.j).max(axis=-1) <= max_jerk_mps3 + 1e-9
     return ok & (lon.v.min(axis=-1) >= -0.05) & (lon.v.max(axis=-1) <= v_max_mps + 0.05)
+
+
+def _profiles(linear_map: np.ndarray, bc0: np.ndarray, end: np.ndarray) -> Family:
+    """Family (M, n_T, K) from a tables map (n_T, 4, K, 4), the shared start conditions (3,) and the
+    per-candidate end values (M, n_T): start part once per horizon, end part by broadcasting."""
+    start = linear_map[..., :3] @ bc0  # (n_T, 4, K)
+    prof = start[:, :, :, None] + linear_map[..., 3, None] * end.T[:, None, None, :]  # (n_T, 4, K, M)
+    prof = np.ascontiguousarray(prof.transpose(1, 3, 0, 2))  # (4, M, n_T, K)
+    return Family(prof[0], prof[1], prof[2], prof[3])
+
+
+def lateral_family_tabled(lat_map: np.ndarray, d0: float, dd0: float, ddd0: float,
+                          d_targets: np.ndarray) -> Family:
+    """As ``lateral_family``, from the precomputed linear map of LatticeTables."""
+    end = np.broadcast_to(d_targets[:, None], (d_targets.shape[0], lat_map.shape[0]))
+    return _profiles(lat_map, np.array([d0, dd0, ddd0]), end)
+
+
+def longitudinal_family_tabled(lon_map: np.ndarray, horizons_s: np.ndarray, s0: float, v0: float, a0: float,
+                               accel_levels_mps2: np.ndarray, v_max_mps: float) -> tuple[Family, np.ndarray]:
+    """As ``longitudinal_family``, from the precomputed linear map of LatticeTables."""
+    v_tgt = np.clip(v0 + accel_levels_mps2[:, None] * horizons_s[None, :], 0.0, v_max_mps)
+    return _profiles(lon_map, np.array([s0, v0, a0]), v_tgt), v_tgt

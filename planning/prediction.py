@@ -8,6 +8,9 @@ Per object one of three models, chosen by array masks (no per-object loop):
   turn rate and speed in the map frame, projected onto the road;
 - CV: everything else (slow, misaligned, off-road): constant velocity in the map frame.
 Uncertainty grows linearly with time from the track's position sigma, faster for non-lane models.
+Objects slower than ``static_speed_mps`` are held where they are, with slowly growing uncertainty:
+their measured velocity is noise, and a constant-velocity roll-out of that noise (with the CV
+model's fast growth) would smear a stopped car over the neighbour lanes and block every way past it.
 """
 from __future__ import annotations
 
@@ -33,6 +36,8 @@ class PredictionParams:
     sigma_rate_s_mps: float = field(default=0.5, metadata=rng(0.0, 10.0))  # longitudinal growth
     sigma_rate_d_mps: float = field(default=0.15, metadata=rng(0.0, 10.0))  # lateral growth, lane model
     unstructured_factor: float = field(default=2.0, metadata=rng(1.0, 10.0))  # CV/CTRV growth multiplier
+    static_speed_mps: float = field(default=1.0, metadata=rng(0.0, 10.0))
+    static_factor: float = field(default=0.2, metadata=rng(0.0, 10.0))  # growth multiplier when static
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +83,8 @@ def predict(ft: FrenetTracks, yaw_rate_rps: np.ndarray, road: Road, t_s: np.ndar
     s = ft.s_m[:, None] + ft.vs_mps[:, None] * t
     decay = p.lateral_decay_s * (1.0 - np.exp(-t / p.lateral_decay_s))
     d = np.clip(ft.d_m[:, None] + ft.vd_mps[:, None] * decay, -road.half_width_m, road.half_width_m)
-    free = ~lane
+    free = ~lane & (speed >= p.static_speed_mps)
+    static = ~lane & ~free
     if free.any():
         # Map-frame CTRV roll-out (CV where the yaw rate is ~0), projected onto the road in one query.
         w = np.where(ctrv, yaw_rate_rps, 0.0)[free, None]
@@ -91,7 +97,8 @@ def predict(ft: FrenetTracks, yaw_rate_rps: np.ndarray, road: Road, t_s: np.ndar
         xy = np.stack([ft.x_m[free, None] + dx, ft.y_m[free, None] + dy], axis=-1).reshape(-1, 2)
         sf, df = road.to_frenet(xy)
         s[free], d[free] = sf.reshape(-1, k), df.reshape(-1, k)
-    growth = np.where(lane, 1.0, p.unstructured_factor)[:, None] * t
+    s[static], d[static] = ft.s_m[static, None], ft.d_m[static, None]
+    growth = np.where(lane, 1.0, np.where(static, p.static_factor, p.unstructured_factor))[:, None] * t
     sigma_s = p.sigma0_m + p.sigma_rate_s_mps * growth
     sigma_d = p.sigma0_m + p.sigma_rate_d_mps * growth
     return Prediction(t_s, s, d, np.broadcast_to(sigma_s, (n, k)), np.broadcast_to(sigma_d, (n, k)),

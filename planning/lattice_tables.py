@@ -1,0 +1,85 @@
+"""Per-configuration constants of the lattice planner, built once and carried in the planner state.
+
+Both candidate families are linear in their boundary conditions:
+- lateral quintic (d0, d0', d0'', d1) with zero end velocity and acceleration;
+- longitudinal quartic (s0, v0, a0, v1) with zero end acceleration;
+so for every horizon the whole profile (position, velocity, acceleration, jerk over the plan's time
+grid) is a fixed (4K x 4) matrix times the boundary vector. These matrices, the time grids and the
+candidate index layout depend on the configuration alone: building them per plan would repeat the
+same polynomial algebra ten times a second.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from planning.polynomials import basis, quartic_coeffs, quintic_coeffs
+
+
+@dataclass(frozen=True, slots=True)
+class LatticeTables:
+    key: tuple  # the configuration values the tables were built from
+    t_s: np.ndarray  # (K,) plan time grid
+    dt_s: float
+    horizons_s: np.ndarray  # (n_T,)
+    levels_mps2: np.ndarray  # (n_v,) average accelerations of the longitudinal family
+    offsets_m: np.ndarray  # (n_o,) lateral offsets around a lane centre
+    lane_slot: np.ndarray  # (3 * n_o,) lane slot (right, own, left) of each lateral target
+    lat_map: np.ndarray  # (n_T, 4, K, 4): [x, v, a, j] profiles per unit of (d0, d0', d0'', d1)
+    lon_map: np.ndarray  # (n_T, 4, K, 4): [x, v, a, j] profiles per unit of (s0, v0, a0, v1)
+    t_ref_s: np.ndarray  # (R,) coarse grid of the per-lane ACC reference roll-outs
+    ref_step_s: float
+
+    @property
+    def steps(self) -> int:
+        return int(self.t_s.shape[0])
+
+
+def tables_key(cfg) -> tuple:
+    return (cfg.acc.horizon_s, cfg.acc.step_s, tuple(cfg.horizons_s), cfg.num_accel_levels,
+            cfg.min_accel_level_mps2, cfg.max_accel_level_mps2, tuple(cfg.lateral_offsets_m),
+            cfg.reference_step_s)
+
+
+def _linear_map(coeffs_of_unit, horizons_s: np.ndarray, t_s: np.ndarray) -> np.ndarray:
+    """(n_T, 4, K, 4): profiles of each derivative for each unit boundary condition."""
+    bases = np.stack(basis(horizons_s, t_s), axis=1)  # (n_T, 4, K, 6)
+    cols = [np.einsum("tdki,ti->tdk", bases, coeffs_of_unit(i)) for i in range(4)]
+    return np.ascontiguousarray(np.stack(cols, axis=-1))
+
+
+def build_tables(cfg) -> LatticeTables:
+    """``cfg``: a LatticeConfig."""
+    steps = int(round(cfg.acc.horizon_s / cfg.acc.step_s)) + 1
+    t_s = np.arange(steps) * cfg.acc.step_s
+    horizons = np.asarray(cfg.horizons_s, dtype=np.float64)
+    n_T = horizons.shape[0]
+    zeros = np.zeros(n_T)
+
+    def lat_unit(i: int) -> np.ndarray:
+        e = [0.0, 0.0, 0.0, 0.0]
+        e[i] = 1.0
+        return quintic_coeffs(e[0], e[1], e[2], np.full(n_T, e[3]), zeros, zeros, horizons)
+
+    def lon_unit(i: int) -> np.ndarray:
+        e = [0.0, 0.0, 0.0, 0.0]
+        e[i] = 1.0
+        return quartic_coeffs(e[0], e[1], e[2], np.full(n_T, e[3]), zeros, horizons)
+
+    offsets = np.asarray(cfg.lateral_offsets_m, dtype=np.float64)
+    ref_steps = int(math.ceil(t_s[-1] / cfg.reference_step_s - 1e-9)) + 1
+    return LatticeTables(
+        key=tables_key(cfg), t_s=t_s, dt_s=float(cfg.acc.step_s), horizons_s=horizons,
+        levels_mps2=np.linspace(cfg.min_accel_level_mps2, cfg.max_accel_level_mps2, cfg.num_accel_levels),
+        offsets_m=offsets, lane_slot=np.repeat(np.arange(3), offsets.shape[0]),
+        lat_map=_linear_map(lat_unit, horizons, t_s), lon_map=_linear_map(lon_unit, horizons, t_s),
+        t_ref_s=np.arange(ref_steps) * cfg.reference_step_s, ref_step_s=float(cfg.reference_step_s))
+
+
+def tables_for(tables: LatticeTables | None, cfg) -> LatticeTables:
+    """The tables carried in the state if they match ``cfg``, else freshly built ones."""
+    if tables is not None and tables.key == tables_key(cfg):
+        return tables
+    return build_tables(cfg)
