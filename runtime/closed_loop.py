@@ -13,7 +13,7 @@ from typing import TextIO
 
 import numpy as np
 
-from core.clock import SimulatedClock, Timer, ns_to_s, s_to_ns
+from core.clock import Clock, SimulatedClock, Timer, ns_to_s, s_to_ns
 from core.messages import ControlCommand, Mode
 from runtime.scheduler import Scheduler, TaskSpec
 from fusion.ego_ekf import EgoFilterState
@@ -95,7 +95,9 @@ class ClosedLoop:
     """One closed-loop run, advanced in steps (the CLI runs it to the end; benchmarks tick it)."""
 
     def __init__(self, scenario: ScenarioConfig, opts: RunOptions, stack_cfg: StackConfig | None = None,
-                 timer: Timer = time.perf_counter_ns) -> None:
+                 timer: Timer = time.perf_counter_ns, clock: Clock | None = None) -> None:
+        """``clock``: the scheduler's clock, a ``SimulatedClock`` unless given (the timing harness
+        passes a wall clock with ``opts.mode == "realtime"``)."""
         if opts.perception not in PERCEPTION_MODES:
             raise UsageError(f"unknown perception mode {opts.perception!r}; choose one of {', '.join(PERCEPTION_MODES)}")
         self.scenario, self.opts = scenario, opts
@@ -131,7 +133,7 @@ class ClosedLoop:
                             ego_prior=startup_localisation(scenario, self.world.road),
                             planner_timer=(lambda: 0) if opts.mode == "ideal" else timer)
         self.stack = DrivingStack(stack_cfg, steps, self.world.road, self.world.vehicle, streams, self.faults)
-        self.scheduler = Scheduler(SimulatedClock(), timer, opts.mode)
+        self.scheduler = Scheduler(clock if clock is not None else SimulatedClock(), timer, opts.mode)
         self.stack.register(self.scheduler)
         self._physics_dt_ns = s_to_ns(1.0 / stack_cfg.rates_hz.physics)
         self._objects_period_ns = s_to_ns(1.0 / scenario.oracle.rate_hz)

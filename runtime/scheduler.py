@@ -9,11 +9,18 @@ recorded as a ``StageTiming``. What changes by mode is only when outputs become 
   task cannot start again before its previous run has finished (one executor per task).
 - ``realtime``: the clock is the wall clock; the scheduler sleeps until each event; a late event runs
   late and is counted (its queueing delay shows), never replayed in a catch-up burst for missed periods.
+  Tasks named with ``run_off_loop`` run on a worker thread each (inference releases the GIL), so a
+  15 ms network does not hold up the 100 Hz control loop; their outputs come back to the queue at
+  their completion time. A stage task that falls due while its worker is busy keeps only its newest
+  input (older ones are superseded and counted); the simulator's own tasks keep every step.
 """
 from __future__ import annotations
 
 import heapq
-from dataclasses import dataclass
+import queue
+import threading
+from collections import deque
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable
 
 from core.clock import Clock, Timer
@@ -51,6 +58,34 @@ class _Task:
     run: Callable[[int, tuple[str, Any] | None], Iterable[Output]]
     busy_until_ns: int = 0
     missed_in_a_row: int = 0
+    worker: "_Worker | None" = None  # realtime only: the thread this task runs on, off the loop
+    in_flight: bool = False
+    pending: deque = field(default_factory=deque)  # (trigger, ready_ns) due while in flight
+
+
+class _Worker:
+    """One thread per off-loop task: runs its jobs in order and reports each back to the loop."""
+
+    def __init__(self, sched: "Scheduler", task: _Task) -> None:
+        self.jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._sched, self._task = sched, task
+        self.thread = threading.Thread(target=self._serve, name=f"rtdrive-{task.spec.name}", daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        sched, spec = self._sched, self._task.spec
+        while (job := self.jobs.get()) is not None:
+            trigger, ready_ns = job
+            start_ns = sched.clock.now_ns()
+            try:
+                t0 = sched.timer()
+                # Stages get their start time; the simulator steps on its nominal grid.
+                result = self._task.run(start_ns if spec.timed else ready_ns, trigger)
+                duration_ns = sched.timer() - t0
+            except BaseException as exc:  # the loop re-raises it: a worker never dies silently
+                sched._inbox.put(("error", exc))
+                return
+            sched._inbox.put(("done", spec.name, start_ns, ready_ns, duration_ns, result, sched.clock.now_ns()))
 
 
 class Scheduler:
@@ -65,6 +100,9 @@ class Scheduler:
         self._listeners: list[Callable[[int, str, Any], None]] = []
         self.timings: list[StageTiming] = []
         self.now_ns = 0
+        self.superseded: dict[str, int] = {}  # off-loop stage inputs replaced by a newer one, per task
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()  # worker results and posts from workers
+        self._loop_thread = threading.get_ident()
 
     # -- wiring ----------------------------------------------------------------------------------
     def add_task(self, spec: TaskSpec, run: Callable[[int, tuple[str, Any] | None], Iterable[Output]],
@@ -85,7 +123,42 @@ class Scheduler:
 
     def post(self, t_ns: int, topic: str, message: Any) -> None:
         """An input that becomes available at t_ns (a sensor arrival, a replayed message)."""
+        if threading.get_ident() != self._loop_thread:
+            self._inbox.put(("post", t_ns, topic, message))  # from a worker: the loop owns the queue
+            return
         self._push(t_ns, _DELIVERY_PRIORITY, ("deliver", topic, message, t_ns))
+
+    def run_off_loop(self, names: Iterable[str]) -> None:
+        """Realtime only: run these tasks on worker threads of their own (see the module notes)."""
+        if self.mode != "realtime":
+            raise ValueError("only realtime runs take tasks off the loop; ideal and latency stay deterministic")
+        for name in names:
+            task = self._tasks[name]
+            if task.worker is None:
+                task.worker = _Worker(self, task)
+
+    def set_priority(self, name: str, priority: int) -> None:
+        """Change a task's priority for its runs from now on (queued runs included)."""
+        task = self._tasks[name]
+        task.spec = replace(task.spec, priority=priority)
+        self._queue = [(t, priority if p[0] == "run" and p[1] == name else pr, seq, p)
+                       for t, pr, seq, p in self._queue]
+        heapq.heapify(self._queue)
+
+    def close(self) -> None:
+        """Stop the worker threads; a run in progress finishes, queued jobs are dropped."""
+        for task in self._tasks.values():
+            if task.worker is not None:
+                while not task.worker.jobs.empty():
+                    try:
+                        task.worker.jobs.get_nowait()
+                    except queue.Empty:
+                        break
+                task.worker.jobs.put(None)
+        for task in self._tasks.values():
+            if task.worker is not None:
+                task.worker.thread.join(timeout=5.0)
+                task.worker = None
 
     # -- running ---------------------------------------------------------------------------------
     def _push(self, t_ns: int, priority: int, payload: tuple) -> None:
@@ -97,7 +170,15 @@ class Scheduler:
 
     def run_until(self, end_ns: int) -> None:
         """Process every event with time <= end_ns."""
-        while self._queue and self._queue[0][0] <= end_ns:
+        self._loop_thread = threading.get_ident()
+        off_loop = any(t.worker is not None for t in self._tasks.values())
+        while True:
+            if off_loop:
+                self._drain_inbox()
+            if not self._queue or self._queue[0][0] > end_ns:
+                break
+            if off_loop and self._wait_inbox(self._queue[0][0]):
+                continue  # a worker reported before the next event was due: its outputs may come first
             t_ns, _, _, payload = heapq.heappop(self._queue)
             self.clock.wait_until(t_ns)
             self.now_ns = t_ns
@@ -116,6 +197,52 @@ class Scheduler:
             task = self._tasks[name]
             self._push(t_ns, task.spec.priority, ("run", name, (topic, message), t_ns))
 
+    def _wait_inbox(self, t_ns: int) -> bool:
+        """Sleep until t_ns unless a worker reports first (then handle it and return True)."""
+        remaining_ns = t_ns - self.clock.now_ns()
+        if remaining_ns <= 0:
+            return False
+        try:
+            item = self._inbox.get(timeout=remaining_ns / 1e9)
+        except queue.Empty:
+            return False
+        self._handle(item)
+        return True
+
+    def _drain_inbox(self) -> None:
+        while True:
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            self._handle(item)
+
+    def _handle(self, item: tuple) -> None:
+        if item[0] == "error":
+            raise item[1]
+        if item[0] == "post":
+            _, t_ns, topic, message = item
+            self._push(t_ns, _DELIVERY_PRIORITY, ("deliver", topic, message, t_ns))
+            return
+        _, name, start_ns, ready_ns, duration_ns, result, end_ns = item
+        task = self._tasks[name]
+        task.in_flight = False
+        self._finish(task, start_ns, ready_ns, duration_ns, result, end_ns)
+        if task.pending:
+            task.in_flight = True
+            task.worker.jobs.put(task.pending.popleft())
+
+    def _submit(self, task: _Task, trigger, ready_ns: int) -> None:
+        if not task.in_flight:
+            task.in_flight = True
+            task.worker.jobs.put((trigger, ready_ns))
+            return
+        if task.spec.timed and task.pending:
+            # A stage works on the newest input only: a backlog would be a catch-up burst later.
+            task.pending.clear()
+            self.superseded[task.spec.name] = self.superseded.get(task.spec.name, 0) + 1
+        task.pending.append((trigger, ready_ns))
+
     def _run_task(self, task: _Task, t_ns: int, trigger, ready_ns: int) -> None:
         spec = task.spec
         if spec.period_ns > 0 and trigger is None:
@@ -132,10 +259,23 @@ class Scheduler:
             # One executor per task: wait for the previous run to finish (queueing delay).
             self._push(task.busy_until_ns, spec.priority, ("run", spec.name, trigger, ready_ns))
             return
-        start_ns = self.clock.now_ns() if self.mode == "realtime" else t_ns
+        if task.worker is not None:
+            self._submit(task, trigger, ready_ns)
+            return
+        start_ns = t_ns
+        if self.mode == "realtime":
+            # Stages get their actual start; the simulator (untimed) steps on its nominal grid.
+            start_ns = self.clock.now_ns() if spec.timed else ready_ns
         t0 = self.timer()
         result = task.run(start_ns, trigger)
         duration_ns = self.timer() - t0
+        self._finish(task, start_ns, ready_ns, duration_ns, result,
+                     self.clock.now_ns() if self.mode == "realtime" else None, t_ns)
+
+    def _finish(self, task: _Task, start_ns: int, ready_ns: int, duration_ns: int, result,
+                realtime_end_ns: int | None, t_ns: int | None = None) -> None:
+        """Account a finished run and publish its outputs (on the loop thread, in every mode)."""
+        spec = task.spec
         if isinstance(result, TaskOutcome):
             duration_ns = int(duration_ns * result.compute_scale)
             if result.hung:
@@ -151,7 +291,7 @@ class Scheduler:
             available_ns = start_ns + duration_ns
             task.busy_until_ns = available_ns
         elif self.mode == "realtime":
-            available_ns = self.clock.now_ns()
+            available_ns = realtime_end_ns
         else:
             available_ns = start_ns
         for topic, message in outputs:
