@@ -154,14 +154,12 @@ def with_ego_span(occ: Occupancy, ego_lo: int, ego_hi: int) -> Occupancy:
     return replace(occ, ego_lo=ego_lo, ego_hi=ego_hi, share=share)
 
 
-def leaders(occ: Occupancy, s_m: np.ndarray, s_all_m: np.ndarray, rows: np.ndarray
-            ) -> tuple[np.ndarray, np.ndarray]:
+def leaders(occ: Occupancy, s_m: np.ndarray, s_all_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(leader index into the all-vehicle columns, centre distance, +inf: none): ``nearest``'s lead
     half with the lane test precomputed in ``occ.share``."""
     ds = s_all_m - s_m[:, None]
     ahead = np.where(occ.share & (ds > 0.0), ds, np.inf)
-    lead = ahead.argmin(axis=1)
-    return lead, ahead[rows, lead]
+    return ahead.argmin(axis=1), ahead.min(axis=1)  # the minimum is the argmin's value, cheaper than a gather
 
 
 def follow_gap(dist_m, length_q, length_other):
@@ -323,11 +321,12 @@ def integrate(fleet: Fleet, state: TrafficState, accel_mps2: np.ndarray, road: R
     if not changing.any():  # everyone sits on a lane centre: d does not move
         return TrafficState(s1, state.d_m, v1, a_eff, state.lane, state.lc_from_d_m, state.lc_t0_s, active,
                             state.triggered)
-    tau = np.minimum(np.where(changing, (t_s + dt_s - state.lc_t0_s) / fleet.lane_change_s, 1.0), 1.0)
+    # Progress of each change, 1 where none runs: fmin maps the NaN start time of those to 1.
+    tau = np.fmin((t_s + dt_s - state.lc_t0_s) / fleet.lane_change_s, 1.0)
     d_target = road.lane_center_d(state.lane)
     # smoothstep5(1) == 1 exactly, so a finished change lands on the lane centre.
     d1 = np.where(changing, state.lc_from_d_m + (d_target - state.lc_from_d_m) * smoothstep5(tau), d_target)
-    lc_t0 = np.where(changing & (tau >= 1.0), np.nan, state.lc_t0_s)
+    lc_t0 = np.where(tau >= 1.0, np.nan, state.lc_t0_s)  # finished changes end; others stay NaN
     return TrafficState(s1, d1, v1, a_eff, state.lane, state.lc_from_d_m, lc_t0, active, state.triggered)
 
 

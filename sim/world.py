@@ -174,7 +174,7 @@ class World:
         sv[0, :n], sv[0, n] = state.s_m, ego_s
         sv[1, :n], sv[1, n] = state.v_mps, self._ego.v_mps
         s_all, v_all = sv[0], sv[1]
-        lead, dist = leaders(occ, state.s_m, s_all, self._rows)
+        lead, dist = leaders(occ, state.s_m, s_all)
         gap = dist - self._half_len_sum[self._rows, lead]
         return (s_all, v_all, ego_d), gap, v_all[lead]
 
