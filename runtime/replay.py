@@ -110,12 +110,13 @@ class ReplayedTimer:
     def __init__(self, timings: list[StageTiming], stack) -> None:
         self._timings = deque(timings)
         self._stack = stack
-        self._second = False
+        self._before_run = True  # the next read is the one before a run
 
     def __call__(self) -> float:
-        self._second = not self._second
-        if not self._second or not self._timings:
-            return 0
+        if self._before_run or not self._timings:
+            self._before_run = not self._before_run
+            return 0  # the read before the run (or nothing recorded left)
+        self._before_run = True
         timing = self._timings.popleft()
         scale = max((f.value for f in self._stack.stage_faults if f.kind == "slow" and f.active(timing.t_ns)
                      and timing.stage in FAULT_TARGET_STAGES.get(f.target, ())), default=1.0)
@@ -125,8 +126,8 @@ class ReplayedTimer:
 class _OutputChecker:
     """Pairs each replayed output with the recorded one of the same topic, in delivery order."""
 
-    def __init__(self, recorded: dict[str, deque[LogMessage]], from_ns: int, damaged: bool) -> None:
-        self.recorded, self.from_ns, self.damaged = recorded, from_ns, damaged
+    def __init__(self, recorded: dict[str, deque[LogMessage]], from_ns: int, damaged: bool, compare: bool) -> None:
+        self.recorded, self.from_ns, self.damaged, self.compare = recorded, from_ns, damaged, compare
         self.compared = 0
         self.counts: dict[str, int] = defaultdict(int)
         self.divergence: Divergence | None = None
@@ -136,6 +137,8 @@ class _OutputChecker:
             return
         index = self.counts[topic]
         self.counts[topic] += 1
+        if not self.compare:
+            return
         queue = self.recorded.get(topic)
         if not queue:
             # A salvaged log ends early: outputs past the damage have nothing to compare with.
@@ -204,9 +207,8 @@ def replay(contents: LogContents, *, check: bool = True, from_s: float | None = 
             by_topic[m.topic].append(m)
     statuses = list(by_topic.get("/safety/status", ()))
     checking = check and bool(by_topic)
-    checker = _OutputChecker(by_topic, from_ns, contents.damage is not None)
-    if checking:
-        sched.add_listener(checker.on_message)
+    checker = _OutputChecker(by_topic, from_ns, contents.damage is not None, checking)
+    sched.add_listener(checker.on_message)
 
     streams = {spec.name for spec in stack.stream_specs}
     ignored: dict[str, int] = defaultdict(int)
@@ -313,6 +315,11 @@ def replay_main(args) -> int:
         print(f"damaged log: {contents.damage}\n  salvaged {contents.recovered} intact messages before "
               f"byte {contents.damage_offset}; replaying those", file=sys.stderr)
     scenario = load_scenario(args.scenario) if args.scenario else None
+    from runtime.record import git_revision
+    recorded_rev, current_rev = contents.metadata.get("git_revision", ""), git_revision()
+    if args.check and recorded_rev and current_rev and recorded_rev != current_rev:
+        print(f"note: recorded at git revision {recorded_rev[:12]}, replaying at {current_rev[:12]}: "
+              "a code change shows as a divergence", file=sys.stderr)
     report = replay(contents, check=args.check, from_s=args.from_s, to_s=args.to_s, scenario=scenario)
     print(format_report(report, args.log))
     if not args.check:
