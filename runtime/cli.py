@@ -135,7 +135,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_bench(sub)
     _add_snapshot(sub)
     _add_replay(sub)
+    _add_view(sub)
     return parser
+
+
+def _add_view(sub) -> None:
+    from runtime.view import view_args
+    view_args(sub.add_parser("view", help="render a recorded run: bird's-eye view and timelines (mp4, gif, png)",
+                             description="Render a recorded log headless: road, ego, ground truth, detections, "
+                                         "tracks, plan and mode, plus speed, acceleration, mode and stage-time "
+                                         "timelines."))
+
+
+def _cmd_view(args) -> int:
+    from runtime.view import view_main
+    return view_main(args)
 
 
 def _add_replay(sub) -> None:
@@ -151,7 +165,7 @@ def _cmd_replay(args) -> int:
 
 
 COMMANDS = {"sim": _cmd_sim, "scenarios": _cmd_scenarios, "bench": _cmd_bench, "snapshot": _cmd_snapshot,
-            "replay": _cmd_replay}
+            "replay": _cmd_replay, "view": _cmd_view}
 
 
 def main(argv: list[str] | None = None) -> int:
