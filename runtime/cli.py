@@ -136,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_snapshot(sub)
     _add_replay(sub)
     _add_view(sub)
+    _add_timing(sub)
     return parser
 
 
@@ -164,8 +165,18 @@ def _cmd_replay(args) -> int:
     return replay_main(args)
 
 
+def _add_timing(sub) -> None:
+    from runtime.timing_cli import add_timing
+    add_timing(sub)
+
+
+def _cmd_timing(args) -> int:
+    from runtime.timing_cli import cmd_timing
+    return cmd_timing(args)
+
+
 COMMANDS = {"sim": _cmd_sim, "scenarios": _cmd_scenarios, "bench": _cmd_bench, "snapshot": _cmd_snapshot,
-            "replay": _cmd_replay, "view": _cmd_view}
+            "replay": _cmd_replay, "view": _cmd_view, "timing": _cmd_timing}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -60,6 +60,7 @@ class _Task:
     missed_in_a_row: int = 0
     worker: "_Worker | None" = None  # realtime only: the thread this task runs on, off the loop
     in_flight: bool = False
+    lead_ns: int = 0  # realtime, off-loop simulator tasks: started this long before their nominal time
     pending: deque = field(default_factory=deque)  # (trigger, ready_ns) due while in flight
 
 
@@ -128,14 +129,18 @@ class Scheduler:
             return
         self._push(t_ns, _DELIVERY_PRIORITY, ("deliver", topic, message, t_ns))
 
-    def run_off_loop(self, names: Iterable[str]) -> None:
-        """Realtime only: run these tasks on worker threads of their own (see the module notes)."""
+    def run_off_loop(self, names: Iterable[str], sim_lead_ns: int = 0) -> None:
+        """Realtime only: run these tasks on worker threads of their own (see the module notes).
+        ``sim_lead_ns``: a simulator (untimed) task among them starts its step for nominal time t at
+        t - lead, so what it posts for t (sensor data) exists by t, as a real sensor's would."""
         if self.mode != "realtime":
             raise ValueError("only realtime runs take tasks off the loop; ideal and latency stay deterministic")
         for name in names:
             task = self._tasks[name]
             if task.worker is None:
                 task.worker = _Worker(self, task)
+            if not task.spec.timed:
+                task.lead_ns = int(sim_lead_ns)
 
     def set_priority(self, name: str, priority: int) -> None:
         """Change a task's priority for its runs from now on (queued runs included)."""
@@ -254,7 +259,7 @@ class Scheduler:
                 if next_ns <= now:
                     skipped = (now - next_ns) // spec.period_ns + 1
                     next_ns += skipped * spec.period_ns
-            self._push(next_ns, spec.priority, ("run", spec.name, None, next_ns))
+            self._push(next_ns - task.lead_ns, spec.priority, ("run", spec.name, None, next_ns))
         if self.mode == "latency" and task.busy_until_ns > t_ns:
             # One executor per task: wait for the previous run to finish (queueing delay).
             self._push(task.busy_until_ns, spec.priority, ("run", spec.name, trigger, ready_ns))

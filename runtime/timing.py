@@ -1,0 +1,192 @@
+"""The deadline-timing harness: the stack in real time on the wall clock, measured against budgets.
+
+Design (why control keeps its 10 ms period while perception runs): one scheduler, realtime mode.
+The loop thread runs control, safety, fusion and planning; control runs first at its instants
+(on a vehicle the actuation loop is the highest-priority task). The perception stages and the
+simulated world (the sensors' rendering stands in for hardware, it is not the stack) run on
+worker threads of their own: onnxruntime, OpenCV and large numpy operations release the GIL, and
+the interpreter's switch interval is shortened for the run so the loop thread gets the GIL back
+within a fraction of a millisecond when its next event is due. Worker outputs come back to the
+scheduler's queue at their completion time, so every delivery instant is a real one.
+
+Ideal and latency modes are untouched: no worker exists outside realtime, runs stay deterministic.
+"""
+from __future__ import annotations
+
+import gc
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable
+
+import numpy as np
+
+from core.clock import NS_PER_S, s_to_ns
+from core.config import rng
+from fusion.sync import Decision
+from runtime.closed_loop import ClosedLoop, RunOptions
+from runtime.errors import UsageError
+from runtime.scheduler import Scheduler
+from runtime.stack_config import StackConfig
+from runtime.timing_analysis import Deliveries, e2e_report, gate, period_jitter, stage_report
+from runtime.timing_load import BusyLoad
+from sim.scenario import ScenarioConfig
+
+SWITCH_INTERVAL_S = 2e-4  # GIL hand-over: the default 5 ms would show up as control jitter
+CONTROL_FIRST_PRIORITY = -1  # control runs before every other task due at the same instant
+CAUSAL_TOPICS = ("/fusion/tracks", "/planning/plan", "/control/command")
+LOAD_MARGIN_S = 120.0  # busy processes stop by themselves this long after the run's planned end
+
+
+@dataclass(frozen=True, slots=True)
+class TimingBudgets:
+    """A budgets file: ``[budgets_ms]`` keyed by stage name, and the end-to-end p99 limit."""
+
+    budgets_ms: dict[str, float] = field(default_factory=dict, metadata=rng(0.0, 10_000.0))
+    e2e_p99_ms: float = field(default=350.0, metadata=rng(0.0, 60_000.0))
+
+
+class RunClock:
+    """Wall-clock time from ``start()`` (0 before): model loading does not eat the first periods."""
+
+    def __init__(self, monotonic_ns: Callable[[], int] = time.monotonic_ns,
+                 sleep_s: Callable[[float], None] = time.sleep) -> None:
+        self._monotonic_ns, self._sleep_s = monotonic_ns, sleep_s
+        self._origin_ns: int | None = None
+
+    def start(self) -> None:
+        self._origin_ns = self._monotonic_ns()
+
+    def now_ns(self) -> int:
+        return 0 if self._origin_ns is None else self._monotonic_ns() - self._origin_ns
+
+    def wait_until(self, t_ns: int) -> None:
+        remaining_ns = t_ns - self.now_ns()
+        if remaining_ns > 0:
+            self._sleep_s(remaining_ns / NS_PER_S)
+
+
+class DeliveryLog:
+    """A scheduler listener keeping (delivered_ns, msg.t_ns) of the topics the e2e chain follows."""
+
+    def __init__(self) -> None:
+        self.by_topic: dict[str, list[tuple[int, int]]] = {t: [] for t in CAUSAL_TOPICS}
+
+    def __call__(self, t_ns: int, topic: str, msg: Any) -> None:
+        rows = self.by_topic.get(topic)
+        if rows is not None:
+            rows.append((t_ns, msg.t_ns))
+
+    def deliveries(self, topic: str) -> Deliveries:
+        return Deliveries.of(self.by_topic[topic])
+
+
+def with_budgets(stack_cfg: StackConfig, budgets: TimingBudgets, source: str) -> StackConfig:
+    try:
+        return replace(stack_cfg, budgets_ms={**stack_cfg.budgets_ms, **budgets.budgets_ms})
+    except ValueError as exc:
+        raise UsageError(f"{source}: {exc}") from exc
+
+
+def analyse(sched: Scheduler, sync_records, log: DeliveryLog, control_period_ns: int,
+            e2e_limit_ms: float) -> dict:
+    """The timing part of a report from what a run recorded (any mode)."""
+    stages = stage_report(sched.timings, sched.superseded)
+    control_starts = np.array([r.t_ns for r in sched.timings if r.stage == "control"], dtype=np.int64)
+    applied = [(r.now_ns, r.stream, r.t_ns) for r in sync_records if r.decision == Decision.APPLIED]
+    e2e = e2e_report(applied, *(log.deliveries(t) for t in CAUSAL_TOPICS))
+    return {"stages": stages, "control_jitter": period_jitter(control_starts, control_period_ns),
+            "e2e": e2e, "e2e_p99_limit_ms": e2e_limit_ms, "broken": gate(stages, e2e, e2e_limit_ms)}
+
+
+def _realtime(sched: Scheduler, clock: RunClock, end_ns: int, load: int, run: Callable[[int], None],
+              sim_lead_ns: int = 0) -> float:
+    """Run to end_ns on the wall clock with perception off the loop; returns wall seconds."""
+    sched.set_priority("control", CONTROL_FIRST_PRIORITY)
+    sched.run_off_loop([n for n in sched.task_names() if n.startswith("perception.")]
+                       + (["sim.world"] if sched.has_task("sim.world") else []), sim_lead_ns)
+    old_switch = sys.getswitchinterval()
+    gc.collect()
+    gc.freeze()  # the models and the world are long-lived: keep them out of every collection
+    try:
+        with BusyLoad(load, end_ns / NS_PER_S + LOAD_MARGIN_S):
+            sys.setswitchinterval(SWITCH_INTERVAL_S)
+            wall0 = time.perf_counter()
+            clock.start()
+            run(end_ns)
+            return time.perf_counter() - wall0
+    finally:
+        sys.setswitchinterval(old_switch)
+        sched.close()
+        gc.unfreeze()
+
+
+def time_scenario(scenario: ScenarioConfig, opts: RunOptions, stack_cfg: StackConfig, load: int,
+                  e2e_limit_ms: float) -> dict:
+    """A realtime closed-loop run of ``scenario``: its timing report and its closed-loop metrics."""
+    clock = RunClock()
+    loop = ClosedLoop(scenario, replace(opts, mode="realtime"), stack_cfg, clock=clock)
+    log = DeliveryLog()
+    loop.scheduler.add_listener(log)
+    # The world steps half a physics period ahead: after the control command it applies was
+    # delivered, and early enough that its sensor data exists at its arrival time.
+    lead_ns = s_to_ns(0.5 / stack_cfg.rates_hz.physics)
+    wall_s = _realtime(loop.scheduler, clock, s_to_ns(loop.duration_s), load, loop.advance_to, lead_ns)
+    report = analyse(loop.scheduler, loop.stack.sync_records, log,
+                     s_to_ns(1.0 / stack_cfg.rates_hz.control), e2e_limit_ms)
+    summary = loop.summary(wall_s)
+    return {"source": f"scenario {scenario.name}", "duration_s": loop.duration_s, "wall_s": round(wall_s, 3),
+            "perception": opts.perception, "providers": loop.perception.providers, "load": load,
+            "closed_loop": closed_loop_metrics(summary), **report}
+
+
+def time_log(path: str, opts: RunOptions, budgets: TimingBudgets, budgets_source: str, load: int,
+             duration_s: float | None) -> dict:
+    """The recorded inputs of an MCAP log fed at their arrival times on the wall clock."""
+    from runtime.logs import LogCorruptError, read
+    from runtime.record import EXTRA_TYPES
+    from runtime.replay import setup_from_log
+
+    try:
+        contents = read(path, order="arrival", extra_types=EXTRA_TYPES)
+    except FileNotFoundError as exc:
+        raise UsageError(f"no such log: {path}") from exc
+    except LogCorruptError as exc:
+        raise UsageError(str(exc)) from exc
+    setup = setup_from_log(contents.metadata)
+    stack_cfg = with_budgets(setup.stack_cfg, budgets, budgets_source)
+    run_opts = replace(setup.opts, mode="realtime", perception=opts.perception, provider=opts.provider,
+                       threads=opts.threads, progress=None)
+    clock = RunClock()
+    loop = ClosedLoop(setup.scenario, run_opts, stack_cfg, clock=clock)  # its world never runs
+    sched = Scheduler(clock, time.perf_counter_ns, "realtime")
+    loop.stack.register(sched)
+    log = DeliveryLog()
+    sched.add_listener(log)
+    last_ns = max((m.arrival_ns for m in contents.messages), default=0)
+    end_ns = min(last_ns, s_to_ns(duration_s)) if duration_s is not None else last_ns
+    streams = {spec.name for spec in loop.stack.stream_specs}
+    fed = 0
+    for m in contents.messages:
+        if m.topic.startswith("/sensors/") and m.topic[len("/sensors/"):] in streams and m.arrival_ns <= end_ns:
+            sched.post(m.arrival_ns, m.topic, m.msg)
+            fed += 1
+    if fed == 0:
+        raise UsageError(f"{path}: no sensor message this stack consumes ({', '.join(sorted(streams))})")
+    wall_s = _realtime(sched, clock, end_ns, load, sched.run_until)
+    report = analyse(sched, loop.stack.sync_records, log, s_to_ns(1.0 / stack_cfg.rates_hz.control),
+                     budgets.e2e_p99_ms)
+    return {"source": f"log {path}", "duration_s": end_ns / NS_PER_S, "wall_s": round(wall_s, 3),
+            "perception": opts.perception, "providers": loop.perception.providers, "load": load,
+            "messages_fed": fed, **report}
+
+
+def closed_loop_metrics(summary: dict) -> dict:
+    keys = ("collisions", "min_ttc_s", "min_distance_m", "mean_speed_mps", "max_abs_jerk_mps3", "final_mode")
+    return {k: summary.get(k) for k in keys}
+
+
+def latency_in_the_loop(scenario: ScenarioConfig, opts: RunOptions, stack_cfg: StackConfig) -> dict:
+    """The same scenario on the simulated clock, each output delayed by its measured compute time."""
+    summary = ClosedLoop(scenario, replace(opts, mode="latency", progress=None), stack_cfg).run()
+    return closed_loop_metrics(summary)

@@ -1,0 +1,110 @@
+"""`rtdrive timing`: arguments, the printed table and the exit code (1: a budget or the e2e limit broken)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from core.config import load_toml
+
+PERCEPTION_MODES = ("onnx", "classical", "oracle")
+
+
+def add_timing(sub) -> None:
+    p = sub.add_parser("timing", help="run the stack in real time and check every stage against its budget",
+                       description="Run the stack on the wall clock (perception on worker threads, a late "
+                                   "task runs late and is counted, never caught up in a burst); print "
+                                   "per-stage latency, control period jitter and end-to-end latency per "
+                                   "sensor. Exit 1 when a stage's p99 exceeds its budget or an end-to-end "
+                                   "p99 exceeds the limit.")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--scenario", default=None, help="built-in name or TOML path (default cut_in)")
+    src.add_argument("--log", default=None, metavar="L.mcap", help="feed a recorded log's sensor inputs instead")
+    p.add_argument("--duration", type=float, default=None, metavar="S", help="seconds (default: the scenario's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--load", type=int, default=0, metavar="N", help="N busy processes alongside the run")
+    p.add_argument("--budgets", type=Path, default=None, metavar="FILE",
+                   help="TOML: [budgets_ms] keyed by stage (e.g. planning = 20.0), e2e_p99_ms = limit")
+    p.add_argument("--config", type=Path, default=None, help="stack config TOML (rates, default budgets)")
+    p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the report as JSON")
+    p.add_argument("--plot", type=Path, default=None, metavar="DIR", help="write histograms and a timeline PNG")
+    p.add_argument("--perception", choices=PERCEPTION_MODES, default="onnx")
+    p.add_argument("--provider", choices=("auto", "cuda", "cpu"), default="auto")
+    p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads per model")
+    p.add_argument("--no-latency-loop", dest="latency_loop", action="store_false",
+                   help="skip the latency-in-the-loop run on the simulated clock")
+
+
+def cmd_timing(args) -> int:
+    from runtime.closed_loop import RunOptions
+    from runtime.errors import UsageError
+    from runtime.stack_config import StackConfig
+    from runtime.timing import TimingBudgets, latency_in_the_loop, time_log, time_scenario, with_budgets
+    from runtime.timing_load import MAX_LOAD_PROCESSES
+
+    if args.duration is not None and not (0.0 < args.duration <= 3600.0):
+        raise UsageError(f"--duration: {args.duration} is out of range; allowed (0, 3600] seconds")
+    if not 0 <= args.load <= MAX_LOAD_PROCESSES:
+        raise UsageError(f"--load: {args.load} is out of range; allowed 0..{MAX_LOAD_PROCESSES}")
+    budgets = load_toml(TimingBudgets, args.budgets) if args.budgets else TimingBudgets()
+    source = str(args.budgets or "<defaults>")
+    opts = RunOptions(seed=args.seed, duration_s=args.duration, perception=args.perception,
+                      provider=args.provider, threads=args.threads)
+    if args.log:
+        report = time_log(args.log, opts, budgets, source, args.load, args.duration)
+    else:
+        from sim.scenario import load_scenario
+
+        scenario = load_scenario(args.scenario or "cut_in")
+        base_cfg = load_toml(StackConfig, args.config) if args.config else StackConfig()
+        stack_cfg = with_budgets(base_cfg, budgets, source)
+        report = time_scenario(scenario, opts, stack_cfg, args.load, budgets.e2e_p99_ms)
+        if args.latency_loop:
+            print("  latency-in-the-loop run (simulated clock, measured compute delays)...", file=sys.stderr)
+            report["latency_in_the_loop"] = latency_in_the_loop(scenario, opts, stack_cfg)
+    print(format_report(report))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=1, sort_keys=True))
+    if args.plot:
+        from runtime.timing_plot import write_plots
+
+        for path in write_plots(report, args.plot):
+            print(f"  plot: {path}")
+    for line in report["broken"]:
+        print(f"  BUDGET BROKEN  {line}", file=sys.stderr)
+    return 1 if report["broken"] else 0
+
+
+def format_report(r: dict) -> str:
+    providers = ", ".join(f"{k}={v.get('provider', v) if isinstance(v, dict) else v}"
+                          for k, v in r["providers"].items()) or "none"
+    lines = [f"rtdrive timing  {r['source']}  perception={r['perception']}  load={r['load']}  "
+             f"duration={r['duration_s']:.1f} s  wall={r['wall_s']:.1f} s", f"  providers: {providers}",
+             "", f"  {'stage':<19}{'runs':>6}{'p50':>8}{'p90':>8}{'p99':>8}{'max':>8}{'budget':>8}"
+                 f"{'miss':>6}{'rate':>7}{'q p50':>8}{'q p99':>8}{'super':>6}   (ms; q = queueing ready->start)"]
+    for name, s in r["stages"].items():
+        lines.append(f"  {name:<19}{s['runs']:>6}{s['p50_ms']:>8.2f}{s['p90_ms']:>8.2f}{s['p99_ms']:>8.2f}"
+                     f"{s['max_ms']:>8.2f}{s['budget_ms']:>8.3g}{s['misses']:>6}{100 * s['miss_rate']:>6.1f}%"
+                     f"{s['queue_p50_ms']:>8.2f}{s['queue_p99_ms']:>8.2f}{s['superseded']:>6}")
+    j = r["control_jitter"]
+    lines += ["", f"  control period jitter |interval - 10 ms|: p50 {j['p50_abs_ms']:.3f} ms  "
+                  f"p99 {j['p99_abs_ms']:.3f} ms  max {j['max_abs_ms']:.3f} ms  ({j['intervals']} intervals)",
+              "", f"  {'end-to-end':<19}{'msgs':>6}{'used':>6}{'p50':>8}{'p99':>8}{'max':>8}   "
+                  f"(ms, capture -> first command; p99 limit {r['e2e_p99_limit_ms']:g} ms)"]
+    for name, e in r["e2e"].items():
+        lines.append(f"  {name:<19}{e['messages']:>6}{e['resolved']:>6}{e['p50_ms']:>8.1f}{e['p99_ms']:>8.1f}"
+                     f"{e['max_ms']:>8.1f}")
+    loops = [(k, r[k]) for k in ("closed_loop", "latency_in_the_loop") if k in r]
+    if loops:
+        lines += ["", f"  {'closed loop':<22}" + "".join(f"{k:>22}" for k, _ in loops)]
+        for key in loops[0][1]:
+            lines.append(f"  {key:<22}" + "".join(f"{_cell(m.get(key)):>22}" for _, m in loops))
+    lines += ["", "  gate: " + ("PASS" if not r["broken"] else f"FAIL ({len(r['broken'])} broken)")]
+    return "\n".join(lines)
+
+
+def _cell(v) -> str:
+    if v is None:
+        return "none"
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
