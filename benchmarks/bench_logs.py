@@ -90,7 +90,45 @@ def make_record_throughput(zstd_level: int = DEFAULT_ZSTD_LEVEL):
     return record
 
 
-BENCHMARKS = {"record_throughput": make_record_throughput}
+def make_replay_vs_sim(duration_s: float = 5.0):
+    """Replay (ideal mode, the log already read) of a recorded cut-in run, against the simulation of
+    that same run: the timed call is the replay with --check; ``sim_ms`` in ``extra`` is the median wall
+    time of simulating the same run (without the recorder), to set against the replay's median."""
+    import time
+
+    from runtime.closed_loop import ClosedLoop, RunOptions
+    from runtime.logs import read
+    from runtime.record import EXTRA_TYPES, RunRecorder
+    from runtime.replay import replay
+    from sim.scenario import load_scenario
+
+    fd, path = tempfile.mkstemp(suffix=".mcap", prefix="rtdrive_replay_")
+    os.close(fd)
+    scenario, opts = load_scenario("cut_in"), RunOptions(duration_s=duration_s)
+    sim_s = []
+    for i in range(3):
+        loop = ClosedLoop(scenario, opts)
+        t0 = time.perf_counter()
+        if i == 0:
+            with RunRecorder(loop, path):
+                loop.run()
+        else:
+            loop.run()
+        sim_s.append(time.perf_counter() - t0)
+    contents = read(path, order="arrival", extra_types=EXTRA_TYPES)
+
+    def run_replay() -> None:
+        report = replay(contents, check=True)
+        if report.divergence is not None:
+            raise AssertionError(report.divergence.describe())
+
+    sim_median_ms = float(np.median(sim_s[1:])) * 1e3  # the recorded run carries the recorder's cost
+    run_replay.extra = {"sim_ms": round(sim_median_ms, 1), "log_s": duration_s}
+    weakref.finalize(run_replay, os.remove, path)
+    return run_replay
+
+
+BENCHMARKS = {"record_throughput": make_record_throughput, "replay_vs_sim": make_replay_vs_sim}
 
 
 if __name__ == "__main__":

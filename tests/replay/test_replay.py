@@ -15,7 +15,6 @@ from runtime.logs import LogCorruptError, Recorder, read
 from runtime.record import EXTRA_TYPES, RunRecorder
 from runtime.replay import replay, setup_from_log
 from sim.scenario import load_scenario
-from sim.sensors.config import SENSOR_NAMES
 
 
 def _record(path: Path, opts: RunOptions, scenario=None) -> ClosedLoop:
