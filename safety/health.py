@@ -89,15 +89,19 @@ def stream_rate_ok(state: HealthState, spec: StreamSpec, now_ns: int) -> bool:
     h = state.streams.get(spec.name)
     if h is None or len(h.recent_arrivals_ns) <= RATE_MIN_INTERVALS:
         return True
-    arrivals = np.asarray(h.recent_arrivals_ns + (now_ns,), dtype=np.int64)
-    intervals = np.diff(arrivals)
-    closed, open_ns = intervals[:-1], int(intervals[-1])
-    closed = closed[closed <= spec.max_age_ns]
-    if closed.size < RATE_MIN_INTERVALS:
+    # Plain Python: nine integers are cheaper here than building arrays (this runs per stream at 100 Hz).
+    recent, max_age = h.recent_arrivals_ns, spec.max_age_ns
+    total_ns, count = 0, 0
+    for a, b in zip(recent, recent[1:]):
+        if b - a <= max_age:
+            total_ns += b - a
+            count += 1
+    if count < RATE_MIN_INTERVALS:
         return True
-    mean = float(closed.mean())
-    if mean < open_ns <= spec.max_age_ns:
-        mean = (float(closed.sum()) + open_ns) / (closed.size + 1)
+    open_ns = now_ns - recent[-1]
+    mean = total_ns / count
+    if mean < open_ns <= max_age:
+        mean = (total_ns + open_ns) / (count + 1)
     return mean <= spec.rate_tolerance * spec.period_ns
 
 
