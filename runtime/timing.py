@@ -95,7 +95,8 @@ def analyse(sched: Scheduler, sync_records, log: DeliveryLog, control_period_ns:
     control_starts = np.array([r.t_ns for r in sched.timings if r.stage == "control"], dtype=np.int64)
     applied = [(r.now_ns, r.stream, r.t_ns) for r in sync_records if r.decision == Decision.APPLIED]
     e2e = e2e_report(applied, *(log.deliveries(t) for t in CAUSAL_TOPICS))
-    return {"stages": stages, "control_jitter": period_jitter(control_starts, control_period_ns),
+    runs = {name: [[r.ready_ns, r.t_ns, r.duration_ns] for r in sched.timings if r.stage == name] for name in stages}
+    return {"stages": stages, "control_jitter": period_jitter(control_starts, control_period_ns), "runs_ns": runs,
             "e2e": e2e, "e2e_p99_limit_ms": e2e_limit_ms, "broken": gate(stages, e2e, e2e_limit_ms)}
 
 
