@@ -31,6 +31,9 @@ class ControllerConfig:
     fallback_decel_mps2: float = field(default=3.0, metadata=rng(0.5, 12.0))
     standstill_speed_mps: float = field(default=0.3, metadata=rng(0.0, 2.0))
     standstill_hold_mps2: float = field(default=1.0, metadata=rng(0.0, 5.0))
+    # Rate limit of the acceleration command while the plan is not an emergency: replans and speed
+    # corrections are spread out at a comfortable jerk; an emergency plan gets the actuator's limit.
+    comfort_jerk_mps3: float = field(default=4.0, metadata=rng(0.1, 100.0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,10 +60,10 @@ def _finite_ego(ego: EgoState) -> bool:
 
 
 def _limit(state: ControllerState, accel_mps2: float, steer_rad: float, dt_s: float,
-           vehicle: VehicleParams) -> tuple[float, float]:
+           vehicle: VehicleParams, jerk_mps3: float) -> tuple[float, float]:
     """Clamp to the actuator envelope, then rate-limit: jerk bounds the accel change per step."""
     accel = min(max(accel_mps2, -vehicle.max_decel_mps2), vehicle.max_accel_mps2)
-    da = vehicle.max_jerk_mps3 * dt_s
+    da = min(jerk_mps3, vehicle.max_jerk_mps3) * dt_s
     accel = min(max(accel, state.accel_cmd_mps2 - da), state.accel_cmd_mps2 + da)
     steer = min(max(steer_rad, -vehicle.max_steer_rad), vehicle.max_steer_rad)
     ds = vehicle.max_steer_rate_rps * dt_s
@@ -72,7 +75,7 @@ def _brake(state: ControllerState, t_ns: int, dt_s: float, vehicle: VehicleParam
            cfg: ControllerConfig, **counters) -> tuple[ControllerState, ControlCommand]:
     """Controlled brake holding the current steering; the integrator is cleared so that a later
     valid plan starts from a clean speed loop."""
-    accel, steer = _limit(state, -cfg.fallback_decel_mps2, state.steer_cmd_rad, dt_s, vehicle)
+    accel, steer = _limit(state, -cfg.fallback_decel_mps2, state.steer_cmd_rad, dt_s, vehicle, vehicle.max_jerk_mps3)
     new_state = replace(state, t_ns=t_ns, speed_integral_mps=0.0, accel_cmd_mps2=accel,
                         steer_cmd_rad=steer, **counters)
     return new_state, ControlCommand(t_ns, accel, steer, -1, hazard=True)
@@ -109,7 +112,8 @@ def control_step(state: ControllerState, plan: Plan | None, ego: EgoState, t_ns:
     lookahead_m = max(cfg.lookahead_min_m, cfg.lookahead_time_s * abs(ego.speed_mps))
     steer, lat_err = pure_pursuit_steer(plan.xy_m, float(plan.yaw_rad[-1]), ego.pose, lookahead_m,
                                         vehicle.wheelbase_m)
-    accel, steer = _limit(state, accel, steer, dt_s, vehicle)
+    jerk = vehicle.max_jerk_mps3 if plan.emergency else cfg.comfort_jerk_mps3
+    accel, steer = _limit(state, accel, steer, dt_s, vehicle, jerk)
     new_state = replace(state, t_ns=t_ns, speed_integral_mps=integral, accel_cmd_mps2=accel,
                         steer_cmd_rad=steer, lateral_error_m=lat_err)
     return new_state, ControlCommand(t_ns, accel, steer, plan.t_ns, hazard=plan.emergency)

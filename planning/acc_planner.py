@@ -46,6 +46,10 @@ class AccPlannerConfig:
     corridor_margin_m: float = field(default=0.3, metadata=rng(0.0, 2.0))
     cut_in_horizon_s: float = field(default=1.5, metadata=rng(0.0, 5.0))
     min_existence: float = field(default=0.3, metadata=rng(0.0, 1.0))
+    # A vehicle this fast sideways and this near blocks lane changes into the lanes it moves between.
+    lane_changer_speed_mps: float = field(default=0.5, metadata=rng(0.0, 10.0))
+    lane_changer_ahead_m: float = field(default=60.0, metadata=rng(0.0, 500.0))
+    lane_changer_behind_m: float = field(default=15.0, metadata=rng(0.0, 500.0))
 
     def gains(self, time_gap_s: float) -> AccGains:
         return AccGains(self.standstill_gap_m, time_gap_s, self.reaction_s, self.k_speed_1ps,

@@ -26,6 +26,22 @@ class LaneReferences:
     own_lead_index: int  # index into the Frenet tracks, -1 if none
 
 
+def _crossed_by_lane_changers(ft: FrenetTracks, s_ego_m: float, lanes: np.ndarray, road: Road,
+                              acc: AccPlannerConfig) -> np.ndarray:
+    """(len(lanes),) bool: a nearby vehicle moving sideways is leaving or entering the lane. Changing
+    into such a lane means racing it for the same space (overtaking a car as it merges in from the
+    target lane, say); its prediction alone cannot rule out that it carries on, slows or aborts."""
+    near = ((ft.s_m > s_ego_m - acc.lane_changer_behind_m) & (ft.s_m < s_ego_m + acc.lane_changer_ahead_m)
+            & (np.abs(ft.vd_mps) > acc.lane_changer_speed_mps))
+    if not near.any():
+        return np.zeros(lanes.shape[0], bool)
+    # The lanes it was in, is in and will be in over the cut-in horizon either way.
+    d_now = ft.d_m[near]
+    sweep = ft.vd_mps[near] * acc.cut_in_horizon_s
+    touched = np.concatenate([road.lane_of(d_now - sweep), road.lane_of(d_now), road.lane_of(d_now + sweep)])
+    return np.isin(lanes, touched)
+
+
 def lane_references(ft: FrenetTracks, accel_tracks_mps2: np.ndarray, s_ego_m: float, lane: int,
                     v0_mps: float, a0_mps2: float, limits: ModeLimits, road: Road, acc: AccPlannerConfig,
                     t_s: np.ndarray, t_ref_s: np.ndarray) -> LaneReferences:
@@ -39,6 +55,10 @@ def lane_references(ft: FrenetTracks, accel_tracks_mps2: np.ndarray, s_ego_m: fl
     exists = (lanes >= 0) & (lanes < road.num_lanes)
     may_change = limits.lane_change_allowed and limits.stop_decel_mps2 <= 0.0
     valid = exists & ((lanes == lane) | may_change)
+    # While someone crosses into or out of the ego lane, keep the lane and let the ACC law react: a
+    # lane change then would start from a half-reacted speed and race the crossing car.
+    crossed = _crossed_by_lane_changers(ft, s_ego_m, lanes, road, acc)
+    valid[[0, 2]] &= ~(crossed[[0, 2]] | crossed[1])
     v_target = target_speed(road, s_ego_m, v0_mps, limits, acc)
     gains = acc.gains(max(acc.time_gap_s, limits.time_gap_s))
     ref_steps, reference_step_s = t_ref_s.shape[0], float(t_ref_s[1] - t_ref_s[0])

@@ -30,7 +30,6 @@ from planning.lattice_tables import LatticeTables, tables_for
 from planning.prediction import estimate_yaw_rate, predict
 from planning.track_frenet import tracks_to_frenet
 
-DEBUG = False
 __all__ = ["LatticeConfig", "LatticeState", "LatticeTables", "lattice_plan_step"]
 
 
@@ -186,12 +185,6 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
         i = int(np.argmin(total))
         if total[i] < best_cost:
             best_cost, best = float(total[i]), int(idx[i])
-        if DEBUG:
-            for sl in range(3):
-                m = lane_slot[il] == sl
-                if m.any():
-                    k = np.flatnonzero(m)[np.argmin(np.where(m, total, np.inf)[m])]
-                    print("   batch", start, "slot", sl, "bound_min", flat[idx][m].min().round(2), "total_min", total[k].round(2), "coll", collide[m].sum(), "kin_bad", (~kin_ok[m]).sum(), "n", m.sum())
     counters = dict(memory, evaluated=evaluated, deadline_hits=state.deadline_hits + int(hit_deadline))
     if best < 0:
         st = replace(state, infeasible=state.infeasible + 1, **{k: v for k, v in counters.items() if k != "evaluated"})

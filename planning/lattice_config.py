@@ -42,7 +42,7 @@ class LatticeConfig:
     w_offset: float = field(default=1.0, metadata=rng(0.0, 100.0))  # target off the lane centre
     w_speed: float = field(default=1.0, metadata=rng(0.0, 100.0))  # speed vs the lane's ACC profile
     w_progress: float = field(default=0.1, metadata=rng(0.0, 100.0))  # lane slower than desired
-    lane_change_cost: float = field(default=4.0, metadata=rng(0.0, 1000.0))
+    lane_change_cost: float = field(default=15.0, metadata=rng(0.0, 1000.0))
     w_consistency: float = field(default=0.5, metadata=rng(0.0, 100.0))  # lateral, vs previous plan
     w_proximity: float = field(default=2.0, metadata=rng(0.0, 1000.0))
     reference_step_s: float = field(default=0.25, metadata=rng(0.01, 1.0))  # lane ACC roll-outs

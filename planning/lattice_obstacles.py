@@ -36,7 +36,8 @@ class ObstacleTerms:
         # float32 after removing s_ref: offsets below a few hundred metres keep millimetres.
         rs = (s_center_m - self.s_ref_m).astype(np.float32)[..., None] - self.s_obj_rel
         rs *= self.inv_half_l
-        # Proximity reaches twice the collision distance (closing in) on both axes.
+        # Proximity reaches twice the collision distance along s (closing in); along d it stays within
+        # the collision corridor (obstacle_terms), so traffic in the next lane does not push the ego away.
         return np.abs(rs) < 1.0, _bump(0.5 * rs)
 
 
@@ -51,7 +52,7 @@ def obstacle_terms(pred: Prediction, lat_d: np.ndarray, ego_length_m: float, ego
     rd = (lat_d[..., None] - pred.d_m[keep].T).astype(np.float32)
     rd *= (1.0 / half_w.T).astype(np.float32)
     s_ref = float(pred.s_m[keep, 0].min()) if keep.any() else 0.0
-    return ObstacleTerms(np.abs(rd) < 1.0, _bump(0.5 * rd), (pred.s_m[keep].T - s_ref).astype(np.float32),
+    return ObstacleTerms(np.abs(rd) < 1.0, _bump(rd), (pred.s_m[keep].T - s_ref).astype(np.float32),
                          (1.0 / half_l.T).astype(np.float32), s_ref)
 
 

@@ -2,8 +2,8 @@
 
 Per object one of three models, chosen by array masks (no per-object loop):
 - LANE: moving along a lane, aligned with the road: s advances at the along-road speed and any
-  lateral velocity decays over ``lateral_decay_s`` (a lane change completes, it does not go on
-  forever), clipped to the road;
+  lateral velocity decays over ``lateral_decay_s``, stopping at the centre of the lane it heads for
+  (a lane change completes, it does not go on forever);
 - CTRV: turning relative to the road (yaw rate from the previous tracks of the same id): constant
   turn rate and speed in the map frame, projected onto the road;
 - CV: everything else (slow, misaligned, off-road): constant velocity in the map frame.
@@ -34,7 +34,9 @@ class PredictionParams:
     ctrv_min_yaw_rate_rps: float = field(default=0.03, metadata=rng(0.0, 2.0))
     sigma0_m: float = field(default=0.3, metadata=rng(0.0, 10.0))
     sigma_rate_s_mps: float = field(default=0.5, metadata=rng(0.0, 10.0))  # longitudinal growth
-    sigma_rate_d_mps: float = field(default=0.15, metadata=rng(0.0, 10.0))  # lateral growth, lane model
+    # Lateral growth, lane model: lane keepers stay in their lane; more would make every car in the
+    # next lane a wall a few seconds ahead, and overtaking impossible.
+    sigma_rate_d_mps: float = field(default=0.05, metadata=rng(0.0, 10.0))
     unstructured_factor: float = field(default=2.0, metadata=rng(1.0, 10.0))  # CV/CTRV growth multiplier
     static_speed_mps: float = field(default=1.0, metadata=rng(0.0, 10.0))
     static_factor: float = field(default=0.2, metadata=rng(0.0, 10.0))  # growth multiplier when static
@@ -82,7 +84,12 @@ def predict(ft: FrenetTracks, yaw_rate_rps: np.ndarray, road: Road, t_s: np.ndar
     t = t_s[None, :]
     s = ft.s_m[:, None] + ft.vs_mps[:, None] * t
     decay = p.lateral_decay_s * (1.0 - np.exp(-t / p.lateral_decay_s))
-    d = np.clip(ft.d_m[:, None] + ft.vd_mps[:, None] * decay, -road.half_width_m, road.half_width_m)
+    # A lateral move ends at the centre of the lane it heads for (where the decayed drift would end):
+    # a lane changer completes its change and stays there, and velocity noise on a lane keeper
+    # (which never reaches the next lane) does not drift it out of its own.
+    d_goal = road.lane_center_d(road.lane_of(ft.d_m + ft.vd_mps * p.lateral_decay_s))
+    d = np.clip(ft.d_m[:, None] + ft.vd_mps[:, None] * decay, np.minimum(ft.d_m, d_goal)[:, None],
+                np.maximum(ft.d_m, d_goal)[:, None])
     free = ~lane & (speed >= p.static_speed_mps)
     static = ~lane & ~free
     if free.any():

@@ -81,16 +81,17 @@ def test_deadline_returns_best_so_far():
         calls.append(1)
         return 0 if len(calls) == 1 else 10**15  # the budget is gone after the first batch
 
-    # A car alongside in the right lane: only the proximity term (evaluated per batch) tells the
-    # candidates apart, so the exhaustive search needs many batches and the deadline cuts it short.
+    # A car close ahead in the ego lane: the proximity term (evaluated per batch) tells the lane
+    # change candidates apart, so the exhaustive search needs several batches and the deadline cuts
+    # it short.
     cfg = replace(CFG, batch_size=4, budget_ns=1000, w_proximity=50.0)
-    tracks = make_tracks(0, np.array([[105.0, -3.5]]), np.array([[22.0, 0.0]]))
+    tracks = make_tracks(0, np.array([[115.0, 0.0]]), np.array([[22.0, 0.0]]))
     state, plan = step(ego_at(v=22.0), tracks, cfg=cfg, timer=fake_timer)
     full_state, full_plan = step(ego_at(v=22.0), tracks, cfg=replace(cfg, budget_ns=10**12))
     assert state.evaluated == 4 and state.deadline_hits == 1 and len(calls) == 2
-    assert full_state.evaluated > 20 and full_state.deadline_hits == 0
+    assert full_state.evaluated > 4 and full_state.deadline_hits == 0
     assert state.infeasible == 0 and not plan.emergency  # the best of the first batch, not the fallback
-    assert plan.behaviour == "cruise" and full_plan.behaviour == "lane_change_left"
+    assert np.abs(plan.xy_m - full_plan.xy_m).max() > 0.5  # the full search found a different path
 
 
 def test_all_blocked_gives_emergency_profile():
