@@ -148,3 +148,18 @@ def test_metrics_broad_phase_counts_exactly_the_sat_contacts():
                  ActorsTruth(k * 10_000_000, ids, xy, yaw, np.full(n, 5.0), np.zeros(n), length, width,
                              np.full(n, 1.5), np.zeros(n, np.int16), np.zeros((n, 3), np.uint8)))
     assert expected > 0 and m.summary()["collisions"] == expected
+
+
+@pytest.mark.parametrize("scenario", ["lead_brake", "stopped_vehicle", "cut_in"])
+def test_script_override_matches_scripted_accel(scenario):
+    from sim.actors import scripted_accel
+
+    world, rng = World(load_scenario(scenario), 0), np.random.default_rng(0)
+    for k in range(800):  # past every scenario's trigger
+        world.step(0.0, 0.0, 10_000_000)
+        if k % 50 == 0:
+            state, fleet = world._state, world._fleet
+            a_idm = rng.uniform(-3.0, 2.0, len(fleet))
+            expected = scripted_accel(fleet.kind, state.triggered, state.v_mps, fleet.decel_mps2, a_idm, 0.01)
+            assert np.array_equal(world._script_override(state, a_idm, 0.01), expected)
+    assert world._state.triggered.any() or scenario == "stopped_vehicle"
