@@ -46,4 +46,7 @@ def well_formed(msg) -> bool:
         n = msg.boxes_px.shape[0] if msg.boxes_px.ndim == 2 else -1
         return _rows(n, (msg.boxes_px, 4), (msg.labels, None), (msg.scores, None), (msg.range_m, None),
                      (msg.range_sigma_m, None))
-    return True  # scalar-only messages (WheelSpeed) have no shape to get wrong
+    if isinstance(msg, WheelSpeed):
+        # A scalar field can still arrive as an array (a corrupted transfer): fusion would raise on it.
+        return np.ndim(msg.speed_mps) == 0
+    return True
