@@ -37,6 +37,9 @@ DURATION_S = {"free_road": 3.0, "cut_in": 5.5, "lead_brake": 7.0}
 LOSS_KINDS = ("dropout", "corrupt", "nan=1", "delay=0.5", "skew=-0.5", "jump=-0.5")
 THINNED_KINDS = ("intermittent=0.6",)  # alive, but the rate (or, at times, liveness) fails
 UNSEEN_KINDS = ("freeze", "noise=3")  # fresh, finite, well formed: nothing for a watchdog to see
+# A uint8 image cannot hold NaN: nan=P saturates pixels instead, a finite, well-formed image.
+UNSEEN_CELLS = {("camera", "nan=1")}
+EGO_SENSORS = ("imu", "wheel", "gnss")
 KINDS = LOSS_KINDS + THINNED_KINDS + UNSEEN_KINDS
 # The rate is judged over the last 8 intervals: at 10 Hz a thinned stream shows within ~1.5 s.
 RATE_DETECTION_S = 2.0
@@ -78,12 +81,17 @@ def check_single_fault(scenario_name: str, seed: int, sensor: str, kind: str) ->
     assert all(m["t_s"] >= FAULT_AT_S for m in s["modes"]), where  # nothing before the fault
     loss_mode, _ = evaluate(DEFAULT_RULES, frozenset({sensor}), frozenset())
     peak = max((Mode[m["mode"]] for m in s["modes"]), default=Mode.NOMINAL)
-    if kind in UNSEEN_KINDS:
+    if kind in UNSEEN_KINDS or (sensor, kind) in UNSEEN_CELLS:
         assert peak == Mode.NOMINAL, where
         return
-    assert peak == loss_mode, where  # a single sensor's fault degrades exactly as its loss
     reached = first_reaching(s, loss_mode)
-    assert reached is not None, where
+    assert reached is not None and Mode[reached["mode"]] == loss_mode, where  # first: exactly its loss
+    for later in s["modes"]:
+        if Mode[later["mode"]] > loss_mode:
+            # Without an ego sensor the EKF's position uncertainty grows until localisation is lost
+            # (GNSS rejected by the sync when late or back-dated counts too): only that escalates.
+            assert sensor in EGO_SENSORS and Mode[later["mode"]] == Mode.MINIMAL_RISK, where
+            assert "ego localisation lost" in later["reason"], where
     bound_s = detection_bound_s(scenario, (sensor,)) if kind in LOSS_KINDS else RATE_DETECTION_S
     assert reached["t_s"] - FAULT_AT_S <= bound_s + 1e-9, (where, bound_s)
     assert reached["reason"], where
