@@ -78,26 +78,41 @@ def rollout(v0: float, a0: float, v_target: float, gap0_m: float, v_lead0: float
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool, bool]:
     """Distance, speed and acceleration per step (steps,) from re-applying the law as ego and lead
     (constant deceleration until it stops) move on; and whether step 0 is an emergency and is set
-    by the lead."""
-    s_out, v_out, a_out = np.empty(steps), np.empty(steps), np.empty(steps)
+    by the lead. Free road (infinite gap) takes a branch-free loop: the law is then the cruise term."""
+    s_out, v_out, a_out = [0.0] * steps, [0.0] * steps, [0.0] * steps
     s, v, a = 0.0, max(v0, 0.0), a0
-    gap, vl, al = gap0_m, v_lead0, a_lead
     emergency0 = following0 = False
-    for k in range(steps):
+    if not math.isfinite(gap0_m):
+        hi, lo = g.comfort_accel_mps2, -g.cruise_decel_mps2
+        k, da = g.k_speed_1ps, g.comfort_jerk_mps3 * dt_s
+        stopping = stop_decel_mps2 > 0.0
+        for i in range(steps):
+            a_des = min(max(k * (v_target - v), lo), hi)
+            if stopping and v > 0.0:
+                a_des = min(a_des, -stop_decel_mps2)
+            a += min(max(a_des - a, -da), da)
+            if v <= 0.0 and a < 0.0:
+                a = 0.0  # a stopped car does not reverse
+            s_out[i], v_out[i], a_out[i] = s, v, a
+            v_next = max(v + a * dt_s, 0.0)
+            s += 0.5 * (v + v_next) * dt_s
+            v = v_next
+        return np.array(s_out), np.array(v_out), np.array(a_out), False, False
+    gap, vl, al = gap0_m, v_lead0, a_lead
+    for i in range(steps):
         a_des, emergency, following = desired_accel(v, v_target, gap, vl, al, stop_decel_mps2, g)
-        if k == 0:
+        if i == 0:
             emergency0, following0 = emergency, following
         jerk = g.emergency_jerk_mps3 if emergency else g.comfort_jerk_mps3
         a += min(max(a_des - a, -jerk * dt_s), jerk * dt_s)
         if v <= 0.0 and a < 0.0:
-            a = 0.0  # a stopped car does not reverse
-        s_out[k], v_out[k], a_out[k] = s, v, a
+            a = 0.0
+        s_out[i], v_out[i], a_out[i] = s, v, a
         v_next = max(v + a * dt_s, 0.0)
         ds = 0.5 * (v + v_next) * dt_s
-        vl_next = max(vl + al * dt_s, 0.0) if math.isfinite(gap) else vl
-        if math.isfinite(gap):
-            gap += 0.5 * (vl + vl_next) * dt_s - ds
-            if vl_next == 0.0:
-                al = 0.0
+        vl_next = max(vl + al * dt_s, 0.0)
+        gap += 0.5 * (vl + vl_next) * dt_s - ds
+        if vl_next == 0.0:
+            al = 0.0
         s, v, vl = s + ds, v_next, vl_next
-    return s_out, v_out, a_out, emergency0, following0
+    return np.array(s_out), np.array(v_out), np.array(a_out), emergency0, following0

@@ -12,7 +12,7 @@ from core.messages import ModeLimits
 from core.road import Road
 from planning.acc_law import rollout
 from planning.acc_planner import AccPlannerConfig, target_speed
-from planning.track_frenet import FrenetTracks, select_lead
+from planning.track_frenet import FrenetTracks, select_leads
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +44,10 @@ def _crossed_by_lane_changers(ft: FrenetTracks, s_ego_m: float, lanes: np.ndarra
 
 def lane_references(ft: FrenetTracks, accel_tracks_mps2: np.ndarray, s_ego_m: float, lane: int,
                     v0_mps: float, a0_mps2: float, limits: ModeLimits, road: Road, acc: AccPlannerConfig,
-                    t_s: np.ndarray, t_ref_s: np.ndarray) -> LaneReferences:
+                    t_ref_s: np.ndarray, interp_ref: np.ndarray) -> LaneReferences:
     """The ACC roll-outs run on the coarser uniform grid ``t_ref_s`` (three scalar roll-outs at the
-    plan's step would dominate the planner's budget), then are interpolated onto ``t_s``.
+    plan's step would dominate the planner's budget), then are mapped onto the plan's grid by the
+    linear-interpolation matrix ``interp_ref`` (K, R).
 
     One scalar roll-out per lane rather than one vectorised over the three lanes: the law branches
     per step, and with three lanes numpy's per-call overhead (~0.5-2.5 us per ufunc or where, ~45
@@ -61,21 +62,23 @@ def lane_references(ft: FrenetTracks, accel_tracks_mps2: np.ndarray, s_ego_m: fl
     valid[[0, 2]] &= ~(crossed[[0, 2]] | crossed[1])
     v_target = target_speed(road, s_ego_m, v0_mps, limits, acc)
     gains = acc.gains(max(acc.time_gap_s, limits.time_gap_s))
-    ref_steps, reference_step_s = t_ref_s.shape[0], float(t_ref_s[1] - t_ref_s[0])
-    out = np.empty((3, 3, t_s.shape[0]))  # lane, (s, v, a), time
-    emergency, own_lead = False, -1
-    for j in (1, 0, 2):  # the three lanes: a fixed, tiny loop; the lead search inside is vectorised
-        if not valid[j]:
-            out[j] = out[1]
+    ref_steps, reference_step_s = interp_ref.shape[1], float(t_ref_s[1] - t_ref_s[0])
+    leads, gaps = select_leads(ft, s_ego_m, road.lane_center_d(lanes), acc.ego_front_m, acc.ego_half_width_m,
+                               acc.corridor_margin_m, acc.cut_in_horizon_s)
+    coarse = np.empty((3, 3, ref_steps))  # lane, (s, v, a), coarse time
+    done: dict[tuple, int] = {}  # identical roll-out inputs (two free neighbour lanes): run once
+    emergency = False
+    for j in (1, 0, 2):  # the three lanes: a fixed, tiny loop; the lead search is vectorised above
+        i = int(leads[j])
+        key = (float(gaps[j]), float(ft.vs_mps[i]) if i >= 0 else 0.0, float(accel_tracks_mps2[i]) if i >= 0 else 0.0)
+        if not valid[j] or key in done:
+            coarse[j] = coarse[1] if not valid[j] else coarse[done[key]]
             continue
-        i, gap = select_lead(ft, s_ego_m, float(road.lane_center_d(lanes[j])), acc.ego_front_m,
-                             acc.ego_half_width_m, acc.corridor_margin_m, acc.cut_in_horizon_s)
-        v_lead = float(ft.vs_mps[i]) if i >= 0 else 0.0
-        a_lead = float(accel_tracks_mps2[i]) if i >= 0 else 0.0
-        s, v, a, emerg, _ = rollout(v0_mps, a0_mps2, v_target, gap, v_lead, a_lead, limits.stop_decel_mps2,
+        s, v, a, emerg, _ = rollout(v0_mps, a0_mps2, v_target, key[0], key[1], key[2], limits.stop_decel_mps2,
                                     gains, reference_step_s, ref_steps)
-        for q, z in enumerate((s, v, a)):
-            out[j, q] = np.interp(t_s, t_ref_s, z)
+        coarse[j, 0], coarse[j, 1], coarse[j, 2] = s, v, a
+        done[key] = j
         if j == 1:
-            emergency, own_lead = emerg, i
-    return LaneReferences(lanes, valid, out[:, 0], out[:, 1], out[:, 2], emergency, own_lead)
+            emergency = emerg
+    out = coarse @ interp_ref.T  # (3, 3, K): linear interpolation onto the plan grid, one product
+    return LaneReferences(lanes, valid, out[:, 0], out[:, 1], out[:, 2], emergency, int(leads[1]))

@@ -23,7 +23,7 @@ from planning.acc_planner import ego_from_plan, ego_is_finite, initial_accel, st
 from planning.behaviour import lane_references
 from planning.frenet_plan import frenet_to_plan
 from planning.lattice_config import LatticeConfig, LatticeState
-from planning.lattice_grid import (Family, integral_sq, lateral_family_tabled, lateral_feasible,
+from planning.lattice_grid import (integral_sq, lateral_family_tabled, lateral_feasible,
                                    longitudinal_family_tabled, longitudinal_feasible)
 from planning.lattice_obstacles import MAX_OBJECTS, followers_in_lane, obstacle_terms
 from planning.lattice_tables import LatticeTables, tables_for
@@ -58,17 +58,14 @@ def _emergency(state: LatticeState, ego: EgoState, road: Road, d_m: float, t_ns:
                    target_lane=int(road.lane_of(d_m)), evaluated=0, **counters), plan
 
 
-def _with_references(lon: Family, s0: float, ref_s: np.ndarray, ref_v: np.ndarray, ref_a: np.ndarray,
-                     dt_s: float) -> Family:
-    """The quartic family (n_v, n_T, K) plus one row per lane (3, n_T, K): that lane's ACC roll-out,
-    the same for every horizon. The ACC law is comfortable by construction (jerk-limited, braking
-    spread over the whole approach), which end-constrained quartics cannot always match."""
-    n_T = lon.x.shape[1]
-    ref_j = np.empty_like(ref_a)
-    ref_j[:, :-1] = np.diff(ref_a, axis=1) / dt_s
+def _reference_rows(s0: float, refs, dt_s: float) -> tuple[np.ndarray, ...]:
+    """x, v, a, j (3, K) of the three lanes' ACC roll-outs, longitudinal candidates of their own:
+    the ACC law is comfortable by construction (jerk-limited, braking spread over the whole
+    approach), which end-constrained quartics cannot always match."""
+    ref_j = np.empty_like(refs.a_mps2)
+    ref_j[:, :-1] = np.diff(refs.a_mps2, axis=1) / dt_s
     ref_j[:, -1] = ref_j[:, -2]
-    rows = [np.broadcast_to(r[:, None, :], (3, n_T, r.shape[1])) for r in (s0 + ref_s, ref_v, ref_a, ref_j)]
-    return Family(*(np.concatenate([q, r]) for q, r in zip((lon.x, lon.v, lon.a, lon.j), rows)))
+    return s0 + refs.s_m, refs.v_mps, refs.a_mps2, ref_j
 
 
 def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits: ModeLimits, road: Road,
@@ -119,16 +116,16 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
                   dropped_tracks=state.dropped_tracks + dropped, tables=tab)
 
     # Behaviour: reachable lanes and their ACC roll-outs; a lane change under way stays committed.
-    refs = lane_references(ft, accel_tr, s0, lane, v0, a0, limits, road, acc, t_s, tab.t_ref_s)
+    refs = lane_references(ft, accel_tr, s0, lane, v0, a0, limits, road, acc, tab.t_ref_s, tab.interp_ref)
     committed = state.target_lane if state.target_lane in refs.lanes[refs.valid] else lane
     v_cap = min(road.speed_limit_mps, limits.speed_cap_mps)
     v_max = max(v_cap, v0)  # above the cap (cap just lowered): only profiles that slow down pass
     offsets, lane_slot = tab.offsets_m, tab.lane_slot
     d_targets = (road.lane_center_d(refs.lanes)[:, None] + offsets[None, :]).ravel()
     lat = lateral_family_tabled(tab.lat_map, d0, dd0, prev_dd, d_targets)
-    quartic, _ = longitudinal_family_tabled(tab.lon_map, tab.horizons_s, s0, v0, a0, tab.levels_mps2, v_max)
-    lon = _with_references(quartic, s0, refs.s_m, refs.v_mps, refs.a_mps2, dt)
-    n_q = quartic.x.shape[0]
+    lon, _ = longitudinal_family_tabled(tab.lon_map, tab.horizons_s, s0, v0, a0, tab.levels_mps2, v_max,
+                                        _reference_rows(s0, refs, dt))
+    n_q = tab.levels_mps2.shape[0]  # quartic rows; the three lanes' ACC roll-outs follow
     lat_ok = lateral_feasible(lat, cfg.max_lat_accel_mps2, road.half_width_m, 0.5 * cfg.ego_width_m)
     lat_ok &= refs.valid[lane_slot][:, None]
     lon_ok = longitudinal_feasible(lon, cfg.max_accel_mps2, cfg.max_decel_mps2, cfg.max_jerk_mps3, v_max)

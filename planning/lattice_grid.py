@@ -80,7 +80,23 @@ def lateral_family_tabled(lat_map: np.ndarray, d0: float, dd0: float, ddd0: floa
 
 
 def longitudinal_family_tabled(lon_map: np.ndarray, horizons_s: np.ndarray, s0: float, v0: float, a0: float,
-                               accel_levels_mps2: np.ndarray, v_max_mps: float) -> tuple[Family, np.ndarray]:
-    """As ``longitudinal_family``, from the precomputed linear map of LatticeTables."""
+                               accel_levels_mps2: np.ndarray, v_max_mps: float,
+                               extra_rows: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+                               ) -> tuple[Family, np.ndarray]:
+    """As ``longitudinal_family``, from the precomputed linear map of LatticeTables: one batched
+    product (n_T, 4K, 4) @ (n_T, 4, n_v) gives every profile. ``extra_rows``: x, v, a, j (E, K) of
+    E more profiles, the same for every horizon, appended as rows n_v .. n_v + E - 1 (written into
+    the family's one buffer rather than concatenated after)."""
+    n_T, _, K, _ = lon_map.shape
+    n_v = accel_levels_mps2.shape[0]
     v_tgt = np.clip(v0 + accel_levels_mps2[:, None] * horizons_s[None, :], 0.0, v_max_mps)
-    return _profiles(lon_map, np.array([s0, v0, a0]), v_tgt), v_tgt
+    bc = np.empty((n_T, 4, n_v))
+    bc[:, 0], bc[:, 1], bc[:, 2] = s0, v0, a0
+    bc[:, 3] = v_tgt.T
+    prof = np.matmul(lon_map.reshape(n_T, 4 * K, 4), bc)  # (n_T, 4K, n_v)
+    n_e = 0 if extra_rows is None else extra_rows[0].shape[0]
+    out = np.empty((4, n_v + n_e, n_T, K))
+    out[:, :n_v] = prof.reshape(n_T, 4, K, n_v).transpose(1, 3, 0, 2)
+    if n_e:
+        out[:, n_v:] = np.stack(extra_rows)[:, :, None, :]
+    return Family(out[0], out[1], out[2], out[3]), v_tgt

@@ -30,6 +30,7 @@ class LatticeTables:
     lat_map: np.ndarray  # (n_T, 4, K, 4): [x, v, a, j] profiles per unit of (d0, d0', d0'', d1)
     lon_map: np.ndarray  # (n_T, 4, K, 4): [x, v, a, j] profiles per unit of (s0, v0, a0, v1)
     t_ref_s: np.ndarray  # (R,) coarse grid of the per-lane ACC reference roll-outs
+    interp_ref: np.ndarray  # (K, R) linear interpolation from that grid onto t_s
     ref_step_s: float
 
     @property
@@ -70,12 +71,15 @@ def build_tables(cfg) -> LatticeTables:
 
     offsets = np.asarray(cfg.lateral_offsets_m, dtype=np.float64)
     ref_steps = int(math.ceil(t_s[-1] / cfg.reference_step_s - 1e-9)) + 1
+    t_ref = np.arange(ref_steps) * cfg.reference_step_s
+    # Column r of the identity interpolated at t_s is the weight of reference sample r.
+    interp_ref = np.stack([np.interp(t_s, t_ref, e) for e in np.eye(ref_steps)], axis=1)
     return LatticeTables(
         key=tables_key(cfg), t_s=t_s, dt_s=float(cfg.acc.step_s), horizons_s=horizons,
         levels_mps2=np.linspace(cfg.min_accel_level_mps2, cfg.max_accel_level_mps2, cfg.num_accel_levels),
         offsets_m=offsets, lane_slot=np.repeat(np.arange(3), offsets.shape[0]),
         lat_map=_linear_map(lat_unit, horizons, t_s), lon_map=_linear_map(lon_unit, horizons, t_s),
-        t_ref_s=np.arange(ref_steps) * cfg.reference_step_s, ref_step_s=float(cfg.reference_step_s))
+        t_ref_s=t_ref, interp_ref=interp_ref, ref_step_s=float(cfg.reference_step_s))
 
 
 def tables_for(tables: LatticeTables | None, cfg) -> LatticeTables:

@@ -70,3 +70,22 @@ def select_lead(ft: FrenetTracks, s_ego_m: float, d_lane_m: float, ego_front_m: 
     cand = np.where(in_corridor & ahead, gap, np.inf)
     i = int(np.argmin(cand))
     return (i, float(cand[i])) if np.isfinite(cand[i]) else (-1, float("inf"))
+
+
+def select_leads(ft: FrenetTracks, s_ego_m: float, d_lanes_m: np.ndarray, ego_front_m: float,
+                 ego_half_width_m: float, margin_m: float, cut_in_horizon_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """``select_lead`` for several lane centres (L,) at once: indices (L,) (-1: none) and gaps (L,)."""
+    n_l = d_lanes_m.shape[0]
+    if len(ft) == 0:
+        return np.full(n_l, -1), np.full(n_l, np.inf)
+    d_end = ft.d_m + ft.vd_mps * cut_in_horizon_s
+    lo, hi = np.minimum(ft.d_m, d_end), np.maximum(ft.d_m, d_end)
+    lat = np.maximum(np.maximum(lo[None, :] - d_lanes_m[:, None], d_lanes_m[:, None] - hi[None, :]), 0.0)
+    in_corridor = lat < ego_half_width_m + 0.5 * ft.width_m + margin_m
+    gap = ft.s_m - 0.5 * ft.length_m - (s_ego_m + ego_front_m)
+    ahead = ft.s_m + 0.5 * ft.length_m > s_ego_m + ego_front_m
+    cand = np.where(in_corridor & ahead, gap, np.inf)
+    i = np.argmin(cand, axis=1)
+    g = cand[np.arange(n_l), i]
+    found = np.isfinite(g)
+    return np.where(found, i, -1), g

@@ -1,0 +1,116 @@
+"""Issue 6 acceptance, closed loop with the lattice planner, oracle perception (the full perception
+path is exercised by its own tests), every scenario, seeds 0..19:
+- zero collisions, and the run ends NOMINAL;
+- |jerk| <= 5 m/s^3 outside emergencies. The jerk is the one sim/metrics.py reports (the ego's true
+  acceleration, while moving); time during and EMERGENCY_SETTLE_S after an emergency plan is left
+  out, and each run reports how much it left out;
+- mean speed on free_road within 10% of the limit;
+- cut_in handled with a comfortable reaction: no emergency plan at all, and the whole-run jerk
+  metric itself within the comfort bound.
+The 100 runs go to a process pool (one worker per core): they are independent and deterministic.
+Stage budgets are raised for these runs: in ideal mode a wall-clock deadline miss still counts
+towards the safety monitor's "planner missed 3 deadlines" rule, so on a loaded machine the outcome
+would depend on the load; planner timing is checked by `rtdrive bench`, not here.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from concurrent.futures import ProcessPoolExecutor
+
+import numpy as np
+import pytest
+
+from core.clock import s_to_ns
+from runtime.closed_loop import ClosedLoop, RunOptions
+from runtime.stack_config import StackConfig
+from sim.scenario import list_scenarios, load_scenario
+
+SEEDS = range(20)
+MAX_JERK_MPS3 = 5.0
+EMERGENCY_SETTLE_S = 1.0  # after an emergency plan the actuator comes back at the comfort jerk
+JERK_MIN_SPEED_MPS = 0.5  # as sim/metrics.py: the brake hold at standstill is no comfort event
+PLAN_PERIOD_S = 0.1
+
+
+def lattice_config() -> StackConfig:
+    base = StackConfig()
+    generous = {name: 10_000.0 for name in base.budgets_ms}
+    return dataclasses.replace(base, planner_kind="lattice", budgets_ms=generous)
+
+
+def run_one(job: tuple[str, int]) -> dict:
+    """One run, stepped plan by plan to record when the plan in force was an emergency."""
+    name, seed = job
+    scenario = load_scenario(name)
+    loop = ClosedLoop(scenario, RunOptions(seed=seed), lattice_config())
+    emergency_until_s = -1.0
+    emergency_s = []  # plan times of emergency plans
+    n = int(round(loop.duration_s / PLAN_PERIOD_S))
+    for k in range(1, n + 1):
+        loop.advance_to(s_to_ns(k * PLAN_PERIOD_S))
+        plan = loop.stack.bus.latest.get("/planning/plan")
+        if plan is not None and plan.emergency:
+            emergency_s.append(plan.t_ns * 1e-9)
+    summary = loop.summary(0.0)
+    traj = np.asarray(loop.trajectory)  # t_s, x, y, speed, accel per physics tick
+    t, v, a = traj[:, 0], traj[:, 3], traj[:, 4]
+    jerk = np.abs(np.diff(a)) / np.diff(t)
+    moving = np.minimum(v[1:], v[:-1]) > JERK_MIN_SPEED_MPS
+    excluded = np.zeros_like(moving)
+    for t_e in emergency_s:
+        # From the plan's time to the next plan (it is in force one period) plus the settling time.
+        excluded |= (t[1:] >= t_e) & (t[1:] <= t_e + PLAN_PERIOD_S + EMERGENCY_SETTLE_S)
+    comfort = moving & ~excluded
+    return {
+        "name": name, "seed": seed, "collisions": summary["collisions"],
+        "final_mode": summary["final_mode"], "mean_speed_mps": summary["mean_speed_mps"],
+        "speed_limit_mps": scenario.road.speed_limit_mps,
+        "max_abs_jerk_mps3": summary["max_abs_jerk_mps3"],
+        "jerk_outside_emergency_mps3": float(jerk[comfort].max()) if comfort.any() else 0.0,
+        "emergency_plans": len(emergency_s), "excluded_s": float(np.count_nonzero(excluded & moving) * np.median(np.diff(t))),
+        "min_distance_m": summary["min_distance_m"],
+    }
+
+
+@pytest.fixture(scope="module")
+def runs() -> list[dict]:
+    jobs = [(name, seed) for name, _ in list_scenarios() for seed in SEEDS]
+    with ProcessPoolExecutor(max_workers=max(2, min(os.cpu_count() or 2, 16))) as pool:
+        return list(pool.map(run_one, jobs))
+
+
+def _fmt(r: dict) -> str:
+    return (f"{r['name']} seed {r['seed']}: collisions {r['collisions']}, jerk {r['max_abs_jerk_mps3']:.2f} "
+            f"(outside emergencies {r['jerk_outside_emergency_mps3']:.2f}, {r['emergency_plans']} emergency plans, "
+            f"{r['excluded_s']:.1f} s left out), mean speed {r['mean_speed_mps']:.2f}, min distance "
+            f"{r['min_distance_m']}, final mode {r['final_mode']}")
+
+
+def test_every_scenario_every_seed_collision_free_and_nominal(runs):
+    assert len(runs) == len(list_scenarios()) * len(SEEDS)
+    bad = [_fmt(r) for r in runs if r["collisions"] or r["final_mode"] != "NOMINAL"]
+    assert not bad, "\n".join(bad)
+
+
+def test_jerk_within_comfort_outside_emergencies(runs):
+    bad = [_fmt(r) for r in runs if r["jerk_outside_emergency_mps3"] > MAX_JERK_MPS3]
+    assert not bad, "\n".join(bad)
+    # Runs without any emergency plan are held to the plain whole-run metric.
+    calm = [r for r in runs if r["emergency_plans"] == 0]
+    assert calm and all(r["max_abs_jerk_mps3"] <= MAX_JERK_MPS3 for r in calm), \
+        "\n".join(_fmt(r) for r in calm if r["max_abs_jerk_mps3"] > MAX_JERK_MPS3)
+
+
+def test_free_road_mean_speed_within_ten_percent_of_the_limit(runs):
+    free = [r for r in runs if r["name"] == "free_road"]
+    assert len(free) == len(SEEDS)
+    bad = [_fmt(r) for r in free if abs(r["mean_speed_mps"] - r["speed_limit_mps"]) > 0.1 * r["speed_limit_mps"]]
+    assert not bad, "\n".join(bad)
+
+
+def test_cut_in_needs_no_emergency_brake(runs):
+    cut = [r for r in runs if r["name"] == "cut_in"]
+    assert len(cut) == len(SEEDS)
+    bad = [_fmt(r) for r in cut if r["emergency_plans"] or r["max_abs_jerk_mps3"] > MAX_JERK_MPS3]
+    assert not bad, "\n".join(bad)
