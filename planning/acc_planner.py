@@ -15,7 +15,7 @@ from core.messages import EgoState, ModeLimits, Plan, Tracks
 from core.road import Road
 from planning.acc_law import AccGains, rollout
 from planning.frenet_plan import frenet_to_plan
-from planning.track_frenet import select_lead, tracks_to_frenet
+from planning.track_frenet import curvature_at, select_lead, tracks_to_frenet
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +91,7 @@ def target_speed(road: Road, s_ego_m: float, v_mps: float, limits: ModeLimits, c
     if cfg.curve_preview_s <= 0.0:
         return v_max
     ahead = np.linspace(0.0, max(v_mps, 5.0) * cfg.curve_preview_s, 32)
-    _, _, k = road.interpolate(s_ego_m + ahead)
+    k = curvature_at(road, s_ego_m + ahead)
     v_curve2 = cfg.max_lat_accel_mps2 / np.maximum(np.abs(k), 1e-9)
     v_allow = np.sqrt(v_curve2 + 2.0 * cfg.cruise_decel_mps2 * ahead)
     return float(min(v_max, v_allow.min()))

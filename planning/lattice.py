@@ -16,9 +16,8 @@ from typing import Callable
 
 import numpy as np
 
-from core.geometry import wrap_angle
 from core.messages import EgoState, ModeLimits, Plan, Tracks
-from core.road import SAMPLE_SPACING_M, Road
+from core.road import Road
 from planning.acc_planner import ego_from_plan, ego_is_finite, initial_accel, stop_profile_plan
 from planning.behaviour import lane_references
 from planning.frenet_plan import frenet_to_plan
@@ -28,7 +27,7 @@ from planning.lattice_grid import (integral_sq, lateral_family_tabled, lateral_f
 from planning.lattice_obstacles import MAX_OBJECTS, followers_in_lane, obstacle_terms
 from planning.lattice_tables import LatticeTables, tables_for
 from planning.prediction import estimate_yaw_rate, predict
-from planning.track_frenet import tracks_to_frenet
+from planning.track_frenet import curvature_at, road_heading_curvature, tracks_to_frenet
 
 __all__ = ["LatticeConfig", "LatticeState", "LatticeTables", "lattice_plan_step"]
 
@@ -90,9 +89,9 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
 
     # Ego in Frenet at the planning time.
     s0 = float(s_arr[0]) + ego.speed_mps * max((t_ns - ego.t_ns) * 1e-9, 0.0)
-    _, heading, kappa = road.interpolate(s0)
-    dpsi = float(wrap_angle(ego.pose[2] - float(heading)))
-    v0 = max(ego.speed_mps * math.cos(dpsi) / max(1.0 - float(kappa) * d0, 1e-3), 0.0)
+    heading, kappa = road_heading_curvature(road, s0)
+    dpsi = math.remainder(float(ego.pose[2]) - heading, math.tau)
+    v0 = max(ego.speed_mps * math.cos(dpsi) / max(1.0 - kappa * d0, 1e-3), 0.0)
     dd0 = ego.speed_mps * math.sin(dpsi)
     a0 = initial_accel(state.last_plan, ego, t_ns)
     last = state.last_plan
@@ -143,7 +142,13 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
         prev_d = np.interp(t_prev, last.t_s, state.last_d_m)
         c_lat += cfg.w_consistency * integral_sq((lat.x - prev_d) * overlap, dt)
     c_lon = cfg.w_lon_jerk * integral_sq(lon.j, dt) + cfg.emergency_cost * lon_emergency
-    c_speed = cfg.w_speed * integral_sq(lon.v[None] - refs.v_mps[:, None, None, :], dt)  # (3, n_v + 3, n_T)
+    # Speed error against each lane's roll-out, (3, n_v + 3, n_T): the square expanded, so the big
+    # family is read twice (v.v and one product with the three references) instead of three times.
+    v_flat = lon.v.reshape(-1, steps)
+    vv = np.einsum("mk,mk->m", v_flat, v_flat)
+    vr = v_flat @ refs.v_mps.T  # (rows * n_T, 3)
+    rr = np.einsum("jk,jk->j", refs.v_mps, refs.v_mps)
+    c_speed = (cfg.w_speed * dt) * np.maximum(vv[:, None] - 2.0 * vr + rr[None, :], 0.0).T.reshape((3,) + lon.v.shape[:2])
     bound = c_lat[:, None, :] + c_lon[None, :, :] + c_speed[lane_slot]
     ok = lat_ok[:, None, :] & lon_ok[None, :, :]
     ok[:, n_q:, :] &= lane_slot[:, None, None] == np.arange(3)[None, :, None]  # a lane's roll-out in that lane
@@ -153,8 +158,6 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     ignore = followers_in_lane(pred, s0 + cfg.rear_axle_to_center_m, d0, cfg.ego_length_m, cfg.ego_width_m)
     obs = obstacle_terms(pred, lat.x, cfg.ego_length_m, cfg.ego_width_m, cfg.inflation_sigmas,
                          cfg.lat_margin_m, cfg.lon_margin_m, ignore)
-    # Road curvature is piecewise constant per sample: a direct lookup beats interpolating 10^4 points.
-    kappa_lon = road.curvature_1pm[np.clip((lon.x / SAMPLE_SPACING_M).astype(np.int64), 0, road.curvature_1pm.shape[0] - 1)]
     n_d, n_v, n_T = bound.shape
     flat = bound.ravel()
     n_ok = int(np.count_nonzero(np.isfinite(flat)))
@@ -172,7 +175,8 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
         lon_ov, lon_w = obs.longitudinal(lon.x[iv, iT] + cfg.rear_axle_to_center_m)
         collide = (obs.lat_overlap[il, iT] & lon_ov).any(axis=(1, 2))
         v_b = lon.v[iv, iT]
-        curv = kappa_lon[iv, iT] + lat.a[il, iT] / np.maximum(v_b, 2.0) ** 2
+        # Road curvature is piecewise constant per sample: a lookup, only for the visited profiles.
+        curv = curvature_at(road, lon.x[iv, iT]) + lat.a[il, iT] / np.maximum(v_b, 2.0) ** 2
         fast = v_b > 2.0  # lateral motion at walking pace is the controller's business
         kin_ok = ~((fast & ((np.abs(curv) > cfg.max_curvature_1pm)
                             | (v_b * v_b * np.abs(curv) > cfg.max_lat_accel_mps2))).any(axis=-1))

@@ -6,7 +6,22 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.messages import Tracks
-from core.road import Road
+from core.road import SAMPLE_SPACING_M, Road
+
+
+def road_heading_curvature(road: Road, s_m: float) -> tuple[float, float]:
+    """Reference heading and curvature at one arc length: Road.interpolate's formulas for a single
+    float, without its array set-up (the planner asks this once per plan)."""
+    s_m = min(max(s_m, 0.0), road.length_m)
+    i = min(max(int(s_m / SAMPLE_SPACING_M), 0), road.s_m.shape[0] - 2)
+    k = float(road.curvature_1pm[i])
+    return float(road.heading_rad[i]) + k * (s_m - float(road.s_m[i])), k
+
+
+def curvature_at(road: Road, s_m: np.ndarray) -> np.ndarray:
+    """Road.interpolate's curvature (piecewise constant per sample) by direct lookup."""
+    i = (np.minimum(np.maximum(s_m, 0.0), road.length_m) / SAMPLE_SPACING_M).astype(np.int64)
+    return road.curvature_1pm[np.minimum(np.maximum(i, 0), road.s_m.shape[0] - 2)]
 
 
 @dataclass(frozen=True, slots=True)

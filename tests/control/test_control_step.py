@@ -134,3 +134,25 @@ def test_standstill_hold_and_determinism():
     s2, c2 = control_step(ControllerState(), plan, _ego(0, 0, 0, 0, 0.0), 0, VEH, CFG)
     assert c1 == c2 and s1 == s2
     assert c1.accel_mps2 < 0.0  # holds the brake rather than creeping
+
+
+def test_comfort_jerk_outside_emergencies_actuator_jerk_in_them():
+    """A plan braking hard from the start: the command ramps at the comfort jerk unless the plan is
+    flagged an emergency, when the actuator's own jerk limit applies."""
+    t = np.arange(51) * 0.1
+    k = t.shape[0]
+    xy = np.stack([100.0 + 20.0 * t, np.zeros(k)], 1)
+
+    def ramp(emergency: bool) -> float:
+        plan = Plan(0, t, xy, np.zeros(k), np.maximum(20.0 - 6.0 * t, 0.0), np.full(k, -6.0), np.zeros(k),
+                    emergency=emergency)
+        state, rates = ControllerState(), []
+        for i in range(5):
+            t_ns = i * DT_NS
+            prev = state.accel_cmd_mps2
+            state, cmd = control_step(state, plan, _ego(t_ns, 100.0 + 0.2 * i, 0.0, 0.0, 20.0), t_ns, VEH, CFG)
+            rates.append(abs(cmd.accel_mps2 - prev) / 0.01)
+        return max(rates)
+
+    assert ramp(False) == pytest.approx(CFG.comfort_jerk_mps3)
+    assert ramp(True) == pytest.approx(VEH.max_jerk_mps3)

@@ -1,0 +1,125 @@
+"""Per-config tables and the fast paths of the lattice planner against their reference forms."""
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from acc_loop import make_tracks, straight_road
+from core.messages import EgoState, ModeLimits
+from core.road import Road, RoadSegment
+from planning.acc_law import desired_accel
+from planning.acc_planner import AccPlannerConfig
+from planning.behaviour import lane_references
+from planning.lattice import LatticeConfig, LatticeState, lattice_plan_step
+from planning.lattice_grid import (lateral_family, lateral_family_tabled, longitudinal_family,
+                                   longitudinal_family_tabled)
+from planning.lattice_tables import build_tables, tables_for
+from planning.prediction import PredictionParams, predict
+from planning.track_frenet import curvature_at, road_heading_curvature, select_lead, select_leads, tracks_to_frenet
+
+CFG = LatticeConfig(budget_ns=10**12)
+
+
+def test_tabled_families_equal_direct_polynomials():
+    tab = build_tables(CFG)
+    targets = np.array([-3.5, 0.0, 3.5])
+    direct = lateral_family(0.3, -0.2, 0.1, targets, tab.horizons_s, tab.t_s)
+    tabled = lateral_family_tabled(tab.lat_map, 0.3, -0.2, 0.1, targets)
+    extra = tuple(np.random.default_rng(0).normal(size=(3, tab.steps)) for _ in range(4))
+    lon_d, v_d = longitudinal_family(120.0, 22.0, -0.5, tab.levels_mps2, tab.horizons_s, 30.0, tab.t_s)
+    lon_t, v_t = longitudinal_family_tabled(tab.lon_map, tab.horizons_s, 120.0, 22.0, -0.5, tab.levels_mps2, 30.0,
+                                            extra)
+    n_v = tab.levels_mps2.shape[0]
+    for f in ("x", "v", "a", "j"):
+        assert np.allclose(getattr(direct, f), getattr(tabled, f), atol=1e-9)
+        assert np.allclose(getattr(lon_d, f), getattr(lon_t, f)[:n_v], atol=1e-9)
+    # The extra rows are the given profiles, for every horizon.
+    assert np.array_equal(lon_t.x[n_v:], np.broadcast_to(extra[0][:, None, :], (3, tab.horizons_s.shape[0], tab.steps)))
+    assert np.array_equal(v_d, v_t)
+
+
+def test_tables_rebuilt_only_when_the_grid_changes():
+    tab = build_tables(CFG)
+    assert tables_for(tab, replace(CFG, w_speed=3.0)) is tab  # costs do not touch the tables
+    other = tables_for(tab, replace(CFG, num_accel_levels=9))
+    assert other is not tab and other.levels_mps2.shape == (9,)
+    # The planner carries its tables in its state: built on the first step, reused after.
+    road = straight_road()
+    ego = EgoState(0, np.array([100.0, 0.0, 0.0]), 20.0, 0.0, 0.0, np.eye(5))
+    st, _ = lattice_plan_step(LatticeState(), ego, make_tracks(0, np.zeros((0, 2)), np.zeros((0, 2))),
+                              ModeLimits(), road, 0, CFG, lambda: 0)
+    assert st.tables is not None
+    st2, _ = lattice_plan_step(st, ego, make_tracks(0, np.zeros((0, 2)), np.zeros((0, 2))), ModeLimits(), road,
+                               0, CFG, lambda: 0)
+    assert st2.tables is st.tables
+
+
+def test_select_leads_matches_select_lead_per_lane():
+    rng = np.random.default_rng(3)
+    xy = np.column_stack([rng.uniform(80, 200, 12), rng.choice([-3.5, 0.0, 3.5], 12) + rng.normal(0, 0.3, 12)])
+    v = np.column_stack([rng.uniform(10, 25, 12), rng.normal(0, 1.0, 12)])
+    ft, _ = tracks_to_frenet(make_tracks(0, xy, v), straight_road(), 0, 0.3)
+    lanes = np.array([-3.5, 0.0, 3.5])
+    idx, gaps = select_leads(ft, 100.0, lanes, 3.7, 0.95, 0.3, 1.5)
+    for j, d in enumerate(lanes):
+        assert (int(idx[j]), float(gaps[j])) == select_lead(ft, 100.0, float(d), 3.7, 0.95, 0.3, 1.5)
+    empty, _ = tracks_to_frenet(make_tracks(0, np.zeros((0, 2)), np.zeros((0, 2))), straight_road(), 0, 0.3)
+    idx, gaps = select_leads(empty, 100.0, lanes, 3.7, 0.95, 0.3, 1.5)
+    assert idx.tolist() == [-1, -1, -1] and np.isinf(gaps).all()
+
+
+def test_scalar_road_lookups_equal_interpolate():
+    road = Road((RoadSegment(200.0), RoadSegment(700.0, 0.004), RoadSegment(600.0)), 3, 3.5, 20.0)
+    s = np.random.default_rng(1).uniform(-10.0, 1600.0, 500)
+    _, heading, kappa = road.interpolate(s)
+    assert np.array_equal(curvature_at(road, s), kappa)
+    scalar = np.array([road_heading_curvature(road, float(x)) for x in s])
+    assert np.array_equal(scalar[:, 0], heading) and np.array_equal(scalar[:, 1], kappa)
+
+
+def test_lane_references_roll_out_the_acc_law_per_lane():
+    road = straight_road()
+    tab = build_tables(CFG)
+    # A slow lead in the ego lane, nothing in the neighbours: their two roll-outs are the same.
+    ft, _ = tracks_to_frenet(make_tracks(0, np.array([[140.0, 0.0]]), np.array([[10.0, 0.0]])), road, 0, 0.3)
+    refs = lane_references(ft, np.zeros(1), 100.0, 1, 25.0, 0.0, ModeLimits(), road, CFG.acc, tab.t_ref_s,
+                           tab.interp_ref)
+    assert refs.own_lead_index == 0 and refs.valid.all()
+    assert np.array_equal(refs.v_mps[0], refs.v_mps[2]) and refs.v_mps[0, -1] > refs.v_mps[1, -1] + 5.0
+    # Step 0 of a roll-out is one comfort-jerk step of the law from a0.
+    g = CFG.acc.gains(CFG.acc.time_gap_s)
+    a_des, _, _ = desired_accel(25.0, 30.0, math.inf, 0.0, 0.0, 0.0, g)
+    assert refs.a_mps2[0, 0] == pytest.approx(min(a_des, g.comfort_jerk_mps3 * tab.ref_step_s))
+
+
+def test_lane_changer_blocks_lane_changes_across_its_path():
+    road = straight_road()
+    tab = build_tables(CFG)
+    # A car 20 m ahead moving from the left lane into the ego lane: no lane change at all.
+    ft, _ = tracks_to_frenet(make_tracks(0, np.array([[120.0, 2.0]]), np.array([[20.0, -1.4]])), road, 0, 0.3)
+    refs = lane_references(ft, np.zeros(1), 100.0, 1, 24.0, 0.0, ModeLimits(), road, CFG.acc, tab.t_ref_s,
+                           tab.interp_ref)
+    assert refs.valid.tolist() == [False, True, False]
+    # The same car keeping its lane blocks nothing.
+    ft, _ = tracks_to_frenet(make_tracks(0, np.array([[120.0, 3.5]]), np.array([[20.0, 0.1]])), road, 0, 0.3)
+    refs = lane_references(ft, np.zeros(1), 100.0, 1, 24.0, 0.0, ModeLimits(), road, CFG.acc, tab.t_ref_s,
+                           tab.interp_ref)
+    assert refs.valid.all()
+
+
+def test_prediction_holds_static_objects_and_ends_lane_changes_at_a_centre():
+    road = straight_road()
+    t = np.arange(51) * 0.1
+    ft, _ = tracks_to_frenet(make_tracks(0, np.array([[150.0, 0.0], [120.0, 2.0], [130.0, -3.5]]),
+                                         np.array([[0.3, 0.4], [20.0, -1.4], [20.0, 0.2]])), road, 0, 0.3)
+    pred = predict(ft, np.zeros(3), road, t, PredictionParams())
+    # Static: velocity noise is not rolled out, and its uncertainty grows slowly.
+    assert np.array_equal(pred.s_m[0], np.full(51, pred.s_m[0, 0])) and np.array_equal(pred.d_m[0], np.full(51, pred.d_m[0, 0]))
+    assert pred.sigma_d_m[0, -1] < pred.sigma_d_m[2, -1]
+    # A lane changer stops at the centre it heads for (the decayed drift alone would overshoot it to
+    # -0.56 m); a lane keeper with a little lateral noise stays in its lane.
+    assert pred.d_m[1, -1] == pytest.approx(0.0) and pred.d_m[1].min() >= 0.0
+    assert np.allclose(pred.d_m[2], -3.5)
