@@ -19,14 +19,14 @@ from perception.contract import ModelContract, TensorSpec
 from perception.heads import CAMERA_REG_CHANNELS, NUM_CLASSES, OUTPUT_STRIDE, DecodeConfig, decode_camera
 from perception.health import (REASON_EXCEPTION, REASON_NO_MODEL, REASON_NONFINITE, REASON_OK,
                                REASON_OVERRUN, DetectorHealth)
-from perception.onnx_model import OnnxModel, SessionOptions
+from perception.onnx_model import MODELS_DIR, OnnxModel, SessionOptions
 
 SOURCE = "camera"
 
 
 @dataclass(frozen=True, slots=True)
 class CameraDetectorConfig:
-    model_path: str = "models/camera_detector.onnx"
+    model_path: str = str(MODELS_DIR / "camera_detector.onnx")
     input: CameraInputConfig = field(default_factory=CameraInputConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     budget_ms: float = field(default=40.0, metadata=rng(0.1, 10_000.0))

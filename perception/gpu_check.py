@@ -21,7 +21,6 @@ from perception.camera_detector import CameraDetectorConfig, camera_contract
 from perception.lidar_detector import LidarDetectorConfig, lidar_contract
 from perception.onnx_model import OnnxModel, SessionOptions
 
-ROOT = Path(__file__).resolve().parent.parent
 CAMERA_WIDTH_PX = 960  # the default sim camera the shipped model was trained on
 
 
@@ -52,8 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     opts = SessionOptions(provider=args.provider, intra_op_threads=1)
     lidar_cfg, cam_cfg = LidarDetectorConfig(), CameraDetectorConfig()
-    specs = {"lidar_detector": (ROOT / lidar_cfg.model_path, lidar_contract(lidar_cfg.grid)),
-             "camera_detector": (ROOT / cam_cfg.model_path, camera_contract(cam_cfg, CAMERA_WIDTH_PX))}
+    specs = {"lidar_detector": (Path(lidar_cfg.model_path), lidar_contract(lidar_cfg.grid)),
+             "camera_detector": (Path(cam_cfg.model_path), camera_contract(cam_cfg, CAMERA_WIDTH_PX))}
     report = {"device": _device_name(), "requested": args.provider, "models": {}}
     rng = np.random.default_rng(0)
     ok = True

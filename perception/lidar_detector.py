@@ -18,7 +18,7 @@ from perception.contract import ModelContract, TensorSpec
 from perception.heads import LIDAR_REG_CHANNELS, NUM_CLASSES, DecodeConfig, decode_lidar, lidar_out_hw
 from perception.health import (REASON_EXCEPTION, REASON_NO_MODEL, REASON_NONFINITE, REASON_OK,
                                REASON_OVERRUN, DetectorHealth)
-from perception.onnx_model import OnnxModel, SessionOptions
+from perception.onnx_model import MODELS_DIR, OnnxModel, SessionOptions
 
 SOURCE = "lidar"
 SOURCE_CLASSICAL = "lidar_classical"
@@ -26,7 +26,7 @@ SOURCE_CLASSICAL = "lidar_classical"
 
 @dataclass(frozen=True, slots=True)
 class LidarDetectorConfig:
-    model_path: str = "models/lidar_detector.onnx"
+    model_path: str = str(MODELS_DIR / "lidar_detector.onnx")
     grid: BevGridConfig = field(default_factory=BevGridConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     classical: ClassicalConfig = field(default_factory=ClassicalConfig)

@@ -15,6 +15,7 @@ import onnxruntime as ort
 
 from perception.contract import ModelContract, check_session
 
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"  # the shipped models
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 PROVIDER_PREFERENCES = ("auto", "cuda", "cpu")
