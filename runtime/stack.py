@@ -213,7 +213,11 @@ class DrivingStack:
             flags.add("picture.obstacle_close_ahead")
         if self.scheduler is not None:
             counts = {name: StageCounts(c.nonfinite_outputs, c.unhealthy_frames) for name, c in self.counters.items()}
-            self.stage_watch, watched = watch_step(self.stage_watch, self.scheduler.timings, counts, t_ns,
+            # In ideal mode compute time delays no output, so an overrun is no hazard there (and the
+            # mode must not depend on the machine's load); injected slow/hang faults still show via
+            # planning.missed_3.
+            timings = self.scheduler.timings if self.scheduler.mode != "ideal" else ()
+            self.stage_watch, watched = watch_step(self.stage_watch, timings, counts, t_ns,
                                                    safety_cfg.stages)
             flags |= watched
         return frozenset(flags)
