@@ -6,6 +6,7 @@ shuffling generator and torch's initialisation are seeded, and torch runs single
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -95,5 +96,9 @@ def export_onnx(net: CenterNetSmall, input_chw: tuple[int, int, int], path: str 
     net.eval()
     dummy = torch.zeros((1, *input_chw), dtype=torch.float32)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    torch.onnx.export(net, (dummy,), str(path), input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
-                      opset_version=ONNX_OPSET, dynamo=False)
+    # The TorchScript exporter is chosen on purpose: the dynamo one needs onnxscript and produces
+    # the same graph for this plain conv net. Its deprecation notice is not news to the user.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(net, (dummy,), str(path), input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
+                          opset_version=ONNX_OPSET, dynamo=False)

@@ -162,3 +162,13 @@ def test_camera_detections_lift_to_the_ground_plane():
     det3 = camera_to_3d(det2, geom)
     assert len(det3) == 1 and det3.t_ns == 9  # the box above the horizon is dropped
     assert det3.boxes[0, 0] == pytest.approx(1.6 + 20.0 + 2.3, abs=1e-3) and abs(det3.boxes[0, 1]) < 1e-3
+
+
+def test_lidar_step_is_deterministic(lidar_model):
+    scan = _scan(_car_scan(np.random.default_rng(6)))
+    _, a = lidar_detect_step(DetectorHealth(), scan, 0, LIDAR_CFG, lidar_model)
+    _, b = lidar_detect_step(DetectorHealth(), scan, 0, LIDAR_CFG, lidar_model)
+    assert a.boxes.tobytes() == b.boxes.tobytes() and a.scores.tobytes() == b.scores.tobytes()
+    _, c = lidar_detect_step(DetectorHealth(), scan, 0, LIDAR_CFG, None)
+    _, d = lidar_detect_step(DetectorHealth(), scan, 0, LIDAR_CFG, None)
+    assert c.boxes.tobytes() == d.boxes.tobytes()
