@@ -26,6 +26,13 @@ def _signature(path: Path) -> list[str]:
            [f"- output `{a.name}`: {a.shape} float32" for a in sess.get_outputs()]
 
 
+def _reproduce(info: dict) -> str:
+    seeds = info.get("train_seeds") or [0, 0]
+    return (f"rtdrive train {info.get('modality')} --seeds {seeds[0]}..{seeds[1]} --frames-per-seed "
+            f"{info.get('frames_per_seed')} --epochs {info.get('epochs')} --batch-size {info.get('batch_size')} "
+            f"--lr {info.get('lr')} --threads {info.get('torch_threads')}")
+
+
 def render_card(model_path: Path, info: dict, result: dict, baseline: dict | None) -> str:
     modality = info.get("modality", result.get("detector", ""))
     digest = hashlib.sha256(model_path.read_bytes()).hexdigest()[:16]
@@ -47,7 +54,7 @@ def render_card(model_path: Path, info: dict, result: dict, baseline: dict | Non
              f"(CenterNet) on the heatmap + L1 on the regression at object centres; "
              f"{info.get('parameters')} parameters; {info.get('train_seconds')} s. Loss per epoch: "
              f"{info.get('loss_history')}.", "",
-             "Reproduce: `rtdrive train " + str(modality) + "` (needs the `[train]` extra).", "",
+             f"Reproduce (needs the `[train]` extra): `{_reproduce(info)}`.", "",
              "## Held-out evaluation", "",
              f"`rtdrive eval-detector {result.get('detector')} --seeds {result['seeds'][0]}..{result['seeds'][1]}` "
              f"({result['frames']} frames, {result['gt_objects']} objects; {result['match']}):", "",
