@@ -21,6 +21,7 @@ from runtime.dataset import DatasetSpec, camera_frames, lidar_frames
 
 DEFAULT_MODEL = {"lidar": MODELS_DIR / "lidar_detector.onnx", "camera": MODELS_DIR / "camera_detector.onnx"}
 DEFAULT_TRAIN_SEEDS = (0, 239)
+DEFAULT_EPOCHS = {"lidar": 10, "camera": 8}
 DEFAULT_EVAL_SEEDS = (1000, 1039)
 
 
@@ -54,7 +55,7 @@ def train_main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=parse_seeds, default=DEFAULT_TRAIN_SEEDS, help="training seeds A..B")
     ap.add_argument("--eval-seeds", type=parse_seeds, default=DEFAULT_EVAL_SEEDS, help="held-out seeds A..B")
     ap.add_argument("--frames-per-seed", type=int, default=5)
-    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--epochs", type=int, default=None, help="default: 10 for lidar, 8 for camera (the shipped models)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
@@ -70,6 +71,7 @@ def train_main(argv: list[str] | None = None) -> int:
     from perception.train.nets import camera_net, lidar_net
 
     out = args.out or DEFAULT_MODEL[args.modality]
+    epochs = args.epochs if args.epochs is not None else DEFAULT_EPOCHS[args.modality]
     grid, cam_in = BevGridConfig(), CameraInputConfig()
     spec = DatasetSpec(seeds=tuple(range(args.seeds[0], args.seeds[1] + 1)), frames_per_seed=args.frames_per_seed)
     t0 = time.perf_counter()
@@ -79,14 +81,14 @@ def train_main(argv: list[str] | None = None) -> int:
     print(f"rendered {frames.inputs.shape[0]} frames ({n_pos} positive objects) in "
           f"{time.perf_counter() - t0:.0f} s", flush=True)
     net = lidar_net() if args.modality == "lidar" else camera_net()
-    cfg = FitConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, threads=args.threads,
+    cfg = FitConfig(epochs=epochs, batch_size=args.batch_size, lr=args.lr, threads=args.threads,
                     seed=args.seeds[0])
     t1 = time.perf_counter()
     history = fit(net, frames.inputs, targets, cfg, log=lambda s: print(s, flush=True))
     train_s = time.perf_counter() - t1
     export_onnx(net, frames.inputs.shape[1:], out)
     info = {"modality": args.modality, "train_seeds": list(args.seeds), "frames_per_seed": args.frames_per_seed,
-            "frames": int(frames.inputs.shape[0]), "positive_objects": n_pos, "epochs": args.epochs,
+            "frames": int(frames.inputs.shape[0]), "positive_objects": n_pos, "epochs": epochs,
             "batch_size": args.batch_size, "lr": args.lr, "torch_threads": args.threads,
             "loss_history": [round(v, 4) for v in history], "train_seconds": round(train_s, 1),
             "parameters": int(sum(p.numel() for p in net.parameters())),
