@@ -137,7 +137,29 @@ def build_parser() -> argparse.ArgumentParser:
     _add_replay(sub)
     _add_view(sub)
     _add_timing(sub)
+    for name, help_text in DELEGATED_HELP.items():
+        # These commands parse their own options (`rtdrive NAME --help` shows them).
+        p = sub.add_parser(name, help=help_text, add_help=False)
+        p.add_argument("args", nargs=argparse.REMAINDER)
     return parser
+
+
+DELEGATED_HELP = {
+    "train": "generate labelled frames from seeded scenarios and train a detector (needs the [train] extra)",
+    "eval-detector": "average precision and latency of a detector on held-out seeds",
+    "eval-tracker": "MOTA, MOTP, IDF1, ID switches, ego RMSE, NEES/NIS over closed-loop runs",
+}
+
+
+def _run_delegated(command: str, argv: list[str]) -> int:
+    if command == "train":
+        from runtime.train_cli import train_main
+        return train_main(argv)
+    if command == "eval-detector":
+        from runtime.eval_detector import eval_main
+        return eval_main(argv)
+    from runtime.eval_tracker import eval_tracker_main
+    return eval_tracker_main(argv)
 
 
 def _add_view(sub) -> None:
@@ -180,6 +202,13 @@ COMMANDS = {"sim": _cmd_sim, "scenarios": _cmd_scenarios, "bench": _cmd_bench, "
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in DELEGATED_HELP:  # listed in --help, parsed by their own modules
+        try:
+            return _run_delegated(argv[0], argv[1:])
+        except (ConfigError, UsageError, FaultSpecError) as exc:
+            print(f"rtdrive {argv[0]}: error: {exc}", file=sys.stderr)
+            return 2
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
