@@ -5,6 +5,8 @@ triggered by a topic), a priority and a compute budget; every run is timed with 
 recorded as a ``StageTiming``. What changes by mode is only when outputs become visible:
 
 - ``ideal``: outputs are delivered at the run's start time; compute time is recorded, nothing more.
+  The deadline watchdog sees modelled compute time (half the budget, times an injected slow=K),
+  so an ideal run's behaviour never depends on the machine it runs on.
 - ``latency``: outputs are delivered at start + measured compute time (latency in the loop), and a
   task cannot start again before its previous run has finished (one executor per task).
 - ``realtime``: the clock is the wall clock; the scheduler sleeps until each event; a late event runs
@@ -28,6 +30,8 @@ from core.messages import StageTiming
 
 MODES = ("ideal", "latency", "realtime")
 Output = tuple[str, Any]  # (topic, message)
+# In ideal mode every run is modelled as taking this fraction of its budget (see _finish).
+NOMINAL_UTILISATION = 0.5
 # Deliveries sort before task runs at the same instant, so a task sees every input stamped <= its time.
 _DELIVERY_PRIORITY = -1_000_000
 
@@ -281,16 +285,25 @@ class Scheduler:
                 realtime_end_ns: int | None, t_ns: int | None = None) -> None:
         """Account a finished run and publish its outputs (on the loop thread, in every mode)."""
         spec = task.spec
+        scale, hung = 1.0, False
         if isinstance(result, TaskOutcome):
-            duration_ns = int(duration_ns * result.compute_scale)
-            if result.hung:
+            scale, hung = result.compute_scale, result.hung
+            duration_ns = int(duration_ns * scale)
+            if hung:
                 duration_ns = max(duration_ns, spec.budget_ns + max(spec.period_ns, spec.budget_ns))
-            outputs = [] if result.hung else list(result.outputs)
+            outputs = [] if hung else list(result.outputs)
         else:
             outputs = list(result)
         if spec.timed:
             missed = duration_ns > spec.budget_ns
-            task.missed_in_a_row = task.missed_in_a_row + 1 if missed else 0
+            if self.mode == "ideal":
+                # Behaviour must not depend on the machine: the watchdog sees modelled compute time,
+                # NOMINAL_UTILISATION of the budget per run (scaled by an injected slow=K), and only
+                # the report shows what was measured.
+                behavioural_miss = hung or NOMINAL_UTILISATION * scale > 1.0
+            else:
+                behavioural_miss = missed
+            task.missed_in_a_row = task.missed_in_a_row + 1 if behavioural_miss else 0
             self.timings.append(StageTiming(spec.name, start_ns, ready_ns, duration_ns, spec.budget_ns, missed))
         if self.mode == "latency":
             available_ns = start_ns + duration_ns
