@@ -38,7 +38,7 @@ def _crossed_by_lane_changers(ft: FrenetTracks, s_ego_m: float, lanes: np.ndarra
     # The lanes it was in, is in and will be in over the cut-in horizon either way.
     d_now = ft.d_m[near]
     sweep = ft.vd_mps[near] * acc.cut_in_horizon_s
-    touched = np.concatenate([road.lane_of(d_now - sweep), road.lane_of(d_now), road.lane_of(d_now + sweep)])
+    touched = road.lane_of(np.concatenate([d_now - sweep, d_now, d_now + sweep]))
     return np.isin(lanes, touched)
 
 

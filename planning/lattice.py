@@ -38,12 +38,17 @@ def _accel_estimate(ids, vs, state: LatticeState, dt_s: float, smoothing: float)
     if state.track_ids.shape[0] == 0 or dt_s <= 0.0 or ids.shape[0] == 0:
         return out
     order = np.argsort(state.track_ids, kind="stable")
-    pos = np.clip(np.searchsorted(state.track_ids[order], ids), 0, order.shape[0] - 1)
+    pos = np.minimum(np.searchsorted(state.track_ids[order], ids), order.shape[0] - 1)
     found = state.track_ids[order[pos]] == ids
     j = order[pos[found]]
     raw = (vs[found] - state.track_vs[j]) / dt_s
     out[found] = state.track_accel[j] + smoothing * (raw - state.track_accel[j])
-    return np.clip(out, -12.0, 6.0)
+    return np.minimum(np.maximum(out, -12.0), 6.0)
+
+
+def _lane_of(road: Road, d_m: float) -> int:
+    """Road.lane_of for one float, without numpy's per-call overhead."""
+    return min(max(math.floor(d_m / road.lane_width_m + 0.5 * road.num_lanes), 0), road.num_lanes - 1)
 
 
 def _emergency(state: LatticeState, ego: EgoState, road: Road, d_m: float, t_ns: int, decel: float,
@@ -54,7 +59,7 @@ def _emergency(state: LatticeState, ego: EgoState, road: Road, d_m: float, t_ns:
                              behaviour, d_m=d_m)
     n = plan.t_s.shape[0]
     return replace(state, last_plan=plan, last_d_m=np.full(n, d_m), last_dd_mps2=np.zeros(n),
-                   target_lane=int(road.lane_of(d_m)), evaluated=0, **counters), plan
+                   target_lane=_lane_of(road, d_m), evaluated=0, **counters), plan
 
 
 def _reference_rows(s0: float, refs, dt_s: float) -> tuple[np.ndarray, ...]:
@@ -80,7 +85,7 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
                           rejected_egos=state.rejected_egos + 1)
     s_arr, d_arr = road.to_frenet(ego.pose[None, :2])
     d0 = float(d_arr[0])
-    lane = int(road.lane_of(d0))
+    lane = _lane_of(road, d0)
     if (t_ns - ego.t_ns) * 1e-9 > acc.max_ego_age_s:
         return _emergency(state, ego, road, d0, t_ns, acc.stale_stop_decel_mps2, cfg, "stale_ego",
                           stale_egos=state.stale_egos + 1)
@@ -127,9 +132,8 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     n_q = tab.levels_mps2.shape[0]  # quartic rows; the three lanes' ACC roll-outs follow
     lat_ok = lateral_feasible(lat, cfg.max_lat_accel_mps2, road.half_width_m, 0.5 * cfg.ego_width_m)
     lat_ok &= refs.valid[lane_slot][:, None]
-    lon_ok = longitudinal_feasible(lon, cfg.max_accel_mps2, cfg.max_decel_mps2, cfg.max_jerk_mps3, v_max)
-    lon_emergency = ((lon.a.min(axis=-1) < -acc.comfort_decel_mps2 - 0.1)
-                     | (np.abs(lon.j).max(axis=-1) > cfg.comfort_jerk_mps3 + 1e-6))  # (n_v + 3, n_T)
+    lon_ok, lon_emergency = longitudinal_feasible(lon, cfg.max_accel_mps2, cfg.max_decel_mps2, cfg.max_jerk_mps3,
+                                                  v_max, acc.comfort_decel_mps2, cfg.comfort_jerk_mps3)
 
     # Per-family costs; the lower bound of every candidate (n_d, n_v + 3, n_T) by broadcasting.
     c_lat = cfg.w_lat_jerk * integral_sq(lat.j, dt) + cfg.w_lat_dev * integral_sq(lat.x - d_targets[:, None, None], dt)
@@ -171,12 +175,15 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
             hit_deadline = True
             break
         idx = order[start:start + cfg.batch_size]
-        il, iv, iT = np.unravel_index(idx, (n_d, n_v, n_T))
+        rest, iT = np.divmod(idx, n_T)
+        il, iv = np.divmod(rest, n_v)
         lon_ov, lon_w = obs.longitudinal(lon.x[iv, iT] + cfg.rear_axle_to_center_m)
         collide = (obs.lat_overlap[il, iT] & lon_ov).any(axis=(1, 2))
         v_b = lon.v[iv, iT]
         # Road curvature is piecewise constant per sample: a lookup, only for the visited profiles.
-        curv = curvature_at(road, lon.x[iv, iT]) + lat.a[il, iT] / np.maximum(v_b, 2.0) ** 2
+        curv = lat.a[il, iT] / np.maximum(v_b, 2.0) ** 2
+        if not road.is_straight:
+            curv += curvature_at(road, lon.x[iv, iT])
         fast = v_b > 2.0  # lateral motion at walking pace is the controller's business
         kin_ok = ~((fast & ((np.abs(curv) > cfg.max_curvature_1pm)
                             | (v_b * v_b * np.abs(curv) > cfg.max_lat_accel_mps2))).any(axis=-1))
@@ -196,7 +203,7 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     d, dd, ddd = lat.x[il, iT], lat.v[il, iT], lat.a[il, iT]
     s, v, a = lon.x[iv, iT], lon.v[iv, iT], lon.a[iv, iT]
     sdot = np.maximum(v, 1.0)
-    d_s = np.clip(dd / sdot, -1.0, 1.0)
+    d_s = np.minimum(np.maximum(dd / sdot, -1.0), 1.0)
     d_ss = (ddd - d_s * a) / (sdot * sdot)
     target_lane = int(refs.lanes[lane_slot[il]])
     emergency = bool(lon_emergency[iv, iT])

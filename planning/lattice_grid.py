@@ -5,6 +5,7 @@ everything that depends on only one family is computed once per family, not per 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,27 +57,28 @@ def lateral_feasible(lat: Family, max_lat_accel_mps2: float, road_half_width_m: 
 
 
 def longitudinal_feasible(lon: Family, max_accel_mps2: float, max_decel_mps2: float, max_jerk_mps3: float,
-                          v_max_mps: float) -> np.ndarray:
-    """(n_v, n_T): acceleration, jerk and speed (no reversing, no exceeding the cap) within limits."""
-    ok = (lon.a.max(axis=-1) <= max_accel_mps2 + 1e-9) & (lon.a.min(axis=-1) >= -max_decel_mps2 - 1e-9)
-    ok &= np.abs(lon.j).max(axis=-1) <= max_jerk_mps3 + 1e-9
-    return ok & (lon.v.min(axis=-1) >= -0.05) & (lon.v.max(axis=-1) <= v_max_mps + 0.05)
-
-
-def _profiles(linear_map: np.ndarray, bc0: np.ndarray, end: np.ndarray) -> Family:
-    """Family (M, n_T, K) from a tables map (n_T, 4, K, 4), the shared start conditions (3,) and the
-    per-candidate end values (M, n_T): start part once per horizon, end part by broadcasting."""
-    start = linear_map[..., :3] @ bc0  # (n_T, 4, K)
-    prof = start[:, :, :, None] + linear_map[..., 3, None] * end.T[:, None, None, :]  # (n_T, 4, K, M)
-    prof = np.ascontiguousarray(prof.transpose(1, 3, 0, 2))  # (4, M, n_T, K)
-    return Family(prof[0], prof[1], prof[2], prof[3])
+                          v_max_mps: float, comfort_decel_mps2: float = math.inf,
+                          comfort_jerk_mps3: float = math.inf) -> tuple[np.ndarray, np.ndarray]:
+    """(n_v, n_T) each: acceleration, jerk and speed (no reversing, no exceeding the cap) within
+    limits; and beyond the comfort limits (an emergency manoeuvre). One reduction per profile kind."""
+    a_min, a_max = lon.a.min(axis=-1), lon.a.max(axis=-1)
+    j_abs = np.maximum(lon.j.max(axis=-1), -lon.j.min(axis=-1))
+    ok = (a_max <= max_accel_mps2 + 1e-9) & (a_min >= -max_decel_mps2 - 1e-9) & (j_abs <= max_jerk_mps3 + 1e-9)
+    ok &= (lon.v.min(axis=-1) >= -0.05) & (lon.v.max(axis=-1) <= v_max_mps + 0.05)
+    return ok, (a_min < -comfort_decel_mps2 - 0.1) | (j_abs > comfort_jerk_mps3 + 1e-6)
 
 
 def lateral_family_tabled(lat_map: np.ndarray, d0: float, dd0: float, ddd0: float,
                           d_targets: np.ndarray) -> Family:
-    """As ``lateral_family``, from the precomputed linear map of LatticeTables."""
-    end = np.broadcast_to(d_targets[:, None], (d_targets.shape[0], lat_map.shape[0]))
-    return _profiles(lat_map, np.array([d0, dd0, ddd0]), end)
+    """As ``lateral_family``, from the precomputed linear map of LatticeTables: one product
+    (n_T * 4K, 4) @ (4, n_d), the targets being the same for every horizon."""
+    n_T, _, K, _ = lat_map.shape
+    n_d = d_targets.shape[0]
+    bc = np.empty((4, n_d))
+    bc[0], bc[1], bc[2], bc[3] = d0, dd0, ddd0, d_targets
+    prof = (lat_map.reshape(n_T * 4 * K, 4) @ bc).reshape(n_T, 4, K, n_d).transpose(1, 3, 0, 2)
+    prof = np.ascontiguousarray(prof)  # (4, n_d, n_T, K)
+    return Family(prof[0], prof[1], prof[2], prof[3])
 
 
 def longitudinal_family_tabled(lon_map: np.ndarray, horizons_s: np.ndarray, s0: float, v0: float, a0: float,
@@ -89,7 +91,7 @@ def longitudinal_family_tabled(lon_map: np.ndarray, horizons_s: np.ndarray, s0: 
     the family's one buffer rather than concatenated after)."""
     n_T, _, K, _ = lon_map.shape
     n_v = accel_levels_mps2.shape[0]
-    v_tgt = np.clip(v0 + accel_levels_mps2[:, None] * horizons_s[None, :], 0.0, v_max_mps)
+    v_tgt = np.minimum(np.maximum(v0 + accel_levels_mps2[:, None] * horizons_s[None, :], 0.0), v_max_mps)
     bc = np.empty((n_T, 4, n_v))
     bc[:, 0], bc[:, 1], bc[:, 2] = s0, v0, a0
     bc[:, 3] = v_tgt.T

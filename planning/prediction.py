@@ -65,7 +65,7 @@ def estimate_yaw_rate(ids: np.ndarray, yaws: np.ndarray, prev_ids: np.ndarray, p
         return rate
     order = np.argsort(prev_ids, kind="stable")
     sorted_ids = prev_ids[order]
-    pos = np.clip(np.searchsorted(sorted_ids, ids), 0, sorted_ids.shape[0] - 1)
+    pos = np.minimum(np.searchsorted(sorted_ids, ids), sorted_ids.shape[0] - 1)
     found = sorted_ids[pos] == ids
     rate[found] = wrap_angle(yaws[found] - prev_yaws[order[pos[found]]]) / dt_s
     return rate
@@ -88,8 +88,8 @@ def predict(ft: FrenetTracks, yaw_rate_rps: np.ndarray, road: Road, t_s: np.ndar
     # a lane changer completes its change and stays there, and velocity noise on a lane keeper
     # (which never reaches the next lane) does not drift it out of its own.
     d_goal = road.lane_center_d(road.lane_of(ft.d_m + ft.vd_mps * p.lateral_decay_s))
-    d = np.clip(ft.d_m[:, None] + ft.vd_mps[:, None] * decay, np.minimum(ft.d_m, d_goal)[:, None],
-                np.maximum(ft.d_m, d_goal)[:, None])
+    d = np.minimum(np.maximum(ft.d_m[:, None] + ft.vd_mps[:, None] * decay, np.minimum(ft.d_m, d_goal)[:, None]),
+                   np.maximum(ft.d_m, d_goal)[:, None])
     free = ~lane & (speed >= p.static_speed_mps)
     static = ~lane & ~free
     if free.any():
