@@ -1,6 +1,7 @@
 """Tracks in the road's Frenet frame, and selection of the lead vehicle in a lane corridor."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,19 +53,22 @@ def tracks_to_frenet(tracks: Tracks, road: Road, t_ns: int, min_existence: float
     states = np.asarray(tracks.states, dtype=np.float64).reshape(n, 4)
     sizes = np.asarray(tracks.sizes, dtype=np.float64).reshape(n, 3)
     yaws = np.asarray(tracks.yaws, dtype=np.float64).reshape(n)
-    finite = np.isfinite(states).all(axis=1) & np.isfinite(sizes).all(axis=1) & np.isfinite(yaws)
-    finite &= (sizes[:, :2] >= 0.0).all(axis=1)
+    # Row sums: a finite sum proves the row finite (an overflowing one is dropped too, rightly).
+    finite = np.isfinite(states.sum(axis=1) + sizes.sum(axis=1) + yaws)
+    finite &= (sizes[:, 0] >= 0.0) & (sizes[:, 1] >= 0.0)
     keep = finite & (np.asarray(tracks.existence).reshape(n) >= min_existence)
     st = states[keep]
-    dt_s = (t_ns - tracks.t_ns) * 1e-9
-    x = st[:, 0] + st[:, 2] * dt_s
-    y = st[:, 1] + st[:, 3] * dt_s
-    s, d = road.to_frenet(np.stack([x, y], axis=1)) if x.shape[0] else (np.zeros(0), np.zeros(0))
-    _, heading, _ = road.interpolate(s)
-    c, sn = np.cos(heading), np.sin(heading)
+    xy = st[:, :2] + st[:, 2:] * ((t_ns - tracks.t_ns) * 1e-9)
+    s, d = road.to_frenet(xy) if xy.shape[0] else (np.zeros(0), np.zeros(0))
+    if road.is_straight:  # one heading everywhere (Road.interpolate's h0 + 0 * u)
+        h = float(road.heading_rad[0])
+        c, sn = math.cos(h), math.sin(h)
+    else:
+        _, heading, _ = road.interpolate(s)
+        c, sn = np.cos(heading), np.sin(heading)
     out = FrenetTracks(ids=np.asarray(tracks.ids)[keep], s_m=s, d_m=d,
                        vs_mps=st[:, 2] * c + st[:, 3] * sn, vd_mps=-st[:, 2] * sn + st[:, 3] * c,
-                       length_m=sizes[keep, 0], width_m=sizes[keep, 1], x_m=x, y_m=y,
+                       length_m=sizes[keep, 0], width_m=sizes[keep, 1], x_m=xy[:, 0], y_m=xy[:, 1],
                        vx_mps=st[:, 2], vy_mps=st[:, 3], yaw_rad=yaws[keep])
     return out, int(n - np.count_nonzero(finite))
 
