@@ -17,8 +17,8 @@ from core.messages import Detections3D, EgoState, Tracks
 from fusion import kalman
 from fusion.association import associate, gate_threshold
 from fusion.frames import MapMeasurements, ego_pose_at, to_map
+from fusion.track_merge import duplicates
 from fusion.tracker_state import N_LABELS, TrackerConfig, TrackerState
-
 
 
 def apply_linear_updates(x: np.ndarray, p: np.ndarray, track_idx: np.ndarray, z: np.ndarray,
@@ -108,6 +108,7 @@ class Frame:
     scores: np.ndarray  # (M,) float64
     shape_valid: bool  # the sensor measures box yaw and size (lidar, oracle), not camera or radar
     rejected: dict[str, int]  # counter increments from screening
+    source: str  # the detection source, for the track's source mask
 
 
 def frame_pose(state: TrackerState, t_meas: int, ego: EgoState, t_ns: int, cfg: TrackerConfig):
@@ -145,7 +146,7 @@ def tracker_step(state: TrackerState, detections: Detections3D, ego: EgoState, t
     frame = Frame(t_meas, pose, meas, boxes[:, 3:6], detections.labels[rows].astype(np.int64),
                    detections.scores[rows].astype(np.float64), True,
                    {"rejected_nonfinite": n_nonfinite, "rejected_label": n_label,
-                    "invalidated_velocity": n_badvel})
+                    "invalidated_velocity": n_badvel}, detections.source)
 
     def update(x, p, ti, di):
         return apply_linear_updates(x, p, ti, meas.z[di], meas.r[di], meas.velocity_valid[di])
@@ -158,6 +159,7 @@ def apply_frame(state: TrackerState, frame: Frame, src, update, t_ns: int,
     """Predict, associate, update with ``update(x, p, track_idx, det_idx) -> (x, p)``, manage tracks."""
     t_meas, pose, meas = frame.t_ns, frame.pose, frame.meas
     labels, scores = frame.labels, frame.scores
+    bit = cfg.source_bit(frame.source)
     x, p = _predicted(state, t_meas, cfg)
     assoc = associate(x, p, meas.z[:, :2], meas.r[:, :2, :2], gate_threshold(cfg.gate_probability))
     ti, di = assoc.track_idx, assoc.det_idx
@@ -196,6 +198,7 @@ def apply_frame(state: TrackerState, frame: Frame, src, update, t_ns: int,
         "hits": state.hits + hit, "misses": np.where(hit, 0, state.misses + missed).astype(np.int32),
         "confirmed": state.confirmed, "existence": e, "last_hit_ns": last_hit,
         "last_nis": nis,
+        "source_mask": state.source_mask | np.where(hit, bit, np.uint8(0)).astype(np.uint8),
     }
 
     # Births: unmatched detections that are not inside any track's gate (a second detection of a
@@ -204,7 +207,7 @@ def apply_frame(state: TrackerState, frame: Frame, src, update, t_ns: int,
     unmatched[di] = False
     born = np.flatnonzero(unmatched & ~assoc.det_in_any_gate & (scores >= cfg.init_min_score))
     if born.shape[0]:
-        births = _births(state.next_id, meas, born, frame.sizes, labels, scores, t_meas, cfg)
+        births = _births(state.next_id, meas, born, frame.sizes, labels, scores, t_meas, bit, cfg)
         tracks = {k: np.concatenate([v, births[k]]) for k, v in tracks.items()}
 
     p_fixed, repaired, broken = kalman.repair_covariance(tracks["p"])
@@ -221,17 +224,27 @@ def apply_frame(state: TrackerState, frame: Frame, src, update, t_ns: int,
         tracks = {k: v[alive] for k, v in tracks.items()}
     window = np.uint32((1 << cfg.confirm_window) - 1)
     recent_hits = np.bitwise_count(tracks["hit_history"] & window)
-    tracks["confirmed"] = tracks["confirmed"] | (recent_hits >= cfg.confirm_hits)
+    mask = tracks["source_mask"]
+    corroborated = ((mask & cfg.alone_bits()) != 0) | (np.bitwise_count(mask) >= 2)
+    tracks["confirmed"] = tracks["confirmed"] | ((recent_hits >= cfg.confirm_hits) & corroborated)
+    dropped, absorbed_by = duplicates(tracks["x"][:, :2], tracks["yaw"], tracks["size"],
+                                      tracks["confirmed"], tracks["hits"], tracks["ids"],
+                                      cfg.merge_margin_m)
+    if dropped.any():
+        # The survivor inherits the evidence of its twin: the sources that saw it.
+        np.bitwise_or.at(tracks["source_mask"], absorbed_by[dropped], tracks["source_mask"][dropped])
+        tracks = {k: v[~dropped] for k, v in tracks.items()}
     counters = state.counters.add(
         frames=1, **frame.rejected, created=born.shape[0], covariance_repaired=int(repaired.sum()),
-        covariance_dropped=int(broken.sum()), deleted=int((~alive & ~broken).sum()))
+        covariance_dropped=int(broken.sum()), deleted=int((~alive & ~broken).sum()),
+        merged=int(dropped.sum()))
     state = TrackerState(t_ns=t_meas, next_id=state.next_id + born.shape[0], counters=counters,
                          **tracks)
     return state, tracker_predict(state, t_ns, cfg)
 
 
 def _births(next_id: int, meas: MapMeasurements, born: np.ndarray, sizes: np.ndarray, labels: np.ndarray,
-            scores: np.ndarray, t_meas: int, cfg: TrackerConfig) -> dict[str, np.ndarray]:
+            scores: np.ndarray, t_meas: int, bit: np.uint8, cfg: TrackerConfig) -> dict[str, np.ndarray]:
     k = born.shape[0]
     vel_ok = meas.velocity_valid[born]
     p0 = meas.r[born].copy()
@@ -249,5 +262,5 @@ def _births(next_id: int, meas: MapMeasurements, born: np.ndarray, sizes: np.nda
         "hit_history": np.ones(k, np.uint32), "hits": np.ones(k, np.int32),
         "misses": np.zeros(k, np.int32), "confirmed": np.zeros(k, bool),
         "existence": scores[born].copy(), "last_hit_ns": np.full(k, t_meas, np.int64),
-        "last_nis": np.full(k, np.nan),
+        "last_nis": np.full(k, np.nan), "source_mask": np.full(k, bit, np.uint8),
     }

@@ -15,18 +15,22 @@ from core.messages import Detections2D, Detections3D, EgoState, Tracks
 from fusion import kalman
 from fusion.frames import MapMeasurements
 from fusion.sensor_models import (BEARING, CameraModel, PolarMeasurements, RadarModel,
-                                  camera_measurements, polar_predict, polar_to_map, radar_measurements)
+                                  camera_measurements, extent_along, polar_predict, polar_to_map,
+                                  radar_measurements)
 from fusion.tracker import Frame, apply_frame, frame_pose, _check_shapes, _valid_rows
 from fusion.tracker_state import N_LABELS, TrackerConfig, TrackerState
 
-# Size given to a track born from a sensor that does not measure one (a passenger car).
-_DEFAULT_SIZE_M = (4.5, 1.9, 1.6)
+# Size (length, width, height) per label given to a track born from a sensor that does not
+# measure one, and assumed for its near-face range offset: a passenger car, a pedestrian.
+_DEFAULT_SIZE_M = np.array([[4.5, 1.9, 1.6], [0.6, 0.6, 1.7]])
+assert _DEFAULT_SIZE_M.shape[0] == N_LABELS
 
 
 def polar_update(x: np.ndarray, p: np.ndarray, track_idx: np.ndarray, z: np.ndarray,
-                 r: np.ndarray, pose: np.ndarray, pose_cov: np.ndarray,
-                 mount_xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """EKF update of tracks ``track_idx`` with native measurements z (K, m), r (K, m, m).
+                 r: np.ndarray, pose: np.ndarray, pose_cov: np.ndarray, mount_xy: np.ndarray,
+                 range_offset_m: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """EKF update of tracks ``track_idx`` with native measurements z (K, m), r (K, m, m);
+    ``range_offset_m`` (K,): the near-face offset of each matched track (see ``polar_predict``).
 
     Returns new (x, P) for all tracks and the NIS (K,) of each update in m dof.
     """
@@ -34,7 +38,7 @@ def polar_update(x: np.ndarray, p: np.ndarray, track_idx: np.ndarray, z: np.ndar
     if track_idx.size == 0:
         return x, p, np.zeros(0)
     xs, ps = x[track_idx], p[track_idx]
-    h, jx, je = polar_predict(xs, pose, mount_xy, with_rate=z.shape[1] == 3)
+    h, jx, je = polar_predict(xs, pose, mount_xy, z.shape[1] == 3, range_offset_m)
     y = z - h
     y[:, BEARING] = wrap_angle(y[:, BEARING])
     r_eff = r + je @ pose_cov @ np.swapaxes(je, 1, 2)
@@ -44,11 +48,28 @@ def polar_update(x: np.ndarray, p: np.ndarray, track_idx: np.ndarray, z: np.ndar
     return x, p, nis
 
 
+def _mount_map(pose: np.ndarray, mount_xy: np.ndarray) -> np.ndarray:
+    c, s = np.cos(pose[2]), np.sin(pose[2])
+    return pose[:2] + np.array([c * mount_xy[0] - s * mount_xy[1], s * mount_xy[0] + c * mount_xy[1]])
+
+
+def track_range_offsets(x: np.ndarray, yaw: np.ndarray, size: np.ndarray, pose: np.ndarray,
+                        mount_xy: np.ndarray, near_face_fraction: float) -> np.ndarray:
+    """Near-face range offset (N,) of tracks (x (N, >=2), box yaw, size) seen from the mount."""
+    d = x[:, :2] - _mount_map(pose, mount_xy)
+    return near_face_fraction * extent_along(np.arctan2(d[:, 1], d[:, 0]), yaw, size)
+
+
 def _polar_frame(t_meas: int, pose: np.ndarray, pose_cov: np.ndarray, pm: PolarMeasurements,
-                 rows: np.ndarray, sizes: np.ndarray, labels: np.ndarray, scores: np.ndarray,
-                 rejected: dict[str, int]) -> tuple[Frame, PolarMeasurements]:
+                 rows: np.ndarray, labels: np.ndarray, scores: np.ndarray,
+                 rejected: dict[str, int], source: str,
+                 near_face_fraction: float) -> tuple[Frame, PolarMeasurements]:
     sub = PolarMeasurements(pm.z[rows], pm.r[rows], pm.keep[rows], pm.mount_xy_m)
-    xy, cov = polar_to_map(sub, pose, pose_cov)
+    sizes = _DEFAULT_SIZE_M[labels]
+    # Placed in the map as the centre of a default-size object heading like the ego (the usual
+    # case in traffic), so gating compares like with like and a birth starts at the centre.
+    offset = near_face_fraction * extent_along(pose[2] + sub.z[:, 1], np.full(rows.shape[0], pose[2]), sizes)
+    xy, cov = polar_to_map(sub, pose, pose_cov, offset)
     m = rows.shape[0]
     z4 = np.zeros((m, 4))
     z4[:, :2] = xy
@@ -56,12 +77,14 @@ def _polar_frame(t_meas: int, pose: np.ndarray, pose_cov: np.ndarray, pm: PolarM
     r4[:, :2, :2] = cov
     # Neither sensor gives the heading: a newborn track takes the ego's, the usual case in traffic.
     meas = MapMeasurements(z4, r4, np.zeros(m, bool), np.full(m, pose[2]))
-    return Frame(t_meas, pose, meas, sizes, labels, scores, False, rejected), sub
+    return Frame(t_meas, pose, meas, sizes, labels, scores, False, rejected, source), sub
 
 
-def _run(state, frame, sub, pose, pose_cov, src, t_ns, cfg) -> tuple[TrackerState, Tracks]:
+def _run(state, frame, sub, pose, pose_cov, src, t_ns, cfg, near_face_fraction) -> tuple[TrackerState, Tracks]:
     def update(x, p, ti, di):
-        x, p, _ = polar_update(x, p, ti, sub.z[di], sub.r[di], pose, pose_cov, sub.mount_xy_m)
+        offset = track_range_offsets(x[ti], state.yaw[ti], state.size[ti], pose, sub.mount_xy_m,
+                                     near_face_fraction)
+        x, p, _ = polar_update(x, p, ti, sub.z[di], sub.r[di], pose, pose_cov, sub.mount_xy_m, offset)
         return x, p
 
     return apply_frame(state, frame, src, update, t_ns, cfg)
@@ -85,13 +108,14 @@ def tracker_step_camera(state: TrackerState, detections: Detections2D, ego: EgoS
     finite = pm.keep & np.isfinite(detections.boxes_px).all(axis=1) & np.isfinite(detections.scores)
     label_ok = (detections.labels >= 0) & (detections.labels < N_LABELS)
     rows = np.flatnonzero(finite & label_ok)
-    sizes = np.tile(_DEFAULT_SIZE_M, (rows.shape[0], 1))
-    frame, sub = _polar_frame(t_meas, pose, pose_cov, pm, rows, sizes,
+    frame, sub = _polar_frame(t_meas, pose, pose_cov, pm, rows,
                               detections.labels[rows].astype(np.int64),
                               detections.scores[rows].astype(np.float64),
                               {"rejected_nonfinite": int((~finite).sum()),
-                               "rejected_label": int((finite & ~label_ok).sum())})
-    return _run(state, frame, sub, pose, pose_cov, cfg.source(detections.source), t_ns, cfg)
+                               "rejected_label": int((finite & ~label_ok).sum())},
+                              detections.source, camera.near_face_fraction)
+    return _run(state, frame, sub, pose, pose_cov, cfg.source(detections.source), t_ns, cfg,
+                camera.near_face_fraction)
 
 
 def tracker_step_radar(state: TrackerState, detections: Detections3D, ego: EgoState, t_ns: int,
@@ -107,10 +131,13 @@ def tracker_step_radar(state: TrackerState, detections: Detections3D, ego: EgoSt
     pm = radar_measurements(detections.boxes, detections.velocities_mps, radar)
     bad_rate = keep & ~pm.keep
     rows = np.flatnonzero(keep & pm.keep)
+    # The cluster extent is the spread of its returns, not the object's size: births take the
+    # label's default size.
     frame, sub = _polar_frame(t_meas, pose, pose_cov, pm, rows,
-                              detections.boxes[rows, 3:6].astype(np.float64),
                               detections.labels[rows].astype(np.int64),
                               detections.scores[rows].astype(np.float64),
                               {"rejected_nonfinite": n_nonfinite + int(bad_rate.sum()),
-                               "rejected_label": n_label})
-    return _run(state, frame, sub, pose, pose_cov, cfg.source(detections.source), t_ns, cfg)
+                               "rejected_label": n_label},
+                              detections.source, radar.near_face_fraction)
+    return _run(state, frame, sub, pose, pose_cov, cfg.source(detections.source), t_ns, cfg,
+                radar.near_face_fraction)

@@ -27,13 +27,17 @@ class SourceModel:
     vel_sigma_mps: float = field(default=0.5, metadata=rng(1e-3, 20.0))
     fov_half_rad: float = field(default=3.1416, metadata=rng(0.0, 3.1416))
     max_range_m: float = field(default=150.0, metadata=rng(0.0, 1000.0))
+    # A source whose detections are trusted alone (lidar boxes, the oracle) confirms a track by its
+    # own M-of-N; the others (radar clusters carry clutter, camera ranges are coarse) confirm only
+    # a track that a second source has also hit, so no single noisy sensor can make a false track.
+    confirms_alone: bool = True
 
 
 def _default_sources() -> dict[str, SourceModel]:
     return {"oracle": SourceModel(0.2, 0.3, 3.1416, 150.0),
             "lidar": SourceModel(0.25, 0.5, 3.1416, 100.0),
-            "radar": SourceModel(0.8, 0.3, 1.05, 200.0),
-            "camera": SourceModel(1.5, 1.5, 0.8, 80.0)}
+            "radar": SourceModel(0.8, 0.3, 1.05, 200.0, confirms_alone=False),
+            "camera": SourceModel(1.5, 1.5, 0.8, 80.0, confirms_alone=False)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +59,9 @@ class TrackerConfig:
     # Existence prunes tentative tracks (false alarms); confirmed tracks end by coasting time or
     # covariance, because a few misses in a row are normal when three sensors disagree on visibility.
     min_existence: float = field(default=0.05, metadata=rng(0.0, 1.0))
+    # Two tracks whose centres lie inside each other's boxes (grown by this margin) describe one
+    # object (two real objects cannot overlap): the younger, less supported one is merged away.
+    merge_margin_m: float = field(default=0.3, metadata=rng(0.0, 5.0))
     yaw_gain: float = field(default=0.5, metadata=rng(0.0, 1.0))  # smoothing of box yaw
     size_gain: float = field(default=0.3, metadata=rng(0.0, 1.0))  # smoothing of box size
 
@@ -65,6 +72,22 @@ class TrackerConfig:
 
     def source(self, name: str) -> SourceModel:
         return self.sources.get(name, self.default_source)
+
+    def source_bit(self, name: str) -> np.uint8:
+        """The bit of ``name`` in a track's ``source_mask``: its position among ``sources`` (the
+        first seven), bit 7 for every other source."""
+        for k, key in enumerate(self.sources):
+            if key == name:
+                return np.uint8(1 << min(k, 7))
+        return np.uint8(1 << 7)
+
+    def alone_bits(self) -> np.uint8:
+        """Mask of the sources that confirm a track on their own."""
+        bits = int(self.source_bit("\0")) if self.default_source.confirms_alone else 0
+        for name, src in self.sources.items():
+            if src.confirms_alone:
+                bits |= int(self.source_bit(name))
+        return np.uint8(bits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +104,7 @@ class TrackerCounters:
     covariance_dropped: int = 0
     created: int = 0
     deleted: int = 0
+    merged: int = 0  # duplicate tracks of one object merged into the older one
 
     def add(self, **deltas: int) -> "TrackerCounters":
         return replace(self, **{k: getattr(self, k) + int(v) for k, v in deltas.items() if v})
@@ -105,6 +129,9 @@ class TrackerState:
     # Normalised innovation squared of each track's latest update (2-dof position gate statistic;
     # NaN before the first update): the consistency monitor and eval-tracker average it.
     last_nis: np.ndarray  # (N,) float64
+    # Sources that have hit the track (bits from ``TrackerConfig.source_bit``): confirmation needs
+    # a source trusted alone or two distinct sources.
+    source_mask: np.ndarray  # (N,) uint8
     counters: TrackerCounters = field(default_factory=TrackerCounters)
 
     @staticmethod
@@ -114,7 +141,8 @@ class TrackerState:
             p=np.zeros((0, 4, 4)), yaw=np.zeros(0), size=np.zeros((0, 3)),
             class_loglik=np.zeros((0, N_LABELS)), hit_history=np.zeros(0, np.uint32),
             hits=np.zeros(0, np.int32), misses=np.zeros(0, np.int32), confirmed=np.zeros(0, bool),
-            existence=np.zeros(0), last_hit_ns=np.zeros(0, np.int64), last_nis=np.zeros(0))
+            existence=np.zeros(0), last_hit_ns=np.zeros(0, np.int64), last_nis=np.zeros(0),
+            source_mask=np.zeros(0, np.uint8))
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])

@@ -16,8 +16,11 @@ STEP_NS = 100_000_000
 CFG = TrackerConfig(sources={"lidar": SourceModel(0.3, 0.4, 3.1416, 500.0),
                              "radar": SourceModel(0.5, 0.3, 3.1416, 500.0),
                              "camera": SourceModel(1.0, 1.0, 3.1416, 500.0)})
-RADAR = RadarModel(mount_x_m=3.7, mount_y_m=0.2, mount_yaw_rad=0.0)
-CAMERA = CameraModel(fx_px=800.0, cx_px=640.0, mount_x_m=1.5, mount_y_m=0.0, mount_yaw_rad=0.0)
+# The synthetic measurements here are of point targets (no near face), as the filterpy reference
+# models them: the near-face offset is off; test_fusion_near_face.py covers it.
+RADAR = RadarModel(mount_x_m=3.7, mount_y_m=0.2, mount_yaw_rad=0.0, near_face_fraction=0.0)
+CAMERA = CameraModel(fx_px=800.0, cx_px=640.0, mount_x_m=1.5, mount_y_m=0.0, mount_yaw_rad=0.0,
+                     near_face_fraction=0.0)
 POSE = np.array([2.0, -1.0, 0.1])
 POSE_COV = np.diag([0.04, 0.04, 1e-4])
 

@@ -1,0 +1,63 @@
+"""Merging duplicate tracks of one object.
+
+Two sensors that measure different points of one car (a lidar box centre, a camera's bottom edge,
+a radar cluster on the near face) can, despite the bias models, leave two tracks on it: one born
+before the other's measurements gated. Two real objects never overlap, so two tracks whose
+centres lie inside each other's boxes (grown by a margin) are one object. The better-supported
+track survives: confirmed before tentative, then more hits, then the older id, so the identity a
+consumer has seen longest is the one kept. The test is batched over all pairs; only pairs within
+the largest box length of each other are examined exactly.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _inside(offset: np.ndarray, yaw: np.ndarray, half_lw: np.ndarray) -> np.ndarray:
+    """Whether map ``offset`` (K, 2) lies in the box of heading ``yaw`` (K,) and half size (K, 2)."""
+    c, s = np.cos(yaw), np.sin(yaw)
+    along = np.abs(c * offset[:, 0] + s * offset[:, 1])
+    across = np.abs(-s * offset[:, 0] + c * offset[:, 1])
+    return (along <= half_lw[:, 0]) & (across <= half_lw[:, 1])
+
+
+def duplicates(xy: np.ndarray, yaw: np.ndarray, size: np.ndarray, confirmed: np.ndarray,
+               hits: np.ndarray, ids: np.ndarray, margin_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """(dropped (N,) bool, absorbed_by (N,) int64): tracks that duplicate a better one, and for
+    each dropped track the index of the track that absorbs it (-1 where not dropped)."""
+    n = xy.shape[0]
+    dropped = np.zeros(n, bool)
+    absorbed_by = np.full(n, -1, np.int64)
+    if n < 2:
+        return dropped, absorbed_by
+    reach = float(np.max(size[:, 0])) + margin_m
+    dx = xy[:, None, 0] - xy[None, :, 0]
+    dy = xy[:, None, 1] - xy[None, :, 1]
+    ii, jj = np.nonzero(np.triu((np.abs(dx) <= reach) & (np.abs(dy) <= reach), k=1))
+    if ii.size == 0:
+        return dropped, absorbed_by
+    half = 0.5 * size[:, :2] + margin_m
+    off = xy[jj] - xy[ii]
+    same = _inside(off, yaw[ii], half[ii]) & _inside(off, yaw[jj], half[jj])
+    ii, jj = ii[same], jj[same]
+    if ii.size == 0:
+        return dropped, absorbed_by
+    # Rank: confirmed first, then more hits, then the smaller (older) id.
+    rank = np.lexsort((ids, -hits.astype(np.int64), ~confirmed))
+    order = np.empty(n, np.int64)
+    order[rank] = np.arange(n)
+    i_wins = order[ii] < order[jj]
+    winner, loser = np.where(i_wins, ii, jj), np.where(i_wins, jj, ii)
+    # Resolve the best survivors first so a chain A~B~C keeps A and drops B and C into it.
+    by_winner = np.argsort(order[winner], kind="stable")
+    winner, loser = winner[by_winner], loser[by_winner]
+    absorbed_by[loser[::-1]] = winner[::-1]  # the best winner of each loser is written last
+    dropped[loser] = True
+    # A dropped winner passes what it absorbed on to its own absorber.
+    while True:
+        parent = absorbed_by[np.maximum(absorbed_by, 0)]
+        chain = (absorbed_by >= 0) & (parent >= 0)
+        if not chain.any():
+            break
+        absorbed_by[chain] = parent[chain]
+    return dropped, absorbed_by
