@@ -40,6 +40,8 @@ class PredictionParams:
     unstructured_factor: float = field(default=2.0, metadata=rng(1.0, 10.0))  # CV/CTRV growth multiplier
     static_speed_mps: float = field(default=1.0, metadata=rng(0.0, 10.0))
     static_factor: float = field(default=0.2, metadata=rng(0.0, 10.0))  # growth multiplier when static
+    # Below this estimated deceleration a lane follower is predicted braking (above it: noise).
+    brake_threshold_mps2: float = field(default=0.5, metadata=rng(0.0, 10.0))
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +74,11 @@ def estimate_yaw_rate(ids: np.ndarray, yaws: np.ndarray, prev_ids: np.ndarray, p
 
 
 def predict(ft: FrenetTracks, yaw_rate_rps: np.ndarray, road: Road, t_s: np.ndarray,
-            p: PredictionParams) -> Prediction:
+            p: PredictionParams, accel_mps2: np.ndarray | None = None) -> Prediction:
+    """``accel_mps2`` (N,): along-road accelerations (estimated from the track history); a braking
+    lane follower is rolled out braking to a stop, not at constant speed (a car ahead that brakes
+    hard would otherwise look like room to accelerate into). Accelerations are not rolled out:
+    at constant speed the prediction stays the cautious one for objects ahead."""
     n, k = len(ft), t_s.shape[0]
     speed = np.hypot(ft.vs_mps, ft.vd_mps)
     aligned = np.abs(np.arctan2(ft.vd_mps, ft.vs_mps)) < p.lane_align_rad
@@ -83,6 +89,13 @@ def predict(ft: FrenetTracks, yaw_rate_rps: np.ndarray, road: Road, t_s: np.ndar
 
     t = t_s[None, :]
     s = ft.s_m[:, None] + ft.vs_mps[:, None] * t
+    if accel_mps2 is not None:
+        brake = np.minimum(accel_mps2, 0.0)
+        braking = (brake < -p.brake_threshold_mps2) & (ft.vs_mps > 0.0)
+        if braking.any():
+            b, v = -brake[braking, None], ft.vs_mps[braking, None]
+            t_run = np.minimum(t, v / b)  # until it stands
+            s[braking] = ft.s_m[braking, None] + v * t_run - 0.5 * b * t_run * t_run
     decay = p.lateral_decay_s * (1.0 - np.exp(-t / p.lateral_decay_s))
     # A lateral move ends at the centre of the lane it heads for (where the decayed drift would end):
     # a lane changer completes its change and stays there, and velocity noise on a lane keeper
