@@ -21,6 +21,23 @@ def _inside(offset: np.ndarray, yaw: np.ndarray, half_lw: np.ndarray) -> np.ndar
     return (along <= half_lw[:, 0]) & (across <= half_lw[:, 1])
 
 
+def _near_pairs(xy: np.ndarray, reach_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs (i, j), i != j, each once, with |dx| and |dy| within ``reach_m``: a sweep over
+    x-sorted tracks, so the cost follows the number of close pairs, not N^2."""
+    order = np.argsort(xy[:, 0], kind="stable")
+    xs = xy[order, 0]
+    end = np.searchsorted(xs, xs + reach_m, side="right")
+    count = end - np.arange(1, xs.shape[0] + 1)
+    if not count.any():
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    a = np.repeat(np.arange(xs.shape[0]), count)
+    # Partner k of sorted track a is a + 1 + k, k counting up within a's run.
+    b = a + 1 + (np.arange(a.shape[0]) - np.repeat(np.cumsum(count) - count, count))
+    ii, jj = order[a], order[b]
+    close = np.abs(xy[ii, 1] - xy[jj, 1]) <= reach_m
+    return ii[close], jj[close]
+
+
 def duplicates(xy: np.ndarray, yaw: np.ndarray, size: np.ndarray, confirmed: np.ndarray,
                hits: np.ndarray, ids: np.ndarray, margin_m: float) -> tuple[np.ndarray, np.ndarray]:
     """(dropped (N,) bool, absorbed_by (N,) int64): tracks that duplicate a better one, and for
@@ -30,10 +47,7 @@ def duplicates(xy: np.ndarray, yaw: np.ndarray, size: np.ndarray, confirmed: np.
     absorbed_by = np.full(n, -1, np.int64)
     if n < 2:
         return dropped, absorbed_by
-    reach = float(np.max(size[:, 0])) + margin_m
-    dx = xy[:, None, 0] - xy[None, :, 0]
-    dy = xy[:, None, 1] - xy[None, :, 1]
-    ii, jj = np.nonzero(np.triu((np.abs(dx) <= reach) & (np.abs(dy) <= reach), k=1))
+    ii, jj = _near_pairs(xy, float(np.max(size[:, 0])) + margin_m)
     if ii.size == 0:
         return dropped, absorbed_by
     half = 0.5 * size[:, :2] + margin_m

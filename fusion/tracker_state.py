@@ -27,16 +27,17 @@ class SourceModel:
     vel_sigma_mps: float = field(default=0.5, metadata=rng(1e-3, 20.0))
     fov_half_rad: float = field(default=3.1416, metadata=rng(0.0, 3.1416))
     max_range_m: float = field(default=150.0, metadata=rng(0.0, 1000.0))
-    # A source whose detections are trusted alone (lidar boxes, the oracle) confirms a track by its
-    # own M-of-N; the others (radar clusters carry clutter, camera ranges are coarse) confirm only
-    # a track that a second source has also hit, so no single noisy sensor can make a false track.
+    # A source whose detections are trusted alone (lidar boxes, the oracle, radar clusters: DBSCAN
+    # leaves about one clutter cluster in 400, and only radar sees cars beyond ~60 m) confirms a
+    # track by its own M-of-N; the camera (coarse range, false boxes) confirms only a track that a
+    # second source has also hit, so its false alarms never become tracks.
     confirms_alone: bool = True
 
 
 def _default_sources() -> dict[str, SourceModel]:
     return {"oracle": SourceModel(0.2, 0.3, 3.1416, 150.0),
             "lidar": SourceModel(0.25, 0.5, 3.1416, 100.0),
-            "radar": SourceModel(0.8, 0.3, 1.05, 200.0, confirms_alone=False),
+            "radar": SourceModel(0.8, 0.3, 1.05, 200.0),
             "camera": SourceModel(1.5, 1.5, 0.8, 80.0, confirms_alone=False)}
 
 

@@ -3,7 +3,8 @@
 Each (scenario, seed) runs the full closed loop. A scheduler listener sees every delivered
 ``/fusion/tracks`` and ``/fusion/ego`` message and reads the world's ground truth at that instant
 (the delivery time equals the data time in ideal mode). Tracks are scored against the actors
-inside the sensor coverage (the scenario's oracle range around the ego) with motmetrics: a track
+inside the sensor coverage (with simulated sensors, the union of the object sensors' fields of
+view and ranges; with the oracle, its radius around the ego) with motmetrics: a track
 and an actor match when their centres are within ``--match-m`` metres. The consistency figures are
 averages: NEES of matched tracks over (x, y, vx, vy) against the truth (ideal 4), and the tracker's
 own 2-dof position NIS of the updates of that cycle (ideal 2).
@@ -37,8 +38,10 @@ class _RunAccumulator:
     nis: list[np.ndarray] = field(default_factory=list)
 
     def on_tracks(self, tracks: Tracks, ego_xy: np.ndarray, ids: np.ndarray, xy: np.ndarray,
-                  vel: np.ndarray, fresh_nis: np.ndarray) -> None:
-        inside = np.hypot(xy[:, 0] - ego_xy[0], xy[:, 1] - ego_xy[1]) <= self.coverage_m
+                  vel: np.ndarray, fresh_nis: np.ndarray, inside: np.ndarray | None = None) -> None:
+        """``inside`` (N,): the actors the sensors cover; None: those within ``coverage_m``."""
+        if inside is None:
+            inside = np.hypot(xy[:, 0] - ego_xy[0], xy[:, 1] - ego_xy[1]) <= self.coverage_m
         gt_ids, gt_xy, gt_vel = ids[inside], xy[inside], vel[inside]
         tr_xy = tracks.states[:, :2]
         dist = np.hypot(gt_xy[:, None, 0] - tr_xy[None, :, 0], gt_xy[:, None, 1] - tr_xy[None, :, 1])
@@ -60,6 +63,66 @@ class _RunAccumulator:
         self.ego_sq_err.append(float(np.sum((np.asarray(est_xy) - truth_xy) ** 2)))
 
 
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """Where the object sensors of a run can see: per sensor a mount (vehicle frame), a heading,
+    a half field of view and a range. An actor counts as a ground-truth object while its centre
+    is inside any of them; with no sensors (oracle runs) the oracle's radius serves."""
+
+    mounts_xy_m: np.ndarray  # (S, 2)
+    yaws_rad: np.ndarray  # (S,)
+    half_fov_rad: np.ndarray  # (S,)
+    ranges_m: np.ndarray  # (S,)
+
+    @staticmethod
+    def of_rig(rig_cfg, names: tuple[str, ...] = ("lidar", "radar", "camera")) -> "Coverage":
+        rows = []
+        for name in names:
+            if name not in rig_cfg.enabled:
+                continue
+            sc = rig_cfg.sensor(name)
+            half = np.pi if name == "lidar" else 0.5 * np.radians(float(sc.hfov_deg))
+            rows.append((sc.x_m, sc.y_m, sc.yaw_rad, half, sc.max_range_m))
+        a = np.array(rows, dtype=np.float64).reshape(-1, 5)
+        return Coverage(a[:, :2], a[:, 2], a[:, 3], a[:, 4])
+
+    def inside(self, ego_pose: np.ndarray, xy: np.ndarray) -> np.ndarray:
+        c, s = np.cos(ego_pose[2]), np.sin(ego_pose[2])
+        d = xy - ego_pose[:2]
+        local = np.stack([c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1]], axis=1)
+        rel = local[:, None, :] - self.mounts_xy_m[None]  # (N, S, 2)
+        rng_m = np.hypot(rel[..., 0], rel[..., 1])
+        bearing = np.angle(np.exp(1j * (np.arctan2(rel[..., 1], rel[..., 0]) - self.yaws_rad[None])))
+        return ((rng_m <= self.ranges_m[None]) & (np.abs(bearing) <= self.half_fov_rad[None])).any(axis=1)
+
+
+# An actor is trackable while a sensor that can confirm a track returned enough of it recently:
+# the nuScenes convention (boxes without lidar or radar points are not scored), since no tracker
+# can report what no sensor measured. Camera pixels alone do not count (the camera confirms
+# nothing alone).
+VISIBLE_MIN_POINTS = {"lidar": 5, "radar": 2}
+VISIBLE_HOLD_NS = 500_000_000
+
+
+@dataclass(slots=True)
+class Visibility:
+    """Last capture time at which each actor had enough returns (mutable evaluation bookkeeping)."""
+
+    last_seen_ns: dict[int, int] = field(default_factory=dict)
+
+    def on_capture(self, sensor: str, capture_ns: int, truth) -> None:
+        need = VISIBLE_MIN_POINTS.get(sensor)
+        if need is None or truth is None:
+            return
+        ids, counts = np.unique(truth.point_ids[truth.point_ids >= 0], return_counts=True)
+        for actor in ids[counts >= need].tolist():
+            self.last_seen_ns[actor] = max(self.last_seen_ns.get(actor, capture_ns), capture_ns)
+
+    def mask(self, ids: np.ndarray, t_ns: int) -> np.ndarray:
+        seen = np.array([self.last_seen_ns.get(int(i), -(1 << 62)) for i in ids], dtype=np.int64)
+        return (t_ns - seen) <= VISIBLE_HOLD_NS
+
+
 def parse_seeds(text: str) -> list[int]:
     """``A..B`` (inclusive), ``A,B,C`` or a single integer."""
     try:
@@ -74,21 +137,39 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def evaluate_run(scenario_name: str, seed: int, perception: str, match_m: float,
-                 duration_s: float | None = None) -> tuple[_RunAccumulator, dict]:
+                 duration_s: float | None = None, truth: str = "visible") -> tuple[_RunAccumulator, dict]:
+    """``truth``: with simulated sensors, score the actors inside the sensors' coverage that they
+    returned points of recently ("visible") or every actor inside the coverage ("coverage")."""
     from runtime.closed_loop import ClosedLoop, RunOptions
     from sim.scenario import load_scenario
 
     scenario = load_scenario(scenario_name)
     loop = ClosedLoop(scenario, RunOptions(seed=seed, perception=perception, duration_s=duration_s))
     run = _RunAccumulator(match_m=match_m, coverage_m=float(scenario.oracle.range_m))
+    # With simulated sensors, the truth to track is what they cover, not the oracle's radius.
+    coverage = Coverage.of_rig(scenario.sensors) if loop.rig is not None else None
+    visibility = Visibility() if coverage is not None and truth == "visible" else None
+    if visibility is not None:
+        capture = loop.rig.capture
+
+        def capture_and_note(sensor, t_capture_ns, ego, actors):
+            arrivals = capture(sensor, t_capture_ns, ego, actors)
+            for a in arrivals:
+                visibility.on_capture(sensor, a.capture_ns, a.truth)
+            return arrivals
+
+        loop.rig.capture = capture_and_note  # the evaluation observes the labelled truth, nothing else
 
     def listener(t_ns: int, topic: str, msg) -> None:
         if topic == "/fusion/tracks":
             ego, actors = loop.world.ego_truth(), loop.world.actors_truth()
             state = _tracker_state(loop.stack)
             fresh = state.last_hit_ns == state.t_ns if state.t_ns is not None else np.zeros(0, bool)
+            inside = coverage.inside(ego.pose, actors.xy_m) if coverage is not None else None
+            if visibility is not None:
+                inside &= visibility.mask(actors.ids, t_ns)
             run.on_tracks(msg, ego.pose[:2], actors.ids, actors.xy_m, actors.velocity_mps,
-                          state.last_nis[fresh])
+                          state.last_nis[fresh], inside)
         elif topic == "/fusion/ego":
             # The estimate refers to its own t_ns; the truth is now: move the estimate to now.
             run.on_ego(ego_pose_at(msg, t_ns)[:2], loop.world.ego_truth().pose[:2])
@@ -143,6 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--perception", choices=("oracle", "onnx"), default="oracle")
     p.add_argument("--match-m", type=float, default=2.0, help="track-to-actor match distance (default 2 m)")
     p.add_argument("--duration", type=float, default=None, metavar="S", help="seconds per run")
+    p.add_argument("--truth", choices=("visible", "coverage"), default="visible",
+                   help="with sensors: score actors with recent lidar/radar returns (visible, default) "
+                        "or every actor inside the sensors' fields of view (coverage)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return p
 
@@ -157,13 +241,14 @@ def eval_tracker_main(argv: list[str] | None) -> int:
         runs, per_run = [], []
         for name in scenarios:
             for seed in seeds:
-                run, info = evaluate_run(name, seed, args.perception, args.match_m, args.duration)
+                run, info = evaluate_run(name, seed, args.perception, args.match_m, args.duration,
+                                         args.truth)
                 runs.append(run)
                 per_run.append({**info, **summarise([run])})
     except (ValueError, FileNotFoundError, KeyError) as exc:
         print(f"rtdrive eval-tracker: error: {exc}", file=sys.stderr)
         return 2
-    result = {**summarise(runs), "perception": args.perception, "scenarios": scenarios,
+    result = {**summarise(runs), "perception": args.perception, "truth": args.truth, "scenarios": scenarios,
               "seeds": seeds, "runs": per_run}
     if args.json:
         print(json.dumps(result, sort_keys=True))

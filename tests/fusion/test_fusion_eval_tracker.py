@@ -36,3 +36,27 @@ def test_metrics_count_switches_misses_and_ego_error():
     assert out["nis"] == pytest.approx(2.0)
     # NEES of a 0.5 m offset in x and y with variance 0.25 is 2 per matched pair (4 of 5 pairs)
     assert out["nees"] == pytest.approx((4 * 2.0 + 0.0) / 5)
+
+
+def test_coverage_is_the_union_of_sensor_fields_of_view():
+    from runtime.eval_tracker import Coverage
+    from sim.sensors.config import SensorRigConfig
+    cov = Coverage.of_rig(SensorRigConfig())
+    ego = np.array([10.0, 0.0, np.pi / 2])  # heading +y in the map
+    xy = np.array([[10.0, 150.0],   # 150 m ahead: radar and camera (forward), not lidar (120 m)
+                   [10.0, -100.0],  # 100 m behind: lidar only (360 deg)
+                   [10.0, -130.0],  # 130 m behind: nothing
+                   [150.0, 0.0]])   # 140 m to the right: outside the forward cones and lidar range
+    np.testing.assert_array_equal(cov.inside(ego, xy), [True, True, False, False])
+
+
+def test_visibility_needs_enough_returns_recently():
+    from types import SimpleNamespace
+    from runtime.eval_tracker import VISIBLE_HOLD_NS, Visibility
+    vis = Visibility()
+    vis.on_capture("lidar", 0, SimpleNamespace(point_ids=np.array([3] * 5 + [4] * 4 + [-1] * 9)))
+    vis.on_capture("radar", 0, SimpleNamespace(point_ids=np.array([5, 5, 6])))
+    vis.on_capture("camera", 0, SimpleNamespace(point_ids=np.array([7] * 50)))  # not counted
+    ids = np.array([3, 4, 5, 6, 7])
+    np.testing.assert_array_equal(vis.mask(ids, 1), [True, False, True, False, False])
+    np.testing.assert_array_equal(vis.mask(ids, VISIBLE_HOLD_NS + 1), [False] * 5)
