@@ -1,12 +1,20 @@
 """Anytime Frenet lattice planner (lateral quintics x longitudinal quartics), a drop-in for the
 spine planner: ``lattice_plan_step(state, ego, tracks, limits, road, t_ns, cfg, timer) -> (state, plan)``.
 
+Candidates: lateral targets (lane centres +- offsets) x longitudinal profiles x horizons. The
+longitudinal profiles are the quartic speed levels plus, per lane, that lane's ACC roll-out (the
+spine planner's law, comfortable by construction), paired with targets in that lane only. A
+profile beyond the comfort limits (deceleration, jerk) is an emergency candidate: allowed, flagged,
+and costed so that it is chosen only when no comfortable candidate is free. A lane change once
+chosen stays the target (aborting it costs a lane change too). Per-config constants (polynomial
+maps, grids) are built once and carried in the state (LatticeTables).
+
 Order of work: the cost terms that factor per family (jerk, offset, speed error, lane cost,
 consistency) give every candidate a lower bound at once; candidates are then visited in order of
 that bound, in batches, where the coupled terms are evaluated (collision against inflated predictions,
 path curvature, proximity cost). The search stops when no unvisited candidate can beat the best
 found, or when the injected ``timer`` passes the budget (the first batch is always evaluated).
-Nothing feasible -> emergency braking in lane, flagged.
+Nothing feasible -> emergency braking at the current lateral offset, flagged.
 """
 from __future__ import annotations
 

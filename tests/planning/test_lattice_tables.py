@@ -11,7 +11,6 @@ from acc_loop import make_tracks, straight_road
 from core.messages import EgoState, ModeLimits
 from core.road import Road, RoadSegment
 from planning.acc_law import desired_accel
-from planning.acc_planner import AccPlannerConfig
 from planning.behaviour import lane_references
 from planning.lattice import LatticeConfig, LatticeState, lattice_plan_step
 from planning.lattice_grid import (lateral_family, lateral_family_tabled, longitudinal_family,
