@@ -161,3 +161,12 @@ def test_deterministic():
     _, p1 = step(ego_at(), tracks)
     _, p2 = step(ego_at(), tracks)
     assert np.array_equal(p1.xy_m, p2.xy_m) and np.array_equal(p1.speed_mps, p2.speed_mps)
+
+
+def test_emergency_profile_holds_the_lateral_offset_mid_lane_change():
+    # Half-way into the left lane with every lane blocked close ahead: brake where the car is rather
+    # than steer back to the centre of the lane it came from (where the obstacle may be).
+    xs = np.array([[110.0, -3.5], [110.0, 0.0], [110.0, 3.5]])
+    state, plan = step(ego_at(y=1.2, v=25.0), make_tracks(0, xs, np.zeros((3, 2))))
+    assert plan.emergency and state.infeasible == 1
+    assert np.allclose(plan.xy_m[:, 1], plan.xy_m[0, 1], atol=1e-9) and abs(plan.xy_m[0, 1] - 1.2) < 0.05
