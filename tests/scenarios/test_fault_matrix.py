@@ -8,13 +8,12 @@ Cost: the simulated sensors make a run about real time on two shared cores. The 
 covering design: each (sensor, kind) cell runs once, its scenario and seed chosen so that every
 sensor meets every scenario, every kind meets every scenario, and both seeds are used; the
 minimal-risk stops run to standstill on every scenario. The full product (6 x 9 x 3 x 2 = 324
-runs, ~20 min) runs with RTDRIVE_FULL_FAULT_MATRIX=1. Object detection is the oracle here, so the
+runs, ~20 min) runs with `pytest --full-fault-matrix`. Object detection is the oracle here, so the
 camera and lidar are rendered small (same rates, latencies and jitter: the monitor's view of the
 streams is unchanged), which makes a run ~30% cheaper.
 """
 import dataclasses
 import itertools
-import os
 
 import numpy as np
 import pytest
@@ -125,8 +124,7 @@ def test_single_sensor_fault(scenario_name, seed, sensor, kind):
 FULL = [(sc, seed, sensor, kind) for sc in SCENARIOS for seed in SEEDS for sensor in SENSORS for kind in KINDS]
 
 
-@pytest.mark.skipif(os.environ.get("RTDRIVE_FULL_FAULT_MATRIX") != "1",
-                    reason="full 324-run product: set RTDRIVE_FULL_FAULT_MATRIX=1")
+@pytest.mark.full_fault_matrix
 @pytest.mark.parametrize("scenario_name, seed, sensor, kind", FULL,
                          ids=[f"{c[2]}-{c[3]}-{c[0]}-s{c[1]}" for c in FULL])
 def test_single_sensor_fault_full_product(scenario_name, seed, sensor, kind):
