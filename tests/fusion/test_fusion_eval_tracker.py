@@ -39,9 +39,14 @@ def test_metrics_count_switches_misses_and_ego_error():
 
 
 def test_coverage_is_the_union_of_sensor_fields_of_view():
+    from types import SimpleNamespace
     from runtime.eval_tracker import Coverage
-    from sim.sensors.config import SensorRigConfig
-    cov = Coverage.of_rig(SensorRigConfig())
+    # The shipped rig's geometry (sim.sensors.config defaults), without importing sim here.
+    sensors = {"lidar": SimpleNamespace(x_m=1.4, y_m=0.0, yaw_rad=0.0, hfov_deg=360.0, max_range_m=120.0),
+               "radar": SimpleNamespace(x_m=3.7, y_m=0.0, yaw_rad=0.0, hfov_deg=90.0, max_range_m=160.0),
+               "camera": SimpleNamespace(x_m=1.6, y_m=0.0, yaw_rad=0.0, hfov_deg=90.0, max_range_m=150.0)}
+    rig = SimpleNamespace(enabled=tuple(sensors), sensor=sensors.__getitem__)
+    cov = Coverage.of_rig(rig)
     ego = np.array([10.0, 0.0, np.pi / 2])  # heading +y in the map
     xy = np.array([[10.0, 150.0],   # 150 m ahead: radar and camera (forward), not lidar (120 m)
                    [10.0, -100.0],  # 100 m behind: lidar only (360 deg)
