@@ -46,9 +46,11 @@ class LidarScan:
 class RadarScan:
     t_ns: int
     sensor: str
-    range_m: np.ndarray  # (N,) float32
-    azimuth_rad: np.ndarray  # (N,) float32, positive to the left, in the vehicle frame
-    range_rate_mps: np.ndarray  # (N,) float32, negative when approaching (Doppler, ego motion included)
+    range_m: np.ndarray  # (N,) float32, from the vehicle frame origin (mount offset already applied)
+    azimuth_rad: np.ndarray  # (N,) float32 about the vehicle frame origin, positive to the left
+    # (N,) float32 along the radar's own line of sight from its mount; negative when approaching
+    # (Doppler, ego motion included)
+    range_rate_mps: np.ndarray
     rcs_dbsm: np.ndarray  # (N,) float32
 
 

@@ -79,8 +79,11 @@ def radar_cluster_step(scan: RadarScan, ego_speed_mps: float, ego_yaw_rate_rps: 
     r, az, rr = fields[ok, 0], fields[ok, 1], fields[ok, 2]
     if r.size == 0:
         return RadarClusters(Detections3D.empty(t_ns, SOURCE), removed)
-    los = np.stack([np.cos(az), np.sin(az)], axis=1)
-    xy = np.array([cfg.mount_x_m, cfg.mount_y_m]) + r[:, None] * los
+    # Range and azimuth are reported about the vehicle origin (core.messages.RadarScan); the
+    # Doppler is measured along the radar's own line of sight, from its mount.
+    xy = r[:, None] * np.stack([np.cos(az), np.sin(az)], axis=1)
+    from_mount = xy - np.array([cfg.mount_x_m, cfg.mount_y_m])
+    los = from_mount / np.maximum(np.linalg.norm(from_mount, axis=1, keepdims=True), 1e-9)
     # Velocity of the sensor itself (rigid body: v + omega x r_mount), projected on each line of
     # sight; adding it back leaves the target's own ground-relative radial speed.
     v_sensor = np.array([ego_speed_mps - ego_yaw_rate_rps * cfg.mount_y_m, ego_yaw_rate_rps * cfg.mount_x_m])
