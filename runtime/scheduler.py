@@ -197,7 +197,7 @@ class Scheduler:
                 self._deliver(t_ns, topic, message)
             else:
                 _, name, trigger, ready_ns = payload
-                self._run_task(self._tasks[name], t_ns, trigger, ready_ns)
+                self._run_task(self._tasks[name], t_ns, trigger, ready_ns, first_dispatch=kind == "run")
 
     def _deliver(self, t_ns: int, topic: str, message: Any) -> None:
         for listener in self._listeners:
@@ -252,9 +252,11 @@ class Scheduler:
             self.superseded[task.spec.name] = self.superseded.get(task.spec.name, 0) + 1
         task.pending.append((trigger, ready_ns))
 
-    def _run_task(self, task: _Task, t_ns: int, trigger, ready_ns: int) -> None:
+    def _run_task(self, task: _Task, t_ns: int, trigger, ready_ns: int, first_dispatch: bool = True) -> None:
         spec = task.spec
-        if spec.period_ns > 0 and trigger is None:
+        # A run re-queued behind its busy executor ("rerun") must not plan the next period again:
+        # that would start a second periodic chain on every re-queue.
+        if spec.period_ns > 0 and trigger is None and first_dispatch:
             # The next periodic run is planned from the nominal grid, never from the actual start:
             # a late run does not shift the rate, and missed periods are skipped, not bunched.
             next_ns = ready_ns + spec.period_ns
@@ -266,7 +268,7 @@ class Scheduler:
             self._push(next_ns - task.lead_ns, spec.priority, ("run", spec.name, None, next_ns))
         if self.mode == "latency" and task.busy_until_ns > t_ns:
             # One executor per task: wait for the previous run to finish (queueing delay).
-            self._push(task.busy_until_ns, spec.priority, ("run", spec.name, trigger, ready_ns))
+            self._push(task.busy_until_ns, spec.priority, ("rerun", spec.name, trigger, ready_ns))
             return
         if task.worker is not None:
             self._submit(task, trigger, ready_ns)
@@ -307,7 +309,8 @@ class Scheduler:
             self.timings.append(StageTiming(spec.name, start_ns, ready_ns, duration_ns, spec.budget_ns, missed))
         if self.mode == "latency":
             available_ns = start_ns + duration_ns
-            task.busy_until_ns = available_ns
+            if spec.timed:  # the simulator's own compute is not the stack's: it never delays sim time
+                task.busy_until_ns = available_ns
         elif self.mode == "realtime":
             available_ns = realtime_end_ns
         else:

@@ -189,3 +189,18 @@ def test_cli_timing_gate_exit_code_names_planning(tmp_path, capsys):
     rep = json.loads(out_json.read_text())
     assert rep["stages"]["planning"]["budget_ms"] == 0.001 and rep["stages"]["planning"]["misses"] > 0
     assert main(["timing", "--load", "-1", "--no-latency-loop"]) == 2
+
+
+def test_latency_mode_overrunning_periodic_task_keeps_one_chain_and_sim_time_is_not_delayed():
+    ft = FakeTime()
+    sched = Scheduler(RunClock(ft.monotonic_ns, ft.sleep_s), lambda: ft.t_ns, "latency")
+    sched.add_task(TaskSpec("fusion", 1, budget_ns=5 * MS, period_ns=10 * MS),
+                   lambda t, tr: (setattr(ft, "t_ns", ft.t_ns + 25 * MS), ())[1])
+    world_times = []
+    sched.add_task(TaskSpec("sim.world", 0, budget_ns=0, period_ns=10 * MS, timed=False),
+                   lambda t, tr: (world_times.append(t), setattr(ft, "t_ns", ft.t_ns + 30 * MS), ())[2])
+    sched.run_until(100 * MS)
+    starts = [r.t_ns for r in sched.timings]
+    # Each 25 ms run queues the next behind it: one run per 25 ms, never duplicated chains.
+    assert starts == [0, 25 * MS, 50 * MS, 75 * MS, 100 * MS]
+    assert world_times == list(range(0, 101 * MS, 10 * MS))  # the simulator's compute delays nothing
