@@ -15,7 +15,7 @@ from runtime.errors import UsageError
 from sim.faults import FaultSpecError
 
 PERCEPTION_MODES = ("onnx", "classical", "oracle")
-DEFAULT_PERCEPTION = "oracle"
+DEFAULT_PERCEPTION = "onnx"  # the full stack; oracle is for testing planning in isolation
 
 
 
@@ -201,18 +201,26 @@ COMMANDS = {"sim": _cmd_sim, "scenarios": _cmd_scenarios, "bench": _cmd_bench, "
             "replay": _cmd_replay, "view": _cmd_view, "timing": _cmd_timing}
 
 
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Exceptions that are the user's input, not a bug: one line on stderr, exit code 2."""
+    from perception.contract import ModelContractError
+    from perception.onnx_model import ModelFileMissingError, ProviderUnavailableError
+    return (ConfigError, UsageError, FaultSpecError, ModelFileMissingError, ModelContractError,
+            ProviderUnavailableError)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in DELEGATED_HELP:  # listed in --help, parsed by their own modules
         try:
             return _run_delegated(argv[0], argv[1:])
-        except (ConfigError, UsageError, FaultSpecError) as exc:
+        except _user_errors() as exc:
             print(f"rtdrive {argv[0]}: error: {exc}", file=sys.stderr)
             return 2
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (ConfigError, UsageError, FaultSpecError) as exc:
+    except _user_errors() as exc:
         print(f"rtdrive {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -125,7 +125,8 @@ class ClosedLoop:
             streams.update({name: scenario.sensors.sensor(name).rate_hz for name in self.rig.sensors})
         self.perception = build_perception(
             opts.perception, scenario.sensors, SessionOptions(provider=opts.provider, intra_op_threads=opts.threads),
-            detector_timer=None if opts.mode == "ideal" else timer)
+            detector_timer=None if opts.mode == "ideal" else timer,
+            lidar_cfg=stack_cfg.perception.lidar, camera_cfg=stack_cfg.perception.camera)
         steps = build_steps(stack_cfg, self.world.vehicle,
                             sync_streams(scenario, self.rig, stack_cfg, self.oracle_objects_on),
                             perception=self.perception.steps,

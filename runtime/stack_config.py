@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from control.controller import ControllerConfig
 from core.config import from_mapping, rng
 from fusion.tracker_state import TrackerConfig
+from perception.camera_detector import CameraDetectorConfig
+from perception.lidar_detector import LidarDetectorConfig
 from planning.acc_planner import AccPlannerConfig
 from planning.lattice import LatticeConfig
 from safety.monitor import SafetyConfig
@@ -39,10 +41,17 @@ class LivenessConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PerceptionConfig:
+    lidar: LidarDetectorConfig = field(default_factory=LidarDetectorConfig)
+    camera: CameraDetectorConfig = field(default_factory=CameraDetectorConfig)
+
+
+@dataclass(frozen=True, slots=True)
 class StackConfig:
     rates_hz: RatesHz = field(default_factory=RatesHz)
     budgets_ms: dict[str, float] = field(default_factory=_default_budgets, metadata=rng(0.0, 10_000.0))
     liveness: LivenessConfig = field(default_factory=LivenessConfig)
+    perception: PerceptionConfig = field(default_factory=PerceptionConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     # "acc": lane keeping + adaptive cruise (the spine planner); "lattice": the anytime Frenet
     # lattice planner (lane changes, obstacle avoidance).

@@ -43,7 +43,7 @@ def test_scenarios_lists_builtins(capsys):
 
 
 def test_sim_json_has_the_documented_keys(capsys):
-    assert main(["sim", "--scenario", "free_road", "--duration", "2", "--json"]) == 0
+    assert main(["sim", "--scenario", "free_road", "--duration", "2", "--perception", "oracle", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     for key in ("scenario", "seed", "duration_s", "collisions", "min_ttc_s", "min_distance_m",
                 "mean_speed_mps", "max_abs_jerk_mps3", "max_abs_lat_accel_mps2", "real_time_factor",
@@ -62,3 +62,21 @@ def test_bad_duration_exit_2(capsys):
 def test_unknown_benchmark_exit_2(capsys):
     assert main(["bench", "no_such_bench"]) == 2
     assert "tick_oracle" in capsys.readouterr().err
+
+
+def test_full_stack_is_the_default_and_reports_its_providers(capsys):
+    assert main(["sim", "--scenario", "free_road", "--duration", "1", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["perception"] == "onnx"
+    for model in ("lidar_detector", "camera_detector"):
+        assert summary["providers"][model]["provider"] in ("CPUExecutionProvider", "CUDAExecutionProvider")
+    assert {"perception.lidar", "perception.camera", "perception.radar"} <= set(summary["stages"])
+    assert "oracle" not in summary["sensors"]
+
+
+def test_missing_model_is_one_line_naming_file_and_fallback(tmp_path, capsys):
+    cfg = tmp_path / "stack.toml"
+    cfg.write_text(f'[perception.lidar]\nmodel_path = "{tmp_path / "nope.onnx"}"\n')
+    assert main(["sim", "--duration", "1", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nope.onnx" in err[0] and "--perception classical" in err[0]
