@@ -146,6 +146,11 @@ class Scheduler:
             if not task.spec.timed:
                 task.lead_ns = int(sim_lead_ns)
 
+    def set_run(self, name: str, run: Callable[[int, tuple[str, Any] | None], Iterable[Output]]) -> None:
+        """Swap a task's run function, keeping its spec and schedule (the timing harness moves the
+        simulator into a process of its own this way)."""
+        self._tasks[name].run = run
+
     def set_priority(self, name: str, priority: int) -> None:
         """Change a task's priority for its runs from now on (queued runs included)."""
         task = self._tasks[name]

@@ -31,6 +31,8 @@ def add_timing(sub) -> None:
     p.add_argument("--perception", choices=PERCEPTION_MODES, default="onnx")
     p.add_argument("--provider", choices=("auto", "cuda", "cpu"), default="auto")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads per model")
+    p.add_argument("--rt-priority", type=int, default=10, metavar="P",
+                   help="SCHED_FIFO priority of the loop thread when the OS permits (0: normal policy)")
     p.add_argument("--no-latency-loop", dest="latency_loop", action="store_false",
                    help="skip the latency-in-the-loop run on the simulated clock")
 
@@ -46,19 +48,21 @@ def cmd_timing(args) -> int:
         raise UsageError(f"--duration: {args.duration} is out of range; allowed (0, 3600] seconds")
     if not 0 <= args.load <= MAX_LOAD_PROCESSES:
         raise UsageError(f"--load: {args.load} is out of range; allowed 0..{MAX_LOAD_PROCESSES}")
+    if not 0 <= args.rt_priority <= 99:
+        raise UsageError(f"--rt-priority: {args.rt_priority} is out of range; allowed 0..99")
     budgets = load_toml(TimingBudgets, args.budgets) if args.budgets else TimingBudgets()
     source = str(args.budgets or "<defaults>")
     opts = RunOptions(seed=args.seed, duration_s=args.duration, perception=args.perception,
                       provider=args.provider, threads=args.threads)
     if args.log:
-        report = time_log(args.log, opts, budgets, source, args.load, args.duration)
+        report = time_log(args.log, opts, budgets, source, args.load, args.duration, args.rt_priority)
     else:
         from sim.scenario import load_scenario
 
         scenario = load_scenario(args.scenario or "cut_in")
         base_cfg = load_toml(StackConfig, args.config) if args.config else StackConfig()
         stack_cfg = with_budgets(base_cfg, budgets, source)
-        report = time_scenario(scenario, opts, stack_cfg, args.load, budgets.e2e_p99_ms)
+        report = time_scenario(scenario, opts, stack_cfg, args.load, budgets.e2e_p99_ms, args.rt_priority)
         if args.latency_loop:
             print("  latency-in-the-loop run (simulated clock, measured compute delays)...", file=sys.stderr)
             report["latency_in_the_loop"] = latency_in_the_loop(scenario, opts, stack_cfg)
@@ -80,7 +84,8 @@ def format_report(r: dict) -> str:
     providers = ", ".join(f"{k}={v.get('provider', v) if isinstance(v, dict) else v}"
                           for k, v in r["providers"].items()) or "none"
     lines = [f"rtdrive timing  {r['source']}  perception={r['perception']}  load={r['load']}  "
-             f"duration={r['duration_s']:.1f} s  wall={r['wall_s']:.1f} s", f"  providers: {providers}",
+             f"duration={r['duration_s']:.1f} s  wall={r['wall_s']:.1f} s", f"  providers: {providers}  "
+             f"loop SCHED_FIFO: {r['loop_rt_priority'] or 'no'}",
              "", f"  {'stage':<19}{'runs':>6}{'p50':>8}{'p90':>8}{'p99':>8}{'max':>8}{'budget':>8}"
                  f"{'miss':>6}{'rate':>7}{'q p50':>8}{'q p99':>8}{'super':>6}   (ms; q = queueing ready->start)"]
     for name, s in r["stages"].items():
