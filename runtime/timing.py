@@ -174,12 +174,15 @@ def time_scenario(scenario: ScenarioConfig, opts: RunOptions, stack_cfg: StackCo
         remote_perception(loop.scheduler, loop.stack, procs)
         wall_s, rt = _realtime(loop.scheduler, clock, s_to_ns(loop.duration_s), load, loop.advance_to,
                                lead_ns, rt_priority)
-        summary = {**world.finish(), "final_mode": Mode(loop.stack.monitor_state.mode).name}
+        summary = {**world.finish(), "final_mode": Mode(loop.stack.monitor_state.mode).name,
+                   "mode_changes": [{"t_s": tr.t_ns / NS_PER_S, "mode": Mode(tr.mode).name, "reason": tr.reason}
+                                    for tr in loop.stack.monitor_state.transitions]}
     report = analyse(loop.scheduler, loop.stack.sync_records, log,
                      s_to_ns(1.0 / stack_cfg.rates_hz.control), e2e_limit_ms)
     return {"source": f"scenario {scenario.name}", "duration_s": loop.duration_s, "wall_s": round(wall_s, 3),
             "perception": opts.perception, "providers": loop.perception.providers, "load": load,
-            "loop_rt_priority": rt_priority if rt else 0, "closed_loop": closed_loop_metrics(summary), **report}
+            "loop_rt_priority": rt_priority if rt else 0, "closed_loop": closed_loop_metrics(summary),
+            "mode_changes": summary["mode_changes"], **report}
 
 
 def time_log(path: str, opts: RunOptions, budgets: TimingBudgets, budgets_source: str, load: int,
