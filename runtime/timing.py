@@ -190,7 +190,7 @@ def time_log(path: str, opts: RunOptions, budgets: TimingBudgets, budgets_source
     """The recorded inputs of an MCAP log fed at their arrival times on the wall clock."""
     from runtime.logs import LogCorruptError, read
     from runtime.record import EXTRA_TYPES
-    from runtime.replay import setup_from_log
+    from runtime.replay import _stream_topic, setup_from_log  # one topic convention for both feeds
 
     try:
         contents = read(path, order="arrival", extra_types=EXTRA_TYPES)
@@ -200,8 +200,9 @@ def time_log(path: str, opts: RunOptions, budgets: TimingBudgets, budgets_source
         raise UsageError(str(exc)) from exc
     setup = setup_from_log(contents.metadata)
     stack_cfg = with_budgets(setup.stack_cfg, budgets, budgets_source)
-    run_opts = replace(setup.opts, mode="realtime", perception=opts.perception, provider=opts.provider,
-                       threads=opts.threads, progress=None)
+    # The recorded perception mode unless one is asked for: the log's sensors fit it.
+    run_opts = replace(setup.opts, mode="realtime", perception=opts.perception or setup.opts.perception,
+                       provider=opts.provider, threads=opts.threads, progress=None)
     clock = RunClock()
     loop = ClosedLoop(setup.scenario, run_opts, stack_cfg, clock=clock)  # its world never runs
     sched = Scheduler(clock, time.perf_counter_ns, "realtime")
@@ -213,16 +214,21 @@ def time_log(path: str, opts: RunOptions, budgets: TimingBudgets, budgets_source
     streams = {spec.name for spec in loop.stack.stream_specs}
     fed = 0
     for m in contents.messages:
-        if m.topic.startswith("/sensors/") and m.topic[len("/sensors/"):] in streams and m.arrival_ns <= end_ns:
-            sched.post(m.arrival_ns, m.topic, m.msg)
+        topic = _stream_topic(m.topic, streams) if m.topic.startswith("/sensors/") else None
+        if topic is not None and m.arrival_ns <= end_ns:
+            sched.post(m.arrival_ns, topic, m.msg)
             fed += 1
     if fed == 0:
         raise UsageError(f"{path}: no sensor message this stack consumes ({', '.join(sorted(streams))})")
-    wall_s, rt = _realtime(sched, clock, end_ns, load, sched.run_until, 0, rt_priority)
+    session = SessionOptions(provider=run_opts.provider, intra_op_threads=run_opts.threads)
+    with PerceptionProcesses(tuple(p for p in loop.perception.steps if p.sensor in PROCESS_SENSORS),
+                             run_opts.perception, setup.scenario.sensors, session) as procs:
+        remote_perception(sched, loop.stack, procs)
+        wall_s, rt = _realtime(sched, clock, end_ns, load, sched.run_until, 0, rt_priority)
     report = analyse(sched, loop.stack.sync_records, log, s_to_ns(1.0 / stack_cfg.rates_hz.control),
                      budgets.e2e_p99_ms)
     return {"source": f"log {path}", "duration_s": end_ns / NS_PER_S, "wall_s": round(wall_s, 3),
-            "perception": opts.perception, "providers": loop.perception.providers, "load": load,
+            "perception": run_opts.perception, "providers": loop.perception.providers, "load": load,
             "loop_rt_priority": rt_priority if rt else 0, "messages_fed": fed, **report}
 
 

@@ -28,7 +28,8 @@ def add_timing(sub) -> None:
     p.add_argument("--config", type=Path, default=None, help="stack config TOML (rates, default budgets)")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the report as JSON")
     p.add_argument("--plot", type=Path, default=None, metavar="DIR", help="write histograms and a timeline PNG")
-    p.add_argument("--perception", choices=PERCEPTION_MODES, default="onnx")
+    p.add_argument("--perception", choices=PERCEPTION_MODES, default=None,
+                   help="default: onnx for a scenario, the recorded mode for a log")
     p.add_argument("--provider", choices=("auto", "cuda", "cpu"), default="auto")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads per model")
     p.add_argument("--rt-priority", type=int, default=10, metavar="P",
@@ -38,6 +39,8 @@ def add_timing(sub) -> None:
 
 
 def cmd_timing(args) -> int:
+    from dataclasses import replace
+
     from runtime.closed_loop import RunOptions
     from runtime.errors import UsageError
     from runtime.stack_config import StackConfig
@@ -52,10 +55,11 @@ def cmd_timing(args) -> int:
         raise UsageError(f"--rt-priority: {args.rt_priority} is out of range; allowed 0..99")
     budgets = load_toml(TimingBudgets, args.budgets) if args.budgets else TimingBudgets()
     source = str(args.budgets or "<defaults>")
-    opts = RunOptions(seed=args.seed, duration_s=args.duration, perception=args.perception,
+    opts = RunOptions(seed=args.seed, duration_s=args.duration, perception=args.perception or "onnx",
                       provider=args.provider, threads=args.threads)
     if args.log:
-        report = time_log(args.log, opts, budgets, source, args.load, args.duration, args.rt_priority)
+        report = time_log(args.log, replace(opts, perception=args.perception), budgets, source, args.load,
+                          args.duration, args.rt_priority)
     else:
         from sim.scenario import load_scenario
 
