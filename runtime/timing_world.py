@@ -17,6 +17,8 @@ from runtime.closed_loop import ClosedLoop, RunOptions
 from runtime.stack_config import StackConfig
 from sim.scenario import ScenarioConfig
 
+WARMUP_TICKS = 20  # covers a capture of every sensor (the slowest, lidar, runs at 10 Hz)
+
 
 class _Capture:
     """Stands in for the scheduler inside the child: collects what the world posts."""
@@ -32,6 +34,12 @@ def _serve(conn, scenario: ScenarioConfig, opts: RunOptions, stack_cfg: StackCon
     # The child needs the world, not the networks: classical perception builds the same sensors.
     child_opts = replace(opts, mode="ideal", progress=None,
                          perception="classical" if opts.perception == "onnx" else opts.perception)
+    # A throwaway twin steps first: the first renders and ray casts pay one-off costs (allocations,
+    # lazy imports) that would otherwise make the first real ticks late and the sensors look lost.
+    twin = ClosedLoop(scenario, child_opts, stack_cfg)
+    twin.scheduler = _Capture()
+    for k in range(WARMUP_TICKS):
+        twin._world_tick(k * twin._physics_dt_ns, None)
     loop = ClosedLoop(scenario, child_opts, stack_cfg)
     capture = _Capture()
     loop.scheduler = capture  # _world_tick posts through self.scheduler
