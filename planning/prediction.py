@@ -41,7 +41,7 @@ class PredictionParams:
     static_speed_mps: float = field(default=1.0, metadata=rng(0.0, 10.0))
     static_factor: float = field(default=0.2, metadata=rng(0.0, 10.0))  # growth multiplier when static
     # Below this estimated deceleration a lane follower is predicted braking (above it: noise).
-    brake_threshold_mps2: float = field(default=0.5, metadata=rng(0.0, 10.0))
+    brake_threshold_mps2: float = field(default=2.0, metadata=rng(0.0, 10.0))
 
 
 @dataclass(frozen=True, slots=True)
