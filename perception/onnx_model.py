@@ -71,7 +71,14 @@ class OnnxModel:
         so.inter_op_num_threads = 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.log_severity_level = 3
-        self.session = ort.InferenceSession(str(path), sess_options=so, providers=providers)
+        if options.provider == "auto" and providers[0] != CPU:
+            # Trying CUDA where its libraries are missing makes onnxruntime's C++ logger print a
+            # screenful of errors; the outcome is checked below and reported in provider_note.
+            ort.set_default_logger_severity(4)
+        try:
+            self.session = ort.InferenceSession(str(path), sess_options=so, providers=providers)
+        finally:
+            ort.set_default_logger_severity(2)
         active = self.session.get_providers()
         wants_cuda = providers[0] != CPU
         if wants_cuda and active[0] != CUDA:

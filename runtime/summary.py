@@ -36,6 +36,8 @@ def format_summary(s: dict) -> str:
     lines = [
         f"rtdrive sim  scenario={s['scenario']}  seed={s['seed']}  mode={s['mode']}  "
         f"perception={s['perception']}  duration={s['duration_s']:.1f} s",
+        *([f"  providers: " + ", ".join(f"{name}={r['provider']}" + (f" ({r['note']})" if r.get('note') else "")
+                                         for name, r in s["providers"].items())] if s.get("providers") else []),
         "",
         f"  collisions            {s['collisions']}",
         f"  min TTC               {_fmt(s['min_ttc_s'], 's')}",
