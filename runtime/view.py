@@ -20,7 +20,7 @@ import numpy as np
 
 from core.config import from_mapping
 from core.geometry import box_corners_2d, se2_to_map
-from core.messages import Mode
+from core.messages import Detections3D, Mode
 from core.road import Road
 from runtime.errors import UsageError
 from sim.scenario import ScenarioConfig, build_road
@@ -151,7 +151,8 @@ class RunView:
             cv2.fillPoly(bev, [px(c) for c in corners], (110, 110, 110), cv2.LINE_AA)
         for topic in self.detection_topics:
             det = self.streams[topic].at(t_ns)
-            if det is not None and det.boxes.shape[0]:
+            # Camera detections are pixel boxes: they have no place in a bird's-eye view.
+            if isinstance(det, Detections3D) and det.boxes.shape[0]:
                 b = det.boxes.astype(np.float64)
                 local = box_corners_2d(b[:, :2], b[:, 3], b[:, 4], b[:, 6])
                 det_pose = self.streams["/truth/ego"].at(det.t_ns) or ego

@@ -49,3 +49,13 @@ def test_bad_requests(log, tmp_path, capsys):
     truncated.write_bytes(log.read_bytes()[:1000])
     assert main(["view", str(truncated), "-o", str(tmp_path / "v.png")]) == 2
     assert "byte" in capsys.readouterr().err
+
+
+def test_view_of_a_full_stack_run_skips_pixel_boxes_in_the_birds_eye_view(tmp_path):
+    """Camera detections (Detections2D) are recorded too; the bird's-eye view must not trip on them."""
+    from runtime.cli import main
+    log = tmp_path / "onnx.mcap"
+    assert main(["sim", "--scenario", "cut_in", "--duration", "1", "--record", str(log), "--json"]) == 0
+    out = tmp_path / "frame.png"
+    assert main(["view", str(log), "-o", str(out), "--at", "0.9"]) == 0
+    assert out.stat().st_size > 10_000
