@@ -56,7 +56,7 @@ def format_summary(s: dict) -> str:
     lines += ["", f"  {'sensor':<12}{'messages':>9}{'dropped':>9}{'late':>6}{'nonfinite':>10}"]
     for name, c in s["sensors"].items():
         lines.append(f"  {name:<12}{c['messages']:>9}{c['dropped']:>9}{c['late']:>6}{c['nonfinite']:>10}")
-    lines += ["", "  modes:"]
+    lines += ["", "  modes:" + ("" if s["modes"] else " NOMINAL throughout")]
     for m in s["modes"]:
         lines.append(f"    t={m['t_s']:7.2f} s  {m['mode']:<15} {m['reason']}")
     return "\n".join(lines)
