@@ -36,6 +36,11 @@ class LatticeConfig:
     inflation_sigmas: float = field(default=1.0, metadata=rng(0.0, 5.0))
     lat_margin_m: float = field(default=0.2, metadata=rng(0.0, 2.0))
     lon_margin_m: float = field(default=1.0, metadata=rng(0.0, 10.0))
+    # Low-pass weight of a new finite-difference acceleration per track. Lower than the ACC planner's
+    # lead_accel_smoothing: the lattice keeps the estimate for every track from first sight, and a
+    # track's speed noise differenced at the plan rate (~3 m/s^2 per step) otherwise reads as a car
+    # braking beyond the prediction's threshold just as it cuts in, forcing an emergency plan.
+    track_accel_smoothing: float = field(default=0.2, metadata=rng(0.01, 1.0))
     w_lat_jerk: float = field(default=0.05, metadata=rng(0.0, 100.0))
     w_lon_jerk: float = field(default=0.02, metadata=rng(0.0, 100.0))
     w_lat_dev: float = field(default=0.05, metadata=rng(0.0, 100.0))  # d(t) away from its target

@@ -122,8 +122,6 @@ def test_free_road_mean_speed_within_ten_percent_of_the_limit(runs):
     assert not bad, "\n".join(bad)
 
 
-@pytest.mark.xfail(strict=True, reason="known gap (issue 6 open): the lattice still brakes in emergency on "
-                                        "cut_in seeds 3 and 4, where the ACC planner reacts comfortably")
 def test_cut_in_needs_no_emergency_brake_where_a_comfortable_reaction_suffices(runs):
     """Seeded traffic can slow the cut-in car before its time-triggered cut-in, so that it cuts in too
     close for any comfortable reaction. Whether a comfortable reaction suffices is judged by the
