@@ -16,8 +16,14 @@ def frenet_to_plan(road: Road, t_ns: int, t_s: np.ndarray, s_m: np.ndarray, d_m:
     curvature (k' = 0 inside a segment): with one_kd = 1 - k d and delta = atan(d' / one_kd),
     kappa = ((d'' + k d' tan delta) cos^2 delta / one_kd + k) cos delta / one_kd.
     """
-    ref, heading, k = road.interpolate(s_m)
-    xy = ref + np.asarray(d_m, dtype=np.float64)[:, None] * np.stack([-np.sin(heading), np.cos(heading)], axis=-1)
+    if road.is_straight:
+        # Road.to_cartesian's line path: the same values as the general branch with k == 0 (the
+        # chord is u, the heading the sample's), without the arc terms' dozen array operations.
+        xy, heading = road.to_cartesian(s_m, d_m)
+        k = 0.0
+    else:
+        ref, heading, k = road.interpolate(s_m)
+        xy = ref + np.asarray(d_m, dtype=np.float64)[:, None] * np.stack([-np.sin(heading), np.cos(heading)], axis=-1)
     one_kd = np.maximum(1.0 - k * d_m, 1e-3)
     delta = np.arctan2(dd_ds, one_kd)
     cos_d = np.cos(delta)
