@@ -55,7 +55,7 @@ class StackConfig:
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     # "acc": lane keeping + adaptive cruise (the spine planner); "lattice": the anytime Frenet
     # lattice planner (lane changes, obstacle avoidance).
-    planner_kind: str = field(default="acc", metadata=rng(choices=("lattice", "acc")))
+    planner_kind: str = field(default="lattice", metadata=rng(choices=("lattice", "acc")))
     planner: AccPlannerConfig = field(default_factory=AccPlannerConfig)
     lattice: LatticeConfig = field(default_factory=LatticeConfig)
     controller: ControllerConfig = field(default_factory=ControllerConfig)
