@@ -62,8 +62,11 @@ def test_planted_change_names_the_first_divergence(oracle_log, monkeypatch, caps
     path, _ = oracle_log
     contents = _read(path)
     setup = setup_from_log(contents.metadata)
+    cfg = setup.stack_cfg
+    # Plant the change in the speed law both planners use (the lattice's lane roll-outs run it too).
     planted = dataclasses.replace(setup, stack_cfg=dataclasses.replace(
-        setup.stack_cfg, planner=dataclasses.replace(setup.stack_cfg.planner, k_speed_1ps=1.0)))
+        cfg, planner=dataclasses.replace(cfg.planner, k_speed_1ps=1.0),
+        lattice=dataclasses.replace(cfg.lattice, acc=dataclasses.replace(cfg.lattice.acc, k_speed_1ps=1.0))))
     report = replay(contents, setup=planted)
     d = report.divergence
     assert d is not None and d.topic == "/planning/plan" and d.index == 0
