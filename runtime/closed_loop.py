@@ -18,7 +18,7 @@ from core.messages import ControlCommand, Mode
 from runtime.scheduler import Scheduler, TaskSpec
 from fusion.ego_ekf import EgoFilterState
 from fusion.sensor_models import CameraModel, RadarModel
-from fusion.sync import StreamConfig
+from fusion.sync import Decision, StreamConfig
 from runtime.errors import UsageError
 from perception.onnx_model import SessionOptions
 from runtime.perception_factory import PERCEPTION_MODES, build_perception
@@ -57,13 +57,11 @@ def sync_streams(scenario: ScenarioConfig, rig: SensorRig | None, stack_cfg: Sta
                  oracle_objects_on: bool = True) -> dict[str, StreamConfig]:
     """Each fusion input with its latency window: the worst arrival delay the setup allows (sensor
     latency and jitter, plus the budget of the perception stage in between) and a margin."""
-    streams: dict[str, StreamConfig] = {}
+    margin_only = StreamConfig(s_to_ns(SYNC_MARGIN_S))  # delivered at capture: no latency to wait for
+    streams: dict[str, StreamConfig] = {"oracle": margin_only} if oracle_objects_on else {}
     if rig is None:
-        streams["oracle"] = StreamConfig(s_to_ns(SYNC_MARGIN_S))
-        streams["ego"] = StreamConfig(s_to_ns(SYNC_MARGIN_S))
+        streams["ego"] = margin_only
         return streams
-    if oracle_objects_on:
-        streams["oracle"] = StreamConfig(s_to_ns(SYNC_MARGIN_S))
     for name in rig.sensors:
         sc = scenario.sensors.sensor(name)
         stage_s = stack_cfg.budget_ns(f"perception.{name}") * 1e-9 if name in PERCEIVED_SENSORS else 0.0
@@ -204,7 +202,6 @@ class ClosedLoop:
 def sensor_counters(stack: DrivingStack, rig: SensorRig | None) -> dict:
     """Per input stream: what the sensor delivered (and what faults did to it), what the health
     monitor saw, and what the synchroniser dropped as late or duplicate."""
-    from fusion.sync import Decision
     sync_late: dict[str, int] = {}
     for rec in stack.sync_records:
         if rec.decision in (Decision.DROPPED_LATE, Decision.DROPPED_DUPLICATE, Decision.DROPPED_FUTURE):

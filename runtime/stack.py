@@ -229,24 +229,10 @@ class DrivingStack:
         return [("/safety/status", status)]
 
 
-def _float_fields(cls: type) -> tuple[str, ...]:
-    """Names of a message type's fields that can hold floats (arrays are checked by dtype later)."""
-    hints = getattr(cls, "__annotations__", {})
-    return tuple(name for name in getattr(cls, "__slots__", ())
-                 if "ndarray" in str(hints.get(name, "")) or str(hints.get(name, "")) == "float")
-
-
-_FLOAT_FIELDS: dict[type, tuple[str, ...]] = {}  # per message type; derived from the type alone
-
-
 def _message_finite(msg: Any) -> bool:
-    """True if every float array or float field of a message is finite."""
-    cls = type(msg)
-    names = _FLOAT_FIELDS.get(cls)
-    if names is None:
-        names = _FLOAT_FIELDS[cls] = _float_fields(cls)
+    """True if every float array or float field of a message is finite (other fields are skipped)."""
     values = []
-    for name in names:
+    for name in getattr(msg, "__slots__", ()):
         v = getattr(msg, name)
         if isinstance(v, float) or (isinstance(v, np.ndarray) and v.dtype.kind == "f"):
             values.append(v)
