@@ -88,7 +88,8 @@ def target_speed(road: Road, s_ego_m: float, v_mps: float, limits: ModeLimits, c
     """Speed limit and cap, lowered ahead of curves so that the curve is reached at a lateral
     acceleration within max_lat_accel after a cruise-rate deceleration."""
     v_max = min(road.speed_limit_mps, limits.speed_cap_mps)
-    if cfg.curve_preview_s <= 0.0:
+    if cfg.curve_preview_s <= 0.0 or road.is_straight:
+        # Nothing to slow for: zero curvature allows sqrt(max_lat_accel / 1e-9), tens of km/s.
         return v_max
     ahead = np.linspace(0.0, max(v_mps, 5.0) * cfg.curve_preview_s, 32)
     k = curvature_at(road, s_ego_m + ahead)

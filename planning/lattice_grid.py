@@ -85,20 +85,21 @@ def longitudinal_family_tabled(lon_map: np.ndarray, horizons_s: np.ndarray, s0: 
                                accel_levels_mps2: np.ndarray, v_max_mps: float,
                                extra_rows: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
                                ) -> tuple[Family, np.ndarray]:
-    """As ``longitudinal_family``, from the precomputed linear map of LatticeTables: one batched
-    product (n_T, 4K, 4) @ (n_T, 4, n_v) gives every profile. ``extra_rows``: x, v, a, j (E, K) of
-    E more profiles, the same for every horizon, appended as rows n_v .. n_v + E - 1 (written into
-    the family's one buffer rather than concatenated after)."""
-    n_T, _, K, _ = lon_map.shape
+    """As ``longitudinal_family``, from the precomputed linear map of LatticeTables (4 boundary
+    terms, 4 derivatives, n_T, K): (s0, v0, a0) are shared by every profile, so their part is one
+    (4, n_T, K) block; only the end speed varies per level, and its term is written broadcast
+    straight into the family's buffer, already in the (derivative, level, horizon, time) layout
+    (a batched matrix product would need a transposing copy of the whole family after).
+    ``extra_rows``: x, v, a, j (E, K) of E more profiles, the same for every horizon, appended as
+    rows n_v .. n_v + E - 1."""
+    _, _, n_T, K = lon_map.shape
     n_v = accel_levels_mps2.shape[0]
     v_tgt = np.minimum(np.maximum(v0 + accel_levels_mps2[:, None] * horizons_s[None, :], 0.0), v_max_mps)
-    bc = np.empty((n_T, 4, n_v))
-    bc[:, 0], bc[:, 1], bc[:, 2] = s0, v0, a0
-    bc[:, 3] = v_tgt.T
-    prof = np.matmul(lon_map.reshape(n_T, 4 * K, 4), bc)  # (n_T, 4K, n_v)
     n_e = 0 if extra_rows is None else extra_rows[0].shape[0]
     out = np.empty((4, n_v + n_e, n_T, K))
-    out[:, :n_v] = prof.reshape(n_T, 4, K, n_v).transpose(1, 3, 0, 2)
+    quartic = out[:, :n_v]
+    np.multiply(lon_map[3][:, None], v_tgt[None, :, :, None], out=quartic)
+    quartic += (lon_map[0] * s0 + lon_map[1] * v0 + lon_map[2] * a0)[:, None]
     if n_e:
         out[:, n_v:] = np.stack(extra_rows)[:, :, None, :]
     return Family(out[0], out[1], out[2], out[3]), v_tgt

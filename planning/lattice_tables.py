@@ -28,7 +28,7 @@ class LatticeTables:
     offsets_m: np.ndarray  # (n_o,) lateral offsets around a lane centre
     lane_slot: np.ndarray  # (3 * n_o,) lane slot (right, own, left) of each lateral target
     lat_map: np.ndarray  # (n_T, 4, K, 4): [x, v, a, j] profiles per unit of (d0, d0', d0'', d1)
-    lon_map: np.ndarray  # (n_T, 4, K, 4): [x, v, a, j] profiles per unit of (s0, v0, a0, v1)
+    lon_map: np.ndarray  # (4, 4, n_T, K): per unit of (s0, v0, a0, v1), [x, v, a, j] profiles
     t_ref_s: np.ndarray  # (R,) coarse grid of the per-lane ACC reference roll-outs
     interp_ref: np.ndarray  # (K, R) linear interpolation from that grid onto t_s
     ref_step_s: float
@@ -78,7 +78,7 @@ def build_tables(cfg) -> LatticeTables:
         key=tables_key(cfg), t_s=t_s, dt_s=float(cfg.acc.step_s), horizons_s=horizons,
         levels_mps2=np.linspace(cfg.min_accel_level_mps2, cfg.max_accel_level_mps2, cfg.num_accel_levels),
         offsets_m=offsets, lane_slot=np.repeat(np.arange(3), offsets.shape[0]),
-        lat_map=_linear_map(lat_unit, horizons, t_s), lon_map=_linear_map(lon_unit, horizons, t_s),
+        lat_map=_linear_map(lat_unit, horizons, t_s), lon_map=np.ascontiguousarray(_linear_map(lon_unit, horizons, t_s).transpose(3, 1, 0, 2)),
         t_ref_s=t_ref, interp_ref=interp_ref, ref_step_s=float(cfg.reference_step_s))
 
 
