@@ -11,6 +11,14 @@ Conventions (all values plain floats or ints, JSON-safe):
 - lane_center_rmse_m: lateral offset of the vehicle frame origin (rear axle, the point plans
   refer to) from the nearest lane centre;
 - progress_m: distance along the road covered by the box centre.
+
+Cost model: the recorder is fed every physics tick, where a handful of numpy calls on a few actors
+costs far more in call overhead than in arithmetic. So ``update`` does only the scalar ego
+bookkeeping and copies the actor columns into a block of preallocated rows; the geometric metrics
+(Frenet projection, footprint overlaps, gaps and TTC) are computed for a whole block of ticks at once
+when it fills, when the set of actors changes, or when the summary is asked for. Every element is
+computed with the same operations as a per-tick evaluation would, and the order-dependent sums are
+still accumulated tick by tick, so the summary does not depend on the block size.
 """
 from __future__ import annotations
 
@@ -24,18 +32,23 @@ from core.vehicle import VehicleParams
 from sim.truth import ActorsTruth, EgoTruth
 
 _NO_IDS = np.zeros(0, dtype=np.int64)
-_NO_IDS.flags.writeable = False  # shared empty contact set: nobody may append to it in place
+_NO_IDS.flags.writeable = False  # shared empty contact set: nobody may write into it in place
 _BROAD_PHASE_MARGIN_M = 1e-6  # keeps exactly touching corners (which count) inside the broad phase
+BLOCK_TICKS = 128  # ticks evaluated together: amortises numpy's per-call cost over a second of 100 Hz
 
 
 class MetricsRecorder:
-    def __init__(self, road: Road, vehicle: VehicleParams, jerk_min_speed_mps: float = 0.5):
+    def __init__(self, road: Road, vehicle: VehicleParams, jerk_min_speed_mps: float = 0.5,
+                 block_ticks: int = BLOCK_TICKS):
+        if block_ticks < 1:
+            raise ValueError(f"block_ticks must be >= 1, got {block_ticks}")
         self._road, self._vehicle = road, vehicle
         self._jerk_min_speed_mps = jerk_min_speed_mps
+        self._block_ticks = block_ticks
         self._steps = 0
         self._invalid_actor_samples = 0
         self._collisions = 0
-        self._contact_ids = np.zeros(0, dtype=np.int64)
+        self._contact_ids = _NO_IDS  # actors touching the ego at the last evaluated tick
         self._min_ttc_s = math.inf
         self._min_gap_m = math.inf
         self._speed_sum = 0.0
@@ -45,6 +58,15 @@ class MetricsRecorder:
         self._max_jerk = 0.0
         self._max_lat = 0.0
         self._lane_sq_sum = 0.0
+        # The open block: per tick the ego's (x, y, yaw, centre x, centre y, length, width, speed), and the
+        # actors' per-tick columns in rows of preallocated arrays; the per-run columns (ids and
+        # footprint sizes) are the block's, held by reference.
+        self._ego_rows: list[tuple[float, ...]] = []
+        self._ids: np.ndarray | None = None
+        self._length: np.ndarray | None = None
+        self._width: np.ndarray | None = None
+        self._xy = self._yaw = self._speed = self._valid = np.zeros(0)
+        self._any_invalid = False
 
     def update(self, ego: EgoTruth, actors: ActorsTruth) -> None:
         # Plain floats: every per-tick scalar below is Python math, numpy only for per-actor columns.
@@ -55,29 +77,6 @@ class MetricsRecorder:
             raise ValueError(f"non-finite ego truth at t_ns={ego.t_ns}")
         if self._prev is not None and ego.t_ns <= self._prev[0]:
             raise ValueError(f"metrics updates must move forward in time: {ego.t_ns} after {self._prev[0]}")
-        xy_a, n_all = actors.xy_m, len(actors)
-        keep = None  # None: every actor row is valid (the common case, no gather needed)
-        # One finite sum proves every term finite; only a non-finite (or overflowing) sum pays for the
-        # per-row check.
-        if n_all and not math.isfinite(float(xy_a.sum()) + float(actors.yaw_rad.sum()) + float(actors.speed_mps.sum())):
-            finite = np.isfinite(xy_a).all(axis=1) & np.isfinite(actors.yaw_rad) & np.isfinite(actors.speed_mps)
-            self._invalid_actor_samples += int((~finite).sum())
-            keep = np.flatnonzero(finite)
-            xy_a = xy_a[keep]
-        n = xy_a.shape[0]
-
-        # One projection for the ego's rear axle, its centre and every actor centre.
-        pts = np.empty((n + 2, 2))
-        pts[0] = ego_x, ego_y
-        pts[1] = c_x, c_y
-        pts[2:] = xy_a
-        s, d = self._road.to_frenet(pts)
-        ego_d_axle, ego_s, ego_d = float(d[0]), float(s[1]), float(d[1])
-        lane_err = ego_d_axle - self._lane_center_d(ego_d_axle)
-        self._lane_sq_sum += lane_err * lane_err
-        if self._s_start is None:
-            self._s_start = ego_s
-        self._s_last = ego_s
         self._steps += 1
         self._speed_sum += speed
         self._max_lat = max(self._max_lat, abs(speed * ego.yaw_rate_rps))
@@ -87,56 +86,129 @@ class MetricsRecorder:
                 jerk = (accel - a_prev) / ((ego.t_ns - t_prev) * 1e-9)
                 self._max_jerk = max(self._max_jerk, abs(jerk))
         self._prev = (ego.t_ns, accel, speed)
+
+        if not self._same_actors(actors) or len(self._ego_rows) == self._block_ticks:
+            self._flush()
+            self._open_block(actors)
+        k = len(self._ego_rows)
+        self._ego_rows.append((ego_x, ego_y, ego_yaw, c_x, c_y, ego.length_m, ego.width_m, speed))
+        if self._ids.shape[0] == 0:
+            return
+        xy, yaw, spd = actors.xy_m, actors.yaw_rad, actors.speed_mps
+        # One finite sum proves every term finite; only a non-finite (or overflowing) sum pays for the
+        # per-row check. Invalid rows are zeroed so the block arithmetic raises no warnings on them.
+        if not math.isfinite(float(xy.sum()) + float(yaw.sum()) + float(spd.sum())):
+            finite = np.isfinite(xy).all(axis=1) & np.isfinite(yaw) & np.isfinite(spd)
+            self._invalid_actor_samples += int((~finite).sum())
+            self._valid[k] = finite
+            self._any_invalid = True
+            xy, yaw, spd = (np.where(finite[:, None], xy, 0.0), np.where(finite, yaw, 0.0),
+                            np.where(finite, spd, 0.0))
+        self._xy[k] = xy
+        self._yaw[k] = yaw
+        self._speed[k] = spd
+
+    # -- blocks ------------------------------------------------------------------------------------
+    def _same_actors(self, actors: ActorsTruth) -> bool:
+        """True if the actors are the open block's (same ids and footprints, in the same order).
+        The world hands out the very same column objects while its active set is unchanged, so the
+        identity test settles almost every tick."""
+        ids = self._ids
+        if ids is None:
+            return False
+        if actors.ids is ids and actors.length_m is self._length and actors.width_m is self._width:
+            return True
+        return (np.array_equal(actors.ids, ids) and np.array_equal(actors.length_m, self._length)
+                and np.array_equal(actors.width_m, self._width))
+
+    def _open_block(self, actors: ActorsTruth) -> None:
+        n, k = len(actors), self._block_ticks
+        self._ids, self._length, self._width = actors.ids, actors.length_m, actors.width_m
+        if self._xy.shape[:2] != (k, n):
+            self._xy, self._yaw, self._speed = np.empty((k, n, 2)), np.empty((k, n)), np.empty((k, n))
+            self._valid = np.ones((k, n), dtype=bool)
+        elif self._any_invalid:
+            self._valid.fill(True)
+        self._any_invalid = False
+
+    def _flush(self) -> None:
+        """Evaluate the open block's ticks and empty it."""
+        rows = self._ego_rows
+        if not rows:
+            return
+        k = len(rows)
+        ego = np.array(rows)  # (K, 8): x, y, yaw, centre x, centre y, length, width, speed
+        n = self._ids.shape[0]
+        pts = np.empty((k, n + 2, 2))  # one projection for the ego's rear axle, its centre and every actor
+        pts[:, 0] = ego[:, 0:2]
+        pts[:, 1] = ego[:, 3:5]
+        pts[:, 2:] = self._xy[:k]
+        s, d = self._road.to_frenet(pts)
+        ego_d_axle, ego_s, ego_d = d[:, 0], s[:, 1], d[:, 1]
+        road = self._road
+        # Road.lane_center_d(Road.lane_of(d)), written out so that it stays elementwise float maths.
+        lane = np.minimum(np.maximum(np.floor(ego_d_axle / road.lane_width_m + 0.5 * road.num_lanes), 0),
+                          road.num_lanes - 1)
+        lane_err = ego_d_axle - (lane - 0.5 * (road.num_lanes - 1)) * road.lane_width_m
+        for e in lane_err.tolist():  # in tick order: the sum does not depend on the block size
+            self._lane_sq_sum += e * e
+        if self._s_start is None:
+            self._s_start = float(ego_s[0])
+        self._s_last = float(ego_s[-1])
         if n:
-            self._actor_metrics(ego, actors, keep, xy_a, s[2:], d[2:], ego_s, ego_d)
+            valid = self._valid[:k]
+            self._contacts(ego, valid)
+            self._gaps(ego, valid, s[:, 2:], d[:, 2:], ego_s, ego_d)
         else:
             self._contact_ids = _NO_IDS
+        self._ego_rows = []
 
-    def _lane_center_d(self, d_m: float) -> float:
-        """Road.lane_center_d(Road.lane_of(d)) for one float, without numpy's per-call overhead."""
-        road = self._road
-        lane = min(max(math.floor(d_m / road.lane_width_m + 0.5 * road.num_lanes), 0), road.num_lanes - 1)
-        return (lane - 0.5 * (road.num_lanes - 1)) * road.lane_width_m
-
-    def _actor_metrics(self, ego: EgoTruth, actors: ActorsTruth, keep: np.ndarray | None, xy_a: np.ndarray,
-                       s_a: np.ndarray, d_a: np.ndarray, ego_s: float, ego_d: float) -> None:
-        def rows(col: np.ndarray) -> np.ndarray:
-            return col if keep is None else col[keep]
-
-        length, width = rows(actors.length_m), rows(actors.width_m)
+    def _contacts(self, ego: np.ndarray, valid: np.ndarray) -> None:
+        """Footprint overlaps of the block; a contact episode starts where an actor touches the ego
+        and did not at the tick before."""
+        k, ids = ego.shape[0], self._ids
+        length, width = self._length, self._width
+        centre = ego[:, 3:5]
         # Broad phase: two rectangles can only touch if their centres are within the sum of their
         # half-diagonals; only those few pairs get the exact separating-axis test.
-        ego_radius = 0.5 * math.hypot(ego.length_m, ego.width_m)
-        rel = xy_a - ego.center_xy_m
-        reach = np.hypot(length, width) * 0.5 + (ego_radius + _BROAD_PHASE_MARGIN_M)
-        near = np.flatnonzero((rel * rel).sum(axis=1) <= reach * reach)
-        if near.shape[0]:
-            ego_box = box_corners_2d(ego.center_xy_m[None, :], ego.length_m, ego.width_m, ego.pose[2])
-            boxes = box_corners_2d(xy_a[near], length[near], width[near], rows(actors.yaw_rad)[near])
-            touching = boxes_overlap(np.broadcast_to(ego_box, (near.shape[0], 4, 2)), boxes)
-            ids_now = rows(actors.ids)[near[touching]]
-            if ids_now.shape[0]:
-                self._collisions += int((~np.isin(ids_now, self._contact_ids)).sum())
-            self._contact_ids = ids_now
-        else:
-            self._contact_ids = _NO_IDS
+        ego_radius = 0.5 * np.hypot(ego[:, 5], ego[:, 6])
+        rel = self._xy[:k] - centre[:, None, :]
+        reach = np.hypot(length, width) * 0.5 + (ego_radius[:, None] + _BROAD_PHASE_MARGIN_M)
+        near_k, near_j = np.nonzero(((rel * rel).sum(axis=2) <= reach * reach) & valid)
+        touching = np.zeros((k, ids.shape[0]), dtype=bool)
+        if near_k.shape[0]:
+            ego_boxes = box_corners_2d(centre[near_k], ego[near_k, 5], ego[near_k, 6], ego[near_k, 2])
+            boxes = box_corners_2d(self._xy[near_k, near_j], length[near_j], width[near_j],
+                                   self._yaw[near_k, near_j])
+            touching[near_k, near_j] = boxes_overlap(ego_boxes, boxes)
+        before = np.empty_like(touching)
+        before[0] = np.isin(ids, self._contact_ids)
+        before[1:] = touching[:-1]
+        self._collisions += int((touching & ~before).sum())
+        self._contact_ids = ids[touching[-1]]
 
-        ahead = np.flatnonzero((s_a > ego_s) & (np.abs(d_a - ego_d) < 0.5 * (width + ego.width_m)))
-        if not ahead.shape[0]:
+    def _gaps(self, ego: np.ndarray, valid: np.ndarray, s_a: np.ndarray, d_a: np.ndarray,
+              ego_s: np.ndarray, ego_d: np.ndarray) -> None:
+        """Bumper gaps and TTC to the actors ahead in the ego's corridor, over the block."""
+        k = ego.shape[0]
+        length, width = self._length, self._width
+        ahead = valid & (s_a > ego_s[:, None]) & (np.abs(d_a - ego_d[:, None]) < 0.5 * (width + ego[:, 6:7]))
+        rk, rj = np.nonzero(ahead)
+        if not rk.shape[0]:
             return
-        gap = np.maximum(s_a[ahead] - ego_s - 0.5 * (length[ahead] + ego.length_m), 0.0)
-        yaw_ahead, speed_ahead = rows(actors.yaw_rad)[ahead], rows(actors.speed_mps)[ahead]
-        unit = np.empty((ahead.shape[0], 2))  # np.stack's Python overhead exceeds this whole product
-        unit[:, 0], unit[:, 1] = np.cos(yaw_ahead), np.sin(yaw_ahead)
-        velocity = speed_ahead[:, None] * unit
-        heading = np.array([math.cos(ego.pose[2]), math.sin(ego.pose[2])])
-        closing = ego.speed_mps - velocity @ heading
+        gap = np.maximum(s_a[rk, rj] - ego_s[rk] - 0.5 * (length[rj] + ego[rk, 5]), 0.0)
+        yaw_a, speed_a = self._yaw[:k][rk, rj], self._speed[:k][rk, rj]
+        ego_yaw = ego[rk, 2]
+        # The actor's velocity along the ego's heading, product by product as v @ heading.
+        closing = ego[rk, 7] - ((speed_a * np.cos(yaw_a)) * np.cos(ego_yaw)
+                                + (speed_a * np.sin(yaw_a)) * np.sin(ego_yaw))
         self._min_gap_m = min(self._min_gap_m, float(gap.min()))
         approaching = closing > 0.0
         if approaching.any():
             self._min_ttc_s = min(self._min_ttc_s, float((gap[approaching] / closing[approaching]).min()))
 
     def summary(self) -> dict:
+        self._flush()
         n = max(self._steps, 1)
         return {
             "collisions": self._collisions,

@@ -54,6 +54,9 @@ class World:
         self._fleet, self._state = self._populate(scenario, rng)
         self._truth_t_ns = -1
         self._actors_truth: ActorsTruth | None = None
+        self._truth_active: np.ndarray | None = None  # the active mask the cached columns were gathered for
+        self._truth_on = np.zeros(0, dtype=np.int64)
+        self._truth_columns: tuple[np.ndarray, ...] = ()
 
     # -- construction ------------------------------------------------------------------------------
     def _populate(self, scenario: ScenarioConfig, rng: np.random.Generator) -> tuple[Fleet, TrafficState]:
@@ -260,7 +263,18 @@ class World:
         if self._actors_truth is not None and self._truth_t_ns == self.t_ns:
             return self._actors_truth
         fleet, state = self._fleet, self._state
-        on = np.flatnonzero(state.active)
+        if self._truth_active is not state.active:
+            # The per-vehicle constants of the active rows change only when a vehicle leaves the
+            # road; handing out the same column objects meanwhile lets consumers (the metrics)
+            # recognise an unchanged actor set by identity.
+            on = np.flatnonzero(state.active)
+            self._truth_active, self._truth_on = state.active, on
+            self._truth_columns = (fleet.ids[on], fleet.length_m[on], fleet.width_m[on], fleet.height_m[on],
+                                   fleet.labels[on], fleet.colors_bgr[on])
+            for col in self._truth_columns:  # shared by many ticks' truths: nobody may write into them
+                col.flags.writeable = False
+        on = self._truth_on
+        ids, length, width, height, labels, colors = self._truth_columns
         xy, heading = self.road.to_cartesian(state.s_m[on], state.d_m[on])
         v = state.v_mps[on]
         if np.isfinite(state.lc_t0_s).any():
@@ -268,10 +282,8 @@ class World:
             yaw, speed = heading + np.arctan2(d_rate, v), np.hypot(v, d_rate)
         else:  # nobody changes lanes: d' == 0, so atan2(0, v) == 0 and hypot(v, 0) == v (v >= 0)
             yaw, speed = heading + 0.0, v + 0.0  # + 0.0: the same signed zeros as the full formula
-        truth = ActorsTruth(t_ns=self.t_ns, ids=fleet.ids[on], xy_m=xy.reshape(-1, 2),
-                            yaw_rad=yaw, speed_mps=speed,
-                            accel_mps2=state.a_mps2[on], length_m=fleet.length_m[on],
-                            width_m=fleet.width_m[on], height_m=fleet.height_m[on],
-                            labels=fleet.labels[on], colors_bgr=fleet.colors_bgr[on])
+        truth = ActorsTruth(t_ns=self.t_ns, ids=ids, xy_m=xy.reshape(-1, 2), yaw_rad=yaw, speed_mps=speed,
+                            accel_mps2=state.a_mps2[on], length_m=length, width_m=width, height_m=height,
+                            labels=labels, colors_bgr=colors)
         self._actors_truth, self._truth_t_ns = truth, self.t_ns
         return truth
