@@ -6,11 +6,10 @@ Pure step: ``control_step(state, plan, ego, t_ns, vehicle, cfg) -> (state, comma
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from bisect import bisect_right
+from dataclasses import dataclass, field
 
-import numpy as np
-
-from control.pure_pursuit import pure_pursuit_steer
+from control.pure_pursuit import TrackPath, pure_pursuit_steer, track_path
 from core.config import rng
 from core.messages import ControlCommand, EgoState, Plan
 from core.vehicle import VehicleParams
@@ -37,6 +36,20 @@ class ControllerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class PlanTrack:
+    """What the controller derives from a plan once and reuses for every step that tracks it (a plan
+    lives for about ten control steps): its finiteness verdict, its time tables as plain floats
+    for scalar interpolation, and its path geometry."""
+
+    plan: Plan  # the plan these were derived from (compared by identity)
+    finite: bool
+    t_s: list[float]
+    speed_mps: list[float]
+    accel_mps2: list[float]
+    path: TrackPath | None  # None when the plan is not finite
+
+
+@dataclass(frozen=True, slots=True)
 class ControllerState:
     t_ns: int = -1  # time of the previous step; -1 before the first
     speed_integral_mps: float = 0.0  # integral of the speed error [m/s * s * 1/s] in m/s units
@@ -45,6 +58,8 @@ class ControllerState:
     rejected_inputs: int = 0  # steps refused for non-finite ego or plan
     stale_plans: int = 0  # steps with no plan or a plan older than plan_timeout_s
     lateral_error_m: float = 0.0  # last tracking error, for logs
+    # Derived from the last plan seen; left out of comparisons (it is a function of that plan).
+    track: PlanTrack | None = field(default=None, compare=False, repr=False)
 
 
 def _finite_plan(plan: Plan) -> bool:
@@ -56,8 +71,30 @@ def _finite_plan(plan: Plan) -> bool:
                          + float(plan.yaw_rad.sum()) + float(plan.t_s.sum()))
 
 
+def plan_track(plan: Plan) -> PlanTrack:
+    if not _finite_plan(plan):
+        return PlanTrack(plan, False, [], [], [], None)
+    return PlanTrack(plan, True, plan.t_s.tolist(), plan.speed_mps.tolist(), plan.accel_mps2.tolist(),
+                     track_path(plan.xy_m, float(plan.yaw_rad[-1])))
+
+
+def interp(x: float, xs: list[float], fs: list[float]) -> float:
+    """np.interp for one point on plain floats (ascending xs, clamped at both ends): a numpy call
+    costs more than this whole lookup on a 50-sample plan."""
+    if x <= xs[0]:
+        return fs[0]
+    if x >= xs[-1]:
+        return fs[-1]
+    j = bisect_right(xs, x) - 1
+    if xs[j] == x:
+        return fs[j]
+    return (fs[j + 1] - fs[j]) / (xs[j + 1] - xs[j]) * (x - xs[j]) + fs[j]
+
+
 def _finite_ego(ego: EgoState) -> bool:
-    return bool(np.isfinite(ego.pose).all() and math.isfinite(ego.speed_mps))
+    pose = ego.pose
+    return (pose.shape == (3,) and math.isfinite(pose[0]) and math.isfinite(pose[1]) and math.isfinite(pose[2])
+            and math.isfinite(ego.speed_mps))
 
 
 def _limit(state: ControllerState, accel_mps2: float, steer_rad: float, dt_s: float,
@@ -72,13 +109,13 @@ def _limit(state: ControllerState, accel_mps2: float, steer_rad: float, dt_s: fl
     return accel, steer
 
 
-def _brake(state: ControllerState, t_ns: int, dt_s: float, vehicle: VehicleParams,
-           cfg: ControllerConfig, **counters) -> tuple[ControllerState, ControlCommand]:
+def _brake(state: ControllerState, t_ns: int, dt_s: float, vehicle: VehicleParams, cfg: ControllerConfig,
+           track: PlanTrack | None, rejected: int = 0, stale: int = 0) -> tuple[ControllerState, ControlCommand]:
     """Controlled brake holding the current steering; the integrator is cleared so that a later
     valid plan starts from a clean speed loop."""
     accel, steer = _limit(state, -cfg.fallback_decel_mps2, state.steer_cmd_rad, dt_s, vehicle, vehicle.max_jerk_mps3)
-    new_state = replace(state, t_ns=t_ns, speed_integral_mps=0.0, accel_cmd_mps2=accel,
-                        steer_cmd_rad=steer, **counters)
+    new_state = ControllerState(t_ns, 0.0, accel, steer, state.rejected_inputs + rejected,
+                                state.stale_plans + stale, state.lateral_error_m, track)
     return new_state, ControlCommand(t_ns, accel, steer, -1, hazard=True)
 
 
@@ -87,22 +124,26 @@ def control_step(state: ControllerState, plan: Plan | None, ego: EgoState, t_ns:
     dt_s = cfg.nominal_period_s if state.t_ns < 0 else (t_ns - state.t_ns) * 1e-9
     # Time going backwards (or repeating) allows no command change at all rather than a jump.
     dt_s = min(max(dt_s, 0.0), cfg.max_step_s)
-    if not _finite_ego(ego) or (plan is not None and not _finite_plan(plan)):
-        return _brake(state, t_ns, dt_s, vehicle, cfg, rejected_inputs=state.rejected_inputs + 1)
+    track = state.track
+    if plan is not None and (track is None or track.plan is not plan):
+        track = plan_track(plan)
+    if not _finite_ego(ego) or (plan is not None and not track.finite):
+        return _brake(state, t_ns, dt_s, vehicle, cfg, track, rejected=1)
     if plan is None or (t_ns - plan.t_ns) * 1e-9 > cfg.plan_timeout_s:
-        return _brake(state, t_ns, dt_s, vehicle, cfg, stale_plans=state.stale_plans + 1)
+        return _brake(state, t_ns, dt_s, vehicle, cfg, track, stale=1)
 
     # Longitudinal: speed reference now; feedforward previewed by the actuator lag (previewing the
     # speed too would bias the feedback by the planned speed change over the preview).
     t_rel_s = (t_ns - plan.t_ns) * 1e-9
-    v_ref = float(np.interp(t_rel_s, plan.t_s, plan.speed_mps))
-    a_ff = float(np.interp(t_rel_s + cfg.accel_preview_s, plan.t_s, plan.accel_mps2))
-    err = v_ref - ego.speed_mps
+    v_ref = interp(t_rel_s, track.t_s, track.speed_mps)
+    a_ff = interp(t_rel_s + cfg.accel_preview_s, track.t_s, track.accel_mps2)
+    speed = float(ego.speed_mps)
+    err = v_ref - speed
     integral = state.speed_integral_mps + err * dt_s
     lim = cfg.integral_limit_mps2 / max(cfg.speed_ki_1ps2, 1e-9)
     integral = min(max(integral, -lim), lim)
     accel = a_ff + cfg.speed_kp_1ps * err + cfg.speed_ki_1ps2 * integral
-    if v_ref < cfg.standstill_speed_mps and ego.speed_mps < cfg.standstill_speed_mps:
+    if v_ref < cfg.standstill_speed_mps and speed < cfg.standstill_speed_mps:
         # Hold the car at standstill instead of letting the PID dither around zero speed.
         accel = min(accel, -cfg.standstill_hold_mps2)
         integral = 0.0
@@ -110,11 +151,11 @@ def control_step(state: ControllerState, plan: Plan | None, ego: EgoState, t_ns:
         integral = state.speed_integral_mps  # anti-windup: freeze while saturated
 
     # Lateral.
-    lookahead_m = max(cfg.lookahead_min_m, cfg.lookahead_time_s * abs(ego.speed_mps))
-    steer, lat_err = pure_pursuit_steer(plan.xy_m, float(plan.yaw_rad[-1]), ego.pose, lookahead_m,
-                                        vehicle.wheelbase_m)
+    lookahead_m = max(cfg.lookahead_min_m, cfg.lookahead_time_s * abs(speed))
+    x, y, yaw = ego.pose.tolist()
+    steer, lat_err = pure_pursuit_steer(track.path, x, y, yaw, lookahead_m, vehicle.wheelbase_m)
     jerk = vehicle.max_jerk_mps3 if plan.emergency else cfg.comfort_jerk_mps3
     accel, steer = _limit(state, accel, steer, dt_s, vehicle, jerk)
-    new_state = replace(state, t_ns=t_ns, speed_integral_mps=integral, accel_cmd_mps2=accel,
-                        steer_cmd_rad=steer, lateral_error_m=lat_err)
+    new_state = ControllerState(t_ns, integral, accel, steer, state.rejected_inputs, state.stale_plans, lat_err,
+                                track)
     return new_state, ControlCommand(t_ns, accel, steer, plan.t_ns, hazard=plan.emergency)
