@@ -2,10 +2,13 @@
 
 Each (scenario, seed) runs the full closed loop. A scheduler listener sees every delivered
 ``/fusion/tracks`` and ``/fusion/ego`` message and reads the world's ground truth at that instant
-(the delivery time equals the data time in ideal mode). Tracks are scored against the actors
-inside the sensor coverage (with simulated sensors, the union of the object sensors' fields of
-view and ranges; with the oracle, its radius around the ego) with motmetrics: a track
-and an actor match when their centres are within ``--match-m`` metres. The consistency figures are
+(the delivery time equals the data time in ideal mode).
+Tracks are scored against the actors a detector of the stack can report: with simulated sensors,
+those inside some sensor's detector coverage (the lidar detector's bird's-eye-view grid, the
+radar's and camera's fields of view and ranges) that the sensor returned enough points of
+recently (``--truth visible``), or every actor inside that coverage (``--truth coverage``); with
+the oracle, its radius around the ego. motmetrics scores them: a track and an actor match when
+their centres are within ``--match-m`` metres. The consistency figures are
 averages: NEES of matched tracks over (x, y, vx, vy) against the truth (ideal 4), and the tracker's
 own 2-dof position NIS of the updates of that cycle (ideal 2).
 """
@@ -65,62 +68,91 @@ class _RunAccumulator:
 
 @dataclass(frozen=True, slots=True)
 class Coverage:
-    """Where the object sensors of a run can see: per sensor a mount (vehicle frame), a heading,
-    a half field of view and a range. An actor counts as a ground-truth object while its centre
-    is inside any of them; with no sensors (oracle runs) the oracle's radius serves."""
+    """Where the object detectors of a run can report an object: per sensor a mount (vehicle
+    frame), a heading, a half field of view and a range; for the lidar, whose detector sees only
+    its bird's-eye-view grid, that grid's rectangle (vehicle frame) when one is given. With no
+    sensors (oracle runs) the oracle's radius serves instead (see ``_RunAccumulator``)."""
 
+    names: tuple[str, ...]
     mounts_xy_m: np.ndarray  # (S, 2)
     yaws_rad: np.ndarray  # (S,)
     half_fov_rad: np.ndarray  # (S,)
     ranges_m: np.ndarray  # (S,)
+    # (S, 4) x_min, x_max, y_min, y_max in the vehicle frame; +-inf where the sector alone applies.
+    rects_m: np.ndarray
 
     @staticmethod
-    def of_rig(rig_cfg, names: tuple[str, ...] = ("lidar", "radar", "camera")) -> "Coverage":
-        rows = []
+    def of_rig(rig_cfg, names: tuple[str, ...] = ("lidar", "radar", "camera"),
+               lidar_grid=None) -> "Coverage":
+        """``lidar_grid`` (a ``BevGridConfig``): limit the lidar to its detector's grid. Without
+        it the lidar covers its full 360-degree range, points the detector never sees included."""
+        rows, rects, kept = [], [], []
         for name in names:
             if name not in rig_cfg.enabled:
                 continue
             sc = rig_cfg.sensor(name)
             half = np.pi if name == "lidar" else 0.5 * np.radians(float(sc.hfov_deg))
             rows.append((sc.x_m, sc.y_m, sc.yaw_rad, half, sc.max_range_m))
+            g = lidar_grid if name == "lidar" else None
+            rects.append((g.x_min_m, g.x_max_m, g.y_min_m, g.y_max_m) if g is not None
+                         else (-np.inf, np.inf, -np.inf, np.inf))
+            kept.append(name)
         a = np.array(rows, dtype=np.float64).reshape(-1, 5)
-        return Coverage(a[:, :2], a[:, 2], a[:, 3], a[:, 4])
+        return Coverage(tuple(kept), a[:, :2], a[:, 2], a[:, 3], a[:, 4],
+                        np.array(rects, dtype=np.float64).reshape(-1, 4))
 
-    def inside(self, ego_pose: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    def inside_by_sensor(self, ego_pose: np.ndarray, xy: np.ndarray) -> np.ndarray:
+        """(N, S): whether each map point lies where sensor s's detector can report it."""
         c, s = np.cos(ego_pose[2]), np.sin(ego_pose[2])
         d = xy - ego_pose[:2]
         local = np.stack([c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1]], axis=1)
         rel = local[:, None, :] - self.mounts_xy_m[None]  # (N, S, 2)
         rng_m = np.hypot(rel[..., 0], rel[..., 1])
         bearing = np.angle(np.exp(1j * (np.arctan2(rel[..., 1], rel[..., 0]) - self.yaws_rad[None])))
-        return ((rng_m <= self.ranges_m[None]) & (np.abs(bearing) <= self.half_fov_rad[None])).any(axis=1)
+        in_rect = ((local[:, None, 0] >= self.rects_m[None, :, 0]) & (local[:, None, 0] <= self.rects_m[None, :, 1])
+                   & (local[:, None, 1] >= self.rects_m[None, :, 2]) & (local[:, None, 1] <= self.rects_m[None, :, 3]))
+        return (rng_m <= self.ranges_m[None]) & (np.abs(bearing) <= self.half_fov_rad[None]) & in_rect
+
+    def inside(self, ego_pose: np.ndarray, xy: np.ndarray) -> np.ndarray:
+        return self.inside_by_sensor(ego_pose, xy).any(axis=1)
 
 
-# An actor is trackable while a sensor that can confirm a track returned enough of it recently:
-# the nuScenes convention (boxes without lidar or radar points are not scored), since no tracker
-# can report what no sensor measured. Camera pixels alone do not count (the camera confirms
-# nothing alone).
+# An actor is trackable while a sensor that can confirm a track returned enough of it recently,
+# inside that sensor's detector coverage: the nuScenes convention (boxes without lidar or radar
+# points are not scored), since no tracker can report what no detector measured. Camera pixels
+# alone do not count (the camera confirms nothing alone).
 VISIBLE_MIN_POINTS = {"lidar": 5, "radar": 2}
 VISIBLE_HOLD_NS = 500_000_000
 
 
 @dataclass(slots=True)
 class Visibility:
-    """Last capture time at which each actor had enough returns (mutable evaluation bookkeeping)."""
+    """Per sensor, the last capture time at which each actor had enough returns (mutable
+    evaluation bookkeeping)."""
 
-    last_seen_ns: dict[int, int] = field(default_factory=dict)
+    last_seen_ns: dict[str, dict[int, int]] = field(default_factory=dict)
 
     def on_capture(self, sensor: str, capture_ns: int, truth) -> None:
         need = VISIBLE_MIN_POINTS.get(sensor)
         if need is None or truth is None:
             return
+        seen = self.last_seen_ns.setdefault(sensor, {})
         ids, counts = np.unique(truth.point_ids[truth.point_ids >= 0], return_counts=True)
         for actor in ids[counts >= need].tolist():
-            self.last_seen_ns[actor] = max(self.last_seen_ns.get(actor, capture_ns), capture_ns)
+            seen[actor] = max(seen.get(actor, capture_ns), capture_ns)
+
+    def mask_by_sensor(self, ids: np.ndarray, t_ns: int, names: tuple[str, ...]) -> np.ndarray:
+        """(N, S): actor seen by sensor ``names[s]`` within the hold time."""
+        out = np.zeros((ids.shape[0], len(names)), bool)
+        for k, name in enumerate(names):
+            seen = self.last_seen_ns.get(name, {})
+            last = np.array([seen.get(int(i), -(1 << 62)) for i in ids], dtype=np.int64)
+            out[:, k] = (t_ns - last) <= VISIBLE_HOLD_NS
+        return out
 
     def mask(self, ids: np.ndarray, t_ns: int) -> np.ndarray:
-        seen = np.array([self.last_seen_ns.get(int(i), -(1 << 62)) for i in ids], dtype=np.int64)
-        return (t_ns - seen) <= VISIBLE_HOLD_NS
+        """Actor seen by any counted sensor within the hold time."""
+        return self.mask_by_sensor(ids, t_ns, tuple(VISIBLE_MIN_POINTS)).any(axis=1)
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -147,7 +179,8 @@ def evaluate_run(scenario_name: str, seed: int, perception: str, match_m: float,
     loop = ClosedLoop(scenario, RunOptions(seed=seed, perception=perception, duration_s=duration_s))
     run = _RunAccumulator(match_m=match_m, coverage_m=float(scenario.oracle.range_m))
     # With simulated sensors, the truth to track is what they cover, not the oracle's radius.
-    coverage = Coverage.of_rig(scenario.sensors) if loop.rig is not None else None
+    coverage = (Coverage.of_rig(scenario.sensors, lidar_grid=loop.stack_cfg.perception.lidar.grid)
+                if loop.rig is not None else None)
     visibility = Visibility() if coverage is not None and truth == "visible" else None
     if visibility is not None:
         capture = loop.rig.capture
@@ -165,9 +198,13 @@ def evaluate_run(scenario_name: str, seed: int, perception: str, match_m: float,
             ego, actors = loop.world.ego_truth(), loop.world.actors_truth()
             state = _tracker_state(loop.stack)
             fresh = state.last_hit_ns == state.t_ns if state.t_ns is not None else np.zeros(0, bool)
-            inside = coverage.inside(ego.pose, actors.xy_m) if coverage is not None else None
-            if visibility is not None:
-                inside &= visibility.mask(actors.ids, t_ns)
+            inside = None
+            if coverage is not None:
+                by_sensor = coverage.inside_by_sensor(ego.pose, actors.xy_m)
+                if visibility is not None:
+                    # Scored where a sensor both covers the actor and returned enough of it.
+                    by_sensor = by_sensor & visibility.mask_by_sensor(actors.ids, t_ns, coverage.names)
+                inside = by_sensor.any(axis=1)
             run.on_tracks(msg, ego.pose[:2], actors.ids, actors.xy_m, actors.velocity_mps,
                           state.last_nis[fresh], inside)
         elif topic == "/fusion/ego":
@@ -225,8 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--match-m", type=float, default=2.0, help="track-to-actor match distance (default 2 m)")
     p.add_argument("--duration", type=float, default=None, metavar="S", help="seconds per run")
     p.add_argument("--truth", choices=("visible", "coverage"), default="visible",
-                   help="with sensors: score actors with recent lidar/radar returns (visible, default) "
-                        "or every actor inside the sensors' fields of view (coverage)")
+                   help="with sensors: score actors inside a detector's coverage with recent "
+                        "lidar/radar returns there (visible, default) or every actor inside that "
+                        "coverage (coverage)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return p
 

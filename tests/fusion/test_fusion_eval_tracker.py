@@ -65,3 +65,31 @@ def test_visibility_needs_enough_returns_recently():
     ids = np.array([3, 4, 5, 6, 7])
     np.testing.assert_array_equal(vis.mask(ids, 1), [True, False, True, False, False])
     np.testing.assert_array_equal(vis.mask(ids, VISIBLE_HOLD_NS + 1), [False] * 5)
+
+
+def test_lidar_coverage_is_the_detector_grid_when_given():
+    from types import SimpleNamespace
+    from perception.bev import BevGridConfig
+    from runtime.eval_tracker import Coverage
+    sensors = {"lidar": SimpleNamespace(x_m=1.4, y_m=0.0, yaw_rad=0.0, hfov_deg=360.0, max_range_m=120.0),
+               "radar": SimpleNamespace(x_m=3.7, y_m=0.0, yaw_rad=0.0, hfov_deg=90.0, max_range_m=160.0)}
+    rig = SimpleNamespace(enabled=tuple(sensors), sensor=sensors.__getitem__)
+    cov = Coverage.of_rig(rig, lidar_grid=BevGridConfig())  # +-52 m x +-26 m
+    ego = np.array([0.0, 0.0, 0.0])
+    xy = np.array([[-40.0, 10.0],   # inside the grid behind: lidar only
+                   [-100.0, 0.0],   # 100 m behind: lidar returns, but outside its detector's grid
+                   [100.0, 0.0],    # 100 m ahead: radar only
+                   [30.0, -30.0]])  # beside the grid, outside the radar cone: nothing
+    np.testing.assert_array_equal(cov.inside_by_sensor(ego, xy),
+                                  [[True, False], [False, False], [False, True], [False, False]])
+    assert cov.names == ("lidar", "radar")
+
+
+def test_visibility_is_kept_per_sensor():
+    from types import SimpleNamespace
+    from runtime.eval_tracker import Visibility
+    vis = Visibility()
+    vis.on_capture("lidar", 0, SimpleNamespace(point_ids=np.array([3] * 5)))
+    vis.on_capture("radar", 0, SimpleNamespace(point_ids=np.array([4, 4])))
+    np.testing.assert_array_equal(vis.mask_by_sensor(np.array([3, 4]), 1, ("lidar", "radar")),
+                                  [[True, False], [False, True]])
