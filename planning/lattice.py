@@ -195,7 +195,7 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
         fast = v_b > 2.0  # lateral motion at walking pace is the controller's business
         kin_ok = ~((fast & ((np.abs(curv) > cfg.max_curvature_1pm)
                             | (v_b * v_b * np.abs(curv) > cfg.max_lat_accel_mps2))).any(axis=-1))
-        prox = np.einsum("bkn,bkn->b", obs.lat_w[il, iT], lon_w) * dt
+        prox = np.einsum("bnk,bnk->b", obs.lat_w[il, iT], lon_w) * dt
         total = np.where(~collide & kin_ok, flat[idx] + cfg.w_proximity * prox, np.inf)
         evaluated += idx.shape[0]
         i = int(np.argmin(total))

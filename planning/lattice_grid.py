@@ -15,12 +15,27 @@ from planning.polynomials import evaluate_grid, quartic_coeffs, quintic_coeffs
 
 @dataclass(frozen=True, slots=True)
 class Family:
-    """Profiles (M, n_T, K) of one axis: position, velocity, acceleration, jerk."""
+    """Profiles of one axis in one buffer (4, M, n_T, K): position, velocity, acceleration, jerk.
+    One buffer lets the feasibility checks reduce v, a and j together (one min, one max) instead
+    of six calls over the same data."""
 
-    x: np.ndarray
-    v: np.ndarray
-    a: np.ndarray
-    j: np.ndarray
+    xvaj: np.ndarray
+
+    @property
+    def x(self) -> np.ndarray:
+        return self.xvaj[0]
+
+    @property
+    def v(self) -> np.ndarray:
+        return self.xvaj[1]
+
+    @property
+    def a(self) -> np.ndarray:
+        return self.xvaj[2]
+
+    @property
+    def j(self) -> np.ndarray:
+        return self.xvaj[3]
 
 
 def lateral_family(d0: float, dd0: float, ddd0: float, d_targets: np.ndarray, horizons_s: np.ndarray,
@@ -29,7 +44,7 @@ def lateral_family(d0: float, dd0: float, ddd0: float, d_targets: np.ndarray, ho
     tgt = np.repeat(d_targets, n_T)
     T = np.tile(horizons_s, n_d)
     c = quintic_coeffs(d0, dd0, ddd0, tgt, np.zeros_like(tgt), np.zeros_like(tgt), T)
-    return Family(*evaluate_grid(c.reshape(n_d, n_T, 6), horizons_s, t_s))
+    return Family(np.stack(evaluate_grid(c.reshape(n_d, n_T, 6), horizons_s, t_s)))
 
 
 def longitudinal_family(s0: float, v0: float, a0: float, accel_levels_mps2: np.ndarray, horizons_s: np.ndarray,
@@ -41,7 +56,7 @@ def longitudinal_family(s0: float, v0: float, a0: float, accel_levels_mps2: np.n
     v_tgt = np.clip(v0 + accel_levels_mps2[:, None] * horizons_s[None, :], 0.0, v_max_mps)
     T = np.tile(horizons_s, n_v)
     c = quartic_coeffs(s0, v0, a0, v_tgt.ravel(), np.zeros(n_v * n_T), T)
-    return Family(*evaluate_grid(c.reshape(n_v, n_T, 6), horizons_s, t_s)), v_tgt
+    return Family(np.stack(evaluate_grid(c.reshape(n_v, n_T, 6), horizons_s, t_s))), v_tgt
 
 
 def integral_sq(z: np.ndarray, dt_s: float) -> np.ndarray:
@@ -52,8 +67,10 @@ def integral_sq(z: np.ndarray, dt_s: float) -> np.ndarray:
 def lateral_feasible(lat: Family, max_lat_accel_mps2: float, road_half_width_m: float,
                      ego_half_width_m: float) -> np.ndarray:
     """(n_d, n_T): lateral acceleration within limits and the ego body stays on the road."""
-    within = np.abs(lat.x).max(axis=-1) + ego_half_width_m <= road_half_width_m + 1e-9
-    return within & (np.abs(lat.a).max(axis=-1) <= max_lat_accel_mps2)
+    lo, hi = lat.xvaj.min(axis=-1), lat.xvaj.max(axis=-1)
+    # max |z| as max(max z, -min z): two reductions of the whole buffer, no |.| copy of it.
+    x_abs, a_abs = np.maximum(hi[0], -lo[0]), np.maximum(hi[2], -lo[2])
+    return (x_abs + ego_half_width_m <= road_half_width_m + 1e-9) & (a_abs <= max_lat_accel_mps2)
 
 
 def longitudinal_feasible(lon: Family, max_accel_mps2: float, max_decel_mps2: float, max_jerk_mps3: float,
@@ -61,10 +78,11 @@ def longitudinal_feasible(lon: Family, max_accel_mps2: float, max_decel_mps2: fl
                           comfort_jerk_mps3: float = math.inf) -> tuple[np.ndarray, np.ndarray]:
     """(n_v, n_T) each: acceleration, jerk and speed (no reversing, no exceeding the cap) within
     limits; and beyond the comfort limits (an emergency manoeuvre). One reduction per profile kind."""
-    a_min, a_max = lon.a.min(axis=-1), lon.a.max(axis=-1)
-    j_abs = np.maximum(lon.j.max(axis=-1), -lon.j.min(axis=-1))
-    ok = (a_max <= max_accel_mps2 + 1e-9) & (a_min >= -max_decel_mps2 - 1e-9) & (j_abs <= max_jerk_mps3 + 1e-9)
-    ok &= (lon.v.min(axis=-1) >= -0.05) & (lon.v.max(axis=-1) <= v_max_mps + 0.05)
+    lo, hi = lon.xvaj[1:].min(axis=-1), lon.xvaj[1:].max(axis=-1)  # (3, n_v, n_T): v, a, j
+    a_min = lo[1]
+    j_abs = np.maximum(hi[2], -lo[2])
+    ok = (hi[1] <= max_accel_mps2 + 1e-9) & (a_min >= -max_decel_mps2 - 1e-9) & (j_abs <= max_jerk_mps3 + 1e-9)
+    ok &= (lo[0] >= -0.05) & (hi[0] <= v_max_mps + 0.05)
     return ok, (a_min < -comfort_decel_mps2 - 0.1) | (j_abs > comfort_jerk_mps3 + 1e-6)
 
 
@@ -77,8 +95,7 @@ def lateral_family_tabled(lat_map: np.ndarray, d0: float, dd0: float, ddd0: floa
     bc = np.empty((4, n_d))
     bc[0], bc[1], bc[2], bc[3] = d0, dd0, ddd0, d_targets
     prof = (lat_map.reshape(n_T * 4 * K, 4) @ bc).reshape(n_T, 4, K, n_d).transpose(1, 3, 0, 2)
-    prof = np.ascontiguousarray(prof)  # (4, n_d, n_T, K)
-    return Family(prof[0], prof[1], prof[2], prof[3])
+    return Family(np.ascontiguousarray(prof))  # (4, n_d, n_T, K)
 
 
 def longitudinal_family_tabled(lon_map: np.ndarray, horizons_s: np.ndarray, s0: float, v0: float, a0: float,
@@ -102,4 +119,4 @@ def longitudinal_family_tabled(lon_map: np.ndarray, horizons_s: np.ndarray, s0: 
     quartic += (lon_map[0] * s0 + lon_map[1] * v0 + lon_map[2] * a0)[:, None]
     if n_e:
         out[:, n_v:] = np.stack(extra_rows)[:, :, None, :]
-    return Family(out[0], out[1], out[2], out[3]), v_tgt
+    return Family(out), v_tgt

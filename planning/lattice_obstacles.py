@@ -6,6 +6,9 @@ family (small: targets x horizons); overlap along s is computed per batch of can
 longitudinal profiles the anytime search actually visits. A candidate collides iff both overlap for
 some object at some step. The proximity cost uses the same factorisation with smooth weights. Boxes
 are inflated by the prediction's growing sigma; the ego extent is measured from its box centre.
+Arrays keep time innermost, (..., N, K): numpy pays a fixed cost per pass over the innermost axis,
+and K (51 steps) is long where N (a handful of objects) is not: the per-batch terms run ~3x faster
+than with objects innermost.
 """
 from __future__ import annotations
 
@@ -25,20 +28,26 @@ def _bump(ratio: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True, slots=True)
 class ObstacleTerms:
-    lat_overlap: np.ndarray  # (n_d, n_T, K, N) bool
-    lat_w: np.ndarray  # (n_d, n_T, K, N) float32 proximity weights in [0, 1]
-    s_obj_rel: np.ndarray  # (K, N) float32 object arc length minus s_ref
-    inv_half_l: np.ndarray  # (K, N) float32 1 / inflated half extent along s
+    lat_overlap: np.ndarray  # (n_d, n_T, N, K) bool
+    lat_w: np.ndarray  # (n_d, n_T, N, K) float32 proximity weights in [0, 1]
+    s_obj_rel: np.ndarray  # (N, K) float32 object arc length minus s_ref
+    inv_half_l: np.ndarray  # (N, K) float32 1 / inflated half extent along s
     s_ref_m: float
 
     def longitudinal(self, s_center_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Overlap (B, K, N) and proximity weights for ego box-centre arc lengths (B, K)."""
+        """Overlap (B, N, K) and proximity weights for ego box-centre arc lengths (B, K)."""
         # float32 after removing s_ref: offsets below a few hundred metres keep millimetres.
-        rs = (s_center_m - self.s_ref_m).astype(np.float32)[..., None] - self.s_obj_rel
+        rs = (s_center_m - self.s_ref_m).astype(np.float32)[:, None, :] - self.s_obj_rel
         rs *= self.inv_half_l
+        rs2 = np.multiply(rs, rs, out=rs)
+        # |r| < 1 iff r^2 < 1, and _bump(r / 2) == max(1 - r^2 / 4, 0) to the bit (scaling by powers
+        # of two is exact): one square serves both, in place.
+        overlap = rs2 < 1.0
         # Proximity reaches twice the collision distance along s (closing in); along d it stays within
         # the collision corridor (obstacle_terms), so traffic in the next lane does not push the ego away.
-        return np.abs(rs) < 1.0, _bump(0.5 * rs)
+        w = np.multiply(rs2, -0.25, out=rs2)
+        w += 1.0
+        return overlap, np.maximum(w, 0.0, out=w)
 
 
 def obstacle_terms(pred: Prediction, lat_d: np.ndarray, ego_length_m: float, ego_width_m: float,
@@ -49,11 +58,12 @@ def obstacle_terms(pred: Prediction, lat_d: np.ndarray, ego_length_m: float, ego
     keep = ~ignore
     half_w = 0.5 * (ego_width_m + pred.width_m[keep])[:, None] + inflation_sigmas * pred.sigma_d_m[keep] + lat_margin_m
     half_l = 0.5 * (ego_length_m + pred.length_m[keep])[:, None] + inflation_sigmas * pred.sigma_s_m[keep] + lon_margin_m
-    rd = (lat_d[..., None] - pred.d_m[keep].T).astype(np.float32)
-    rd *= (1.0 / half_w.T).astype(np.float32)
-    s_ref = float(pred.s_m[keep, 0].min()) if keep.any() else 0.0
-    return ObstacleTerms(np.abs(rd) < 1.0, _bump(rd), (pred.s_m[keep].T - s_ref).astype(np.float32),
-                         (1.0 / half_l.T).astype(np.float32), s_ref)
+    rd = (lat_d[:, :, None, :] - pred.d_m[keep]).astype(np.float32)  # (n_d, n_T, N, K)
+    rd *= (1.0 / half_w).astype(np.float32)
+    s_obj = pred.s_m[keep]
+    s_ref = float(s_obj[:, 0].min()) if s_obj.shape[0] else 0.0
+    return ObstacleTerms(np.abs(rd) < 1.0, _bump(rd), (s_obj - s_ref).astype(np.float32),
+                         (1.0 / half_l).astype(np.float32), s_ref)
 
 
 def followers_in_lane(pred: Prediction, s_center0_m: float, d0_m: float, ego_length_m: float,
