@@ -31,8 +31,12 @@ def _scenario(seed: int = 0):
     """Per cycle, three detection frames (one per source, 20 ms apart) and the ego state."""
     rng = np.random.default_rng(seed)
     i = np.arange(N_TARGETS)
-    pos0 = np.stack([(i % 10) * 12.0 - 50.0, (i // 10) * 12.0 - 50.0], axis=1)
-    vel = rng.uniform(-2.0, 2.0, (N_TARGETS, 2))
+    # Ten lanes 12 m apart with ten cars each, 15 m apart; every lane moves at its own speed, so
+    # cars never drive through one another (which would merge tracks and make the benchmark time
+    # track churn instead of steady-state tracking).
+    pos0 = np.stack([(i % 10) * 15.0 - 70.0, (i // 10) * 12.0 - 50.0], axis=1)
+    lane_speed_mps = rng.uniform(-2.0, 2.0, 10)
+    vel = np.stack([lane_speed_mps[i // 10], np.zeros(N_TARGETS)], axis=1)
     frames = []
     for c in range(N_CYCLES):
         cycle = []

@@ -22,7 +22,7 @@ import bisect
 import dataclasses
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 from core.config import rng
 
@@ -64,14 +64,15 @@ class SyncRecord:
     decision: Decision
 
 
-@dataclass(frozen=True, slots=True)
-class Released:
+# Released, SyncCounters and SyncState are immutable NamedTuples rather than frozen dataclasses:
+# each is built for every message, and a frozen dataclass's __init__ (one object.__setattr__ per
+# field) costs about as much as the whole synchronisation decision.
+class Released(NamedTuple):
     stream: str
     msg: Any  # the message with t_ns moved onto the stack clock
 
 
-@dataclass(frozen=True, slots=True)
-class SyncCounters:
+class SyncCounters(NamedTuple):
     applied: int = 0
     late: int = 0
     duplicate: int = 0
@@ -79,14 +80,27 @@ class SyncCounters:
     resets: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class SyncState:
+class SyncState(NamedTuple):
     buffer: tuple[tuple[int, str, int, Any], ...] = ()  # sorted (t_ns, stream, seq, msg)
     released_keys: tuple[tuple[int, str], ...] = ()  # recent (t_ns, stream), oldest first
     watermark_ns: int | None = None  # newest released time
     last_now_ns: int | None = None
     seq: int = 0  # arrival counter: a deterministic tie-break, never compared across runs
-    counters: SyncCounters = field(default_factory=SyncCounters)
+    counters: SyncCounters = SyncCounters()
+
+
+def _retimed(msg: Any, t_ns: int) -> Any:
+    """``msg`` with ``t_ns`` replaced. Messages are frozen slotted dataclasses already validated
+    at their source, so the copy takes their slots as they are (``dataclasses.replace`` would rerun
+    __init__ at three times the cost); anything else goes through ``dataclasses.replace``."""
+    slots = getattr(type(msg), "__slots__", None)
+    if not slots or not dataclasses.is_dataclass(msg) or type(msg).__base__ is not object:
+        return dataclasses.replace(msg, t_ns=t_ns)
+    out = object.__new__(type(msg))
+    for name in slots:
+        object.__setattr__(out, name, getattr(msg, name))
+    object.__setattr__(out, "t_ns", t_ns)
+    return out
 
 
 def _stream(cfg: SyncConfig, name: str) -> StreamConfig:
@@ -139,7 +153,7 @@ def sync_step(state: SyncState, arrivals: Iterable[tuple[str, Any]], now_ns: int
             n_future += 1
         else:
             if sc.clock_offset_ns:
-                msg = dataclasses.replace(msg, t_ns=t)
+                msg = _retimed(msg, t)
             # seq is unique, so tuple comparison never reaches the message itself.
             buffer.insert(i, (t, stream, seq, msg))
             seq += 1

@@ -8,11 +8,12 @@ counted and skipped, never applied with a negative time step.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 import numpy as np
 
-from core.geometry import map_to_se2, wrap_angle
+from core.geometry import wrap_angle
 from core.messages import Detections3D, EgoState, Tracks
 from fusion import kalman
 from fusion.association import associate, gate_threshold
@@ -52,11 +53,10 @@ def _predicted(state: TrackerState, t_ns: int, cfg: TrackerConfig) -> tuple[np.n
 
 
 def _output(state: TrackerState, x: np.ndarray, p: np.ndarray, t_ns: int) -> Tracks:
-    keep = state.confirmed
-    return Tracks(t_ns=t_ns, ids=state.ids[keep].copy(), states=x[keep].copy(),
-                  covariances=p[keep].copy(), yaws=state.yaw[keep].copy(),
-                  sizes=state.size[keep].copy(), labels=state.labels[keep],
-                  existence=state.existence[keep].copy())
+    keep = state.confirmed  # boolean indexing copies: the output never aliases the state
+    return Tracks(t_ns=t_ns, ids=state.ids[keep], states=x[keep], covariances=p[keep],
+                  yaws=state.yaw[keep], sizes=state.size[keep], labels=state.labels[keep],
+                  existence=state.existence[keep])
 
 
 def tracker_predict(state: TrackerState, t_ns: int, cfg: TrackerConfig) -> Tracks:
@@ -81,9 +81,14 @@ def _valid_rows(d: Detections3D) -> tuple[np.ndarray, np.ndarray, int, int, int]
 
 
 def _in_fov(x_map: np.ndarray, pose: np.ndarray, fov_half_rad: float, max_range_m: float) -> np.ndarray:
-    local = map_to_se2(pose, x_map[:, :2])
-    rng_m = np.hypot(local[:, 0], local[:, 1])
-    return (rng_m <= max_range_m) & (np.abs(np.arctan2(local[:, 1], local[:, 0])) <= fov_half_rad)
+    dx, dy = x_map[:, 0] - pose[0], x_map[:, 1] - pose[1]
+    rng_m = np.hypot(dx, dy)
+    inside = rng_m <= max_range_m
+    if fov_half_rad >= np.pi:
+        return inside
+    # |bearing| <= half-FOV  <=>  forward component >= cos(half-FOV) * range, for half-FOV in [0, pi].
+    forward_m = math.cos(pose[2]) * dx + math.sin(pose[2]) * dy
+    return inside & (forward_m >= math.cos(fov_half_rad) * rng_m)
 
 
 def _class_loglik(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:

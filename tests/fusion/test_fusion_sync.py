@@ -103,3 +103,16 @@ def test_decisions_replay_identically():
 def test_unknown_stream_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown stream 'sonar'"):
         sync_step(SyncState(), [("sonar", Msg(0))], 0, CFG)
+
+
+def test_retimed_message_equals_dataclasses_replace_and_leaves_the_original():
+    import dataclasses
+    from core.messages import EgoState
+    from fusion.sync import _retimed
+    msg = EgoState(5, np.array([1.0, 2.0, 0.3]), 4.0, 0.5, 0.01, np.eye(5))
+    out = _retimed(msg, 9)
+    ref = dataclasses.replace(msg, t_ns=9)
+    assert out.t_ns == 9 and msg.t_ns == 5 and type(out) is EgoState
+    for f in dataclasses.fields(EgoState):
+        if f.name != "t_ns":
+            np.testing.assert_array_equal(getattr(out, f.name), getattr(ref, f.name))
