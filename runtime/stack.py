@@ -81,6 +81,16 @@ class DrivingStack:
         self.monitor_state = MonitorState()
         self.stage_watch = StageWatch()
         self.scheduler: Scheduler | None = None
+        liveness = cfg.liveness
+        self._exception_hold_ns = s_to_ns(liveness.exception_hold_s)
+        self._control_timeout_ns = s_to_ns(liveness.control_input_timeout_s)
+        # The picture flags are a function of the latest ego estimate and tracks, which fusion
+        # publishes at half the monitor's rate: they are recomputed only when either message changes.
+        self._picture_inputs: tuple[Any, Any] = (None, None)
+        self._picture_flags: frozenset[str] = frozenset()
+        # Stage counts as the watch sees them, rebuilt only when a counter moved (see _count_event).
+        self._counts_changed = True
+        self._stage_counts: dict[str, StageCounts] = {}
 
     # -- wiring ----------------------------------------------------------------------------------
     def register(self, sched: Scheduler) -> None:
@@ -122,8 +132,12 @@ class DrivingStack:
             self.bus.fusion_inbox.append((topic[len("/perception/"):], msg))
 
     def _guarded(self, stage: str, t_ns: int, run: Callable[[int], list]) -> list | TaskOutcome:
-        counters = self.counters.setdefault(stage, StageCounters())
-        faults = [f for f in self.stage_faults if stage in FAULT_TARGET_STAGES.get(f.target, ()) and f.active(t_ns)]
+        counters = self.counters.get(stage)
+        if counters is None:
+            counters = self.counters[stage] = StageCounters()
+            self._counts_changed = True
+        faults = [f for f in self.stage_faults if stage in FAULT_TARGET_STAGES.get(f.target, ()) and f.active(t_ns)
+                  ] if self.stage_faults else ()
         if any(f.kind == "hang" for f in faults):
             return TaskOutcome(hung=True)  # the stage never returns: no output, its state stays put
         try:
@@ -141,6 +155,7 @@ class DrivingStack:
                 kept.append((topic, msg))
             else:
                 counters.nonfinite_outputs += 1
+                self._counts_changed = True
         slow = [f.value for f in faults if f.kind == "slow"]
         return TaskOutcome(tuple(kept), compute_scale=max(slow)) if slow else kept
 
@@ -155,6 +170,7 @@ class DrivingStack:
         self.perception_states[p.sensor] = state
         if not p.output_healthy(state):
             self.counters.setdefault(f"perception.{p.sensor}", StageCounters()).unhealthy_frames += 1
+            self._counts_changed = True
         if detections is None:
             return []
         if isinstance(detections, dict):
@@ -199,28 +215,37 @@ class DrivingStack:
         flags = set()
         if self.scheduler is not None and self.scheduler.missed_in_a_row("planning") >= 3:
             flags.add("planning.missed_3")
-        hold_ns = s_to_ns(self.cfg.liveness.exception_hold_s)
+        hold_ns = self._exception_hold_ns
         if any(t_ns - c.last_exception_ns <= hold_ns for c in self.counters.values()):
             flags.add("stage.exception")
-        timeout_ns = s_to_ns(self.cfg.liveness.control_input_timeout_s)
         ego = self._ego()
-        if ego is not None and t_ns - ego.t_ns > timeout_ns:
+        if ego is not None and t_ns - ego.t_ns > self._control_timeout_ns:
             flags.add("control.stale_input")
-        safety_cfg = self.steps.safety_cfg
-        if localisation_lost(ego, safety_cfg.picture):
-            flags.add("localisation.lost")
-        if obstacle_close_ahead(ego, self.bus.latest.get("/fusion/tracks"), safety_cfg.picture):
-            flags.add("picture.obstacle_close_ahead")
+        flags |= self._picture(ego, self.bus.latest.get("/fusion/tracks"))
         if self.scheduler is not None:
-            counts = {name: StageCounts(c.nonfinite_outputs, c.unhealthy_frames) for name, c in self.counters.items()}
+            if self._counts_changed:
+                self._stage_counts = {name: StageCounts(c.nonfinite_outputs, c.unhealthy_frames)
+                                      for name, c in self.counters.items()}
+                self._counts_changed = False
+            counts = self._stage_counts
             # In ideal mode compute time delays no output, so an overrun is no hazard there (and the
             # mode must not depend on the machine's load); injected slow/hang faults still show via
             # planning.missed_3.
             timings = self.scheduler.timings if self.scheduler.mode != "ideal" else ()
             self.stage_watch, watched = watch_step(self.stage_watch, timings, counts, t_ns,
-                                                   safety_cfg.stages)
+                                                   self.steps.safety_cfg.stages)
             flags |= watched
         return frozenset(flags)
+
+    def _picture(self, ego: EgoState | None, tracks: Tracks | None) -> frozenset[str]:
+        if self._picture_inputs[0] is not ego or self._picture_inputs[1] is not tracks:
+            picture_cfg, flags = self.steps.safety_cfg.picture, set()
+            if localisation_lost(ego, picture_cfg):
+                flags.add("localisation.lost")
+            if obstacle_close_ahead(ego, tracks, picture_cfg):
+                flags.add("picture.obstacle_close_ahead")
+            self._picture_inputs, self._picture_flags = (ego, tracks), frozenset(flags)
+        return self._picture_flags
 
     def _safety(self, t_ns: int) -> list:
         self.monitor_state, status = safety_step(self.monitor_state, self.health, self.stream_specs,

@@ -14,7 +14,9 @@ from core.vehicle import VehicleParams
 def arbitrate(command: ControlCommand, status: SafetyStatus, previous: ControlCommand | None,
               dt_s: float, vehicle: VehicleParams) -> ControlCommand:
     if status.mode != Mode.EMERGENCY_STOP:
-        return replace(command, hazard=command.hazard or status.limits.hazard)
+        if command.hazard or not status.limits.hazard:
+            return command  # messages are immutable: nothing to change, nothing to copy
+        return replace(command, hazard=True)
     target = -status.limits.stop_decel_mps2
     prev_accel = previous.accel_mps2 if previous is not None else command.accel_mps2
     # Ramp towards the brake target at the actuator's jerk limit; never less braking than asked.

@@ -42,7 +42,7 @@ def position_sigma_m(covariance: np.ndarray) -> float:
 def localisation_lost(ego: EgoState | None, cfg: PictureConfig) -> bool:
     if ego is None:
         return False  # not yet localised is the start-up, covered by the ego streams' liveness
-    pose_ok = np.isfinite(np.asarray(ego.pose, dtype=np.float64)).all()
+    pose_ok = all(map(math.isfinite, np.asarray(ego.pose, dtype=np.float64).ravel().tolist()))  # 3 floats: no ufunc
     return (not pose_ok) or position_sigma_m(ego.covariance) > cfg.max_position_sigma_m
 
 

@@ -47,6 +47,9 @@ class StageRecord:
         return self.miss_bits.bit_count()
 
 
+_NO_COUNTS = StageCounts()
+
+
 @dataclass(frozen=True, slots=True)
 class StageWatch:
     stages: dict[str, StageRecord] = field(default_factory=dict)
@@ -56,19 +59,25 @@ class StageWatch:
 def watch_step(watch: StageWatch, timings: Sequence[StageTiming], counts: Mapping[str, StageCounts],
                t_ns: int, cfg: StageWatchConfig) -> tuple[StageWatch, frozenset[str]]:
     """Read the timing records added since the last step and the counters; return the flags."""
-    stages = dict(watch.stages)
-    mask = (1 << cfg.window_runs) - 1
-    for rec in timings[watch.timings_seen:]:
-        r = stages.get(rec.stage) or StageRecord()
-        stages[rec.stage] = StageRecord(((r.miss_bits << 1) | int(rec.missed)) & mask, r.counts,
-                                        r.last_nonfinite_ns, r.last_unhealthy_ns)
-    for name, c in counts.items():
-        r = stages.get(name) or StageRecord()
-        if c != r.counts:
-            stages[name] = StageRecord(
-                r.miss_bits, c,
-                t_ns if c.nonfinite_outputs > r.counts.nonfinite_outputs else r.last_nonfinite_ns,
-                t_ns if c.unhealthy_frames > r.counts.unhealthy_frames else r.last_unhealthy_ns)
+    stages = watch.stages
+    # Most steps bring no timing record (ideal mode passes none) and no counter change: then the
+    # records stand as they are and only the time-dependent flags below are re-evaluated.
+    if len(timings) > watch.timings_seen or any(
+            c != (stages[name].counts if name in stages else _NO_COUNTS) for name, c in counts.items()):
+        stages = dict(stages)
+        mask = (1 << cfg.window_runs) - 1
+        for rec in timings[watch.timings_seen:]:
+            r = stages.get(rec.stage) or StageRecord()
+            stages[rec.stage] = StageRecord(((r.miss_bits << 1) | int(rec.missed)) & mask, r.counts,
+                                            r.last_nonfinite_ns, r.last_unhealthy_ns)
+        for name, c in counts.items():
+            r = stages.get(name) or StageRecord()
+            if c != r.counts:
+                stages[name] = StageRecord(
+                    r.miss_bits, c,
+                    t_ns if c.nonfinite_outputs > r.counts.nonfinite_outputs else r.last_nonfinite_ns,
+                    t_ns if c.unhealthy_frames > r.counts.unhealthy_frames else r.last_unhealthy_ns)
+        watch = StageWatch(stages, len(timings))
     hold_ns = s_to_ns(cfg.event_hold_s)
     flags = set()
     for name, r in stages.items():
@@ -78,4 +87,4 @@ def watch_step(watch: StageWatch, timings: Sequence[StageTiming], counts: Mappin
             flags.add("stage.nonfinite")
         if t_ns - r.last_unhealthy_ns <= hold_ns and name.startswith("perception."):
             flags.add("detector.unhealthy")
-    return StageWatch(stages, len(timings)), frozenset(flags)
+    return watch, frozenset(flags)
