@@ -72,7 +72,8 @@ class AccPlannerState:
 
 
 def ego_is_finite(ego: EgoState) -> bool:
-    return bool(np.isfinite(ego.pose).all() and math.isfinite(ego.speed_mps))
+    # A three-element pose: Python floats are cheaper than array temporaries.
+    return all(math.isfinite(z) for z in ego.pose.tolist()) and math.isfinite(ego.speed_mps)
 
 
 def ego_from_plan(plan: Plan, t_ns: int) -> EgoState:

@@ -129,14 +129,15 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
 
     # Behaviour: reachable lanes and their ACC roll-outs; a lane change under way stays committed.
     refs = lane_references(ft, accel_tr, s0, lane, v0, a0, limits, road, acc, tab.t_ref_s, tab.interp_ref)
-    committed = state.target_lane if state.target_lane in refs.lanes[refs.valid] else lane
+    valid_lanes = [ln for ln, ok in zip(refs.lanes.tolist(), refs.valid.tolist()) if ok]  # three: plain Python
+    committed = state.target_lane if state.target_lane in valid_lanes else lane
     v_cap = min(road.speed_limit_mps, limits.speed_cap_mps)
     v_max = max(v_cap, v0)  # above the cap (cap just lowered): only profiles that slow down pass
     offsets, lane_slot = tab.offsets_m, tab.lane_slot
     d_targets = (road.lane_center_d(refs.lanes)[:, None] + offsets[None, :]).ravel()
     lat = lateral_family_tabled(tab.lat_map, d0, dd0, prev_dd, d_targets)
-    lon, _ = longitudinal_family_tabled(tab.lon_map, tab.horizons_s, s0, v0, a0, tab.levels_mps2, v_max,
-                                        _reference_rows(s0, refs, dt))
+    lon, _ = longitudinal_family_tabled(tab.lon_map, tab.lon_end_speed_blocks, tab.horizons_s, s0, v0, a0,
+                                        tab.levels_mps2, v_max, _reference_rows(s0, refs, dt))
     n_q = tab.levels_mps2.shape[0]  # quartic rows; the three lanes' ACC roll-outs follow
     lat_ok = lateral_feasible(lat, cfg.max_lat_accel_mps2, road.half_width_m, 0.5 * cfg.ego_width_m)
     lat_ok &= refs.valid[lane_slot][:, None]
@@ -207,7 +208,8 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
         st, plan = _emergency(st, ego, road, d0, t_ns, acc.max_decel_mps2, cfg, "emergency_brake")
         return replace(st, evaluated=evaluated), plan
 
-    il, iv, iT = (int(z) for z in np.unravel_index(best, (n_d, n_v, n_T)))
+    rest, iT = divmod(best, n_T)
+    il, iv = divmod(rest, n_v)
     d, dd, ddd = lat.x[il, iT], lat.v[il, iT], lat.a[il, iT]
     s, v, a = lon.x[iv, iT], lon.v[iv, iT], lon.a[iv, iT]
     sdot = np.maximum(v, 1.0)

@@ -29,6 +29,10 @@ class LatticeTables:
     lane_slot: np.ndarray  # (3 * n_o,) lane slot (right, own, left) of each lateral target
     lat_map: np.ndarray  # (n_T, 4, K, 4): [x, v, a, j] profiles per unit of (d0, d0', d0'', d1)
     lon_map: np.ndarray  # (4, 4, n_T, K): per unit of (s0, v0, a0, v1), [x, v, a, j] profiles
+    # (4, n_T, n_T * K): lon_map's end-speed column laid out block-diagonally (horizon h's profile
+    # in block h of row h), so that end speeds (n_v, n_T) times it is every level's end-speed term
+    # in one matrix product, written in the family's (level, horizon, time) layout.
+    lon_end_speed_blocks: np.ndarray
     t_ref_s: np.ndarray  # (R,) coarse grid of the per-lane ACC reference roll-outs
     interp_ref: np.ndarray  # (K, R) linear interpolation from that grid onto t_s
     ref_step_s: float
@@ -69,6 +73,9 @@ def build_tables(cfg) -> LatticeTables:
         e[i] = 1.0
         return quartic_coeffs(e[0], e[1], e[2], np.full(n_T, e[3]), zeros, horizons)
 
+    lon_map = np.ascontiguousarray(_linear_map(lon_unit, horizons, t_s).transpose(3, 1, 0, 2))
+    blocks = np.zeros((4, n_T, n_T, steps))
+    blocks[:, np.arange(n_T), np.arange(n_T)] = lon_map[3]
     offsets = np.asarray(cfg.lateral_offsets_m, dtype=np.float64)
     ref_steps = int(math.ceil(t_s[-1] / cfg.reference_step_s - 1e-9)) + 1
     t_ref = np.arange(ref_steps) * cfg.reference_step_s
@@ -78,7 +85,8 @@ def build_tables(cfg) -> LatticeTables:
         key=tables_key(cfg), t_s=t_s, dt_s=float(cfg.acc.step_s), horizons_s=horizons,
         levels_mps2=np.linspace(cfg.min_accel_level_mps2, cfg.max_accel_level_mps2, cfg.num_accel_levels),
         offsets_m=offsets, lane_slot=np.repeat(np.arange(3), offsets.shape[0]),
-        lat_map=_linear_map(lat_unit, horizons, t_s), lon_map=np.ascontiguousarray(_linear_map(lon_unit, horizons, t_s).transpose(3, 1, 0, 2)),
+        lat_map=_linear_map(lat_unit, horizons, t_s), lon_map=lon_map,
+        lon_end_speed_blocks=blocks.reshape(4, n_T, n_T * steps),
         t_ref_s=t_ref, interp_ref=interp_ref, ref_step_s=float(cfg.reference_step_s))
 
 

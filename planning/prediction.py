@@ -21,7 +21,7 @@ import numpy as np
 from core.config import rng
 from core.geometry import wrap_angle
 from core.road import Road
-from planning.track_frenet import FrenetTracks
+from planning.track_frenet import FrenetTracks, lane_centre_of
 
 MODEL_CV, MODEL_CTRV, MODEL_LANE = 0, 1, 2
 
@@ -100,7 +100,7 @@ def predict(ft: FrenetTracks, yaw_rate_rps: np.ndarray, road: Road, t_s: np.ndar
     # A lateral move ends at the centre of the lane it heads for (where the decayed drift would end):
     # a lane changer completes its change and stays there, and velocity noise on a lane keeper
     # (which never reaches the next lane) does not drift it out of its own.
-    d_goal = road.lane_center_d(road.lane_of(ft.d_m + ft.vd_mps * p.lateral_decay_s))
+    d_goal = lane_centre_of(road, ft.d_m + ft.vd_mps * p.lateral_decay_s)  # tracks are finite here
     d = np.minimum(np.maximum(ft.d_m[:, None] + ft.vd_mps[:, None] * decay, np.minimum(ft.d_m, d_goal)[:, None]),
                    np.maximum(ft.d_m, d_goal)[:, None])
     free = ~lane & (speed >= p.static_speed_mps)
@@ -117,7 +117,8 @@ def predict(ft: FrenetTracks, yaw_rate_rps: np.ndarray, road: Road, t_s: np.ndar
         xy = np.stack([ft.x_m[free, None] + dx, ft.y_m[free, None] + dy], axis=-1).reshape(-1, 2)
         sf, df = road.to_frenet(xy)
         s[free], d[free] = sf.reshape(-1, k), df.reshape(-1, k)
-    s[static], d[static] = ft.s_m[static, None], ft.d_m[static, None]
+    if static.any():
+        s[static], d[static] = ft.s_m[static, None], ft.d_m[static, None]
     growth = np.where(lane, 1.0, np.where(static, p.static_factor, p.unstructured_factor))[:, None] * t
     sigma_s = p.sigma0_m + p.sigma_rate_s_mps * growth
     sigma_d = p.sigma0_m + p.sigma_rate_d_mps * growth

@@ -19,6 +19,13 @@ def road_heading_curvature(road: Road, s_m: float) -> tuple[float, float]:
     return float(road.heading_rad[i]) + k * (s_m - float(road.s_m[i])), k
 
 
+def lane_centre_of(road: Road, d_m: np.ndarray) -> np.ndarray:
+    """Road.lane_center_d(Road.lane_of(d_m)) for finite offsets, to the bit: the lane index stays
+    a float (exact for any lane count), sparing the integer cast and np.clip's overhead."""
+    lane = np.minimum(np.maximum(np.floor(d_m / road.lane_width_m + 0.5 * road.num_lanes), 0.0), road.num_lanes - 1.0)
+    return (lane - 0.5 * (road.num_lanes - 1)) * road.lane_width_m
+
+
 def curvature_at(road: Road, s_m: np.ndarray) -> np.ndarray:
     """Road.interpolate's curvature (piecewise constant per sample) by direct lookup."""
     i = (np.minimum(np.maximum(s_m, 0.0), road.length_m) / SAMPLE_SPACING_M).astype(np.int64)

@@ -29,8 +29,8 @@ def test_tabled_families_equal_direct_polynomials():
     tabled = lateral_family_tabled(tab.lat_map, 0.3, -0.2, 0.1, targets)
     extra = tuple(np.random.default_rng(0).normal(size=(3, tab.steps)) for _ in range(4))
     lon_d, v_d = longitudinal_family(120.0, 22.0, -0.5, tab.levels_mps2, tab.horizons_s, 30.0, tab.t_s)
-    lon_t, v_t = longitudinal_family_tabled(tab.lon_map, tab.horizons_s, 120.0, 22.0, -0.5, tab.levels_mps2, 30.0,
-                                            extra)
+    lon_t, v_t = longitudinal_family_tabled(tab.lon_map, tab.lon_end_speed_blocks, tab.horizons_s, 120.0, 22.0, -0.5,
+                                            tab.levels_mps2, 30.0, extra)
     n_v = tab.levels_mps2.shape[0]
     for f in ("x", "v", "a", "j"):
         assert np.allclose(getattr(direct, f), getattr(tabled, f), atol=1e-9)
