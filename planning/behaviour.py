@@ -52,27 +52,31 @@ def lane_references(ft: FrenetTracks, accel_tracks_mps2: np.ndarray, s_ego_m: fl
     One scalar roll-out per lane rather than one vectorised over the three lanes: the law branches
     per step, and with three lanes numpy's per-call overhead (~0.5-2.5 us per ufunc or where, ~45
     of them per step) costs more than the scalar arithmetic (~4 us per lane and step)."""
+    # Three lanes: their validity in plain Python (numpy calls on 3 elements cost more than the logic).
     lanes = np.array([lane - 1, lane, lane + 1], dtype=np.int64)
-    exists = (lanes >= 0) & (lanes < road.num_lanes)
     may_change = limits.lane_change_allowed and limits.stop_decel_mps2 <= 0.0
-    valid = exists & ((lanes == lane) | may_change)
+    valid_py = [0 <= ln < road.num_lanes and (ln == lane or may_change) for ln in (lane - 1, lane, lane + 1)]
     # While someone crosses into or out of the ego lane, keep the lane and let the ACC law react: a
     # lane change then would start from a half-reacted speed and race the crossing car.
-    crossed = _crossed_by_lane_changers(ft, s_ego_m, lanes, road, acc)
-    valid[[0, 2]] &= ~(crossed[[0, 2]] | crossed[1])
+    crossed = _crossed_by_lane_changers(ft, s_ego_m, lanes, road, acc).tolist()
+    for j in (0, 2):
+        valid_py[j] = valid_py[j] and not (crossed[j] or crossed[1])
+    valid = np.array(valid_py)
     v_target = target_speed(road, s_ego_m, v0_mps, limits, acc)
     gains = acc.gains(max(acc.time_gap_s, limits.time_gap_s))
     ref_steps, reference_step_s = interp_ref.shape[1], float(t_ref_s[1] - t_ref_s[0])
     leads, gaps = select_leads(ft, s_ego_m, road.lane_center_d(lanes), acc.ego_front_m, acc.ego_half_width_m,
                                acc.corridor_margin_m, acc.cut_in_horizon_s)
+    leads, gaps = leads.tolist(), gaps.tolist()
+    speeds, accels = ft.vs_mps.tolist(), accel_tracks_mps2.tolist()
     coarse = np.empty((3, 3, ref_steps))  # lane, (s, v, a), coarse time
     done: dict[tuple, int] = {}  # identical roll-out inputs (two free neighbour lanes): run once
     emergency = False
     for j in (1, 0, 2):  # the three lanes: a fixed, tiny loop; the lead search is vectorised above
-        i = int(leads[j])
-        key = (float(gaps[j]), float(ft.vs_mps[i]) if i >= 0 else 0.0, float(accel_tracks_mps2[i]) if i >= 0 else 0.0)
-        if not valid[j] or key in done:
-            coarse[j] = coarse[1] if not valid[j] else coarse[done[key]]
+        i = leads[j]
+        key = (gaps[j], speeds[i] if i >= 0 else 0.0, accels[i] if i >= 0 else 0.0)
+        if not valid_py[j] or key in done:
+            coarse[j] = coarse[1] if not valid_py[j] else coarse[done[key]]
             continue
         s, v, a, emerg, _ = rollout(v0_mps, a0_mps2, v_target, key[0], key[1], key[2], limits.stop_decel_mps2,
                                     gains, reference_step_s, ref_steps)
@@ -81,4 +85,4 @@ def lane_references(ft: FrenetTracks, accel_tracks_mps2: np.ndarray, s_ego_m: fl
         if j == 1:
             emergency = emerg
     out = coarse @ interp_ref.T  # (3, 3, K): linear interpolation onto the plan grid, one product
-    return LaneReferences(lanes, valid, out[:, 0], out[:, 1], out[:, 2], emergency, int(leads[1]))
+    return LaneReferences(lanes, valid, out[:, 0], out[:, 1], out[:, 2], emergency, leads[1])
