@@ -11,9 +11,11 @@ maps, grids) are built once and carried in the state (LatticeTables).
 
 Order of work: the cost terms that factor per family (jerk, offset, speed error, lane cost,
 consistency) give every candidate a lower bound at once; candidates are then visited in order of
-that bound, in batches, where the coupled terms are evaluated (collision against inflated predictions,
-path curvature, proximity cost). The search stops when no unvisited candidate can beat the best
-found, or when the injected ``timer`` passes the budget (the first batch is always evaluated).
+that bound, in batches growing from first_batch_size to batch_size, where the coupled terms are
+evaluated (collision against inflated predictions, path curvature, proximity cost). The search stops
+when no unvisited candidate can beat the best found, or when the injected ``timer`` passes the budget
+(the first batch is always evaluated). Without a deadline the result does not depend on the batch
+sizes: it is the first candidate in bound order with the least total cost.
 Nothing feasible -> emergency braking at the current lateral offset, flagged.
 """
 from __future__ import annotations
@@ -177,13 +179,15 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     order = np.argsort(flat, kind="stable")[:n_ok]
     best_cost, best = math.inf, -1
     evaluated, hit_deadline = 0, False
-    for start in range(0, n_ok, cfg.batch_size):
+    start, size = 0, min(cfg.first_batch_size, cfg.batch_size)
+    while start < n_ok:
         if flat[order[start]] >= best_cost:
             break  # nothing left can beat the best
         if start > 0 and timer() >= deadline_ns:
             hit_deadline = True
             break
-        idx = order[start:start + cfg.batch_size]
+        idx = order[start:start + size]
+        start, size = start + size, min(2 * size, cfg.batch_size)
         rest, iT = np.divmod(idx, n_T)
         il, iv = np.divmod(rest, n_v)
         lon_ov, lon_w = obs.longitudinal(lon.x[iv, iT] + cfg.rear_axle_to_center_m)

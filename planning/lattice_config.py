@@ -51,7 +51,11 @@ class LatticeConfig:
     w_consistency: float = field(default=0.5, metadata=rng(0.0, 100.0))  # lateral, vs previous plan
     w_proximity: float = field(default=2.0, metadata=rng(0.0, 1000.0))
     reference_step_s: float = field(default=0.25, metadata=rng(0.01, 1.0))  # lane ACC roll-outs
-    batch_size: int = field(default=64, metadata=rng(1, 100000))
+    batch_size: int = field(default=64, metadata=rng(1, 100000))  # the largest batch
+    # Batches start this small and double up to batch_size: the best candidate is usually among the
+    # first few by bound, and a short first batch then ends the search at a fraction of the work,
+    # while a hard scene still reaches full batches after a few doublings.
+    first_batch_size: int = field(default=8, metadata=rng(1, 100000))
     budget_ns: int = field(default=2_000_000, metadata=rng(1, 10_000_000_000))
 
     def __post_init__(self) -> None:

@@ -94,6 +94,27 @@ def test_deadline_returns_best_so_far():
     assert np.abs(plan.xy_m - full_plan.xy_m).max() > 0.5  # the full search found a different path
 
 
+def test_growing_batches_find_the_same_plan_with_less_work():
+    # Without a deadline the search returns the first candidate in bound order with the least total
+    # cost, whatever the batch sizes: a short first batch only saves the candidates it never visits.
+    tracks = make_tracks(0, np.array([[115.0, 0.0], [150.0, 3.5], [90.0, -3.5]]),
+                         np.array([[22.0, 0.0], [24.0, 0.0], [26.0, 0.0]]))
+    plans, evaluated = [], []
+    for first in (1, 8, 64):
+        for prox in (2.0, 50.0):  # 50: proximity sets candidates apart, the search needs several batches
+            state, plan = step(ego_at(v=22.0), tracks, cfg=replace(CFG, first_batch_size=first, w_proximity=prox))
+            plans.append((prox, plan))
+            evaluated.append((first, prox, state.evaluated))
+    for prox in (2.0, 50.0):
+        same = [p for w, p in plans if w == prox]
+        for p in same[1:]:
+            assert np.array_equal(p.xy_m, same[0].xy_m) and np.array_equal(p.speed_mps, same[0].speed_mps)
+            assert p.behaviour == same[0].behaviour
+    counts = {(first, prox): n for first, prox, n in evaluated}
+    assert counts[(8, 2.0)] < counts[(64, 2.0)]
+    assert counts[(8, 50.0)] > 8  # the hard scene grew past the first batch
+
+
 def test_all_blocked_gives_emergency_profile():
     xs = np.array([[112.0, -3.5], [112.0, 0.0], [112.0, 3.5]])
     tracks = make_tracks(0, xs, np.zeros((3, 2)))
