@@ -166,7 +166,7 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     c_speed = (cfg.w_speed * dt) * np.maximum(vv[:, None] - 2.0 * vr + rr[None, :], 0.0).T.reshape((3,) + lon.v.shape[:2])
     bound = c_lat[:, None, :] + c_lon[None, :, :] + c_speed[lane_slot]
     ok = lat_ok[:, None, :] & lon_ok[None, :, :]
-    ok[:, n_q:, :] &= lane_slot[:, None, None] == np.arange(3)[None, :, None]  # a lane's roll-out in that lane
+    ok[:, n_q:, :] &= tab.rollout_in_lane
     bound = np.where(ok, bound, np.inf)
 
     # Coupled terms, evaluated lazily in order of the bound.

@@ -27,6 +27,7 @@ class LatticeTables:
     levels_mps2: np.ndarray  # (n_v,) average accelerations of the longitudinal family
     offsets_m: np.ndarray  # (n_o,) lateral offsets around a lane centre
     lane_slot: np.ndarray  # (3 * n_o,) lane slot (right, own, left) of each lateral target
+    rollout_in_lane: np.ndarray  # (3 * n_o, 3, 1) bool: lane j's ACC roll-out pairs with targets in lane j only
     lat_map: np.ndarray  # (n_T, 4, K, 4): [x, v, a, j] profiles per unit of (d0, d0', d0'', d1)
     lon_map: np.ndarray  # (4, 4, n_T, K): per unit of (s0, v0, a0, v1), [x, v, a, j] profiles
     # (4, n_T, n_T * K): lon_map's end-speed column laid out block-diagonally (horizon h's profile
@@ -77,6 +78,7 @@ def build_tables(cfg) -> LatticeTables:
     blocks = np.zeros((4, n_T, n_T, steps))
     blocks[:, np.arange(n_T), np.arange(n_T)] = lon_map[3]
     offsets = np.asarray(cfg.lateral_offsets_m, dtype=np.float64)
+    lane_slot = np.repeat(np.arange(3), offsets.shape[0])
     ref_steps = int(math.ceil(t_s[-1] / cfg.reference_step_s - 1e-9)) + 1
     t_ref = np.arange(ref_steps) * cfg.reference_step_s
     # Column r of the identity interpolated at t_s is the weight of reference sample r.
@@ -84,7 +86,7 @@ def build_tables(cfg) -> LatticeTables:
     return LatticeTables(
         key=tables_key(cfg), t_s=t_s, dt_s=float(cfg.acc.step_s), horizons_s=horizons,
         levels_mps2=np.linspace(cfg.min_accel_level_mps2, cfg.max_accel_level_mps2, cfg.num_accel_levels),
-        offsets_m=offsets, lane_slot=np.repeat(np.arange(3), offsets.shape[0]),
+        offsets_m=offsets, lane_slot=lane_slot, rollout_in_lane=(lane_slot[:, None] == np.arange(3))[:, :, None],
         lat_map=_linear_map(lat_unit, horizons, t_s), lon_map=lon_map,
         lon_end_speed_blocks=blocks.reshape(4, n_T, n_T * steps),
         t_ref_s=t_ref, interp_ref=interp_ref, ref_step_s=float(cfg.reference_step_s))

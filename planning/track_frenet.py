@@ -64,6 +64,9 @@ def tracks_to_frenet(tracks: Tracks, road: Road, t_ns: int, min_existence: float
     finite = np.isfinite(states.sum(axis=1) + sizes.sum(axis=1) + yaws)
     finite &= (sizes[:, 0] >= 0.0) & (sizes[:, 1] >= 0.0)
     keep = finite & (np.asarray(tracks.existence).reshape(n) >= min_existence)
+    if keep.all():
+        keep = slice(None)  # the usual case: views instead of boolean-index copies (ids and yaws,
+        # which the planner keeps in its state, are still copied below: the message may be reused)
     st = states[keep]
     xy = st[:, :2] + st[:, 2:] * ((t_ns - tracks.t_ns) * 1e-9)
     s, d = road.to_frenet(xy) if xy.shape[0] else (np.zeros(0), np.zeros(0))
@@ -73,10 +76,10 @@ def tracks_to_frenet(tracks: Tracks, road: Road, t_ns: int, min_existence: float
     else:
         _, heading, _ = road.interpolate(s)
         c, sn = np.cos(heading), np.sin(heading)
-    out = FrenetTracks(ids=np.asarray(tracks.ids)[keep], s_m=s, d_m=d,
+    out = FrenetTracks(ids=np.array(np.asarray(tracks.ids)[keep]), s_m=s, d_m=d,
                        vs_mps=st[:, 2] * c + st[:, 3] * sn, vd_mps=-st[:, 2] * sn + st[:, 3] * c,
                        length_m=sizes[keep, 0], width_m=sizes[keep, 1], x_m=xy[:, 0], y_m=xy[:, 1],
-                       vx_mps=st[:, 2], vy_mps=st[:, 3], yaw_rad=yaws[keep])
+                       vx_mps=st[:, 2], vy_mps=st[:, 3], yaw_rad=np.array(yaws[keep]))
     return out, int(n - np.count_nonzero(finite))
 
 
@@ -112,6 +115,5 @@ def select_leads(ft: FrenetTracks, s_ego_m: float, d_lanes_m: np.ndarray, ego_fr
     ahead = ft.s_m + 0.5 * ft.length_m > s_ego_m + ego_front_m
     cand = np.where(in_corridor & ahead, gap, np.inf)
     i = np.argmin(cand, axis=1)
-    g = cand[np.arange(n_l), i]
-    found = np.isfinite(g)
-    return np.where(found, i, -1), g
+    g = cand.min(axis=1)  # the value at i
+    return np.where(np.isfinite(g), i, -1), g
