@@ -19,7 +19,7 @@ from fusion import kalman
 from fusion.association import associate, gate_threshold
 from fusion.frames import MapMeasurements, ego_pose_at, to_map
 from fusion.track_merge import duplicates
-from fusion.tracker_state import N_LABELS, TrackerConfig, TrackerState
+from fusion.tracker_state import N_LABELS, SourceModel, TrackerConfig, TrackerState
 
 
 def apply_linear_updates(x: np.ndarray, p: np.ndarray, track_idx: np.ndarray, z: np.ndarray,
@@ -80,15 +80,22 @@ def _valid_rows(d: Detections3D) -> tuple[np.ndarray, np.ndarray, int, int, int]
             int(bad_vel.sum()))
 
 
-def _in_fov(x_map: np.ndarray, pose: np.ndarray, fov_half_rad: float, max_range_m: float) -> np.ndarray:
+def _in_coverage(x_map: np.ndarray, pose: np.ndarray, src: SourceModel) -> np.ndarray:
+    """Tracks (map x (N, >=2)) where ``src``'s detector can report them, with the ego at ``pose``."""
+    c, s = math.cos(pose[2]), math.sin(pose[2])
     dx, dy = x_map[:, 0] - pose[0], x_map[:, 1] - pose[1]
-    rng_m = np.hypot(dx, dy)
-    inside = rng_m <= max_range_m
-    if fov_half_rad >= np.pi:
+    fwd, left = c * dx + s * dy, c * dy - s * dx  # vehicle frame
+    inside = (fwd >= src.x_min_m) & (fwd <= src.x_max_m) & (left >= src.y_min_m) & (left <= src.y_max_m)
+    fwd, left = fwd - src.mount_x_m, left - src.mount_y_m
+    if src.mount_yaw_rad:
+        cm, sm = math.cos(src.mount_yaw_rad), math.sin(src.mount_yaw_rad)
+        fwd, left = cm * fwd + sm * left, cm * left - sm * fwd
+    rng_m = np.hypot(fwd, left)
+    inside &= rng_m <= src.max_range_m
+    if src.fov_half_rad >= np.pi:
         return inside
     # |bearing| <= half-FOV  <=>  forward component >= cos(half-FOV) * range, for half-FOV in [0, pi].
-    forward_m = math.cos(pose[2]) * dx + math.sin(pose[2]) * dy
-    return inside & (forward_m >= math.cos(fov_half_rad) * rng_m)
+    return inside & (fwd >= math.cos(src.fov_half_rad) * rng_m)
 
 
 def _class_loglik(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -186,7 +193,7 @@ def apply_frame(state: TrackerState, frame: Frame, src, update, t_ns: int,
     class_ll -= class_ll.max(axis=1, keepdims=True) if n else 0.0
 
     # Only tracks the source could have seen take part in this frame's M-of-N and existence.
-    seen = _in_fov(x, pose, src.fov_half_rad, src.max_range_m) | hit
+    seen = _in_coverage(x, pose, src) | hit
     missed = seen & ~hit
     e = state.existence.copy()
     pd = cfg.detection_probability

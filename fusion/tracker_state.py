@@ -17,10 +17,12 @@ N_LABELS = len(LABEL_NAMES)
 
 @dataclass(frozen=True, slots=True)
 class SourceModel:
-    """One detection source: its measurement noise and where it can see (vehicle frame).
+    """One detection source: its measurement noise and where its detector can report objects.
 
-    The field of view decides which unmatched tracks count a miss: a track behind the car is not
-    "missed" by a forward camera, so neither its M-of-N history nor its existence suffers.
+    The coverage decides which unmatched tracks count a miss: a track behind the car is not
+    "missed" by a forward camera, nor a car 70 m ahead by a lidar detector whose grid ends at 52 m,
+    so neither its M-of-N history nor its existence suffers. Coverage is a sector (half field of
+    view and range, seen from the mount) intersected with a rectangle, both in the vehicle frame.
     """
 
     pos_sigma_m: float = field(default=0.3, metadata=rng(1e-3, 20.0))
@@ -32,13 +34,27 @@ class SourceModel:
     # track by its own M-of-N; the camera (coarse range, false boxes) confirms only a track that a
     # second source has also hit, so its false alarms never become tracks.
     confirms_alone: bool = True
+    mount_x_m: float = field(default=0.0, metadata=rng(-50.0, 50.0))  # sector apex, vehicle frame
+    mount_y_m: float = field(default=0.0, metadata=rng(-50.0, 50.0))
+    mount_yaw_rad: float = field(default=0.0, metadata=rng(-3.1416, 3.1416))  # sector axis
+    x_min_m: float = field(default=-1000.0, metadata=rng(-1000.0, 1000.0))  # rectangle, vehicle frame
+    x_max_m: float = field(default=1000.0, metadata=rng(-1000.0, 1000.0))
+    y_min_m: float = field(default=-1000.0, metadata=rng(-1000.0, 1000.0))
+    y_max_m: float = field(default=1000.0, metadata=rng(-1000.0, 1000.0))
 
 
 def _default_sources() -> dict[str, SourceModel]:
+    # The shipped rig (sim.sensors.config) and detectors: the lidar detector sees its
+    # bird's-eye-view grid (perception.bev.BevGridConfig, +-52 m x +-26 m); the radar a 90-degree
+    # cone to 160 m from the front bumper; the camera detector finds cars reliably to about 60 m
+    # (farther boxes come and go), so only that far does a camera frame without a box count a miss.
+    # runtime.perception_factory.tracker_for_rig derives these from the configured rig and grid;
+    # tests/fusion check the defaults against the shipped ones.
     return {"oracle": SourceModel(0.2, 0.3, 3.1416, 150.0),
-            "lidar": SourceModel(0.25, 0.5, 3.1416, 100.0),
-            "radar": SourceModel(0.8, 0.3, 1.05, 200.0),
-            "camera": SourceModel(1.5, 1.5, 0.8, 80.0, confirms_alone=False)}
+            "lidar": SourceModel(0.25, 0.5, 3.1416, 120.0, mount_x_m=1.4, x_min_m=-52.0, x_max_m=52.0,
+                                 y_min_m=-26.0, y_max_m=26.0),
+            "radar": SourceModel(0.8, 0.3, 0.7854, 160.0, mount_x_m=3.7),
+            "camera": SourceModel(1.5, 1.5, 0.7854, 60.0, confirms_alone=False, mount_x_m=1.6)}
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,10 +7,13 @@ warm-up); the steps themselves do no I/O.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from core.messages import LidarScan
+from fusion.tracker_state import TrackerConfig
+from perception.bev import BevGridConfig
 from perception.camera_detector import CameraDetectorConfig, camera_detect_step, load_camera_model
 from perception.camera_input import CameraGeometry
 from perception.health import DetectorHealth
@@ -33,6 +36,30 @@ def camera_geometry(rig: SensorRigConfig) -> CameraGeometry:
     c = rig.camera
     return CameraGeometry(c.width_px, c.height_px, c.hfov_deg, (c.x_m, c.y_m, c.z_m),
                           (c.roll_rad, c.pitch_rad, c.yaw_rad))
+
+
+def tracker_for_rig(tracker: TrackerConfig, rig: SensorRigConfig, lidar_grid: BevGridConfig) -> TrackerConfig:
+    """``tracker`` with each object sensor's coverage taken from the rig it runs on: mounts,
+    fields of view and ranges, and the lidar detector's grid (both lidar paths search the same
+    +-x, +-y box). Noise models are kept, and so is the camera's reliable-detection range where it
+    is shorter than the camera's render range."""
+    sources = dict(tracker.sources)
+
+    def with_sensor(name: str, **cover) -> None:
+        if name in sources and name in rig.enabled:
+            sc = rig.sensor(name)
+            sources[name] = replace(sources[name], mount_x_m=sc.x_m, mount_y_m=sc.y_m,
+                                    mount_yaw_rad=sc.yaw_rad, **cover)
+
+    with_sensor("lidar", fov_half_rad=3.1416, max_range_m=rig.lidar.max_range_m,
+                x_min_m=lidar_grid.x_min_m, x_max_m=lidar_grid.x_max_m,
+                y_min_m=lidar_grid.y_min_m, y_max_m=lidar_grid.y_max_m)
+    with_sensor("radar", fov_half_rad=min(3.1416, math.radians(0.5 * rig.radar.hfov_deg)),
+                max_range_m=rig.radar.max_range_m)
+    if "camera" in sources:
+        with_sensor("camera", fov_half_rad=math.radians(0.5 * rig.camera.hfov_deg),
+                    max_range_m=min(sources["camera"].max_range_m, rig.camera.max_range_m))
+    return replace(tracker, sources=sources)
 
 
 def build_perception(mode: str, rig: SensorRigConfig, options: SessionOptions,

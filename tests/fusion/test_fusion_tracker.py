@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy.stats import chi2
 
-from core.messages import Detections3D
+from core.messages import Detections3D, EgoState
 from fusion.tracker import tracker_predict, tracker_step
 from fusion.tracker_state import SourceModel, TrackerConfig, TrackerState
 from fusion_reference import (detections, filterpy_predict, filterpy_track, filterpy_update,
@@ -195,3 +195,38 @@ def test_predict_moves_tracks_and_is_deterministic():
     np.testing.assert_array_equal(pa.states, pb.states)
     assert pa.t_ns == 10 * STEP_NS
     assert pa.states[0, 0] > a.x[0, 0] + 3.0  # moving at ~10 m/s for 0.6 s
+
+
+def test_default_source_coverage_matches_the_shipped_rig_and_detector_grid():
+    # The tracker's defaults restate the shipped rig and BEV grid; deriving them must change nothing.
+    from perception.bev import BevGridConfig
+    from runtime.perception_factory import tracker_for_rig
+    from sim.sensors.config import SensorRigConfig
+    cfg = TrackerConfig()
+    derived = tracker_for_rig(cfg, SensorRigConfig(), BevGridConfig())
+    for name in ("lidar", "radar", "camera"):
+        a, b = cfg.source(name), derived.source(name)
+        for f in ("mount_x_m", "mount_y_m", "mount_yaw_rad", "fov_half_rad", "max_range_m",
+                  "x_min_m", "x_max_m", "y_min_m", "y_max_m"):
+            assert getattr(a, f) == pytest.approx(getattr(b, f), abs=1e-4), (name, f)
+
+
+def test_a_track_outside_the_lidar_grid_is_not_missed_by_lidar_frames():
+    # A track 70 m ahead (radar range, beyond the lidar detector's 52 m grid) keeps its hit
+    # history through empty lidar frames; one 30 m ahead counts the misses.
+    cfg = TrackerConfig()
+    ego = EgoState(0, np.zeros(3), 0.0, 0.0, 0.0, np.eye(5) * 1e-6)
+    def frame(t, source, xs):
+        xs = np.asarray(xs, dtype=np.float32)
+        boxes = np.zeros((xs.size, 7), np.float32)
+        boxes[:, 0] = xs
+        boxes[:, 3:6] = (4.5, 1.9, 1.6)
+        return Detections3D(t, source, boxes, np.zeros((xs.size, 2), np.float32), np.zeros(xs.size, bool),
+                            np.zeros(xs.size, np.int16), np.full(xs.size, 0.9, np.float32))
+    state = TrackerState.empty()
+    state, _ = tracker_step(state, frame(0, "radar", [30.0, 70.0]), ego, 0, cfg)
+    for k in range(1, 3):
+        state, _ = tracker_step(state, frame(k * 10_000_000, "lidar", []), ego, k * 10_000_000, cfg)
+    order = np.argsort(state.x[:, 0])
+    assert state.misses[order].tolist() == [2, 0]
+    assert state.existence[order[1]] == pytest.approx(0.9)  # untouched by frames that could not see it
