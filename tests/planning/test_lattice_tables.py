@@ -17,7 +17,8 @@ from planning.lattice_grid import (lateral_family, lateral_family_tabled, longit
                                    longitudinal_family_tabled)
 from planning.lattice_tables import build_tables, tables_for
 from planning.prediction import PredictionParams, predict
-from planning.track_frenet import curvature_at, road_heading_curvature, select_lead, select_leads, tracks_to_frenet
+from planning.track_frenet import (curvature_at, lane_centre_of, road_heading_curvature, select_lead, select_leads,
+                                   tracks_to_frenet)
 
 CFG = LatticeConfig(budget_ns=10**12)
 
@@ -77,6 +78,55 @@ def test_scalar_road_lookups_equal_interpolate():
     assert np.array_equal(curvature_at(road, s), kappa)
     scalar = np.array([road_heading_curvature(road, float(x)) for x in s])
     assert np.array_equal(scalar[:, 0], heading) and np.array_equal(scalar[:, 1], kappa)
+
+
+def test_lane_centre_of_equals_the_road_lookups():
+    road = Road((RoadSegment(200.0),), 4, 3.25, 20.0)
+    d = np.concatenate([np.random.default_rng(2).uniform(-12.0, 12.0, 500), np.arange(-3, 4) * 3.25, [0.0, -0.0]])
+    assert np.array_equal(lane_centre_of(road, d), road.lane_center_d(road.lane_of(d)))
+
+
+def _reference_desired_accel(v, v_target, gap_m, v_lead, a_lead, stop_decel_mps2, g):
+    """The ACC law written with min()/max(), as it read before its clamps became conditional
+    expressions: the fast form must return exactly this."""
+    a = min(max(g.k_speed_1ps * (v_target - v), -g.cruise_decel_mps2), g.comfort_accel_mps2)
+    if stop_decel_mps2 > 0.0 and v > 0.0:
+        a = min(a, -stop_decel_mps2)
+    if not math.isfinite(gap_m):
+        return a, False, False
+    closing = max(v - v_lead, 0.0)
+    safe_gap = gap_m - g.standstill_gap_m - closing * g.reaction_s
+    b_safe = (closing * closing) / (2.0 * safe_gap) if safe_gap > 0.0 else (0.0 if closing == 0.0 else math.inf)
+    if a_lead < -g.lead_brake_threshold_mps2 or v_lead < 0.5:
+        stop_gap = safe_gap + v_lead * v_lead / (2.0 * max(-a_lead, g.lead_brake_threshold_mps2))
+        if v > 0.0:
+            b_safe = max(b_safe, v * v / (2.0 * stop_gap) if stop_gap > 0.0 else math.inf)
+    if b_safe > g.comfort_decel_mps2:
+        return -min(b_safe, g.max_decel_mps2), True, True
+    e_lin = gap_m - (g.standstill_gap_m + g.time_gap_s * v)
+    a_follow = g.k_rel_speed_1ps * (v_lead - v) + g.k_gap_1ps2 * e_lin
+    e_lead = gap_m - (g.standstill_gap_m + g.time_gap_s * v_lead)
+    if e_lin > 0.0:
+        v_ref = v_lead + math.sqrt(2.0 * g.approach_decel_mps2 * max(e_lead, 0.0))
+        a_follow = min(a_follow, g.k_rel_speed_1ps * (v_ref - v))
+    if b_safe > 0.5 * g.comfort_decel_mps2:
+        a_follow = min(a_follow, -b_safe)
+    return max(min(a, a_follow), -g.comfort_decel_mps2), False, a_follow < a
+
+
+def test_acc_law_clamps_keep_min_max_results():
+    g = CFG.acc.gains(CFG.acc.time_gap_s)
+    rng = np.random.default_rng(3)
+    cases = 0
+    for _ in range(5000):
+        v, v_target, v_lead = rng.uniform(-1.0, 35.0), rng.uniform(0.0, 35.0), rng.choice([0.0, rng.uniform(0.0, 35.0)])
+        gap = rng.choice([math.inf, rng.uniform(-5.0, 150.0)])
+        a_lead = rng.choice([0.0, rng.uniform(-8.0, 2.0)])
+        stop = rng.choice([0.0, rng.uniform(1.0, 5.0)])
+        args = (float(v), float(v_target), float(gap), float(v_lead), float(a_lead), float(stop), g)
+        assert desired_accel(*args) == _reference_desired_accel(*args)
+        cases += desired_accel(*args)[1]
+    assert cases > 100  # the emergency branch was exercised, not only cruise and follow
 
 
 def test_lane_references_roll_out_the_acc_law_per_lane():
