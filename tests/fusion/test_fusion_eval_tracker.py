@@ -93,3 +93,18 @@ def test_visibility_is_kept_per_sensor():
     vis.on_capture("radar", 0, SimpleNamespace(point_ids=np.array([4, 4])))
     np.testing.assert_array_equal(vis.mask_by_sensor(np.array([3, 4]), 1, ("lidar", "radar")),
                                   [[True, False], [False, True]])
+
+
+def test_a_track_on_an_unscored_actor_is_ignored_not_a_false_positive():
+    from core.messages import Tracks
+    from runtime.eval_tracker import _without_ignored
+    n = 3
+    states = np.array([[0.0, 0.0, 0, 0], [100.5, 0.0, 0, 0], [50.0, 9.0, 0, 0]])
+    tracks = Tracks(0, np.arange(n, dtype=np.int64), states, np.tile(np.eye(4), (n, 1, 1)), np.zeros(n),
+                    np.ones((n, 3)), np.zeros(n, np.int16), np.ones(n))
+    scored = np.array([[0.3, 0.0]])
+    ignored = np.array([[100.0, 0.0], [0.0, 0.5]])  # the second sits next to a scored actor too
+    kept = _without_ignored(tracks, scored, ignored, 2.0)
+    # Track 1 (on the ignored far car) goes; track 0 (also near a scored actor) and the plain
+    # false alarm, track 2, stay.
+    assert kept.ids.tolist() == [0, 2]
