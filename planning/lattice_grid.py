@@ -77,7 +77,8 @@ def longitudinal_feasible(lon: Family, max_accel_mps2: float, max_decel_mps2: fl
                           v_max_mps: float, comfort_decel_mps2: float = math.inf,
                           comfort_jerk_mps3: float = math.inf) -> tuple[np.ndarray, np.ndarray]:
     """(n_v, n_T) each: acceleration, jerk and speed (no reversing, no exceeding the cap) within
-    limits; and beyond the comfort limits (an emergency manoeuvre). One reduction per profile kind."""
+    limits; and beyond the comfort limits (an emergency manoeuvre). One min and one max over the
+    family's v, a and j together."""
     lo, hi = lon.xvaj[1:].min(axis=-1), lon.xvaj[1:].max(axis=-1)  # (3, n_v, n_T): v, a, j
     a_min = lo[1]
     j_abs = np.maximum(hi[2], -lo[2])
