@@ -15,8 +15,8 @@ from core.messages import Detections2D, Detections3D, EgoState, Tracks
 from fusion import kalman
 from fusion.frames import MapMeasurements
 from fusion.sensor_models import (BEARING, CameraModel, PolarMeasurements, RadarModel,
-                                  camera_measurements, extent_along, polar_predict, polar_to_map,
-                                  radar_measurements)
+                                  camera_measurements, extent_along, extent_bearing_var, polar_predict,
+                                  polar_to_map, radar_measurements)
 from fusion.tracker import Frame, apply_frame, frame_pose, _check_shapes, _valid_rows
 from fusion.tracker_state import N_LABELS, TrackerConfig, TrackerState
 
@@ -62,14 +62,23 @@ def track_range_offsets(x: np.ndarray, yaw: np.ndarray, size: np.ndarray, pose: 
 
 def _polar_frame(t_meas: int, pose: np.ndarray, pose_cov: np.ndarray, pm: PolarMeasurements,
                  rows: np.ndarray, labels: np.ndarray, scores: np.ndarray,
-                 rejected: dict[str, int], source: str,
-                 near_face_fraction: float) -> tuple[Frame, PolarMeasurements]:
+                 rejected: dict[str, int], source: str, near_face_fraction: float,
+                 extent_bearing_fraction: float = 0.0) -> tuple[Frame, PolarMeasurements]:
     sub = PolarMeasurements(pm.z[rows], pm.r[rows], pm.keep[rows], pm.mount_xy_m)
     sizes = _DEFAULT_SIZE_M[labels]
     # Placed in the map as the centre of a default-size object heading like the ego (the usual
     # case in traffic), so gating compares like with like and a birth starts at the centre.
-    offset = near_face_fraction * extent_along(pose[2] + sub.z[:, 1], np.full(rows.shape[0], pose[2]), sizes)
-    xy, cov = polar_to_map(sub, pose, pose_cov, offset)
+    los_map = pose[2] + sub.z[:, 1]
+    ego_heading = np.full(rows.shape[0], pose[2])
+    offset = near_face_fraction * extent_along(los_map, ego_heading, sizes)
+    placed = sub
+    if extent_bearing_fraction > 0.0 and rows.shape[0]:
+        r = sub.r.copy()
+        r[:, 1, 1] += extent_bearing_var(sub.z[:, 0] + offset,
+                                         extent_along(los_map + 0.5 * np.pi, ego_heading, sizes),
+                                         extent_bearing_fraction)
+        placed = PolarMeasurements(sub.z, r, sub.keep, sub.mount_xy_m)
+    xy, cov = polar_to_map(placed, pose, pose_cov, offset)
     m = rows.shape[0]
     z4 = np.zeros((m, 4))
     z4[:, :2] = xy
@@ -80,11 +89,21 @@ def _polar_frame(t_meas: int, pose: np.ndarray, pose_cov: np.ndarray, pm: PolarM
     return Frame(t_meas, pose, meas, sizes, labels, scores, False, rejected, source), sub
 
 
-def _run(state, frame, sub, pose, pose_cov, src, t_ns, cfg, near_face_fraction) -> tuple[TrackerState, Tracks]:
+def _run(state, frame, sub, pose, pose_cov, src, t_ns, cfg, near_face_fraction,
+         extent_bearing_fraction: float = 0.0) -> tuple[TrackerState, Tracks]:
     def update(x, p, ti, di):
         offset = track_range_offsets(x[ti], state.yaw[ti], state.size[ti], pose, sub.mount_xy_m,
                                      near_face_fraction)
-        x, p, _ = polar_update(x, p, ti, sub.z[di], sub.r[di], pose, pose_cov, sub.mount_xy_m, offset)
+        r = sub.r[di]
+        if extent_bearing_fraction > 0.0 and ti.size:
+            # The track's own box gives the face width across the line of sight from the mount.
+            d = x[ti, :2] - _mount_map(pose, sub.mount_xy_m)
+            los = np.arctan2(d[:, 1], d[:, 0])
+            r = r.copy()
+            r[:, 1, 1] += extent_bearing_var(np.hypot(d[:, 0], d[:, 1]),
+                                             extent_along(los + 0.5 * np.pi, state.yaw[ti], state.size[ti]),
+                                             extent_bearing_fraction)
+        x, p, _ = polar_update(x, p, ti, sub.z[di], r, pose, pose_cov, sub.mount_xy_m, offset)
         return x, p
 
     return apply_frame(state, frame, src, update, t_ns, cfg)
@@ -138,6 +157,6 @@ def tracker_step_radar(state: TrackerState, detections: Detections3D, ego: EgoSt
                               detections.scores[rows].astype(np.float64),
                               {"rejected_nonfinite": n_nonfinite + int(bad_rate.sum()),
                                "rejected_label": n_label},
-                              detections.source, radar.near_face_fraction)
+                              detections.source, radar.near_face_fraction, radar.extent_bearing_fraction)
     return _run(state, frame, sub, pose, pose_cov, cfg.source(detections.source), t_ns, cfg,
-                radar.near_face_fraction)
+                radar.near_face_fraction, radar.extent_bearing_fraction)

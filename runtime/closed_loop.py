@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TextIO
 
 import numpy as np
@@ -21,7 +21,7 @@ from fusion.sensor_models import CameraModel, RadarModel
 from fusion.sync import Decision, StreamConfig
 from runtime.errors import UsageError
 from perception.onnx_model import SessionOptions
-from runtime.perception_factory import PERCEPTION_MODES, build_perception
+from runtime.perception_factory import PERCEPTION_MODES, build_perception, tracker_for_rig
 from runtime.stack import PERCEIVED_SENSORS, PRIORITY, DrivingStack
 from runtime.stack_config import StackConfig
 from runtime.stage_factory import build_steps
@@ -125,7 +125,10 @@ class ClosedLoop:
             opts.perception, scenario.sensors, SessionOptions(provider=opts.provider, intra_op_threads=opts.threads),
             detector_timer=None if opts.mode == "ideal" else timer,
             lidar_cfg=stack_cfg.perception.lidar, camera_cfg=stack_cfg.perception.camera)
-        steps = build_steps(stack_cfg, self.world.vehicle,
+        # The tracker counts a miss only where a detector of this rig can see (tracker_for_rig).
+        fusion_stack_cfg = stack_cfg if self.rig is None else replace(
+            stack_cfg, tracker=tracker_for_rig(stack_cfg.tracker, scenario.sensors, stack_cfg.perception.lidar.grid))
+        steps = build_steps(fusion_stack_cfg, self.world.vehicle,
                             sync_streams(scenario, self.rig, stack_cfg, self.oracle_objects_on),
                             perception=self.perception.steps,
                             camera=fusion_camera_model(scenario.sensors), radar=fusion_radar_model(scenario.sensors),

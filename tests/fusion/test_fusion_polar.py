@@ -18,7 +18,8 @@ CFG = TrackerConfig(sources={"lidar": SourceModel(0.3, 0.4, 3.1416, 500.0),
                              "camera": SourceModel(1.0, 1.0, 3.1416, 500.0)})
 # The synthetic measurements here are of point targets (no near face), as the filterpy reference
 # models them: the near-face offset is off; test_fusion_near_face.py covers it.
-RADAR = RadarModel(mount_x_m=3.7, mount_y_m=0.2, mount_yaw_rad=0.0, near_face_fraction=0.0)
+RADAR = RadarModel(mount_x_m=3.7, mount_y_m=0.2, mount_yaw_rad=0.0, near_face_fraction=0.0,
+                   extent_bearing_fraction=0.0)
 CAMERA = CameraModel(fx_px=800.0, cx_px=640.0, mount_x_m=1.5, mount_y_m=0.0, mount_yaw_rad=0.0,
                      near_face_fraction=0.0)
 POSE = np.array([2.0, -1.0, 0.1])
@@ -170,3 +171,31 @@ def test_camera_wrong_shape_raises():
     bad = Detections2D(0, "camera", d.boxes_px[:, :3], d.labels, d.scores, d.range_m, d.range_sigma_m)
     with pytest.raises(ValueError, match="boxes_px"):
         tracker_step_camera(TrackerState.empty(), bad, _ego(0), 0, CFG, CAMERA)
+
+
+def test_radar_bearing_noise_grows_with_the_angular_width_of_a_close_object():
+    # A car 6 m ahead of the radar and 2.5 m to the side: its cluster centroid sits on the near
+    # corner. With the extent term the update moves the track far less towards that corner than
+    # with the bare 0.02 rad azimuth noise; far away (80 m) the term is negligible.
+    from dataclasses import replace
+    from fusion.sensor_models import extent_bearing_var
+    assert extent_bearing_var(np.array([80.0]), np.array([0.95]), 0.3)[0] < 1e-4
+    assert extent_bearing_var(np.array([6.0]), np.array([2.25]), 0.3)[0] > 0.04
+
+    def lateral_after_update(model):
+        ego = EgoState(0, np.zeros(3), 0.0, 0.0, 0.0, np.eye(5) * 1e-8)
+        cfg = TrackerConfig()
+        state = TrackerState.empty()
+        box = np.array([[3.7 + 6.0, -2.5, 0.5, 4.5, 1.9, 1.5, 0.0]], np.float32)
+        lidar = Detections3D(0, "lidar", box, np.zeros((1, 2), np.float32), np.zeros(1, bool),
+                             np.zeros(1, np.int16), np.ones(1, np.float32))
+        state, _ = tracker_step(state, lidar, ego, 0, cfg)
+        corner = np.array([[3.7 + 4.5, -1.6, 0.5, 1.0, 1.0, 1.5, 0.0]], np.float32)
+        radar = Detections3D(1_000_000, "radar", corner, np.zeros((1, 2), np.float32), np.ones(1, bool),
+                             np.zeros(1, np.int16), np.ones(1, np.float32))
+        state, _ = tracker_step_radar(state, radar, ego, 1_000_000, cfg, model)
+        return float(state.x[0, 1])
+
+    bare = lateral_after_update(replace(RADAR, extent_bearing_fraction=0.0, near_face_fraction=0.6))
+    wide = lateral_after_update(replace(RADAR, extent_bearing_fraction=0.3, near_face_fraction=0.6))
+    assert abs(wide + 2.5) < 0.5 * abs(bare + 2.5)

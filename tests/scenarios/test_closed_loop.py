@@ -18,6 +18,8 @@ def test_every_scenario_seeds_0_to_9_collision_free(name):
         assert s["collisions"] == 0, (name, seed, s["min_distance_m"])
         assert s["progress_m"] > 50.0, (name, seed)  # it drove, it did not just stand still
         assert s["final_mode"] == "NOMINAL", (name, seed, s["modes"])
+        # A stage that raises is contained (and the run may still look NOMINAL): none may here.
+        assert s["stage_errors"] == {}, (name, seed, s["stage_errors"])
 
 
 def _deterministic_part(summary):
