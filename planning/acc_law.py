@@ -95,8 +95,18 @@ def rollout(v0: float, a0: float, v_target: float, gap0_m: float, v_lead0: float
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool, bool]:
     """Distance, speed and acceleration per step (steps,) from re-applying the law as ego and lead
     (constant deceleration until it stops) move on; and whether step 0 is an emergency and is set
-    by the lead. Free road (infinite gap) takes a branch-free loop: the law is then the cruise term.
-    Clamps are conditional expressions with min()/max()'s exact results (see desired_accel)."""
+    by the lead."""
+    s, v, a, emergency0, following0 = rollout_lists(v0, a0, v_target, gap0_m, v_lead0, a_lead, stop_decel_mps2,
+                                                    g, dt_s, steps)
+    return np.array(s), np.array(v), np.array(a), emergency0, following0
+
+
+def rollout_lists(v0: float, a0: float, v_target: float, gap0_m: float, v_lead0: float, a_lead: float,
+                  stop_decel_mps2: float, g: AccGains, dt_s: float, steps: int
+                  ) -> tuple[list[float], list[float], list[float], bool, bool]:
+    """``rollout`` with the profiles as Python lists, for callers that gather several roll-outs
+    into one array. Free road (infinite gap) takes a branch-free loop: the law is then the cruise
+    term. Clamps are conditional expressions with min()/max()'s exact results (see desired_accel)."""
     s_out, v_out, a_out = [0.0] * steps, [0.0] * steps, [0.0] * steps
     s, v, a = 0.0, 0.0 if 0.0 > v0 else v0, a0
     emergency0 = following0 = False
@@ -120,7 +130,7 @@ def rollout(v0: float, a0: float, v_target: float, gap0_m: float, v_lead0: float
             v_next = 0.0 if 0.0 > v_next else v_next
             s += 0.5 * (v + v_next) * dt_s
             v = v_next
-        return np.array(s_out), np.array(v_out), np.array(a_out), False, False
+        return s_out, v_out, a_out, False, False
     gap, vl, al = gap0_m, v_lead0, a_lead
     da_comfort, da_emergency = g.comfort_jerk_mps3 * dt_s, g.emergency_jerk_mps3 * dt_s
     for i in range(steps):
@@ -143,4 +153,4 @@ def rollout(v0: float, a0: float, v_target: float, gap0_m: float, v_lead0: float
         if vl_next == 0.0:
             al = 0.0
         s, v, vl = s + ds, v_next, vl_next
-    return np.array(s_out), np.array(v_out), np.array(a_out), emergency0, following0
+    return s_out, v_out, a_out, emergency0, following0

@@ -10,7 +10,7 @@ import numpy as np
 
 from core.messages import ModeLimits
 from core.road import Road
-from planning.acc_law import rollout
+from planning.acc_law import rollout_lists
 from planning.acc_planner import AccPlannerConfig, target_speed
 from planning.track_frenet import FrenetTracks, select_leads
 
@@ -69,7 +69,7 @@ def lane_references(ft: FrenetTracks, accel_tracks_mps2: np.ndarray, s_ego_m: fl
                                acc.corridor_margin_m, acc.cut_in_horizon_s)
     leads, gaps = leads.tolist(), gaps.tolist()
     speeds, accels = ft.vs_mps.tolist(), accel_tracks_mps2.tolist()
-    coarse = np.empty((3, 3, ref_steps))  # lane, (s, v, a), coarse time
+    coarse: list = [None, None, None]  # per lane [s, v, a] on the coarse grid, as lists: one array at the end
     done: dict[tuple, int] = {}  # identical roll-out inputs (two free neighbour lanes): run once
     emergency = False
     for j in (1, 0, 2):  # the three lanes: a fixed, tiny loop; the lead search is vectorised above
@@ -78,11 +78,11 @@ def lane_references(ft: FrenetTracks, accel_tracks_mps2: np.ndarray, s_ego_m: fl
         if not valid_py[j] or key in done:
             coarse[j] = coarse[1] if not valid_py[j] else coarse[done[key]]
             continue
-        s, v, a, emerg, _ = rollout(v0_mps, a0_mps2, v_target, key[0], key[1], key[2], limits.stop_decel_mps2,
-                                    gains, reference_step_s, ref_steps)
-        coarse[j, 0], coarse[j, 1], coarse[j, 2] = s, v, a
+        s, v, a, emerg, _ = rollout_lists(v0_mps, a0_mps2, v_target, key[0], key[1], key[2],
+                                          limits.stop_decel_mps2, gains, reference_step_s, ref_steps)
+        coarse[j] = [s, v, a]
         done[key] = j
         if j == 1:
             emergency = emerg
-    out = coarse @ interp_ref.T  # (3, 3, K): linear interpolation onto the plan grid, one product
+    out = np.array(coarse) @ interp_ref.T  # (3, 3, K): linear interpolation onto the plan grid, one product
     return LaneReferences(lanes, valid, out[:, 0], out[:, 1], out[:, 2], emergency, leads[1])
