@@ -74,6 +74,9 @@ class _RunAccumulator:
         dist = np.hypot(gt_xy[:, None, 0] - tr_xy[None, :, 0], gt_xy[:, None, 1] - tr_xy[None, :, 1])
         dist = np.where(dist <= self.match_m, dist, np.nan)
         frame = self.acc.update(gt_ids.tolist(), tracks.ids.tolist(), dist)
+        self.nis.append(fresh_nis[np.isfinite(fresh_nis)])
+        if gt_ids.size == 0 or tracks.ids.size == 0:
+            return  # nothing to match (motmetrics records no event row for an empty frame)
         events = self.acc.mot_events.loc[frame]
         matched = events[events.Type.isin(("MATCH", "SWITCH"))]
         if len(matched):
@@ -84,7 +87,6 @@ class _RunAccumulator:
             e = np.concatenate([gt_xy[g], gt_vel[g]], axis=1) - tracks.states[t]
             p = tracks.covariances[t]
             self.nees.append(np.einsum("ni,ni->n", e, np.linalg.solve(p, e[..., None])[..., 0]))
-        self.nis.append(fresh_nis[np.isfinite(fresh_nis)])
 
     def on_ego(self, est_xy: np.ndarray, truth_xy: np.ndarray) -> None:
         self.ego_sq_err.append(float(np.sum((np.asarray(est_xy) - truth_xy) ** 2)))

@@ -108,3 +108,17 @@ def test_a_track_on_an_unscored_actor_is_ignored_not_a_false_positive():
     # Track 1 (on the ignored far car) goes; track 0 (also near a scored actor) and the plain
     # false alarm, track 2, stay.
     assert kept.ids.tolist() == [0, 2]
+
+
+def test_a_frame_with_neither_actors_nor_tracks_is_scored_without_error():
+    from core.messages import Tracks
+    from runtime.eval_tracker import _RunAccumulator, summarise
+    run = _RunAccumulator(match_m=2.0, coverage_m=100.0)
+    no_actor = np.zeros((0, 2))
+    run.on_tracks(Tracks.empty(0), np.zeros(2), np.zeros(0, np.int64), no_actor, no_actor, np.zeros(0))
+    one = np.array([[10.0, 0.0]])
+    tracks = Tracks(1, np.array([7]), np.array([[10.2, 0.0, 0.0, 0.0]]), np.eye(4)[None], np.zeros(1),
+                    np.ones((1, 3)), np.zeros(1, np.int16), np.ones(1))
+    run.on_tracks(tracks, np.zeros(2), np.array([3]), one, np.zeros((1, 2)), np.zeros(0))
+    out = summarise([run])
+    assert out["matches"] == 1 and out["objects"] == 1 and out["false_positives"] == 0
