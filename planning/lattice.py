@@ -72,14 +72,17 @@ def _emergency(state: LatticeState, ego: EgoState, road: Road, d_m: float, t_ns:
                    target_lane=_lane_of(road, d_m), evaluated=0, **counters), plan
 
 
-def _reference_rows(s0: float, refs, dt_s: float) -> tuple[np.ndarray, ...]:
-    """x, v, a, j (3, K) of the three lanes' ACC roll-outs, longitudinal candidates of their own:
+def _reference_rows(s0: float, refs, dt_s: float) -> np.ndarray:
+    """x, v, a, j (4, 3, K) of the three lanes' ACC roll-outs, longitudinal candidates of their own:
     the ACC law is comfortable by construction (jerk-limited, braking spread over the whole
     approach), which end-constrained quartics cannot always match."""
-    ref_j = np.empty_like(refs.a_mps2)
-    ref_j[:, :-1] = np.diff(refs.a_mps2, axis=1) / dt_s
-    ref_j[:, -1] = ref_j[:, -2]
-    return s0 + refs.s_m, refs.v_mps, refs.a_mps2, ref_j
+    rows = np.empty((4,) + refs.a_mps2.shape)
+    np.add(refs.s_m, s0, out=rows[0])
+    rows[1], rows[2] = refs.v_mps, refs.a_mps2
+    np.subtract(refs.a_mps2[:, 1:], refs.a_mps2[:, :-1], out=rows[3, :, :-1])  # np.diff's values
+    rows[3, :, :-1] /= dt_s
+    rows[3, :, -1] = rows[3, :, -2]
+    return rows
 
 
 def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits: ModeLimits, road: Road,

@@ -79,7 +79,7 @@ def predict(ft: FrenetTracks, yaw_rate_rps: np.ndarray, road: Road, t_s: np.ndar
     lane follower is rolled out braking to a stop, not at constant speed (a car ahead that brakes
     hard would otherwise look like room to accelerate into). Accelerations are not rolled out:
     at constant speed the prediction stays the cautious one for objects ahead."""
-    n, k = len(ft), t_s.shape[0]
+    k = t_s.shape[0]
     speed = np.hypot(ft.vs_mps, ft.vd_mps)
     aligned = np.abs(np.arctan2(ft.vd_mps, ft.vs_mps)) < p.lane_align_rad
     on_road = np.abs(ft.d_m) < road.half_width_m
@@ -122,5 +122,5 @@ def predict(ft: FrenetTracks, yaw_rate_rps: np.ndarray, road: Road, t_s: np.ndar
     growth = np.where(lane, 1.0, np.where(static, p.static_factor, p.unstructured_factor))[:, None] * t
     sigma_s = p.sigma0_m + p.sigma_rate_s_mps * growth
     sigma_d = p.sigma0_m + p.sigma_rate_d_mps * growth
-    return Prediction(t_s, s, d, np.broadcast_to(sigma_s, (n, k)), np.broadcast_to(sigma_d, (n, k)),
+    return Prediction(t_s, s, d, sigma_s, sigma_d,
                       ft.length_m, ft.width_m, model)

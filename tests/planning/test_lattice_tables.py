@@ -28,7 +28,7 @@ def test_tabled_families_equal_direct_polynomials():
     targets = np.array([-3.5, 0.0, 3.5])
     direct = lateral_family(0.3, -0.2, 0.1, targets, tab.horizons_s, tab.t_s)
     tabled = lateral_family_tabled(tab.lat_map, 0.3, -0.2, 0.1, targets)
-    extra = tuple(np.random.default_rng(0).normal(size=(3, tab.steps)) for _ in range(4))
+    extra = np.random.default_rng(0).normal(size=(4, 3, tab.steps))
     lon_d, v_d = longitudinal_family(120.0, 22.0, -0.5, tab.levels_mps2, tab.horizons_s, 30.0, tab.t_s)
     lon_t, v_t = longitudinal_family_tabled(tab.lon_map, tab.lon_end_speed_blocks, tab.horizons_s, 120.0, 22.0, -0.5,
                                             tab.levels_mps2, 30.0, extra)
