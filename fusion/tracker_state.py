@@ -54,7 +54,10 @@ def _default_sources() -> dict[str, SourceModel]:
             "lidar": SourceModel(0.25, 0.5, 3.1416, 120.0, mount_x_m=1.4, x_min_m=-52.0, x_max_m=52.0,
                                  y_min_m=-26.0, y_max_m=26.0),
             "radar": SourceModel(0.8, 0.3, 0.7854, 160.0, mount_x_m=3.7),
-            "camera": SourceModel(1.5, 1.5, 0.7854, 60.0, confirms_alone=False, mount_x_m=1.6)}
+            "camera": SourceModel(1.5, 1.5, 0.7854, 60.0, confirms_alone=False, mount_x_m=1.6),
+            # The classical lidar path (no model, or the fallback) searches the same box.
+            "lidar_classical": SourceModel(0.3, 0.5, 3.1416, 120.0, mount_x_m=1.4, x_min_m=-52.0,
+                                           x_max_m=52.0, y_min_m=-26.0, y_max_m=26.0)}
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,9 +51,14 @@ def tracker_for_rig(tracker: TrackerConfig, rig: SensorRigConfig, lidar_grid: Be
             sources[name] = replace(sources[name], mount_x_m=sc.x_m, mount_y_m=sc.y_m,
                                     mount_yaw_rad=sc.yaw_rad, **cover)
 
-    with_sensor("lidar", fov_half_rad=3.1416, max_range_m=rig.lidar.max_range_m,
-                x_min_m=lidar_grid.x_min_m, x_max_m=lidar_grid.x_max_m,
-                y_min_m=lidar_grid.y_min_m, y_max_m=lidar_grid.y_max_m)
+    lidar_box = dict(fov_half_rad=3.1416, max_range_m=rig.lidar.max_range_m,
+                     x_min_m=lidar_grid.x_min_m, x_max_m=lidar_grid.x_max_m,
+                     y_min_m=lidar_grid.y_min_m, y_max_m=lidar_grid.y_max_m)
+    with_sensor("lidar", **lidar_box)
+    if "lidar_classical" in sources and "lidar" in rig.enabled:
+        sc = rig.sensor("lidar")
+        sources["lidar_classical"] = replace(sources["lidar_classical"], mount_x_m=sc.x_m, mount_y_m=sc.y_m,
+                                             mount_yaw_rad=sc.yaw_rad, **lidar_box)
     with_sensor("radar", fov_half_rad=min(3.1416, math.radians(0.5 * rig.radar.hfov_deg)),
                 max_range_m=rig.radar.max_range_m)
     if "camera" in sources:

@@ -204,7 +204,8 @@ def test_default_source_coverage_matches_the_shipped_rig_and_detector_grid():
     from sim.sensors.config import SensorRigConfig
     cfg = TrackerConfig()
     derived = tracker_for_rig(cfg, SensorRigConfig(), BevGridConfig())
-    for name in ("lidar", "radar", "camera"):
+    for name in ("lidar", "radar", "camera", "lidar_classical"):
+        assert name in cfg.sources
         a, b = cfg.source(name), derived.source(name)
         for f in ("mount_x_m", "mount_y_m", "mount_yaw_rad", "fov_half_rad", "max_range_m",
                   "x_min_m", "x_max_m", "y_min_m", "y_max_m"):
