@@ -18,6 +18,7 @@ from planning.track_frenet import FrenetTracks, select_leads
 @dataclass(frozen=True, slots=True)
 class LaneReferences:
     lanes: np.ndarray  # (3,) int64: right neighbour, own lane, left neighbour (may be off-road)
+    centre_d_m: np.ndarray  # (3,) their centres' lateral offsets (Road.lane_center_d)
     valid: np.ndarray  # (3,) bool: on the road and allowed by the limits
     s_m: np.ndarray  # (3, K) ACC roll-out per lane, distance from the ego (own lane's where invalid)
     v_mps: np.ndarray  # (3, K) its speed
@@ -65,7 +66,8 @@ def lane_references(ft: FrenetTracks, accel_tracks_mps2: np.ndarray, s_ego_m: fl
     v_target = target_speed(road, s_ego_m, v0_mps, limits, acc)
     gains = acc.gains(max(acc.time_gap_s, limits.time_gap_s))
     ref_steps, reference_step_s = interp_ref.shape[1], float(t_ref_s[1] - t_ref_s[0])
-    leads, gaps = select_leads(ft, s_ego_m, road.lane_center_d(lanes), acc.ego_front_m, acc.ego_half_width_m,
+    centres = np.array([(ln - 0.5 * (road.num_lanes - 1)) * road.lane_width_m for ln in (lane - 1, lane, lane + 1)])
+    leads, gaps = select_leads(ft, s_ego_m, centres, acc.ego_front_m, acc.ego_half_width_m,
                                acc.corridor_margin_m, acc.cut_in_horizon_s)
     leads, gaps = leads.tolist(), gaps.tolist()
     speeds, accels = ft.vs_mps.tolist(), accel_tracks_mps2.tolist()
@@ -85,4 +87,4 @@ def lane_references(ft: FrenetTracks, accel_tracks_mps2: np.ndarray, s_ego_m: fl
         if j == 1:
             emergency = emerg
     out = np.array(coarse) @ interp_ref.T  # (3, 3, K): linear interpolation onto the plan grid, one product
-    return LaneReferences(lanes, valid, out[:, 0], out[:, 1], out[:, 2], emergency, leads[1])
+    return LaneReferences(lanes, centres, valid, out[:, 0], out[:, 1], out[:, 2], emergency, leads[1])

@@ -139,7 +139,7 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     v_cap = min(road.speed_limit_mps, limits.speed_cap_mps)
     v_max = max(v_cap, v0)  # above the cap (cap just lowered): only profiles that slow down pass
     offsets, lane_slot = tab.offsets_m, tab.lane_slot
-    d_targets = (road.lane_center_d(refs.lanes)[:, None] + offsets[None, :]).ravel()
+    d_targets = (refs.centre_d_m[:, None] + offsets[None, :]).ravel()
     lat = lateral_family_tabled(tab.lat_map, d0, dd0, prev_dd, d_targets)
     lon, _ = longitudinal_family_tabled(tab.lon_map, tab.lon_end_speed_blocks, tab.horizons_s, s0, v0, a0,
                                         tab.levels_mps2, v_max, _reference_rows(s0, refs, dt))

@@ -137,6 +137,7 @@ def test_lane_references_roll_out_the_acc_law_per_lane():
     refs = lane_references(ft, np.zeros(1), 100.0, 1, 25.0, 0.0, ModeLimits(), road, CFG.acc, tab.t_ref_s,
                            tab.interp_ref)
     assert refs.own_lead_index == 0 and refs.valid.all()
+    assert np.array_equal(refs.centre_d_m, road.lane_center_d(refs.lanes))
     assert np.array_equal(refs.v_mps[0], refs.v_mps[2]) and refs.v_mps[0, -1] > refs.v_mps[1, -1] + 5.0
     # Step 0 of a roll-out is one comfort-jerk step of the law from a0.
     g = CFG.acc.gains(CFG.acc.time_gap_s)
