@@ -117,10 +117,8 @@ def all_finite(*values) -> bool:
         if isinstance(v, float):
             if not math.isfinite(v):
                 return False
-        # A finite sum proves every element finite (NaN and inf propagate into it); only a
-        # non-finite sum, which a finite array can also give by overflowing, pays for the exact test.
-        elif isinstance(v, np.ndarray) and math.isfinite(float(v.sum())):
-            continue
+        # The exact test, not a finite-sum shortcut: inf + (-inf) in a sum raises numpy's
+        # "invalid value" warning on every faulted message, for a saving of well under 1 us.
         elif not np.isfinite(v).all():
             return False
     return True
