@@ -211,6 +211,8 @@ def apply_frame(state: TrackerState, frame: Frame, src, update, t_ns: int,
         "confirmed": state.confirmed, "existence": e, "last_hit_ns": last_hit,
         "last_nis": nis,
         "source_mask": state.source_mask | np.where(hit, bit, np.uint8(0)).astype(np.uint8),
+        "trusted_misses": (np.where(hit, 0, state.trusted_misses + missed).astype(np.int32)
+                           if src.confirms_alone else state.trusted_misses),
     }
 
     # Births: unmatched detections that are not inside any track's gate (a second detection of a
@@ -230,8 +232,9 @@ def apply_frame(state: TrackerState, frame: Frame, src, update, t_ns: int,
     confirmed = tracks["confirmed"]
     max_coast = np.where(confirmed, cfg.max_coast_confirmed_s, cfg.max_coast_tentative_s)
     pos_sigma = np.sqrt(np.maximum(p_fixed[:, 0, 0], p_fixed[:, 1, 1]))
+    unconfirmed = tracks["trusted_misses"] > cfg.max_trusted_misses
     alive = (~broken & (age_s <= max_coast) & (pos_sigma <= cfg.max_position_sigma_m)
-             & (confirmed | (tracks["existence"] >= cfg.min_existence)))
+             & (confirmed | (tracks["existence"] >= cfg.min_existence)) & ~unconfirmed)
     if not alive.all():
         tracks = {k: v[alive] for k, v in tracks.items()}
     window = np.uint32((1 << cfg.confirm_window) - 1)
@@ -249,6 +252,7 @@ def apply_frame(state: TrackerState, frame: Frame, src, update, t_ns: int,
     counters = state.counters.add(
         frames=1, **frame.rejected, created=born.shape[0], covariance_repaired=int(repaired.sum()),
         covariance_dropped=int(broken.sum()), deleted=int((~alive & ~broken).sum()),
+        unconfirmed_by_trusted=int((unconfirmed & ~broken).sum()),
         merged=int(dropped.sum()))
     state = TrackerState(t_ns=t_meas, next_id=state.next_id + born.shape[0], counters=counters,
                          **tracks)
@@ -275,4 +279,5 @@ def _births(next_id: int, meas: MapMeasurements, born: np.ndarray, sizes: np.nda
         "misses": np.zeros(k, np.int32), "confirmed": np.zeros(k, bool),
         "existence": scores[born].copy(), "last_hit_ns": np.full(k, t_meas, np.int64),
         "last_nis": np.full(k, np.nan), "source_mask": np.full(k, bit, np.uint8),
+        "trusted_misses": np.zeros(k, np.int32),
     }

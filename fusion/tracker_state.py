@@ -82,6 +82,12 @@ class TrackerConfig:
     # Two tracks whose centres lie inside each other's boxes (grown by this margin) describe one
     # object (two real objects cannot overlap): the younger, less supported one is merged away.
     merge_margin_m: float = field(default=0.3, metadata=rng(0.0, 5.0))
+    # A track that the trusted sources (lidar, radar) keep covering without detecting it for this
+    # many frames in a row is deleted, however often the camera still reports it: a camera box
+    # whose ground-plane range is wrong by 15 m (a car at 45 m read at 28 m) otherwise feeds a
+    # ghost ahead of the ego for as long as the car stays in view. 20 frames is ~0.7 s of lidar
+    # and radar together, 2 s of lidar alone; with both lost (no trusted frames) nothing counts.
+    max_trusted_misses: int = field(default=20, metadata=rng(1, 10_000))
     yaw_gain: float = field(default=0.5, metadata=rng(0.0, 1.0))  # smoothing of box yaw
     size_gain: float = field(default=0.3, metadata=rng(0.0, 1.0))  # smoothing of box size
 
@@ -123,6 +129,7 @@ class TrackerCounters:
     covariance_repaired: int = 0
     covariance_dropped: int = 0
     created: int = 0
+    unconfirmed_by_trusted: int = 0  # deleted after max_trusted_misses (camera-only ghosts)
     deleted: int = 0
     merged: int = 0  # duplicate tracks of one object merged into the older one
 
@@ -152,6 +159,10 @@ class TrackerState:
     # Sources that have hit the track (bits from ``TrackerConfig.source_bit``): confirmation needs
     # a source trusted alone or two distinct sources.
     source_mask: np.ndarray  # (N,) uint8
+    # Consecutive frames of sources trusted alone (lidar, radar, oracle) that covered the track and
+    # did not detect it; a hit from such a source resets it. Camera hits do not: see
+    # ``TrackerConfig.max_trusted_misses``.
+    trusted_misses: np.ndarray  # (N,) int32
     counters: TrackerCounters = field(default_factory=TrackerCounters)
 
     @staticmethod
@@ -162,7 +173,7 @@ class TrackerState:
             class_loglik=np.zeros((0, N_LABELS)), hit_history=np.zeros(0, np.uint32),
             hits=np.zeros(0, np.int32), misses=np.zeros(0, np.int32), confirmed=np.zeros(0, bool),
             existence=np.zeros(0), last_hit_ns=np.zeros(0, np.int64), last_nis=np.zeros(0),
-            source_mask=np.zeros(0, np.uint8))
+            source_mask=np.zeros(0, np.uint8), trusted_misses=np.zeros(0, np.int32))
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])

@@ -231,3 +231,40 @@ def test_a_track_outside_the_lidar_grid_is_not_missed_by_lidar_frames():
     order = np.argsort(state.x[:, 0])
     assert state.misses[order].tolist() == [2, 0]
     assert state.existence[order[1]] == pytest.approx(0.9)  # untouched by frames that could not see it
+
+
+def _frame3d(t, source, xs, ys=None):
+    xs = np.asarray(xs, dtype=np.float32)
+    boxes = np.zeros((xs.size, 7), np.float32)
+    boxes[:, 0] = xs
+    if ys is not None:
+        boxes[:, 1] = ys
+    boxes[:, 3:6] = (4.5, 1.9, 1.6)
+    return Detections3D(t, source, boxes, np.zeros((xs.size, 2), np.float32), np.zeros(xs.size, bool),
+                        np.zeros(xs.size, np.int16), np.full(xs.size, 0.9, np.float32))
+
+
+def _camera_fed_track(with_lidar_frames: bool) -> TrackerState:
+    """A car 30 m ahead confirmed by radar and camera; then only the camera keeps reporting it,
+    while the lidar (covering it) does or does not deliver frames."""
+    cfg = TrackerConfig()
+    ego = EgoState(0, np.zeros(3), 0.0, 0.0, 0.0, np.eye(5) * 1e-6)
+    state, t = TrackerState.empty(), 0
+    for k in range(4):
+        t = k * 50_000_000
+        state, _ = tracker_step(state, _frame3d(t, "radar", [30.0]), ego, t, cfg)
+        state, _ = tracker_step(state, _frame3d(t + 10_000_000, "camera", [30.0]), ego, t + 10_000_000, cfg)
+    assert state.confirmed.tolist() == [True]
+    for k in range(cfg.max_trusted_misses + 1):
+        t += 50_000_000
+        state, _ = tracker_step(state, _frame3d(t, "camera", [30.0]), ego, t, cfg)
+        if with_lidar_frames:
+            state, _ = tracker_step(state, _frame3d(t + 1, "lidar", []), ego, t + 1, cfg)
+    return state
+
+
+def test_a_track_only_the_camera_still_reports_dies_when_the_lidar_keeps_missing_it():
+    gone = _camera_fed_track(with_lidar_frames=True)
+    assert len(gone) == 0 and gone.counters.unconfirmed_by_trusted == 1
+    kept = _camera_fed_track(with_lidar_frames=False)  # lidar and radar silent: camera-only survives
+    assert len(kept) == 1 and kept.trusted_misses.tolist() == [0]
