@@ -5,6 +5,10 @@ import pytest
 def pytest_addoption(parser):
     parser.addoption("--full-fault-matrix", action="store_true", default=False,
                      help="also run the full sensor x fault kind x scenario x seed product (~20 min)")
+    parser.addoption("--planning-perception", choices=("oracle", "onnx"), default="oracle",
+                     help="perception of the planning closed-loop acceptance runs (tests/scenarios/"
+                          "test_planning_closed_loop.py): oracle (default, ~4 min) or onnx, the full "
+                          "stack (~15 min on two cores)")
 
 
 def pytest_configure(config):

@@ -1,5 +1,6 @@
-"""Issue 6 acceptance, closed loop with the lattice planner, oracle perception (the full perception
-path is exercised by its own tests), every scenario, seeds 0..19:
+"""Issue 6 acceptance, closed loop with the lattice planner, every scenario, seeds 0..19, with oracle
+perception in the suite and the full stack (ONNX detectors, radar, fusion) with
+``--planning-perception onnx``:
 - zero collisions, and the run ends NOMINAL;
 - |jerk| <= 5 m/s^3 outside emergencies. The jerk is the one sim/metrics.py reports (the ego's true
   acceleration, while moving); time during and EMERGENCY_SETTLE_S after an emergency plan is left
@@ -38,11 +39,12 @@ def stack_config(planner_kind: str = "lattice") -> StackConfig:
     return dataclasses.replace(base, planner_kind=planner_kind, budgets_ms=generous)
 
 
-def run_one(job: tuple[str, int], planner_kind: str = "lattice") -> dict:
-    """One run, stepped plan by plan to record when the plan in force was an emergency."""
-    name, seed = job
+def run_one(job: tuple[str, int, str], planner_kind: str = "lattice") -> dict:
+    """One (scenario, seed, perception) run, stepped plan by plan to record when the plan in force
+    was an emergency."""
+    name, seed, perception = job
     scenario = load_scenario(name)
-    loop = ClosedLoop(scenario, RunOptions(seed=seed), stack_config(planner_kind))
+    loop = ClosedLoop(scenario, RunOptions(seed=seed, perception=perception), stack_config(planner_kind))
     emergency_until_s = -1.0
     emergency_s = []  # plan times of emergency plans
     n = int(round(loop.duration_s / PLAN_PERIOD_S))
@@ -73,8 +75,13 @@ def run_one(job: tuple[str, int], planner_kind: str = "lattice") -> dict:
 
 
 @pytest.fixture(scope="module")
-def runs() -> list[dict]:
-    jobs = [(name, seed) for name, _ in list_scenarios() for seed in SEEDS]
+def perception(request) -> str:
+    return request.config.getoption("--planning-perception")
+
+
+@pytest.fixture(scope="module")
+def runs(perception) -> list[dict]:
+    jobs = [(name, seed, perception) for name, _ in list_scenarios() for seed in SEEDS]
     with ProcessPoolExecutor(max_workers=max(2, min(os.cpu_count() or 2, 16))) as pool:
         return list(pool.map(run_one, jobs))
 
@@ -100,10 +107,12 @@ def test_every_scenario_every_seed_collision_free_and_nominal(runs):
     assert not bad, "\n".join(bad)
 
 
-@pytest.mark.xfail(strict=True, reason="cut_in seed 18 is a time-triggered cut-in 4.6 m ahead (see UNAVOIDABLE)")
-def test_unavoidable_cut_in_is_still_collision_free(runs):
+def test_unavoidable_cut_in_is_still_collision_free(runs, perception):
     hit = [_fmt(r) for r in runs if (r["name"], r["seed"]) in UNAVOIDABLE and r["collisions"]]
-    assert not hit, "\n".join(hit)
+    if hit:
+        pytest.xfail("cut_in seed 18 is a time-triggered cut-in 4.6 m ahead (see UNAVOIDABLE): " + "; ".join(hit))
+    # With oracle perception the collision is certain, so its absence means the scenario changed.
+    assert perception != "oracle", "cut_in seed 18 no longer collides: drop it from UNAVOIDABLE"
 
 
 def test_jerk_within_comfort_outside_emergencies(runs):
@@ -122,7 +131,7 @@ def test_free_road_mean_speed_within_ten_percent_of_the_limit(runs):
     assert not bad, "\n".join(bad)
 
 
-def test_cut_in_needs_no_emergency_brake_where_a_comfortable_reaction_suffices(runs):
+def test_cut_in_needs_no_emergency_brake_where_a_comfortable_reaction_suffices(runs, perception):
     """Seeded traffic can slow the cut-in car before its time-triggered cut-in, so that it cuts in too
     close for any comfortable reaction. Whether a comfortable reaction suffices is judged by the
     spine planner's ACC law (comfort-limited by construction) on the same run: a lattice emergency
@@ -133,7 +142,7 @@ def test_cut_in_needs_no_emergency_brake_where_a_comfortable_reaction_suffices(r
     assert len(flagged) <= 2, "\n".join(_fmt(r) for r in flagged)  # the rule, not the exception
     bad = []
     for r in flagged:
-        ref = run_one(("cut_in", r["seed"]), planner_kind="acc")
+        ref = run_one(("cut_in", r["seed"], perception), planner_kind="acc")
         if not ref["emergency_plans"] and ref["max_abs_jerk_mps3"] <= MAX_JERK_MPS3:
             bad.append(f"{_fmt(r)}; the ACC planner reacts comfortably there")
     assert not bad, "\n".join(bad)
