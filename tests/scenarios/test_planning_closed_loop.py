@@ -35,7 +35,10 @@ PLAN_PERIOD_S = 0.1
 
 def stack_config(planner_kind: str = "lattice") -> StackConfig:
     base = StackConfig()
-    generous = {name: 10_000.0 for name in base.budgets_ms}
+    # Perception budgets stay: the runtime sizes each sensor's sync window by its perception
+    # budget (a 10 s budget would hold every detection back 10 s).
+    generous = {name: (budget if name.startswith("perception.") else 10_000.0)
+                for name, budget in base.budgets_ms.items()}
     return dataclasses.replace(base, planner_kind=planner_kind, budgets_ms=generous)
 
 
