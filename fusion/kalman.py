@@ -27,7 +27,12 @@ def cv_process_noise(dt_s: np.ndarray | float, accel_psd_m2ps3: float) -> np.nda
     """Discretised continuous white-acceleration noise, ordered (x, y, vx, vy).
 
     Equal to ``filterpy.common.Q_continuous_white_noise(2, dt, q, block_size=2, order_by_dim=False)``.
+    A scalar ``dt_s`` (the tracker's hot path) builds the (4, 4) matrix from Python floats.
     """
+    if isinstance(dt_s, float):
+        pp, pv, vv = dt_s**3 / 3.0, dt_s**2 / 2.0, dt_s
+        return np.array([[pp, 0.0, pv, 0.0], [0.0, pp, 0.0, pv], [pv, 0.0, vv, 0.0],
+                         [0.0, pv, 0.0, vv]]) * accel_psd_m2ps3
     dt = np.asarray(dt_s, dtype=np.float64)
     q = np.zeros(dt.shape + (4, 4))
     pp, pv, vv = dt**3 / 3.0, dt**2 / 2.0, dt
@@ -105,10 +110,7 @@ def cv_predict(x: np.ndarray, p: np.ndarray, dt_s: float,
     p_new = p.copy()
     p_new[:, :2, :] += dt_s * p[:, 2:, :]
     p_new[:, :, :2] += dt_s * p_new[:, :, 2:]
-    # Q from Python floats: the same values as cv_process_noise without its array set-up per call.
-    pp, pv, vv = dt_s**3 / 3.0, dt_s**2 / 2.0, dt_s
-    p_new += np.array([[pp, 0.0, pv, 0.0], [0.0, pp, 0.0, pv], [pv, 0.0, vv, 0.0],
-                       [0.0, pv, 0.0, vv]]) * accel_psd_m2ps3
+    p_new += cv_process_noise(float(dt_s), accel_psd_m2ps3)
     return x_new, p_new
 
 

@@ -53,11 +53,10 @@ def _mount_map(pose: np.ndarray, mount_xy: np.ndarray) -> np.ndarray:
     return pose[:2] + np.array([c * mount_xy[0] - s * mount_xy[1], s * mount_xy[0] + c * mount_xy[1]])
 
 
-def track_range_offsets(x: np.ndarray, yaw: np.ndarray, size: np.ndarray, pose: np.ndarray,
-                        mount_xy: np.ndarray, near_face_fraction: float) -> np.ndarray:
-    """Near-face range offset (N,) of tracks (x (N, >=2), box yaw, size) seen from the mount."""
+def _line_of_sight(x: np.ndarray, pose: np.ndarray, mount_xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Range (N,) and map bearing (N,) of track centres (x (N, >=2)) seen from the mount."""
     d = x[:, :2] - _mount_map(pose, mount_xy)
-    return near_face_fraction * extent_along(np.arctan2(d[:, 1], d[:, 0]), yaw, size)
+    return np.hypot(d[:, 0], d[:, 1]), np.arctan2(d[:, 1], d[:, 0])
 
 
 def _polar_frame(t_meas: int, pose: np.ndarray, pose_cov: np.ndarray, pm: PolarMeasurements,
@@ -92,16 +91,14 @@ def _polar_frame(t_meas: int, pose: np.ndarray, pose_cov: np.ndarray, pm: PolarM
 def _run(state, frame, sub, pose, pose_cov, src, t_ns, cfg, near_face_fraction,
          extent_bearing_fraction: float = 0.0) -> tuple[TrackerState, Tracks]:
     def update(x, p, ti, di):
-        offset = track_range_offsets(x[ti], state.yaw[ti], state.size[ti], pose, sub.mount_xy_m,
-                                     near_face_fraction)
+        yaw, size = state.yaw[ti], state.size[ti]
+        range_m, los = _line_of_sight(x[ti], pose, sub.mount_xy_m)
+        offset = near_face_fraction * extent_along(los, yaw, size)
         r = sub.r[di]
         if extent_bearing_fraction > 0.0 and ti.size:
             # The track's own box gives the face width across the line of sight from the mount.
-            d = x[ti, :2] - _mount_map(pose, sub.mount_xy_m)
-            los = np.arctan2(d[:, 1], d[:, 0])
             r = r.copy()
-            r[:, 1, 1] += extent_bearing_var(np.hypot(d[:, 0], d[:, 1]),
-                                             extent_along(los + 0.5 * np.pi, state.yaw[ti], state.size[ti]),
+            r[:, 1, 1] += extent_bearing_var(range_m, extent_along(los + 0.5 * np.pi, yaw, size),
                                              extent_bearing_fraction)
         x, p, _ = polar_update(x, p, ti, sub.z[di], r, pose, pose_cov, sub.mount_xy_m, offset)
         return x, p

@@ -45,25 +45,22 @@ def tracker_for_rig(tracker: TrackerConfig, rig: SensorRigConfig, lidar_grid: Be
     is shorter than the camera's render range."""
     sources = dict(tracker.sources)
 
-    def with_sensor(name: str, **cover) -> None:
-        if name in sources and name in rig.enabled:
-            sc = rig.sensor(name)
-            sources[name] = replace(sources[name], mount_x_m=sc.x_m, mount_y_m=sc.y_m,
-                                    mount_yaw_rad=sc.yaw_rad, **cover)
+    def with_sensor(source: str, sensor: str, **cover) -> None:
+        if source in sources and sensor in rig.enabled:
+            sc = rig.sensor(sensor)
+            sources[source] = replace(sources[source], mount_x_m=sc.x_m, mount_y_m=sc.y_m,
+                                      mount_yaw_rad=sc.yaw_rad, **cover)
 
     lidar_box = dict(fov_half_rad=3.1416, max_range_m=rig.lidar.max_range_m,
                      x_min_m=lidar_grid.x_min_m, x_max_m=lidar_grid.x_max_m,
                      y_min_m=lidar_grid.y_min_m, y_max_m=lidar_grid.y_max_m)
-    with_sensor("lidar", **lidar_box)
-    if "lidar_classical" in sources and "lidar" in rig.enabled:
-        sc = rig.sensor("lidar")
-        sources["lidar_classical"] = replace(sources["lidar_classical"], mount_x_m=sc.x_m, mount_y_m=sc.y_m,
-                                             mount_yaw_rad=sc.yaw_rad, **lidar_box)
-    with_sensor("radar", fov_half_rad=min(3.1416, math.radians(0.5 * rig.radar.hfov_deg)),
+    with_sensor("lidar", "lidar", **lidar_box)
+    with_sensor("lidar_classical", "lidar", **lidar_box)
+    with_sensor("radar", "radar", fov_half_rad=min(3.1416, math.radians(0.5 * rig.radar.hfov_deg)),
                 max_range_m=rig.radar.max_range_m)
-    if "camera" in sources:
-        with_sensor("camera", fov_half_rad=math.radians(0.5 * rig.camera.hfov_deg),
-                    max_range_m=min(sources["camera"].max_range_m, rig.camera.max_range_m))
+    camera_range_m = tracker.source("camera").max_range_m
+    with_sensor("camera", "camera", fov_half_rad=math.radians(0.5 * rig.camera.hfov_deg),
+                max_range_m=min(camera_range_m, rig.camera.max_range_m))
     return replace(tracker, sources=sources)
 
 

@@ -78,7 +78,7 @@ class PerceptionProcesses:
             try:
                 conn.send(None)
             except (BrokenPipeError, OSError):
-                pass
+                pass  # the child has already exited: nothing to tell it, join below reaps it
         for proc in self._procs:
             proc.join(timeout=5.0)
             if proc.is_alive():
