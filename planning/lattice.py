@@ -175,7 +175,7 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     # Coupled terms, evaluated lazily in order of the bound.
     ignore = followers_in_lane(pred, s0 + cfg.rear_axle_to_center_m, d0, cfg.ego_length_m, cfg.ego_width_m)
     obs = obstacle_terms(pred, lat.x, cfg.ego_length_m, cfg.ego_width_m, cfg.inflation_sigmas,
-                         cfg.lat_margin_m, cfg.lon_margin_m, ignore)
+                         cfg.lat_margin_m, cfg.lon_margin_m, ignore, cfg.rss_object_brake_mps2)
     n_d, n_v, n_T = bound.shape
     flat = bound.ravel()
     n_ok = int(np.count_nonzero(np.isfinite(flat)))
@@ -196,6 +196,11 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
         lon_ov, lon_w = obs.longitudinal(lon.x[iv, iT] + cfg.rear_axle_to_center_m)
         collide = (obs.lat_overlap[il, iT] & lon_ov).any(axis=(1, 2))
         v_b = lon.v[iv, iT]
+        changing = tab.lane_slot[il] != 1  # slot 1: the ego's own lane
+        if changing.any() and len(pred):
+            collide[changing] |= obs.unsafe_following(
+                lon.x[iv[changing], iT[changing]] + (cfg.rear_axle_to_center_m + 0.5 * cfg.ego_length_m),
+                v_b[changing], obs.lat_overlap[il[changing], iT[changing]], cfg.rss_reaction_s, cfg.rss_ego_brake_mps2)
         # Road curvature is piecewise constant per sample: a lookup, only for the visited profiles.
         curv = lat.a[il, iT] / np.maximum(v_b, 2.0) ** 2
         if not road.is_straight:

@@ -41,6 +41,13 @@ class LatticeConfig:
     # track's speed noise differenced at the plan rate (~3 m/s^2 per step) otherwise reads as a car
     # braking beyond the prediction's threshold just as it cuts in, forcing an emergency plan.
     track_accel_smoothing: float = field(default=0.2, metadata=rng(0.01, 1.0))
+    # A lane-change candidate must keep the RSS safe distance to every object ahead that it still
+    # overlaps laterally (the lead it leaves, the one it joins): a lead that brakes hard mid-change
+    # must not find the ego accelerating at it half a lane away. Reaction covers perception and
+    # actuator lag; the ego's braking stays below max_decel_mps2, the object's is a hard stop.
+    rss_reaction_s: float = field(default=0.5, metadata=rng(0.0, 5.0))
+    rss_ego_brake_mps2: float = field(default=6.0, metadata=rng(0.5, 12.0))
+    rss_object_brake_mps2: float = field(default=8.0, metadata=rng(0.5, 12.0))
     w_lat_jerk: float = field(default=0.05, metadata=rng(0.0, 100.0))
     w_lon_jerk: float = field(default=0.02, metadata=rng(0.0, 100.0))
     w_lat_dev: float = field(default=0.05, metadata=rng(0.0, 100.0))  # d(t) away from its target

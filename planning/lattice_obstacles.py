@@ -19,6 +19,7 @@ import numpy as np
 from planning.prediction import Prediction
 
 MAX_OBJECTS = 64  # bound on the per-step work: the nearest objects only, the rest counted
+RSS_TOLERANCE_M = 0.01  # float32 rounding of the RSS shortfall, far below any physical margin
 
 
 def _bump(ratio: np.ndarray) -> np.ndarray:
@@ -32,6 +33,10 @@ class ObstacleTerms:
     lat_w: np.ndarray  # (n_d, n_T, N, K) float32 proximity weights in [0, 1]
     s_obj_rel: np.ndarray  # (N, K) float32 object arc length minus s_ref
     inv_half_l: np.ndarray  # (N, K) float32 1 / inflated half extent along s
+    # (N, K) float32, minus s_ref: where the object's rear would come to rest if it braked now at the
+    # assumed worst-case deceleration (RSS, Shalev-Shwartz et al. 2017)
+    stop_rel: np.ndarray
+    rear_rel: np.ndarray  # (N, K) float32 object rear arc length minus s_ref
     s_ref_m: float
 
     def longitudinal(self, s_center_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -49,12 +54,33 @@ class ObstacleTerms:
         w += 1.0
         return overlap, np.maximum(w, 0.0, out=w)
 
+    def unsafe_following(self, s_front_m: np.ndarray, v_mps: np.ndarray, lat_overlap: np.ndarray,
+                         reaction_s: float, ego_brake_mps2: float) -> np.ndarray:
+        """(B,) bool: the candidate makes the ego less safe behind an object ahead that it overlaps
+        laterally (``lat_overlap`` (B, N, K)), by the RSS longitudinal rule: reacting after
+        ``reaction_s`` and braking at ``ego_brake_mps2`` from the ego's front at ``s_front_m``
+        (B, K) and speed ``v_mps`` (B, K), it must stop before the object's rear, had the object
+        braked at its worst case from that step on. The rule binds only where the ego is safe from
+        that object now (the first step): a lane change may not make a safe gap unsafe (accelerating
+        past a lead that starts braking), while from an already unsafe gap, leaving the lane is an
+        escape that the predicted-collision check judges."""
+        ego_stop = ((s_front_m - self.s_ref_m) + v_mps * reaction_s
+                    + v_mps * v_mps * (0.5 / ego_brake_mps2)).astype(np.float32)
+        shortfall = ego_stop[:, None, :] - self.stop_rel  # (B, N, K) metres
+        safe_now = shortfall[:, :, :1] <= 0.0
+        worse = shortfall > RSS_TOLERANCE_M
+        worse &= safe_now
+        # Only objects ahead of the ego's front: one beside or behind it is the collision check's.
+        worse &= (s_front_m - self.s_ref_m).astype(np.float32)[:, None, :] < self.rear_rel
+        worse &= lat_overlap
+        return worse.any(axis=(1, 2))
+
 
 def obstacle_terms(pred: Prediction, lat_d: np.ndarray, ego_length_m: float, ego_width_m: float,
                    inflation_sigmas: float, lat_margin_m: float, lon_margin_m: float,
-                   ignore: np.ndarray) -> ObstacleTerms:
+                   ignore: np.ndarray, object_brake_mps2: float = 8.0) -> ObstacleTerms:
     """``lat_d`` (n_d, n_T, K) ego lateral offsets; ``ignore`` (N,) objects excluded (followers in the
-    ego's own lane)."""
+    ego's own lane); ``object_brake_mps2`` the worst-case braking assumed of an object ahead."""
     keep = ~ignore
     half_w = 0.5 * (ego_width_m + pred.width_m[keep])[:, None] + inflation_sigmas * pred.sigma_d_m[keep] + lat_margin_m
     half_l = 0.5 * (ego_length_m + pred.length_m[keep])[:, None] + inflation_sigmas * pred.sigma_s_m[keep] + lon_margin_m
@@ -62,8 +88,14 @@ def obstacle_terms(pred: Prediction, lat_d: np.ndarray, ego_length_m: float, ego
     rd *= (1.0 / half_w).astype(np.float32)
     s_obj = pred.s_m[keep]
     s_ref = float(s_obj[:, 0].min()) if s_obj.shape[0] else 0.0
+    rear = s_obj - 0.5 * pred.length_m[keep][:, None] - s_ref
+    v_obj = np.zeros_like(s_obj)
+    if s_obj.shape[1] > 1:
+        np.maximum(np.diff(s_obj, axis=1) / np.diff(pred.t_s), 0.0, out=v_obj[:, :-1])  # along-road speed
+        v_obj[:, -1] = v_obj[:, -2]
+    stop = rear + v_obj * v_obj * (0.5 / object_brake_mps2)
     return ObstacleTerms(np.abs(rd) < 1.0, _bump(rd), (s_obj - s_ref).astype(np.float32),
-                         (1.0 / half_l).astype(np.float32), s_ref)
+                         (1.0 / half_l).astype(np.float32), stop.astype(np.float32), rear.astype(np.float32), s_ref)
 
 
 def followers_in_lane(pred: Prediction, s_center0_m: float, d0_m: float, ego_length_m: float,
