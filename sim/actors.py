@@ -45,20 +45,32 @@ def actor_columns(actors: tuple[ActorConfig, ...]) -> dict[str, np.ndarray]:
         "decel_mps2": col(lambda a: a.decel_mps2, np.float64),
         "target_lane": col(lambda a: -1 if a.target_lane is None else a.target_lane, np.int64),
         "lane_change_s": col(lambda a: a.lane_change_duration_s, np.float64),
+        "trigger_ttc_s": col(lambda a: np.nan if a.trigger_ttc_s is None else a.trigger_ttc_s, np.float64),
     }
 
 
 def update_triggers(kind: np.ndarray, trigger_t_s: np.ndarray, triggered: np.ndarray,
-                    t_s: float) -> tuple[np.ndarray, np.ndarray]:
-    """(triggered now, newly triggered this step); traffic never triggers."""
-    now = triggered | ((kind != KIND_TRAFFIC) & (t_s >= trigger_t_s))
+                    t_s: float, trigger_ttc_s: np.ndarray, ttc_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(triggered now, newly triggered this step); traffic never triggers. An actor with a finite
+    ``trigger_ttc_s`` also waits until the ego's time to collision with it, ``ttc_s`` (inf where
+    the ego is not closing in on it from behind), has fallen to that."""
+    ttc_ok = np.isnan(trigger_ttc_s) | (ttc_s <= trigger_ttc_s)
+    now = triggered | ((kind != KIND_TRAFFIC) & (t_s >= trigger_t_s) & ttc_ok)
     return now, now & ~triggered
 
 
 def next_trigger_t_s(kind: np.ndarray, trigger_t_s: np.ndarray, triggered: np.ndarray) -> float:
-    """Earliest trigger time still to come (inf: none), so the world checks triggers only then."""
+    """Earliest trigger time still to come (inf: none), so the world checks triggers only then. An
+    actor waiting for its time to collision keeps its past trigger time here: the world checks it
+    every step until it starts."""
     pending = (kind != KIND_TRAFFIC) & ~triggered
     return float(trigger_t_s[pending].min()) if pending.any() else math.inf
+
+
+def time_to_collision_s(gap_m: np.ndarray, closing_mps: np.ndarray) -> np.ndarray:
+    """Bumper gap over closing speed; inf where not closing or the gap is already gone (behind)."""
+    closing = (closing_mps > 0.0) & (gap_m >= 0.0)
+    return np.where(closing, gap_m / np.where(closing, closing_mps, 1.0), np.inf)
 
 
 def scripted_accel(kind: np.ndarray, triggered: np.ndarray, v_mps: np.ndarray, decel_mps2: np.ndarray,

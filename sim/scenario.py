@@ -85,6 +85,11 @@ class ActorConfig:
     target_lane: int | None = field(default=None, metadata=rng(0, 5))  # cut_in only
     decel_mps2: float = field(default=6.0, metadata=rng(0.1, 12.0))  # hard_brake only
     lane_change_duration_s: float = field(default=2.5, metadata=rng(0.5, 15.0))  # cut_in only
+    # cut_in only: from trigger_t_s on, the cut-in waits until the ego's time to close the bumper gap
+    # to the actor (gap / closing speed, the actor ahead) has fallen to this, as cut-in tests are
+    # specified (Euro NCAP): how hard the cut-in is then does not depend on what the seeded traffic
+    # did to the actor's speed. None: at trigger_t_s, wherever the ego is.
+    trigger_ttc_s: float | None = field(default=None, metadata=rng(0.0, 100.0))
     length_m: float = field(default=4.6, metadata=rng(0.2, 20.0))
     width_m: float = field(default=1.9, metadata=rng(0.2, 3.5))
     height_m: float = field(default=1.5, metadata=rng(0.2, 5.0))
@@ -93,6 +98,8 @@ class ActorConfig:
     def __post_init__(self) -> None:
         if self.kind == "cut_in" and (self.target_lane is None or self.target_lane == self.lane):
             raise ValueError("target_lane: a cut_in actor needs a target_lane different from its lane")
+        if self.trigger_ttc_s is not None and self.kind != "cut_in":
+            raise ValueError("trigger_ttc_s: only a cut_in actor waits for a time to collision")
 
 
 @dataclass(frozen=True, slots=True)

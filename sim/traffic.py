@@ -252,6 +252,7 @@ class Fleet:
     decel_mps2: np.ndarray
     target_lane: np.ndarray  # int64, -1 where unused
     lane_change_s: np.ndarray  # duration of this vehicle's lane changes
+    trigger_ttc_s: np.ndarray  # the ego's time to collision a cut-in waits for; NaN: time only
     may_change: np.ndarray  # bool: MOBIL decides this vehicle's lane changes
     colors_bgr: np.ndarray  # (N, 3) uint8
 

@@ -13,7 +13,7 @@ import numpy as np
 from core.messages import LABEL_VEHICLE
 from core.road import SAMPLE_SPACING_M
 from sim.actors import (KIND_HARD_BRAKE, KIND_STOPPED, KIND_TRAFFIC, actor_columns, cut_in_starts,
-                        next_trigger_t_s, update_triggers)
+                        next_trigger_t_s, time_to_collision_s, update_triggers)
 from sim.scenario import ScenarioConfig, build_road
 from sim.traffic import (Fleet, IdmParams, MobilParams, Neighbourhood, Occupancy, TrafficState,
                          idm_accel, integrate, lateral_rate, leaders, mobil_targets, occupancy,
@@ -86,6 +86,7 @@ class World:
             decel_mps2=both(act["decel_mps2"], 0.0, np.float64),
             target_lane=both(act["target_lane"], -1, np.int64),
             lane_change_s=both(act["lane_change_s"], cfg.lane_change_duration_s, np.float64),
+            trigger_ttc_s=both(act["trigger_ttc_s"], np.nan, np.float64),
             may_change=kind == KIND_TRAFFIC,
             colors_bgr=rng.integers(40, 236, size=(n, 3), dtype=np.uint8),
         )
@@ -196,7 +197,7 @@ class World:
         accel = idm_accel(state.v_mps, fleet.v0_mps, gap, state.v_mps - v_lead, self._idm)
         if self._has_scripts:
             if t_s >= self._next_trigger_t_s:
-                state = self._trigger(fleet, state, t_s)
+                state = self._trigger(fleet, state, t_s, float(cols[0][-1]))
             accel = self._script_override(state, accel, dt_s)
         if t_s >= self._next_mobil_t_s:
             state = self._lane_change_decisions(fleet, state, cols, t_s)
@@ -206,9 +207,13 @@ class World:
         self._ego = step_bicycle(self._ego, accel_cmd_mps2, steer_cmd_rad, dt_s, self.vehicle)
         self.t_ns += int(dt_ns)
 
-    def _trigger(self, fleet: Fleet, state: TrafficState, t_s: float) -> TrafficState:
-        """Start the scripts whose trigger time has come (called only once one has)."""
-        triggered, newly = update_triggers(fleet.kind, fleet.trigger_t_s, state.triggered, t_s)
+    def _trigger(self, fleet: Fleet, state: TrafficState, t_s: float, ego_s_m: float) -> TrafficState:
+        """Start the scripts whose trigger time (and time to collision, ``ego_s_m`` the ego centre's
+        arc length) has come (called only once a trigger time has)."""
+        gap = state.s_m - 0.5 * fleet.length_m - (ego_s_m + 0.5 * self.vehicle.length_m)
+        ttc = time_to_collision_s(gap, self._ego.v_mps - state.v_mps)
+        triggered, newly = update_triggers(fleet.kind, fleet.trigger_t_s, state.triggered, t_s,
+                                           fleet.trigger_ttc_s, ttc)
         self._next_trigger_t_s = next_trigger_t_s(fleet.kind, fleet.trigger_t_s, triggered)
         self._braking = (fleet.kind == KIND_HARD_BRAKE) & triggered
         self._any_braking = bool(self._braking.any())

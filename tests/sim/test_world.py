@@ -87,20 +87,68 @@ def test_hard_brake_actor_stops_and_stays():
     assert lead.speed_mps[lead.ids == 1][0] == 0.0
 
 
-def test_cut_in_actor_moves_into_the_target_lane():
+def _time_triggered_cut_in(trigger_t_s=4.0):
     cfg = load_scenario("cut_in")
+    actor = dataclasses.replace(cfg.actors[0], trigger_t_s=trigger_t_s, trigger_ttc_s=None)
+    return dataclasses.replace(cfg, actors=(actor,))
+
+
+def _actor_lane_and_yaw(w):
+    a = w.actors_truth()
+    _, d = w.road.to_frenet(a.xy_m[a.ids == 1])
+    return int(w.road.lane_of(d)[0]), a.yaw_rad[a.ids == 1][0]
+
+
+def test_cut_in_actor_moves_into_the_target_lane():
+    cfg = _time_triggered_cut_in()
     w = World(cfg, 0)
-    def lane_of_actor():
-        a = w.actors_truth()
-        _, d = w.road.to_frenet(a.xy_m[a.ids == 1])
-        return int(w.road.lane_of(d)[0]), a.yaw_rad[a.ids == 1][0]
     run(w, cfg.actors[0].trigger_t_s - 0.05, accel=-1.0)
-    assert lane_of_actor()[0] == cfg.actors[0].lane
+    assert _actor_lane_and_yaw(w)[0] == cfg.actors[0].lane
     run(w, 1.2, accel=-1.0)
-    _, yaw = lane_of_actor()
+    _, yaw = _actor_lane_and_yaw(w)
     assert wrap_angle(yaw) < -0.01  # heading right, towards the ego lane
     run(w, 2.0, accel=-1.0)
-    assert lane_of_actor() == (cfg.ego.lane, pytest.approx(0.0, abs=1e-9))
+    assert _actor_lane_and_yaw(w) == (cfg.ego.lane, pytest.approx(0.0, abs=1e-9))
+
+
+def _ttc_now(w):
+    a, e = w.actors_truth(), w.ego_truth()
+    i = np.flatnonzero(a.ids == 1)[0]
+    gap = (a.xy_m[i, 0] - 0.5 * a.length_m[i]) - (e.center_xy_m[0] + 0.5 * e.length_m)  # straight road along x
+    return gap / (e.speed_mps - a.speed_mps[i])
+
+
+def test_ttc_triggered_cut_in_starts_at_its_time_to_collision():
+    cfg = load_scenario("cut_in")
+    trigger_ttc = cfg.actors[0].trigger_ttc_s
+    assert trigger_ttc is not None
+    w = World(cfg, 0)
+    ttc_before = None
+    for _ in range(1000):  # 10 s at most
+        yaw = _actor_lane_and_yaw(w)[1]
+        if abs(wrap_angle(yaw)) > 1e-9:
+            break
+        ttc_before = _ttc_now(w)
+        run(w, DT_NS * 1e-9)
+    else:
+        pytest.fail("the cut-in never started")
+    # It started in the step after the ego's time to collision reached the trigger value: one step
+    # at most ~4 m/s of closing changes the TTC by well under 0.05 s.
+    assert trigger_ttc - 0.05 < ttc_before <= trigger_ttc + 0.05
+    assert 3.0 < w.t_ns * 1e-9 < 5.5  # the scenario's "about t = 4 s"
+
+
+def test_ttc_triggered_cut_in_waits_while_the_ego_is_not_closing():
+    w = World(load_scenario("cut_in"), 0)
+    run(w, 6.0, accel=-2.0)  # the ego drops back: it never closes in on the actor
+    lane, yaw = _actor_lane_and_yaw(w)
+    assert lane == 2 and yaw == pytest.approx(0.0, abs=1e-12)
+
+
+def test_trigger_ttc_only_for_cut_in_actors():
+    from sim.scenario import ActorConfig
+    with pytest.raises(ValueError, match="trigger_ttc_s"):
+        ActorConfig(kind="hard_brake", trigger_ttc_s=3.0)
 
 
 def test_stopped_actor_never_moves():
