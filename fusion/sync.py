@@ -18,8 +18,8 @@ log can show, and a replay reproduce, exactly what was applied and what was drop
 """
 from __future__ import annotations
 
-import bisect
 import dataclasses
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Iterable, NamedTuple
@@ -64,9 +64,44 @@ class SyncRecord:
     decision: Decision
 
 
+# SyncRecord stays a frozen dataclass: run logs reflect its fields into a protobuf schema and replay
+# compares records field by field. Its generated __init__ pays a global lookup and an
+# object.__setattr__ call per field, the largest single cost of a decision; _record fills the same
+# four slots through their descriptors instead (test_fast_record_equals_the_constructor keeps the
+# two in step should a field be added).
+_new_object = object.__new__
+_set_now_ns = SyncRecord.now_ns.__set__  # type: ignore[attr-defined]
+_set_stream = SyncRecord.stream.__set__  # type: ignore[attr-defined]
+_set_t_ns = SyncRecord.t_ns.__set__  # type: ignore[attr-defined]
+_set_decision = SyncRecord.decision.__set__  # type: ignore[attr-defined]
+
+
+def _record(now_ns: int, stream: str, t_ns: int, decision: Decision) -> SyncRecord:
+    r = _new_object(SyncRecord)
+    _set_now_ns(r, now_ns)
+    _set_stream(r, stream)
+    _set_t_ns(r, t_ns)
+    _set_decision(r, decision)
+    return r
+
+
+# Looking a member up on an Enum class goes through the enum machinery, several times slower than
+# a module global.
+_APPLIED = Decision.APPLIED
+_LATE = Decision.DROPPED_LATE
+_DUPLICATE = Decision.DROPPED_DUPLICATE
+_FUTURE = Decision.DROPPED_FUTURE
+_RESET = Decision.RESET
+
+
 # Released, SyncCounters and SyncState are immutable NamedTuples rather than frozen dataclasses:
 # each is built for every message, and a frozen dataclass's __init__ (one object.__setattr__ per
-# field) costs about as much as the whole synchronisation decision.
+# field) costs about as much as the whole synchronisation decision. sync_step builds them with
+# tuple.__new__ and the fields in declaration order, skipping the generated __new__'s argument
+# handling (half the cost again).
+_new_tuple = tuple.__new__
+
+
 class Released(NamedTuple):
     stream: str
     msg: Any  # the message with t_ns moved onto the stack clock
@@ -81,25 +116,47 @@ class SyncCounters(NamedTuple):
 
 
 class SyncState(NamedTuple):
+    """What the synchroniser carries between steps. Never mutated: a step returns a new state.
+
+    The keys released recently (for duplicate detection) are ``released_log[released_start:
+    released_end]``, sorted, oldest first. The log is shared between successive states and only
+    ever grows at its end, so that remembering a released key costs O(1) instead of a copy of the
+    whole memory per message: a step appends to the log only when its state's window ends at the
+    log's end (the log is a list and ``len(released_log) == released_end``); otherwise (the caller
+    stepped an older state again, or the log is the empty default tuple) it copies the window into
+    a new list first. Appending never changes an index any existing state's window covers, so every
+    state keeps seeing exactly the keys it was built with. As with every stage state, one state
+    must not be stepped from two threads at once (the length check and the append are two steps).
+    """
     buffer: tuple[tuple[int, str, int, Any], ...] = ()  # sorted (t_ns, stream, seq, msg)
-    released_keys: tuple[tuple[int, str], ...] = ()  # recent (t_ns, stream), oldest first
+    released_log: list[tuple[int, str]] | tuple[()] = ()
+    released_start: int = 0
+    released_end: int = 0
     watermark_ns: int | None = None  # newest released time
     last_now_ns: int | None = None
     seq: int = 0  # arrival counter: a deterministic tie-break, never compared across runs
     counters: SyncCounters = SyncCounters()
+
+    @property
+    def released_keys(self) -> tuple[tuple[int, str], ...]:
+        """The remembered released (t_ns, stream) keys, oldest first."""
+        return tuple(self.released_log[self.released_start:self.released_end])
 
 
 def _retimed(msg: Any, t_ns: int) -> Any:
     """``msg`` with ``t_ns`` replaced. Messages are frozen slotted dataclasses already validated
     at their source, so the copy takes their slots as they are (``dataclasses.replace`` would rerun
     __init__ at three times the cost); anything else goes through ``dataclasses.replace``."""
-    slots = getattr(type(msg), "__slots__", None)
-    if not slots or not dataclasses.is_dataclass(msg) or type(msg).__base__ is not object:
+    tp = type(msg)
+    slots = getattr(tp, "__slots__", None)
+    # hasattr on the type is what dataclasses.is_dataclass does, without its call and isinstance.
+    if not slots or not hasattr(tp, "__dataclass_fields__") or tp.__base__ is not object:
         return dataclasses.replace(msg, t_ns=t_ns)
-    out = object.__new__(type(msg))
+    out = _new_object(tp)
+    setattr_ = object.__setattr__
     for name in slots:
-        object.__setattr__(out, name, getattr(msg, name))
-    object.__setattr__(out, "t_ns", t_ns)
+        setattr_(out, name, getattr(msg, name))
+    setattr_(out, "t_ns", t_ns)
     return out
 
 
@@ -119,14 +176,14 @@ def sync_step(state: SyncState, arrivals: Iterable[tuple[str, Any]], now_ns: int
     """
     records: list[SyncRecord] = []
     n_late = n_duplicate = n_future = n_reset = 0
-    if state.last_now_ns is not None and now_ns < state.last_now_ns:
-        records.append(SyncRecord(now_ns, "", -1, Decision.RESET))
+    buffer, log, start, end, watermark, last_now, seq, counters = state
+    if last_now is not None and now_ns < last_now:
+        records.append(_record(now_ns, "", -1, _RESET))
         n_reset = 1
-        state = SyncState(counters=state.counters)
-    buffer = list(state.buffer)
-    released_keys = state.released_keys
-    watermark = state.watermark_ns
-    seq = state.seq
+        buffer, log, start, end, watermark, seq = (), (), 0, 0, None, 0
+    # The state's buffer is a tuple; it becomes a private list at the first insertion only, so a
+    # step that buffers nothing copies nothing.
+    inserted = False
     streams = cfg.streams
     for stream, msg in arrivals:
         sc = streams.get(stream)
@@ -138,57 +195,84 @@ def sync_step(state: SyncState, arrivals: Iterable[tuple[str, Any]], now_ns: int
         # The buffer is sorted by (t, stream, seq), so a buffered twin sits exactly where the key
         # would be inserted. Released keys were released in time order, so they are sorted too and
         # all lie at or behind the watermark: bisect them only there.
-        i = bisect.bisect_left(buffer, key)
+        i = bisect_left(buffer, key)
         if i < len(buffer) and buffer[i][0] == t and buffer[i][1] == stream:
-            decision = Decision.DROPPED_DUPLICATE
+            decision = _DUPLICATE
             n_duplicate += 1
-        elif behind and _contains_sorted(released_keys, key):
-            decision = Decision.DROPPED_DUPLICATE
+        elif behind and _remembered(log, start, end, key):
+            decision = _DUPLICATE
             n_duplicate += 1
         elif now_ns - t > sc.latency_window_ns or (behind and t < watermark):
-            decision = Decision.DROPPED_LATE
+            decision = _LATE
             n_late += 1
         elif t - now_ns > cfg.future_tolerance_ns:
-            decision = Decision.DROPPED_FUTURE
+            decision = _FUTURE
             n_future += 1
         else:
             if sc.clock_offset_ns:
                 msg = _retimed(msg, t)
+            if not inserted:
+                buffer = list(buffer)
+                inserted = True
             # seq is unique, so tuple comparison never reaches the message itself.
             buffer.insert(i, (t, stream, seq, msg))
             seq += 1
             continue
-        records.append(SyncRecord(now_ns, stream, t, decision))
+        records.append(_record(now_ns, stream, t, decision))
 
     # A 1-tuple sorts before every (horizon + 1, ...) entry: everything at or before the horizon goes.
-    n_out = bisect.bisect_left(buffer, (now_ns - cfg.max_window_ns + 1,)) if buffer else 0
+    n_out = bisect_left(buffer, (now_ns - cfg.max_window_ns + 1,)) if buffer else 0
     released: tuple[Released, ...] = ()
     if n_out:
         out_keys = []
         out_released = []
         for e in buffer[:n_out]:
-            out_released.append(Released(e[1], e[3]))
-            records.append(SyncRecord(now_ns, e[1], e[0], Decision.APPLIED))
-            out_keys.append((e[0], e[1]))
+            t, stream = e[0], e[1]
+            out_released.append(_new_tuple(Released, (stream, e[3])))
+            records.append(_record(now_ns, stream, t, _APPLIED))
+            out_keys.append((t, stream))
         released = tuple(out_released)
-        watermark = buffer[n_out - 1][0]
-        merged = released_keys + tuple(out_keys)
-        if released_keys and out_keys[0] < released_keys[-1]:
+        watermark = t
+        if start < end and out_keys[0] < log[end - 1]:
             # A late-accepted twin time (t == watermark, another stream) can sort before keys
             # already released at that time: keep the memory sorted for the bisect above.
-            merged = tuple(sorted(merged))
-        released_keys = merged[-cfg.duplicate_memory:]
-        buffer = buffer[n_out:]
-    counters = state.counters
+            log = sorted(log[start:end] + out_keys)
+            start, end = 0, len(log)
+        elif type(log) is list and len(log) == end:
+            log.extend(out_keys)  # see SyncState: no existing state sees past its own end
+            end += n_out
+        else:
+            log = list(log[start:end]) + out_keys
+            start, end = 0, len(log)
+        start += _forgotten(end - start, cfg.duplicate_memory)
+        if start > end - start:
+            # More forgotten keys than remembered ones: move the memory to a fresh list, so the
+            # log stays within twice the memory and the copy costs O(1) per released key.
+            log = log[start:end]
+            start, end = 0, len(log)
+        if inserted:
+            del buffer[:n_out]
+        else:
+            buffer = buffer[n_out:]
+    if inserted:
+        buffer = tuple(buffer)
     if n_out or n_late or n_duplicate or n_future or n_reset:
-        c = counters
-        counters = SyncCounters(c.applied + n_out, c.late + n_late, c.duplicate + n_duplicate,
-                                c.future + n_future, c.resets + n_reset)
-    new_state = SyncState(buffer=tuple(buffer), released_keys=released_keys, watermark_ns=watermark,
-                          last_now_ns=now_ns, seq=seq, counters=counters)
+        applied, late, duplicate, future, resets = counters
+        counters = _new_tuple(SyncCounters, (applied + n_out, late + n_late, duplicate + n_duplicate,
+                                             future + n_future, resets + n_reset))
+    new_state = _new_tuple(SyncState, (buffer, log, start, end, watermark, now_ns, seq, counters))
     return new_state, released, tuple(records)
 
 
-def _contains_sorted(keys: tuple[tuple[int, str], ...], key: tuple[int, str]) -> bool:
-    i = bisect.bisect_left(keys, key)
-    return i < len(keys) and keys[i] == key
+def _remembered(log: list[tuple[int, str]] | tuple[()], start: int, end: int, key: tuple[int, str]) -> bool:
+    i = bisect_left(log, key, start, end)
+    return i < end and log[i] == key
+
+
+def _forgotten(n_keys: int, duplicate_memory: int) -> int:
+    """How many of the oldest ``n_keys`` fall out of a memory of ``duplicate_memory`` keys: the
+    start index of ``keys[-duplicate_memory:]``, for every integer (0 keeps them all, as that
+    slice does; the configured range is 1 and up, but a SyncConfig built in code is not checked)."""
+    if duplicate_memory > 0:
+        return n_keys - duplicate_memory if n_keys > duplicate_memory else 0
+    return slice(-duplicate_memory, None).indices(n_keys)[0]

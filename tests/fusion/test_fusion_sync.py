@@ -116,3 +116,49 @@ def test_retimed_message_equals_dataclasses_replace_and_leaves_the_original():
     for f in dataclasses.fields(EgoState):
         if f.name != "t_ns":
             np.testing.assert_array_equal(getattr(out, f.name), getattr(ref, f.name))
+
+
+def test_fast_record_equals_the_constructor():
+    # sync_step fills SyncRecord's slots directly; a field added to SyncRecord must show up here.
+    import dataclasses
+    from fusion.sync import SyncRecord, _record
+    assert [f.name for f in dataclasses.fields(SyncRecord)] == ["now_ns", "stream", "t_ns", "decision"]
+    fast, ref = _record(7, "radar", 5, Decision.APPLIED), SyncRecord(7, "radar", 5, Decision.APPLIED)
+    assert fast == ref and hash(fast) == hash(ref) and repr(fast) == repr(ref)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.t_ns = 0
+
+
+def test_duplicate_memory_keeps_exactly_the_newest_released_keys():
+    cfg = SyncConfig(streams={"lidar": StreamConfig(50 * MS, 0)}, duplicate_memory=3)
+    state = SyncState()
+    for k in range(40):  # each message released on arrival; the shared key log is compacted on the way
+        state, _, _ = sync_step(state, [("lidar", Msg(k * MS))], (k + 50) * MS, cfg)
+    assert state.released_keys == tuple((t * MS, "lidar") for t in (37, 38, 39))
+    assert state.watermark_ns == 39 * MS
+    decisions = []
+    for t in (38, 36):  # 38 is remembered: a duplicate; 36 is forgotten: behind the watermark, late
+        state, _, records = sync_step(state, [("lidar", Msg(t * MS))], 90 * MS, cfg)
+        decisions += [r.decision for r in records if r.stream == "lidar" and r.t_ns == t * MS]
+    assert decisions == [Decision.DROPPED_DUPLICATE, Decision.DROPPED_LATE]
+
+
+def test_stepping_an_older_state_again_leaves_both_branches_intact():
+    # Successive states share their released-key log; a second step from the same state must
+    # neither see the first step's keys nor change what the first step's state remembers.
+    base, _, _ = sync_step(SyncState(), [("lidar", Msg(10 * MS)), ("lidar", Msg(20 * MS))], 20 * MS, CFG)
+    base, _, _ = sync_step(base, [], 110 * MS, CFG)  # releases 10
+    a, released_a, _ = sync_step(base, [], 120 * MS, CFG)
+    b, _, _ = sync_step(base, [("camera", Msg(15 * MS))], 114 * MS, CFG)
+    b, released_b, _ = sync_step(b, [], 120 * MS, CFG)
+    assert [r.msg.t_ns // MS for r in released_a] == [20]
+    assert [r.msg.t_ns // MS for r in released_b] == [15, 20]
+    assert base.released_keys == ((10 * MS, "lidar"),) and [e[0] for e in base.buffer] == [20 * MS]
+    assert a.released_keys == ((10 * MS, "lidar"), (20 * MS, "lidar"))
+    assert b.released_keys == ((10 * MS, "lidar"), (15 * MS, "camera"), (20 * MS, "lidar"))
+    # camera 15 again: branch b released it (a duplicate), branch a never saw it (behind: late)
+    _, _, records_a = sync_step(a, [("camera", Msg(15 * MS))], 121 * MS, CFG)
+    _, _, records_b = sync_step(b, [("camera", Msg(15 * MS))], 121 * MS, CFG)
+    assert [r.decision for r in records_a] == [Decision.DROPPED_LATE]
+    assert [r.decision for r in records_b] == [Decision.DROPPED_DUPLICATE]
+    assert a.released_keys == ((10 * MS, "lidar"), (20 * MS, "lidar"))
