@@ -19,10 +19,11 @@ log can show, and a replay reproduce, exactly what was applied and what was drop
 from __future__ import annotations
 
 import dataclasses
+import functools
 from bisect import bisect_left
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any, Iterable, NamedTuple
+from typing import Any, Callable, Iterable, NamedTuple
 
 from core.config import rng
 
@@ -147,17 +148,34 @@ def _retimed(msg: Any, t_ns: int) -> Any:
     """``msg`` with ``t_ns`` replaced. Messages are frozen slotted dataclasses already validated
     at their source, so the copy takes their slots as they are (``dataclasses.replace`` would rerun
     __init__ at three times the cost); anything else goes through ``dataclasses.replace``."""
-    tp = type(msg)
-    slots = getattr(tp, "__slots__", None)
-    # hasattr on the type is what dataclasses.is_dataclass does, without its call and isinstance.
-    if not slots or not hasattr(tp, "__dataclass_fields__") or tp.__base__ is not object:
+    copy = _slot_copier(type(msg))
+    if copy is None:
         return dataclasses.replace(msg, t_ns=t_ns)
-    out = _new_object(tp)
-    setattr_ = object.__setattr__
-    for name in slots:
-        setattr_(out, name, getattr(msg, name))
-    setattr_(out, "t_ns", t_ns)
-    return out
+    return copy(msg, t_ns)
+
+
+@functools.cache
+def _slot_copier(tp: type) -> Callable[[Any, int], Any] | None:
+    """``copy(msg, t_ns)`` for messages of type ``tp``, a frozen slotted dataclass with no base
+    class (so its own ``__slots__`` are all its fields): a new instance whose slots are set through
+    their descriptors to ``msg``'s, ``t_ns`` to the given time. None for any other type.
+
+    The copier is generated with one statement per slot, as dataclasses generates __init__: a loop
+    over slot names with getattr and object.__setattr__ costs twice as much, and a clock-offset
+    stream pays it for every message. The cache holds one function per message type, derived from
+    the type alone, so it carries nothing from one call or one run to the next.
+    """
+    slots = getattr(tp, "__slots__", None)
+    if not slots or not dataclasses.is_dataclass(tp) or tp.__base__ is not object or "t_ns" not in slots:
+        return None
+    env = {"_new": _new_object, "_tp": tp}
+    lines = ["def copy(msg, t_ns):", "    out = _new(_tp)"]
+    for k, name in enumerate(slots):
+        env[f"_set{k}"] = getattr(tp, name).__set__
+        lines.append(f"    _set{k}(out, t_ns)" if name == "t_ns" else f"    _set{k}(out, msg.{name})")
+    lines.append("    return out")
+    exec("\n".join(lines), env)  # slot names are identifiers: Python rejects any other __slots__
+    return env["copy"]
 
 
 def _stream(cfg: SyncConfig, name: str) -> StreamConfig:
