@@ -52,15 +52,32 @@ def associate(x: np.ndarray, p: np.ndarray, z_xy: np.ndarray, r_xy: np.ndarray,
     n, m = x.shape[0], z_xy.shape[0]
     if n == 0 or m == 0:
         return _empty(m)
-    y0 = z_xy[None, :, 0] - x[:, None, 0]  # (N, M)
-    y1 = z_xy[None, :, 1] - x[:, None, 1]
     # Coarse gate: d^2 >= |y|^2 / lambda_max(S) >= |y|^2 / trace(S), so pairs failing
     # |y|^2 <= gate * trace(S) cannot pass; exact 2x2 algebra runs on the few that remain.
-    trace = (p[:, 0, 0] + p[:, 1, 1])[:, None] + (r_xy[:, 0, 0] + r_xy[:, 1, 1])[None, :]
+    # That test is itself run only on pairs found by a sweep over x-sorted detections: a pair can
+    # pass it only if |dx| <= sqrt(gate * (trace P_i + max_j trace R_j)), so each track sees the
+    # detections within its own reach instead of all M (the dense N x M arrays cost more than
+    # the whole rest of the association).
+    tr_p = p[:, 0, 0] + p[:, 1, 1]
+    tr_r = r_xy[:, 0, 0] + r_xy[:, 1, 1]
+    with np.errstate(invalid="ignore"):  # a negative or NaN trace gives a NaN reach: no window
+        # fmax skips a NaN detection trace, which gates nothing anyway, instead of spreading it.
+        reach = np.sqrt(gate_d2 * (tr_p + np.fmax.reduce(tr_r)))
+    order = np.argsort(z_xy[:, 0], kind="stable")
+    zx = z_xy[order, 0]
+    lo = np.searchsorted(zx, x[:, 0] - reach, side="left")
+    count = np.searchsorted(zx, x[:, 0] + reach, side="right") - lo
+    count = np.maximum(count, 0)  # guard: NaN bounds sort last, never before a window
+    ii = np.repeat(np.arange(n), count)
+    # Candidate k of track i is detection order[lo_i + k], k counting up within i's window.
+    jj = order[np.arange(ii.shape[0]) + np.repeat(lo - (np.cumsum(count) - count), count)]
+    y0 = z_xy[jj, 0] - x[ii, 0]
+    y1 = z_xy[jj, 1] - x[ii, 1]
     y0 *= y0
     y1 *= y1
     y0 += y1
-    ii, jj = np.nonzero(y0 <= gate_d2 * trace)
+    coarse = y0 <= gate_d2 * (tr_p[ii] + tr_r[jj])
+    ii, jj = ii[coarse], jj[coarse]
     if ii.size == 0:
         return _empty(m)
     a = p[ii, 0, 0] + r_xy[jj, 0, 0]

@@ -44,23 +44,37 @@ def to_map(pose: np.ndarray, pose_cov: np.ndarray, xy_vehicle: np.ndarray, v_veh
            vel_sigma_mps: float) -> MapMeasurements:
     """Place M detections (vehicle frame) in the map frame at ego ``pose`` with (3, 3) ``pose_cov``."""
     c, s = np.cos(pose[2]), np.sin(pose[2])
-    rot = np.array([[c, -s], [s, c]])
-    drot = np.array([[-s, -c], [c, -s]])  # d rot / d yaw
-    xy_map = xy_vehicle @ rot.T + pose[:2]
-    v = np.where(velocity_valid[:, None], v_vehicle, 0.0)
-    v_map = v @ rot.T
-    z = np.concatenate([xy_map, v_map], axis=1)
+    m = xy_vehicle.shape[0]
+    # Vehicle-frame (x, y, vx, vy) rows of width 4: one rotation serves position and velocity, and
+    # its derivative by yaw is the same rotation turned a further quarter turn.
+    zv = np.zeros((m, 4))
+    zv[:, :2] = xy_vehicle
+    if velocity_valid.all():
+        zv[:, 2:] = v_vehicle
+    elif velocity_valid.any():
+        zv[:, 2:] = np.where(velocity_valid[:, None], v_vehicle, 0.0)
+    z = (zv.reshape(-1, 2) @ np.array([[c, s], [-s, c]])).reshape(m, 4)
     # Jacobian of z with respect to the ego pose (x, y, yaw) is [E | g]: E = [I2; 0] and g (M, 4) the
-    # derivative by yaw. Expanding J P J^T in those blocks avoids two batched matmuls per frame.
-    g = np.concatenate([xy_vehicle @ drot.T, v @ drot.T], axis=1)
-    cross = np.zeros(4)  # covariance of the ego position with its yaw, padded to z's size
-    cross[:2] = pose_cov[:2, 2]
-    gc = g[:, :, None] * cross[None, None, :]
-    r = pose_cov[2, 2] * (g[:, :, None] * g[:, None, :]) + gc + np.swapaxes(gc, 1, 2)
-    r[:, :2, :2] += pose_cov[:2, :2]
+    # derivative by yaw, g = (-z_y, z_x) for each 2-vector of z before the translation.
+    g = np.empty((m, 4))
+    np.negative(z[:, 1::2], out=g[:, 0::2])
+    g[:, 1::2] = z[:, 0::2]
+    z[:, :2] += pose[:2]
+    # J P J^T = var_yaw g g^T + g c^T + c g^T + E P_xy E^T, with c the ego position-yaw covariance
+    # padded to z's size. The first three terms are [g c] [h g]^T with h = var_yaw g + c: one
+    # batched (4, 2) @ (2, 4) product instead of three broadcast outer products.
+    (pxx, pxy, _), (_, pyy, _), (_, _, pww) = pose_cov[:3, :3].tolist()
+    left = np.empty((m, 4, 2))
+    left[:, :, 0] = g
+    left[:, :2, 1] = pose_cov[:2, 2]
+    left[:, 2:, 1] = 0.0
+    right = np.empty((m, 2, 4))
+    np.multiply(g, pww, out=right[:, 0])
+    right[:, 0, :2] += pose_cov[:2, 2]
+    right[:, 1] = g
+    r = left @ right
     # Sensor noise is isotropic in the plane, so rotating it into the map leaves it unchanged.
-    r[:, 0, 0] += pos_sigma_m**2
-    r[:, 1, 1] += pos_sigma_m**2
-    r[:, 2, 2] += vel_sigma_mps**2
-    r[:, 3, 3] += vel_sigma_mps**2
+    pos_var, vel_var = pos_sigma_m**2, vel_sigma_mps**2
+    r += np.array([[pxx + pos_var, pxy, 0.0, 0.0], [pxy, pyy + pos_var, 0.0, 0.0],
+                   [0.0, 0.0, vel_var, 0.0], [0.0, 0.0, 0.0, vel_var]])
     return MapMeasurements(z=z, r=r, velocity_valid=velocity_valid.copy(), yaw=yaw_vehicle + pose[2])

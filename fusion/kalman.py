@@ -93,6 +93,8 @@ def update_leading(x: np.ndarray, p: np.ndarray, z: np.ndarray,
         s_inv = np.empty_like(s)
         s_inv[:, 0, 0], s_inv[:, 0, 1], s_inv[:, 1, 0], s_inv[:, 1, 1] = d, -b, -c, a
         s_inv /= (a * d - b * c)[:, None, None]
+    elif m == 4:
+        s_inv = _inv_spd4(s)
     else:
         s_inv = np.linalg.inv(s)
     k = ph_t @ s_inv  # (N, n, m)
@@ -100,6 +102,37 @@ def update_leading(x: np.ndarray, p: np.ndarray, z: np.ndarray,
     x_new = x + (k @ y[..., None])[..., 0]
     p_new = p - k @ np.swapaxes(ph_t, -1, -2)
     return x_new, p_new
+
+
+def _inv_spd4(s: np.ndarray) -> np.ndarray:
+    """Inverse of a stack of symmetric positive-definite 4x4 matrices (N, 4, 4) by 2x2 blocks.
+
+    ``np.linalg.inv`` pays a LAPACK call per matrix, which on a hundred 4x4 innovation covariances
+    costs several times the arithmetic. With S = [[A, B], [B^T, D]], X = A^-1 B and the Schur
+    complement M = D - B^T X (both A and M are SPD when S is, so neither pivot vanishes):
+    S^-1 = [[A^-1 + X M^-1 X^T, -X M^-1], [-(X M^-1)^T, M^-1]]. Each term is a closed-form 2x2
+    evaluated on (N,) component arrays; only the upper triangle of S is read.
+    """
+    a00, a01, a11 = s[:, 0, 0], s[:, 0, 1], s[:, 1, 1]
+    b00, b01, b10, b11 = s[:, 0, 2], s[:, 0, 3], s[:, 1, 2], s[:, 1, 3]
+    inv_det_a = 1.0 / (a00 * a11 - a01 * a01)
+    ai00, ai01, ai11 = a11 * inv_det_a, -a01 * inv_det_a, a00 * inv_det_a
+    x00, x01 = ai00 * b00 + ai01 * b10, ai00 * b01 + ai01 * b11
+    x10, x11 = ai01 * b00 + ai11 * b10, ai01 * b01 + ai11 * b11
+    m00 = s[:, 2, 2] - (b00 * x00 + b10 * x10)
+    m01 = s[:, 2, 3] - (b00 * x01 + b10 * x11)
+    m11 = s[:, 3, 3] - (b01 * x01 + b11 * x11)
+    inv_det_m = 1.0 / (m00 * m11 - m01 * m01)
+    mi00, mi01, mi11 = m11 * inv_det_m, -m01 * inv_det_m, m00 * inv_det_m
+    y00, y01 = x00 * mi00 + x01 * mi01, x00 * mi01 + x01 * mi11  # Y = X M^-1
+    y10, y11 = x10 * mi00 + x11 * mi01, x10 * mi01 + x11 * mi11
+    tl01 = ai01 + y00 * x10 + y01 * x11
+    # Rows of the result, gathered in one array call rather than sixteen strided writes.
+    out = np.array([ai00 + y00 * x00 + y01 * x01, tl01, -y00, -y01,
+                    tl01, ai11 + y10 * x10 + y11 * x11, -y10, -y11,
+                    -y00, -y10, mi00, mi01,
+                    -y01, -y11, mi01, mi11])
+    return out.T.reshape(-1, 4, 4)
 
 
 def cv_predict(x: np.ndarray, p: np.ndarray, dt_s: float,
