@@ -207,7 +207,10 @@ def sync_step(state: SyncState, arrivals: Iterable[tuple[str, Any]], now_ns: int
         sc = streams.get(stream)
         if sc is None:
             _stream(cfg, stream)  # raises with the list of configured streams
-        t = int(msg.t_ns) + sc.clock_offset_ns
+        t = msg.t_ns
+        if type(t) is not int:  # a numpy integer, say; int() of an int is that int, so skip the call
+            t = int(t)
+        t += sc.clock_offset_ns
         key = (t, stream)
         behind = watermark is not None and t <= watermark
         # The buffer is sorted by (t, stream, seq), so a buffered twin sits exactly where the key
@@ -238,16 +241,24 @@ def sync_step(state: SyncState, arrivals: Iterable[tuple[str, Any]], now_ns: int
             continue
         records.append(_record(now_ns, stream, t, decision))
 
-    # A 1-tuple sorts before every (horizon + 1, ...) entry: everything at or before the horizon goes.
-    n_out = bisect_left(buffer, (now_ns - cfg.max_window_ns + 1,)) if buffer else 0
+    # Everything at or before the horizon goes. A 1-tuple sorts before every (horizon + 1, ...) entry;
+    # the oldest entry alone settles whether anything goes, which spares most steps the bisect.
+    after = now_ns - cfg.max_window_ns + 1
     released: tuple[Released, ...] = ()
-    if n_out:
+    n_out = 0
+    if buffer and buffer[0][0] < after:
+        n_out = bisect_left(buffer, (after,))
         out_keys = []
         out_released = []
         for e in buffer[:n_out]:
             t, stream = e[0], e[1]
             out_released.append(_new_tuple(Released, (stream, e[3])))
-            records.append(_record(now_ns, stream, t, _APPLIED))
+            r = _new_object(SyncRecord)  # _record, inlined on the path every message takes
+            _set_now_ns(r, now_ns)
+            _set_stream(r, stream)
+            _set_t_ns(r, t)
+            _set_decision(r, _APPLIED)
+            records.append(r)
             out_keys.append((t, stream))
         released = tuple(out_released)
         watermark = t
@@ -262,7 +273,11 @@ def sync_step(state: SyncState, arrivals: Iterable[tuple[str, Any]], now_ns: int
         else:
             log = list(log[start:end]) + out_keys
             start, end = 0, len(log)
-        start += _forgotten(end - start, cfg.duplicate_memory)
+        memory = cfg.duplicate_memory
+        if end - start > memory > 0:
+            start = end - memory
+        elif memory <= 0:
+            start += _forgotten(end - start, memory)
         if start > end - start:
             # More forgotten keys than remembered ones: move the memory to a fresh list, so the
             # log stays within twice the memory and the copy costs O(1) per released key.
@@ -289,8 +304,8 @@ def _remembered(log: list[tuple[int, str]] | tuple[()], start: int, end: int, ke
 
 def _forgotten(n_keys: int, duplicate_memory: int) -> int:
     """How many of the oldest ``n_keys`` fall out of a memory of ``duplicate_memory`` keys: the
-    start index of ``keys[-duplicate_memory:]``, for every integer (0 keeps them all, as that
-    slice does; the configured range is 1 and up, but a SyncConfig built in code is not checked)."""
-    if duplicate_memory > 0:
-        return n_keys - duplicate_memory if n_keys > duplicate_memory else 0
+    start index of ``keys[-duplicate_memory:]``, which the memory has always been. sync_step
+    handles a positive memory inline; this covers the rest as that slice does (0 keeps every key,
+    -k forgets the oldest k). The configured range is 1 and up, but a SyncConfig built in code is
+    not range-checked."""
     return slice(-duplicate_memory, None).indices(n_keys)[0]
