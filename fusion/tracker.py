@@ -195,31 +195,34 @@ def apply_frame(state: TrackerState, frame: Frame, src, update, t_ns: int,
     # Only tracks the source could have seen take part in this frame's M-of-N and existence.
     seen = _in_coverage(x, pose, src) | hit
     missed = seen & ~hit
-    e = state.existence.copy()
     pd = cfg.detection_probability
+    e = state.existence
+    # The miss update on every track, kept where missed: one select instead of two masked gathers.
+    e = np.where(missed, e * (1.0 - pd) / (1.0 - e * pd), e)
     e[ti] = 1.0 - (1.0 - e[ti]) * (1.0 - scores[di])
-    e[missed] = e[missed] * (1.0 - pd) / (1.0 - e[missed] * pd)
     last_hit = state.last_hit_ns.copy()
     last_hit[ti] = t_meas
     nis = state.last_nis.copy()
     nis[ti] = assoc.d2
+    # hit implies seen, so a shift by ``seen`` (0 or 1) followed by or-ing the hit bit is the
+    # M-of-N window moved on exactly for the tracks this frame covered; a product by ~hit zeroes
+    # the run of misses of every track hit.
+    not_hit = ~hit
     tracks = {
         "ids": state.ids, "x": x, "p": p, "yaw": yaw, "size": size, "class_loglik": class_ll,
-        "hit_history": np.where(seen, (state.hit_history << np.uint32(1)) | hit.astype(np.uint32),
-                                state.hit_history).astype(np.uint32),
-        "hits": state.hits + hit, "misses": np.where(hit, 0, state.misses + missed).astype(np.int32),
+        "hit_history": (state.hit_history << seen.view(np.uint8)) | hit,
+        "hits": state.hits + hit, "misses": (state.misses + missed) * not_hit,
         "confirmed": state.confirmed, "existence": e, "last_hit_ns": last_hit,
         "last_nis": nis,
-        "source_mask": state.source_mask | np.where(hit, bit, np.uint8(0)).astype(np.uint8),
-        "trusted_misses": (np.where(hit, 0, state.trusted_misses + missed).astype(np.int32)
+        "source_mask": state.source_mask | (hit.view(np.uint8) * bit),
+        "trusted_misses": ((state.trusted_misses + missed) * not_hit
                            if src.confirms_alone else state.trusted_misses),
     }
 
     # Births: unmatched detections that are not inside any track's gate (a second detection of a
     # tracked object must not spawn a twin) and confident enough.
-    unmatched = np.ones(labels.shape[0], bool)
-    unmatched[di] = False
-    born = np.flatnonzero(unmatched & ~assoc.det_in_any_gate & (scores >= cfg.init_min_score))
+    # A matched detection lies in its track's gate, so outside every gate means unmatched too.
+    born = np.flatnonzero(~assoc.det_in_any_gate & (scores >= cfg.init_min_score))
     if born.shape[0]:
         births = _births(state.next_id, meas, born, frame.sizes, labels, scores, t_meas, bit, cfg)
         tracks = {k: np.concatenate([v, births[k]]) for k, v in tracks.items()}
@@ -231,11 +234,12 @@ def apply_frame(state: TrackerState, frame: Frame, src, update, t_ns: int,
     age_s = (t_meas - tracks["last_hit_ns"]) * 1e-9
     confirmed = tracks["confirmed"]
     max_coast = np.where(confirmed, cfg.max_coast_confirmed_s, cfg.max_coast_tentative_s)
-    pos_sigma = np.sqrt(np.maximum(p_fixed[:, 0, 0], p_fixed[:, 1, 1]))
+    pos_var = np.maximum(p_fixed[:, 0, 0], p_fixed[:, 1, 1])
     unconfirmed = tracks["trusted_misses"] > cfg.max_trusted_misses
-    alive = (~broken & (age_s <= max_coast) & (pos_sigma <= cfg.max_position_sigma_m)
+    alive = (~broken & (age_s <= max_coast) & (np.sqrt(pos_var) <= cfg.max_position_sigma_m)
              & (confirmed | (tracks["existence"] >= cfg.min_existence)) & ~unconfirmed)
-    if not alive.all():
+    all_alive = bool(alive.all())
+    if not all_alive:
         tracks = {k: v[alive] for k, v in tracks.items()}
     window = np.uint32((1 << cfg.confirm_window) - 1)
     recent_hits = np.bitwise_count(tracks["hit_history"] & window)
@@ -245,15 +249,17 @@ def apply_frame(state: TrackerState, frame: Frame, src, update, t_ns: int,
     dropped, absorbed_by = duplicates(tracks["x"][:, :2], tracks["yaw"], tracks["size"],
                                       tracks["confirmed"], tracks["hits"], tracks["ids"],
                                       cfg.merge_margin_m)
-    if dropped.any():
+    n_dropped = int(np.count_nonzero(dropped))
+    if n_dropped:
         # The survivor inherits the evidence of its twin: the sources that saw it.
         np.bitwise_or.at(tracks["source_mask"], absorbed_by[dropped], tracks["source_mask"][dropped])
         tracks = {k: v[~dropped] for k, v in tracks.items()}
+    n_broken = int(np.count_nonzero(broken))
     counters = state.counters.add(
-        frames=1, **frame.rejected, created=born.shape[0], covariance_repaired=int(repaired.sum()),
-        covariance_dropped=int(broken.sum()), deleted=int((~alive & ~broken).sum()),
-        unconfirmed_by_trusted=int((unconfirmed & ~broken).sum()),
-        merged=int(dropped.sum()))
+        frames=1, **frame.rejected, created=born.shape[0],
+        covariance_repaired=int(np.count_nonzero(repaired)), covariance_dropped=n_broken,
+        deleted=0 if all_alive else int(np.count_nonzero(~alive & ~broken)),
+        unconfirmed_by_trusted=int(np.count_nonzero(unconfirmed & ~broken)), merged=n_dropped)
     state = TrackerState(t_ns=t_meas, next_id=state.next_id + born.shape[0], counters=counters,
                          **tracks)
     return state, tracker_predict(state, t_ns, cfg)
