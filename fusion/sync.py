@@ -136,7 +136,17 @@ class SyncState(NamedTuple):
     watermark_ns: int | None = None  # newest released time
     last_now_ns: int | None = None
     seq: int = 0  # arrival counter: a deterministic tie-break, never compared across runs
-    counters: SyncCounters = SyncCounters()
+    # The counters are flat fields, read together as ``counters``: a nested SyncCounters would be
+    # one more tuple to unpack and rebuild for nearly every message.
+    applied: int = 0
+    late: int = 0
+    duplicate: int = 0
+    future: int = 0
+    resets: int = 0
+
+    @property
+    def counters(self) -> SyncCounters:
+        return _new_tuple(SyncCounters, self[-5:])
 
     @property
     def released_keys(self) -> tuple[tuple[int, str], ...]:
@@ -193,11 +203,10 @@ def sync_step(state: SyncState, arrivals: Iterable[tuple[str, Any]], now_ns: int
     clock. Returns the new state, the released messages in time order and every decision made.
     """
     records: list[SyncRecord] = []
-    n_late = n_duplicate = n_future = n_reset = 0
-    buffer, log, start, end, watermark, last_now, seq, counters = state
+    buffer, log, start, end, watermark, last_now, seq, applied, late, duplicate, future, resets = state
     if last_now is not None and now_ns < last_now:
         records.append(_record(now_ns, "", -1, _RESET))
-        n_reset = 1
+        resets += 1
         buffer, log, start, end, watermark, seq = (), (), 0, 0, None, 0
     # The state's buffer is a tuple; it becomes a private list at the first insertion only, so a
     # step that buffers nothing copies nothing.
@@ -219,16 +228,16 @@ def sync_step(state: SyncState, arrivals: Iterable[tuple[str, Any]], now_ns: int
         i = bisect_left(buffer, key)
         if i < len(buffer) and buffer[i][0] == t and buffer[i][1] == stream:
             decision = _DUPLICATE
-            n_duplicate += 1
+            duplicate += 1
         elif behind and _remembered(log, start, end, key):
             decision = _DUPLICATE
-            n_duplicate += 1
+            duplicate += 1
         elif now_ns - t > sc.latency_window_ns or (behind and t < watermark):
             decision = _LATE
-            n_late += 1
+            late += 1
         elif t - now_ns > cfg.future_tolerance_ns:
             decision = _FUTURE
-            n_future += 1
+            future += 1
         else:
             if sc.clock_offset_ns:
                 msg = _retimed(msg, t)
@@ -245,10 +254,23 @@ def sync_step(state: SyncState, arrivals: Iterable[tuple[str, Any]], now_ns: int
     # the oldest entry alone settles whether anything goes, which spares most steps the bisect.
     after = now_ns - cfg.max_window_ns + 1
     released: tuple[Released, ...] = ()
-    n_out = 0
     if buffer and buffer[0][0] < after:
         n_out = bisect_left(buffer, (after,))
-        out_keys = []
+        applied += n_out
+        first = buffer[0]
+        if start < end and (first[0], first[1]) < log[end - 1]:
+            # A late-accepted twin time (t == watermark, another stream) can sort before keys
+            # already released at that time: keep the memory sorted for the bisect above.
+            keys = log[start:end]
+            resort = True
+        else:
+            if type(log) is not list or len(log) != end:
+                # The empty default, or an older state stepped again: its window goes into a list
+                # of its own first (see SyncState); only the newest state appends to a shared log.
+                log = list(log[start:end])
+                start, end = 0, len(log)
+            keys = log
+            resort = False
         out_released = []
         for e in buffer[:n_out]:
             t, stream = e[0], e[1]
@@ -259,20 +281,14 @@ def sync_step(state: SyncState, arrivals: Iterable[tuple[str, Any]], now_ns: int
             _set_t_ns(r, t)
             _set_decision(r, _APPLIED)
             records.append(r)
-            out_keys.append((t, stream))
+            keys.append((t, stream))
         released = tuple(out_released)
         watermark = t
-        if start < end and out_keys[0] < log[end - 1]:
-            # A late-accepted twin time (t == watermark, another stream) can sort before keys
-            # already released at that time: keep the memory sorted for the bisect above.
-            log = sorted(log[start:end] + out_keys)
+        if resort:
+            log = sorted(keys)
             start, end = 0, len(log)
-        elif type(log) is list and len(log) == end:
-            log.extend(out_keys)  # see SyncState: no existing state sees past its own end
-            end += n_out
         else:
-            log = list(log[start:end]) + out_keys
-            start, end = 0, len(log)
+            end += n_out
         memory = cfg.duplicate_memory
         if end - start > memory > 0:
             start = end - memory
@@ -289,11 +305,8 @@ def sync_step(state: SyncState, arrivals: Iterable[tuple[str, Any]], now_ns: int
             buffer = buffer[n_out:]
     if inserted:
         buffer = tuple(buffer)
-    if n_out or n_late or n_duplicate or n_future or n_reset:
-        applied, late, duplicate, future, resets = counters
-        counters = _new_tuple(SyncCounters, (applied + n_out, late + n_late, duplicate + n_duplicate,
-                                             future + n_future, resets + n_reset))
-    new_state = _new_tuple(SyncState, (buffer, log, start, end, watermark, now_ns, seq, counters))
+    new_state = _new_tuple(SyncState, (buffer, log, start, end, watermark, now_ns, seq, applied, late, duplicate,
+                                       future, resets))
     return new_state, released, tuple(records)
 
 

@@ -162,3 +162,12 @@ def test_stepping_an_older_state_again_leaves_both_branches_intact():
     assert [r.decision for r in records_a] == [Decision.DROPPED_LATE]
     assert [r.decision for r in records_b] == [Decision.DROPPED_DUPLICATE]
     assert a.released_keys == ((10 * MS, "lidar"), (20 * MS, "lidar"))
+
+
+def test_numpy_integer_timestamps_give_integer_decision_times():
+    state, released, records = sync_step(SyncState(), [("radar", Msg(np.int64(60 * MS))),
+                                                       ("lidar", Msg(np.int64(5 * MS)))], 60 * MS, CFG)
+    assert [(r.stream, type(r.t_ns), r.t_ns) for r in records] == [("lidar", int, 5 * MS)]  # 55 ms late
+    state, released, records = sync_step(state, [], 200 * MS, CFG)
+    assert [(r.stream, type(r.t_ns), r.t_ns) for r in records] == [("radar", int, 40 * MS)]
+    assert type(released[0].msg.t_ns) is int and released[0].msg.t_ns == 40 * MS
