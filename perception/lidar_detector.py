@@ -13,6 +13,7 @@ import numpy as np
 from core.config import rng
 from core.messages import LABEL_VEHICLE, Detections3D, LidarScan
 from perception.bev import BevGridConfig, encode_bev, sanitize_cloud
+from perception.box_refine import BoxRefineConfig, refine_boxes
 from perception.classical_lidar import ClassicalConfig, detect_classical
 from perception.contract import ModelContract, TensorSpec
 from perception.heads import LIDAR_REG_CHANNELS, NUM_CLASSES, DecodeConfig, decode_lidar, lidar_out_hw
@@ -30,6 +31,7 @@ class LidarDetectorConfig:
     grid: BevGridConfig = field(default_factory=BevGridConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     classical: ClassicalConfig = field(default_factory=ClassicalConfig)
+    refine: BoxRefineConfig = field(default_factory=BoxRefineConfig)  # network centres onto visible faces
     budget_ms: float = field(default=40.0, metadata=rng(0.1, 10_000.0))  # inference overrun threshold
     fallback_classical: bool = True  # answer with the classical path when the network cannot
 
@@ -73,6 +75,7 @@ def lidar_detect_step(state: DetectorHealth, scan: LidarScan, t_ns: int, cfg: Li
             reason = REASON_NONFINITE
         else:
             boxes, labels, scores = decode_lidar(heat[0], reg[0], cfg.grid, cfg.decode)
+            boxes, _ = refine_boxes(boxes, cloud.points, cfg.refine)
             if elapsed_ns > cfg.budget_ms * 1e6:
                 reason = REASON_OVERRUN  # late but valid: the detections still go out, flagged
     except Exception as exc:  # noqa: BLE001 - any inference failure is a health event, not a crash
