@@ -117,17 +117,21 @@ class SyncCounters(NamedTuple):
 
 
 class SyncState(NamedTuple):
-    """What the synchroniser carries between steps. Never mutated: a step returns a new state.
+    """What the synchroniser carries between steps. A step returns a new state and never changes
+    what an existing one holds.
 
     The keys released recently (for duplicate detection) are ``released_log[released_start:
-    released_end]``, sorted, oldest first. The log is shared between successive states and only
-    ever grows at its end, so that remembering a released key costs O(1) instead of a copy of the
-    whole memory per message: a step appends to the log only when its state's window ends at the
-    log's end (the log is a list and ``len(released_log) == released_end``); otherwise (the caller
-    stepped an older state again, or the log is the empty default tuple) it copies the window into
-    a new list first. Appending never changes an index any existing state's window covers, so every
-    state keeps seeing exactly the keys it was built with. As with every stage state, one state
-    must not be stepped from two threads at once (the length check and the append are two steps).
+    released_end]``, sorted, oldest first (``released_keys``). The log is shared between
+    successive states and only ever grows at its end, so that remembering a released key costs
+    O(1) instead of a copy of the whole memory per message: a step appends to the log only when
+    its state's window ends at the log's end (the log is a list and ``len(released_log) ==
+    released_end``); otherwise (the caller stepped an older state again, or the log is the empty
+    default tuple) it copies the window into a new list first. Appending never changes an index
+    that any existing state's window covers, so every state keeps seeing exactly the keys it was
+    built with, whatever is stepped later. Two consequences: ``==`` between states also compares
+    log entries past their windows (compare ``released_keys``), and one state must not be stepped
+    from two threads at once (the length check and the append are two operations; the stack steps
+    each stage from one thread).
     """
     buffer: tuple[tuple[int, str, int, Any], ...] = ()  # sorted (t_ns, stream, seq, msg)
     released_log: list[tuple[int, str]] | tuple[()] = ()
@@ -146,7 +150,7 @@ class SyncState(NamedTuple):
 
     @property
     def counters(self) -> SyncCounters:
-        return _new_tuple(SyncCounters, self[-5:])
+        return SyncCounters(self.applied, self.late, self.duplicate, self.future, self.resets)
 
     @property
     def released_keys(self) -> tuple[tuple[int, str], ...]:
@@ -283,7 +287,7 @@ def sync_step(state: SyncState, arrivals: Iterable[tuple[str, Any]], now_ns: int
             records.append(r)
             keys.append((t, stream))
         released = tuple(out_released)
-        watermark = t
+        watermark = t  # the last released entry's
         if resort:
             log = sorted(keys)
             start, end = 0, len(log)

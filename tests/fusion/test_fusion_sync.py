@@ -171,3 +171,72 @@ def test_numpy_integer_timestamps_give_integer_decision_times():
     state, released, records = sync_step(state, [], 200 * MS, CFG)
     assert [(r.stream, type(r.t_ns), r.t_ns) for r in records] == [("radar", int, 40 * MS)]
     assert type(released[0].msg.t_ns) is int and released[0].msg.t_ns == 40 * MS
+
+
+def _reference_step(state, arrivals, now, cfg):
+    """The synchroniser's rules written plainly (lists, linear scans, no shared structure): what
+    sync_step's faster bookkeeping must reproduce decision for decision."""
+    buffer, memory, watermark, last_now = state
+    records, released = [], []
+    if last_now is not None and now < last_now:
+        records.append((now, "", -1, Decision.RESET))
+        buffer, memory, watermark = [], [], None
+    buffer, memory = list(buffer), list(memory)
+    for stream, msg in arrivals:
+        sc = cfg.streams[stream]
+        t = int(msg.t_ns) + sc.clock_offset_ns
+        behind = watermark is not None and t <= watermark
+        if any(e[:2] == (t, stream) for e in buffer) or (behind and (t, stream) in memory):
+            decision = Decision.DROPPED_DUPLICATE
+        elif now - t > sc.latency_window_ns or (behind and t < watermark):
+            decision = Decision.DROPPED_LATE
+        elif t - now > cfg.future_tolerance_ns:
+            decision = Decision.DROPPED_FUTURE
+        else:
+            buffer.append((t, stream, msg))
+            buffer.sort(key=lambda e: e[:2])  # stable: equal keys keep their arrival order
+            continue
+        records.append((now, stream, t, decision))
+    out = [e for e in buffer if e[0] <= now - cfg.max_window_ns]
+    for t, stream, msg in out:
+        released.append((stream, t, msg.payload))
+        records.append((now, stream, t, Decision.APPLIED))
+    if out:
+        watermark = out[-1][0]
+        memory = sorted(memory + [e[:2] for e in out])[-cfg.duplicate_memory:]
+    buffer = buffer[len(out):]
+    return (buffer, memory, watermark, now), released, records
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_random_schedules_match_the_reference_rules(seed):
+    rng = np.random.default_rng(seed)
+    cfg = SyncConfig(streams=CFG.streams, future_tolerance_ns=int(rng.choice([0, 10, 50])) * MS,
+                     duplicate_memory=int(rng.choice([1, 2, 5, 256])))
+    fast_states, ref_states = [SyncState()], [([], [], None, None)]
+    now, sent = 0, []
+    for step in range(150):
+        now += int(rng.choice([0, 3, 7, 12])) * MS if rng.random() > 0.03 else -40 * MS
+        arrivals = []
+        for _ in range(int(rng.choice([0, 1, 1, 2, 4]))):
+            stream = str(rng.choice(["lidar", "camera", "radar"]))
+            t = now - int(rng.integers(-20, 120)) * MS
+            if sent and rng.random() < 0.2:
+                stream, t = sent[int(rng.integers(len(sent)))]  # a duplicate, or a forgotten key
+            elif rng.random() < 0.1 and ref_states[-1][2] is not None:
+                # a twin of the newest released time on the stack clock, from any stream
+                t = ref_states[-1][2] - CFG.streams[stream].clock_offset_ns
+            sent.append((stream, t))
+            arrivals.append((stream, Msg(np.int64(t) if rng.random() < 0.2 else t, f"{stream}{t}{len(sent)}")))
+        k = -1 if rng.random() > 0.05 else int(rng.integers(len(fast_states)))  # sometimes an older state
+        fast, released, records = sync_step(fast_states[k], arrivals, now, cfg)
+        ref, ref_released, ref_records = _reference_step(ref_states[k], arrivals, now, cfg)
+        assert [(r.stream, r.msg.t_ns, r.msg.payload) for r in released] == ref_released
+        assert [(r.now_ns, r.stream, r.t_ns, r.decision) for r in records] == ref_records
+        assert fast.released_keys == tuple(ref[1]) and fast.watermark_ns == ref[2]
+        assert [e[0] for e in fast.buffer] == [e[0] for e in ref[0]]
+        fast_states.append(fast)
+        ref_states.append(ref)
+    for fast, ref in zip(fast_states, ref_states):  # stepping older states again changed none
+        assert fast.released_keys == tuple(ref[1])
+        assert [e[3].payload for e in fast.buffer] == [e[2].payload for e in ref[0]]
