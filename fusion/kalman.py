@@ -126,13 +126,18 @@ def _inv_spd4(s: np.ndarray) -> np.ndarray:
     mi00, mi01, mi11 = m11 * inv_det_m, -m01 * inv_det_m, m00 * inv_det_m
     y00, y01 = x00 * mi00 + x01 * mi01, x00 * mi01 + x01 * mi11  # Y = X M^-1
     y10, y11 = x10 * mi00 + x11 * mi01, x10 * mi01 + x11 * mi11
-    tl01 = ai01 + y00 * x10 + y01 * x11
-    # Rows of the result, gathered in one array call rather than sixteen strided writes.
-    out = np.array([ai00 + y00 * x00 + y01 * x01, tl01, -y00, -y01,
-                    tl01, ai11 + y10 * x10 + y11 * x11, -y10, -y11,
-                    -y00, -y10, mi00, mi01,
-                    -y01, -y11, mi01, mi11])
-    return out.T.reshape(-1, 4, 4)
+    out = np.empty_like(s)
+    out[:, 0, 0] = ai00 + y00 * x00 + y01 * x01
+    out[:, 0, 1] = out[:, 1, 0] = ai01 + y00 * x10 + y01 * x11
+    out[:, 1, 1] = ai11 + y10 * x10 + y11 * x11
+    out[:, 0, 2] = out[:, 2, 0] = -y00
+    out[:, 0, 3] = out[:, 3, 0] = -y01
+    out[:, 1, 2] = out[:, 2, 1] = -y10
+    out[:, 1, 3] = out[:, 3, 1] = -y11
+    out[:, 2, 2] = mi00
+    out[:, 2, 3] = out[:, 3, 2] = mi01
+    out[:, 3, 3] = mi11
+    return out
 
 
 def cv_predict(x: np.ndarray, p: np.ndarray, dt_s: float,

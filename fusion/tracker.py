@@ -53,10 +53,14 @@ def _predicted(state: TrackerState, t_ns: int, cfg: TrackerConfig) -> tuple[np.n
 
 
 def _output(state: TrackerState, x: np.ndarray, p: np.ndarray, t_ns: int) -> Tracks:
-    keep = state.confirmed  # boolean indexing copies: the output never aliases the state
-    return Tracks(t_ns=t_ns, ids=state.ids[keep], states=x[keep], covariances=p[keep],
-                  yaws=state.yaw[keep], sizes=state.size[keep], labels=state.labels[keep],
-                  existence=state.existence[keep])
+    keep = state.confirmed
+    # The output never aliases the state: boolean indexing copies, and when every track is
+    # confirmed (the steady state) a plain copy does the same for less.
+    pick = np.copy if keep.all() else (lambda a: a[keep])
+    labels = state.labels  # computed afresh, so no copy is needed when every track is kept
+    return Tracks(t_ns=t_ns, ids=pick(state.ids), states=pick(x), covariances=pick(p),
+                  yaws=pick(state.yaw), sizes=pick(state.size),
+                  labels=labels if keep.all() else labels[keep], existence=pick(state.existence))
 
 
 def tracker_predict(state: TrackerState, t_ns: int, cfg: TrackerConfig) -> Tracks:
@@ -70,9 +74,17 @@ def tracker_predict(state: TrackerState, t_ns: int, cfg: TrackerConfig) -> Track
 
 def _valid_rows(d: Detections3D) -> tuple[np.ndarray, np.ndarray, int, int, int]:
     """Rows usable as measurements, velocity validity after screening, and rejection counts."""
+    vel_valid = d.velocity_valid.astype(bool)
+    m = vel_valid.shape[0]
+    # Clean frames are the rule: three whole-array checks clear them without the per-row masks
+    # (z, the one column the tracker does not use, may then not be NaN either; if it is, the
+    # exact screen below runs and gives the same answer).
+    if m and (np.isfinite(d.boxes).all() and np.isfinite(d.scores).all()
+              and np.isfinite(d.velocities_mps).all() and d.labels.min() >= 0
+              and d.labels.max() < N_LABELS):
+        return np.ones(m, bool), vel_valid, 0, 0, 0
     finite = (np.isfinite(d.boxes[:, [0, 1, 3, 4, 5, 6]]).all(axis=1) & np.isfinite(d.scores))
     label_ok = (d.labels >= 0) & (d.labels < N_LABELS)
-    vel_valid = d.velocity_valid.astype(bool)
     vel_finite = np.isfinite(d.velocities_mps).all(axis=1)
     keep = finite & label_ok
     bad_vel = keep & vel_valid & ~vel_finite
@@ -150,15 +162,21 @@ def tracker_step(state: TrackerState, detections: Detections3D, ego: EgoState, t
         return early
     pose, pose_cov = ok
     keep, vel_valid, n_nonfinite, n_label, n_badvel = _valid_rows(detections)
-    rows = np.flatnonzero(keep)
     src = cfg.source(detections.source)
-    boxes = detections.boxes[rows].astype(np.float64)
-    meas = to_map(pose, pose_cov, boxes[:, :2], detections.velocities_mps[rows].astype(np.float64),
-                  vel_valid[rows], boxes[:, 6], src.pos_sigma_m, src.vel_sigma_mps)
-    frame = Frame(t_meas, pose, meas, boxes[:, 3:6], detections.labels[rows].astype(np.int64),
-                   detections.scores[rows].astype(np.float64), True,
-                   {"rejected_nonfinite": n_nonfinite, "rejected_label": n_label,
-                    "invalidated_velocity": n_badvel}, detections.source)
+    boxes, velocities = detections.boxes, detections.velocities_mps
+    labels, scores = detections.labels, detections.scores
+    if n_nonfinite or n_label:
+        rows = np.flatnonzero(keep)
+        boxes, velocities, vel_valid = boxes[rows], velocities[rows], vel_valid[rows]
+        labels, scores = labels[rows], scores[rows]
+    # astype copies (or widens) every array: the frame never aliases the caller's detections.
+    boxes = boxes.astype(np.float64)
+    meas = to_map(pose, pose_cov, boxes[:, :2], velocities.astype(np.float64), vel_valid,
+                  boxes[:, 6], src.pos_sigma_m, src.vel_sigma_mps)
+    frame = Frame(t_meas, pose, meas, boxes[:, 3:6], labels.astype(np.int64),
+                  scores.astype(np.float64), True,
+                  {"rejected_nonfinite": n_nonfinite, "rejected_label": n_label,
+                   "invalidated_velocity": n_badvel}, detections.source)
 
     def update(x, p, ti, di):
         return apply_linear_updates(x, p, ti, meas.z[di], meas.r[di], meas.velocity_valid[di])
