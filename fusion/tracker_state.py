@@ -109,10 +109,11 @@ class TrackerConfig:
 
     def alone_bits(self) -> np.uint8:
         """Mask of the sources that confirm a track on their own."""
+        # One pass over ``sources`` (source_bit per name would rescan them for every name).
         bits = int(self.source_bit("\0")) if self.default_source.confirms_alone else 0
-        for name, src in self.sources.items():
+        for k, src in enumerate(self.sources.values()):
             if src.confirms_alone:
-                bits |= int(self.source_bit(name))
+                bits |= 1 << min(k, 7)
         return np.uint8(bits)
 
 
