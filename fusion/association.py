@@ -71,20 +71,15 @@ def associate(x: np.ndarray, p: np.ndarray, z_xy: np.ndarray, r_xy: np.ndarray,
     ii = np.repeat(np.arange(n), count)
     # Candidate k of track i is detection order[lo_i + k], k counting up within i's window.
     jj = order[np.arange(ii.shape[0]) + np.repeat(lo - (np.cumsum(count) - count), count)]
-    y0 = z_xy[jj, 0] - x[ii, 0]
-    y1 = z_xy[jj, 1] - x[ii, 1]
-    y0 *= y0
-    y1 *= y1
-    y0 += y1
-    coarse = y0 <= gate_d2 * (tr_p[ii] + tr_r[jj])
-    ii, jj = ii[coarse], jj[coarse]
+    e0 = z_xy[jj, 0] - x[ii, 0]
+    e1 = z_xy[jj, 1] - x[ii, 1]
+    coarse = e0 * e0 + e1 * e1 <= gate_d2 * (tr_p[ii] + tr_r[jj])
+    ii, jj, e0, e1 = ii[coarse], jj[coarse], e0[coarse], e1[coarse]
     if ii.size == 0:
         return _empty(m)
     a = p[ii, 0, 0] + r_xy[jj, 0, 0]
     b = p[ii, 0, 1] + r_xy[jj, 0, 1]
     d = p[ii, 1, 1] + r_xy[jj, 1, 1]
-    e0 = z_xy[jj, 0] - x[ii, 0]
-    e1 = z_xy[jj, 1] - x[ii, 1]
     det = a * d - b * b
     with np.errstate(divide="ignore", invalid="ignore"):
         d2 = (d * e0 * e0 - 2.0 * b * e0 * e1 + a * e1 * e1) / det

@@ -33,3 +33,41 @@ def test_repair_lifts_indefinite_and_flags_nonfinite():
     assert broken.tolist() == [False, False, True]
     assert np.linalg.eigvalsh(fixed[1]).min() >= kalman.MIN_EIGENVALUE * 0.999
     np.testing.assert_array_equal(fixed[0], np.eye(4))
+
+
+@pytest.mark.parametrize("dim_z", [2, 4])
+def test_update_leading_equals_the_joseph_form_update(dim_z):
+    # update_leading (closed-form 2x2 and block 4x4 inverses, no H matmuls) is the tracker's
+    # hot path; the Joseph form with an explicit H is the reference it must reproduce.
+    rng = np.random.default_rng(11)
+    n = 64
+    x, p = rng.normal(size=(n, 4)) * 10, _random_spd(rng, n, 4)
+    z, r = rng.normal(size=(n, dim_z)) * 10, _random_spd(rng, n, dim_z)
+    x_ref, p_ref, _, _ = kalman.update(x, p, z, np.eye(4)[:dim_z], r)
+    x_new, p_new = kalman.update_leading(x, p, z, r)
+    np.testing.assert_allclose(x_new, x_ref, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(p_new, p_ref, rtol=0, atol=1e-9)
+    empty = kalman.update_leading(x[:0], p[:0], z[:0], r[:0])
+    assert empty[0].shape == (0, 4) and empty[1].shape == (0, 4, 4)
+
+
+def test_block_inverse_of_spd_4x4_matches_lapack():
+    rng = np.random.default_rng(12)
+    s = _random_spd(rng, 200, 4)
+    # Strongly correlated blocks (position with velocity), as a tracker's covariances are.
+    s[:100] += 50.0 * np.einsum("ni,nj->nij", *(2 * [rng.normal(size=(100, 4))]))
+    inv = kalman._inv_spd4(s)
+    ref = np.linalg.inv(s)
+    np.testing.assert_allclose(inv, ref, rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(inv, np.swapaxes(inv, 1, 2))  # symmetric by construction
+
+
+def test_cv_predict_equals_the_transition_form():
+    rng = np.random.default_rng(13)
+    x, p = rng.normal(size=(30, 4)), _random_spd(rng, 30, 4)
+    dt, q = 0.07, 1.3
+    x_ref, p_ref = kalman.predict(x, p, kalman.cv_transition(dt), kalman.cv_process_noise(dt, q))
+    x_new, p_new = kalman.cv_predict(x, p, dt, q)
+    np.testing.assert_allclose(x_new, x_ref, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(p_new, p_ref, rtol=0, atol=1e-12)
+    assert p_new.flags.c_contiguous and not np.shares_memory(p_new, p)

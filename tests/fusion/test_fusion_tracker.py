@@ -268,3 +268,87 @@ def test_a_track_only_the_camera_still_reports_dies_when_the_lidar_keeps_missing
     assert len(gone) == 0 and gone.counters.unconfirmed_by_trusted == 1
     kept = _camera_fed_track(with_lidar_frames=False)  # lidar and radar silent: camera-only survives
     assert len(kept) == 1 and kept.trusted_misses.tolist() == [0]
+
+
+def _dense_association(x, p, z, r, gate_d2):
+    """Reference: every track-detection pair scored, the whole matrix solved at once."""
+    from scipy.optimize import linear_sum_assignment
+    s = p[:, None, :2, :2] + r[None]
+    e = z[None, :, :] - x[:, None, :2]
+    det = s[..., 0, 0] * s[..., 1, 1] - s[..., 0, 1] ** 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d2 = (s[..., 1, 1] * e[..., 0] ** 2 - 2 * s[..., 0, 1] * e[..., 0] * e[..., 1]
+              + s[..., 0, 0] * e[..., 1] ** 2) / det
+        gated = (det > 0) & (d2 <= gate_d2)
+        cost = np.where(gated, d2 + np.log(np.where(gated, det, 1.0)), 1e9)
+    rows, cols = linear_sum_assignment(cost)
+    ok = gated[rows, cols]
+    return set(zip(rows[ok].tolist(), cols[ok].tolist())), gated.any(axis=0)
+
+
+def test_association_sweep_equals_the_dense_solution():
+    from fusion.association import associate, gate_threshold
+    rng = np.random.default_rng(21)
+    gate = gate_threshold(0.9999)
+    contested = 0
+    for trial in range(20):
+        n, m = rng.integers(0, 60), rng.integers(0, 60)
+        # Clustered positions: many tracks share gates, so contested pairs occur.
+        x = np.concatenate([rng.normal(0, 8, (n, 2)), rng.normal(0, 1, (n, 2))], axis=1)
+        centres = x[rng.integers(0, n, m), :2] if n else rng.normal(0, 8, (m, 2))
+        z = centres + rng.normal(0, 0.7, (m, 2))
+        a = rng.normal(size=(n, 4, 4))
+        p = a @ np.swapaxes(a, 1, 2) * 0.2 + np.eye(4) * 0.05
+        b = rng.normal(size=(m, 2, 2))
+        r = b @ np.swapaxes(b, 1, 2) * 0.1 + np.eye(2) * 0.05
+        if n > 2 and m > 2 and trial % 3 == 0:
+            x[0, 0] = np.nan  # a broken track and detection gate nothing
+            z[1, 1] = np.nan
+            p[1, 0, 0] = np.inf  # an infinite covariance reaches everything and still gates nothing
+        got = associate(x, p, z, r, gate)
+        contested += got.n_contested
+        want, in_gate = _dense_association(x, p, z, r, gate)
+        assert set(zip(got.track_idx.tolist(), got.det_idx.tolist())) == want
+        np.testing.assert_array_equal(got.det_in_any_gate, in_gate)
+    assert contested > 0  # the assignment solver's path was exercised, not only forced pairs
+
+
+def test_map_measurement_covariance_is_the_jacobian_propagation_of_the_ego_pose():
+    from fusion.frames import to_map
+    rng = np.random.default_rng(22)
+    m = 25
+    xy, v = rng.normal(0, 30, (m, 2)), rng.normal(0, 5, (m, 2))
+    valid = rng.random(m) < 0.5
+    pose = np.array([3.0, -2.0, 0.6])
+    a = rng.normal(size=(3, 3))
+    pose_cov = a @ a.T * 1e-3
+    meas = to_map(pose, pose_cov, xy, v, valid, np.zeros(m), 0.3, 0.5)
+    c, s = np.cos(pose[2]), np.sin(pose[2])
+    rot, drot = np.array([[c, -s], [s, c]]), np.array([[-s, -c], [c, -s]])
+    v0 = np.where(valid[:, None], v, 0.0)
+    np.testing.assert_allclose(meas.z, np.c_[xy @ rot.T + pose[:2], v0 @ rot.T], rtol=0, atol=1e-12)
+    jac = np.zeros((m, 4, 3))
+    jac[:, 0, 0] = jac[:, 1, 1] = 1.0
+    jac[:, :, 2] = np.c_[xy @ drot.T, v0 @ drot.T]
+    want = jac @ pose_cov @ np.swapaxes(jac, 1, 2) + np.diag([0.09, 0.09, 0.25, 0.25])
+    np.testing.assert_allclose(meas.r, want, rtol=1e-12, atol=1e-15)
+
+
+def test_in_order_update_fast_path_equals_the_scattered_update():
+    from fusion.tracker import apply_linear_updates
+    rng = np.random.default_rng(23)
+    n = 12
+    x = rng.normal(size=(n, 4))
+    a = rng.normal(size=(n, 4, 4))
+    p = a @ np.swapaxes(a, 1, 2) + np.eye(4)
+    z = x + rng.normal(size=(n, 4))
+    b = rng.normal(size=(n, 4, 4))
+    r = b @ np.swapaxes(b, 1, 2) * 0.1 + np.eye(4) * 0.1
+    perm = rng.permutation(n)
+    for valid in (np.ones(n, bool), np.zeros(n, bool)):
+        fast = apply_linear_updates(x, p, np.arange(n), z, r, valid)
+        # The same pairs in another order take the general gather/scatter path.
+        slow = apply_linear_updates(x, p, perm, z[perm], r[perm], valid[perm])
+        for f, s in zip(fast, slow):
+            np.testing.assert_array_equal(f, s)
+            assert not np.shares_memory(f, x) and not np.shares_memory(f, p)
