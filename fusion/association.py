@@ -66,8 +66,8 @@ def associate(x: np.ndarray, p: np.ndarray, z_xy: np.ndarray, r_xy: np.ndarray,
     order = np.argsort(z_xy[:, 0], kind="stable")
     zx = z_xy[order, 0]
     lo = np.searchsorted(zx, x[:, 0] - reach, side="left")
+    # Never negative: reach >= 0, and a NaN bound (sorted last) only meets another at the end.
     count = np.searchsorted(zx, x[:, 0] + reach, side="right") - lo
-    count = np.maximum(count, 0)  # guard: NaN bounds sort last, never before a window
     ii = np.repeat(np.arange(n), count)
     # Candidate k of track i is detection order[lo_i + k], k counting up within i's window.
     jj = order[np.arange(ii.shape[0]) + np.repeat(lo - (np.cumsum(count) - count), count)]

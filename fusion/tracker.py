@@ -62,13 +62,15 @@ def _predicted(state: TrackerState, t_ns: int, cfg: TrackerConfig) -> tuple[np.n
 
 def _output(state: TrackerState, x: np.ndarray, p: np.ndarray, t_ns: int) -> Tracks:
     keep = state.confirmed
-    # The output never aliases the state: boolean indexing copies, and when every track is
-    # confirmed (the steady state) a plain copy does the same for less.
-    pick = np.copy if keep.all() else (lambda a: a[keep])
-    labels = state.labels  # computed afresh, so no copy is needed when every track is kept
-    return Tracks(t_ns=t_ns, ids=pick(state.ids), states=pick(x), covariances=pick(p),
-                  yaws=pick(state.yaw), sizes=pick(state.size),
-                  labels=labels if keep.all() else labels[keep], existence=pick(state.existence))
+    labels = state.labels  # computed afresh: never aliases the state
+    if keep.all():
+        # The steady state: plain copies, cheaper than the boolean indexing below, which copies too.
+        return Tracks(t_ns=t_ns, ids=state.ids.copy(), states=x.copy(), covariances=p.copy(),
+                      yaws=state.yaw.copy(), sizes=state.size.copy(), labels=labels,
+                      existence=state.existence.copy())
+    return Tracks(t_ns=t_ns, ids=state.ids[keep], states=x[keep], covariances=p[keep],
+                  yaws=state.yaw[keep], sizes=state.size[keep], labels=labels[keep],
+                  existence=state.existence[keep])
 
 
 def tracker_predict(state: TrackerState, t_ns: int, cfg: TrackerConfig) -> Tracks:
