@@ -121,14 +121,15 @@ def tracker_step_camera(state: TrackerState, detections: Detections2D, ego: EgoS
         return early
     pose, pose_cov = ok
     pm = camera_measurements(detections.boxes_px, detections.range_m, detections.range_sigma_m, camera)
-    finite = pm.keep & np.isfinite(detections.boxes_px).all(axis=1) & np.isfinite(detections.scores)
+    finite = (pm.keep | pm.unreliable) & np.isfinite(detections.boxes_px).all(axis=1) & np.isfinite(detections.scores)
     label_ok = (detections.labels >= 0) & (detections.labels < N_LABELS)
-    rows = np.flatnonzero(finite & label_ok)
+    rows = np.flatnonzero(finite & label_ok & ~pm.unreliable)
     frame, sub = _polar_frame(t_meas, pose, pose_cov, pm, rows,
                               detections.labels[rows].astype(np.int64),
                               detections.scores[rows].astype(np.float64),
                               {"rejected_nonfinite": int((~finite).sum()),
-                               "rejected_label": int((finite & ~label_ok).sum())},
+                               "rejected_label": int((finite & ~label_ok).sum()),
+                               "camera_unreliable": int((finite & label_ok & pm.unreliable).sum())},
                               detections.source, camera.near_face_fraction)
     return _run(state, frame, sub, pose, pose_cov, cfg.source(detections.source), t_ns, cfg,
                 camera.near_face_fraction)

@@ -126,6 +126,8 @@ class TrackerCounters:
     bad_ego_frames: int = 0  # non-finite ego pose: the frame cannot be placed in the map
     rejected_nonfinite: int = 0  # detections with NaN/inf position, size, yaw or score
     rejected_label: int = 0  # detections with a label outside LABEL_NAMES
+    # camera boxes left out: cut off by the image border, or nearer than CameraModel.min_range_m
+    camera_unreliable: int = 0
     invalidated_velocity: int = 0  # velocity flagged valid but non-finite: used as position only
     covariance_repaired: int = 0
     covariance_dropped: int = 0

@@ -82,7 +82,7 @@ def startup_localisation(scenario: ScenarioConfig, road) -> EgoFilterState:
 def fusion_camera_model(rig: SensorRigConfig) -> CameraModel:
     c = rig.camera
     fx = 0.5 * c.width_px / math.tan(math.radians(0.5 * c.hfov_deg))
-    return CameraModel(fx, 0.5 * c.width_px, c.x_m, c.y_m, c.yaw_rad)
+    return CameraModel(fx, 0.5 * c.width_px, c.x_m, c.y_m, c.yaw_rad, width_px=c.width_px, height_px=c.height_px)
 
 
 def fusion_radar_model(rig: SensorRigConfig) -> RadarModel:

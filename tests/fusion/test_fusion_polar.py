@@ -199,3 +199,32 @@ def test_radar_bearing_noise_grows_with_the_angular_width_of_a_close_object():
     bare = lateral_after_update(replace(RADAR, extent_bearing_fraction=0.0, near_face_fraction=0.6))
     wide = lateral_after_update(replace(RADAR, extent_bearing_fraction=0.3, near_face_fraction=0.6))
     assert abs(wide + 2.5) < 0.5 * abs(bare + 2.5)
+
+
+def test_camera_boxes_cut_off_by_the_border_or_too_near_are_left_out_and_counted():
+    from dataclasses import replace as _replace
+    cam = _replace(CAMERA, width_px=1280.0, height_px=720.0)  # principal point 640: a centred 1280-px image
+    boxes = np.array([[600.0, 300.0, 680.0, 360.0],  # well inside: kept
+                      [1200.0, 300.0, 1280.0, 360.0],  # touches the right border
+                      [0.0, 300.0, 60.0, 360.0],  # touches the left border
+                      [600.0, 500.0, 680.0, 720.0],  # touches the bottom border
+                      [600.0, 300.0, 680.0, 360.0]])  # inside, but nearer than min_range_m
+    rng_m = np.array([30.0, 30.0, 30.0, 30.0, 6.0])
+    pm = camera_measurements(boxes, rng_m, np.full(5, 1.0), cam)
+    assert pm.keep.tolist() == [True, False, False, False, False]
+    assert pm.unreliable.tolist() == [False, True, True, True, True]
+    # A non-finite row is neither kept nor "unreliable": it is counted as non-finite elsewhere.
+    pm = camera_measurements(boxes[:1], np.array([np.nan]), np.ones(1), cam)
+    assert pm.keep.tolist() == [False] and pm.unreliable.tolist() == [False]
+
+
+def test_tracker_counts_unreliable_camera_boxes_and_never_uses_them():
+    from dataclasses import replace as _replace
+    cam = _replace(CAMERA, width_px=1280.0, height_px=720.0)
+    t = 1_000_000_000
+    boxes = np.array([[1230.0, 300.0, 1280.0, 360.0], [600.0, 300.0, 680.0, 360.0]], np.float32)
+    d = Detections2D(t, "camera", boxes, np.zeros(2, np.int16), np.full(2, 0.9, np.float32),
+                     np.array([25.0, 5.0], np.float32), np.full(2, 0.5, np.float32))
+    state, _ = tracker_step_camera(TrackerState.empty(), d, _ego(t), t, CFG, cam)
+    assert state.counters.camera_unreliable == 2
+    assert state.counters.created == 0 and len(state) == 0
