@@ -30,7 +30,9 @@ class AccPlannerConfig:
     k_rel_speed_1ps: float = field(default=0.6, metadata=rng(0.05, 5.0))
     k_gap_1ps2: float = field(default=0.12, metadata=rng(0.01, 2.0))
     comfort_accel_mps2: float = field(default=1.5, metadata=rng(0.1, 5.0))
-    comfort_decel_mps2: float = field(default=3.0, metadata=rng(0.5, 6.0))
+    # ISO 15622 (ACC): automatic deceleration at most 3.5 m/s^2 (2 s average) and its rate of change
+    # at most 2.5 m/s^3 (comfort_jerk_mps3): braking within both is a comfortable reaction.
+    comfort_decel_mps2: float = field(default=3.5, metadata=rng(0.5, 6.0))
     approach_decel_mps2: float = field(default=2.0, metadata=rng(0.2, 6.0))
     cruise_decel_mps2: float = field(default=2.0, metadata=rng(0.1, 6.0))
     max_decel_mps2: float = field(default=8.0, metadata=rng(1.0, 12.0))
