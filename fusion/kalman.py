@@ -104,6 +104,40 @@ def update_leading(x: np.ndarray, p: np.ndarray, z: np.ndarray,
     return x_new, p_new
 
 
+def update_leading_loglik(x: np.ndarray, p: np.ndarray, z: np.ndarray,
+                          r: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``update_leading`` that also returns each update's Gaussian log-likelihood (N,),
+    log N(y; 0, S), the IMM's model likelihood. The state may have more components than z
+    (the IMM's turn rate); H still selects the first m. ln det S in closed form for m = 2 and 4
+    (by the Schur complement, det S = det A det M); a non-positive det gives NaN, never an error."""
+    m = z.shape[-1]
+    ph_t = p[:, :, :m]
+    s = p[:, :m, :m] + r
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if m == 2:
+            a, b, d = s[:, 0, 0], s[:, 0, 1], s[:, 1, 1]
+            det = a * d - b * b
+            s_inv = np.empty_like(s)
+            s_inv[:, 0, 0], s_inv[:, 0, 1], s_inv[:, 1, 0], s_inv[:, 1, 1] = d, -b, -b, a
+            s_inv /= det[:, None, None]
+            logdet = np.log(det)
+        elif m == 4:
+            s_inv = _inv_spd4(s)
+            det_a = s[:, 0, 0] * s[:, 1, 1] - s[:, 0, 1] * s[:, 0, 1]
+            mi = s_inv[:, 2:, 2:]  # M^-1
+            logdet = np.log(det_a) - np.log(mi[:, 0, 0] * mi[:, 1, 1] - mi[:, 0, 1] * mi[:, 0, 1])
+        else:
+            s_inv = np.linalg.inv(s)
+            sign, logdet = np.linalg.slogdet(s)
+            logdet = np.where(sign > 0, logdet, np.nan)
+    k = ph_t @ s_inv
+    y = z - x[:, :m]
+    maha = np.einsum("ni,nij,nj->n", y, s_inv, y)
+    x_new = x + (k @ y[..., None])[..., 0]
+    p_new = p - k @ np.swapaxes(ph_t, -1, -2)
+    return x_new, p_new, -0.5 * (maha + logdet + m * np.log(2.0 * np.pi))
+
+
 def _inv_spd4(s: np.ndarray) -> np.ndarray:
     """Inverse of a stack of symmetric positive-definite 4x4 matrices (N, 4, 4) by 2x2 blocks.
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from core.geometry import wrap_angle
 from core.messages import Detections3D, EgoState, Tracks
-from fusion import kalman
+from fusion import kalman, motion_imm
 from fusion.association import associate, gate_threshold
 from fusion.frames import MapMeasurements, ego_pose_at, to_map
 from fusion.track_merge import duplicates
@@ -43,6 +43,21 @@ def apply_linear_updates(x: np.ndarray, p: np.ndarray, track_idx: np.ndarray, z:
     return x, p
 
 
+def linear_update_rows(x: np.ndarray, p: np.ndarray, z: np.ndarray, r: np.ndarray,
+                       velocity_valid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Update every row x (R, n >= 4) with map-frame z (R, 4), r (R, 4, 4) (position only where
+    the velocity is not valid); also the log-likelihood (R,) of each update, for the IMM."""
+    if velocity_valid.all():
+        return kalman.update_leading_loglik(x, p, z, r)
+    if not velocity_valid.any():
+        return kalman.update_leading_loglik(x, p, z[:, :2], r[:, :2, :2])
+    x, p, ll = x.copy(), p.copy(), np.empty(x.shape[0])
+    for dim, sel in ((2, ~velocity_valid), (4, velocity_valid)):
+        x[sel], p[sel], ll[sel] = kalman.update_leading_loglik(x[sel], p[sel], z[sel, :dim],
+                                                               r[sel, :dim, :dim])
+    return x, p, ll
+
+
 def _check_shapes(d: Detections3D) -> None:
     m = d.boxes.shape[0] if d.boxes.ndim == 2 else -1
     expected = {"boxes": (m, 7), "velocities_mps": (m, 2), "velocity_valid": (m,),
@@ -54,7 +69,17 @@ def _check_shapes(d: Detections3D) -> None:
                              f"(boxes must be (N, 7))")
 
 
+def _imm_predicted(state: TrackerState, t_ns: int, cfg: TrackerConfig) -> motion_imm.ImmPrediction:
+    xm, pm, mu = motion_imm.ensure_models(state.x, state.p, state.xm, state.pm, state.mode_prob, cfg)
+    if state.t_ns is None or t_ns <= state.t_ns or len(state) == 0:
+        return motion_imm.ImmPrediction(xm, pm, mu, state.x, state.p)
+    return motion_imm.predict(xm, pm, mu, (t_ns - state.t_ns) * 1e-9, cfg)
+
+
 def _predicted(state: TrackerState, t_ns: int, cfg: TrackerConfig) -> tuple[np.ndarray, np.ndarray]:
+    if cfg.motion_model == "imm":
+        pred = _imm_predicted(state, t_ns, cfg)
+        return pred.x, pred.p
     if state.t_ns is None or t_ns <= state.t_ns or len(state) == 0:
         return state.x, state.p
     return kalman.cv_predict(state.x, state.p, (t_ns - state.t_ns) * 1e-9, cfg.accel_psd_m2ps3)
@@ -193,19 +218,37 @@ def tracker_step(state: TrackerState, detections: Detections3D, ego: EgoState, t
     def update(x, p, ti, di):
         return apply_linear_updates(x, p, ti, meas.z[di], meas.r[di], meas.velocity_valid[di])
 
-    return apply_frame(state, frame, src, update, t_ns, cfg)
+    def update_rows(x, p, ti, di):
+        return linear_update_rows(x, p, meas.z[di], meas.r[di], meas.velocity_valid[di])
+
+    return apply_frame(state, frame, src, update, t_ns, cfg, update_rows)
 
 
-def apply_frame(state: TrackerState, frame: Frame, src, update, t_ns: int,
-                cfg: TrackerConfig) -> tuple[TrackerState, Tracks]:
-    """Predict, associate, update with ``update(x, p, track_idx, det_idx) -> (x, p)``, manage tracks."""
+def apply_frame(state: TrackerState, frame: Frame, src, update, t_ns: int, cfg: TrackerConfig,
+                update_rows: motion_imm.RowUpdate | None = None) -> tuple[TrackerState, Tracks]:
+    """Predict, associate, update, manage tracks. The CV model updates with
+    ``update(x, p, track_idx, det_idx) -> (x, p)``; the IMM with ``update_rows`` (see
+    ``motion_imm.RowUpdate``), every (track, model) row at once, associating on the combination."""
     t_meas, pose, meas = frame.t_ns, frame.pose, frame.meas
     labels, scores = frame.labels, frame.scores
     bit = cfg.source_bit(frame.source)
-    x, p = _predicted(state, t_meas, cfg)
+    imm = cfg.motion_model == "imm"
+    if imm:
+        if update_rows is None:
+            raise ValueError(f"source {frame.source!r}: the IMM motion model needs a row update")
+        pred = _imm_predicted(state, t_meas, cfg)
+        x, p = pred.x, pred.p
+    else:
+        x, p = _predicted(state, t_meas, cfg)
     assoc = associate(x, p, meas.z[:, :2], meas.r[:, :2, :2], gate_threshold(cfg.gate_probability))
     ti, di = assoc.track_idx, assoc.det_idx
-    x, p = update(x, p, ti, di)
+    if imm:
+        xm, pm, mode_prob, x, p = motion_imm.update(pred, ti, di, update_rows, cfg.imm_min_prob)
+    else:
+        x, p = update(x, p, ti, di)
+        xm, pm, mode_prob = state.xm, state.pm, state.mode_prob
+        if mode_prob.shape[-1]:  # models left by an IMM configuration: the CV filter has none
+            xm, pm, mode_prob = _no_models(len(state))
 
     n = len(state)
     hit = np.zeros(n, bool)
@@ -247,6 +290,7 @@ def apply_frame(state: TrackerState, frame: Frame, src, update, t_ns: int,
         "source_mask": state.source_mask | (hit.view(np.uint8) * bit),
         "trusted_misses": ((state.trusted_misses + missed) * not_hit
                            if src.confirms_alone else state.trusted_misses),
+        "mode_prob": mode_prob, "xm": xm, "pm": pm,
     }
 
     # Births: unmatched detections that are not inside any track's gate (a second detection of a
@@ -260,6 +304,12 @@ def apply_frame(state: TrackerState, frame: Frame, src, update, t_ns: int,
     p_fixed, repaired, broken = kalman.repair_covariance(tracks["p"])
     tracks["p"] = p_fixed
     broken |= ~np.isfinite(tracks["x"]).all(axis=1)
+    if imm:
+        # Repair applies per model; a track with any model broken is dropped.
+        tracks["pm"], repaired_m, broken_m = motion_imm.repair(tracks["pm"])
+        repaired |= repaired_m
+        broken |= (broken_m | ~np.isfinite(tracks["xm"]).all(axis=(1, 2))
+                   | ~np.isfinite(tracks["mode_prob"]).all(axis=1))
 
     age_s = (t_meas - tracks["last_hit_ns"]) * 1e-9
     confirmed = tracks["confirmed"]
@@ -316,4 +366,12 @@ def _births(next_id: int, meas: MapMeasurements, born: np.ndarray, sizes: np.nda
         "existence": scores[born].copy(), "last_hit_ns": np.full(k, t_meas, np.int64),
         "last_nis": np.full(k, np.nan), "source_mask": np.full(k, bit, np.uint8),
         "trusted_misses": np.zeros(k, np.int32),
+        **dict(zip(("xm", "pm", "mode_prob"), (
+            motion_imm.initial_models(x0, p0, cfg.imm_init_turn_sigma_rps, cfg.imm_init_turn_prob)
+            if cfg.motion_model == "imm" else _no_models(k)))),
     }
+
+
+def _no_models(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(xm, pm, mode_prob) of n tracks under the CV motion model: no IMM models."""
+    return np.zeros((n, 0, 5)), np.zeros((n, 0, 5, 5)), np.zeros((n, 0))

@@ -48,6 +48,27 @@ def polar_update(x: np.ndarray, p: np.ndarray, track_idx: np.ndarray, z: np.ndar
     return x, p, nis
 
 
+def polar_update_rows(x: np.ndarray, p: np.ndarray, z: np.ndarray, r: np.ndarray, pose: np.ndarray,
+                      pose_cov: np.ndarray, mount_xy: np.ndarray,
+                      range_offset_m: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """EKF update of every row x (R, n >= 4), p (R, n, n) with z (R, m), r (R, m, m): the IMM's
+    rows, one per (track, model). The measurement depends on (x, y, vx, vy) only; components
+    beyond (the turn rate) move through their covariance with those. Returns (x, P, log N(y; 0, S))."""
+    if x.shape[0] == 0:
+        return x.copy(), p.copy(), np.zeros(0)
+    h, jx4, je = polar_predict(x[:, :4], pose, mount_xy, z.shape[1] == 3, range_offset_m)
+    jx = np.zeros(jx4.shape[:2] + (x.shape[1],))
+    jx[:, :, :4] = jx4
+    y = z - h
+    y[:, BEARING] = wrap_angle(y[:, BEARING])
+    r_eff = r + je @ pose_cov @ np.swapaxes(je, 1, 2)
+    x_u, p_u, y, s = kalman.update_innovation(x, p, y, jx, r_eff)
+    maha = np.einsum("ni,ni->n", y, np.linalg.solve(s, y[..., None])[..., 0])
+    sign, logdet = np.linalg.slogdet(s)
+    ll = -0.5 * (maha + np.where(sign > 0, logdet, np.nan) + z.shape[1] * np.log(2.0 * np.pi))
+    return x_u, p_u, ll
+
+
 def _mount_map(pose: np.ndarray, mount_xy: np.ndarray) -> np.ndarray:
     c, s = np.cos(pose[2]), np.sin(pose[2])
     return pose[:2] + np.array([c * mount_xy[0] - s * mount_xy[1], s * mount_xy[0] + c * mount_xy[1]])
@@ -103,7 +124,19 @@ def _run(state, frame, sub, pose, pose_cov, src, t_ns, cfg, near_face_fraction,
         x, p, _ = polar_update(x, p, ti, sub.z[di], r, pose, pose_cov, sub.mount_xy_m, offset)
         return x, p
 
-    return apply_frame(state, frame, src, update, t_ns, cfg)
+    def update_rows(x, p, ti, di):
+        # The IMM's rows: x (R, 5) are the rows themselves; ti names each row's track.
+        yaw, size = state.yaw[ti], state.size[ti]
+        range_m, los = _line_of_sight(x, pose, sub.mount_xy_m)
+        offset = near_face_fraction * extent_along(los, yaw, size)
+        r = sub.r[di]
+        if extent_bearing_fraction > 0.0 and ti.size:
+            r = r.copy()
+            r[:, 1, 1] += extent_bearing_var(range_m, extent_along(los + 0.5 * np.pi, yaw, size),
+                                             extent_bearing_fraction)
+        return polar_update_rows(x, p, sub.z[di], r, pose, pose_cov, sub.mount_xy_m, offset)
+
+    return apply_frame(state, frame, src, update, t_ns, cfg, update_rows)
 
 
 def tracker_step_camera(state: TrackerState, detections: Detections2D, ego: EgoState, t_ns: int,
