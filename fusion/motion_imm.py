@@ -107,10 +107,13 @@ def mix(xm: np.ndarray, pm: np.ndarray, mu: np.ndarray,
     """IMM mixing: (x0 (N, M, n), P0 (N, M, n, n), predicted probabilities c (N, M))."""
     joint = mu[:, :, None] * pi[None]  # (N, i, j) = mu_i pi_ij
     c = joint.sum(axis=1)  # (N, j)
-    w = joint / c[:, None, :]  # mu_{i|j}; c > 0: mu is floored and pi has no zero column
-    x0 = np.einsum("nij,nik->njk", w, xm)
-    d = xm[:, :, None, :] - x0[:, None, :, :]  # (N, i, j, n)
-    p0 = np.einsum("nij,nikl->njkl", w, pm) + np.einsum("nij,nijk,nijl->njkl", w, d, d)
+    # mu_{i|j}, as (N, j, i); c > 0: mu is floored and pi has no zero column
+    wt = np.swapaxes(joint / c[:, None, :], 1, 2)
+    n, m, k = xm.shape
+    x0 = wt @ xm
+    p0 = (wt @ pm.reshape(n, m, k * k)).reshape(n, m, k, k)
+    d = xm[:, None, :, :] - x0[:, :, None, :]  # (N, j, i, n): spread of model i about mix j
+    p0 += np.swapaxes(d, -1, -2) @ (d * wt[..., None])
     return x0, p0, c
 
 
