@@ -1,4 +1,6 @@
-"""Batched multi-object tracker: constant-velocity Kalman filters over struct-of-arrays state.
+"""Batched multi-object tracker: constant-velocity Kalman filters over struct-of-arrays state, or
+(``TrackerConfig.motion_model == "imm"``) an IMM of constant velocity and coordinated turn
+(fusion/motion_imm.py) whose combined 4-D estimate takes the CV filter's place everywhere below.
 
 One ``tracker_step`` consumes one frame of vehicle-frame ``Detections3D`` from any source:
 predict every track to the frame time, place detections in the map with the ego pose at that time,
