@@ -68,31 +68,8 @@ def _emergency(state: LatticeState, ego: EgoState, road: Road, d_m: float, t_ns:
     plan = stop_profile_plan(road, ego, 0, t_ns, initial_accel(state.last_plan, ego, t_ns), decel, cfg.acc,
                              behaviour, d_m=d_m)
     n = plan.t_s.shape[0]
-    return replace(state, last_plan=plan, last_d_m=np.full(n, d_m), last_d_rate_mps=np.zeros(n),
-                   last_dd_mps2=np.zeros(n),
+    return replace(state, last_plan=plan, last_d_m=np.full(n, d_m), last_dd_mps2=np.zeros(n),
                    target_lane=_lane_of(road, d_m), evaluated=0, **counters), plan
-
-
-def _lateral_start(state: LatticeState, t_ns: int, d_m: float, d_rate_mps: float,
-                   max_error_m: float) -> tuple[float, float, float]:
-    """Lateral start state (d, d', d'') of the new plan: the previous plan's at this time while the
-    ego is within ``max_error_m`` of it (trajectory stitching, as in Werling et al. 2010), else the
-    measured offset and rate with the previous plan's d''. Starting every plan from the estimated
-    state feeds localisation noise into the plan: a heading estimate 0.01 rad off at 22 m/s reads
-    as 0.2 m/s of drift, every plan then first carries on outwards before it turns back, and
-    re-planned every 100 ms the car never returns to the lane centre (free_road seed 3, full stack:
-    0.9 m off centre for seconds). The controller corrects the tracking error instead."""
-    last = state.last_plan
-    if last is None or state.last_d_m.shape[0] != last.t_s.shape[0] or state.last_d_rate_mps.shape[0] != last.t_s.shape[0]:
-        return d_m, d_rate_mps, 0.0
-    t_prev = (t_ns - last.t_ns) * 1e-9
-    dd_prev = float(np.interp(t_prev, last.t_s, state.last_dd_mps2))
-    if not 0.0 <= t_prev <= float(last.t_s[-1]):
-        return d_m, d_rate_mps, 0.0
-    d_prev = float(np.interp(t_prev, last.t_s, state.last_d_m))
-    if abs(d_prev - d_m) > max_error_m:
-        return d_m, d_rate_mps, dd_prev
-    return d_prev, float(np.interp(t_prev, last.t_s, state.last_d_rate_mps)), dd_prev
 
 
 def _reference_rows(s0: float, refs, dt_s: float) -> np.ndarray:
@@ -136,7 +113,9 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     dd0 = ego.speed_mps * math.sin(dpsi)
     a0 = initial_accel(state.last_plan, ego, t_ns)
     last = state.last_plan
-    d_start, dd_start, ddd_start = _lateral_start(state, t_ns, d0, dd0, cfg.stitch_max_lateral_error_m)
+    prev_dd = 0.0
+    if last is not None and state.last_dd_mps2.shape[0] == last.t_s.shape[0]:
+        prev_dd = float(np.interp((t_ns - last.t_ns) * 1e-9, last.t_s, state.last_dd_mps2))
 
     # Tracks: Frenet, nearest MAX_OBJECTS, rate memories, predictions.
     ft, n_bad = tracks_to_frenet(tracks, road, t_ns, acc.min_existence)
@@ -161,7 +140,7 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     v_max = max(v_cap, v0)  # above the cap (cap just lowered): only profiles that slow down pass
     offsets, lane_slot = tab.offsets_m, tab.lane_slot
     d_targets = (refs.centre_d_m[:, None] + offsets[None, :]).ravel()
-    lat = lateral_family_tabled(tab.lat_map, d_start, dd_start, ddd_start, d_targets)
+    lat = lateral_family_tabled(tab.lat_map, d0, dd0, prev_dd, d_targets)
     lon, _ = longitudinal_family_tabled(tab.lon_map, tab.lon_end_speed_blocks, tab.horizons_s, s0, v0, a0,
                                         tab.levels_mps2, v_max, _reference_rows(s0, refs, dt))
     n_q = tab.levels_mps2.shape[0]  # quartic rows; the three lanes' ACC roll-outs follow
@@ -259,5 +238,4 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     else:
         behaviour = "follow" if refs.own_lead_index >= 0 and v[-1] < v_cap - 0.5 else "cruise"
     plan = frenet_to_plan(road, t_ns, t_s, s, d, d_s, d_ss, np.maximum(v, 0.0), a, emergency, behaviour)
-    return replace(state, last_plan=plan, last_d_m=d, last_d_rate_mps=dd, last_dd_mps2=ddd, target_lane=target_lane,
-                   **counters), plan
+    return replace(state, last_plan=plan, last_d_m=d, last_dd_mps2=ddd, target_lane=target_lane, **counters), plan

@@ -48,9 +48,6 @@ class LatticeConfig:
     rss_reaction_s: float = field(default=0.5, metadata=rng(0.0, 5.0))
     rss_ego_brake_mps2: float = field(default=6.0, metadata=rng(0.5, 12.0))
     rss_object_brake_mps2: float = field(default=8.0, metadata=rng(0.5, 12.0))
-    # A new plan starts laterally from the previous plan while the ego is this close to it
-    # (lattice._lateral_start); beyond, from the estimated state.
-    stitch_max_lateral_error_m: float = field(default=0.5, metadata=rng(0.0, 10.0))
     w_lat_jerk: float = field(default=0.05, metadata=rng(0.0, 100.0))
     w_lon_jerk: float = field(default=0.02, metadata=rng(0.0, 100.0))
     w_lat_dev: float = field(default=0.05, metadata=rng(0.0, 100.0))  # d(t) away from its target
@@ -79,7 +76,6 @@ class LatticeConfig:
 class LatticeState:
     last_plan: Plan | None = None
     last_d_m: np.ndarray = field(default_factory=lambda: np.zeros(0))  # Frenet d of the last plan
-    last_d_rate_mps: np.ndarray = field(default_factory=lambda: np.zeros(0))  # its d rate
     last_dd_mps2: np.ndarray = field(default_factory=lambda: np.zeros(0))  # and its d acceleration
     target_lane: int = -1  # lane of the last plan's lateral target: a started lane change is kept
     tables: LatticeTables | None = None  # per-config constants, built on the first step
