@@ -15,7 +15,7 @@ from fusion_reference import detections, still_ego
 STEP_NS = 100_000_000
 SIGMA_M = 0.25
 SRC = {"lidar": SourceModel(SIGMA_M, 0.5, 3.1416, 500.0)}
-CV_CFG = TrackerConfig(sources=SRC)
+CV_CFG = TrackerConfig(sources=SRC, motion_model="cv")
 IMM_CFG = TrackerConfig(sources=SRC, motion_model="imm")
 
 

@@ -15,7 +15,8 @@ from fusion_reference import detections
 STEP_NS = 100_000_000
 CFG = TrackerConfig(sources={"lidar": SourceModel(0.3, 0.4, 3.1416, 500.0),
                              "radar": SourceModel(0.5, 0.3, 3.1416, 500.0),
-                             "camera": SourceModel(1.0, 1.0, 3.1416, 500.0)})
+                             "camera": SourceModel(1.0, 1.0, 3.1416, 500.0)},
+                    motion_model="cv")  # the CV EKF, compared with filterpy's per track
 # The synthetic measurements here are of point targets (no near face), as the filterpy reference
 # models them: the near-face offset is off; test_fusion_near_face.py covers it.
 RADAR = RadarModel(mount_x_m=3.7, mount_y_m=0.2, mount_yaw_rad=0.0, near_face_fraction=0.0,

@@ -10,7 +10,7 @@ from fusion_reference import (detections, filterpy_predict, filterpy_track, filt
 
 STEP_NS = 100_000_000
 SIGMA_M = 0.3
-CFG = TrackerConfig(sources={"lidar": SourceModel(SIGMA_M, 0.4, 3.1416, 500.0)})
+CFG = TrackerConfig(sources={"lidar": SourceModel(SIGMA_M, 0.4, 3.1416, 500.0)}, motion_model="cv")
 
 
 def _targets(n, rng):
@@ -56,7 +56,7 @@ def test_nees_of_constant_velocity_target_is_consistent():
     rng = np.random.default_rng(11)
     runs, steps, q, dt = 60, 40, 0.5, STEP_NS * 1e-9
     # A wide gate: at 2400 associations the default gate would leave a few true detections out.
-    cfg = TrackerConfig(accel_psd_m2ps3=q, gate_probability=0.999999,
+    cfg = TrackerConfig(accel_psd_m2ps3=q, gate_probability=0.999999, motion_model="cv",
                         sources={"lidar": SourceModel(SIGMA_M, 0.4, 3.1416, 500.0)})
     pos, _ = _targets(runs, rng)
     x = np.concatenate([pos * 4.0, np.tile([4.0, 1.0], (runs, 1))], axis=1)
