@@ -196,11 +196,6 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
         lon_ov, lon_w = obs.longitudinal(lon.x[iv, iT] + cfg.rear_axle_to_center_m)
         collide = (obs.lat_overlap[il, iT] & lon_ov).any(axis=(1, 2))
         v_b = lon.v[iv, iT]
-        changing = tab.lane_slot[il] != 1  # slot 1: the ego's own lane
-        if changing.any() and len(pred):
-            collide[changing] |= obs.unsafe_following(
-                lon.x[iv[changing], iT[changing]] + (cfg.rear_axle_to_center_m + 0.5 * cfg.ego_length_m),
-                v_b[changing], obs.lat_overlap[il[changing], iT[changing]], cfg.rss_reaction_s, cfg.rss_ego_brake_mps2)
         # Road curvature is piecewise constant per sample: a lookup, only for the visited profiles.
         curv = lat.a[il, iT] / np.maximum(v_b, 2.0) ** 2
         if not road.is_straight:
@@ -211,9 +206,21 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
         prox = np.einsum("bnk,bnk->b", obs.lat_w[il, iT], lon_w) * dt
         total = np.where(~collide & kin_ok, flat[idx] + cfg.w_proximity * prox, np.inf)
         evaluated += idx.shape[0]
-        i = int(np.argmin(total))
-        if total[i] < best_cost:
+        # The batch's best that also passes the RSS rule if it changes lanes (slot 1: own lane).
+        # Checked lazily, best first: usually the first candidate settles it, and the rule's
+        # (objects x steps) arrays for the whole batch had cost more than the rest of the batch.
+        while True:
+            i = int(np.argmin(total))
+            if not total[i] < best_cost:
+                break
+            if tab.lane_slot[il[i]] != 1 and len(pred) and obs.unsafe_following(
+                    lon.x[iv[i], iT[i]][None] + (cfg.rear_axle_to_center_m + 0.5 * cfg.ego_length_m),
+                    v_b[i][None], obs.lat_overlap[il[i], iT[i]][None], cfg.rss_reaction_s,
+                    cfg.rss_ego_brake_mps2)[0]:
+                total[i] = np.inf
+                continue
             best_cost, best = float(total[i]), int(idx[i])
+            break
     counters = dict(memory, evaluated=evaluated, deadline_hits=state.deadline_hits + int(hit_deadline))
     if best < 0:
         st = replace(state, infeasible=state.infeasible + 1, **{k: v for k, v in counters.items() if k != "evaluated"})
