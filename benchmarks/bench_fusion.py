@@ -2,8 +2,8 @@
 
 ``BENCHMARKS`` maps a name to a factory; the factory prepares inputs and returns a zero-argument
 callable timed by the harness. One call of ``tracker_100x3`` is one fusion cycle: 100 targets seen
-by three sources (lidar, radar, oracle), each a ``tracker_step`` of the shipped tracker (IMM motion
-model); ``tracker_cv_100x3`` the same with the constant-velocity model alone. ``tracker_filterpy_100x3`` runs
+by three sources (lidar, radar, oracle), each a ``tracker_step`` of the shipped tracker (constant
+velocity); ``tracker_imm_100x3`` the same with the IMM motion model. ``tracker_filterpy_100x3`` runs
 filterpy's ``KalmanFilter.predict``/``update`` per track over the same detections with the
 association given: a lower bound for a per-track implementation. One call of ``sync`` is one
 message through ``sync_step``. ``python -m benchmarks.bench_fusion`` prints median and p99.
@@ -57,7 +57,7 @@ def _scenario(seed: int = 0):
 
 
 def make_tracker_100x3(cfg: TrackerConfig | None = None) -> Callable[[], None]:
-    """The shipped tracker (the IMM motion model); ``cfg`` another configuration."""
+    """The shipped tracker (the constant-velocity model); ``cfg`` another configuration."""
     cfg = cfg or TrackerConfig()
     frames = _scenario()
     warm = TrackerState.empty()
@@ -143,8 +143,8 @@ def make_sync() -> Callable[[], None]:
 
 BENCHMARKS: dict[str, Callable[[], Callable[[], None]]] = {
     "tracker_100x3": make_tracker_100x3,
-    # The constant-velocity model alone (TrackerConfig.motion_model = "cv"), on the same input.
-    "tracker_cv_100x3": lambda: make_tracker_100x3(TrackerConfig(motion_model="cv")),
+    # The IMM motion model (TrackerConfig.motion_model = "imm"), on the same input.
+    "tracker_imm_100x3": lambda: make_tracker_100x3(TrackerConfig(motion_model="imm")),
     "tracker_filterpy_100x3": make_tracker_filterpy_100x3,
     "sync": make_sync,
 }
