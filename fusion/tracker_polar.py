@@ -111,9 +111,11 @@ def _polar_frame(t_meas: int, pose: np.ndarray, pose_cov: np.ndarray, pm: PolarM
 
 def _run(state, frame, sub, pose, pose_cov, src, t_ns, cfg, near_face_fraction,
          extent_bearing_fraction: float = 0.0) -> tuple[TrackerState, Tracks]:
-    def update(x, p, ti, di):
+    def noise_and_offset(xy, ti, di):
+        """Measurement noise and near-face range offset of detections ``di`` for the tracks ``ti``
+        at positions ``xy`` (rows of the CV state or of the IMM's per-model rows)."""
         yaw, size = state.yaw[ti], state.size[ti]
-        range_m, los = _line_of_sight(x[ti], pose, sub.mount_xy_m)
+        range_m, los = _line_of_sight(xy, pose, sub.mount_xy_m)
         offset = near_face_fraction * extent_along(los, yaw, size)
         r = sub.r[di]
         if extent_bearing_fraction > 0.0 and ti.size:
@@ -121,19 +123,16 @@ def _run(state, frame, sub, pose, pose_cov, src, t_ns, cfg, near_face_fraction,
             r = r.copy()
             r[:, 1, 1] += extent_bearing_var(range_m, extent_along(los + 0.5 * np.pi, yaw, size),
                                              extent_bearing_fraction)
+        return r, offset
+
+    def update(x, p, ti, di):
+        r, offset = noise_and_offset(x[ti], ti, di)
         x, p, _ = polar_update(x, p, ti, sub.z[di], r, pose, pose_cov, sub.mount_xy_m, offset)
         return x, p
 
     def update_rows(x, p, ti, di):
         # The IMM's rows: x (R, 5) are the rows themselves; ti names each row's track.
-        yaw, size = state.yaw[ti], state.size[ti]
-        range_m, los = _line_of_sight(x, pose, sub.mount_xy_m)
-        offset = near_face_fraction * extent_along(los, yaw, size)
-        r = sub.r[di]
-        if extent_bearing_fraction > 0.0 and ti.size:
-            r = r.copy()
-            r[:, 1, 1] += extent_bearing_var(range_m, extent_along(los + 0.5 * np.pi, yaw, size),
-                                             extent_bearing_fraction)
+        r, offset = noise_and_offset(x, ti, di)
         return polar_update_rows(x, p, sub.z[di], r, pose, pose_cov, sub.mount_xy_m, offset)
 
     return apply_frame(state, frame, src, update, t_ns, cfg, update_rows)
