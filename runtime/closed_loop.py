@@ -27,7 +27,7 @@ from runtime.stack_config import StackConfig
 from runtime.stage_factory import build_steps
 from runtime.summary import stage_stats
 from sim.metrics import MetricsRecorder
-from sim.oracle import oracle_ego, oracle_objects
+from sim.oracle import EgoNoise, oracle_ego, oracle_objects
 from sim.faults import parse_faults
 from sim.scenario import ScenarioConfig
 from sim.sensors.config import SensorRigConfig
@@ -140,6 +140,7 @@ class ClosedLoop:
         self._physics_dt_ns = s_to_ns(1.0 / stack_cfg.rates_hz.physics)
         self._objects_period_ns = s_to_ns(1.0 / scenario.oracle.rate_hz)
         self._ego_period_ns = s_to_ns(1.0 / EGO_ORACLE_RATE_HZ)
+        self._ego_noise = EgoNoise.from_config(scenario.oracle)
         self.trajectory: list[tuple[float, float, float, float, float]] = []  # t_s, x, y, speed, accel
         self.scheduler.add_task(TaskSpec("sim.world", PRIORITY["sim"], budget_ns=0,
                                          period_ns=self._physics_dt_ns, timed=False), self._world_tick)
@@ -158,7 +159,7 @@ class ClosedLoop:
             sched.post(t_ns, "/sensors/oracle", oracle_objects(ego, actors, self._rng_objects, self.scenario.oracle))
         if self.rig is None:
             if t_ns % self._ego_period_ns == 0:
-                sched.post(t_ns, "/sensors/ego", oracle_ego(ego, self._rng_ego, self.scenario.oracle))
+                sched.post(t_ns, "/sensors/ego", oracle_ego(ego, self._rng_ego, self._ego_noise))
         else:
             for name in self.rig.sensors:
                 # Captures land on the physics grid: exact for rates dividing the physics rate.

@@ -113,11 +113,18 @@ def stream_bad_data(state: HealthState, spec: StreamSpec, now_ns: int) -> bool:
 
 def all_finite(*values) -> bool:
     """True if every float scalar and every element of every array is finite."""
+    arrays = []
     for v in values:
         if isinstance(v, float):
             if not math.isfinite(v):
                 return False
-        # Not a finite-sum shortcut: inf + (-inf) in a sum raises numpy's "invalid value" warning.
-        elif not np.isfinite(v).all():
-            return False
-    return True
+        else:
+            arrays.append(v)
+    if not arrays:
+        return True
+    # One isfinite over all arrays: a message's arrays are small, so numpy's per-call cost dominates
+    # and three calls beat two per array. (Not a finite-sum shortcut: inf + (-inf) in a sum raises
+    # numpy's "invalid value" warning.)
+    if len(arrays) == 1:
+        return bool(np.isfinite(arrays[0]).all())
+    return bool(np.isfinite(np.concatenate([np.ravel(a) for a in arrays])).all())
