@@ -79,7 +79,11 @@ def longitudinal_feasible(lon: Family, max_accel_mps2: float, max_decel_mps2: fl
     """(n_v, n_T) each: acceleration, jerk and speed (no reversing, no exceeding the cap) within
     limits; and beyond the comfort limits (an emergency manoeuvre). One min and one max over the
     family's v, a and j together."""
-    lo, hi = lon.xvaj[1:].min(axis=-1), lon.xvaj[1:].max(axis=-1)  # (3, n_v, n_T): v, a, j
+    # Reduced over time as the outer axis of a time-major copy: numpy reduces a short contiguous
+    # inner axis row by row (~420 x 3 rows of 51 here) but an outer one with whole-array vector
+    # operations; the copy plus both reductions take ~60% of the row-wise min and max.
+    vaj_by_time = np.ascontiguousarray(np.moveaxis(lon.xvaj[1:], -1, 0))
+    lo, hi = np.minimum.reduce(vaj_by_time, axis=0), np.maximum.reduce(vaj_by_time, axis=0)  # (3, n_v, n_T)
     a_min = lo[1]
     j_abs = np.maximum(hi[2], -lo[2])
     ok = (hi[1] <= max_accel_mps2 + 1e-9) & (a_min >= -max_decel_mps2 - 1e-9) & (j_abs <= max_jerk_mps3 + 1e-9)

@@ -22,11 +22,6 @@ MAX_OBJECTS = 64  # bound on the per-step work: the nearest objects only, the re
 RSS_TOLERANCE_M = 0.01  # float32 rounding of the RSS shortfall, far below any physical margin
 
 
-def _bump(ratio: np.ndarray) -> np.ndarray:
-    """Compact quadratic bump 1 - r^2 on |r| < 1: a cheap stand-in for a Gaussian (no exp)."""
-    return np.maximum(1.0 - ratio * ratio, 0.0)
-
-
 @dataclass(frozen=True, slots=True)
 class ObstacleTerms:
     lat_overlap: np.ndarray  # (n_d, n_T, N, K) bool
@@ -45,8 +40,8 @@ class ObstacleTerms:
         rs = (s_center_m - self.s_ref_m).astype(np.float32)[:, None, :] - self.s_obj_rel
         rs *= self.inv_half_l
         rs2 = np.multiply(rs, rs, out=rs)
-        # |r| < 1 iff r^2 < 1, and _bump(r / 2) == max(1 - r^2 / 4, 0) to the bit (scaling by powers
-        # of two is exact): one square serves both, in place.
+        # |r| < 1 iff r^2 < 1, and the bump max(1 - (r / 2)^2, 0) == max(1 - r^2 / 4, 0) to the bit
+        # (scaling by powers of two is exact): one square serves both, in place.
         overlap = rs2 < 1.0
         # Proximity reaches twice the collision distance along s (closing in); along d it stays within
         # the collision corridor (obstacle_terms), so traffic in the next lane does not push the ego away.
@@ -81,20 +76,34 @@ def obstacle_terms(pred: Prediction, lat_d: np.ndarray, ego_length_m: float, ego
                    ignore: np.ndarray, object_brake_mps2: float = 8.0) -> ObstacleTerms:
     """``lat_d`` (n_d, n_T, K) ego lateral offsets; ``ignore`` (N,) objects excluded (followers in the
     ego's own lane); ``object_brake_mps2`` the worst-case braking assumed of an object ahead."""
-    keep = ~ignore
-    half_w = 0.5 * (ego_width_m + pred.width_m[keep])[:, None] + inflation_sigmas * pred.sigma_d_m[keep] + lat_margin_m
-    half_l = 0.5 * (ego_length_m + pred.length_m[keep])[:, None] + inflation_sigmas * pred.sigma_s_m[keep] + lon_margin_m
-    rd = (lat_d[:, :, None, :] - pred.d_m[keep]).astype(np.float32)  # (n_d, n_T, N, K)
+    if ignore.any():
+        keep = ~ignore
+        width, length = pred.width_m[keep], pred.length_m[keep]
+        d_obj, s_obj, sig_d, sig_s = pred.d_m[keep], pred.s_m[keep], pred.sigma_d_m[keep], pred.sigma_s_m[keep]
+    else:  # the usual case: the prediction's own arrays, no boolean-index copies
+        width, length = pred.width_m, pred.length_m
+        d_obj, s_obj, sig_d, sig_s = pred.d_m, pred.s_m, pred.sigma_d_m, pred.sigma_s_m
+    half_w = 0.5 * (ego_width_m + width)[:, None] + inflation_sigmas * sig_d + lat_margin_m
+    half_l = 0.5 * (ego_length_m + length)[:, None] + inflation_sigmas * sig_s + lon_margin_m
+    rd = (lat_d[:, :, None, :] - d_obj).astype(np.float32)  # (n_d, n_T, N, K)
     rd *= (1.0 / half_w).astype(np.float32)
-    s_obj = pred.s_m[keep]
     s_ref = float(s_obj[:, 0].min()) if s_obj.shape[0] else 0.0
-    rear = s_obj - 0.5 * pred.length_m[keep][:, None] - s_ref
-    v_obj = np.zeros_like(s_obj)
+    rear = s_obj - 0.5 * length[:, None] - s_ref
+    v_obj = np.empty_like(s_obj)
     if s_obj.shape[1] > 1:
-        np.maximum(np.diff(s_obj, axis=1) / np.diff(pred.t_s), 0.0, out=v_obj[:, :-1])  # along-road speed
+        # Along-road speed: np.diff's differences, written as slices (np.diff costs a Python call each).
+        t_s = pred.t_s
+        np.maximum((s_obj[:, 1:] - s_obj[:, :-1]) / (t_s[1:] - t_s[:-1]), 0.0, out=v_obj[:, :-1])
         v_obj[:, -1] = v_obj[:, -2]
+    else:
+        v_obj.fill(0.0)
     stop = rear + v_obj * v_obj * (0.5 / object_brake_mps2)
-    return ObstacleTerms(np.abs(rd) < 1.0, _bump(rd), (s_obj - s_ref).astype(np.float32),
+    # Overlap |r| < 1 and the proximity bump max(1 - r^2, 0), a cheap compact stand-in for a
+    # Gaussian, from one square: |r| < 1 iff r^2 < 1 (for r < 1, r^2 rounds to at most r).
+    rd2 = np.multiply(rd, rd, out=rd)
+    lat_overlap = rd2 < 1.0
+    np.subtract(1.0, rd2, out=rd2)
+    return ObstacleTerms(lat_overlap, np.maximum(rd2, 0.0, out=rd2), (s_obj - s_ref).astype(np.float32),
                          (1.0 / half_l).astype(np.float32), stop.astype(np.float32), rear.astype(np.float32), s_ref)
 
 
