@@ -138,10 +138,10 @@ class DrivingStack:
             self._counts_changed = True
         faults = [f for f in self.stage_faults if stage in FAULT_TARGET_STAGES.get(f.target, ()) and f.active(t_ns)
                   ] if self.stage_faults else ()
-        if any(f.kind == "hang" for f in faults):
+        if faults and any(f.kind == "hang" for f in faults):
             return TaskOutcome(hung=True)  # the stage never returns: no output, its state stays put
         try:
-            if any(f.kind == "exception" for f in faults):
+            if faults and any(f.kind == "exception" for f in faults):
                 raise RuntimeError(f"injected fault {next(f for f in faults if f.kind == 'exception')}")
             outputs = run(t_ns)
         except Exception as exc:  # a failing stage must not take the loop down: count and report
@@ -156,6 +156,8 @@ class DrivingStack:
             else:
                 counters.nonfinite_outputs += 1
                 self._counts_changed = True
+        if not faults:
+            return kept
         slow = [f.value for f in faults if f.kind == "slow"]
         return TaskOutcome(tuple(kept), compute_scale=max(slow)) if slow else kept
 

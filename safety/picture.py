@@ -50,13 +50,18 @@ def obstacle_close_ahead(ego: EgoState | None, tracks: Tracks | None, cfg: Pictu
     """True if a confirmed track's centre is within the close-ahead box in front of the ego."""
     if ego is None or tracks is None or len(tracks) == 0:
         return False
-    x0, y0, yaw = (float(v) for v in ego.pose[:3])
+    x0, y0, yaw = ego.pose[:3].tolist()
     if not (math.isfinite(x0) and math.isfinite(y0) and math.isfinite(yaw)):
         return False
-    states = np.asarray(tracks.states, dtype=np.float64)
-    dx, dy = states[:, 0] - x0, states[:, 1] - y0
     c, s = math.cos(yaw), math.sin(yaw)
-    ahead, lateral = c * dx + s * dy, -s * dx + c * dy  # track centres in the vehicle frame
-    near = ((ahead > 0.0) & (ahead <= cfg.close_ahead_m) & (np.abs(lateral) <= cfg.close_half_width_m)
-            & (np.asarray(tracks.existence) >= cfg.min_existence))
-    return bool(near.any())  # NaN compares false: a non-finite track never counts as close
+    # Plain floats per track: a picture holds a handful of tracks, and the dozen ufunc calls of the
+    # array form cost several times this loop (the same IEEE operations, so the same verdict).
+    xy = np.asarray(tracks.states, dtype=np.float64)[:, :2].tolist()
+    ahead_max, half_width, min_existence = cfg.close_ahead_m, cfg.close_half_width_m, cfg.min_existence
+    for (x, y), existence in zip(xy, np.asarray(tracks.existence, dtype=np.float64).tolist()):
+        dx, dy = x - x0, y - y0
+        ahead, lateral = c * dx + s * dy, -s * dx + c * dy  # the track centre in the vehicle frame
+        # NaN compares false: a non-finite track never counts as close.
+        if 0.0 < ahead <= ahead_max and abs(lateral) <= half_width and existence >= min_existence:
+            return True
+    return False
