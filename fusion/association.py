@@ -58,11 +58,17 @@ def associate(x: np.ndarray, p: np.ndarray, z_xy: np.ndarray, r_xy: np.ndarray,
     # pass it only if |dx| <= sqrt(gate * (trace P_i + max_j trace R_j)), so each track sees the
     # detections within its own reach instead of all M (the dense N x M arrays cost more than
     # the whole rest of the association).
-    tr_p = p[:, 0, 0] + p[:, 1, 1]
-    tr_r = r_xy[:, 0, 0] + r_xy[:, 1, 1]
-    with np.errstate(invalid="ignore"):  # a negative or NaN trace gives a NaN reach: no window
-        # fmax skips a NaN detection trace, which gates nothing anyway, instead of spreading it.
-        reach = np.sqrt(gate_d2 * (tr_p + np.fmax.reduce(tr_r)))
+    p00, p01, p11 = p[:, 0, 0], p[:, 0, 1], p[:, 1, 1]
+    r00, r01, r11 = r_xy[:, 0, 0], r_xy[:, 0, 1], r_xy[:, 1, 1]
+    tr_p = p00 + p11
+    tr_r = r00 + r11
+    # fmax skips a NaN detection trace, which gates nothing anyway, instead of spreading it.
+    reach2 = gate_d2 * (tr_p + np.fmax.reduce(tr_r))
+    if reach2.min() >= 0.0:  # the rule: no NaN, nothing negative, so the root cannot warn
+        reach = np.sqrt(reach2)
+    else:
+        with np.errstate(invalid="ignore"):  # a negative or NaN trace gives a NaN reach: no window
+            reach = np.sqrt(reach2)
     order = np.argsort(z_xy[:, 0], kind="stable")
     zx = z_xy[order, 0]
     lo = np.searchsorted(zx, x[:, 0] - reach, side="left")
@@ -77,9 +83,9 @@ def associate(x: np.ndarray, p: np.ndarray, z_xy: np.ndarray, r_xy: np.ndarray,
     ii, jj, e0, e1 = ii[coarse], jj[coarse], e0[coarse], e1[coarse]
     if ii.size == 0:
         return _empty(m)
-    a = p[ii, 0, 0] + r_xy[jj, 0, 0]
-    b = p[ii, 0, 1] + r_xy[jj, 0, 1]
-    d = p[ii, 1, 1] + r_xy[jj, 1, 1]
+    a = p00[ii] + r00[jj]
+    b = p01[ii] + r01[jj]
+    d = p11[ii] + r11[jj]
     det = a * d - b * b
     with np.errstate(divide="ignore", invalid="ignore"):
         d2 = (d * e0 * e0 - 2.0 * b * e0 * e1 + a * e1 * e1) / det
@@ -89,7 +95,8 @@ def associate(x: np.ndarray, p: np.ndarray, z_xy: np.ndarray, r_xy: np.ndarray,
     col_count = np.bincount(jj, minlength=m)
     alone = (row_count[ii] == 1) & (col_count[jj] == 1)
     if alone.all():
-        return Association(ii.astype(np.int64), jj.astype(np.int64), d2, col_count > 0, 0)
+        # ii and jj are fresh int64 index arrays already (np.repeat of arange, argsort's order).
+        return Association(ii, jj, d2, col_count > 0, 0)
     rest = ~alone
     rows, row_of = np.unique(ii[rest], return_inverse=True)
     cols, col_of = np.unique(jj[rest], return_inverse=True)

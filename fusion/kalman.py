@@ -7,6 +7,8 @@ positive semi-definite under round-off and lets the tests compare the two to 1e-
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 # Smallest eigenvalue a repaired covariance keeps: far below any physical variance in the stack
@@ -99,7 +101,7 @@ def update_leading(x: np.ndarray, p: np.ndarray, z: np.ndarray,
         s_inv = np.linalg.inv(s)
     k = ph_t @ s_inv  # (N, n, m)
     y = z - x[:, :m]
-    x_new = x + (k @ y[..., None])[..., 0]
+    x_new = x + np.einsum("nij,nj->ni", k, y)
     p_new = p - k @ np.swapaxes(ph_t, -1, -2)
     return x_new, p_new
 
@@ -176,41 +178,54 @@ def _inv_spd4(s: np.ndarray) -> np.ndarray:
 
 def cv_predict(x: np.ndarray, p: np.ndarray, dt_s: float,
                accel_psd_m2ps3: float) -> tuple[np.ndarray, np.ndarray]:
-    """Constant-velocity prediction by block algebra: F P F^T without the two matmuls.
+    """Constant-velocity prediction, x' = F x and P' = F P F^T + Q, as fresh C-ordered arrays."""
+    xt, pt = cv_predict_components(x, p, dt_s, accel_psd_m2ps3)
+    return xt.T.copy(), pt.transpose(2, 0, 1).copy()
 
-    The blocks are updated component-major, P as (4, 4, N): a (N, 2, 4) slice of a (N, 4, 4)
-    stack runs numpy's inner loop over 2 to 4 elements, so two transposing copies and
-    contiguous block updates cost less than the strided ones, with the same arithmetic.
+
+def cv_predict_components(x: np.ndarray, p: np.ndarray, dt_s: float,
+                          accel_psd_m2ps3: float) -> tuple[np.ndarray, np.ndarray]:
+    """``cv_predict`` by block algebra, returned component-major: x' as (4, N), P' as (4, 4, N).
+
+    A (N, 2, 4) slice of a (N, 4, 4) stack runs numpy's inner loop over 2 to 4 elements; in the
+    component-major layout every block update is one contiguous loop over N, so the tracker keeps
+    its working arrays that way (its N-major views then cost nothing to hand out).
     """
-    x_new = x.copy()
-    x_new[:, :2] += dt_s * x[:, 2:]
+    xt = x.T.copy()
+    xt[:2] += dt_s * xt[2:]
     pt = p.transpose(1, 2, 0).copy()  # (4, 4, N)
     pt[:2] += dt_s * pt[2:]
     pt[:, :2] += dt_s * pt[:, 2:]
     pt += cv_process_noise(float(dt_s), accel_psd_m2ps3)[:, :, None]
-    return x_new, pt.transpose(2, 0, 1).copy()
+    return xt, pt
 
 
 def repair_covariance(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Symmetrise P and lift eigenvalues below MIN_EIGENVALUE.
 
     Returns (P, repaired (N,) bool, broken (N,) bool). ``broken`` marks non-finite covariances,
-    which cannot be repaired: the caller drops those tracks.
+    which cannot be repaired: the caller drops those tracks. P comes back as an N-major view of a
+    component-major array (see ``cv_predict_components``); any layout of ``p`` is accepted.
     """
-    p = 0.5 * (p + np.swapaxes(p, -1, -2))
-    broken = ~np.isfinite(p).all(axis=(-2, -1))
-    repaired = np.zeros(p.shape[0], dtype=bool)
-    if p.shape[0] == 0:
+    # Component-major (4, 4, N): every component below is one contiguous row.
+    pt = p.transpose(1, 2, 0)
+    if not pt.flags.c_contiguous:
+        pt = pt.copy()
+    sym = pt + pt.transpose(1, 0, 2)
+    sym *= 0.5
+    p = sym.transpose(2, 0, 1)
+    n = p.shape[0]
+    repaired = np.zeros(n, dtype=bool)
+    # A finite total means every entry is finite (a NaN or inf would carry into it); only a
+    # non-finite total (or an overflowing one) pays for the per-track test.
+    if math.isfinite(sym.sum()):
+        broken = np.zeros(n, dtype=bool)
+    else:
+        broken = ~np.isfinite(p).all(axis=(-2, -1))
+    if n == 0 or (not broken.any() and _pivots_clear_floor(sym)):
         return p, repaired, broken
     eye = np.eye(p.shape[-1])
     safe = np.where(broken[:, None, None], eye, p) if broken.any() else p
-    # Fast path: one batched Cholesky of P - MIN_EIGENVALUE I succeeds exactly when every track's
-    # smallest eigenvalue clears the floor, the usual case. Only otherwise pay for eigh.
-    try:
-        np.linalg.cholesky(safe - MIN_EIGENVALUE * eye)
-        return p, repaired, broken
-    except np.linalg.LinAlgError:
-        pass
     w, v = np.linalg.eigh(safe)
     repaired = (w.min(axis=-1) < MIN_EIGENVALUE) & ~broken
     if repaired.any():
@@ -219,3 +234,31 @@ def repair_covariance(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
         p = p.copy()
         p[repaired] = np.einsum("nij,nj,nkj->nik", v_fix, w_fix, v_fix)
     return p, repaired, broken
+
+
+def _pivots_clear_floor(sym: np.ndarray) -> bool:
+    """Whether every symmetric, finite 4x4 matrix of ``sym`` (4, 4, N) minus MIN_EIGENVALUE I is
+    positive definite: the test a Cholesky factorisation makes, every elimination pivot positive,
+    in closed form on contiguous (N,) component rows instead of a LAPACK call per matrix.
+
+    Fraction-free elimination (each stage multiplies by the previous pivot instead of dividing)
+    keeps every pivot's sign and never divides, so a zero or negative pivot cannot warn; the
+    magnitudes grow as eighth powers, far inside float64 for covariances (an overflow or
+    underflow only sends the step to the exact eigenvalue path).
+    """
+    e = MIN_EIGENVALUE
+    a00, a01, a02, a03 = sym[0, 0] - e, sym[0, 1], sym[0, 2], sym[0, 3]
+    a11, a12, a13 = sym[1, 1] - e, sym[1, 2], sym[1, 3]
+    a22, a23, a33 = sym[2, 2] - e, sym[2, 3], sym[3, 3] - e
+    b11 = a00 * a11 - a01 * a01
+    b12 = a00 * a12 - a01 * a02
+    b13 = a00 * a13 - a01 * a03
+    b22 = a00 * a22 - a02 * a02
+    b23 = a00 * a23 - a02 * a03
+    b33 = a00 * a33 - a03 * a03
+    c22 = b11 * b22 - b12 * b12
+    c23 = b11 * b23 - b12 * b13
+    c33 = b11 * b33 - b13 * b13
+    d33 = c22 * c33 - c23 * c23
+    # NaN compares False, so an overflow (inf - inf) also fails.
+    return bool(np.minimum(np.minimum(a00, b11), np.minimum(c22, d33)).min() > 0.0)

@@ -84,7 +84,10 @@ def _predicted(state: TrackerState, t_ns: int, cfg: TrackerConfig) -> tuple[np.n
         return pred.x, pred.p
     if state.t_ns is None or t_ns <= state.t_ns or len(state) == 0:
         return state.x, state.p
-    return kalman.cv_predict(state.x, state.p, (t_ns - state.t_ns) * 1e-9, cfg.accel_psd_m2ps3)
+    # N-major views of component-major arrays: the update and the repair work on their rows.
+    xt, pt = kalman.cv_predict_components(state.x, state.p, (t_ns - state.t_ns) * 1e-9,
+                                          cfg.accel_psd_m2ps3)
+    return xt.T, pt.transpose(2, 0, 1)
 
 
 def _output(state: TrackerState, x: np.ndarray, p: np.ndarray, t_ns: int) -> Tracks:
@@ -252,23 +255,25 @@ def apply_frame(state: TrackerState, frame: Frame, src, update, t_ns: int, cfg: 
         if mode_prob.shape[-1]:  # models left by an IMM configuration: the CV filter has none
             xm, pm, mode_prob = _no_models(len(state))
 
-    n = len(state)
+    n, n_hit = len(state), ti.shape[0]  # a track is matched at most once
     hit = np.zeros(n, bool)
     hit[ti] = True
     yaw, size = state.yaw, state.size
     if frame.shape_valid and ti.size:
         yaw, size = yaw.copy(), size.copy()
-        # Box yaw is ambiguous by pi for a symmetric box: fold the innovation into (-pi/2, pi/2].
-        dyaw = wrap_angle(meas.yaw[di] - yaw[ti])
-        dyaw = np.where(np.abs(dyaw) > np.pi / 2, wrap_angle(dyaw + np.pi), dyaw)
-        yaw[ti] = wrap_angle(yaw[ti] + cfg.yaw_gain * dyaw)
+        # Box yaw is ambiguous by pi for a symmetric box: fold the innovation into [-pi/2, pi/2)
+        # (one modulo by pi, the same angle as wrapping by 2 pi and then folding by pi).
+        yaw_t = yaw[ti]
+        dyaw = (meas.yaw[di] - yaw_t + 0.5 * np.pi) % np.pi - 0.5 * np.pi
+        yaw[ti] = wrap_angle(yaw_t + cfg.yaw_gain * dyaw)
         size[ti] += cfg.size_gain * (frame.sizes[di] - size[ti])
     class_ll = state.class_loglik.copy()
     class_ll[ti] += _class_loglik(labels[di], scores[di])
     class_ll -= class_ll.max(axis=1, keepdims=True) if n else 0.0
 
     # Only tracks the source could have seen take part in this frame's M-of-N and existence.
-    seen = _in_coverage(x, pose, src) | hit
+    # With every track hit (the steady state) the coverage cannot add a track: skip it.
+    seen = hit if n_hit == n else _in_coverage(x, pose, src) | hit
     missed = seen & ~hit
     pd = cfg.detection_probability
     e = state.existence

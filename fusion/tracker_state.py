@@ -159,7 +159,13 @@ class TrackerCounters:
     merged: int = 0  # duplicate tracks of one object merged into the older one
 
     def add(self, **deltas: int) -> "TrackerCounters":
-        return replace(self, **{k: getattr(self, k) + int(v) for k, v in deltas.items() if v})
+        # Called every frame: a copy of the slots and one construction, not dataclasses.replace
+        # (which re-reads every field through its init machinery).
+        values = {k: getattr(self, k) for k in self.__slots__}
+        for k, v in deltas.items():
+            if v:
+                values[k] += int(v)
+        return TrackerCounters(**values)
 
 
 @dataclass(frozen=True, slots=True)
