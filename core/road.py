@@ -98,6 +98,11 @@ class Road:
         # Per-sample tables so that a projection gathers instead of re-evaluating cos and sin.
         self._cos_h, self._sin_h = np.cos(self.heading_rad), np.sin(self.heading_rad)
         self._line_cos_sin = (float(self._cos_h[0]), float(self._sin_h[0]))
+        # A straight road's along and left unit vectors as (1, 2) rows: _line_to_cartesian moves
+        # both coordinates in one broadcast each, the same products and sums as per column.
+        cos_0, sin_0 = self._line_cos_sin
+        self._line_along = np.array([[cos_0, sin_0]])
+        self._line_left = np.array([[-sin_0, cos_0]])
 
     def nearest_sample(self, xy: np.ndarray) -> np.ndarray:
         """Index of the reference-line sample nearest to each point of xy (N, 2) -> (N,) int64.
@@ -178,11 +183,9 @@ class Road:
         i = np.minimum(np.maximum((s / SAMPLE_SPACING_M).astype(np.int64), 0), self.s_m.shape[0] - 2)
         u = s - self.s_m[i]
         heading = self.heading_rad[i] + 0.0 * u  # h0 + k u with k == 0, NaN-propagating like it
-        cos_h, sin_h = self._line_cos_sin
-        ref = self.xy_m[i]
-        out = np.empty((s.shape[0], 2))
-        out[:, 0] = ref[:, 0] + u * cos_h + d * -sin_h
-        out[:, 1] = ref[:, 1] + u * sin_h + d * cos_h
+        # x = ref_x + u cos - d sin, y = ref_y + u sin + d cos, in that order of operations.
+        out = self.xy_m[i] + u[:, None] * self._line_along
+        out += d[:, None] * self._line_left
         return out, heading
 
     def to_frenet(self, xy) -> tuple[np.ndarray, np.ndarray]:
