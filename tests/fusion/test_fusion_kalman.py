@@ -71,3 +71,26 @@ def test_cv_predict_equals_the_transition_form():
     np.testing.assert_allclose(x_new, x_ref, rtol=0, atol=1e-12)
     np.testing.assert_allclose(p_new, p_ref, rtol=0, atol=1e-12)
     assert p_new.flags.c_contiguous and not np.shares_memory(p_new, p)
+
+
+def test_pivot_test_agrees_with_cholesky_of_p_minus_the_floor():
+    # repair_covariance's fast path replaces a batched Cholesky of P - MIN_EIGENVALUE I by a
+    # fraction-free elimination on component rows: both must call the same matrices positive definite.
+    rng = np.random.default_rng(14)
+    base = _random_spd(rng, 300, 4) * rng.uniform(1e-6, 1e2, (300, 1, 1))
+    w, v = np.linalg.eigh(base)
+    # Smallest eigenvalue spread across the floor: well above, just above, just below, negative.
+    w[:, 0] = kalman.MIN_EIGENVALUE * np.repeat([1e6, 1.5, 0.5, -1e3], 75)
+    p = np.einsum("nij,nj,nkj->nik", v, w, v)
+    p = 0.5 * (p + np.swapaxes(p, 1, 2))
+    for i in range(p.shape[0]):
+        try:
+            np.linalg.cholesky(p[i] - kalman.MIN_EIGENVALUE * np.eye(4))
+            want = True
+        except np.linalg.LinAlgError:
+            want = False
+        got = kalman._pivots_clear_floor(np.ascontiguousarray(p[i:i + 1].transpose(1, 2, 0)))
+        if abs(w[i, 0] / kalman.MIN_EIGENVALUE - 1.0) > 0.4:  # clear of the floor: no rounding doubt
+            assert got == want, i
+    assert kalman._pivots_clear_floor(np.ascontiguousarray(p[:75].transpose(1, 2, 0)))
+    assert not kalman._pivots_clear_floor(np.ascontiguousarray(p[200:].transpose(1, 2, 0)))
