@@ -83,6 +83,7 @@ class DrivingStack:
         self.scheduler: Scheduler | None = None
         liveness = cfg.liveness
         self._exception_hold_ns = s_to_ns(liveness.exception_hold_s)
+        self._last_exception_ns = StageCounters().last_exception_ns  # none yet
         self._control_timeout_ns = s_to_ns(liveness.control_input_timeout_s)
         # The picture flags are a function of the latest ego estimate and tracks, which fusion
         # publishes at half the monitor's rate: they are recomputed only when either message changes.
@@ -147,6 +148,8 @@ class DrivingStack:
         except Exception as exc:  # a failing stage must not take the loop down: count and report
             counters.exceptions += 1
             counters.last_exception_ns = t_ns
+            # The latest exception of any stage: the one the hold is measured from (stage_flags).
+            self._last_exception_ns = max(self._last_exception_ns, t_ns)
             counters.last_error = f"{type(exc).__name__}: {exc}"
             return []
         kept = []
@@ -217,8 +220,7 @@ class DrivingStack:
         flags = set()
         if self.scheduler is not None and self.scheduler.missed_in_a_row("planning") >= 3:
             flags.add("planning.missed_3")
-        hold_ns = self._exception_hold_ns
-        if any(t_ns - c.last_exception_ns <= hold_ns for c in self.counters.values()):
+        if t_ns - self._last_exception_ns <= self._exception_hold_ns:
             flags.add("stage.exception")
         ego = self._ego()
         if ego is not None and t_ns - ego.t_ns > self._control_timeout_ns:

@@ -26,10 +26,11 @@ class StreamSpec:
     max_missed_periods: float = 3.0  # alive while age <= max_missed_periods * period
     # The rate is out of tolerance while the mean interval exceeds this multiple of the period.
     rate_tolerance: float = 1.5
+    # Derived once here (max_missed_periods * period_ns): the monitor reads it per stream at 100 Hz.
+    max_age_ns: int = field(init=False, repr=False, compare=False)
 
-    @property
-    def max_age_ns(self) -> int:
-        return int(self.max_missed_periods * self.period_ns)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "max_age_ns", int(self.max_missed_periods * self.period_ns))
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,4 +128,4 @@ def all_finite(*values) -> bool:
     # numpy's "invalid value" warning.)
     if len(arrays) == 1:
         return bool(np.isfinite(arrays[0]).all())
-    return bool(np.isfinite(np.concatenate([np.ravel(a) for a in arrays])).all())
+    return bool(np.isfinite(np.concatenate([np.asarray(a).ravel() for a in arrays])).all())
