@@ -8,10 +8,18 @@ out, a 0.5 % scale error at 25 m/s puts the estimate a steady ~0.3 m ahead of th
 fixes, while GNSS position over time makes the scale observable. GNSS fixes whose normalised
 innovation squared exceeds a chi-square gate are rejected and counted (multipath jumps); without
 GNSS the covariance simply grows. ``EgoState`` carries the first five states and their covariance.
+
+Beside the map pose the filter dead-reckons an odometry pose (REP 105's ``odom`` frame): the same
+motion model driven by the filter's speed and yaw rate, but never moved by a GNSS fix. It drifts
+slowly and never jumps, so the object tracker works in it: a GNSS correction of the map pose
+(0.3 m and 0.01 rad within a tenth of a second are ordinary at a 1 m GNSS sigma) would otherwise
+shift every detection placed after it and read as a lateral velocity of every track.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+
+import math
 
 import numpy as np
 
@@ -66,6 +74,8 @@ class EgoFilterState:
     accel_mps2: float  # last longitudinal specific force, held as the control input
     counters: EgoCounters = field(default_factory=EgoCounters)
     last_nis: float = float("nan")  # NIS of the latest GNSS fix, for consistency monitoring
+    # (x, y, yaw) of the vehicle in the odometry frame, which starts at the first map pose
+    odom: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     @staticmethod
     def empty() -> "EgoFilterState":
@@ -77,7 +87,7 @@ class EgoFilterState:
         """A filter started at a known pose (e.g. the scenario start)."""
         x = np.array([pose[0], pose[1], pose[2], speed_mps, 0.0, 0.0], dtype=np.float64)
         p = np.diag(np.square([*pose_sigma, speed_sigma_mps, 0.1, wheel_scale_sigma]))
-        return EgoFilterState(int(t_ns), x, p, 0.0)
+        return EgoFilterState(int(t_ns), x, p, 0.0, odom=(float(x[0]), float(x[1]), float(x[2])))
 
 
 def _motion(x: np.ndarray, accel: float, dt: float) -> tuple[np.ndarray, np.ndarray]:
@@ -104,13 +114,17 @@ def _predict(state: EgoFilterState, t_ns: int, cfg: EgoConfig) -> EgoFilterState
         return state
     remaining = (t_ns - state.t_ns) * 1e-9
     x, p = state.x, state.p
+    ox, oy, oyaw = state.odom
     # Sub-steps bound the linearisation error over a long GNSS or IMU gap.
     n_steps = max(1, int(np.ceil(remaining / cfg.max_step_s)))
     dt = remaining / n_steps
     for _ in range(n_steps):
+        v, w = float(x[3]), float(x[4])
+        mid = oyaw + 0.5 * w * dt  # the odometry pose takes the map pose's mid-point step
+        ox, oy, oyaw = ox + v * dt * math.cos(mid), oy + v * dt * math.sin(mid), math.remainder(oyaw + w * dt, math.tau)
         x, f = _motion(x, state.accel_mps2, dt)
         p = f @ p @ f.T + _noise(dt, cfg)
-    return replace(state, t_ns=int(t_ns), x=x, p=p)
+    return replace(state, t_ns=int(t_ns), x=x, p=p, odom=(ox, oy, oyaw))
 
 
 def _update(state: EgoFilterState, z: np.ndarray, h: np.ndarray, r: np.ndarray,
@@ -131,7 +145,8 @@ def _init_from_gnss(msg: GnssFix, cfg: EgoConfig) -> EgoFilterState:
     x = np.array([msg.position_m[0], msg.position_m[1], 0.0, 0.0, 0.0, 0.0], dtype=np.float64)
     p = np.diag([sigma**2, sigma**2, cfg.init_yaw_sigma_rad**2, cfg.init_speed_sigma_mps**2, 0.1,
                  cfg.init_wheel_scale_sigma**2])
-    return EgoFilterState(int(msg.t_ns), x, p, 0.0, EgoCounters().add(applied=1))
+    return EgoFilterState(int(msg.t_ns), x, p, 0.0, EgoCounters().add(applied=1),
+                          odom=(float(x[0]), float(x[1]), 0.0))
 
 
 def _finite(msg: EgoMessage) -> bool:
@@ -183,6 +198,20 @@ def ego_output(state: EgoFilterState, t_ns: int, cfg: EgoConfig) -> EgoState | N
     return EgoState(t_ns=int(s.t_ns), pose=s.x[:3].copy(), speed_mps=float(s.x[3]),
                     accel_mps2=float(s.accel_mps2), yaw_rate_rps=float(s.x[4]),
                     covariance=s.p[:5, :5].copy())
+
+
+def ego_odom_output(state: EgoFilterState, t_ns: int, cfg: EgoConfig) -> EgoState | None:
+    """``ego_output`` with the odometry pose in place of the map pose. Relative to its own frame
+    that pose is known exactly over a tracker's time scales, so its pose covariance is zero: the
+    placement of a detection then carries the sensor's noise alone."""
+    if state.t_ns is None:
+        return None
+    s = _predict(state, max(int(t_ns), state.t_ns), cfg)
+    cov = s.p[:5, :5].copy()
+    cov[:3, :] = 0.0
+    cov[:, :3] = 0.0
+    return EgoState(t_ns=int(s.t_ns), pose=np.array(s.odom), speed_mps=float(s.x[3]),
+                    accel_mps2=float(s.accel_mps2), yaw_rate_rps=float(s.x[4]), covariance=cov)
 
 
 def ego_step(state: EgoFilterState, msg: EgoMessage, t_ns: int,

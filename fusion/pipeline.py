@@ -3,8 +3,10 @@
 Every input passes the synchroniser first, so the filters see measurements in timestamp order and
 never step backwards; each released message goes to the filter that models it. Ego-sensor messages
 (IMU, wheel speed, GNSS) update the ego EKF; object detections update the tracker with the ego pose
-predicted to the detection's time. An ``EgoState`` input (the oracle ego of planning-only runs)
-replaces the EKF as the ego source. A backwards clock restarts both filters (a RESET record).
+predicted to the detection's time: the EKF's odometry pose, so that tracks live in the odometry
+frame, untouched by GNSS corrections, and are handed on in the map frame (fusion/odom_frame.py).
+An ``EgoState`` input (the oracle ego of planning-only runs) replaces the EKF as the ego source;
+its pose is the truth, and the tracks then live in the map frame itself. A backwards clock restarts both filters (a RESET record).
 """
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ import numpy as np
 
 from core.config import rng
 from core.messages import Detections2D, Detections3D, EgoState, GnssFix, ImuSample, Tracks, WheelSpeed
-from fusion.ego_ekf import EgoConfig, EgoFilterState, ego_output, ego_update
+from fusion.ego_ekf import EgoConfig, EgoFilterState, ego_odom_output, ego_output, ego_update
+from fusion.odom_frame import tracks_to_map
 from fusion.sensor_models import CameraModel, RadarModel
 from fusion.sync import Decision, SyncConfig, SyncRecord, SyncState, sync_step
 from fusion.tracker import tracker_predict, tracker_step
@@ -93,7 +96,7 @@ def fusion_step(state: FusionState, arrivals: Iterable[tuple[str, Any]], t_ns: i
             oracle_ego = msg
         elif isinstance(msg, (Detections3D, Detections2D)):
             ego = (extrapolate_ego(oracle_ego, msg.t_ns) if oracle_ego is not None
-                   else ego_output(ego_filter, msg.t_ns, cfg.ego))
+                   else ego_odom_output(ego_filter, msg.t_ns, cfg.ego))
             if ego is None:
                 unused += 1  # no ego pose yet to place the detections in the map
             elif isinstance(msg, Detections2D):
@@ -109,6 +112,14 @@ def fusion_step(state: FusionState, arrivals: Iterable[tuple[str, Any]], t_ns: i
             unused += 1
     new = FusionState(sync, ego_filter, tracker, oracle_ego, unused, resets)
     ego = _ego_at(new, t_ns, cfg)
+    if oracle_ego is None and ego_filter.t_ns is not None:
+        # Not before the ego filter's own time, so that both of its poses exist at the tracks' time.
+        tracks = tracker_predict(tracker, max(t_ns, ego_filter.t_ns), cfg.tracker)
+    else:
+        tracks = tracker_predict(tracker, t_ns, cfg.tracker)
+    if oracle_ego is None and len(tracks):
+        tracks = tracks_to_map(tracks, ego_odom_output(ego_filter, tracks.t_ns, cfg.ego),
+                               ego_output(ego_filter, tracks.t_ns, cfg.ego))
     if ego is not None and (t_ns - ego.t_ns) * 1e-9 > cfg.max_ego_age_s:
         ego = None
-    return new, FusionOutput(ego, tracker_predict(tracker, t_ns, cfg.tracker), records)
+    return new, FusionOutput(ego, tracks, records)
