@@ -51,7 +51,7 @@ def nearest_arc_length(path: TrackPath, x_m: float, y_m: float) -> tuple[float, 
     u = np.einsum("ij,ij->i", rel, seg) / path.seg_len2_m2
     np.minimum(np.maximum(u, 0.0, out=u), 1.0, out=u)  # np.clip's Python wrapper costs more than the clip
     miss = rel - u[:, None] * seg
-    i = int(np.argmin(np.einsum("ij,ij->i", miss, miss)))
+    i = int(np.einsum("ij,ij->i", miss, miss).argmin())  # the method: np.argmin's wrapper costs more
     ui = float(u[i])
     sx, sy = seg[i].tolist()
     x0, y0 = xy[i].tolist()
