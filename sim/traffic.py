@@ -134,15 +134,27 @@ def signed_half_widths(road: Road, width_m: np.ndarray) -> np.ndarray:
 
 
 def occupancy(road: Road, state: "TrafficState", pm_half_lanes: np.ndarray, ego_lo: int,
-              ego_hi: int) -> Occupancy:
-    """Lane spans (``lane_span``'s rule, both bounds in one pass) and the sharing matrix."""
+              ego_hi: int, previous: Occupancy | None = None) -> Occupancy:
+    """Lane spans (``lane_span``'s rule, both bounds in one pass) and the sharing matrix.
+
+    ``previous``: the occupancy kept from the last step, if any. During a lane change d moves every
+    step but the lanes it touches change only twice, so when the spans, the followed lanes, the
+    active set and the ego's span all match it, its sharing matrix is taken over instead of rebuilt.
+    """
+    n = state.d_m.shape[0]
     base = state.d_m / road.lane_width_m + 0.5 * road.num_lanes
-    span = np.minimum(np.maximum(np.floor(base + pm_half_lanes), 0), road.num_lanes - 1).astype(np.int64)
-    lo, hi = span[0], span[1]
+    span_all = np.empty((2, n + 1), dtype=np.int64)  # both bounds with the ego's appended
+    span_all[:, :n] = np.minimum(np.maximum(np.floor(base + pm_half_lanes), 0), road.num_lanes - 1)
+    lo, hi = span_all[0, :n], span_all[1, :n]
+    if (previous is not None and previous.lane is state.lane and previous.active is state.active
+            and previous.ego_lo == ego_lo and previous.ego_hi == ego_hi
+            and (lo == previous.lo).all() and (hi == previous.hi).all()):
+        return Occupancy(state.d_m, state.lane, state.active, previous.lo, previous.hi, previous.q_lo,
+                         previous.q_hi, ego_lo, ego_hi, previous.share)
+    span_all[0, n], span_all[1, n] = ego_lo, ego_hi
     # Follow whatever is ahead in any lane the footprint touches or is heading for.
     q_lo, q_hi = np.minimum(lo, state.lane), np.maximum(hi, state.lane)
-    lo_all, hi_all = np.append(lo, ego_lo), np.append(hi, ego_hi)
-    share = (lo_all[None, :] <= q_hi[:, None]) & (hi_all[None, :] >= q_lo[:, None])
+    share = (span_all[0][None, :] <= q_hi[:, None]) & (span_all[1][None, :] >= q_lo[:, None])
     share[:, :-1] &= state.active[None, :]  # the ego is always there
     return Occupancy(state.d_m, state.lane, state.active, lo, hi, q_lo, q_hi, ego_lo, ego_hi, share)
 

@@ -169,7 +169,7 @@ class World:
         ego_lo, ego_hi = self._ego_span(ego_d)
         occ = self._occ
         if occ is None or not occ.is_current(state):
-            occ = occupancy(self.road, state, self._pm_half_lanes, ego_lo, ego_hi)
+            occ = occupancy(self.road, state, self._pm_half_lanes, ego_lo, ego_hi, occ)
         elif occ.ego_lo != ego_lo or occ.ego_hi != ego_hi:
             occ = with_ego_span(occ, ego_lo, ego_hi)
         self._occ = occ
