@@ -89,9 +89,8 @@ class DrivingStack:
         # publishes at half the monitor's rate: they are recomputed only when either message changes.
         self._picture_inputs: tuple[Any, Any] = (None, None)
         self._picture_flags: frozenset[str] = frozenset()
-        # Stage counts as the watch sees them, rebuilt only when a counter moved (see _count_event).
+        # A counter moved since the stage watch last saw the counts (it is then handed them).
         self._counts_changed = True
-        self._stage_counts: dict[str, StageCounts] = {}
 
     # -- wiring ----------------------------------------------------------------------------------
     def register(self, sched: Scheduler) -> None:
@@ -227,11 +226,12 @@ class DrivingStack:
             flags.add("control.stale_input")
         flags |= self._picture(ego, self.bus.latest.get("/fusion/tracks"))
         if self.scheduler is not None:
+            # The watch compares counts only when a counter moved (None: none did since the last run).
+            counts = None
             if self._counts_changed:
-                self._stage_counts = {name: StageCounts(c.nonfinite_outputs, c.unhealthy_frames)
-                                      for name, c in self.counters.items()}
+                counts = {name: StageCounts(c.nonfinite_outputs, c.unhealthy_frames)
+                          for name, c in self.counters.items()}
                 self._counts_changed = False
-            counts = self._stage_counts
             # In ideal mode compute time delays no output, so an overrun is no hazard there (and the
             # mode must not depend on the machine's load); injected slow/hang faults still show via
             # planning.missed_3.

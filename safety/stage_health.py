@@ -56,12 +56,15 @@ class StageWatch:
     timings_seen: int = 0  # how many of the scheduler's timing records have been read
 
 
-def watch_step(watch: StageWatch, timings: Sequence[StageTiming], counts: Mapping[str, StageCounts],
+def watch_step(watch: StageWatch, timings: Sequence[StageTiming], counts: Mapping[str, StageCounts] | None,
                t_ns: int, cfg: StageWatchConfig) -> tuple[StageWatch, frozenset[str]]:
-    """Read the timing records added since the last step and the counters; return the flags."""
+    """Read the timing records added since the last step and the counters; return the flags.
+    ``counts`` None: the caller knows no counter moved since its last call (nothing to compare)."""
     stages = watch.stages
     # Most steps bring no timing record (ideal mode passes none) and no counter change: then the
     # records stand as they are and only the time-dependent flags below are re-evaluated.
+    if counts is None:
+        counts = {}
     if len(timings) > watch.timings_seen or any(
             c != (stages[name].counts if name in stages else _NO_COUNTS) for name, c in counts.items()):
         stages = dict(stages)
