@@ -14,11 +14,12 @@ Conventions (all values plain floats or ints, JSON-safe):
 
 Cost model: the recorder is fed every physics tick, where a handful of numpy calls on a few actors
 costs far more in call overhead than in arithmetic. So ``update`` does only the scalar ego
-bookkeeping and copies the actor columns into a block of preallocated rows; the geometric metrics
-(Frenet projection, footprint overlaps, gaps and TTC) are computed for a whole block of ticks at once
-when it fills, when the set of actors changes, or when the summary is asked for. Every element is
-computed with the same operations as a per-tick evaluation would, and the order-dependent sums are
-still accumulated tick by tick, so the summary does not depend on the block size.
+bookkeeping and copies the actor columns into a block of preallocated rows; the actors' finiteness
+and the geometric metrics (Frenet projection, footprint overlaps, gaps and TTC) are computed for a
+whole block of ticks at once when it fills, when the set of actors changes, or when the summary is
+asked for. Every element is computed with the same operations as a per-tick evaluation would, and
+the order-dependent sums are still accumulated tick by tick, so the summary does not depend on the
+block size.
 """
 from __future__ import annotations
 
@@ -65,8 +66,7 @@ class MetricsRecorder:
         self._ids: np.ndarray | None = None
         self._length: np.ndarray | None = None
         self._width: np.ndarray | None = None
-        self._xy = self._yaw = self._speed = self._valid = np.zeros(0)
-        self._any_invalid = False
+        self._xy = self._yaw = self._speed = np.zeros(0)
 
     def update(self, ego: EgoTruth, actors: ActorsTruth) -> None:
         # Plain floats: every per-tick scalar below is Python math, numpy only for per-actor columns.
@@ -94,19 +94,11 @@ class MetricsRecorder:
         self._ego_rows.append((ego_x, ego_y, ego_yaw, c_x, c_y, ego.length_m, ego.width_m, speed))
         if self._ids.shape[0] == 0:
             return
-        xy, yaw, spd = actors.xy_m, actors.yaw_rad, actors.speed_mps
-        # One finite sum proves every term finite; only a non-finite (or overflowing) sum pays for the
-        # per-row check. Invalid rows are zeroed so the block arithmetic raises no warnings on them.
-        if not math.isfinite(float(xy.sum()) + float(yaw.sum()) + float(spd.sum())):
-            finite = np.isfinite(xy).all(axis=1) & np.isfinite(yaw) & np.isfinite(spd)
-            self._invalid_actor_samples += int((~finite).sum())
-            self._valid[k] = finite
-            self._any_invalid = True
-            xy, yaw, spd = (np.where(finite[:, None], xy, 0.0), np.where(finite, yaw, 0.0),
-                            np.where(finite, spd, 0.0))
-        self._xy[k] = xy
-        self._yaw[k] = yaw
-        self._speed[k] = spd
+        # Stored as they come: non-finite rows are found, counted and zeroed for the whole block at
+        # once when it is evaluated (_flush), not with per-tick reductions.
+        self._xy[k] = actors.xy_m
+        self._yaw[k] = actors.yaw_rad
+        self._speed[k] = actors.speed_mps
 
     # -- blocks ------------------------------------------------------------------------------------
     def _same_actors(self, actors: ActorsTruth) -> bool:
@@ -126,10 +118,6 @@ class MetricsRecorder:
         self._ids, self._length, self._width = actors.ids, actors.length_m, actors.width_m
         if self._xy.shape[:2] != (k, n):
             self._xy, self._yaw, self._speed = np.empty((k, n, 2)), np.empty((k, n)), np.empty((k, n))
-            self._valid = np.ones((k, n), dtype=bool)
-        elif self._any_invalid:
-            self._valid.fill(True)
-        self._any_invalid = False
 
     def _flush(self) -> None:
         """Evaluate the open block's ticks and empty it."""
@@ -156,12 +144,26 @@ class MetricsRecorder:
             self._s_start = float(ego_s[0])
         self._s_last = float(ego_s[-1])
         if n:
-            valid = self._valid[:k]
+            valid = self._block_validity(k)
             self._contacts(ego, valid)
             self._gaps(ego, valid, s[:, 2:], d[:, 2:], ego_s, ego_d)
         else:
             self._contact_ids = _NO_IDS
         self._ego_rows = []
+
+    def _block_validity(self, k: int) -> np.ndarray:
+        """(K, N) True where the actor's sample of that tick is finite. Non-finite samples are
+        counted and their position, yaw and speed zeroed, so the block arithmetic raises no warnings
+        on them (a finite block, nearly always, costs a few calls for the whole block)."""
+        xy, yaw, speed = self._xy[:k], self._yaw[:k], self._speed[:k]
+        finite = np.isfinite(xy).all(axis=2) & np.isfinite(yaw) & np.isfinite(speed)
+        if not finite.all():
+            invalid = ~finite
+            self._invalid_actor_samples += int(invalid.sum())
+            xy[invalid] = 0.0
+            yaw[invalid] = 0.0
+            speed[invalid] = 0.0
+        return finite
 
     def _contacts(self, ego: np.ndarray, valid: np.ndarray) -> None:
         """Footprint overlaps of the block; a contact episode starts where an actor touches the ego

@@ -55,7 +55,8 @@ class World:
         self._truth_t_ns = -1
         self._actors_truth: ActorsTruth | None = None
         self._truth_active: np.ndarray | None = None  # the active mask the cached columns were gathered for
-        self._truth_on: np.ndarray | slice = np.zeros(0, dtype=np.int64)  # active rows (slice: all)
+        self._truth_on = np.zeros(0, dtype=np.int64)  # the active rows
+        self._truth_sel: np.ndarray | slice = self._truth_on  # the same rows, a slice when all are active
         self._truth_columns: tuple[np.ndarray, ...] = ()
 
     # -- construction ------------------------------------------------------------------------------
@@ -273,26 +274,25 @@ class World:
             # road; handing out the same column objects meanwhile lets consumers (the metrics)
             # recognise an unchanged actor set by identity.
             on = np.flatnonzero(state.active)
-            if on.shape[0] == state.active.shape[0]:
-                on = slice(None)  # everyone is on the road: views instead of gathers, the same values
             self._truth_active, self._truth_on = state.active, on
+            # Everyone on the road: the per-tick columns that only feed new arrays are read through
+            # views instead of gathers (the same values).
+            self._truth_sel = slice(None) if on.shape[0] == state.active.shape[0] else on
             self._truth_columns = (fleet.ids[on], fleet.length_m[on], fleet.width_m[on], fleet.height_m[on],
                                    fleet.labels[on], fleet.colors_bgr[on])
             for col in self._truth_columns:  # shared by many ticks' truths: nobody may write into them
                 col.flags.writeable = False
-        on = self._truth_on
+        on, sel = self._truth_on, self._truth_sel
         ids, length, width, height, labels, colors = self._truth_columns
-        xy, heading = self.road.to_cartesian(state.s_m[on], state.d_m[on])
-        v = state.v_mps[on]
+        xy, heading = self.road.to_cartesian(state.s_m[sel], state.d_m[sel])
+        v = state.v_mps[sel]
         if np.isfinite(state.lc_t0_s).any():
-            d_rate = lateral_rate(fleet, state, self.road, self.t_ns / NS_PER_S)[on]
+            d_rate = lateral_rate(fleet, state, self.road, self.t_ns / NS_PER_S)[sel]
             yaw, speed = heading + np.arctan2(d_rate, v), np.hypot(v, d_rate)
         else:  # nobody changes lanes: d' == 0, so atan2(0, v) == 0 and hypot(v, 0) == v (v >= 0)
             yaw, speed = heading + 0.0, v + 0.0  # + 0.0: the same signed zeros as the full formula
-        accel = state.a_mps2[on]
-        accel.flags.writeable = False  # may be a view of the world's state: nobody may write into it
         truth = ActorsTruth(t_ns=self.t_ns, ids=ids, xy_m=xy.reshape(-1, 2), yaw_rad=yaw, speed_mps=speed,
-                            accel_mps2=accel, length_m=length, width_m=width, height_m=height,
+                            accel_mps2=state.a_mps2[on], length_m=length, width_m=width, height_m=height,
                             labels=labels, colors_bgr=colors)
         self._actors_truth, self._truth_t_ns = truth, self.t_ns
         return truth
