@@ -1,4 +1,5 @@
-"""Simulator benchmarks: one physics step of the world and one metrics update, per 10 ms tick.
+"""Simulator benchmarks: one physics step of the world, one truth snapshot (what the closed loop
+reads after every step: the ego's and the actors' ground truth) and one metrics update, per 10 ms tick.
 
 Both run on `free_road` (the busiest built-in scenario, about 8 to 25 actors in range) after a 2 s
 warm-up, so traffic has settled and lane changes are under way; the ego cruises on its lane.
@@ -33,6 +34,20 @@ def make_world_step():
     return step
 
 
+def make_world_truth():
+    """Ego and actor truth after a step: the world steps outside the timed call, and each timed call
+    reads a fresh step's truth (the world keeps one snapshot per step)."""
+    world = _warm_world()
+
+    def truth() -> None:
+        world.t_ns += 1  # a new instant without stepping the physics: the snapshot is rebuilt
+        world.ego_truth()
+        world.actors_truth()
+
+    truth.extra = {"actors": len(world.actors_truth())}
+    return truth
+
+
 def make_metrics_update():
     """Metrics over recorded truth: the world steps outside the timed call."""
     world = _warm_world()
@@ -53,4 +68,4 @@ def make_metrics_update():
     return update
 
 
-BENCHMARKS = {"world_step": make_world_step, "metrics_update": make_metrics_update}
+BENCHMARKS = {"world_step": make_world_step, "world_truth": make_world_truth, "metrics_update": make_metrics_update}
