@@ -190,28 +190,34 @@ def ego_update(state: EgoFilterState, msg: EgoMessage, cfg: EgoConfig) -> EgoFil
                    last_nis=nis)
 
 
-def ego_output(state: EgoFilterState, t_ns: int, cfg: EgoConfig) -> EgoState | None:
-    """The ego estimate predicted to ``t_ns`` (never backwards); None before initialisation."""
+def ego_outputs(state: EgoFilterState, t_ns: int, cfg: EgoConfig) -> tuple[EgoState, EgoState] | None:
+    """The ego estimate predicted to ``t_ns`` (never backwards) twice from one prediction: with the
+    map pose, and with the odometry pose. Relative to its own frame the odometry pose is known
+    exactly over a tracker's time scales, so its pose covariance is zero: the placement of a
+    detection then carries the sensor's noise alone. None before initialisation."""
     if state.t_ns is None:
         return None
     s = _predict(state, max(int(t_ns), state.t_ns), cfg)
-    return EgoState(t_ns=int(s.t_ns), pose=s.x[:3].copy(), speed_mps=float(s.x[3]),
-                    accel_mps2=float(s.accel_mps2), yaw_rate_rps=float(s.x[4]),
-                    covariance=s.p[:5, :5].copy())
+    speed, accel, yaw_rate = float(s.x[3]), float(s.accel_mps2), float(s.x[4])
+    cov = s.p[:5, :5].copy()
+    odom_cov = cov.copy()
+    odom_cov[:3, :] = 0.0
+    odom_cov[:, :3] = 0.0
+    return (EgoState(int(s.t_ns), s.x[:3].copy(), speed, accel, yaw_rate, cov),
+            EgoState(int(s.t_ns), np.array(s.odom), speed, accel, yaw_rate, odom_cov))
+
+
+def ego_output(state: EgoFilterState, t_ns: int, cfg: EgoConfig) -> EgoState | None:
+    """The ego estimate in the map frame predicted to ``t_ns`` (never backwards); None before
+    initialisation."""
+    both = ego_outputs(state, t_ns, cfg)
+    return None if both is None else both[0]
 
 
 def ego_odom_output(state: EgoFilterState, t_ns: int, cfg: EgoConfig) -> EgoState | None:
-    """``ego_output`` with the odometry pose in place of the map pose. Relative to its own frame
-    that pose is known exactly over a tracker's time scales, so its pose covariance is zero: the
-    placement of a detection then carries the sensor's noise alone."""
-    if state.t_ns is None:
-        return None
-    s = _predict(state, max(int(t_ns), state.t_ns), cfg)
-    cov = s.p[:5, :5].copy()
-    cov[:3, :] = 0.0
-    cov[:, :3] = 0.0
-    return EgoState(t_ns=int(s.t_ns), pose=np.array(s.odom), speed_mps=float(s.x[3]),
-                    accel_mps2=float(s.accel_mps2), yaw_rate_rps=float(s.x[4]), covariance=cov)
+    """``ego_output`` with the odometry pose in place of the map pose (see ``ego_outputs``)."""
+    both = ego_outputs(state, t_ns, cfg)
+    return None if both is None else both[1]
 
 
 def ego_step(state: EgoFilterState, msg: EgoMessage, t_ns: int,

@@ -18,7 +18,7 @@ import numpy as np
 
 from core.config import rng
 from core.messages import Detections2D, Detections3D, EgoState, GnssFix, ImuSample, Tracks, WheelSpeed
-from fusion.ego_ekf import EgoConfig, EgoFilterState, ego_odom_output, ego_output, ego_update
+from fusion.ego_ekf import EgoConfig, EgoFilterState, ego_odom_output, ego_output, ego_outputs, ego_update
 from fusion.odom_frame import tracks_to_map
 from fusion.sensor_models import CameraModel, RadarModel
 from fusion.sync import Decision, SyncConfig, SyncRecord, SyncState, sync_step
@@ -111,15 +111,17 @@ def fusion_step(state: FusionState, arrivals: Iterable[tuple[str, Any]], t_ns: i
         else:
             unused += 1
     new = FusionState(sync, ego_filter, tracker, oracle_ego, unused, resets)
-    ego = _ego_at(new, t_ns, cfg)
-    if oracle_ego is None and ego_filter.t_ns is not None:
-        # Not before the ego filter's own time, so that both of its poses exist at the tracks' time.
-        tracks = tracker_predict(tracker, max(t_ns, ego_filter.t_ns), cfg.tracker)
-    else:
+    if oracle_ego is not None or ego_filter.t_ns is None:
+        ego = _ego_at(new, t_ns, cfg)
         tracks = tracker_predict(tracker, t_ns, cfg.tracker)
-    if oracle_ego is None and len(tracks):
-        tracks = tracks_to_map(tracks, ego_odom_output(ego_filter, tracks.t_ns, cfg.ego),
-                               ego_output(ego_filter, tracks.t_ns, cfg.ego))
+    else:
+        # Both ego poses at the tracks' time (never before the filter's or the tracker's own time)
+        # from one prediction; the tracks go from the odometry frame to the map frame there.
+        t_out = max(t_ns, ego_filter.t_ns, tracker.t_ns if tracker.t_ns is not None else t_ns)
+        ego, ego_odom = ego_outputs(ego_filter, t_out, cfg.ego)
+        tracks = tracker_predict(tracker, t_out, cfg.tracker)
+        if len(tracks):
+            tracks = tracks_to_map(tracks, ego_odom, ego)
     if ego is not None and (t_ns - ego.t_ns) * 1e-9 > cfg.max_ego_age_s:
         ego = None
     return new, FusionOutput(ego, tracks, records)
