@@ -37,8 +37,8 @@ def test_repair_lifts_indefinite_and_flags_nonfinite():
 
 @pytest.mark.parametrize("dim_z", [2, 4])
 def test_update_leading_equals_the_joseph_form_update(dim_z):
-    # update_leading (closed-form 2x2 and block 4x4 inverses, no H matmuls) is the tracker's
-    # hot path; the Joseph form with an explicit H is the reference it must reproduce.
+    # update_leading (a row-wise Cholesky with the solves folded in, no H matmuls) is the
+    # tracker's hot path; the Joseph form with an explicit H is the reference it must reproduce.
     rng = np.random.default_rng(11)
     n = 64
     x, p = rng.normal(size=(n, 4)) * 10, _random_spd(rng, n, 4)
@@ -60,6 +60,21 @@ def test_block_inverse_of_spd_4x4_matches_lapack():
     ref = np.linalg.inv(s)
     np.testing.assert_allclose(inv, ref, rtol=1e-9, atol=1e-12)
     np.testing.assert_array_equal(inv, np.swapaxes(inv, 1, 2))  # symmetric by construction
+
+
+@pytest.mark.parametrize("m", [1, 2, 4])
+def test_row_cholesky_solve_matches_lapack(m):
+    rng = np.random.default_rng(14)
+    n, k = 150, 5
+    s = _random_spd(rng, n, m)
+    if m == 4:  # strongly correlated position and velocity, as a tracker's covariances are
+        s[:75] += 50.0 * np.einsum("ni,nj->nij", *(2 * [rng.normal(size=(75, 4))]))
+    b = rng.normal(size=(n, m, k))
+    rows = np.concatenate([s, b], axis=2).transpose(1, 2, 0).copy()
+    got = kalman._cholesky_solve_rows(rows).transpose(2, 0, 1)
+    low = np.linalg.cholesky(s)
+    np.testing.assert_allclose(np.triu(got[:, :, :m]), np.swapaxes(low, 1, 2), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(got[:, :, m:], np.linalg.solve(low, b), rtol=1e-9, atol=1e-9)
 
 
 def test_cv_predict_equals_the_transition_form():
