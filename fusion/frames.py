@@ -17,6 +17,9 @@ from core.messages import EgoState
 # Below this |yaw rate| the CTRV arc is replaced by its straight-line limit, which it equals to
 # within the float64 resolution of the sin/cos terms.
 _STRAIGHT_YAW_RATE_RPS = 1e-6
+# Rows (x, y, vx, vy) picked and signed into (-y, x, -vy, vx): each 2-vector a quarter turn left.
+_QUARTER_TURN_ROWS = np.array([1, 0, 3, 2])
+_QUARTER_TURN_SIGNS = np.array([-1.0, 1.0, -1.0, 1.0])[:, None]
 
 
 def ego_pose_at(ego: EgoState, t_ns: int) -> np.ndarray:
@@ -47,34 +50,31 @@ def to_map(pose: np.ndarray, pose_cov: np.ndarray, xy_vehicle: np.ndarray, v_veh
     m = xy_vehicle.shape[0]
     # Vehicle-frame (x, y, vx, vy) rows of width 4: one rotation serves position and velocity, and
     # its derivative by yaw is the same rotation turned a further quarter turn.
-    zv = np.zeros((m, 4))
-    zv[:, :2] = xy_vehicle
     if velocity_valid.all():
-        zv[:, 2:] = v_vehicle
-    elif velocity_valid.any():
-        zv[:, 2:] = np.where(velocity_valid[:, None], v_vehicle, 0.0)
+        zv = np.concatenate([xy_vehicle, v_vehicle], axis=1, dtype=np.float64)
+    else:
+        zv = np.zeros((m, 4))
+        zv[:, :2] = xy_vehicle
+        if velocity_valid.any():
+            zv[:, 2:] = np.where(velocity_valid[:, None], v_vehicle, 0.0)
     z = (zv.reshape(-1, 2) @ np.array([[c, s], [-s, c]])).reshape(m, 4)
     # Jacobian of z with respect to the ego pose (x, y, yaw) is [E | g]: E = [I2; 0] and g (M, 4) the
-    # derivative by yaw, g = (-z_y, z_x) for each 2-vector of z before the translation.
-    g = np.empty((m, 4))
-    np.negative(z[:, 1::2], out=g[:, 0::2])
-    g[:, 1::2] = z[:, 0::2]
+    # derivative by yaw, g = (-z_y, z_x) for each 2-vector of z before the translation. Kept
+    # component-major (4, M): the outer products below then run over contiguous rows of M, where
+    # an (M, 4, 4) broadcast or matmul loops over 4 elements at a time (~12 against ~2 us).
+    g = z.T[_QUARTER_TURN_ROWS] * _QUARTER_TURN_SIGNS
     z[:, :2] += pose[:2]
     # J P J^T = var_yaw g g^T + g c^T + c g^T + E P_xy E^T, with c the ego position-yaw covariance
-    # padded to z's size. The first three terms are [g c] [h g]^T with h = var_yaw g + c: one
-    # batched (4, 2) @ (2, 4) product instead of three broadcast outer products.
+    # padded to z's size. The first three terms are g h^T + c g^T with h = var_yaw g + c.
     (pxx, pxy, _), (_, pyy, _), (_, _, pww) = pose_cov[:3, :3].tolist()
-    left = np.empty((m, 4, 2))
-    left[:, :, 0] = g
-    left[:, :2, 1] = pose_cov[:2, 2]
-    left[:, 2:, 1] = 0.0
-    right = np.empty((m, 2, 4))
-    np.multiply(g, pww, out=right[:, 0])
-    right[:, 0, :2] += pose_cov[:2, 2]
-    right[:, 1] = g
-    r = left @ right
+    c_xy = pose_cov[:2, 2:3]  # (2, 1)
+    h = g * pww
+    h[:2] += c_xy
+    r = g[:, None] * h[None]  # (4, 4, M)
+    r[:2] += c_xy[:, :, None] * g[None]
     # Sensor noise is isotropic in the plane, so rotating it into the map leaves it unchanged.
     pos_var, vel_var = pos_sigma_m**2, vel_sigma_mps**2
     r += np.array([[pxx + pos_var, pxy, 0.0, 0.0], [pxy, pyy + pos_var, 0.0, 0.0],
-                   [0.0, 0.0, vel_var, 0.0], [0.0, 0.0, 0.0, vel_var]])
+                   [0.0, 0.0, vel_var, 0.0], [0.0, 0.0, 0.0, vel_var]])[:, :, None]
+    r = r.transpose(2, 0, 1)  # (M, 4, 4): an N-major view, as the tracker's covariances are
     return MapMeasurements(z=z, r=r, velocity_valid=velocity_valid.copy(), yaw=yaw_vehicle + pose[2])
