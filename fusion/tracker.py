@@ -256,19 +256,23 @@ def apply_frame(state: TrackerState, frame: Frame, src, update, t_ns: int, cfg: 
             xm, pm, mode_prob = _no_models(len(state))
 
     n, n_hit = len(state), ti.shape[0]  # a track is matched at most once
+    # Every track hit in track order (a clean frame's steady state): a full slice stands for ti,
+    # so the per-track updates below read views and write in place instead of gathering and
+    # scattering by index (the same values, element for element).
+    at = slice(None) if n_hit == n and np.array_equal(ti, np.arange(n)) else ti
     hit = np.zeros(n, bool)
-    hit[ti] = True
+    hit[at] = True
     yaw, size = state.yaw, state.size
     if frame.shape_valid and ti.size:
         yaw, size = yaw.copy(), size.copy()
         # Box yaw is ambiguous by pi for a symmetric box: fold the innovation into [-pi/2, pi/2)
         # (one modulo by pi, the same angle as wrapping by 2 pi and then folding by pi).
-        yaw_t = yaw[ti]
+        yaw_t = yaw[at]
         dyaw = (meas.yaw[di] - yaw_t + 0.5 * np.pi) % np.pi - 0.5 * np.pi
-        yaw[ti] = wrap_angle(yaw_t + cfg.yaw_gain * dyaw)
-        size[ti] += cfg.size_gain * (frame.sizes[di] - size[ti])
+        yaw[at] = wrap_angle(yaw_t + cfg.yaw_gain * dyaw)
+        size[at] += cfg.size_gain * (frame.sizes[di] - size[at])
     class_ll = state.class_loglik.copy()
-    class_ll[ti] += _class_loglik(labels[di], scores[di])
+    class_ll[at] += _class_loglik(labels[di], scores[di])
     class_ll -= class_ll.max(axis=1, keepdims=True) if n else 0.0
 
     # Only tracks the source could have seen take part in this frame's M-of-N and existence.
@@ -277,13 +281,14 @@ def apply_frame(state: TrackerState, frame: Frame, src, update, t_ns: int, cfg: 
     missed = seen & ~hit
     pd = cfg.detection_probability
     e = state.existence
-    # The miss update on every track, kept where missed: one select instead of two masked gathers.
-    e = np.where(missed, e * (1.0 - pd) / (1.0 - e * pd), e)
-    e[ti] = 1.0 - (1.0 - e[ti]) * (1.0 - scores[di])
+    # The miss update on every track, kept where missed: one select instead of two masked gathers
+    # (with every track hit, none is missed).
+    e = e.copy() if n_hit == n else np.where(missed, e * (1.0 - pd) / (1.0 - e * pd), e)
+    e[at] = 1.0 - (1.0 - e[at]) * (1.0 - scores[di])
     last_hit = state.last_hit_ns.copy()
-    last_hit[ti] = t_meas
+    last_hit[at] = t_meas
     nis = state.last_nis.copy()
-    nis[ti] = assoc.d2
+    nis[at] = assoc.d2
     # hit implies seen, so a shift by ``seen`` (0 or 1) followed by or-ing the hit bit is the
     # M-of-N window moved on exactly for the tracks this frame covered; a product by ~hit zeroes
     # the run of misses of every track hit.
