@@ -130,3 +130,22 @@ def test_tracker_merges_a_twin_born_before_the_gate_could_catch_it():
     assert len(state) == 1 and state.ids[0] == 1
     assert (state.counters.created, state.counters.merged) == (2, 1)
     assert state.source_mask[0] == cfg.source_bit("lidar") | cfg.source_bit("radar")
+
+
+def test_near_pairs_sweep_finds_every_close_pair_once():
+    from fusion.track_merge import _near_pairs
+    rng = np.random.default_rng(31)
+    reach = 4.8
+    for trial in range(40):
+        n = int(rng.integers(2, 80))
+        if trial % 2:  # lanes lined up in columns, rows straddled by the lane spacing
+            i = np.arange(n)
+            xy = np.stack([(i % 10) * 5.0, (i // 10) * 4.7], axis=1) + rng.normal(0, 0.5, (n, 2))
+        else:
+            xy = rng.normal(0, rng.uniform(2.0, 40.0), (n, 2))
+        ii, jj = _near_pairs(xy, reach)
+        got = [tuple(sorted(p)) for p in zip(ii.tolist(), jj.tolist())]
+        assert len(got) == len(set(got)) and all(a != b for a, b in got)  # each pair once
+        d = np.abs(xy[:, None] - xy[None])
+        want = {(a, b) for a, b in zip(*np.nonzero((d <= reach).all(axis=2))) if a < b}
+        assert want <= set(got)
