@@ -116,12 +116,13 @@ def _valid_rows(d: Detections3D) -> tuple[np.ndarray, np.ndarray, int, int, int]
     """Rows usable as measurements, velocity validity after screening, and rejection counts."""
     vel_valid = d.velocity_valid.astype(bool)
     m = vel_valid.shape[0]
-    # Clean frames are the rule: three whole-array checks clear them without the per-row masks
-    # (z, the one column the tracker does not use, may then not be NaN either; if it is, the
-    # exact screen below runs and gives the same answer).
-    if m and (np.isfinite(d.boxes).all() and np.isfinite(d.scores).all()
-              and np.isfinite(d.velocities_mps).all() and d.labels.min() >= 0
-              and d.labels.max() < N_LABELS):
+    # Clean frames are the rule: whole-array checks clear them without the per-row masks. A
+    # finite total means every entry is finite (a NaN or inf carries into it; an overflowing
+    # total only sends the frame to the exact screen below, which gives the same answer, as
+    # it does for a NaN z, the one column the tracker does not use).
+    if m and (math.isfinite(float(d.boxes.sum()) + float(d.scores.sum())
+                            + float(d.velocities_mps.sum()))
+              and d.labels.min() >= 0 and d.labels.max() < N_LABELS):
         return np.ones(m, bool), vel_valid, 0, 0, 0
     finite = (np.isfinite(d.boxes[:, [0, 1, 3, 4, 5, 6]]).all(axis=1) & np.isfinite(d.scores))
     label_ok = (d.labels >= 0) & (d.labels < N_LABELS)
@@ -319,7 +320,8 @@ def apply_frame(state: TrackerState, frame: Frame, src, update, t_ns: int, cfg: 
 
     p_fixed, repaired, broken = kalman.repair_covariance(tracks["p"])
     tracks["p"] = p_fixed
-    broken |= ~np.isfinite(tracks["x"]).all(axis=1)
+    if not math.isfinite(tracks["x"].sum()):  # a finite total: every state finite (see _valid_rows)
+        broken |= ~np.isfinite(tracks["x"]).all(axis=1)
     if imm:
         # Repair applies per model; a track with any model broken is dropped.
         tracks["pm"], repaired_m, broken_m = motion_imm.repair(tracks["pm"])
