@@ -122,6 +122,10 @@ def fusion_step(state: FusionState, arrivals: Iterable[tuple[str, Any]], t_ns: i
         tracks = tracker_predict(tracker, t_out, cfg.tracker)
         if len(tracks):
             tracks = tracks_to_map(tracks, ego_odom, ego)
-    if ego is not None and (t_ns - ego.t_ns) * 1e-9 > cfg.max_ego_age_s:
+    # The age of the ego estimate is that of its newest measurement (the filter's own time moves
+    # only with applied ego messages; the oracle ego's with each message): the output itself is
+    # always predicted up to t_ns, so its t_ns says nothing about staleness.
+    last_measured_ns = oracle_ego.t_ns if oracle_ego is not None else ego_filter.t_ns
+    if ego is not None and (t_ns - last_measured_ns) * 1e-9 > cfg.max_ego_age_s:
         ego = None
     return new, FusionOutput(ego, tracks, records)

@@ -248,3 +248,18 @@ def test_gnss_start_with_unknown_heading_keeps_one_track_while_the_map_yaw_conve
     assert len(out.tracks) == 1
     np.testing.assert_allclose(out.tracks.states[0, :2], car, atol=1.0)
     assert np.hypot(*out.tracks.states[0, 2:]) < 0.2
+
+
+def test_ego_estimate_without_measurements_goes_stale_after_max_age():
+    """The output ego is predicted to the step's time, so its age must come from the newest ego
+    measurement: with no IMU, wheel or GNSS message after the start-up prior, it is handed on for
+    max_ego_age_s and then withheld (the planner and the safety monitor then see the gap)."""
+    cfg = FusionConfig(sync=SyncConfig(streams={"imu": StreamConfig(latency_window_ns=0)}), max_ego_age_s=0.5)
+    state = FusionState(ego_filter=EgoFilterState.at(0, np.array([0.0, 0.0, 0.0]), 20.0, (0.1, 0.1, 0.01), 0.1))
+    state, out = fusion_step(state, [], 300 * MS, cfg)
+    assert out.ego is not None and out.ego.t_ns == 300 * MS
+    state, out = fusion_step(state, [], 2000 * MS, cfg)
+    assert out.ego is None
+    # One IMU sample makes it fresh again.
+    state, out = fusion_step(state, [("imu", ImuSample(2000 * MS, np.array([0.0, 0.0, 9.81]), 0.0))], 2000 * MS, cfg)
+    assert out.ego is not None and out.ego.pose[0] == pytest.approx(40.0, abs=1e-6)
