@@ -49,6 +49,10 @@ class EgoConfig:
     init_yaw_sigma_rad: float = field(default=3.1416, metadata=rng(0.0, 10.0))
     init_speed_sigma_mps: float = field(default=5.0, metadata=rng(0.0, 100.0))
     init_wheel_scale_sigma: float = field(default=0.02, metadata=rng(1e-6, 0.5))  # tyre radius, 2 %
+    # A filter started from a GNSS fix does not know its heading; once a later fix lies this far
+    # from the first, the heading is set from the course between them (an EKF started 2+ rad off
+    # never converges: its predictions run away from the fixes, and the NIS gate rejects them all).
+    heading_bootstrap_m: float = field(default=10.0, metadata=rng(0.5, 1000.0))
     # Slow drift of the scale (tyre warming, pressure), per sqrt(s).
     wheel_scale_sigma_per_sqrt_s: float = field(default=1e-4, metadata=rng(0.0, 0.1))
 
@@ -61,6 +65,7 @@ class EgoCounters:
     gnss_outliers: int = 0
     waiting_for_gnss: int = 0  # messages before the first fix placed the filter in the map
     covariance_repaired: int = 0
+    heading_bootstraps: int = 0  # headings set from the course between two GNSS fixes
 
     def add(self, **deltas: int) -> "EgoCounters":
         return replace(self, **{k: getattr(self, k) + int(v) for k, v in deltas.items() if v})
@@ -76,6 +81,8 @@ class EgoFilterState:
     last_nis: float = float("nan")  # NIS of the latest GNSS fix, for consistency monitoring
     # (x, y, yaw) of the vehicle in the odometry frame, which starts at the first map pose
     odom: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    # (x, y, t_ns) of the first GNSS fix while the heading is unknown (started without a prior)
+    heading_anchor: tuple[float, float, int] | None = None
 
     @staticmethod
     def empty() -> "EgoFilterState":
@@ -146,7 +153,29 @@ def _init_from_gnss(msg: GnssFix, cfg: EgoConfig) -> EgoFilterState:
     p = np.diag([sigma**2, sigma**2, cfg.init_yaw_sigma_rad**2, cfg.init_speed_sigma_mps**2, 0.1,
                  cfg.init_wheel_scale_sigma**2])
     return EgoFilterState(int(msg.t_ns), x, p, 0.0, EgoCounters().add(applied=1),
-                          odom=(float(x[0]), float(x[1]), 0.0))
+                          odom=(float(x[0]), float(x[1]), 0.0),
+                          heading_anchor=(float(x[0]), float(x[1]), int(msg.t_ns)))
+
+
+def _bootstrap_heading(state: EgoFilterState, msg: GnssFix, sigma_m: float, cfg: EgoConfig) -> EgoFilterState:
+    """Once a fix lies ``heading_bootstrap_m`` from the anchor fix, re-seed the pose there with the
+    heading of the course between them (advanced by half the turn over the interval: the chord
+    runs along the mean heading). Its sigma is that of a chord measured with two fixes' noise.
+    Returns the state unchanged (anchor kept) while the fixes are closer than that."""
+    ax, ay, at_ns = state.heading_anchor
+    fx, fy = float(msg.position_m[0]), float(msg.position_m[1])
+    dist_m = math.hypot(fx - ax, fy - ay)
+    if dist_m < cfg.heading_bootstrap_m:
+        return state
+    x, p = state.x.copy(), state.p.copy()
+    x[0], x[1] = fx, fy
+    x[2] = math.remainder(math.atan2(fy - ay, fx - ax) + 0.5 * float(x[4]) * (msg.t_ns - at_ns) * 1e-9, math.tau)
+    p[:3, :] = 0.0
+    p[:, :3] = 0.0
+    p[0, 0] = p[1, 1] = sigma_m**2
+    p[2, 2] = (2.0 * sigma_m / dist_m) ** 2
+    return replace(state, x=x, p=p, heading_anchor=None,
+                   counters=state.counters.add(applied=1, heading_bootstraps=1))
 
 
 def _finite(msg: EgoMessage) -> bool:
@@ -181,6 +210,10 @@ def ego_update(state: EgoFilterState, msg: EgoMessage, cfg: EgoConfig) -> EgoFil
         return _update(state, np.array([msg.speed_mps], dtype=np.float64), h,
                        np.array([[cfg.wheel_speed_sigma_mps**2]]), np.array([(1.0 + scale) * v]))
     sigma = max(float(msg.sigma_m), cfg.gnss_sigma_floor_m)
+    if state.heading_anchor is not None:
+        seeded = _bootstrap_heading(state, msg, sigma, cfg)
+        if seeded.heading_anchor is None:
+            return seeded
     r = np.eye(2) * sigma**2
     y = np.asarray(msg.position_m, dtype=np.float64) - state.x[:2]
     nis = float(y @ np.linalg.solve(state.p[:2, :2] + r, y))
