@@ -225,9 +225,10 @@ def ego_update(state: EgoFilterState, msg: EgoMessage, cfg: EgoConfig) -> EgoFil
 
 def ego_outputs(state: EgoFilterState, t_ns: int, cfg: EgoConfig) -> tuple[EgoState, EgoState] | None:
     """The ego estimate predicted to ``t_ns`` (never backwards) twice from one prediction: with the
-    map pose, and with the odometry pose. Relative to its own frame the odometry pose is known
-    exactly over a tracker's time scales, so its pose covariance is zero: the placement of a
-    detection then carries the sensor's noise alone. None before initialisation."""
+    map pose, and with the odometry pose. Relative to its own frame the odometry pose drifts far
+    less over a tracker's time scales than the sensors' noise, so its pose covariance is taken as
+    zero (the drift is not modelled): the placement of a detection then carries the sensor's
+    noise alone. None before initialisation."""
     if state.t_ns is None:
         return None
     s = _predict(state, max(int(t_ns), state.t_ns), cfg)
