@@ -223,35 +223,45 @@ def ego_update(state: EgoFilterState, msg: EgoMessage, cfg: EgoConfig) -> EgoFil
                    last_nis=nis)
 
 
+def _map_ego(s: EgoFilterState) -> EgoState:
+    """The (predicted) filter as an ``EgoState`` with the map pose."""
+    return EgoState(int(s.t_ns), s.x[:3].copy(), float(s.x[3]), float(s.accel_mps2), float(s.x[4]),
+                    s.p[:5, :5].copy())
+
+
+def _odom_ego(s: EgoFilterState) -> EgoState:
+    """The (predicted) filter as an ``EgoState`` with the odometry pose. Relative to its own frame
+    that pose drifts far less over a tracker's time scales than the sensors' noise, so its pose
+    covariance is taken as zero (the drift is not modelled): the placement of a detection then
+    carries the sensor's noise alone."""
+    cov = s.p[:5, :5].copy()
+    cov[:3, :] = 0.0
+    cov[:, :3] = 0.0
+    return EgoState(int(s.t_ns), np.array(s.odom), float(s.x[3]), float(s.accel_mps2), float(s.x[4]), cov)
+
+
+def _predicted_for_output(state: EgoFilterState, t_ns: int, cfg: EgoConfig) -> EgoFilterState:
+    return _predict(state, max(int(t_ns), state.t_ns), cfg)
+
+
 def ego_outputs(state: EgoFilterState, t_ns: int, cfg: EgoConfig) -> tuple[EgoState, EgoState] | None:
-    """The ego estimate predicted to ``t_ns`` (never backwards) twice from one prediction: with the
-    map pose, and with the odometry pose. Relative to its own frame the odometry pose drifts far
-    less over a tracker's time scales than the sensors' noise, so its pose covariance is taken as
-    zero (the drift is not modelled): the placement of a detection then carries the sensor's
-    noise alone. None before initialisation."""
+    """The ego estimate predicted to ``t_ns`` (never backwards) with the map pose and with the
+    odometry pose, from one prediction; None before initialisation."""
     if state.t_ns is None:
         return None
-    s = _predict(state, max(int(t_ns), state.t_ns), cfg)
-    speed, accel, yaw_rate = float(s.x[3]), float(s.accel_mps2), float(s.x[4])
-    cov = s.p[:5, :5].copy()
-    odom_cov = cov.copy()
-    odom_cov[:3, :] = 0.0
-    odom_cov[:, :3] = 0.0
-    return (EgoState(int(s.t_ns), s.x[:3].copy(), speed, accel, yaw_rate, cov),
-            EgoState(int(s.t_ns), np.array(s.odom), speed, accel, yaw_rate, odom_cov))
+    s = _predicted_for_output(state, t_ns, cfg)
+    return _map_ego(s), _odom_ego(s)
 
 
 def ego_output(state: EgoFilterState, t_ns: int, cfg: EgoConfig) -> EgoState | None:
     """The ego estimate in the map frame predicted to ``t_ns`` (never backwards); None before
     initialisation."""
-    both = ego_outputs(state, t_ns, cfg)
-    return None if both is None else both[0]
+    return None if state.t_ns is None else _map_ego(_predicted_for_output(state, t_ns, cfg))
 
 
 def ego_odom_output(state: EgoFilterState, t_ns: int, cfg: EgoConfig) -> EgoState | None:
-    """``ego_output`` with the odometry pose in place of the map pose (see ``ego_outputs``)."""
-    both = ego_outputs(state, t_ns, cfg)
-    return None if both is None else both[1]
+    """``ego_output`` with the odometry pose in place of the map pose (see ``_odom_ego``)."""
+    return None if state.t_ns is None else _odom_ego(_predicted_for_output(state, t_ns, cfg))
 
 
 def ego_step(state: EgoFilterState, msg: EgoMessage, t_ns: int,

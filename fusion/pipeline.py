@@ -6,7 +6,8 @@ never step backwards; each released message goes to the filter that models it. E
 predicted to the detection's time: the EKF's odometry pose, so that tracks live in the odometry
 frame, untouched by GNSS corrections, and are handed on in the map frame (fusion/odom_frame.py).
 An ``EgoState`` input (the oracle ego of planning-only runs) replaces the EKF as the ego source;
-its pose is the truth, and the tracks then live in the map frame itself. A backwards clock restarts both filters (a RESET record).
+its pose is the truth, and the tracks then live in the map frame itself. A backwards clock
+restarts both filters (a RESET record).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import numpy as np
 
 from core.config import rng
 from core.messages import Detections2D, Detections3D, EgoState, GnssFix, ImuSample, Tracks, WheelSpeed
-from fusion.ego_ekf import EgoConfig, EgoFilterState, ego_odom_output, ego_output, ego_outputs, ego_update
+from fusion.ego_ekf import EgoConfig, EgoFilterState, ego_odom_output, ego_outputs, ego_update
 from fusion.odom_frame import tracks_to_map
 from fusion.sensor_models import CameraModel, RadarModel
 from fusion.sync import Decision, SyncConfig, SyncRecord, SyncState, sync_step
@@ -73,12 +74,6 @@ def extrapolate_ego(ego: EgoState, t_ns: int) -> EgoState:
     return EgoState(int(t_ns), np.array([x, y, yaw + w * dt]), v, ego.accel_mps2, w, ego.covariance)
 
 
-def _ego_at(state: FusionState, t_ns: int, cfg: FusionConfig) -> EgoState | None:
-    if state.oracle_ego is not None:
-        return extrapolate_ego(state.oracle_ego, t_ns)
-    return ego_output(state.ego_filter, t_ns, cfg.ego)
-
-
 def fusion_step(state: FusionState, arrivals: Iterable[tuple[str, Any]], t_ns: int,
                 cfg: FusionConfig) -> tuple[FusionState, FusionOutput]:
     """Take the (stream, message) pairs that arrived since the last step; return the fused picture
@@ -112,7 +107,8 @@ def fusion_step(state: FusionState, arrivals: Iterable[tuple[str, Any]], t_ns: i
             unused += 1
     new = FusionState(sync, ego_filter, tracker, oracle_ego, unused, resets)
     if oracle_ego is not None or ego_filter.t_ns is None:
-        ego = _ego_at(new, t_ns, cfg)
+        # Oracle ego (tracks in the map frame already), or no ego yet (and so no tracks either).
+        ego = extrapolate_ego(oracle_ego, t_ns) if oracle_ego is not None else None
         tracks = tracker_predict(tracker, t_ns, cfg.tracker)
     else:
         # Both ego poses at the tracks' time (never before the filter's or the tracker's own time)

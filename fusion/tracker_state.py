@@ -92,12 +92,11 @@ class TrackerConfig:
     # multiple model of that CV model and a nearly-coordinated-turn model on (x, y, vx, vy, omega)
     # (fusion/motion_imm.py). The CV model alone must keep accel_psd low to keep straight tracks
     # quiet, and then lags a cut-in's lateral velocity by a metre per second; the turn model
-    # follows the velocity turning while the CV model keeps straight driving quiet. On the full
-    # stack the IMM took every cut_in seed 0..19 without an emergency plan (CV: seed 18 reacts
-    # ~0.3 s late, one emergency plan) and raised eval-tracker's MOTA 0.92 -> 0.94, but it costs
-    # twice the filter time: fusion p99 7 ms against its 5 ms budget on two cores (212 of 1001
-    # runs over budget on cut_in), which the real-time loop cannot afford. CV stays the default
-    # until the tracker's per-step overhead (~300 numpy calls) is cut.
+    # follows the velocity turning while the CV model keeps straight driving quiet. While tracks
+    # lived in the map frame, the IMM took every cut_in seed 0..19 without an emergency plan (CV:
+    # seed 18 one) and raised eval-tracker's MOTA 0.92 -> 0.94; it costs twice the filter time
+    # (fusion p99 7 ms against its 5 ms budget on two cores), and since tracking moved to the
+    # odometry frame CV meets every closed-loop criterion too: CV is the default.
     motion_model: str = field(default="cv", metadata=rng(choices=("cv", "imm")))
     imm_p_stay: float = field(default=0.95, metadata=rng(0.5, 0.999999))  # per 100 ms, each model
     # The turn model's noise: the CV model's white acceleration (so its covariance is never the
