@@ -95,6 +95,7 @@ class Road:
             self._line_to_index = np.array([p.cos_h[0, 0], p.sin_h[0, 0]]) * self._inv_spacing
             self._line_index0 = float(p.s_mid[0, 0] - p.mid_x[0, 0] * p.cos_h[0, 0]
                                       - p.mid_y[0, 0] * p.sin_h[0, 0]) * self._inv_spacing
+            self._line_to_index_xy = tuple(self._line_to_index.tolist())
         # Per-sample tables so that a projection gathers instead of re-evaluating cos and sin.
         self._cos_h, self._sin_h = np.cos(self.heading_rad), np.sin(self.heading_rad)
         self._line_cos_sin = (float(self._cos_h[0]), float(self._sin_h[0]))
@@ -188,6 +189,20 @@ class Road:
         out += d[:, None] * self._line_left
         return out, heading
 
+    def _line_point_to_frenet(self, x: float, y: float) -> tuple[float, float]:
+        """to_frenet of one point on a road without arcs, operation for operation as the array
+        path: the foot point's sample index clamped (a NaN to 0, as fmax does) and rounded half to
+        even (as np.rint), then the offset from that sample along and across the line."""
+        to_index = self._line_to_index_xy
+        idx_f = x * to_index[0] + y * to_index[1] + self._line_index0
+        last = self.s_m.shape[0] - 1
+        idx_f = idx_f if idx_f >= 0.0 else 0.0
+        i = round(idx_f if idx_f <= last else float(last))
+        ref_x, ref_y = self.xy_m[i].tolist()
+        dx, dy = x - ref_x, y - ref_y
+        cos_h, sin_h = self._line_cos_sin
+        return float(self.s_m[i]) + (dx * cos_h + dy * sin_h), -dx * sin_h + dy * cos_h
+
     def to_frenet(self, xy) -> tuple[np.ndarray, np.ndarray]:
         """Map xy (N, 2) -> (s, d), projecting onto the nearest sample's tangent (exact on straights,
         within millimetres on curves of radius >= 50 m at 0.5 m spacing)."""
@@ -195,6 +210,11 @@ class Road:
         if xy.shape[-1:] != (2,):
             raise ValueError(f"to_frenet expects points of shape (..., 2), got {xy.shape}")
         lead_shape = xy.shape[:-1]
+        if self._arcs is None and lead_shape == (1,):
+            # One point on a straight road (the ego, every planning and sensor step): the same
+            # arithmetic on Python floats, without ~20 numpy calls on one-element arrays.
+            s, lateral = self._line_point_to_frenet(float(xy[0, 0]), float(xy[0, 1]))
+            return np.array([s]), np.array([lateral])
         i = self.nearest_sample(xy.reshape(-1, 2))
         xy = xy.reshape(-1, 2)
         delta = xy - self.xy_m[i]

@@ -59,6 +59,23 @@ def test_straight_to_cartesian_matches_the_general_interpolation(name):
     assert np.array_equal(xy, xy_ref) and np.array_equal(h, heading)
 
 
+@pytest.mark.parametrize("name", ["straight", "rotated_two_pieces"])
+def test_one_point_to_frenet_matches_the_batch_projection(name):
+    """The single-point path of a straight road (Python floats) gives the batch path's bits."""
+    road, rng = ROADS[name], np.random.default_rng(7)
+    lo, hi = road.xy_m.min(axis=0) - 60.0, road.xy_m.max(axis=0) + 60.0
+    xy = np.concatenate([rng.uniform(lo, hi, (1500, 2)), road.xy_m[::97] + 0.25,
+                         [[np.nan, 1.0], [np.inf, 0.0], [-np.inf, 2.0], [1.0, np.nan]]])
+    with np.errstate(invalid="ignore"):
+        s_all, d_all = road.to_frenet(np.concatenate([xy, xy[:1]]))  # 2+ points: the array path
+        one = [road.to_frenet(p[None]) for p in xy]
+    s_one = np.array([s[0] for s, _ in one])
+    d_one = np.array([d[0] for _, d in one])
+    assert all(s.shape == (1,) and d.shape == (1,) for s, d in one)
+    assert np.array_equal(s_one, s_all[:-1], equal_nan=True)
+    assert np.array_equal(d_one, d_all[:-1], equal_nan=True)
+
+
 def test_to_frenet_shapes_and_bad_input():
     road = ROADS["s_bend"]
     s, d = road.to_frenet(np.array([3.0, 1.0]))
