@@ -46,6 +46,11 @@ class EgoConfig:
     gnss_sigma_floor_m: float = field(default=0.1, metadata=rng(1e-3, 100.0))
     gnss_gate_probability: float = field(default=0.999, metadata=rng(0.5, 0.999999))
     max_step_s: float = field(default=0.05, metadata=rng(1e-3, 1.0))  # prediction sub-step
+    # Beyond max_substeps * max_step_s the sub-steps lengthen instead of multiplying: through a
+    # total outage of the ego sensors every output predicts from the last measurement, and with
+    # fixed 50 ms steps a 60 s gap cost ~28 ms per call, past the fusion stage's budget. An
+    # estimate that old is refused as stale anyway (FusionConfig.max_ego_age_s, 0.5 s).
+    max_substeps: int = field(default=20, metadata=rng(1, 100_000))
     init_yaw_sigma_rad: float = field(default=3.1416, metadata=rng(0.0, 10.0))
     init_speed_sigma_mps: float = field(default=5.0, metadata=rng(0.0, 100.0))
     init_wheel_scale_sigma: float = field(default=0.02, metadata=rng(1e-6, 0.5))  # tyre radius, 2 %
@@ -123,7 +128,7 @@ def _predict(state: EgoFilterState, t_ns: int, cfg: EgoConfig) -> EgoFilterState
     x, p = state.x, state.p
     ox, oy, oyaw = state.odom
     # Sub-steps bound the linearisation error over a long GNSS or IMU gap.
-    n_steps = max(1, int(np.ceil(remaining / cfg.max_step_s)))
+    n_steps = min(max(1, math.ceil(remaining / cfg.max_step_s)), cfg.max_substeps)
     dt = remaining / n_steps
     for _ in range(n_steps):
         v, w = float(x[3]), float(x[4])

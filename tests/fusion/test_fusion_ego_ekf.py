@@ -105,6 +105,26 @@ def test_output_predicts_forward_only_and_is_deterministic():
     assert np.all(np.linalg.eigvalsh(later.covariance) > 0)
 
 
+def test_prediction_cost_stays_bounded_through_a_long_outage(monkeypatch):
+    """Within max_substeps * max_step_s (1 s) the sub-steps are max_step_s long; beyond, their
+    number stays max_substeps: an output 60 s after the last measurement costs no more than one
+    1 s after it, and is still a sane, finite, growing estimate."""
+    import fusion.ego_ekf as ekf
+
+    truth, msgs = _drive(2.0, np.random.default_rng(4))
+    state, _, _ = _run(truth, msgs)
+    calls = []
+    real_motion = ekf._motion
+    monkeypatch.setattr(ekf, "_motion", lambda x, a, dt: calls.append(dt) or real_motion(x, a, dt))
+    short = ego_output(state, state.t_ns + 500 * MS, CFG)
+    assert len(calls) == 10 and calls[0] == pytest.approx(0.05)
+    calls.clear()
+    long = ego_output(state, state.t_ns + 60_000 * MS, CFG)
+    assert len(calls) == CFG.max_substeps == 20 and calls[0] == pytest.approx(3.0)
+    assert np.isfinite(long.pose).all() and np.isfinite(long.covariance).all()
+    assert np.trace(long.covariance[:2, :2]) > np.trace(short.covariance[:2, :2])
+
+
 def test_wheel_scale_error_is_estimated_and_leaves_no_along_track_bias():
     # A tyre reading 1 % fast at 25 m/s: without the scale state the estimate runs ahead of the car.
     truth, msgs = _drive(60.0, np.random.default_rng(4), gnss_sigma_m=0.5, wheel_scale=0.01, v0_mps=25.0)
