@@ -69,20 +69,23 @@ def associate(x: np.ndarray, p: np.ndarray, z_xy: np.ndarray, r_xy: np.ndarray,
     else:
         with np.errstate(invalid="ignore"):  # a negative or NaN trace gives a NaN reach: no window
             reach = np.sqrt(reach2)
-    order = np.argsort(z_xy[:, 0], kind="stable")
-    zx = z_xy[order, 0]
-    lo = np.searchsorted(zx, x[:, 0] - reach, side="left")
+    # Contiguous (or plainly strided) component rows: gathers from 1-D rows cost a fraction of
+    # gathers from 2-D arrays by mixed or multi-axis indices.
+    tx, ty, zx_all, zy = x[:, 0], x[:, 1], z_xy[:, 0], z_xy[:, 1]
+    order = zx_all.argsort(kind="stable")
+    zx = zx_all[order]
+    lo = zx.searchsorted(tx - reach, side="left")
     # Never negative: reach >= 0, and a NaN bound (sorted last) only meets another at the end.
-    count = np.searchsorted(zx, x[:, 0] + reach, side="right") - lo
-    ii = np.repeat(np.arange(n), count)
+    count = zx.searchsorted(tx + reach, side="right") - lo
+    ii = np.arange(n).repeat(count)
     # Candidate k of track i is detection order[lo_i + k], k counting up within i's window.
-    jj = order[np.arange(ii.shape[0]) + np.repeat(lo - (np.cumsum(count) - count), count)]
-    e0 = z_xy[jj, 0] - x[ii, 0]
-    e1 = z_xy[jj, 1] - x[ii, 1]
-    coarse = e0 * e0 + e1 * e1 <= gate_d2 * (tr_p[ii] + tr_r[jj])
-    ii, jj, e0, e1 = ii[coarse], jj[coarse], e0[coarse], e1[coarse]
-    if ii.size == 0:
+    jj = order[np.arange(ii.shape[0]) + (lo - (count.cumsum() - count)).repeat(count)]
+    e0 = zx_all[jj] - tx[ii]
+    e1 = zy[jj] - ty[ii]
+    coarse = (e0 * e0 + e1 * e1 <= gate_d2 * (tr_p[ii] + tr_r[jj])).nonzero()[0]
+    if coarse.size == 0:
         return _empty(m)
+    ii, jj, e0, e1 = ii[coarse], jj[coarse], e0[coarse], e1[coarse]
     a = p00[ii] + r00[jj]
     b = p01[ii] + r01[jj]
     d = p11[ii] + r11[jj]
@@ -90,13 +93,16 @@ def associate(x: np.ndarray, p: np.ndarray, z_xy: np.ndarray, r_xy: np.ndarray,
     with np.errstate(divide="ignore", invalid="ignore"):
         d2 = (d * e0 * e0 - 2.0 * b * e0 * e1 + a * e1 * e1) / det
     ok = (det > 0.0) & (d2 <= gate_d2)  # NaN compares False: a broken pair never gates
-    ii, jj, d2, det = ii[ok], jj[ok], d2[ok], det[ok]
+    ii, jj, d2 = ii[ok], jj[ok], d2[ok]
     row_count = np.bincount(ii, minlength=n)
     col_count = np.bincount(jj, minlength=m)
-    alone = (row_count[ii] == 1) & (col_count[jj] == 1)
-    if alone.all():
+    # Every gated pair alone in its row and column (the rule in traffic): a count above 1
+    # anywhere is what makes a pair contested.
+    if ii.size == 0 or (row_count.max() <= 1 and col_count.max() <= 1):
         # ii and jj are fresh int64 index arrays already (np.repeat of arange, argsort's order).
         return Association(ii, jj, d2, col_count > 0, 0)
+    det = det[ok]
+    alone = (row_count[ii] == 1) & (col_count[jj] == 1)
     rest = ~alone
     rows, row_of = np.unique(ii[rest], return_inverse=True)
     cols, col_of = np.unique(jj[rest], return_inverse=True)
