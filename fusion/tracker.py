@@ -24,12 +24,37 @@ from fusion.track_merge import duplicates
 from fusion.tracker_state import N_LABELS, SourceModel, TrackerConfig, TrackerState
 
 
+def _is_range(idx: np.ndarray, n: int) -> bool:
+    """Whether the index array ``idx`` is 0, 1, ..., n - 1: an association's pairs in track (or
+    detection) order. Compared as bytes, a fraction of np.array_equal's cost."""
+    return idx.shape[0] == n and idx.tobytes() == np.arange(n, dtype=idx.dtype).tobytes()
+
+
+def _row_max(a: np.ndarray) -> np.ndarray:
+    """Row maxima of a (N, L) array: column by column, the same values as a.max(axis=1), which
+    pays a reduction per row of a few elements."""
+    out = a[:, 0]
+    for k in range(1, a.shape[1]):
+        out = np.maximum(out, a[:, k])
+    return out
+
+
+def _with_rows(at: slice | np.ndarray, old: np.ndarray, new_rows: np.ndarray) -> np.ndarray:
+    """``old`` with its rows ``at`` replaced by ``new_rows``, as a new array; ``at`` a full slice
+    when every row is replaced (then ``new_rows``, fresh, is the result)."""
+    if isinstance(at, slice):
+        return new_rows
+    out = old.copy()
+    out[at] = new_rows
+    return out
+
+
 def apply_linear_updates(x: np.ndarray, p: np.ndarray, track_idx: np.ndarray, z: np.ndarray,
                          r: np.ndarray, velocity_valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Update tracks ``track_idx`` with map-frame z (K, 4), r (K, 4, 4): position only where the
     velocity is not valid, position and velocity elsewhere. Returns new arrays."""
     n, k = x.shape[0], track_idx.shape[0]
-    if k == n and n and np.array_equal(track_idx, np.arange(n)):
+    if n and _is_range(track_idx, n):
         # Every track in order with one measurement layout (the steady state of a clean frame):
         # update_leading's fresh arrays need no copy, gather or scatter.
         if velocity_valid.all():
@@ -222,7 +247,7 @@ def tracker_step(state: TrackerState, detections: Detections3D, ego: EgoState, t
                    "invalidated_velocity": n_badvel}, detections.source)
 
     def update(x, p, ti, di):
-        if di.shape[0] == meas.z.shape[0] and np.array_equal(di, np.arange(di.shape[0])):
+        if _is_range(di, meas.z.shape[0]):
             # Every detection matched, in order (tracks born from one source keep its order): the
             # measurement arrays as they are, which the update only reads, instead of gathers.
             return apply_linear_updates(x, p, ti, meas.z, meas.r, meas.velocity_valid)
@@ -261,59 +286,83 @@ def apply_frame(state: TrackerState, frame: Frame, src, update, t_ns: int, cfg: 
             xm, pm, mode_prob = _no_models(len(state))
 
     n, n_hit = len(state), ti.shape[0]  # a track is matched at most once
+    all_hit = n_hit == n  # then nothing is missed, and every track was hit at t_meas
     # Every track hit in track order (a clean frame's steady state): a full slice stands for ti,
-    # so the per-track updates below read views and write in place instead of gathering and
-    # scattering by index (the same values, element for element).
-    at = slice(None) if n_hit == n and np.array_equal(ti, np.arange(n)) else ti
-    hit = np.zeros(n, bool)
-    hit[at] = True
+    # so the per-track updates below read views and build whole arrays instead of gathering and
+    # scattering by index (the same values, element for element). Likewise a full slice stands
+    # for di when every detection is matched in detection order.
+    in_order = all_hit and _is_range(ti, n)
+    at = slice(None) if in_order else ti
+    dt = slice(None) if _is_range(di, labels.shape[0]) else di
+    if all_hit:
+        hit = np.ones(n, bool)
+    else:
+        hit = np.zeros(n, bool)
+        hit[at] = True
+
     yaw, size = state.yaw, state.size
     if frame.shape_valid and ti.size:
-        yaw, size = yaw.copy(), size.copy()
         # Box yaw is ambiguous by pi for a symmetric box: fold the innovation into [-pi/2, pi/2)
         # (one modulo by pi, the same angle as wrapping by 2 pi and then folding by pi).
         yaw_t = yaw[at]
-        dyaw = (meas.yaw[di] - yaw_t + 0.5 * np.pi) % np.pi - 0.5 * np.pi
-        yaw[at] = wrap_angle(yaw_t + cfg.yaw_gain * dyaw)
-        size[at] += cfg.size_gain * (frame.sizes[di] - size[at])
-    class_ll = state.class_loglik.copy()
-    class_ll[at] += _class_loglik(labels[di], scores[di])
-    class_ll -= class_ll.max(axis=1, keepdims=True) if n else 0.0
+        dyaw = (meas.yaw[dt] - yaw_t + 0.5 * np.pi) % np.pi - 0.5 * np.pi
+        yaw = _with_rows(at, yaw, wrap_angle(yaw_t + cfg.yaw_gain * dyaw))
+        size_t = size[at]
+        size = _with_rows(at, size, size_t + cfg.size_gain * (frame.sizes[dt] - size_t))
+    class_ll = _with_rows(at, state.class_loglik,
+                          state.class_loglik[at] + _class_loglik(labels[dt], scores[dt]))
+    if n:
+        class_ll -= _row_max(class_ll)[:, None]
 
-    # Only tracks the source could have seen take part in this frame's M-of-N and existence.
-    # With every track hit (the steady state) the coverage cannot add a track: skip it.
-    seen = hit if n_hit == n else _in_coverage(x, pose, src) | hit
-    missed = seen & ~hit
     pd = cfg.detection_probability
     e = state.existence
-    # The miss update on every track, kept where missed: one select instead of two masked gathers
-    # (with every track hit, none is missed).
-    e = e.copy() if n_hit == n else np.where(missed, e * (1.0 - pd) / (1.0 - e * pd), e)
-    e[at] = 1.0 - (1.0 - e[at]) * (1.0 - scores[di])
-    last_hit = state.last_hit_ns.copy()
-    last_hit[at] = t_meas
-    nis = state.last_nis.copy()
-    nis[at] = assoc.d2
-    # hit implies seen, so a shift by ``seen`` (0 or 1) followed by or-ing the hit bit is the
-    # M-of-N window moved on exactly for the tracks this frame covered; a product by ~hit zeroes
-    # the run of misses of every track hit.
-    not_hit = ~hit
+    if all_hit:
+        # With every track hit none is missed, and the coverage cannot add a track: skip both.
+        e = _with_rows(at, e, 1.0 - (1.0 - e[at]) * (1.0 - scores[dt]))
+        nis = _with_rows(at, state.last_nis, assoc.d2)  # a fresh array of this association's own
+        hit_history, hits = (state.hit_history << 1) | 1, state.hits + 1
+        misses = np.zeros(n, state.misses.dtype)
+        last_hit = np.full(n, t_meas, state.last_hit_ns.dtype)
+        source_mask = state.source_mask | bit
+        trusted_misses = (np.zeros(n, state.trusted_misses.dtype) if src.confirms_alone
+                          else state.trusted_misses)
+    else:
+        # Only tracks the source could have seen take part in this frame's M-of-N and existence.
+        seen = _in_coverage(x, pose, src) | hit
+        missed = seen & ~hit
+        # The miss update on every track, kept where missed: one select instead of two masked
+        # gathers.
+        e = np.where(missed, e * (1.0 - pd) / (1.0 - e * pd), e)
+        e[at] = 1.0 - (1.0 - e[at]) * (1.0 - scores[dt])
+        last_hit = state.last_hit_ns.copy()
+        last_hit[at] = t_meas
+        nis = state.last_nis.copy()
+        nis[at] = assoc.d2
+        # hit implies seen, so a shift by ``seen`` (0 or 1) followed by or-ing the hit bit is the
+        # M-of-N window moved on exactly for the tracks this frame covered; a product by ~hit
+        # zeroes the run of misses of every track hit.
+        not_hit = ~hit
+        hit_history, hits = (state.hit_history << seen.view(np.uint8)) | hit, state.hits + hit
+        misses = (state.misses + missed) * not_hit
+        source_mask = state.source_mask | (hit.view(np.uint8) * bit)
+        trusted_misses = ((state.trusted_misses + missed) * not_hit
+                          if src.confirms_alone else state.trusted_misses)
     tracks = {
         "ids": state.ids, "x": x, "p": p, "yaw": yaw, "size": size, "class_loglik": class_ll,
-        "hit_history": (state.hit_history << seen.view(np.uint8)) | hit,
-        "hits": state.hits + hit, "misses": (state.misses + missed) * not_hit,
-        "confirmed": state.confirmed, "existence": e, "last_hit_ns": last_hit,
-        "last_nis": nis,
-        "source_mask": state.source_mask | (hit.view(np.uint8) * bit),
-        "trusted_misses": ((state.trusted_misses + missed) * not_hit
-                           if src.confirms_alone else state.trusted_misses),
+        "hit_history": hit_history, "hits": hits, "misses": misses,
+        "confirmed": state.confirmed, "existence": e, "last_hit_ns": last_hit, "last_nis": nis,
+        "source_mask": source_mask, "trusted_misses": trusted_misses,
         "mode_prob": mode_prob, "xm": xm, "pm": pm,
     }
 
     # Births: unmatched detections that are not inside any track's gate (a second detection of a
     # tracked object must not spawn a twin) and confident enough.
-    # A matched detection lies in its track's gate, so outside every gate means unmatched too.
-    born = np.flatnonzero(~assoc.det_in_any_gate & (scores >= cfg.init_min_score))
+    # A matched detection lies in its track's gate, so outside every gate means unmatched too;
+    # with every detection matched there is none.
+    if n_hit == labels.shape[0]:
+        born = np.zeros(0, np.intp)
+    else:
+        born = (~assoc.det_in_any_gate & (scores >= cfg.init_min_score)).nonzero()[0]
     if born.shape[0]:
         births = _births(state.next_id, meas, born, frame.sizes, labels, scores, t_meas, bit, cfg)
         tracks = {k: np.concatenate([v, births[k]]) for k, v in tracks.items()}
@@ -329,21 +378,27 @@ def apply_frame(state: TrackerState, frame: Frame, src, update, t_ns: int, cfg: 
         broken |= (broken_m | ~np.isfinite(tracks["xm"]).all(axis=(1, 2))
                    | ~np.isfinite(tracks["mode_prob"]).all(axis=1))
 
-    age_s = (t_meas - tracks["last_hit_ns"]) * 1e-9
     confirmed = tracks["confirmed"]
-    max_coast = np.where(confirmed, cfg.max_coast_confirmed_s, cfg.max_coast_tentative_s)
     pos_var = np.maximum(p_fixed[:, 0, 0], p_fixed[:, 1, 1])
     unconfirmed = tracks["trusted_misses"] > cfg.max_trusted_misses
-    alive = (~broken & (age_s <= max_coast) & (np.sqrt(pos_var) <= cfg.max_position_sigma_m)
-             & (confirmed | (tracks["existence"] >= cfg.min_existence)) & ~unconfirmed)
+    alive = ~broken & (np.sqrt(pos_var) <= cfg.max_position_sigma_m) & ~unconfirmed
+    # Every track hit or born at t_meas has coasted 0 s, within any (non-negative) limit.
+    if not (all_hit and cfg.max_coast_confirmed_s >= 0.0 and cfg.max_coast_tentative_s >= 0.0):
+        age_s = (t_meas - tracks["last_hit_ns"]) * 1e-9
+        alive &= age_s <= np.where(confirmed, cfg.max_coast_confirmed_s, cfg.max_coast_tentative_s)
+    all_confirmed = bool(confirmed.all())
+    if not all_confirmed:
+        alive &= confirmed | (tracks["existence"] >= cfg.min_existence)
     all_alive = bool(alive.all())
     if not all_alive:
         tracks = {k: v[alive] for k, v in tracks.items()}
-    window = np.uint32((1 << cfg.confirm_window) - 1)
-    recent_hits = np.bitwise_count(tracks["hit_history"] & window)
-    mask = tracks["source_mask"]
-    corroborated = ((mask & cfg.alone_bits()) != 0) | (np.bitwise_count(mask) >= 2)
-    tracks["confirmed"] = tracks["confirmed"] | ((recent_hits >= cfg.confirm_hits) & corroborated)
+    # Confirmation is sticky: with every track confirmed already, nothing is left to confirm.
+    if not all_confirmed:
+        window = np.uint32((1 << cfg.confirm_window) - 1)
+        recent_hits = np.bitwise_count(tracks["hit_history"] & window)
+        mask = tracks["source_mask"]
+        corroborated = ((mask & cfg.alone_bits()) != 0) | (np.bitwise_count(mask) >= 2)
+        tracks["confirmed"] = tracks["confirmed"] | ((recent_hits >= cfg.confirm_hits) & corroborated)
     dropped, absorbed_by = duplicates(tracks["x"][:, :2], tracks["yaw"], tracks["size"],
                                       tracks["confirmed"], tracks["hits"], tracks["ids"],
                                       cfg.merge_margin_m)
