@@ -149,3 +149,33 @@ def test_near_pairs_sweep_finds_every_close_pair_once():
         d = np.abs(xy[:, None] - xy[None])
         want = {(a, b) for a, b in zip(*np.nonzero((d <= reach).all(axis=2))) if a < b}
         assert want <= set(got)
+
+
+def test_apart_certificate_never_hides_a_pair_the_sweep_would_find():
+    from fusion.track_merge import _apart, _near_pairs
+    rng = np.random.default_rng(32)
+    certified = 0
+    for trial in range(400):
+        n = int(rng.integers(2, 60))
+        reach = float(rng.uniform(0.5, 8.0))
+        i = np.arange(n)
+        if trial % 3 == 0:  # lanes lined up in columns (the benchmark's traffic)
+            xy = np.stack([(i % 10) * rng.uniform(3.0, 20.0), (i // 10) * rng.uniform(3.0, 15.0)], axis=1)
+            xy += rng.normal(0, 0.3, (n, 2))
+        elif trial % 3 == 1:  # one pair about a reach apart in both axes, on either side of it
+            xy = rng.normal(0, 100.0, (n, 2))
+            xy[1] = xy[0] + reach * rng.choice([-1.0, 1.0], 2) * rng.uniform(0.999, 1.001, 2)
+        else:
+            xy = rng.normal(0, rng.uniform(5.0, 300.0), (n, 2)) + rng.choice([0.0, 1e4])
+        if _apart(xy, reach):
+            certified += 1
+            assert _near_pairs(xy, reach)[0].size == 0
+            d = np.abs(xy[:, None] - xy[None]) + np.eye(n)[:, :, None] * 1e9
+            assert not (d <= 1.2 * reach).all(axis=2).any()  # the certificate's own margin
+    assert certified > 100
+    # NaN, non-positive reach, or coordinates beyond exact keys: no certificate, the sweep decides.
+    xy = rng.normal(0, 50.0, (10, 2))
+    assert _apart(xy, 4.8) and not _apart(xy, 0.0) and not _apart(xy, np.nan)
+    xy[3, 1] = np.nan
+    assert not _apart(xy, 4.8)
+    assert not _apart(rng.normal(0, 50.0, (10, 2)) + 1e6, 4.8)
