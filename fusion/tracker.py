@@ -87,6 +87,10 @@ def linear_update_rows(x: np.ndarray, p: np.ndarray, z: np.ndarray, r: np.ndarra
 
 def _check_shapes(d: Detections3D) -> None:
     m = d.boxes.shape[0] if d.boxes.ndim == 2 else -1
+    # One comparison clears a well-formed message; the loop below names what is wrong.
+    if m >= 0 and ((d.boxes.shape, d.velocities_mps.shape, d.velocity_valid.shape, d.labels.shape,
+                    d.scores.shape) == ((m, 7), (m, 2), (m,), (m,), (m,))):
+        return
     expected = {"boxes": (m, 7), "velocities_mps": (m, 2), "velocity_valid": (m,),
                 "labels": (m,), "scores": (m,)}
     for name, shape in expected.items():
@@ -145,9 +149,10 @@ def _valid_rows(d: Detections3D) -> tuple[np.ndarray, np.ndarray, int, int, int]
     # finite total means every entry is finite (a NaN or inf carries into it; an overflowing
     # total only sends the frame to the exact screen below, which gives the same answer, as
     # it does for a NaN z, the one column the tracker does not use).
-    if m and (math.isfinite(float(d.boxes.sum()) + float(d.scores.sum())
-                            + float(d.velocities_mps.sum()))
-              and d.labels.min() >= 0 and d.labels.max() < N_LABELS):
+    if m and (math.isfinite(float(np.add.reduce(d.boxes, axis=None))
+                            + float(np.add.reduce(d.scores, axis=None))
+                            + float(np.add.reduce(d.velocities_mps, axis=None)))
+              and np.minimum.reduce(d.labels) >= 0 and np.maximum.reduce(d.labels) < N_LABELS):
         return np.ones(m, bool), vel_valid, 0, 0, 0
     finite = (np.isfinite(d.boxes[:, [0, 1, 3, 4, 5, 6]]).all(axis=1) & np.isfinite(d.scores))
     label_ok = (d.labels >= 0) & (d.labels < N_LABELS)
@@ -176,16 +181,16 @@ def _in_coverage(x_map: np.ndarray, pose: np.ndarray, src: SourceModel) -> np.nd
     return inside & (fwd >= math.cos(src.fov_half_rad) * rng_m)
 
 
-_LABEL_IDS = np.arange(N_LABELS)
-
 
 def _class_loglik(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """Log-likelihood of each true class given a detected label: the score goes to the detected
     label, the rest is spread evenly (a symmetric confusion model). ``labels`` are screened."""
     # maximum/minimum is np.clip without its Python-level argument handling (scores are finite).
     s = np.minimum(np.maximum(scores.astype(np.float64, copy=False), 1e-3), 1.0 - 1e-3)
-    other = np.log((1.0 - s) / max(N_LABELS - 1, 1))
-    return np.where(labels[:, None] == _LABEL_IDS, np.log(s)[:, None], other[:, None])
+    out = np.empty((s.shape[0], N_LABELS))
+    out[:] = np.log((1.0 - s) / max(N_LABELS - 1, 1))[:, None]
+    out[np.arange(s.shape[0]), labels] = np.log(s)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +215,9 @@ def frame_pose(state: TrackerState, t_meas: int, ego: EgoState, t_ns: int, cfg: 
         return None, (state, tracker_predict(state, t_ns, cfg))
     pose = ego_pose_at(ego, t_meas)
     pose_cov = np.asarray(ego.covariance, dtype=np.float64)[:3, :3]
-    if not (all(map(math.isfinite, pose.tolist())) and np.isfinite(pose_cov).all()):
+    # A finite total clears the rule (see _valid_rows); otherwise the exact test decides.
+    if not (math.isfinite(float(np.add.reduce(pose)) + float(np.add.reduce(pose_cov, axis=None)))
+            or (all(map(math.isfinite, pose.tolist())) and np.isfinite(pose_cov).all())):
         state = replace(state, counters=state.counters.add(frames=1, bad_ego_frames=1))
         return None, (state, tracker_predict(state, t_ns, cfg))
     return (pose, pose_cov), None
@@ -294,12 +301,6 @@ def apply_frame(state: TrackerState, frame: Frame, src, update, t_ns: int, cfg: 
     in_order = all_hit and _is_range(ti, n)
     at = slice(None) if in_order else ti
     dt = slice(None) if _is_range(di, labels.shape[0]) else di
-    if all_hit:
-        hit = np.ones(n, bool)
-    else:
-        hit = np.zeros(n, bool)
-        hit[at] = True
-
     yaw, size = state.yaw, state.size
     if frame.shape_valid and ti.size:
         # Box yaw is ambiguous by pi for a symmetric box: fold the innovation into [-pi/2, pi/2)
@@ -327,6 +328,8 @@ def apply_frame(state: TrackerState, frame: Frame, src, update, t_ns: int, cfg: 
         trusted_misses = (np.zeros(n, state.trusted_misses.dtype) if src.confirms_alone
                           else state.trusted_misses)
     else:
+        hit = np.zeros(n, bool)
+        hit[at] = True
         # Only tracks the source could have seen take part in this frame's M-of-N and existence.
         seen = _in_coverage(x, pose, src) | hit
         missed = seen & ~hit
