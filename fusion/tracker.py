@@ -181,7 +181,6 @@ def _in_coverage(x_map: np.ndarray, pose: np.ndarray, src: SourceModel) -> np.nd
     return inside & (fwd >= math.cos(src.fov_half_rad) * rng_m)
 
 
-
 def _class_loglik(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """Log-likelihood of each true class given a detected label: the score goes to the detected
     label, the rest is spread evenly (a symmetric confusion model). ``labels`` are screened."""
@@ -315,7 +314,6 @@ def apply_frame(state: TrackerState, frame: Frame, src, update, t_ns: int, cfg: 
     if n:
         class_ll -= _row_max(class_ll)[:, None]
 
-    pd = cfg.detection_probability
     e = state.existence
     if all_hit:
         # With every track hit none is missed, and the coverage cannot add a track: skip both.
@@ -335,6 +333,7 @@ def apply_frame(state: TrackerState, frame: Frame, src, update, t_ns: int, cfg: 
         missed = seen & ~hit
         # The miss update on every track, kept where missed: one select instead of two masked
         # gathers.
+        pd = cfg.detection_probability
         e = np.where(missed, e * (1.0 - pd) / (1.0 - e * pd), e)
         e[at] = 1.0 - (1.0 - e[at]) * (1.0 - scores[dt])
         last_hit = state.last_hit_ns.copy()

@@ -352,3 +352,48 @@ def test_in_order_update_fast_path_equals_the_scattered_update():
         for f, s in zip(fast, slow):
             np.testing.assert_array_equal(f, s)
             assert not np.shares_memory(f, x) and not np.shares_memory(f, p)
+
+
+def test_every_track_hit_path_equals_the_general_path():
+    # A frame that hits every track takes apply_frame's steady-state path (no miss or coverage
+    # terms, whole-array rows, no confirmation once all are confirmed). One more track that the
+    # frame's source cannot see (behind a forward radar, never confirmed) sends the same frame
+    # down the general path, which must leave every other track, the counters and the output
+    # exactly as the steady-state path does.
+    from dataclasses import replace
+    cfg = TrackerConfig()
+    rng = np.random.default_rng(24)
+    n = 30
+    i = np.arange(n)
+    pos0 = np.stack([30.0 + (i % 10) * 9.0, (i // 10) * 8.0 - 8.0], axis=1)
+    vel = rng.uniform(-1.0, 1.0, (n, 2))
+    per_track = ("ids", "x", "p", "yaw", "size", "class_loglik", "hit_history", "hits", "misses",
+                 "confirmed", "existence", "last_hit_ns", "last_nis", "source_mask", "trusted_misses",
+                 "mode_prob", "xm", "pm")
+    state, compared = TrackerState.empty(), 0
+    for k in range(12):
+        t = k * 20_000_000
+        ego = EgoState(t, np.array([0.5 * t * 1e-9, 0.1, 0.02]), 0.5, 0.01, 0.0, np.eye(5) * 1e-4)
+        order = rng.permutation(n) if k % 3 == 2 else i  # detections out of track order too
+        xy = pos0 + vel * t * 1e-9 + rng.normal(0, 0.1, (n, 2))
+        det = detections(t, xy[order], ("lidar", "radar")[k % 2], vel=vel[order],
+                         vel_valid=rng.random(n) < 0.7, labels=rng.integers(0, 2, n),
+                         scores=rng.uniform(0.5, 1.0, n))
+        if k >= 3 and det.source == "radar":
+            decoy = replace(state, **{f: np.concatenate([getattr(state, f), getattr(state, f)[:1]])
+                                      for f in per_track})
+            decoy.ids[-1], decoy.confirmed[-1], decoy.hit_history[-1] = 999, False, 0
+            decoy.source_mask[-1], decoy.last_hit_ns[-1] = 0, state.t_ns
+            decoy.x[-1] = (-60.0, 0.0, 0.0, 0.0)
+            slow_state, slow_out = tracker_step(decoy, det, ego, t, cfg)
+        state, out = tracker_step(state, det, ego, t, cfg)
+        if k >= 3 and det.source == "radar":
+            assert len(state) == n and (state.last_hit_ns == t).all()  # every track hit
+            assert len(slow_state) == n + 1 and slow_state.last_hit_ns[-1] != t
+            for f in per_track:
+                np.testing.assert_array_equal(getattr(slow_state, f)[:-1], getattr(state, f))
+            assert (slow_state.counters, slow_state.next_id) == (state.counters, state.next_id)
+            for f in ("ids", "states", "covariances", "yaws", "sizes", "labels", "existence"):
+                np.testing.assert_array_equal(getattr(slow_out, f), getattr(out, f))
+            compared += 1
+    assert compared == 5 and state.confirmed.all()
