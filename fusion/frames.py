@@ -63,7 +63,8 @@ def to_map(pose: np.ndarray, pose_cov: np.ndarray, xy_vehicle: np.ndarray, v_veh
     # component-major (4, M): the outer products below then run over contiguous rows of M, where
     # an (M, 4, 4) broadcast or matmul loops over 4 elements at a time (~12 against ~2 us).
     g = z.T[_QUARTER_TURN_ROWS] * _QUARTER_TURN_SIGNS
-    z[:, :2] += pose[:2]
+    z[:, 0] += pose[0]  # row by row: a (M, 2) slice plus a broadcast pays a loop per detection
+    z[:, 1] += pose[1]
     # J P J^T = var_yaw g g^T + g c^T + c g^T + E P_xy E^T, with c the ego position-yaw covariance
     # padded to z's size. The first three terms are g h^T + c g^T with h = var_yaw g + c.
     (pxx, pxy, _), (_, pyy, _), (_, _, pww) = pose_cov[:3, :3].tolist()

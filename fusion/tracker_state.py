@@ -217,4 +217,4 @@ class TrackerState:
 
     @property
     def labels(self) -> np.ndarray:
-        return np.argmax(self.class_loglik, axis=1).astype(np.int16)
+        return self.class_loglik.argmax(axis=1).astype(np.int16)
