@@ -84,8 +84,14 @@ def predict(ft: FrenetTracks, yaw_rate_rps: np.ndarray, road: Road, t_s: np.ndar
     aligned = np.abs(np.arctan2(ft.vd_mps, ft.vs_mps)) < p.lane_align_rad
     on_road = np.abs(ft.d_m) < road.half_width_m
     lane = aligned & on_road & (speed > p.lane_min_speed_mps)
-    ctrv = ~lane & (np.abs(yaw_rate_rps) > p.ctrv_min_yaw_rate_rps) & (speed > 1.0)
-    model = np.where(lane, MODEL_LANE, np.where(ctrv, MODEL_CTRV, MODEL_CV)).astype(np.int8)
+    # Usually every object keeps its lane (traffic on a road): the model masks, the map-frame
+    # roll-out and the per-object growth factor (1.0 for the lane model) are then constants.
+    all_lane = bool(lane.all())
+    if all_lane:
+        model = np.full(lane.shape[0], MODEL_LANE, np.int8)
+    else:
+        ctrv = ~lane & (np.abs(yaw_rate_rps) > p.ctrv_min_yaw_rate_rps) & (speed > 1.0)
+        model = np.where(lane, MODEL_LANE, np.where(ctrv, MODEL_CTRV, MODEL_CV)).astype(np.int8)
 
     t = t_s[None, :]
     s = ft.s_m[:, None] + ft.vs_mps[:, None] * t
@@ -103,6 +109,12 @@ def predict(ft: FrenetTracks, yaw_rate_rps: np.ndarray, road: Road, t_s: np.ndar
     d_goal = lane_centre_of(road, ft.d_m + ft.vd_mps * p.lateral_decay_s)  # tracks are finite here
     d = np.minimum(np.maximum(ft.d_m[:, None] + ft.vd_mps[:, None] * decay, np.minimum(ft.d_m, d_goal)[:, None]),
                    np.maximum(ft.d_m, d_goal)[:, None])
+    if all_lane:
+        # growth == 1.0 * t == t: each object's sigma row is the same, computed once.
+        n_objects = lane.shape[0]
+        sigma_s = np.repeat(p.sigma0_m + p.sigma_rate_s_mps * t, n_objects, axis=0)
+        sigma_d = np.repeat(p.sigma0_m + p.sigma_rate_d_mps * t, n_objects, axis=0)
+        return Prediction(t_s, s, d, sigma_s, sigma_d, ft.length_m, ft.width_m, model)
     free = ~lane & (speed >= p.static_speed_mps)
     static = ~lane & ~free
     if free.any():

@@ -63,3 +63,21 @@ def test_lattice_grid_config_cross_checks():
         from_mapping(LatticeConfig, {"horizons_s": [2.0, 9.0]})
     with pytest.raises(ConfigError, match="lateral_offsets_m"):
         from_mapping(LatticeConfig, {"lateral_offsets_m": []})
+
+
+def test_all_lane_fast_path_equals_general_path():
+    """Every object on the lane model takes a shortcut; appending a stopped car (CV/static model)
+    forces the general path, whose rows for the lane objects must be the same to the bit (every
+    operation is per object), braking followers included."""
+    road = straight_road()
+    xy = [[50.0, 0.0], [60.0, 3.5], [70.0, -3.5], [90.0, 0.3]]
+    v = [[20.0, 0.0], [22.0, -1.0], [25.0, 0.4], [18.0, 0.0]]
+    accel = np.array([0.0, -3.0, 1.0, -6.0])
+    yaw_rate = np.array([0.0, 0.05, -0.1, 0.0])
+    fast = predict(_ft(xy, v), yaw_rate, road, T, PredictionParams(), accel)
+    general = predict(_ft(xy + [[120.0, 0.0]], v + [[0.0, 0.0]]), np.append(yaw_rate, 0.0), road, T,
+                      PredictionParams(), np.append(accel, 0.0))
+    assert general.model[-1] != MODEL_LANE and (fast.model == MODEL_LANE).all()
+    for f in ("s_m", "d_m", "sigma_s_m", "sigma_d_m", "length_m", "width_m", "model"):
+        a, b = getattr(fast, f), getattr(general, f)[:4]
+        assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes(), f
