@@ -1,6 +1,8 @@
 """Frenet profile -> map-frame Plan (positions, yaw and curvature from the road's geometry)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from core.messages import Plan
@@ -20,15 +22,33 @@ def frenet_to_plan(road: Road, t_ns: int, t_s: np.ndarray, s_m: np.ndarray, d_m:
         # Road.to_cartesian's line path: the same values as the general branch with k == 0 (the
         # chord is u, the heading the sample's), without the arc terms' dozen array operations.
         xy, heading = road.to_cartesian(s_m, d_m)
-        k = 0.0
+        if math.isfinite(float(np.dot(d_m, dd_ds))):  # an inf or NaN in either makes the dot one
+            delta, curvature = _straight_yaw_curvature(dd_ds, d2d_ds2)
+        else:
+            delta, curvature = yaw_curvature(0.0, d_m, dd_ds, d2d_ds2)
     else:
         ref, heading, k = road.interpolate(s_m)
         xy = ref + np.asarray(d_m, dtype=np.float64)[:, None] * np.stack([-np.sin(heading), np.cos(heading)], axis=-1)
-    one_kd = np.maximum(1.0 - k * d_m, 1e-3)
-    delta = np.arctan2(dd_ds, one_kd)
-    cos_d = np.cos(delta)
-    curvature = ((d2d_ds2 + k * dd_ds * np.tan(delta)) * cos_d * cos_d / one_kd + k) * cos_d / one_kd
+        delta, curvature = yaw_curvature(k, d_m, dd_ds, d2d_ds2)
     return Plan(t_ns=int(t_ns), t_s=np.asarray(t_s, dtype=np.float64), xy_m=xy,
                 yaw_rad=heading + delta, speed_mps=np.asarray(speed_mps, dtype=np.float64),
                 accel_mps2=np.asarray(accel_mps2, dtype=np.float64), curvature_1pm=curvature,
                 emergency=bool(emergency), behaviour=behaviour)
+
+
+def yaw_curvature(k, d_m: np.ndarray, dd_ds: np.ndarray, d2d_ds2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Heading of the path relative to the reference line, delta, and the path's curvature, for
+    reference curvature ``k`` (a float or per sample)."""
+    one_kd = np.maximum(1.0 - k * d_m, 1e-3)
+    delta = np.arctan2(dd_ds, one_kd)
+    cos_d = np.cos(delta)
+    return delta, ((d2d_ds2 + k * dd_ds * np.tan(delta)) * cos_d * cos_d / one_kd + k) * cos_d / one_kd
+
+
+def _straight_yaw_curvature(dd_ds: np.ndarray, d2d_ds2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """yaw_curvature(0.0, ...) for finite d and d', to the bit, in 6 array operations instead of 15:
+    one_kd is 1 (dividing by it is exact), and k d' tan(delta) is a signed zero (tan is finite for
+    finite d'), which can change only the sign of a zero sum, and "+ k" (+0.0) then clears that sign."""
+    delta = np.arctan2(dd_ds, 1.0)
+    cos_d = np.cos(delta)
+    return delta, (d2d_ds2 * cos_d * cos_d + 0.0) * cos_d

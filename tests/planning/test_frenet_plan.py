@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from core.road import Road, RoadSegment
-from planning.frenet_plan import frenet_to_plan
+from planning.frenet_plan import _straight_yaw_curvature, frenet_to_plan, yaw_curvature
 
 
 def test_straight_road_path_is_bit_identical_to_the_general_path():
@@ -25,3 +25,20 @@ def test_straight_road_path_is_bit_identical_to_the_general_path():
         for f in ("xy_m", "yaw_rad", "curvature_1pm"):
             np.testing.assert_array_equal(getattr(fast, f), getattr(general, f), err_msg=f)
     assert np.all(fast.curvature_1pm != 0.0)  # the lateral terms were exercised, not only k == 0
+
+
+def test_straight_fast_path_equals_general_formula():
+    """The straight-road shortcut against the general formula at k == 0.0, to the bit: random
+    offsets and slopes (the planner clips d' to [-1, 1], wider here), signed zeros, huge d''."""
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        n = 51
+        d = rng.normal(0.0, 3.0, n)
+        dd = rng.normal(0.0, 2.0, n) * rng.choice([1.0, 1e-8, 1e8], n)
+        d2 = rng.normal(0.0, 0.5, n) * rng.choice([1.0, 1e-300, 1e300], n)
+        zeros = rng.random(n) < 0.2
+        dd[zeros], d2[rng.random(n) < 0.2] = rng.choice([0.0, -0.0]), -0.0
+        d2[zeros] = 0.0
+        fast = _straight_yaw_curvature(dd, d2)
+        general = yaw_curvature(0.0, d, dd, d2)
+        assert all(f.tobytes() == g.tobytes() for f, g in zip(fast, general))
