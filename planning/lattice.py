@@ -134,7 +134,8 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
 
     # Behaviour: reachable lanes and their ACC roll-outs; a lane change under way stays committed.
     refs = lane_references(ft, accel_tr, s0, lane, v0, a0, limits, road, acc, tab.t_ref_s, tab.interp_ref)
-    valid_lanes = [ln for ln, ok in zip(refs.lanes.tolist(), refs.valid.tolist()) if ok]  # three: plain Python
+    lanes_py = refs.lanes.tolist()
+    valid_lanes = [ln for ln, ok in zip(lanes_py, refs.valid.tolist()) if ok]  # three: plain Python
     committed = state.target_lane if state.target_lane in valid_lanes else lane
     v_cap = min(road.speed_limit_mps, limits.speed_cap_mps)
     v_max = max(v_cap, v0)  # above the cap (cap just lowered): only profiles that slow down pass
@@ -151,14 +152,18 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
 
     # Per-family costs; the lower bound of every candidate (n_d, n_v + 3, n_T) by broadcasting.
     c_lat = cfg.w_lat_jerk * integral_sq(lat.j, dt) + cfg.w_lat_dev * integral_sq(lat.x - d_targets[:, None, None], dt)
-    c_lat += (cfg.w_offset * offsets[None, :] ** 2 + cfg.lane_change_cost * (refs.lanes != committed)[:, None]).ravel()[:, None]
+    # Offset and lane-change cost per lateral target, (3 * n_o) values: plain Python floats, the
+    # same products and sums as elementwise (a bool is 0.0 or 1.0, o ** 2 is o * o).
+    c_lat += np.array([cfg.w_offset * (o * o) + cfg.lane_change_cost * float(ln != committed)
+                       for ln in lanes_py for o in offsets.tolist()])[:, None]
     lane_progress = cfg.w_progress * integral_sq(np.maximum(v_cap - refs.v_mps, 0.0), dt)
     c_lat += lane_progress[lane_slot][:, None]
     if last is not None and state.last_d_m.shape[0] == steps:
         t_prev = (t_ns - last.t_ns) * 1e-9 + t_s
-        overlap = t_prev <= last.t_s[-1]
-        prev_d = np.interp(t_prev, last.t_s, state.last_d_m)
-        c_lat += cfg.w_consistency * integral_sq((lat.x - prev_d) * overlap, dt)
+        deviation = lat.x - np.interp(t_prev, last.t_s, state.last_d_m)
+        if not t_prev[-1] <= last.t_s[-1]:  # t_prev ascends: its last inside means all inside (x 1.0 is exact)
+            deviation *= t_prev <= last.t_s[-1]  # no penalty past the previous plan's end
+        c_lat += cfg.w_consistency * integral_sq(deviation, dt)
     c_lon = cfg.w_lon_jerk * integral_sq(lon.j, dt) + cfg.emergency_cost * lon_emergency
     # Speed error against each lane's roll-out, (3, n_v + 3, n_T): the square expanded, so the big
     # family is read twice (v.v and one product with the three references) instead of three times.
@@ -167,7 +172,8 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     vr = v_flat @ refs.v_mps.T  # (rows * n_T, 3)
     rr = np.einsum("jk,jk->j", refs.v_mps, refs.v_mps)
     c_speed = (cfg.w_speed * dt) * np.maximum(vv[:, None] - 2.0 * vr + rr[None, :], 0.0).T.reshape((3,) + lon.v.shape[:2])
-    bound = c_lat[:, None, :] + c_lon[None, :, :] + c_speed[lane_slot]
+    # One offset per lane: lane_slot is [0, 1, 2], and gathering by it only copies.
+    bound = c_lat[:, None, :] + c_lon[None, :, :] + (c_speed if offsets.shape[0] == 1 else c_speed[lane_slot])
     ok = lat_ok[:, None, :] & lon_ok[None, :, :]
     ok[:, n_q:, :] &= tab.rollout_in_lane
     bound = np.where(ok, bound, np.inf)
