@@ -186,6 +186,12 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     flat = bound.ravel()
     n_ok = int(np.count_nonzero(np.isfinite(flat)))
     order = np.argsort(flat, kind="stable")[:n_ok]
+    # Per-family rows by one flat index each (take() on a row-flattened view gathers several times
+    # faster than indexing with two arrays): candidate idx = il * (n_v * n_T) + jv, where
+    # jv = iv * n_T + iT is its longitudinal row and jl = il * n_T + iT its lateral one.
+    lon_x_rows, lon_v_rows, lat_a_rows = lon.x.reshape(-1, steps), lon.v.reshape(-1, steps), lat.a.reshape(-1, steps)
+    lat_overlap_rows = obs.lat_overlap.reshape((n_d * n_T,) + obs.lat_overlap.shape[2:])
+    lat_w_rows = obs.lat_w.reshape(lat_overlap_rows.shape)
     best_cost, best = math.inf, -1
     evaluated, hit_deadline = 0, False
     start, size = 0, min(cfg.first_batch_size, cfg.batch_size)
@@ -197,19 +203,20 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
             break
         idx = order[start:start + size]
         start, size = start + size, min(2 * size, cfg.batch_size)
-        rest, iT = np.divmod(idx, n_T)
-        il, iv = np.divmod(rest, n_v)
-        lon_ov, lon_w = obs.longitudinal(lon.x[iv, iT] + cfg.rear_axle_to_center_m)
-        collide = (obs.lat_overlap[il, iT] & lon_ov).any(axis=(1, 2))
-        v_b = lon.v[iv, iT]
+        il, jv = np.divmod(idx, n_v * n_T)
+        jl = il * n_T + jv % n_T
+        s_b, v_b = lon_x_rows.take(jv, axis=0), lon_v_rows.take(jv, axis=0)
+        lon_ov, lon_w = obs.longitudinal(s_b + cfg.rear_axle_to_center_m)
+        collide = (lat_overlap_rows.take(jl, axis=0) & lon_ov).any(axis=(1, 2))
         # Road curvature is piecewise constant per sample: a lookup, only for the visited profiles.
-        curv = lat.a[il, iT] / np.maximum(v_b, 2.0) ** 2
+        curv = lat_a_rows.take(jl, axis=0) / np.maximum(v_b, 2.0) ** 2
         if not road.is_straight:
-            curv += curvature_at(road, lon.x[iv, iT])
+            curv += curvature_at(road, s_b)
         fast = v_b > 2.0  # lateral motion at walking pace is the controller's business
-        kin_ok = ~((fast & ((np.abs(curv) > cfg.max_curvature_1pm)
-                            | (v_b * v_b * np.abs(curv) > cfg.max_lat_accel_mps2))).any(axis=-1))
-        prox = np.einsum("bnk,bnk->b", obs.lat_w[il, iT], lon_w) * dt
+        abs_curv = np.abs(curv)
+        kin_ok = ~((fast & ((abs_curv > cfg.max_curvature_1pm)
+                            | (v_b * v_b * abs_curv > cfg.max_lat_accel_mps2))).any(axis=-1))
+        prox = np.einsum("bnk,bnk->b", lat_w_rows.take(jl, axis=0), lon_w) * dt
         total = np.where(~collide & kin_ok, flat[idx] + cfg.w_proximity * prox, np.inf)
         evaluated += idx.shape[0]
         # The batch's best that also passes the RSS rule if it changes lanes (slot 1: own lane).
@@ -220,8 +227,8 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
             if not total[i] < best_cost:
                 break
             if tab.lane_slot[il[i]] != 1 and len(pred) and obs.unsafe_following(
-                    lon.x[iv[i], iT[i]][None] + (cfg.rear_axle_to_center_m + 0.5 * cfg.ego_length_m),
-                    v_b[i][None], obs.lat_overlap[il[i], iT[i]][None], cfg.rss_reaction_s,
+                    s_b[i][None] + (cfg.rear_axle_to_center_m + 0.5 * cfg.ego_length_m),
+                    v_b[i][None], lat_overlap_rows[jl[i]][None], cfg.rss_reaction_s,
                     cfg.rss_ego_brake_mps2)[0]:
                 total[i] = np.inf
                 continue
