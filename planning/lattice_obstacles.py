@@ -59,14 +59,14 @@ class ObstacleTerms:
         that object now (the first step): a lane change may not make a safe gap unsafe (accelerating
         past a lead that starts braking), while from an already unsafe gap, leaving the lane is an
         escape that the predicted-collision check judges."""
-        ego_stop = ((s_front_m - self.s_ref_m) + v_mps * reaction_s
-                    + v_mps * v_mps * (0.5 / ego_brake_mps2)).astype(np.float32)
+        front_rel = s_front_m - self.s_ref_m
+        ego_stop = (front_rel + v_mps * reaction_s + v_mps * v_mps * (0.5 / ego_brake_mps2)).astype(np.float32)
         shortfall = ego_stop[:, None, :] - self.stop_rel  # (B, N, K) metres
         safe_now = shortfall[:, :, :1] <= 0.0
         worse = shortfall > RSS_TOLERANCE_M
         worse &= safe_now
         # Only objects ahead of the ego's front: one beside or behind it is the collision check's.
-        worse &= (s_front_m - self.s_ref_m).astype(np.float32)[:, None, :] < self.rear_rel
+        worse &= front_rel.astype(np.float32)[:, None, :] < self.rear_rel
         worse &= lat_overlap
         return worse.any(axis=(1, 2))
 
@@ -77,9 +77,10 @@ def obstacle_terms(pred: Prediction, lat_d: np.ndarray, ego_length_m: float, ego
     """``lat_d`` (n_d, n_T, K) ego lateral offsets; ``ignore`` (N,) objects excluded (followers in the
     ego's own lane); ``object_brake_mps2`` the worst-case braking assumed of an object ahead."""
     if ignore.any():
-        keep = ~ignore
-        width, length = pred.width_m[keep], pred.length_m[keep]
-        d_obj, s_obj, sig_d, sig_s = pred.d_m[keep], pred.s_m[keep], pred.sigma_d_m[keep], pred.sigma_s_m[keep]
+        keep = np.flatnonzero(~ignore)  # take() by index: cheaper than six boolean-mask copies
+        width, length = pred.width_m.take(keep), pred.length_m.take(keep)
+        d_obj, s_obj = pred.d_m.take(keep, axis=0), pred.s_m.take(keep, axis=0)
+        sig_d, sig_s = pred.sigma_d_m.take(keep, axis=0), pred.sigma_s_m.take(keep, axis=0)
     else:  # the usual case: the prediction's own arrays, no boolean-index copies
         width, length = pred.width_m, pred.length_m
         d_obj, s_obj, sig_d, sig_s = pred.d_m, pred.s_m, pred.sigma_d_m, pred.sigma_s_m
