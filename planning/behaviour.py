@@ -32,8 +32,10 @@ def _crossed_by_lane_changers(ft: FrenetTracks, s_ego_m: float, lanes: np.ndarra
     """(len(lanes),) bool: a nearby vehicle moving sideways is leaving or entering the lane. Changing
     into such a lane means racing it for the same space (overtaking a car as it merges in from the
     target lane, say); its prediction alone cannot rule out that it carries on, slows or aborts."""
-    near = ((ft.s_m > s_ego_m - acc.lane_changer_behind_m) & (ft.s_m < s_ego_m + acc.lane_changer_ahead_m)
-            & (np.abs(ft.vd_mps) > acc.lane_changer_speed_mps))
+    sideways = np.abs(ft.vd_mps) > acc.lane_changer_speed_mps
+    if not sideways.any():  # the usual case: nobody moves sideways, so the window tests are moot
+        return np.zeros(lanes.shape[0], bool)
+    near = sideways & (ft.s_m > s_ego_m - acc.lane_changer_behind_m) & (ft.s_m < s_ego_m + acc.lane_changer_ahead_m)
     if not near.any():
         return np.zeros(lanes.shape[0], bool)
     # The lanes it was in, is in and will be in over the cut-in horizon either way.
@@ -71,7 +73,7 @@ def lane_references(ft: FrenetTracks, accel_tracks_mps2: np.ndarray, s_ego_m: fl
                                acc.corridor_margin_m, acc.cut_in_horizon_s)
     leads, gaps = leads.tolist(), gaps.tolist()
     speeds, accels = ft.vs_mps.tolist(), accel_tracks_mps2.tolist()
-    coarse: list = [None, None, None]  # per lane [s, v, a] on the coarse grid, as lists: one array at the end
+    coarse: list = [None, None, None]  # per lane s + v + a on the coarse grid, one list: one array at the end
     done: dict[tuple, int] = {}  # identical roll-out inputs (two free neighbour lanes): run once
     emergency = False
     for j in (1, 0, 2):  # the three lanes: a fixed, tiny loop; the lead search is vectorised above
@@ -82,9 +84,11 @@ def lane_references(ft: FrenetTracks, accel_tracks_mps2: np.ndarray, s_ego_m: fl
             continue
         s, v, a, emerg, _ = rollout_lists(v0_mps, a0_mps2, v_target, key[0], key[1], key[2],
                                           limits.stop_decel_mps2, gains, reference_step_s, ref_steps)
-        coarse[j] = [s, v, a]
+        coarse[j] = s + v + a
         done[key] = j
         if j == 1:
             emergency = emerg
-    out = np.array(coarse) @ interp_ref.T  # (3, 3, K): linear interpolation onto the plan grid, one product
+    # (3, 3, K): linear interpolation onto the plan grid, one product; one flat list converts
+    # faster than nested ones.
+    out = np.array(coarse[0] + coarse[1] + coarse[2]).reshape(3, 3, ref_steps) @ interp_ref.T
     return LaneReferences(lanes, centres, valid, out[:, 0], out[:, 1], out[:, 2], emergency, leads[1])

@@ -111,8 +111,9 @@ def select_leads(ft: FrenetTracks, s_ego_m: float, d_lanes_m: np.ndarray, ego_fr
     lo, hi = np.minimum(ft.d_m, d_end), np.maximum(ft.d_m, d_end)
     lat = np.maximum(np.maximum(lo[None, :] - d_lanes_m[:, None], d_lanes_m[:, None] - hi[None, :]), 0.0)
     in_corridor = lat < ego_half_width_m + 0.5 * ft.width_m + margin_m
-    gap = ft.s_m - 0.5 * ft.length_m - (s_ego_m + ego_front_m)
-    ahead = ft.s_m + 0.5 * ft.length_m > s_ego_m + ego_front_m
+    half_length, ego_front = 0.5 * ft.length_m, s_ego_m + ego_front_m
+    gap = ft.s_m - half_length - ego_front
+    ahead = ft.s_m + half_length > ego_front
     cand = np.where(in_corridor & ahead, gap, np.inf)
     i = np.argmin(cand, axis=1)
     g = cand.min(axis=1)  # the value at i
