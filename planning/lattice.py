@@ -127,7 +127,7 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     dt_mem = (t_ns - state.track_t_ns) * 1e-9 if state.track_t_ns >= 0 else 0.0
     yaw_rate = estimate_yaw_rate(ft.ids, ft.yaw_rad, state.track_ids, state.track_yaws, dt_mem)
     accel_tr = _accel_estimate(ft.ids, ft.vs_mps, state, dt_mem, cfg.track_accel_smoothing)
-    pred = predict(ft, yaw_rate, road, t_s, cfg.prediction, accel_tr)
+    pred = predict(ft, yaw_rate, road, t_s, cfg.prediction, accel_tr, tab.prediction)
     memory = dict(track_ids=ft.ids, track_yaws=ft.yaw_rad, track_vs=ft.vs_mps, track_accel=accel_tr,
                   track_t_ns=t_ns, ignored_tracks=state.ignored_tracks + n_bad,
                   dropped_tracks=state.dropped_tracks + dropped, tables=tab)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from planning.polynomials import basis, quartic_coeffs, quintic_coeffs
+from planning.prediction import PredictionGrid, prediction_grid
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,7 @@ class LatticeTables:
     t_ref_s: np.ndarray  # (R,) coarse grid of the per-lane ACC reference roll-outs
     interp_ref: np.ndarray  # (K, R) linear interpolation from that grid onto t_s
     ref_step_s: float
+    prediction: PredictionGrid  # the prediction's per-grid constants (cfg.prediction on t_s)
 
     @property
     def steps(self) -> int:
@@ -46,7 +48,7 @@ class LatticeTables:
 def tables_key(cfg) -> tuple:
     return (cfg.acc.horizon_s, cfg.acc.step_s, tuple(cfg.horizons_s), cfg.num_accel_levels,
             cfg.min_accel_level_mps2, cfg.max_accel_level_mps2, tuple(cfg.lateral_offsets_m),
-            cfg.reference_step_s)
+            cfg.reference_step_s, cfg.prediction)
 
 
 def _linear_map(coeffs_of_unit, horizons_s: np.ndarray, t_s: np.ndarray) -> np.ndarray:
@@ -89,7 +91,8 @@ def build_tables(cfg) -> LatticeTables:
         offsets_m=offsets, lane_slot=lane_slot, rollout_in_lane=(lane_slot[:, None] == np.arange(3))[:, :, None],
         lat_map=_linear_map(lat_unit, horizons, t_s), lon_map=lon_map,
         lon_end_speed_blocks=blocks.reshape(4, n_T, n_T * steps),
-        t_ref_s=t_ref, interp_ref=interp_ref, ref_step_s=float(cfg.reference_step_s))
+        t_ref_s=t_ref, interp_ref=interp_ref, ref_step_s=float(cfg.reference_step_s),
+        prediction=prediction_grid(t_s, cfg.prediction))
 
 
 def tables_for(tables: LatticeTables | None, cfg) -> LatticeTables:

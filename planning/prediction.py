@@ -59,6 +59,22 @@ class Prediction:
         return int(self.s_m.shape[0])
 
 
+@dataclass(frozen=True, slots=True)
+class PredictionGrid:
+    """The parts of a prediction that depend on the time grid and the parameters alone (built once
+    per configuration and carried in the lattice tables), all (1, K)."""
+
+    lateral_drift_s: np.ndarray  # lateral displacement per unit lateral speed, decaying over lateral_decay_s
+    lane_sigma_s_m: np.ndarray  # sigma rows of a lane-model object
+    lane_sigma_d_m: np.ndarray
+
+
+def prediction_grid(t_s: np.ndarray, p: PredictionParams) -> PredictionGrid:
+    t = t_s[None, :]
+    return PredictionGrid(p.lateral_decay_s * (1.0 - np.exp(-t / p.lateral_decay_s)),
+                          p.sigma0_m + p.sigma_rate_s_mps * t, p.sigma0_m + p.sigma_rate_d_mps * t)
+
+
 def estimate_yaw_rate(ids: np.ndarray, yaws: np.ndarray, prev_ids: np.ndarray, prev_yaws: np.ndarray,
                       dt_s: float) -> np.ndarray:
     """Yaw rate per track from the previous yaw of the same id (0 for new ids), by sorted lookup."""
@@ -74,11 +90,14 @@ def estimate_yaw_rate(ids: np.ndarray, yaws: np.ndarray, prev_ids: np.ndarray, p
 
 
 def predict(ft: FrenetTracks, yaw_rate_rps: np.ndarray, road: Road, t_s: np.ndarray,
-            p: PredictionParams, accel_mps2: np.ndarray | None = None) -> Prediction:
+            p: PredictionParams, accel_mps2: np.ndarray | None = None, grid: PredictionGrid | None = None) -> Prediction:
     """``accel_mps2`` (N,): along-road accelerations (estimated from the track history); a braking
     lane follower is rolled out braking to a stop, not at constant speed (a car ahead that brakes
     hard would otherwise look like room to accelerate into). Accelerations are not rolled out:
-    at constant speed the prediction stays the cautious one for objects ahead."""
+    at constant speed the prediction stays the cautious one for objects ahead. ``grid``:
+    prediction_grid(t_s, p), if the caller keeps it."""
+    if grid is None:
+        grid = prediction_grid(t_s, p)
     k = t_s.shape[0]
     speed = np.hypot(ft.vs_mps, ft.vd_mps)
     aligned = np.abs(np.arctan2(ft.vd_mps, ft.vs_mps)) < p.lane_align_rad
@@ -102,18 +121,17 @@ def predict(ft: FrenetTracks, yaw_rate_rps: np.ndarray, road: Road, t_s: np.ndar
             b, v = -brake[braking, None], ft.vs_mps[braking, None]
             t_run = np.minimum(t, v / b)  # until it stands
             s[braking] = ft.s_m[braking, None] + v * t_run - 0.5 * b * t_run * t_run
-    decay = p.lateral_decay_s * (1.0 - np.exp(-t / p.lateral_decay_s))
     # A lateral move ends at the centre of the lane it heads for (where the decayed drift would end):
     # a lane changer completes its change and stays there, and velocity noise on a lane keeper
     # (which never reaches the next lane) does not drift it out of its own.
     d_goal = lane_centre_of(road, ft.d_m + ft.vd_mps * p.lateral_decay_s)  # tracks are finite here
-    d = np.minimum(np.maximum(ft.d_m[:, None] + ft.vd_mps[:, None] * decay, np.minimum(ft.d_m, d_goal)[:, None]),
+    d = np.minimum(np.maximum(ft.d_m[:, None] + ft.vd_mps[:, None] * grid.lateral_drift_s, np.minimum(ft.d_m, d_goal)[:, None]),
                    np.maximum(ft.d_m, d_goal)[:, None])
     if all_lane:
-        # growth == 1.0 * t == t: each object's sigma row is the same, computed once.
+        # growth == 1.0 * t == t: every object's sigma rows are the grid's.
         n_objects = lane.shape[0]
-        sigma_s = np.repeat(p.sigma0_m + p.sigma_rate_s_mps * t, n_objects, axis=0)
-        sigma_d = np.repeat(p.sigma0_m + p.sigma_rate_d_mps * t, n_objects, axis=0)
+        sigma_s = np.repeat(grid.lane_sigma_s_m, n_objects, axis=0)
+        sigma_d = np.repeat(grid.lane_sigma_d_m, n_objects, axis=0)
         return Prediction(t_s, s, d, sigma_s, sigma_d, ft.length_m, ft.width_m, model)
     free = ~lane & (speed >= p.static_speed_mps)
     static = ~lane & ~free

@@ -4,7 +4,8 @@ import pytest
 from acc_loop import make_tracks, straight_road
 from core.config import ConfigError, from_mapping
 from planning.lattice import LatticeConfig
-from planning.prediction import MODEL_CTRV, MODEL_CV, MODEL_LANE, PredictionParams, estimate_yaw_rate, predict
+from planning.prediction import (MODEL_CTRV, MODEL_CV, MODEL_LANE, PredictionParams, estimate_yaw_rate, predict,
+                                 prediction_grid)
 from planning.track_frenet import tracks_to_frenet
 
 T = np.arange(51) * 0.1
@@ -81,3 +82,15 @@ def test_all_lane_fast_path_equals_general_path():
     for f in ("s_m", "d_m", "sigma_s_m", "sigma_d_m", "length_m", "width_m", "model"):
         a, b = getattr(fast, f), getattr(general, f)[:4]
         assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes(), f
+
+
+def test_precomputed_grid_changes_nothing():
+    """The lattice passes its tables' prediction grid; predict builds the same one otherwise."""
+    road, p = straight_road(), PredictionParams()
+    for xy, v in (([[50.0, 0.0], [60.0, 3.5]], [[20.0, 0.0], [22.0, -1.0]]),
+                  ([[50.0, 0.0], [70.0, -3.5], [80.0, 0.0]], [[20.0, 0.0], [5.0, 4.0], [0.0, 0.0]])):
+        ft = _ft(xy, v)
+        rate = np.full(len(ft), 0.1)
+        a, b = predict(ft, rate, road, T, p), predict(ft, rate, road, T, p, None, prediction_grid(T, p))
+        for f in ("s_m", "d_m", "sigma_s_m", "sigma_d_m", "model"):
+            assert getattr(a, f).tobytes() == getattr(b, f).tobytes(), f
