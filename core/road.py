@@ -92,10 +92,9 @@ class Road:
         self._inv_spacing = (self.s_m.shape[0] - 1) / self.length_m if self.length_m > 0.0 else 0.0
         if self._arcs is None:  # sample index along the line as one affine map of xy
             p = self._straight
-            self._line_to_index = np.array([p.cos_h[0, 0], p.sin_h[0, 0]]) * self._inv_spacing
+            self._line_to_index_xy = tuple((np.array([p.cos_h[0, 0], p.sin_h[0, 0]]) * self._inv_spacing).tolist())
             self._line_index0 = float(p.s_mid[0, 0] - p.mid_x[0, 0] * p.cos_h[0, 0]
                                       - p.mid_y[0, 0] * p.sin_h[0, 0]) * self._inv_spacing
-            self._line_to_index_xy = tuple(self._line_to_index.tolist())
         # Per-sample tables so that a projection gathers instead of re-evaluating cos and sin.
         self._cos_h, self._sin_h = np.cos(self.heading_rad), np.sin(self.heading_rad)
         self._line_cos_sin = (float(self._cos_h[0]), float(self._sin_h[0]))
@@ -117,7 +116,10 @@ class Road:
         if self._arcs is None:
             # A road without arcs is one straight line with evenly spaced samples: the nearest sample
             # is the foot point's rounded index (a tie within rounding may pick either neighbour).
-            idx_f = xy @ self._line_to_index + self._line_index0
+            # Elementwise, not a matmul: BLAS may fuse the multiply-add, which moves exact ties
+            # between samples with the machine and away from the one-point path's arithmetic.
+            to_index = self._line_to_index_xy
+            idx_f = xy[:, 0] * to_index[0] + xy[:, 1] * to_index[1] + self._line_index0
             return np.rint(np.fmin(np.fmax(idx_f, 0.0), self.s_m.shape[0] - 1)).astype(np.int64)
         x, y = xy[:, 0:1], xy[:, 1:2]
         feet = []
@@ -190,7 +192,7 @@ class Road:
         return out, heading
 
     def _line_point_to_frenet(self, x: float, y: float) -> tuple[float, float]:
-        """to_frenet of one point on a road without arcs, operation for operation as the array
+        """to_frenet of one point on a straight road, operation for operation as the array
         path: the foot point's sample index clamped (a NaN to 0, as fmax does) and rounded half to
         even (as np.rint), then the offset from that sample along and across the line."""
         to_index = self._line_to_index_xy
@@ -210,7 +212,7 @@ class Road:
         if xy.shape[-1:] != (2,):
             raise ValueError(f"to_frenet expects points of shape (..., 2), got {xy.shape}")
         lead_shape = xy.shape[:-1]
-        if self._arcs is None and lead_shape == (1,):
+        if self.is_straight and lead_shape == (1,):
             # One point on a straight road (the ego, every planning and sensor step): the same
             # arithmetic on Python floats, without ~20 numpy calls on one-element arrays.
             s, lateral = self._line_point_to_frenet(float(xy[0, 0]), float(xy[0, 1]))

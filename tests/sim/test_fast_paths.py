@@ -59,12 +59,24 @@ def test_straight_to_cartesian_matches_the_general_interpolation(name):
     assert np.array_equal(xy, xy_ref) and np.array_equal(h, heading)
 
 
-@pytest.mark.parametrize("name", ["straight", "rotated_two_pieces"])
+ONE_POINT_ROADS = {
+    **ROADS,
+    # Curvature below the arc threshold: no arc pieces, yet not straight (per-sample headings).
+    "barely_curved": Road((RoadSegment(500.0, 1e-13),), 3, 3.5, 30.0),
+    # A point whose foot lies on a half-sample tie to the last bit: a fused multiply-add (as BLAS
+    # may do in a matmul) rounds its index to the other sample (found in review).
+    "rotated_tie": Road((RoadSegment(400.0),), 3, 3.5, 30.0, start_pose=(3.3, -7.1, 0.7123)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ONE_POINT_ROADS))
 def test_one_point_to_frenet_matches_the_batch_projection(name):
-    """The single-point path of a straight road (Python floats) gives the batch path's bits."""
-    road, rng = ROADS[name], np.random.default_rng(7)
+    """The single-point path of a straight road (Python floats) gives the batch path's bits;
+    other roads take the batch path for one point too."""
+    road, rng = ONE_POINT_ROADS[name], np.random.default_rng(7)
     lo, hi = road.xy_m.min(axis=0) - 60.0, road.xy_m.max(axis=0) + 60.0
     xy = np.concatenate([rng.uniform(lo, hi, (1500, 2)), road.xy_m[::97] + 0.25,
+                         [[264.7695599007905, 212.23779245560326]],
                          [[np.nan, 1.0], [np.inf, 0.0], [-np.inf, 2.0], [1.0, np.nan]]])
     with np.errstate(invalid="ignore"):
         s_all, d_all = road.to_frenet(np.concatenate([xy, xy[:1]]))  # 2+ points: the array path
