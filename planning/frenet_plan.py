@@ -18,11 +18,15 @@ def frenet_to_plan(road: Road, t_ns: int, t_s: np.ndarray, s_m: np.ndarray, d_m:
     curvature (k' = 0 inside a segment): with one_kd = 1 - k d and delta = atan(d' / one_kd),
     kappa = ((d'' + k d' tan delta) cos^2 delta / one_kd + k) cos delta / one_kd.
     """
+    # As float64 arrays up front: what the formula's promotion did anyway, so a float32 profile
+    # takes the shortcut below with the general branch's values and dtype.
+    d_m, dd_ds, d2d_ds2 = (np.asarray(a, dtype=np.float64) for a in (d_m, dd_ds, d2d_ds2))
     if road.is_straight:
         # Road.to_cartesian's line path: the same values as the general branch with k == 0 (the
         # chord is u, the heading the sample's), without the arc terms' dozen array operations.
         xy, heading = road.to_cartesian(s_m, d_m)
-        if math.isfinite(float(np.dot(d_m, dd_ds))):  # an inf or NaN in either makes the dot one
+        # An inf or NaN in d or d' makes the dot non-finite.
+        if math.isfinite(float(np.dot(d_m, dd_ds))):
             delta, curvature = _straight_yaw_curvature(dd_ds, d2d_ds2)
         else:
             delta, curvature = yaw_curvature(0.0, d_m, dd_ds, d2d_ds2)

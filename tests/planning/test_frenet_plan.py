@@ -42,3 +42,24 @@ def test_straight_fast_path_equals_general_formula():
         fast = _straight_yaw_curvature(dd, d2)
         general = yaw_curvature(0.0, d, dd, d2)
         assert all(f.tobytes() == g.tobytes() for f, g in zip(fast, general))
+
+
+def test_float32_profiles_match_the_general_path():
+    """float32 profiles take the straight shortcut with the general branch's values and its
+    float64 dtype (found in review: the shortcut returned float32)."""
+    road = Road((RoadSegment(2000.0),), num_lanes=3, lane_width_m=3.5, speed_limit_mps=30.0)
+    t_s = np.arange(6) * 0.1
+    s = 100.0 + 2.0 * np.arange(6)
+    d_s = np.linspace(-0.2, 0.3, 6).astype(np.float32)
+    d_ss = np.linspace(0.01, -0.02, 6).astype(np.float32)
+    d = np.full(6, 1.75, np.float32)
+    fast = frenet_to_plan(road, 0, t_s, s, d, d_s, d_ss, s, s, False, "cruise")
+    road.is_straight = False
+    try:
+        general = frenet_to_plan(road, 0, t_s, s, d, d_s, d_ss, s, s, False, "cruise")
+    finally:
+        road.is_straight = True
+    assert fast.xy_m.shape == (6, 2)
+    for f in ("xy_m", "yaw_rad", "curvature_1pm"):
+        assert getattr(fast, f).dtype == np.float64, f
+        np.testing.assert_array_equal(getattr(fast, f), getattr(general, f), err_msg=f)
