@@ -70,7 +70,9 @@ class PredictionGrid:
 
 
 def prediction_grid(t_s: np.ndarray, p: PredictionParams) -> PredictionGrid:
-    t = t_s[None, :]
+    # float64 whatever t_s is: the rows stand in for the general path's, which a float64 factor
+    # promoted (a float32 grid gave float32 sigmas; found in review).
+    t = np.asarray(t_s, dtype=np.float64)[None, :]
     return PredictionGrid(p.lateral_decay_s * (1.0 - np.exp(-t / p.lateral_decay_s)),
                           p.sigma0_m + p.sigma_rate_s_mps * t, p.sigma0_m + p.sigma_rate_d_mps * t)
 

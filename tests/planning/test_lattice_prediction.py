@@ -94,3 +94,17 @@ def test_precomputed_grid_changes_nothing():
         a, b = predict(ft, rate, road, T, p), predict(ft, rate, road, T, p, None, prediction_grid(T, p))
         for f in ("s_m", "d_m", "sigma_s_m", "sigma_d_m", "model"):
             assert getattr(a, f).tobytes() == getattr(b, f).tobytes(), f
+
+
+def test_float32_time_grid_keeps_float64_sigmas():
+    """A float32 time grid: the all-lane shortcut's sigma rows stay float64 and equal the general
+    path's rows for the same objects, as they were before the shortcut (found in review)."""
+    road = straight_road()
+    xy, v = [[50.0, 0.0], [60.0, 3.5]], [[20.0, 0.0], [22.0, -1.0]]
+    t32 = T.astype(np.float32)
+    fast = predict(_ft(xy, v), np.zeros(2), road, t32, PredictionParams())
+    general = predict(_ft(xy + [[120.0, 0.0]], v + [[0.0, 0.0]]), np.zeros(3), road, t32, PredictionParams())
+    assert (fast.model == MODEL_LANE).all() and general.model[-1] != MODEL_LANE
+    for f in ("sigma_s_m", "sigma_d_m"):
+        a, b = getattr(fast, f), getattr(general, f)[:2]
+        assert a.dtype == np.float64 and a.tobytes() == b.tobytes(), f
