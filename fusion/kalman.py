@@ -235,14 +235,10 @@ def repair_covariance(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     repaired = np.zeros(n, dtype=bool)
     # A finite total means every entry is finite (a NaN or inf would carry into it); only a
     # non-finite total (or an overflowing one) pays for the per-track test.
-    if math.isfinite(sym.sum()):
-        broken = np.zeros(n, dtype=bool)
-        if n == 0 or _pivots_clear_floor(sym):
-            return p, repaired, broken
-    else:
-        broken = ~np.isfinite(p).all(axis=(-2, -1))
-        if n == 0 or (not broken.any() and _pivots_clear_floor(sym)):
-            return p, repaired, broken
+    all_finite = math.isfinite(sym.sum())
+    broken = np.zeros(n, dtype=bool) if all_finite else ~np.isfinite(p).all(axis=(-2, -1))
+    if n == 0 or ((all_finite or not broken.any()) and _pivots_clear_floor(sym)):
+        return p, repaired, broken
     eye = np.eye(p.shape[-1])
     safe = np.where(broken[:, None, None], eye, p) if broken.any() else p
     w, v = np.linalg.eigh(safe)

@@ -19,6 +19,7 @@ from core.geometry import wrap_angle
 from core.messages import Detections3D, EgoState, Tracks
 from fusion import kalman, motion_imm
 from fusion.association import associate, gate_threshold
+from fusion.detection_screen import check_shapes, valid_rows
 from fusion.frames import MapMeasurements, ego_pose_at, to_map
 from fusion.track_merge import duplicates
 from fusion.tracker_state import N_LABELS, SourceModel, TrackerConfig, TrackerState
@@ -85,21 +86,6 @@ def linear_update_rows(x: np.ndarray, p: np.ndarray, z: np.ndarray, r: np.ndarra
     return x, p, ll
 
 
-def _check_shapes(d: Detections3D) -> None:
-    m = d.boxes.shape[0] if d.boxes.ndim == 2 else -1
-    # One comparison clears a well-formed message; the loop below names what is wrong.
-    if m >= 0 and ((d.boxes.shape, d.velocities_mps.shape, d.velocity_valid.shape, d.labels.shape,
-                    d.scores.shape) == ((m, 7), (m, 2), (m,), (m,), (m,))):
-        return
-    expected = {"boxes": (m, 7), "velocities_mps": (m, 2), "velocity_valid": (m,),
-                "labels": (m,), "scores": (m,)}
-    for name, shape in expected.items():
-        got = getattr(d, name).shape
-        if m < 0 or got != shape:
-            raise ValueError(f"Detections3D.{name} from {d.source!r}: shape {got}, expected {shape} "
-                             f"(boxes must be (N, 7))")
-
-
 def _imm_predicted(state: TrackerState, t_ns: int, cfg: TrackerConfig) -> motion_imm.ImmPrediction:
     xm, pm, mu = motion_imm.ensure_models(state.x, state.p, state.xm, state.pm, state.mode_prob, cfg)
     if state.t_ns is None or t_ns <= state.t_ns or len(state) == 0:
@@ -139,28 +125,6 @@ def tracker_predict(state: TrackerState, t_ns: int, cfg: TrackerConfig) -> Track
     t_out = max(t_ns, state.t_ns)
     x, p = _predicted(state, t_out, cfg)
     return _output(state, x, p, t_out)
-
-
-def _valid_rows(d: Detections3D) -> tuple[np.ndarray, np.ndarray, int, int, int]:
-    """Rows usable as measurements, velocity validity after screening, and rejection counts."""
-    vel_valid = d.velocity_valid.astype(bool)
-    m = vel_valid.shape[0]
-    # Clean frames are the rule: whole-array checks clear them without the per-row masks. A
-    # finite total means every entry is finite (a NaN or inf carries into it; an overflowing
-    # total only sends the frame to the exact screen below, which gives the same answer, as
-    # it does for a NaN z, the one column the tracker does not use).
-    if m and (math.isfinite(float(np.add.reduce(d.boxes, axis=None))
-                            + float(np.add.reduce(d.scores, axis=None))
-                            + float(np.add.reduce(d.velocities_mps, axis=None)))
-              and np.minimum.reduce(d.labels) >= 0 and np.maximum.reduce(d.labels) < N_LABELS):
-        return np.ones(m, bool), vel_valid, 0, 0, 0
-    finite = (np.isfinite(d.boxes[:, [0, 1, 3, 4, 5, 6]]).all(axis=1) & np.isfinite(d.scores))
-    label_ok = (d.labels >= 0) & (d.labels < N_LABELS)
-    vel_finite = np.isfinite(d.velocities_mps).all(axis=1)
-    keep = finite & label_ok
-    bad_vel = keep & vel_valid & ~vel_finite
-    return (keep, vel_valid & vel_finite, int((~finite).sum()), int((finite & ~label_ok).sum()),
-            int(bad_vel.sum()))
 
 
 def _in_coverage(x_map: np.ndarray, pose: np.ndarray, src: SourceModel) -> np.ndarray:
@@ -214,7 +178,7 @@ def frame_pose(state: TrackerState, t_meas: int, ego: EgoState, t_ns: int, cfg: 
         return None, (state, tracker_predict(state, t_ns, cfg))
     pose = ego_pose_at(ego, t_meas)
     pose_cov = np.asarray(ego.covariance, dtype=np.float64)[:3, :3]
-    # A finite total clears the rule (see _valid_rows); otherwise the exact test decides.
+    # A finite total clears the rule (see detection_screen.valid_rows); otherwise the exact test decides.
     if not (math.isfinite(float(np.add.reduce(pose)) + float(np.add.reduce(pose_cov, axis=None)))
             or (all(map(math.isfinite, pose.tolist())) and np.isfinite(pose_cov).all())):
         state = replace(state, counters=state.counters.add(frames=1, bad_ego_frames=1))
@@ -229,13 +193,13 @@ def tracker_step(state: TrackerState, detections: Detections3D, ego: EgoState, t
 
     The state moves to ``detections.t_ns``; the output is predicted on to ``max(t_ns, that)``.
     """
-    _check_shapes(detections)
+    check_shapes(detections)
     t_meas = int(detections.t_ns)
     ok, early = frame_pose(state, t_meas, ego, t_ns, cfg)
     if early is not None:
         return early
     pose, pose_cov = ok
-    keep, vel_valid, n_nonfinite, n_label, n_badvel = _valid_rows(detections)
+    keep, vel_valid, n_nonfinite, n_label, n_badvel = valid_rows(detections)
     src = cfg.source(detections.source)
     boxes, velocities = detections.boxes, detections.velocities_mps
     labels, scores = detections.labels, detections.scores
@@ -371,7 +335,7 @@ def apply_frame(state: TrackerState, frame: Frame, src, update, t_ns: int, cfg: 
 
     p_fixed, repaired, broken = kalman.repair_covariance(tracks["p"])
     tracks["p"] = p_fixed
-    if not math.isfinite(tracks["x"].sum()):  # a finite total: every state finite (see _valid_rows)
+    if not math.isfinite(tracks["x"].sum()):  # a finite total: every state finite (see detection_screen.valid_rows)
         broken |= ~np.isfinite(tracks["x"]).all(axis=1)
     if imm:
         # Repair applies per model; a track with any model broken is dropped.

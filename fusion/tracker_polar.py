@@ -17,7 +17,8 @@ from fusion.frames import MapMeasurements
 from fusion.sensor_models import (BEARING, CameraModel, PolarMeasurements, RadarModel,
                                   camera_measurements, extent_along, extent_bearing_var, polar_predict,
                                   polar_to_map, radar_measurements)
-from fusion.tracker import Frame, apply_frame, frame_pose, _check_shapes, _valid_rows
+from fusion.detection_screen import check_shapes, valid_rows
+from fusion.tracker import Frame, apply_frame, frame_pose
 from fusion.tracker_state import N_LABELS, TrackerConfig, TrackerState
 
 # Size (length, width, height) per label given to a track born from a sensor that does not
@@ -170,13 +171,13 @@ def tracker_step_camera(state: TrackerState, detections: Detections2D, ego: EgoS
 def tracker_step_radar(state: TrackerState, detections: Detections3D, ego: EgoState, t_ns: int,
                        cfg: TrackerConfig, radar: RadarModel) -> tuple[TrackerState, Tracks]:
     """Apply one frame of radar clusters as (range, azimuth, range rate) about the radar mount."""
-    _check_shapes(detections)
+    check_shapes(detections)
     t_meas = int(detections.t_ns)
     ok, early = frame_pose(state, t_meas, ego, t_ns, cfg)
     if early is not None:
         return early
     pose, pose_cov = ok
-    keep, _, n_nonfinite, n_label, _ = _valid_rows(detections)
+    keep, _, n_nonfinite, n_label, _ = valid_rows(detections)
     pm = radar_measurements(detections.boxes, detections.velocities_mps, radar)
     bad_rate = keep & ~pm.keep
     rows = np.flatnonzero(keep & pm.keep)

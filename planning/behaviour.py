@@ -32,10 +32,9 @@ def _crossed_by_lane_changers(ft: FrenetTracks, s_ego_m: float, lanes: np.ndarra
     """(len(lanes),) bool: a nearby vehicle moving sideways is leaving or entering the lane. Changing
     into such a lane means racing it for the same space (overtaking a car as it merges in from the
     target lane, say); its prediction alone cannot rule out that it carries on, slows or aborts."""
-    sideways = np.abs(ft.vd_mps) > acc.lane_changer_speed_mps
-    if not sideways.any():  # the usual case: nobody moves sideways, so the window tests are moot
-        return np.zeros(lanes.shape[0], bool)
-    near = sideways & (ft.s_m > s_ego_m - acc.lane_changer_behind_m) & (ft.s_m < s_ego_m + acc.lane_changer_ahead_m)
+    near = np.abs(ft.vd_mps) > acc.lane_changer_speed_mps
+    if near.any():  # usually nobody moves sideways, and the window tests are moot
+        near &= (ft.s_m > s_ego_m - acc.lane_changer_behind_m) & (ft.s_m < s_ego_m + acc.lane_changer_ahead_m)
     if not near.any():
         return np.zeros(lanes.shape[0], bool)
     # The lanes it was in, is in and will be in over the cut-in horizon either way.

@@ -32,7 +32,7 @@ def frenet_to_plan(road: Road, t_ns: int, t_s: np.ndarray, s_m: np.ndarray, d_m:
             delta, curvature = yaw_curvature(0.0, d_m, dd_ds, d2d_ds2)
     else:
         ref, heading, k = road.interpolate(s_m)
-        xy = ref + np.asarray(d_m, dtype=np.float64)[:, None] * np.stack([-np.sin(heading), np.cos(heading)], axis=-1)
+        xy = ref + d_m[:, None] * np.stack([-np.sin(heading), np.cos(heading)], axis=-1)
         delta, curvature = yaw_curvature(k, d_m, dd_ds, d2d_ds2)
     return Plan(t_ns=int(t_ns), t_s=np.asarray(t_s, dtype=np.float64), xy_m=xy,
                 yaw_rad=heading + delta, speed_mps=np.asarray(speed_mps, dtype=np.float64),
