@@ -10,7 +10,7 @@ import numpy as np
 
 from core.messages import ModeLimits
 from core.road import Road
-from planning.acc_law import rollout_lists
+from planning.acc_law import rollout_profiles
 from planning.acc_planner import AccPlannerConfig, target_speed
 from planning.track_frenet import FrenetTracks, select_leads
 
@@ -51,9 +51,11 @@ def lane_references(ft: FrenetTracks, accel_tracks_mps2: np.ndarray, s_ego_m: fl
     plan's step would dominate the planner's budget), then are mapped onto the plan's grid by the
     linear-interpolation matrix ``interp_ref`` (K, R).
 
-    One scalar roll-out per lane rather than one vectorised over the three lanes: the law branches
-    per step, and with three lanes numpy's per-call overhead (~0.5-2.5 us per ufunc or where, ~45
-    of them per step) costs far more than the scalar arithmetic (~1.3 us per lane and step)."""
+    One compiled scalar roll-out per lane (planning/acc_law.py) rather than one vectorised over the
+    three lanes: the law branches per step, and with three lanes numpy's per-call overhead (~45
+    calls per step) costs far more than the arithmetic."""
+    if not 0 <= lane < road.num_lanes:  # the ego lane's roll-out stands in for every invalid lane
+        raise ValueError(f"ego lane {lane} is not a lane of a {road.num_lanes}-lane road")
     # Three lanes: their validity in plain Python (numpy calls on 3 elements cost more than the logic).
     lanes = np.array([lane - 1, lane, lane + 1], dtype=np.int64)
     may_change = limits.lane_change_allowed and limits.stop_decel_mps2 <= 0.0
@@ -65,14 +67,14 @@ def lane_references(ft: FrenetTracks, accel_tracks_mps2: np.ndarray, s_ego_m: fl
         valid_py[j] = valid_py[j] and not (crossed[j] or crossed[1])
     valid = np.array(valid_py)
     v_target = target_speed(road, s_ego_m, v0_mps, limits, acc)
-    gains = acc.gains(max(acc.time_gap_s, limits.time_gap_s))
+    gains = acc.gains(max(acc.time_gap_s, limits.time_gap_s)).as_array()
     ref_steps, reference_step_s = interp_ref.shape[1], float(t_ref_s[1] - t_ref_s[0])
     centres = np.array([(ln - 0.5 * (road.num_lanes - 1)) * road.lane_width_m for ln in (lane - 1, lane, lane + 1)])
     leads, gaps = select_leads(ft, s_ego_m, centres, acc.ego_front_m, acc.ego_half_width_m,
                                acc.corridor_margin_m, acc.cut_in_horizon_s)
     leads, gaps = leads.tolist(), gaps.tolist()
     speeds, accels = ft.vs_mps.tolist(), accel_tracks_mps2.tolist()
-    coarse: list = [None, None, None]  # per lane s + v + a on the coarse grid, one list: one array at the end
+    coarse = np.empty((3, 3, ref_steps))  # per lane: distance, speed, acceleration on the coarse grid
     done: dict[tuple, int] = {}  # identical roll-out inputs (two free neighbour lanes): run once
     emergency = False
     for j in (1, 0, 2):  # the three lanes: a fixed, tiny loop; the lead search is vectorised above
@@ -81,13 +83,11 @@ def lane_references(ft: FrenetTracks, accel_tracks_mps2: np.ndarray, s_ego_m: fl
         if not valid_py[j] or key in done:
             coarse[j] = coarse[1] if not valid_py[j] else coarse[done[key]]
             continue
-        s, v, a, emerg, _ = rollout_lists(v0_mps, a0_mps2, v_target, key[0], key[1], key[2],
-                                          limits.stop_decel_mps2, gains, reference_step_s, ref_steps)
-        coarse[j] = s + v + a
+        coarse[j], emerg, _ = rollout_profiles(v0_mps, a0_mps2, v_target, key[0], key[1], key[2],
+                                               limits.stop_decel_mps2, gains, reference_step_s, ref_steps)
         done[key] = j
         if j == 1:
             emergency = emerg
-    # (3, 3, K): linear interpolation onto the plan grid, one product; one flat list converts
-    # faster than nested ones.
-    out = np.array(coarse[0] + coarse[1] + coarse[2]).reshape(3, 3, ref_steps) @ interp_ref.T
+    # (3, 3, K): linear interpolation onto the plan grid, one product.
+    out = coarse @ interp_ref.T
     return LaneReferences(lanes, centres, valid, out[:, 0], out[:, 1], out[:, 2], emergency, leads[1])
