@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.jit import kernel
 from planning.prediction import Prediction
 
 MAX_OBJECTS = 64  # bound on the per-step work: the nearest objects only, the rest counted
@@ -84,28 +85,76 @@ def obstacle_terms(pred: Prediction, lat_d: np.ndarray, ego_length_m: float, ego
     else:  # the usual case: the prediction's own arrays, no boolean-index copies
         width, length = pred.width_m, pred.length_m
         d_obj, s_obj, sig_d, sig_s = pred.d_m, pred.s_m, pred.sigma_d_m, pred.sigma_s_m
-    half_w = 0.5 * (ego_width_m + width)[:, None] + inflation_sigmas * sig_d + lat_margin_m
-    half_l = 0.5 * (ego_length_m + length)[:, None] + inflation_sigmas * sig_s + lon_margin_m
-    rd = (lat_d[:, :, None, :] - d_obj).astype(np.float32)  # (n_d, n_T, N, K)
-    rd *= (1.0 / half_w).astype(np.float32)
-    s_ref = float(s_obj[:, 0].min()) if s_obj.shape[0] else 0.0
-    rear = s_obj - 0.5 * length[:, None] - s_ref
-    v_obj = np.empty_like(s_obj)
-    if s_obj.shape[1] > 1:
-        # Along-road speed: np.diff's differences, written as slices (np.diff costs a Python call each).
-        t_s = pred.t_s
-        np.maximum((s_obj[:, 1:] - s_obj[:, :-1]) / (t_s[1:] - t_s[:-1]), 0.0, out=v_obj[:, :-1])
-        v_obj[:, -1] = v_obj[:, -2]
-    else:
-        v_obj.fill(0.0)
-    stop = rear + v_obj * v_obj * (0.5 / object_brake_mps2)
-    # Overlap |r| < 1 and the proximity bump max(1 - r^2, 0), a cheap compact stand-in for a
-    # Gaussian, from one square: |r| < 1 iff r^2 < 1 (for r < 1, r^2 rounds to at most r).
-    rd2 = np.multiply(rd, rd, out=rd)
-    lat_overlap = rd2 < 1.0
-    np.subtract(1.0, rd2, out=rd2)
-    return ObstacleTerms(lat_overlap, np.maximum(rd2, 0.0, out=rd2), (s_obj - s_ref).astype(np.float32),
-                         (1.0 / half_l).astype(np.float32), stop.astype(np.float32), rear.astype(np.float32), s_ref)
+    f64 = np.float64
+    return ObstacleTerms(*_obstacle_arrays(
+        np.ascontiguousarray(lat_d, f64), np.ascontiguousarray(d_obj, f64), np.ascontiguousarray(s_obj, f64),
+        np.ascontiguousarray(sig_d, f64), np.ascontiguousarray(sig_s, f64), width.astype(f64, copy=False),
+        length.astype(f64, copy=False), np.ascontiguousarray(pred.t_s, f64), float(ego_length_m),
+        float(ego_width_m), float(inflation_sigmas), float(lat_margin_m), float(lon_margin_m),
+        float(object_brake_mps2)))
+
+
+@kernel("Tuple((boolean[:, :, :, ::1], float32[:, :, :, ::1], float32[:, ::1], float32[:, ::1], float32[:, ::1],"
+        " float32[:, ::1], float64))(float64[:, :, ::1], float64[:, ::1], float64[:, ::1], float64[:, ::1],"
+        " float64[:, ::1], float64[:], float64[:], float64[::1], float64, float64, float64, float64, float64,"
+        " float64)")
+def _obstacle_arrays(lat_d, d_obj, s_obj, sig_d, sig_s, width, length, t_s, ego_length_m, ego_width_m,
+                     inflation_sigmas, lat_margin_m, lon_margin_m, object_brake_mps2):
+    """The fields of ``ObstacleTerms`` for N objects (N, K) and lateral profiles ``lat_d``
+    (n_d, n_T, K). Per object and step the inflated half extents are
+    half_w = (ego_width + width) / 2 + inflation_sigmas sigma_d + lat_margin (half_l likewise along s);
+    the scaled lateral offset r = (d_ego - d_obj) / half_w (float32) gives the overlap |r| < 1 and the
+    proximity bump max(1 - r^2, 0), a cheap compact stand-in for a Gaussian, both from one square:
+    |r| < 1 iff r^2 < 1 (for r < 1, r^2 rounds to at most r). Along s everything is relative to
+    s_ref, the nearest object's arc length now, so float32 keeps millimetres."""
+    n_d, n_t, n_k = lat_d.shape
+    n_obj = d_obj.shape[0]
+    inv_half_w = np.empty((n_obj, n_k), np.float32)
+    inv_half_l = np.empty((n_obj, n_k), np.float32)
+    for n in range(n_obj):
+        w0 = 0.5 * (ego_width_m + width[n])
+        l0 = 0.5 * (ego_length_m + length[n])
+        for k in range(n_k):
+            inv_half_w[n, k] = np.float32(1.0 / (w0 + inflation_sigmas * sig_d[n, k] + lat_margin_m))
+            inv_half_l[n, k] = np.float32(1.0 / (l0 + inflation_sigmas * sig_s[n, k] + lon_margin_m))
+    lat_overlap = np.empty((n_d, n_t, n_obj, n_k), np.bool_)
+    lat_w = np.empty((n_d, n_t, n_obj, n_k), np.float32)
+    one, zero = np.float32(1.0), np.float32(0.0)
+    for i in range(n_d):
+        for t in range(n_t):
+            for n in range(n_obj):
+                for k in range(n_k):
+                    r = np.float32(lat_d[i, t, k] - d_obj[n, k]) * inv_half_w[n, k]
+                    r2 = r * r
+                    lat_overlap[i, t, n, k] = r2 < one
+                    bump = one - r2
+                    lat_w[i, t, n, k] = zero if bump < zero else bump  # NaN stays NaN, as np.maximum
+    s_ref = 0.0
+    if n_obj:
+        s_ref = s_obj[0, 0]
+        for n in range(1, n_obj):  # the minimum, NaN propagating as ndarray.min
+            if s_obj[n, 0] < s_ref or np.isnan(s_obj[n, 0]):
+                s_ref = s_obj[n, 0]
+                if np.isnan(s_ref):
+                    break
+    s_rel = np.empty((n_obj, n_k), np.float32)
+    rear_rel = np.empty((n_obj, n_k), np.float32)
+    stop_rel = np.empty((n_obj, n_k), np.float32)
+    brake_factor = 0.5 / object_brake_mps2
+    for n in range(n_obj):
+        for k in range(n_k):
+            rear = s_obj[n, k] - 0.5 * length[n] - s_ref
+            # Along-road speed, forward differences (the last step repeats the one before).
+            if n_k > 1:
+                j = k if k < n_k - 1 else k - 1
+                v = (s_obj[n, j + 1] - s_obj[n, j]) / (t_s[j + 1] - t_s[j])
+                v = 0.0 if v < 0.0 else v
+            else:
+                v = 0.0
+            s_rel[n, k] = np.float32(s_obj[n, k] - s_ref)
+            rear_rel[n, k] = np.float32(rear)
+            stop_rel[n, k] = np.float32(rear + v * v * brake_factor)
+    return lat_overlap, lat_w, s_rel, inv_half_l, stop_rel, rear_rel, s_ref
 
 
 def followers_in_lane(pred: Prediction, s_center0_m: float, d0_m: float, ego_length_m: float,
