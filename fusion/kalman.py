@@ -7,15 +7,13 @@ positive semi-definite under round-off and lets the tests compare the two to 1e-
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
+
+from fusion import kalman_kernels
 
 # Smallest eigenvalue a repaired covariance keeps: far below any physical variance in the stack
 # (1e-9 m^2 is a 30 um standard deviation) yet far above float64 round-off on metre-scale values.
 MIN_EIGENVALUE = 1e-9
-# MIN_EIGENVALUE I as a (4, 4, 1) component-major stack, subtracted from every matrix at once.
-_FLOOR_4 = MIN_EIGENVALUE * np.eye(4)[:, :, None]
 
 
 def cv_transition(dt_s: np.ndarray | float) -> np.ndarray:
@@ -86,41 +84,15 @@ def update_leading(x: np.ndarray, p: np.ndarray, z: np.ndarray,
     """The tracker's hot path: a linear update whose H selects the first m state components.
 
     With that H, P H^T and H P H^T are slices of P, so no matmul by H is needed. S = L L^T is
-    factored with its solves folded in (``_cholesky_solve_rows``): W = L^-1 H P and v = L^-1 y
-    give K y = W^T v and K S K^T = W^T W, so x' = x + W^T v and P' = P - W^T W; the gain is optimal,
-    so that equals the Joseph form up to round-off (the caller symmetrises). Returns an N-major
-    view of component-major arrays (see ``cv_predict_components``).
+    factored with its solves folded in (``kalman_kernels.update_leading_rows``): W = L^-1 H P and
+    v = L^-1 y give K y = W^T v and K S K^T = W^T W, so x' = x + W^T v and P' = P - W^T W; the gain
+    is optimal, so that equals the Joseph form up to round-off (the caller symmetrises). One
+    compiled call per batch (a LAPACK call per 4x4 matrix costs several times the arithmetic, and
+    numpy row operations over all tracks took ~30 calls). Returns an N-major view of
+    component-major arrays (see ``cv_predict_components``).
     """
-    m = z.shape[-1]
-    pt = p.transpose(1, 2, 0)  # (n, n, N): a free view when p came from cv_predict_components
-    n = pt.shape[0]
-    rows = np.empty((m, m + n + 1, pt.shape[2]))
-    np.add(pt[:m, :m], r.transpose(1, 2, 0), out=rows[:, :m])
-    rows[:, m:m + n] = pt[:m]  # H P: rows of P (symmetric, so also (P H^T)^T)
-    np.subtract(z.T, x.T[:m], out=rows[:, m + n])
-    w = _cholesky_solve_rows(rows)
-    wp, v = w[:, m:m + n], w[:, m + n]
-    x_new = x.T + (wp * v[:, None]).sum(axis=0)
-    p_new = pt - (wp[:, :, None] * wp[:, None, :]).sum(axis=0)
-    return x_new.T, p_new.transpose(2, 0, 1)
-
-
-def _cholesky_solve_rows(rows: np.ndarray) -> np.ndarray:
-    """Rows of L^-1 [S | B] for a stack of SPD ``S`` = L L^T, given component-major ``rows``
-    (m, m + k, N) = [S | B]; overwritten and returned. The first m columns become L^T.
-
-    Right-looking elimination on contiguous (N,) rows, one row of the augmented matrix at a time:
-    each step subtracts the finished rows scaled by their entries in this column, then divides by
-    the root of the pivot. Every row op is one numpy call over all N matrices (a LAPACK call per
-    4x4 matrix costs several times the arithmetic, and the closed-form inverse took ~70 calls).
-    """
-    m = rows.shape[0]
-    for k in range(m):
-        row = rows[k, k:]
-        for j in range(k):
-            row -= rows[j, k] * rows[j, k:]
-        row /= np.sqrt(row[0])
-    return rows
+    xt, pt = kalman_kernels.update_leading_rows(x, p, z, r)
+    return xt.T, pt.transpose(2, 0, 1)
 
 
 def update_leading_loglik(x: np.ndarray, p: np.ndarray, z: np.ndarray,
@@ -204,17 +176,12 @@ def cv_predict_components(x: np.ndarray, p: np.ndarray, dt_s: float,
                           accel_psd_m2ps3: float) -> tuple[np.ndarray, np.ndarray]:
     """``cv_predict`` by block algebra, returned component-major: x' as (4, N), P' as (4, 4, N).
 
-    A (N, 2, 4) slice of a (N, 4, 4) stack runs numpy's inner loop over 2 to 4 elements; in the
-    component-major layout every block update is one contiguous loop over N, so the tracker keeps
-    its working arrays that way (its N-major views then cost nothing to hand out).
+    One compiled call (``kalman_kernels.cv_predict_rows``). The tracker keeps its working arrays
+    component-major: its N-major views cost nothing to hand out, and numpy code on them reads
+    contiguous (N,) component rows.
     """
-    xt = x.T.copy()
-    xt[:2] += dt_s * xt[2:]
-    pt = p.transpose(1, 2, 0).copy()  # (4, 4, N)
-    pt[:2] += dt_s * pt[2:]
-    pt[:, :2] += dt_s * pt[:, 2:]
-    pt += cv_process_noise(float(dt_s), accel_psd_m2ps3)[:, :, None]
-    return xt, pt
+    return kalman_kernels.cv_predict_rows(x, p, dt_s,
+                                          cv_process_noise(float(dt_s), accel_psd_m2ps3))
 
 
 def repair_covariance(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -224,20 +191,16 @@ def repair_covariance(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     which cannot be repaired: the caller drops those tracks. P comes back as an N-major view of a
     component-major array (see ``cv_predict_components``); any layout of ``p`` is accepted.
     """
-    # Component-major (4, 4, N): every component below is one contiguous row.
-    pt = p.transpose(1, 2, 0)
-    if not pt.flags.c_contiguous:
-        pt = pt.copy()
-    sym = pt + pt.transpose(1, 0, 2)
-    sym *= 0.5
+    # One compiled pass (``kalman_kernels.symmetrised_checked``): the symmetrised matrices, which
+    # tracks hold a non-finite entry, and a Cholesky-style pivot test of P - MIN_EIGENVALUE I
+    # that clears the rule, nothing to repair, without the eigendecomposition below.
+    if p.shape[-1] < 4:
+        raise ValueError(f"repair_covariance: {p.shape[-1]}x{p.shape[-1]} covariances, at least 4x4 expected")
+    sym, broken, pivots_ok = kalman_kernels.symmetrised_checked(p, MIN_EIGENVALUE)
     p = sym.transpose(2, 0, 1)
     n = p.shape[0]
     repaired = np.zeros(n, dtype=bool)
-    # A finite total means every entry is finite (a NaN or inf would carry into it); only a
-    # non-finite total (or an overflowing one) pays for the per-track test.
-    all_finite = math.isfinite(sym.sum())
-    broken = np.zeros(n, dtype=bool) if all_finite else ~np.isfinite(p).all(axis=(-2, -1))
-    if n == 0 or ((all_finite or not broken.any()) and _pivots_clear_floor(sym)):
+    if n == 0 or (pivots_ok and not broken.any()):
         return p, repaired, broken
     eye = np.eye(p.shape[-1])
     safe = np.where(broken[:, None, None], eye, p) if broken.any() else p
@@ -249,24 +212,3 @@ def repair_covariance(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
         p = p.copy()
         p[repaired] = np.einsum("nij,nj,nkj->nik", v_fix, w_fix, v_fix)
     return p, repaired, broken
-
-
-def _pivots_clear_floor(sym: np.ndarray) -> bool:
-    """Whether every symmetric, finite 4x4 matrix of ``sym`` (4, 4, N) minus MIN_EIGENVALUE I is
-    positive definite: the test a Cholesky factorisation makes, every elimination pivot positive,
-    in closed form on contiguous (N,) component rows instead of a LAPACK call per matrix.
-
-    Fraction-free elimination (each stage multiplies by the previous pivot instead of dividing)
-    keeps every pivot's sign and never divides, so a zero or negative pivot cannot warn; the
-    magnitudes grow as eighth powers, far inside float64 for covariances (an overflow or
-    underflow only sends the step to the exact eigenvalue path).
-    """
-    # Each stage is one block update of the trailing rows, X' = x00 X[1:, 1:] - x0 x0^T, on
-    # (k, k, N) rows: three calls per stage where entry-by-entry formulas took ~12.
-    a = sym[:4, :4] - _FLOOR_4  # the leading 4x4 block, as before (the IMM's 5x5 included)
-    b = a[0, 0] * a[1:, 1:] - a[0, 1:, None] * a[0, None, 1:]
-    c = b[0, 0] * b[1:, 1:] - b[0, 1:, None] * b[0, None, 1:]
-    a00, b11, c22 = a[0, 0], b[0, 0], c[0, 0]
-    d33 = c22 * c[1, 1] - c[0, 1] * c[0, 1]
-    # NaN compares False, so an overflow (inf - inf) also fails.
-    return bool(np.minimum(np.minimum(a00, b11), np.minimum(c22, d33)).min() > 0.0)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from fusion import kalman
+from fusion import kalman, kalman_kernels
 from fusion_reference import filterpy_predict, filterpy_track, filterpy_update
 
 
@@ -35,7 +35,7 @@ def test_repair_lifts_indefinite_and_flags_nonfinite():
     np.testing.assert_array_equal(fixed[0], np.eye(4))
 
 
-@pytest.mark.parametrize("dim_z", [2, 4])
+@pytest.mark.parametrize("dim_z", [1, 2, 4])
 def test_update_leading_equals_the_joseph_form_update(dim_z):
     # update_leading (a row-wise Cholesky with the solves folded in, no H matmuls) is the
     # tracker's hot path; the Joseph form with an explicit H is the reference it must reproduce.
@@ -62,21 +62,6 @@ def test_block_inverse_of_spd_4x4_matches_lapack():
     np.testing.assert_array_equal(inv, np.swapaxes(inv, 1, 2))  # symmetric by construction
 
 
-@pytest.mark.parametrize("m", [1, 2, 4])
-def test_row_cholesky_solve_matches_lapack(m):
-    rng = np.random.default_rng(14)
-    n, k = 150, 5
-    s = _random_spd(rng, n, m)
-    if m == 4:  # strongly correlated position and velocity, as a tracker's covariances are
-        s[:75] += 50.0 * np.einsum("ni,nj->nij", *(2 * [rng.normal(size=(75, 4))]))
-    b = rng.normal(size=(n, m, k))
-    rows = np.concatenate([s, b], axis=2).transpose(1, 2, 0).copy()
-    got = kalman._cholesky_solve_rows(rows).transpose(2, 0, 1)
-    low = np.linalg.cholesky(s)
-    np.testing.assert_allclose(np.triu(got[:, :, :m]), np.swapaxes(low, 1, 2), rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(got[:, :, m:], np.linalg.solve(low, b), rtol=1e-9, atol=1e-9)
-
-
 def test_cv_predict_equals_the_transition_form():
     rng = np.random.default_rng(13)
     x, p = rng.normal(size=(30, 4)), _random_spd(rng, 30, 4)
@@ -90,7 +75,8 @@ def test_cv_predict_equals_the_transition_form():
 
 def test_pivot_test_agrees_with_cholesky_of_p_minus_the_floor():
     # repair_covariance's fast path replaces a batched Cholesky of P - MIN_EIGENVALUE I by a
-    # fraction-free elimination on component rows: both must call the same matrices positive definite.
+    # fraction-free elimination (kalman_kernels.symmetrised_checked): both must call the same
+    # matrices positive definite.
     rng = np.random.default_rng(14)
     base = _random_spd(rng, 300, 4) * rng.uniform(1e-6, 1e2, (300, 1, 1))
     w, v = np.linalg.eigh(base)
@@ -104,8 +90,8 @@ def test_pivot_test_agrees_with_cholesky_of_p_minus_the_floor():
             want = True
         except np.linalg.LinAlgError:
             want = False
-        got = kalman._pivots_clear_floor(np.ascontiguousarray(p[i:i + 1].transpose(1, 2, 0)))
+        got = kalman_kernels.symmetrised_checked(p[i:i + 1], kalman.MIN_EIGENVALUE)[2]
         if abs(w[i, 0] / kalman.MIN_EIGENVALUE - 1.0) > 0.4:  # clear of the floor: no rounding doubt
             assert got == want, i
-    assert kalman._pivots_clear_floor(np.ascontiguousarray(p[:75].transpose(1, 2, 0)))
-    assert not kalman._pivots_clear_floor(np.ascontiguousarray(p[200:].transpose(1, 2, 0)))
+    assert kalman_kernels.symmetrised_checked(p[:75], kalman.MIN_EIGENVALUE)[2]
+    assert not kalman_kernels.symmetrised_checked(p[200:], kalman.MIN_EIGENVALUE)[2]

@@ -1,0 +1,133 @@
+"""Compiled kernels of the tracker's Kalman hot path (core/jit.py): the constant-velocity predict,
+the leading-components update and the covariance check, one call each over every track.
+
+Each loops over tracks and performs, per track, the operations of the numpy block algebra it
+replaced, in the same order, so it gives the same bits (tests/fusion/test_fusion_kalman_kernels.py
+holds that numpy algebra as the reference). Two orders matter: numpy's sum over a short outer axis
+adds sequentially from its identity, ((0 + a0) + a1) + ..., which turns a lone -0.0 into +0.0; and
+adding a zero entry of a matrix still happens (x + 0.0 is +0.0 for x = -0.0).
+
+Inputs are taken in any layout (numba's ``A`` arrays: the tracker hands out N-major views of
+component-major arrays); outputs are fresh component-major arrays, x as (n, N) and P as
+(n, n, N), whose N-major views (``.T``, ``.transpose(2, 0, 1)``) the callers return.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from core.jit import kernel
+
+
+@kernel("Tuple((float64[:, ::1], float64[:, :, ::1]))(float64[:, :], float64[:, :, :], float64,"
+        " float64[:, ::1])")
+def cv_predict_rows(x, p, dt_s, q):
+    """Constant-velocity predict of x (N, 4), P (N, 4, 4) by dt_s [s] with process noise q (4, 4):
+    positions += dt velocities, then P's position rows += dt velocity rows, then its position
+    columns += dt velocity columns (F P F^T by blocks), then + q (every entry, zeros included).
+    Returns component-major x' (4, N) and P' (4, 4, N)."""
+    n = x.shape[0]
+    xt = np.empty((4, n))
+    pt = np.empty((4, 4, n))
+    b = np.empty((4, 4))
+    for i in range(n):
+        xt[0, i] = x[i, 0] + dt_s * x[i, 2]
+        xt[1, i] = x[i, 1] + dt_s * x[i, 3]
+        xt[2, i] = x[i, 2]
+        xt[3, i] = x[i, 3]
+        for r in range(4):
+            for c in range(4):
+                b[r, c] = p[i, r, c]
+        for r in range(2):
+            for c in range(4):
+                b[r, c] += dt_s * b[r + 2, c]
+        for r in range(4):
+            for c in range(2):
+                b[r, c] += dt_s * b[r, c + 2]
+        for r in range(4):
+            for c in range(4):
+                pt[r, c, i] = b[r, c] + q[r, c]
+    return xt, pt
+
+
+@kernel("Tuple((float64[:, ::1], float64[:, :, ::1]))(float64[:, :], float64[:, :, :], float64[:, :],"
+        " float64[:, :, :])")
+def update_leading_rows(x, p, z, r):
+    """Linear update of x (N, n), P (N, n, n) by z (N, m), R (N, m, m), H selecting the first m
+    components (``kalman.update_leading``): per track the augmented rows [S | H P | z - H x] with
+    S = H P H^T + R are reduced to L^-1 [S | H P | y] (right-looking Cholesky, row by row: subtract
+    the finished rows scaled by their entry in this column, divide by the pivot's root), giving
+    W = L^-1 H P and v = L^-1 y; then x' = x + W^T v and P' = P - W^T W, each sum over the m
+    rows taken in row order from 0. Returns component-major x' (n, N) and P' (n, n, N)."""
+    n_trk, n, m = x.shape[0], x.shape[1], z.shape[1]
+    width = m + n + 1
+    xt = np.empty((n, n_trk))
+    pt = np.empty((n, n, n_trk))
+    rows = np.empty((m, width))
+    for i in range(n_trk):
+        for a in range(m):
+            for b in range(m):
+                rows[a, b] = p[i, a, b] + r[i, a, b]
+            for b in range(n):
+                rows[a, m + b] = p[i, a, b]
+            rows[a, m + n] = z[i, a] - x[i, a]
+        for k in range(m):
+            for j in range(k):
+                f = rows[j, k]
+                for c in range(k, width):
+                    rows[k, c] -= f * rows[j, c]
+            root = np.sqrt(rows[k, k])
+            for c in range(k, width):
+                rows[k, c] /= root
+        for a in range(n):
+            acc = 0.0
+            for k in range(m):
+                acc += rows[k, m + a] * rows[k, m + n]
+            xt[a, i] = x[i, a] + acc
+            for b in range(n):
+                acc = 0.0
+                for k in range(m):
+                    acc += rows[k, m + a] * rows[k, m + b]
+                pt[a, b, i] = p[i, a, b] - acc
+    return xt, pt
+
+
+@kernel("Tuple((float64[:, :, ::1], boolean[::1], boolean))(float64[:, :, :], float64)")
+def symmetrised_checked(p, floor):
+    """(P + P^T) / 2 of every P (N, n, n), n >= 4, as component-major (n, n, N); which tracks hold
+    a non-finite entry after that; and whether every track's leading 4x4 block minus ``floor`` I
+    has positive elimination pivots (a Cholesky test of P - floor I by fraction-free elimination:
+    each stage X' = x00 X[1:, 1:] - x0 x0^T; a NaN pivot fails). It never divides, so a zero pivot
+    cannot warn; magnitudes grow as eighth powers, far inside float64 for covariances (an overflow
+    only sends the caller to its exact eigenvalue path)."""
+    n_trk, n = p.shape[0], p.shape[1]
+    sym = np.empty((n, n, n_trk))
+    broken = np.zeros(n_trk, np.bool_)
+    pivots_ok = True
+    a = np.empty((4, 4))
+    b = np.empty((3, 3))
+    c = np.empty((2, 2))
+    for i in range(n_trk):
+        finite = True
+        for u in range(n):
+            for v in range(n):
+                s = p[i, u, v] + p[i, v, u]
+                s *= 0.5
+                sym[u, v, i] = s
+                finite &= math.isfinite(s)
+        broken[i] = not finite
+        if not pivots_ok:
+            continue
+        for u in range(4):
+            for v in range(4):
+                a[u, v] = sym[u, v, i] - (floor if u == v else 0.0)
+        for u in range(3):
+            for v in range(3):
+                b[u, v] = a[0, 0] * a[u + 1, v + 1] - a[0, u + 1] * a[0, v + 1]
+        for u in range(2):
+            for v in range(2):
+                c[u, v] = b[0, 0] * b[u + 1, v + 1] - b[0, u + 1] * b[0, v + 1]
+        d33 = c[0, 0] * c[1, 1] - c[0, 1] * c[0, 1]
+        pivots_ok = a[0, 0] > 0.0 and b[0, 0] > 0.0 and c[0, 0] > 0.0 and d33 > 0.0
+    return sym, broken, pivots_ok
