@@ -19,6 +19,8 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.stats import chi2
 
+from core.jit import kernel
+
 
 # Cost that stands in for "not allowed" in the assignment matrix: large against any gated cost
 # (a gate at p = 0.999999 is d^2 ~ 28) yet finite, as linear_sum_assignment requires.
@@ -46,62 +48,105 @@ def _empty(m: int) -> Association:
     return Association(e, e, np.zeros(0), np.zeros(m, bool), 0)
 
 
+@kernel("boolean(float64, float64)")
+def _sorts_before(a, b):
+    """numpy's sort order (``npy_half``-style LT): a < b, with NaN after every number."""
+    return a < b or (b != b and a == a)
+
+
+@kernel("int64(float64[::1], float64, boolean)")
+def _search_sorted(sorted_values, v, right):
+    """``np.searchsorted(sorted_values, v, side)`` on values in numpy's sort order (NaN last):
+    the first index whose value is not before v (left), or that v is before (right)."""
+    lo, hi = 0, sorted_values.shape[0]
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if (_sorts_before(v, sorted_values[mid]) if right else
+                not _sorts_before(sorted_values[mid], v)):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+@kernel("Tuple((int64[::1], int64[::1], float64[::1], float64[::1], int64[::1], int64[::1], boolean))"
+        "(float64[:, :], float64[:, :, :], float64[:, :], float64[:, :, :], int64[::1], float64)")
+def _gated_pairs(x, p, z_xy, r_xy, order, gate_d2):
+    """Track-detection pairs inside the position gate: (track i, detection j, d^2, det S) for each,
+    in track order and, within a track, in x order of the detections; per-track and per-detection
+    pair counts; and whether any pair shares its track or detection with another (contested).
+
+    With S = P_xy + R_xy and y = z - x, d^2 = (S11 y0^2 - 2 S01 y0 y1 + S00 y1^2) / det S; a pair
+    gates when det S > 0 and d^2 <= gate_d2 (a NaN never gates). Only candidates are examined:
+    d^2 >= |y|^2 / lambda_max(S) >= |y|^2 / trace(S), so a pair failing |y|^2 <= gate trace(S)
+    cannot pass, and that needs |dx| <= reach_i = sqrt(gate (trace P_i + max_j trace R_j)), a
+    window of the detections sorted by x (``order``, numpy's stable argsort), found by binary
+    search. The arithmetic is the numpy sweep's it replaced, operation for operation.
+    """
+    n, m = x.shape[0], z_xy.shape[0]
+    zx = np.empty(m)
+    tr_r = np.empty(m)
+    tr_r_max = np.nan  # np.fmax.reduce: a NaN trace, which gates nothing, is skipped
+    for k in range(m):
+        zx[k] = z_xy[order[k], 0]
+        tr_r[k] = r_xy[k, 0, 0] + r_xy[k, 1, 1]
+        if tr_r_max != tr_r_max or tr_r[k] > tr_r_max:
+            tr_r_max = tr_r[k]
+    lo = np.empty(n, np.int64)
+    count = np.empty(n, np.int64)
+    total = 0
+    for i in range(n):
+        # A negative or NaN trace gives a NaN reach: its window is the NaN detections, none gate.
+        reach = np.sqrt(gate_d2 * ((p[i, 0, 0] + p[i, 1, 1]) + tr_r_max))
+        lo[i] = _search_sorted(zx, x[i, 0] - reach, False)
+        count[i] = _search_sorted(zx, x[i, 0] + reach, True) - lo[i]
+        total += max(count[i], 0)
+    ii = np.empty(total, np.int64)
+    jj = np.empty(total, np.int64)
+    d2_out = np.empty(total)
+    det_out = np.empty(total)
+    row_count = np.zeros(n, np.int64)
+    col_count = np.zeros(m, np.int64)
+    k_out = 0
+    for i in range(n):
+        tx, ty = x[i, 0], x[i, 1]
+        p00, p01, p11 = p[i, 0, 0], p[i, 0, 1], p[i, 1, 1]
+        tr_p = p00 + p11
+        for k in range(lo[i], lo[i] + count[i]):
+            j = order[k]
+            e0 = z_xy[j, 0] - tx
+            e1 = z_xy[j, 1] - ty
+            if not e0 * e0 + e1 * e1 <= gate_d2 * (tr_p + tr_r[j]):
+                continue
+            a = p00 + r_xy[j, 0, 0]
+            b = p01 + r_xy[j, 0, 1]
+            d = p11 + r_xy[j, 1, 1]
+            det = a * d - b * b
+            d2 = (d * e0 * e0 - 2.0 * b * e0 * e1 + a * e1 * e1) / det
+            if det > 0.0 and d2 <= gate_d2:
+                ii[k_out], jj[k_out], d2_out[k_out], det_out[k_out] = i, j, d2, det
+                row_count[i] += 1
+                col_count[j] += 1
+                k_out += 1
+    contested = False
+    for k in range(k_out):
+        contested |= row_count[ii[k]] > 1 or col_count[jj[k]] > 1
+    return (ii[:k_out], jj[:k_out], d2_out[:k_out], det_out[:k_out], row_count, col_count,
+            contested)
+
+
 def associate(x: np.ndarray, p: np.ndarray, z_xy: np.ndarray, r_xy: np.ndarray,
               gate_d2: float) -> Association:
     """Match N predicted tracks (x (N, >=2), p (N, >=2, >=2)) to M positions z_xy (M, 2), r_xy (M, 2, 2)."""
     n, m = x.shape[0], z_xy.shape[0]
     if n == 0 or m == 0:
         return _empty(m)
-    # Coarse gate: d^2 >= |y|^2 / lambda_max(S) >= |y|^2 / trace(S), so pairs failing
-    # |y|^2 <= gate * trace(S) cannot pass; exact 2x2 algebra runs on the few that remain.
-    # That test is itself run only on pairs found by a sweep over x-sorted detections: a pair can
-    # pass it only if |dx| <= sqrt(gate * (trace P_i + max_j trace R_j)), so each track sees the
-    # detections within its own reach instead of all M (the dense N x M arrays cost more than
-    # the whole rest of the association).
-    p00, p01, p11 = p[:, 0, 0], p[:, 0, 1], p[:, 1, 1]
-    r00, r01, r11 = r_xy[:, 0, 0], r_xy[:, 0, 1], r_xy[:, 1, 1]
-    tr_p = p00 + p11
-    tr_r = r00 + r11
-    # fmax skips a NaN detection trace, which gates nothing anyway, instead of spreading it.
-    reach2 = gate_d2 * (tr_p + np.fmax.reduce(tr_r))
-    if reach2.min() >= 0.0:  # the rule: no NaN, nothing negative, so the root cannot warn
-        reach = np.sqrt(reach2)
-    else:
-        with np.errstate(invalid="ignore"):  # a negative or NaN trace gives a NaN reach: no window
-            reach = np.sqrt(reach2)
-    # Contiguous (or plainly strided) component rows: gathers from 1-D rows cost a fraction of
-    # gathers from 2-D arrays by mixed or multi-axis indices.
-    tx, ty, zx_all, zy = x[:, 0], x[:, 1], z_xy[:, 0], z_xy[:, 1]
-    order = zx_all.argsort(kind="stable")
-    zx = zx_all[order]
-    lo = zx.searchsorted(tx - reach, side="left")
-    # Never negative: reach >= 0, and a NaN bound (sorted last) only meets another at the end.
-    count = zx.searchsorted(tx + reach, side="right") - lo
-    ii = np.arange(n).repeat(count)
-    # Candidate k of track i is detection order[lo_i + k], k counting up within i's window.
-    jj = order[np.arange(ii.shape[0]) + (lo - (count.cumsum() - count)).repeat(count)]
-    e0 = zx_all[jj] - tx[ii]
-    e1 = zy[jj] - ty[ii]
-    coarse = (e0 * e0 + e1 * e1 <= gate_d2 * (tr_p[ii] + tr_r[jj])).nonzero()[0]
-    if coarse.size == 0:
-        return _empty(m)
-    ii, jj, e0, e1 = ii[coarse], jj[coarse], e0[coarse], e1[coarse]
-    a = p00[ii] + r00[jj]
-    b = p01[ii] + r01[jj]
-    d = p11[ii] + r11[jj]
-    det = a * d - b * b
-    with np.errstate(divide="ignore", invalid="ignore"):
-        d2 = (d * e0 * e0 - 2.0 * b * e0 * e1 + a * e1 * e1) / det
-    ok = (det > 0.0) & (d2 <= gate_d2)  # NaN compares False: a broken pair never gates
-    ii, jj, d2 = ii[ok], jj[ok], d2[ok]
-    row_count = np.bincount(ii, minlength=n)
-    col_count = np.bincount(jj, minlength=m)
-    # Every gated pair alone in its row and column (the rule in traffic): a count above 1
-    # anywhere is what makes a pair contested.
-    if ii.size == 0 or (row_count.max() <= 1 and col_count.max() <= 1):
-        # ii and jj are fresh int64 index arrays already (np.repeat of arange, argsort's order).
+    # argsort stays numpy's (stable, NaN last); the sweep and both gates are one compiled call.
+    order = z_xy[:, 0].argsort(kind="stable")
+    ii, jj, d2, det, row_count, col_count, contested = _gated_pairs(x, p, z_xy, r_xy, order, gate_d2)
+    if not contested:
+        # ii and jj are fresh int64 index arrays; every gated pair alone in its row and column.
         return Association(ii, jj, d2, col_count > 0, 0)
-    det = det[ok]
     alone = (row_count[ii] == 1) & (col_count[jj] == 1)
     rest = ~alone
     rows, row_of = np.unique(ii[rest], return_inverse=True)
