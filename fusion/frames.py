@@ -12,14 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.jit import kernel
 from core.messages import EgoState
 
 # Below this |yaw rate| the CTRV arc is replaced by its straight-line limit, which it equals to
 # within the float64 resolution of the sin/cos terms.
 _STRAIGHT_YAW_RATE_RPS = 1e-6
-# Rows (x, y, vx, vy) picked and signed into (-y, x, -vy, vx): each 2-vector a quarter turn left.
-_QUARTER_TURN_ROWS = np.array([1, 0, 3, 2])
-_QUARTER_TURN_SIGNS = np.array([-1.0, 1.0, -1.0, 1.0])[:, None]
 
 
 def ego_pose_at(ego: EgoState, t_ns: int) -> np.ndarray:
@@ -42,6 +40,46 @@ class MapMeasurements:
     yaw: np.ndarray  # (M,) box yaw in the map frame
 
 
+@kernel("float64[:, :, ::1](float64[:, ::1], float64, float64, float64, float64, float64, float64,"
+        " float64, float64, float64, float64)")
+def _place_with_covariance(z, pose_x, pose_y, pxx, pxy, pyy, pxw, pyw, pww, pos_var, vel_var):
+    """Translate rotated measurements z (M, 4) (x, y, vx, vy) by the ego position, in place, and
+    return their map covariance R (4, 4, M), component-major.
+
+    The Jacobian of z by the ego pose (x, y, yaw) is [E | g]: E = [I2; 0] and g the derivative by
+    yaw, g = (-z_y, z_x, -v_y, v_x) of z before the translation (each 2-vector a quarter turn left,
+    signed by multiplying by -1 and 1 as the numpy form did, so a NaN keeps its bits). With c the
+    ego position-yaw covariance (pxw, pyw) padded to z's size and h = pww g + c,
+    J P J^T = g h^T + c g^T + E P_xy E^T; the sensor noise (pos_var [m^2], vel_var [m^2/s^2]) is
+    isotropic in the plane, so rotating it into the map leaves it unchanged, and every entry of
+    that constant matrix is added, zeros included.
+    """
+    m = z.shape[0]
+    r = np.empty((4, 4, m))
+    g = np.empty(4)
+    h = np.empty(4)
+    noise = np.array([[pxx + pos_var, pxy, 0.0, 0.0], [pxy, pyy + pos_var, 0.0, 0.0],
+                      [0.0, 0.0, vel_var, 0.0], [0.0, 0.0, 0.0, vel_var]])
+    for i in range(m):
+        g[0], g[1], g[2], g[3] = z[i, 1] * -1.0, z[i, 0] * 1.0, z[i, 3] * -1.0, z[i, 2] * 1.0
+        z[i, 0] += pose_x
+        z[i, 1] += pose_y
+        for b in range(4):
+            h[b] = g[b] * pww
+        h[0] += pxw
+        h[1] += pyw
+        for a in range(4):
+            for b in range(4):
+                r[a, b, i] = g[a] * h[b]
+        for b in range(4):
+            r[0, b, i] += pxw * g[b]
+            r[1, b, i] += pyw * g[b]
+        for a in range(4):
+            for b in range(4):
+                r[a, b, i] += noise[a, b]
+    return r
+
+
 def to_map(pose: np.ndarray, pose_cov: np.ndarray, xy_vehicle: np.ndarray, v_vehicle: np.ndarray,
            velocity_valid: np.ndarray, yaw_vehicle: np.ndarray, pos_sigma_m: float,
            vel_sigma_mps: float) -> MapMeasurements:
@@ -57,25 +95,11 @@ def to_map(pose: np.ndarray, pose_cov: np.ndarray, xy_vehicle: np.ndarray, v_veh
         zv[:, :2] = xy_vehicle
         if velocity_valid.any():
             zv[:, 2:] = np.where(velocity_valid[:, None], v_vehicle, 0.0)
+    # The rotation stays numpy's matmul: BLAS may fuse its multiply-adds, whose bits a kernel
+    # compiled without contraction would not reproduce.
     z = (zv.reshape(-1, 2) @ np.array([[c, s], [-s, c]])).reshape(m, 4)
-    # Jacobian of z with respect to the ego pose (x, y, yaw) is [E | g]: E = [I2; 0] and g (M, 4) the
-    # derivative by yaw, g = (-z_y, z_x) for each 2-vector of z before the translation. Kept
-    # component-major (4, M): the outer products below then run over contiguous rows of M, where
-    # an (M, 4, 4) broadcast or matmul loops over 4 elements at a time (~12 against ~2 us).
-    g = z.T[_QUARTER_TURN_ROWS] * _QUARTER_TURN_SIGNS
-    z[:, 0] += pose[0]  # row by row: a (M, 2) slice plus a broadcast pays a loop per detection
-    z[:, 1] += pose[1]
-    # J P J^T = var_yaw g g^T + g c^T + c g^T + E P_xy E^T, with c the ego position-yaw covariance
-    # padded to z's size. The first three terms are g h^T + c g^T with h = var_yaw g + c.
-    (pxx, pxy, _), (_, pyy, _), (_, _, pww) = pose_cov[:3, :3].tolist()
-    c_xy = pose_cov[:2, 2:3]  # (2, 1)
-    h = g * pww
-    h[:2] += c_xy
-    r = g[:, None] * h[None]  # (4, 4, M)
-    r[:2] += c_xy[:, :, None] * g[None]
-    # Sensor noise is isotropic in the plane, so rotating it into the map leaves it unchanged.
-    pos_var, vel_var = pos_sigma_m**2, vel_sigma_mps**2
-    r += np.array([[pxx + pos_var, pxy, 0.0, 0.0], [pxy, pyy + pos_var, 0.0, 0.0],
-                   [0.0, 0.0, vel_var, 0.0], [0.0, 0.0, 0.0, vel_var]])[:, :, None]
+    (pxx, pxy, pxw), (_, pyy, pyw), (_, _, pww) = pose_cov[:3, :3].tolist()
+    r = _place_with_covariance(z, float(pose[0]), float(pose[1]), pxx, pxy, pyy, pxw, pyw, pww,
+                               pos_sigma_m**2, vel_sigma_mps**2)
     r = r.transpose(2, 0, 1)  # (M, 4, 4): an N-major view, as the tracker's covariances are
     return MapMeasurements(z=z, r=r, velocity_valid=velocity_valid.copy(), yaw=yaw_vehicle + pose[2])

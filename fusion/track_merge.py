@@ -14,6 +14,8 @@ import math
 
 import numpy as np
 
+from core.jit import kernel
+
 
 def _inside(offset: np.ndarray, yaw: np.ndarray, half_lw: np.ndarray) -> np.ndarray:
     """Whether map ``offset`` (K, 2) lies in the box of heading ``yaw`` (K,) and half size (K, 2)."""
@@ -66,13 +68,12 @@ def _near_pairs(xy: np.ndarray, reach_m: float) -> tuple[np.ndarray, np.ndarray]
 # margins the proof allows).
 _CELL_REACHES = 2.5
 _MAX_REACHES = 2.0**14
-# Grid offsets in cells: each axis is cut at whole and at half cells.
-_SHIFTS = np.array([[0.0], [0.5]])
 # Packs a cell's (x, y) indices, both below 2^15 in magnitude under _MAX_REACHES, into one exact key.
 _KEY_STRIDE = 2.0**16
 
 
-def _apart(xy: np.ndarray, reach_m: float) -> bool:
+@kernel("boolean(float64[:, :], float64)")
+def _apart(xy, reach_m):
     """True when no two rows of ``xy`` (N, 2) are within ``reach_m`` of each other in x and in y
     (nor within rounding of that): then ``_near_pairs`` finds no pair. False decides nothing.
 
@@ -80,14 +81,27 @@ def _apart(xy: np.ndarray, reach_m: float) -> bool:
     one axis two points less than half a cell apart lie in one cell of the whole-cell or of the
     half-cell cut (the two cuts alternate every half cell), so two points within 1.25 reaches in
     both axes share a cell in one of the four grids. No shared cell in any grid is therefore a
-    certificate, found with one sort instead of _near_pairs' windowed search.
+    certificate, found with one sort per grid instead of _near_pairs' windowed search.
     """
-    if not (0.0 < reach_m < math.inf and np.abs(xy).max() < _MAX_REACHES * reach_m):
-        return False  # no usable cell size, or coordinates too large (or NaN) for exact keys
-    cells = np.floor(xy.T[:, None, :] * (1.0 / (_CELL_REACHES * reach_m)) + _SHIFTS)  # (2, 2, N)
-    keys = cells[0][:, None, :] * _KEY_STRIDE + cells[1][None, :, :]  # (x cut, y cut, N)
-    keys.sort(axis=-1)
-    return bool((keys[..., 1:] != keys[..., :-1]).all())
+    if not (0.0 < reach_m < math.inf):
+        return False  # no usable cell size
+    n = xy.shape[0]
+    for i in range(n):
+        for axis in range(2):
+            if not abs(xy[i, axis]) < _MAX_REACHES * reach_m:
+                return False  # coordinates too large (or NaN) for exact keys
+    inv_cell = 1.0 / (_CELL_REACHES * reach_m)
+    keys = np.empty(n)
+    for x_shift in (0.0, 0.5):
+        for y_shift in (0.0, 0.5):
+            for i in range(n):
+                keys[i] = (np.floor(xy[i, 0] * inv_cell + x_shift) * _KEY_STRIDE
+                           + np.floor(xy[i, 1] * inv_cell + y_shift))
+            keys.sort()
+            for i in range(1, n):
+                if keys[i] == keys[i - 1]:
+                    return False
+    return True
 
 
 def duplicates(xy: np.ndarray, yaw: np.ndarray, size: np.ndarray, confirmed: np.ndarray,

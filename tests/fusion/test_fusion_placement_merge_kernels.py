@@ -1,0 +1,84 @@
+"""The compiled measurement placement (frames._place_with_covariance, through to_map) and the
+merge certificate (track_merge._apart) against the numpy code they replaced, kept here as the
+specification: the same bits for to_map, the same decision for _apart."""
+import numpy as np
+import pytest
+
+from fusion.frames import to_map
+from fusion.track_merge import _apart
+
+_QUARTER_TURN_ROWS = np.array([1, 0, 3, 2])
+_QUARTER_TURN_SIGNS = np.array([-1.0, 1.0, -1.0, 1.0])[:, None]
+
+
+def _reference_to_map(pose, pose_cov, xy, v, vel_valid, yaw, pos_sigma_m, vel_sigma_mps):
+    c, s = np.cos(pose[2]), np.sin(pose[2])
+    m = xy.shape[0]
+    zv = np.zeros((m, 4))
+    zv[:, :2] = xy
+    zv[:, 2:] = np.where(vel_valid[:, None], v, 0.0)
+    z = (zv.reshape(-1, 2) @ np.array([[c, s], [-s, c]])).reshape(m, 4)
+    g = z.T[_QUARTER_TURN_ROWS] * _QUARTER_TURN_SIGNS
+    z[:, 0] += pose[0]
+    z[:, 1] += pose[1]
+    (pxx, pxy, _), (_, pyy, _), (_, _, pww) = pose_cov[:3, :3].tolist()
+    c_xy = pose_cov[:2, 2:3]
+    h = g * pww
+    h[:2] += c_xy
+    r = g[:, None] * h[None]
+    r[:2] += c_xy[:, :, None] * g[None]
+    pos_var, vel_var = pos_sigma_m**2, vel_sigma_mps**2
+    r += np.array([[pxx + pos_var, pxy, 0.0, 0.0], [pxy, pyy + pos_var, 0.0, 0.0],
+                   [0.0, 0.0, vel_var, 0.0], [0.0, 0.0, 0.0, vel_var]])[:, :, None]
+    return z, r.transpose(2, 0, 1), yaw + pose[2]
+
+
+def _bits(a):
+    return np.ascontiguousarray(a).tobytes()
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_to_map_gives_the_numpy_placement_bits(seed):
+    rng = np.random.default_rng(seed)
+    m = int(rng.integers(0, 80))
+    xy = rng.normal(0, 40, (m, 2)).astype(np.float32).astype(np.float64)
+    v = rng.normal(0, 5, (m, 2))
+    vel_valid = rng.random(m) < [0.0, 0.5, 1.0][seed % 3]
+    xy[rng.random(m) < 0.1] = 0.0  # zeros of the rotation and its quarter turn
+    v[rng.random(m) < 0.1] = -0.0
+    pose = np.array([rng.normal(0, 100), rng.normal(0, 100), rng.uniform(-4, 4)])
+    a = rng.normal(size=(3, 3)) * [1e-3, 0.1, 1.0][seed % 3]
+    pose_cov = a @ a.T
+    if seed % 4 == 3:
+        pose_cov[0, 2] = pose_cov[2, 0] = 0.0
+    yaw = rng.uniform(-3, 3, m)
+    got = to_map(pose, pose_cov, xy, v, vel_valid, yaw, 0.25, 0.5)
+    want = _reference_to_map(pose, pose_cov, xy, v, vel_valid, yaw, 0.25, 0.5)
+    for g, w in zip((got.z, got.r, got.yaw), want):
+        assert g.shape == w.shape and _bits(g) == _bits(w)
+
+
+def _reference_apart(xy, reach_m):
+    if not (0.0 < reach_m < np.inf and np.abs(xy).max() < 2.0**14 * reach_m):
+        return False
+    shifts = np.array([[0.0], [0.5]])
+    cells = np.floor(xy.T[:, None, :] * (1.0 / (2.5 * reach_m)) + shifts)
+    keys = cells[0][:, None, :] * 2.0**16 + cells[1][None, :, :]
+    keys.sort(axis=-1)
+    return bool((keys[..., 1:] != keys[..., :-1]).all())
+
+
+def test_apart_decides_as_the_numpy_certificate():
+    rng = np.random.default_rng(3)
+    decided = set()
+    for k in range(400):
+        n = int(rng.integers(2, 120))
+        xy = rng.uniform(-1, 1, (n, 2)) * [10.0, 100.0, 1000.0, 1e5][k % 4]
+        if k % 7 == 0:
+            xy[int(rng.integers(0, n))] = np.nan
+        reach = float(rng.choice([0.0, 1.0, 4.8, np.inf, np.nan, 30.0]))
+        want = _reference_apart(xy, reach)
+        assert _apart(xy, reach) == want, k
+        assert _apart(np.ascontiguousarray(xy.T).T, reach) == want, k
+        decided.add(want)
+    assert decided == {True, False}
