@@ -62,34 +62,43 @@ def update_leading_rows(x, p, z, r):
     rows taken in row order from 0. Returns component-major x' (n, N) and P' (n, n, N)."""
     n_trk, n, m = x.shape[0], x.shape[1], z.shape[1]
     width = m + n + 1
-    xt = np.empty((n, n_trk))
-    pt = np.empty((n, n, n_trk))
-    rows = np.empty((m, width))
-    for i in range(n_trk):
-        for a in range(m):
-            for b in range(m):
-                rows[a, b] = p[i, a, b] + r[i, a, b]
-            for b in range(n):
-                rows[a, m + b] = p[i, a, b]
-            rows[a, m + n] = z[i, a] - x[i, a]
-        for k in range(m):
-            for j in range(k):
-                f = rows[j, k]
-                for c in range(k, width):
-                    rows[k, c] -= f * rows[j, c]
-            root = np.sqrt(rows[k, k])
+    # Component-major scratch, every row op one contiguous loop over the tracks (which LLVM turns
+    # into SIMD, divisions and roots included; per track the ops and their order are unchanged).
+    rows = np.empty((m, width, n_trk))
+    for a in range(m):
+        for b in range(m):
+            for i in range(n_trk):
+                rows[a, b, i] = p[i, a, b] + r[i, a, b]
+        for b in range(n):
+            for i in range(n_trk):
+                rows[a, m + b, i] = p[i, a, b]
+        for i in range(n_trk):
+            rows[a, m + n, i] = z[i, a] - x[i, a]
+    root = np.empty(n_trk)
+    for k in range(m):
+        for j in range(k):
             for c in range(k, width):
-                rows[k, c] /= root
-        for a in range(n):
-            acc = 0.0
+                for i in range(n_trk):
+                    rows[k, c, i] -= rows[j, k, i] * rows[j, c, i]
+        for i in range(n_trk):
+            root[i] = np.sqrt(rows[k, k, i])
+        for c in range(k, width):
+            for i in range(n_trk):
+                rows[k, c, i] /= root[i]
+    xt = np.zeros((n, n_trk))
+    pt = np.zeros((n, n, n_trk))
+    for a in range(n):
+        for k in range(m):
+            for i in range(n_trk):
+                xt[a, i] += rows[k, m + a, i] * rows[k, m + n, i]
+        for i in range(n_trk):
+            xt[a, i] = x[i, a] + xt[a, i]
+        for b in range(n):
             for k in range(m):
-                acc += rows[k, m + a] * rows[k, m + n]
-            xt[a, i] = x[i, a] + acc
-            for b in range(n):
-                acc = 0.0
-                for k in range(m):
-                    acc += rows[k, m + a] * rows[k, m + b]
-                pt[a, b, i] = p[i, a, b] - acc
+                for i in range(n_trk):
+                    pt[a, b, i] += rows[k, m + a, i] * rows[k, m + b, i]
+            for i in range(n_trk):
+                pt[a, b, i] = p[i, a, b] - pt[a, b, i]
     return xt, pt
 
 
