@@ -31,6 +31,7 @@ from core.road import Road
 from planning.acc_planner import ego_from_plan, ego_is_finite, initial_accel, stop_profile_plan
 from planning.behaviour import lane_references
 from planning.frenet_plan import frenet_to_plan
+from planning.lattice_batch import batch_terms, best_rss_safe
 from planning.lattice_config import LatticeConfig, LatticeState
 from planning.lattice_grid import (integral_sq, lateral_family_tabled, lateral_feasible,
                                    longitudinal_family_tabled, longitudinal_feasible)
@@ -192,6 +193,7 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     lon_x_rows, lon_v_rows, lat_a_rows = lon.x.reshape(-1, steps), lon.v.reshape(-1, steps), lat.a.reshape(-1, steps)
     lat_overlap_rows = obs.lat_overlap.reshape((n_d * n_T,) + obs.lat_overlap.shape[2:])
     lat_w_rows = obs.lat_w.reshape(lat_overlap_rows.shape)
+    no_curvature = np.zeros((0, steps))
     best_cost, best = math.inf, -1
     evaluated, hit_deadline = 0, False
     start, size = 0, min(cfg.first_batch_size, cfg.batch_size)
@@ -206,34 +208,20 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
         il, jv = np.divmod(idx, n_v * n_T)
         jl = il * n_T + jv % n_T
         s_b, v_b = lon_x_rows.take(jv, axis=0), lon_v_rows.take(jv, axis=0)
-        lon_ov, lon_w = obs.longitudinal(s_b + cfg.rear_axle_to_center_m)
-        collide = (lat_overlap_rows.take(jl, axis=0) & lon_ov).any(axis=(1, 2))
         # Road curvature is piecewise constant per sample: a lookup, only for the visited profiles.
-        curv = lat_a_rows.take(jl, axis=0) / np.maximum(v_b, 2.0) ** 2
-        if not road.is_straight:
-            curv += curvature_at(road, s_b)
-        fast = v_b > 2.0  # lateral motion at walking pace is the controller's business
-        abs_curv = np.abs(curv)
-        kin_ok = ~((fast & ((abs_curv > cfg.max_curvature_1pm)
-                            | (v_b * v_b * abs_curv > cfg.max_lat_accel_mps2))).any(axis=-1))
+        road_curv = no_curvature if road.is_straight else curvature_at(road, s_b)
+        lon_w, feasible = batch_terms(jv, jl, lon_x_rows, lon_v_rows, lat_a_rows, road_curv, lat_overlap_rows,
+                                      obs.s_obj_rel, obs.inv_half_l, obs.s_ref_m, cfg.rear_axle_to_center_m,
+                                      cfg.max_curvature_1pm, cfg.max_lat_accel_mps2)
         prox = np.einsum("bnk,bnk->b", lat_w_rows.take(jl, axis=0), lon_w) * dt
-        total = np.where(~collide & kin_ok, flat[idx] + cfg.w_proximity * prox, np.inf)
+        total = np.where(feasible, flat[idx] + cfg.w_proximity * prox, np.inf)
         evaluated += idx.shape[0]
         # The batch's best that also passes the RSS rule if it changes lanes (slot 1: own lane).
-        # Checked lazily, best first: usually the first candidate settles it, and the rule's
-        # (objects x steps) arrays for the whole batch had cost more than the rest of the batch.
-        while True:
-            i = int(np.argmin(total))
-            if not total[i] < best_cost:
-                break
-            if tab.lane_slot[il[i]] != 1 and len(pred) and obs.unsafe_following(
-                    s_b[i][None] + (cfg.rear_axle_to_center_m + 0.5 * cfg.ego_length_m),
-                    v_b[i][None], lat_overlap_rows[jl[i]][None], cfg.rss_reaction_s,
-                    cfg.rss_ego_brake_mps2)[0]:
-                total[i] = np.inf
-                continue
+        i = best_rss_safe(total, tab.lane_slot[il] != 1, s_b, v_b, lat_overlap_rows, jl, obs.stop_rel, obs.rear_rel,
+                          obs.s_ref_m, cfg.rear_axle_to_center_m + 0.5 * cfg.ego_length_m, cfg.rss_reaction_s,
+                          cfg.rss_ego_brake_mps2, best_cost)
+        if i >= 0:
             best_cost, best = float(total[i]), int(idx[i])
-            break
     counters = dict(memory, evaluated=evaluated, deadline_hits=state.deadline_hits + int(hit_deadline))
     if best < 0:
         st = replace(state, infeasible=state.infeasible + 1, **{k: v for k, v in counters.items() if k != "evaluated"})

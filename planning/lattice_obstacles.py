@@ -60,16 +60,42 @@ class ObstacleTerms:
         that object now (the first step): a lane change may not make a safe gap unsafe (accelerating
         past a lead that starts braking), while from an already unsafe gap, leaving the lane is an
         escape that the predicted-collision check judges."""
-        front_rel = s_front_m - self.s_ref_m
-        ego_stop = (front_rel + v_mps * reaction_s + v_mps * v_mps * (0.5 / ego_brake_mps2)).astype(np.float32)
-        shortfall = ego_stop[:, None, :] - self.stop_rel  # (B, N, K) metres
-        safe_now = shortfall[:, :, :1] <= 0.0
-        worse = shortfall > RSS_TOLERANCE_M
-        worse &= safe_now
-        # Only objects ahead of the ego's front: one beside or behind it is the collision check's.
-        worse &= front_rel.astype(np.float32)[:, None, :] < self.rear_rel
-        worse &= lat_overlap
-        return worse.any(axis=(1, 2))
+        # Fresh writable arrays: the compiled rule takes no read-only (e.g. broadcast) views.
+        s_front_m = np.array(s_front_m, np.float64)
+        v_mps = np.array(v_mps, np.float64)
+        lat_overlap = np.array(lat_overlap, bool)
+        unsafe = np.empty(s_front_m.shape[0], bool)
+        for b in range(unsafe.shape[0]):  # B is one in the search (candidates are checked lazily)
+            unsafe[b] = rss_unsafe(s_front_m[b], v_mps[b], lat_overlap[b], self.stop_rel, self.rear_rel,
+                                   self.s_ref_m, reaction_s, ego_brake_mps2)
+        return unsafe
+
+
+@kernel("boolean(float64[:], float64[:], boolean[:, :], float32[:, ::1], float32[:, ::1], float64, float64, float64)")
+def rss_unsafe(s_front_m, v_mps, lat_overlap, stop_rel, rear_rel, s_ref_m, reaction_s, ego_brake_mps2):
+    """``ObstacleTerms.unsafe_following`` of one candidate: ego front ``s_front_m`` (K,), speed
+    ``v_mps`` (K,), lateral overlap (N, K). The ego's stopping point, reacting and then braking,
+    is taken in float32 relative to s_ref; it is worse than an object's (by more than the float32
+    tolerance) at a step where the object is ahead of the ego's front and overlaps it laterally,
+    while at the first step the ego stops short of that object."""
+    n_obj, n_k = stop_rel.shape
+    tolerance = np.float32(RSS_TOLERANCE_M)
+    brake_factor = 0.5 / ego_brake_mps2
+    ego_stop = np.empty(n_k, np.float32)
+    front_rel = np.empty(n_k, np.float32)
+    for k in range(n_k):
+        rel = s_front_m[k] - s_ref_m
+        v = v_mps[k]
+        ego_stop[k] = np.float32(rel + v * reaction_s + v * v * brake_factor)
+        front_rel[k] = np.float32(rel)
+    for n in range(n_obj):
+        if not ego_stop[0] - stop_rel[n, 0] <= 0.0:
+            continue  # not safe from this object now: the rule does not bind
+        for k in range(n_k):
+            if (ego_stop[k] - stop_rel[n, k] > tolerance and front_rel[k] < rear_rel[n, k]
+                    and lat_overlap[n, k]):
+                return True
+    return False
 
 
 def obstacle_terms(pred: Prediction, lat_d: np.ndarray, ego_length_m: float, ego_width_m: float,

@@ -216,3 +216,80 @@ def test_acc_rollout_kernel_equals_python_reference():
         cases += 1
         emergencies += e0
     assert emergencies > 100  # the emergency branch was exercised, not only cruise and follow
+
+
+# --- reference: one batch of the anytime search in numpy (the code before it was compiled) ---
+def _ref_batch(obs, jv, jl, lon_x_rows, lon_v_rows, lat_a_rows, road_curv, lat_overlap_rows, rear_axle,
+               max_curv, max_lat):
+    rs = ((lon_x_rows.take(jv, axis=0) + rear_axle) - obs.s_ref_m).astype(np.float32)[:, None, :] - obs.s_obj_rel
+    rs *= obs.inv_half_l
+    rs2 = np.multiply(rs, rs, out=rs)
+    lon_ov = rs2 < 1.0
+    w = np.multiply(rs2, -0.25, out=rs2)
+    w += 1.0
+    lon_w = np.maximum(w, 0.0, out=w)
+    v_b = lon_v_rows.take(jv, axis=0)
+    collide = (lat_overlap_rows.take(jl, axis=0) & lon_ov).any(axis=(1, 2))
+    curv = lat_a_rows.take(jl, axis=0) / np.maximum(v_b, 2.0) ** 2
+    if road_curv.shape[0]:
+        curv += road_curv
+    abs_curv = np.abs(curv)
+    kin_ok = ~(((v_b > 2.0) & ((abs_curv > max_curv) | (v_b * v_b * abs_curv > max_lat))).any(axis=-1))
+    return lon_w, ~collide & kin_ok
+
+
+def _ref_unsafe_following(obs, s_front_m, v_mps, lat_overlap, reaction_s, ego_brake_mps2):
+    front_rel = s_front_m - obs.s_ref_m
+    ego_stop = (front_rel + v_mps * reaction_s + v_mps * v_mps * (0.5 / ego_brake_mps2)).astype(np.float32)
+    shortfall = ego_stop[:, None, :] - obs.stop_rel
+    worse = (shortfall > 0.01) & (shortfall[:, :, :1] <= 0.0)
+    worse &= front_rel.astype(np.float32)[:, None, :] < obs.rear_rel
+    worse &= lat_overlap
+    return worse.any(axis=(1, 2))
+
+
+@pytest.mark.parametrize("curved, nan", [(False, False), (True, False), (False, True)])
+def test_batch_kernels_equal_numpy_reference(curved, nan):
+    from planning.lattice_batch import batch_terms, best_rss_safe
+    rng = np.random.default_rng(11 + 2 * curved + nan)
+    k, rows_lon, rows_lat = 51, 40, 15
+    seen = np.zeros(4, int)  # feasible, infeasible, RSS-unsafe, RSS-safe candidates
+    for trial in range(30):
+        n = int(rng.integers(0, 6))
+        pred = _random_prediction(rng, n, k, nan)
+        lat_d = rng.uniform(-5.0, 5.0, (3, 5, k))
+        obs = obstacle_terms(pred, lat_d, 4.6, 1.9, 1.0, 0.2, 1.0, np.zeros(n, bool), 8.0)
+        lat_overlap_rows = obs.lat_overlap.reshape((15,) + obs.lat_overlap.shape[2:])
+        t = np.arange(k) * 0.1
+        lon_x_rows = float(pred.s_m[0, 0]) - 40.0 + rng.uniform(0.0, 30.0, (rows_lon, 1)) * t if n else rng.uniform(0, 100, (rows_lon, k))
+        lon_v_rows = rng.uniform(-1.0, 35.0, (rows_lon, k))
+        lat_a_rows = rng.normal(0.0, 0.7, (rows_lat, k))
+        if nan:
+            lon_v_rows[rng.integers(rows_lon), rng.integers(k)] = np.nan
+        b = int(rng.integers(1, 40))
+        jv, jl = rng.integers(0, rows_lon, b), rng.integers(0, rows_lat, b)
+        road_curv = rng.normal(0.0, 0.002, (b, k)) if curved else np.zeros((0, k))
+        args = (jv, jl, lon_x_rows, lon_v_rows, lat_a_rows, road_curv, lat_overlap_rows)
+        lon_w, feasible = batch_terms(*args, obs.s_obj_rel, obs.inv_half_l, obs.s_ref_m, 1.4, 0.2, 4.0)
+        ref_w, ref_feasible = _ref_batch(obs, *args, 1.4, 0.2, 4.0)
+        assert lon_w.dtype == ref_w.dtype and np.array_equal(lon_w, ref_w, equal_nan=True)
+        assert np.array_equal(feasible, ref_feasible)
+        # The RSS rule, and the lazy best-first pick that applies it.
+        s_b, v_b = lon_x_rows.take(jv, axis=0), lon_v_rows.take(jv, axis=0)
+        lat_b = lat_overlap_rows.take(jl, axis=0)
+        unsafe = obs.unsafe_following(s_b + 3.7, v_b, lat_b, 0.5, 6.0)
+        assert np.array_equal(unsafe, _ref_unsafe_following(obs, s_b + 3.7, v_b, lat_b, 0.5, 6.0))
+        seen += [feasible.sum(), (~feasible).sum(), unsafe.sum(), (~unsafe).sum()]
+        total = np.where(feasible, rng.uniform(0.0, 10.0, b), np.inf)
+        changes_lane = rng.random(b) < 0.5
+        want, pool = -1, total.copy()
+        while want < 0 and np.isfinite(pool).any():
+            i = int(np.argmin(pool))
+            if changes_lane[i] and unsafe[i]:
+                pool[i] = np.inf
+            else:
+                want = i
+        got = best_rss_safe(total.copy(), changes_lane, s_b, v_b, lat_overlap_rows, jl, obs.stop_rel,
+                            obs.rear_rel, obs.s_ref_m, 3.7, 0.5, 6.0, np.inf)
+        assert got == want
+    assert (seen > 10).all(), seen  # both outcomes of both checks were exercised
