@@ -127,15 +127,18 @@ def make_sync() -> Callable[[], None]:
     streams = ("lidar", "camera", "radar")
     now = np.arange(n, dtype=np.int64) * 1_000_000
     lat = rng.integers(0, 40_000_000, n)
-    msgs = [(streams[k % 3], EgoState(int(now[k] - lat[k]), np.zeros(3), 0.0, 0.0, 0.0, np.eye(5)))
-            for k in range(n)]
+    # Prepared as the stack hands them over: one arrival per step, the step time a Python int (the
+    # timed call is sync_step, not numpy scalar conversions).
+    arrivals = [((streams[k % 3], EgoState(int(now[k] - lat[k]), np.zeros(3), 0.0, 0.0, 0.0, np.eye(5))),)
+                for k in range(n)]
+    now_ns = now.tolist()
     holder = {"state": SyncState(), "k": 0}
 
     def run() -> None:
         k = holder["k"]
         if k == n:
             holder["state"], k = SyncState(), 0
-        holder["state"], _, _ = sync_step(holder["state"], (msgs[k],), int(now[k]), cfg)
+        holder["state"], _, _ = sync_step(holder["state"], arrivals[k], now_ns[k], cfg)
         holder["k"] = k + 1
 
     return run
