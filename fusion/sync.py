@@ -254,13 +254,12 @@ def sync_step(state: SyncState, arrivals: Iterable[tuple[str, Any]], now_ns: int
             continue
         records.append(_record(now_ns, stream, t, decision))
 
-    # Everything at or before the horizon goes. A 1-tuple sorts before every (horizon + 1, ...) entry;
-    # the oldest entry alone settles whether anything goes, which spares most steps the bisect.
+    # Everything at or before the horizon goes: the buffer's leading entries older than ``after``.
+    # The oldest entry alone settles whether anything goes; the release loop below finds the end
+    # of the run while it releases, one comparison per released entry (a step releases one or two).
     after = now_ns - cfg.max_window_ns + 1
     released: tuple[Released, ...] = ()
     if buffer and buffer[0][0] < after:
-        n_out = bisect_left(buffer, (after,))
-        applied += n_out
         first = buffer[0]
         if start < end and (first[0], first[1]) < log[end - 1]:
             # A late-accepted twin time (t == watermark, another stream) can sort before keys
@@ -276,7 +275,11 @@ def sync_step(state: SyncState, arrivals: Iterable[tuple[str, Any]], now_ns: int
             keys = log
             resort = False
         out_released = []
-        for e in buffer[:n_out]:
+        n_out = 0
+        for e in buffer:
+            if e[0] >= after:
+                break
+            n_out += 1
             t, stream = e[0], e[1]
             out_released.append(_new_tuple(Released, (stream, e[3])))
             r = _new_object(SyncRecord)  # _record, inlined on the path every message takes
@@ -287,6 +290,7 @@ def sync_step(state: SyncState, arrivals: Iterable[tuple[str, Any]], now_ns: int
             records.append(r)
             keys.append((t, stream))
         released = tuple(out_released)
+        applied += n_out
         watermark = t  # the last released entry's
         if resort:
             log = sorted(keys)
