@@ -28,6 +28,7 @@ from core.messages import Mode, SafetyStatus, StageTiming
 from fusion.sync import SyncRecord
 from runtime.closed_loop import ClosedLoop, RunOptions
 from runtime.errors import UsageError
+from runtime.heap import long_lived_frozen
 from runtime.logs import LogContents, LogMessage
 from runtime.logs.topics import SYNC_DECISIONS
 from runtime.record import EXTRA_TYPES, REPLAYED_OPTIONS
@@ -225,14 +226,15 @@ def replay(contents: LogContents, *, check: bool = True, from_s: float | None = 
 
     sync_divergence, sync_compared = None, 0
     t_ns = -1
-    while t_ns < end_ns:
-        t_ns = min(t_ns + _SLICE_NS, end_ns) if t_ns >= 0 else min(_SLICE_NS - 1, end_ns)
-        sched.run_until(t_ns)
-        if checking and sync_divergence is None:
-            sync_divergence, sync_compared = _compare_sync(recorded_sync, stack.sync_records, sync_compared,
-                                                           from_ns, contents.damage is not None)
-        if checking and (checker.divergence is not None or sync_divergence is not None):
-            break
+    with long_lived_frozen():
+        while t_ns < end_ns:
+            t_ns = min(t_ns + _SLICE_NS, end_ns) if t_ns >= 0 else min(_SLICE_NS - 1, end_ns)
+            sched.run_until(t_ns)
+            if checking and sync_divergence is None:
+                sync_divergence, sync_compared = _compare_sync(recorded_sync, stack.sync_records, sync_compared,
+                                                               from_ns, contents.damage is not None)
+            if checking and (checker.divergence is not None or sync_divergence is not None):
+                break
     divergence = None
     if checking:
         found = [d for d in (checker.divergence, sync_divergence) if d is not None]

@@ -13,7 +13,6 @@ Ideal and latency modes are untouched: no worker exists outside realtime, runs s
 """
 from __future__ import annotations
 
-import gc
 import os
 import sys
 import time
@@ -29,6 +28,7 @@ from fusion.sync import Decision
 from perception.onnx_model import SessionOptions
 from runtime.closed_loop import ClosedLoop, RunOptions
 from runtime.errors import UsageError
+from runtime.heap import long_lived_frozen
 from runtime.scheduler import Scheduler
 from runtime.stack_config import StackConfig
 from runtime.timing_analysis import Deliveries, e2e_report, gate, period_jitter, stage_report
@@ -140,10 +140,8 @@ def _realtime(sched: Scheduler, clock: RunClock, end_ns: int, load: int, run: Ca
     sched.run_off_loop([n for n in sched.task_names() if n.startswith("perception.")]
                        + (["sim.world"] if sched.has_task("sim.world") else []), sim_lead_ns)
     old_switch = sys.getswitchinterval()
-    gc.collect()
-    gc.freeze()  # the models and the world are long-lived: keep them out of every collection
     try:
-        with BusyLoad(load, end_ns / NS_PER_S + LOAD_MARGIN_S):
+        with long_lived_frozen(), BusyLoad(load, end_ns / NS_PER_S + LOAD_MARGIN_S):
             sys.setswitchinterval(SWITCH_INTERVAL_S)
             with LoopPriority(rt_priority) as prio:
                 wall0 = time.perf_counter()
@@ -153,7 +151,6 @@ def _realtime(sched: Scheduler, clock: RunClock, end_ns: int, load: int, run: Ca
     finally:
         sys.setswitchinterval(old_switch)
         sched.close()
-        gc.unfreeze()
 
 
 def time_scenario(scenario: ScenarioConfig, opts: RunOptions, stack_cfg: StackConfig, load: int,
