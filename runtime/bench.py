@@ -4,7 +4,8 @@ Each benchmarks/bench_*.py module exposes ``BENCHMARKS = {name: make}``; ``make(
 inputs and returns a zero-argument callable, the thing timed. A callable may carry
 ``bytes_per_call`` (throughput is then reported as MB/s at the median) and ``extra`` (a dict of
 figures it fills while running, reported as is). Timing uses perf_counter_ns
-around each call after a warm-up; on a shared, noisy machine compare ratios from one run.
+around each call after a warm-up, with the heap frozen as in a run (runtime/heap.py); on a shared,
+noisy machine compare ratios from one run.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Callable, TextIO
 import numpy as np
 
 import benchmarks
+from runtime.heap import long_lived_frozen
 
 DEFAULT_MIN_RUNS = 30
 # A p99 is the 1% tail: from 2,000 calls of a few microseconds (10 ms of sampling) it mostly told
@@ -48,10 +50,11 @@ def time_callable(fn: Callable[[], object], repeat: int | None) -> np.ndarray:
         one_s = max(time.perf_counter() - t0, 1e-7)
         repeat = int(np.clip(TARGET_SECONDS / one_s, DEFAULT_MIN_RUNS, DEFAULT_MAX_RUNS))
     out = np.empty(repeat)
-    for i in range(repeat):
-        t0 = time.perf_counter_ns()
-        fn()
-        out[i] = (time.perf_counter_ns() - t0) / 1e6
+    with long_lived_frozen():  # as the runners step the stack (runtime/heap.py)
+        for i in range(repeat):
+            t0 = time.perf_counter_ns()
+            fn()
+            out[i] = (time.perf_counter_ns() - t0) / 1e6
     return out
 
 
