@@ -2,8 +2,9 @@
 
 Each benchmarks/bench_*.py module exposes ``BENCHMARKS = {name: make}``; ``make()`` builds the
 inputs and returns a zero-argument callable, the thing timed. A callable may carry
-``bytes_per_call`` (throughput is then reported as MB/s at the median) and ``extra`` (a dict of
-figures it fills while running, reported as is). Timing uses perf_counter_ns
+``bytes_per_call`` (throughput is then reported as MB/s at the median), ``extra`` (a dict of
+figures it fills while running, reported as is) and ``reference`` (the name of a benchmark of the
+same work: the ratio of medians is reported when both run). Timing uses perf_counter_ns
 around each call after a warm-up, with the heap frozen as in a run (runtime/heap.py); on a shared,
 noisy machine compare ratios from one run.
 """
@@ -60,7 +61,8 @@ def time_callable(fn: Callable[[], object], repeat: int | None) -> np.ndarray:
 
 def run_benchmarks(registry: dict[str, Callable], names: list[str], repeat: int | None,
                    progress: TextIO | None = None) -> dict[str, dict]:
-    results = {}
+    results: dict[str, dict] = {}
+    references: dict[str, str] = {}
     for name in names:
         if progress is not None:
             print(f"  bench {name} ...", file=progress, flush=True)
@@ -73,6 +75,13 @@ def run_benchmarks(registry: dict[str, Callable], names: list[str], repeat: int 
                          "p99_ms": round(float(np.percentile(ms, 99)), 5),
                          "mean_ms": round(float(ms.mean()), 5), "max_ms": round(float(ms.max()), 5),
                          "n": int(ms.size), **throughput, **getattr(fn, "extra", {})}
+        if getattr(fn, "reference", None):
+            references[name] = fn.reference
+    # A benchmark that names a reference (another implementation of the same work) reports the
+    # ratio of medians when both ran in this run: on a noisy host only same-run ratios compare.
+    for name, ref in references.items():
+        if ref in results:
+            results[name][f"median_vs_{ref}"] = round(results[name]["median_ms"] / results[ref]["median_ms"], 2)
     return results
 
 
