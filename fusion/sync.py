@@ -133,7 +133,9 @@ class SyncState(NamedTuple):
     from two threads at once (the length check and the append are two operations; the stack steps
     each stage from one thread).
     """
-    buffer: tuple[tuple[int, str, int, Any], ...] = ()  # sorted (t_ns, stream, seq, msg)
+    # sorted (t_ns, stream, seq, Released, (t_ns, stream)): what a release hands out and remembers
+    # is built on arrival, so a step that releases a backlog at once does no more than append it.
+    buffer: tuple[tuple[int, str, int, Released, tuple[int, str]], ...] = ()
     released_log: list[tuple[int, str]] | tuple[()] = ()
     released_start: int = 0
     released_end: int = 0
@@ -249,7 +251,7 @@ def sync_step(state: SyncState, arrivals: Iterable[tuple[str, Any]], now_ns: int
                 buffer = list(buffer)
                 inserted = True
             # seq is unique, so tuple comparison never reaches the message itself.
-            buffer.insert(i, (t, stream, seq, msg))
+            buffer.insert(i, (t, stream, seq, _new_tuple(Released, (stream, msg)), key))
             seq += 1
             continue
         records.append(_record(now_ns, stream, t, decision))
@@ -281,14 +283,14 @@ def sync_step(state: SyncState, arrivals: Iterable[tuple[str, Any]], now_ns: int
                 break
             n_out += 1
             t, stream = e[0], e[1]
-            out_released.append(_new_tuple(Released, (stream, e[3])))
+            out_released.append(e[3])
             r = _new_object(SyncRecord)  # _record, inlined on the path every message takes
             _set_now_ns(r, now_ns)
             _set_stream(r, stream)
             _set_t_ns(r, t)
             _set_decision(r, _APPLIED)
             records.append(r)
-            keys.append((t, stream))
+            keys.append(e[4])
         released = tuple(out_released)
         applied += n_out
         watermark = t  # the last released entry's

@@ -239,4 +239,4 @@ def test_random_schedules_match_the_reference_rules(seed):
         ref_states.append(ref)
     for fast, ref in zip(fast_states, ref_states):  # stepping older states again changed none
         assert fast.released_keys == tuple(ref[1])
-        assert [e[3].payload for e in fast.buffer] == [e[2].payload for e in ref[0]]
+        assert [e[3].msg.payload for e in fast.buffer] == [e[2].payload for e in ref[0]]
