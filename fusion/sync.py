@@ -263,7 +263,7 @@ def sync_step(state: SyncState, arrivals: Iterable[tuple[str, Any]], now_ns: int
     released: tuple[Released, ...] = ()
     if buffer and buffer[0][0] < after:
         first = buffer[0]
-        if start < end and (first[0], first[1]) < log[end - 1]:
+        if start < end and first[4] < log[end - 1]:
             # A late-accepted twin time (t == watermark, another stream) can sort before keys
             # already released at that time: keep the memory sorted for the bisect above.
             keys = log[start:end]

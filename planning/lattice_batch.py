@@ -4,7 +4,8 @@ the inflated predictions, path curvature limits, and the longitudinal proximity 
 The anytime search (planning/lattice.py) visits candidates in order of their lower bound; for each
 batch these terms were about fifteen numpy calls on (B, N, K) arrays of a few thousand elements,
 where the per-call cost exceeded the arithmetic. The kernel does the same operations in the same
-order (float32 where ObstacleTerms.longitudinal used float32), so its results are those bits.
+order (float32 where they used float32), so its results are those bits; the numpy form lives on as
+the reference in tests/planning/test_planner_kernels.py.
 """
 from __future__ import annotations
 
@@ -27,10 +28,13 @@ def batch_terms(lon_row, lat_row, lon_x_rows, lon_v_rows, lat_a_rows, road_curva
     over v^2, plus the road's, ``road_curvature_1pm`` (B, K), or (0, K) on a straight road) keeps
     under ``max_curvature_1pm`` and v^2 |curvature| under ``max_lat_accel_mps2``.
 
-    Along s, per object and step, r = (s_ego_centre - s_ref - s_obj_rel) / half_l in float32 as in
-    ObstacleTerms.longitudinal: overlap is r^2 < 1 and the weight max(1 - r^2 / 4, 0), reaching
-    twice the collision distance (closing in). A candidate collides where the overlap along s meets
-    the overlap along d (``lat_overlap_rows``) at one object and step."""
+    Along s, per object and step, r = (s_ego_centre - s_ref - s_obj_rel) / half_l in float32 (after
+    removing s_ref, offsets below a few hundred metres keep millimetres): overlap is r^2 < 1 and the
+    weight max(1 - r^2 / 4, 0), equal to the bit to max(1 - (r / 2)^2, 0) (scaling by a power of two
+    is exact), so one square serves both. The weight reaches twice the collision distance along s
+    (closing in); along d it stays within the collision corridor (obstacle_terms), so traffic in the
+    next lane does not push the ego away. A candidate collides where the overlap along s meets the
+    overlap along d (``lat_overlap_rows``) at one object and step."""
     n_b = lon_row.shape[0]
     n_obj, n_k = s_obj_rel.shape
     curved = road_curvature_1pm.shape[0] > 0

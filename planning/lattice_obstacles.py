@@ -35,21 +35,6 @@ class ObstacleTerms:
     rear_rel: np.ndarray  # (N, K) float32 object rear arc length minus s_ref
     s_ref_m: float
 
-    def longitudinal(self, s_center_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Overlap (B, N, K) and proximity weights for ego box-centre arc lengths (B, K)."""
-        # float32 after removing s_ref: offsets below a few hundred metres keep millimetres.
-        rs = (s_center_m - self.s_ref_m).astype(np.float32)[:, None, :] - self.s_obj_rel
-        rs *= self.inv_half_l
-        rs2 = np.multiply(rs, rs, out=rs)
-        # |r| < 1 iff r^2 < 1, and the bump max(1 - (r / 2)^2, 0) == max(1 - r^2 / 4, 0) to the bit
-        # (scaling by powers of two is exact): one square serves both, in place.
-        overlap = rs2 < 1.0
-        # Proximity reaches twice the collision distance along s (closing in); along d it stays within
-        # the collision corridor (obstacle_terms), so traffic in the next lane does not push the ego away.
-        w = np.multiply(rs2, -0.25, out=rs2)
-        w += 1.0
-        return overlap, np.maximum(w, 0.0, out=w)
-
     def unsafe_following(self, s_front_m: np.ndarray, v_mps: np.ndarray, lat_overlap: np.ndarray,
                          reaction_s: float, ego_brake_mps2: float) -> np.ndarray:
         """(B,) bool: the candidate makes the ego less safe behind an object ahead that it overlaps

@@ -10,6 +10,7 @@ from acc_loop import make_tracks, run_loop, straight_road
 from core.messages import EgoState, ModeLimits, Tracks
 from planning.lattice import LatticeConfig, LatticeState, lattice_plan_step
 from planning.lattice_grid import lateral_family, longitudinal_family
+from planning.lattice_batch import batch_terms
 from planning.lattice_obstacles import obstacle_terms
 from planning.prediction import Prediction
 
@@ -43,8 +44,14 @@ def test_candidate_through_obstacle_has_collision_bits():
     pred = Prediction(t, np.full((1, 51), 70.0), np.zeros((1, 51)), np.full((1, 51), 0.3), np.full((1, 51), 0.3),
                       np.array([4.6]), np.array([1.9]), np.zeros(1, np.int8))
     obs = obstacle_terms(pred, lat.x, 4.6, 1.9, 1.0, 0.2, 1.0, np.zeros(1, bool))
-    lon_ov, _ = obs.longitudinal(lon.x[0] + 1.4)
-    hits = (obs.lat_overlap[:, 0] & lon_ov).any(axis=(1, 2))
+    # Longitudinal row 0 against lateral rows 0 (straight) and 1 * n_T (the lane change); without
+    # curvature limits a candidate is infeasible exactly when it collides.
+    n_t = lat.x.shape[1]
+    _, feasible = batch_terms(np.array([0, 0]), np.array([0, n_t]), lon.x.reshape(-1, 51), lon.v.reshape(-1, 51),
+                              lat.a.reshape(-1, 51), np.zeros((0, 51)),
+                              obs.lat_overlap.reshape((-1,) + obs.lat_overlap.shape[2:]), obs.s_obj_rel,
+                              obs.inv_half_l, obs.s_ref_m, 1.4, np.inf, np.inf)
+    hits = ~feasible
     assert hits.tolist() == [True, False]  # straight through collides, the lane change clears it
 
 
