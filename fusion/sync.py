@@ -28,6 +28,10 @@ from typing import Any, Callable, Iterable, NamedTuple
 from core.config import rng
 
 
+_new_tuple = tuple.__new__  # NamedTuples below are built with it: see SyncRecord and SyncState
+_new_object = object.__new__
+
+
 class Decision(IntEnum):
     APPLIED = 0
     DROPPED_LATE = 1
@@ -57,33 +61,19 @@ class SyncConfig:
                            max((s.latency_window_ns for s in self.streams.values()), default=0))
 
 
-@dataclass(frozen=True, slots=True)
-class SyncRecord:
+class SyncRecord(NamedTuple):
+    """One synchroniser decision. An immutable NamedTuple: one is built for every message, and a
+    frozen dataclass's generated __init__ (an object.__setattr__ per field) cost three times as much
+    as ``tuple.__new__`` with the fields in order, which is how sync_step builds them. Run logs
+    reflect its fields into a protobuf schema like any message (runtime/logs/dataclass_proto.py)."""
     now_ns: int  # logical time of the decision
     stream: str
     t_ns: int  # the message's time on the stack clock (after the stream's offset); -1 for RESET
     decision: Decision
 
 
-# SyncRecord stays a frozen dataclass: run logs reflect its fields into a protobuf schema and replay
-# compares records field by field. Its generated __init__ pays a global lookup and an
-# object.__setattr__ call per field, the largest single cost of a decision; _record fills the same
-# four slots through their descriptors instead (test_fast_record_equals_the_constructor keeps the
-# two in step should a field be added).
-_new_object = object.__new__
-_set_now_ns = SyncRecord.now_ns.__set__  # type: ignore[attr-defined]
-_set_stream = SyncRecord.stream.__set__  # type: ignore[attr-defined]
-_set_t_ns = SyncRecord.t_ns.__set__  # type: ignore[attr-defined]
-_set_decision = SyncRecord.decision.__set__  # type: ignore[attr-defined]
-
-
 def _record(now_ns: int, stream: str, t_ns: int, decision: Decision) -> SyncRecord:
-    r = _new_object(SyncRecord)
-    _set_now_ns(r, now_ns)
-    _set_stream(r, stream)
-    _set_t_ns(r, t_ns)
-    _set_decision(r, decision)
-    return r
+    return _new_tuple(SyncRecord, (now_ns, stream, t_ns, decision))
 
 
 # Looking a member up on an Enum class goes through the enum machinery, several times slower than
@@ -100,7 +90,6 @@ _RESET = Decision.RESET
 # field) costs about as much as the whole synchronisation decision. sync_step builds them with
 # tuple.__new__ and the fields in declaration order, skipping the generated __new__'s argument
 # handling (half the cost again).
-_new_tuple = tuple.__new__
 
 
 class Released(NamedTuple):
@@ -284,12 +273,7 @@ def sync_step(state: SyncState, arrivals: Iterable[tuple[str, Any]], now_ns: int
             n_out += 1
             t, stream = e[0], e[1]
             out_released.append(e[3])
-            r = _new_object(SyncRecord)  # _record, inlined on the path every message takes
-            _set_now_ns(r, now_ns)
-            _set_stream(r, stream)
-            _set_t_ns(r, t)
-            _set_decision(r, _APPLIED)
-            records.append(r)
+            records.append(_new_tuple(SyncRecord, (now_ns, stream, t, _APPLIED)))  # _record, inlined
             keys.append(e[4])
         released = tuple(out_released)
         applied += n_out

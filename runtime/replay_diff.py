@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from runtime.logs.dataclass_proto import is_named_tuple_type, record_field_names
+
 
 @dataclass(frozen=True, slots=True)
 class Divergence:
@@ -38,10 +40,10 @@ def first_difference(recorded: object, replayed: object, path: str = "") -> tupl
         return where + " type", type(recorded).__name__, type(replayed).__name__
     if isinstance(recorded, np.ndarray):
         return _array_difference(recorded, replayed, path)
-    if dataclasses.is_dataclass(recorded):
-        for f in dataclasses.fields(recorded):
-            sub = f"{path}.{f.name}" if path else f.name
-            diff = first_difference(getattr(recorded, f.name), getattr(replayed, f.name), sub)
+    if dataclasses.is_dataclass(recorded) or is_named_tuple_type(type(recorded)):
+        for name in record_field_names(type(recorded)):
+            sub = f"{path}.{name}" if path else name
+            diff = first_difference(getattr(recorded, name), getattr(replayed, name), sub)
             if diff is not None:
                 return diff
         return None
