@@ -91,21 +91,40 @@ def interp(x: float, xs: list[float], fs: list[float]) -> float:
     return (fs[j + 1] - fs[j]) / (xs[j + 1] - xs[j]) * (x - xs[j]) + fs[j]
 
 
-def _finite_ego(ego: EgoState) -> bool:
+def _finite_pose(ego: EgoState) -> tuple[float, float, float] | None:
+    """The ego's (x, y, yaw) as plain floats, or None when its pose or speed is not finite."""
     pose = ego.pose
-    return (pose.shape == (3,) and math.isfinite(pose[0]) and math.isfinite(pose[1]) and math.isfinite(pose[2])
-            and math.isfinite(ego.speed_mps))
+    if pose.shape != (3,):
+        return None
+    x, y, yaw = pose.tolist()
+    if math.isfinite(x) and math.isfinite(y) and math.isfinite(yaw) and math.isfinite(ego.speed_mps):
+        return x, y, yaw
+    return None
 
 
 def _limit(state: ControllerState, accel_mps2: float, steer_rad: float, dt_s: float,
            vehicle: VehicleParams, jerk_mps3: float) -> tuple[float, float]:
-    """Clamp to the actuator envelope, then rate-limit: jerk bounds the accel change per step."""
-    accel = min(max(accel_mps2, -vehicle.max_decel_mps2), vehicle.max_accel_mps2)
-    da = min(jerk_mps3, vehicle.max_jerk_mps3) * dt_s
-    accel = min(max(accel, state.accel_cmd_mps2 - da), state.accel_cmd_mps2 + da)
-    steer = min(max(steer_rad, -vehicle.max_steer_rad), vehicle.max_steer_rad)
+    """Clamp to the actuator envelope, then rate-limit: jerk bounds the accel change per step.
+    Runs every control step: clamps are conditional expressions, not min()/max() calls (a builtin
+    call costs more than the comparison), each with min/max's exact result, ties and NaN included:
+    ``min(x, y)`` is ``y if y < x else x``, ``max(x, y)`` is ``y if y > x else x``."""
+    lo, hi = -vehicle.max_decel_mps2, vehicle.max_accel_mps2
+    accel = lo if lo > accel_mps2 else accel_mps2
+    accel = hi if hi < accel else accel
+    max_jerk = vehicle.max_jerk_mps3
+    da = (max_jerk if max_jerk < jerk_mps3 else jerk_mps3) * dt_s
+    prev = state.accel_cmd_mps2
+    lo, hi = prev - da, prev + da
+    accel = lo if lo > accel else accel
+    accel = hi if hi < accel else accel
+    max_steer = vehicle.max_steer_rad
+    steer = -max_steer if -max_steer > steer_rad else steer_rad
+    steer = max_steer if max_steer < steer else steer
     ds = vehicle.max_steer_rate_rps * dt_s
-    steer = min(max(steer, state.steer_cmd_rad - ds), state.steer_cmd_rad + ds)
+    prev = state.steer_cmd_rad
+    lo, hi = prev - ds, prev + ds
+    steer = lo if lo > steer else steer
+    steer = hi if hi < steer else steer
     return accel, steer
 
 
@@ -127,7 +146,8 @@ def control_step(state: ControllerState, plan: Plan | None, ego: EgoState, t_ns:
     track = state.track
     if plan is not None and (track is None or track.plan is not plan):
         track = plan_track(plan)
-    if not _finite_ego(ego) or (plan is not None and not track.finite):
+    pose = _finite_pose(ego)
+    if pose is None or (plan is not None and not track.finite):
         return _brake(state, t_ns, dt_s, vehicle, cfg, track, rejected=1)
     if plan is None or (t_ns - plan.t_ns) * 1e-9 > cfg.plan_timeout_s:
         return _brake(state, t_ns, dt_s, vehicle, cfg, track, stale=1)
@@ -152,7 +172,7 @@ def control_step(state: ControllerState, plan: Plan | None, ego: EgoState, t_ns:
 
     # Lateral.
     lookahead_m = max(cfg.lookahead_min_m, cfg.lookahead_time_s * abs(speed))
-    x, y, yaw = ego.pose.tolist()
+    x, y, yaw = pose
     steer, lat_err = pure_pursuit_steer(track.path, x, y, yaw, lookahead_m, vehicle.wheelbase_m)
     jerk = vehicle.max_jerk_mps3 if plan.emergency else cfg.comfort_jerk_mps3
     accel, steer = _limit(state, accel, steer, dt_s, vehicle, jerk)

@@ -8,83 +8,107 @@ rate-limited steering actuator, where Stanley's heading term becomes twitchy on 
 
 A plan is tracked for ten control steps, so what depends only on its path (segment vectors and
 lengths, cumulative arc length) is derived once into a ``TrackPath`` that the controller keeps in
-its state; each step then costs one vectorised nearest-segment search and a few scalar operations.
+its state. Each step is then one compiled call (``_pursue``): the nearest-segment search over the
+path, the lookahead point and the steering law. As numpy and Python scalars the step was ~40 small
+numpy calls, whose per-call cost, not the arithmetic, made up most of a control step; the kernel
+performs the same IEEE operations in the same order (tests/control/test_pursuit_kernel.py keeps the
+numpy form as the bit-exact reference).
 """
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
 from dataclasses import dataclass
 
 import numpy as np
 
+from core.jit import kernel
+
 
 @dataclass(frozen=True, slots=True)
 class TrackPath:
-    """The per-plan geometry of a polyline path of K >= 1 vertices."""
+    """The per-plan geometry of a polyline path of K >= 1 vertices (all C-contiguous float64)."""
 
     xy_m: np.ndarray  # (K, 2) vertices
     seg_m: np.ndarray  # (K - 1, 2) segment vectors
     seg_len2_m2: np.ndarray  # (K - 1,) squared lengths, floored at 1e-12 (the projection divides by them)
-    seg_len_m: list[float]  # segment lengths, plain floats: read one at a time
-    cum_m: list[float]  # (K,) arc length at each vertex
+    seg_len_m: np.ndarray  # (K - 1,) segment lengths (unfloored)
+    cum_m: np.ndarray  # (K,) arc length at each vertex
     yaw_end_rad: float  # heading the path is extended along beyond its end
 
 
 def track_path(xy_m: np.ndarray, yaw_end_rad: float) -> TrackPath:
+    xy_m = np.ascontiguousarray(xy_m, dtype=np.float64)  # the kernel's layout; no copy for a plan's own array
     seg = xy_m[1:] - xy_m[:-1]
     seg_len2 = np.einsum("ij,ij->i", seg, seg)
     seg_len = np.sqrt(seg_len2)
     cum = np.empty(xy_m.shape[0])
     cum[0] = 0.0
     np.cumsum(seg_len, out=cum[1:])
-    return TrackPath(xy_m, seg, np.maximum(seg_len2, 1e-12), seg_len.tolist(), cum.tolist(), float(yaw_end_rad))
-
-
-def nearest_arc_length(path: TrackPath, x_m: float, y_m: float) -> tuple[float, float, float]:
-    """Arc length of the point of the path nearest (x_m, y_m), and that point's x and y."""
-    xy = path.xy_m
-    if path.seg_m.shape[0] == 0:
-        return 0.0, float(xy[0, 0]), float(xy[0, 1])
-    seg = path.seg_m
-    rel = np.array((x_m, y_m)) - xy[:-1]
-    u = np.einsum("ij,ij->i", rel, seg) / path.seg_len2_m2
-    np.minimum(np.maximum(u, 0.0, out=u), 1.0, out=u)  # np.clip's Python wrapper costs more than the clip
-    miss = rel - u[:, None] * seg
-    i = int(np.einsum("ij,ij->i", miss, miss).argmin())  # the method: np.argmin's wrapper costs more
-    ui = float(u[i])
-    sx, sy = seg[i].tolist()
-    x0, y0 = xy[i].tolist()
-    return path.cum_m[i] + ui * path.seg_len_m[i], x0 + ui * sx, y0 + ui * sy
-
-
-def point_at_arc_length(path: TrackPath, s_m: float) -> tuple[float, float]:
-    """Point at arc length ``s_m``; beyond the end the path is extended along its final heading,
-    so a short (stopping) plan still yields a lookahead target straight ahead."""
-    cum, xy = path.cum_m, path.xy_m
-    if s_m >= cum[-1]:
-        extra = s_m - cum[-1]
-        x1, y1 = xy[-1].tolist()
-        return x1 + extra * math.cos(path.yaw_end_rad), y1 + extra * math.sin(path.yaw_end_rad)
-    # The segment holding s_m (the last of equal arc lengths, as np.interp), interpolated once for x and y.
-    j = min(max(bisect_right(cum, s_m) - 1, 0), len(cum) - 2)
-    length = cum[j + 1] - cum[j]
-    w = (s_m - cum[j]) / length if length > 0.0 else 0.0
-    (xa, ya), (xb, yb) = xy[j].tolist(), xy[j + 1].tolist()
-    return xa + w * (xb - xa), ya + w * (yb - ya)
+    return TrackPath(xy_m, seg, np.maximum(seg_len2, 1e-12), seg_len, cum, float(yaw_end_rad))
 
 
 def pure_pursuit_steer(path: TrackPath, x_m: float, y_m: float, yaw_rad: float, lookahead_m: float,
                        wheelbase_m: float) -> tuple[float, float]:
     """Front-wheel angle [rad] steering the rear axle at (x, y, yaw) onto the path, and the lateral
     distance of the rear axle to the path [m, positive when the path is to the left]."""
-    s_near, near_x, near_y = nearest_arc_length(path, x_m, y_m)
-    tx, ty = point_at_arc_length(path, s_near + lookahead_m)
-    c, s = math.cos(yaw_rad), math.sin(yaw_rad)
-    dx, dy = tx - x_m, ty - y_m
-    x_local = c * dx + s * dy
-    y_local = -s * dx + c * dy
-    dist2 = max(x_local * x_local + y_local * y_local, 1e-6)
+    return _pursue(path.xy_m, path.seg_m, path.seg_len2_m2, path.seg_len_m, path.cum_m, path.yaw_end_rad,
+                   x_m, y_m, yaw_rad, lookahead_m, wheelbase_m)
+
+
+@kernel("Tuple((float64, float64))(float64[:, ::1], float64[:, ::1], float64[::1], float64[::1], float64[::1],"
+        " float64, float64, float64, float64, float64, float64)")
+def _pursue(xy, seg, seg_len2, seg_len, cum, yaw_end, x, y, yaw, lookahead, wheelbase):
+    """``pure_pursuit_steer`` on the TrackPath's arrays: nearest point, lookahead point, steering.
+    Each operation is the numpy / Python reference's, in its order: numpy's elementwise maximum and
+    minimum keep the first operand on ties and NaN, argmin takes the first minimum (or first NaN),
+    bisect_right's loop is spelled out, and Python's max(a, b) is ``b if b > a else a``."""
+    # Nearest point of the path: project onto every segment, clamp, keep the closest projection.
+    n_seg = seg.shape[0]
+    if n_seg == 0:
+        s_near, near_x, near_y = 0.0, xy[0, 0], xy[0, 1]
+    else:
+        best_i, best_d2, best_u = 0, 0.0, 0.0
+        for i in range(n_seg):
+            rel_x, rel_y = x - xy[i, 0], y - xy[i, 1]
+            u = (rel_x * seg[i, 0] + rel_y * seg[i, 1]) / seg_len2[i]
+            u = u if (u >= 0.0 or math.isnan(u)) else 0.0
+            u = u if (u <= 1.0 or math.isnan(u)) else 1.0
+            miss_x, miss_y = rel_x - u * seg[i, 0], rel_y - u * seg[i, 1]
+            d2 = miss_x * miss_x + miss_y * miss_y
+            if i == 0 or (not math.isnan(best_d2) and (d2 < best_d2 or math.isnan(d2))):
+                best_i, best_d2, best_u = i, d2, u
+        i = best_i
+        s_near = cum[i] + best_u * seg_len[i]
+        near_x, near_y = xy[i, 0] + best_u * seg[i, 0], xy[i, 1] + best_u * seg[i, 1]
+
+    # Lookahead point at arc length s; beyond the end the path is extended along its final heading,
+    # so a short (stopping) plan still yields a target straight ahead.
+    s = s_near + lookahead
+    k = cum.shape[0]
+    if s >= cum[k - 1]:
+        extra = s - cum[k - 1]
+        tx, ty = xy[k - 1, 0] + extra * math.cos(yaw_end), xy[k - 1, 1] + extra * math.sin(yaw_end)
+    else:
+        # The segment holding s (the last of equal arc lengths, as np.interp): bisect_right - 1.
+        lo, hi = 0, k
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if s < cum[mid]:
+                hi = mid
+            else:
+                lo = mid + 1
+        j = min(max(lo - 1, 0), k - 2)
+        length = cum[j + 1] - cum[j]
+        w = (s - cum[j]) / length if length > 0.0 else 0.0
+        tx, ty = xy[j, 0] + w * (xy[j + 1, 0] - xy[j, 0]), xy[j, 1] + w * (xy[j + 1, 1] - xy[j, 1])
+
+    # The pursuit arc through the target, in the vehicle frame.
+    c, sn = math.cos(yaw), math.sin(yaw)
+    dx, dy = tx - x, ty - y
+    x_local = c * dx + sn * dy
+    y_local = -sn * dx + c * dy
+    dist2 = x_local * x_local + y_local * y_local
+    dist2 = 1e-6 if 1e-6 > dist2 else dist2
     curvature = 2.0 * y_local / dist2
-    lateral_err = -s * (near_x - x_m) + c * (near_y - y_m)
-    return math.atan(wheelbase_m * curvature), lateral_err
+    lateral_err = -sn * (near_x - x) + c * (near_y - y)
+    return math.atan(wheelbase * curvature), lateral_err
