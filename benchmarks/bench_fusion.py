@@ -2,8 +2,9 @@
 
 ``BENCHMARKS`` maps a name to a factory; the factory prepares inputs and returns a zero-argument
 callable timed by the harness. One call of ``tracker_100x3`` is one fusion cycle: 100 targets seen
-by three sources (lidar, radar, oracle), each a ``tracker_step`` of the shipped tracker (constant
-velocity); ``tracker_imm_100x3`` the same with the IMM motion model. ``tracker_filterpy_100x3`` runs
+by three sources (lidar, radar, oracle), each a ``tracker_update`` of the shipped tracker (constant
+velocity), then the cycle's one ``tracker_predict`` of the confirmed tracks, as the fusion pipeline
+runs them; ``tracker_imm_100x3`` the same with the IMM motion model. ``tracker_filterpy_100x3`` runs
 filterpy's ``KalmanFilter.predict``/``update`` per track over the same detections with the
 association given: a lower bound for a per-track implementation. One call of ``sync`` is one
 message through ``sync_step``. ``python -m benchmarks.bench_fusion`` prints median and p99.
@@ -19,7 +20,7 @@ from filterpy.kalman import KalmanFilter
 
 from core.messages import Detections3D, EgoState
 from fusion.sync import StreamConfig, SyncConfig, SyncState, sync_step
-from fusion.tracker import tracker_step
+from fusion.tracker import tracker_predict, tracker_update
 from fusion.tracker_state import TrackerConfig, TrackerState
 
 N_TARGETS = 100
@@ -63,7 +64,7 @@ def make_tracker_100x3(cfg: TrackerConfig | None = None) -> Callable[[], None]:
     warm = TrackerState.empty()
     warmup = 10  # tracks confirmed and covariances settled before timing
     for det, ego in (f for cycle in frames[:warmup] for f in cycle):
-        warm, _ = tracker_step(warm, det, ego, det.t_ns, cfg)
+        warm = tracker_update(warm, det, ego, cfg)
     assert int(warm.confirmed.sum()) == N_TARGETS, "benchmark scenario must hold 100 confirmed tracks"
     holder = {"state": warm, "k": warmup}
 
@@ -72,7 +73,8 @@ def make_tracker_100x3(cfg: TrackerConfig | None = None) -> Callable[[], None]:
             holder["state"], holder["k"] = warm, warmup
         state = holder["state"]
         for det, ego in frames[holder["k"]]:
-            state, _ = tracker_step(state, det, ego, det.t_ns, cfg)
+            state = tracker_update(state, det, ego, cfg)
+        tracker_predict(state, state.t_ns, cfg)
         holder["state"], holder["k"] = state, holder["k"] + 1
 
     return run

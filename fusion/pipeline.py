@@ -23,8 +23,8 @@ from fusion.ego_ekf import EgoConfig, EgoFilterState, ego_odom_output, ego_outpu
 from fusion.odom_frame import tracks_to_map
 from fusion.sensor_models import CameraModel, RadarModel
 from fusion.sync import Decision, SyncConfig, SyncRecord, SyncState, sync_step
-from fusion.tracker import tracker_predict, tracker_step
-from fusion.tracker_polar import tracker_step_camera, tracker_step_radar
+from fusion.tracker import tracker_predict, tracker_update
+from fusion.tracker_polar import tracker_update_camera, tracker_update_radar
 from fusion.tracker_state import TrackerConfig, TrackerState
 
 _EGO_SENSORS = (ImuSample, WheelSpeed, GnssFix)
@@ -98,11 +98,11 @@ def fusion_step(state: FusionState, arrivals: Iterable[tuple[str, Any]], t_ns: i
                 if cfg.camera is None:
                     unused += 1
                 else:
-                    tracker, _ = tracker_step_camera(tracker, msg, ego, msg.t_ns, cfg.tracker, cfg.camera)
+                    tracker = tracker_update_camera(tracker, msg, ego, cfg.tracker, cfg.camera)
             elif msg.source == "radar" and cfg.radar is not None:
-                tracker, _ = tracker_step_radar(tracker, msg, ego, msg.t_ns, cfg.tracker, cfg.radar)
+                tracker = tracker_update_radar(tracker, msg, ego, cfg.tracker, cfg.radar)
             else:
-                tracker, _ = tracker_step(tracker, msg, ego, msg.t_ns, cfg.tracker)
+                tracker = tracker_update(tracker, msg, ego, cfg.tracker)
         else:
             unused += 1
     new = FusionState(sync, ego_filter, tracker, oracle_ego, unused, resets)

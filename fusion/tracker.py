@@ -2,10 +2,11 @@
 (``TrackerConfig.motion_model == "imm"``) an IMM of constant velocity and coordinated turn
 (fusion/motion_imm.py) whose combined 4-D estimate takes the CV filter's place everywhere below.
 
-One ``tracker_step`` consumes one frame of vehicle-frame ``Detections3D`` from any source:
+One ``tracker_update`` consumes one frame of vehicle-frame ``Detections3D`` from any source:
 predict every track to the frame time, place detections in the map with the ego pose at that time,
-gate and assign, update (Joseph form, batched per measurement layout), manage tracks, output the
-confirmed ones. Frames must arrive in time order (``fusion.sync`` orders them); an older frame is
+gate and assign, update (Joseph form, batched per measurement layout), manage tracks.
+``tracker_predict`` outputs the confirmed ones at a given time, once per fusion cycle however many
+frames the cycle applied; ``tracker_step`` is the two for a single frame. Frames must arrive in time order (``fusion.sync`` orders them); an older frame is
 counted and skipped, never applied with a negative time step.
 """
 from __future__ import annotations
@@ -171,33 +172,37 @@ class Frame:
     source: str  # the detection source, for the track's source mask
 
 
-def frame_pose(state: TrackerState, t_meas: int, ego: EgoState, t_ns: int, cfg: TrackerConfig):
-    """(pose, pose_cov) at the frame time, or (state, tracks) when the frame cannot be applied."""
+def frame_pose(state: TrackerState, t_meas: int, ego: EgoState, cfg: TrackerConfig):
+    """(pose, pose_cov) at the frame time and None, or None and the state (its counters moved on)
+    when the frame cannot be applied."""
     if state.t_ns is not None and t_meas < state.t_ns:
-        state = replace(state, counters=state.counters.add(frames=1, stale_frames=1))
-        return None, (state, tracker_predict(state, t_ns, cfg))
+        return None, replace(state, counters=state.counters.add(frames=1, stale_frames=1))
     pose = ego_pose_at(ego, t_meas)
     pose_cov = np.asarray(ego.covariance, dtype=np.float64)[:3, :3]
     # A finite total clears the rule (see detection_screen.valid_rows); otherwise the exact test decides.
     if not (math.isfinite(float(np.add.reduce(pose)) + float(np.add.reduce(pose_cov, axis=None)))
             or (all(map(math.isfinite, pose.tolist())) and np.isfinite(pose_cov).all())):
-        state = replace(state, counters=state.counters.add(frames=1, bad_ego_frames=1))
-        return None, (state, tracker_predict(state, t_ns, cfg))
+        return None, replace(state, counters=state.counters.add(frames=1, bad_ego_frames=1))
     return (pose, pose_cov), None
 
 
 def tracker_step(state: TrackerState, detections: Detections3D, ego: EgoState, t_ns: int,
                  cfg: TrackerConfig) -> tuple[TrackerState, Tracks]:
-    """Apply one frame of vehicle-frame boxes (lidar, oracle, or radar taken as Cartesian);
-    return the new state and the confirmed tracks at ``t_ns``.
+    """``tracker_update``, then the confirmed tracks predicted on to ``max(t_ns, detections.t_ns)``."""
+    state = tracker_update(state, detections, ego, cfg)
+    return state, tracker_predict(state, t_ns, cfg)
 
-    The state moves to ``detections.t_ns``; the output is predicted on to ``max(t_ns, that)``.
-    """
+
+def tracker_update(state: TrackerState, detections: Detections3D, ego: EgoState,
+                   cfg: TrackerConfig) -> TrackerState:
+    """Apply one frame of vehicle-frame boxes (lidar, oracle, or radar taken as Cartesian); the
+    state moves to ``detections.t_ns``. A fusion cycle applies every frame it released and then
+    asks ``tracker_predict`` once for its output."""
     check_shapes(detections)
     t_meas = int(detections.t_ns)
-    ok, early = frame_pose(state, t_meas, ego, t_ns, cfg)
-    if early is not None:
-        return early
+    ok, unapplied = frame_pose(state, t_meas, ego, cfg)
+    if unapplied is not None:
+        return unapplied
     pose, pose_cov = ok
     keep, vel_valid, n_nonfinite, n_label, n_badvel = valid_rows(detections)
     src = cfg.source(detections.source)
@@ -226,11 +231,11 @@ def tracker_step(state: TrackerState, detections: Detections3D, ego: EgoState, t
     def update_rows(x, p, ti, di):
         return linear_update_rows(x, p, meas.z[di], meas.r[di], meas.velocity_valid[di])
 
-    return apply_frame(state, frame, src, update, t_ns, cfg, update_rows)
+    return apply_frame(state, frame, src, update, cfg, update_rows)
 
 
-def apply_frame(state: TrackerState, frame: Frame, src, update, t_ns: int, cfg: TrackerConfig,
-                update_rows: motion_imm.RowUpdate | None = None) -> tuple[TrackerState, Tracks]:
+def apply_frame(state: TrackerState, frame: Frame, src, update, cfg: TrackerConfig,
+                update_rows: motion_imm.RowUpdate | None = None) -> TrackerState:
     """Predict, associate, update, manage tracks. The CV model updates with
     ``update(x, p, track_idx, det_idx) -> (x, p)``; the IMM with ``update_rows`` (see
     ``motion_imm.RowUpdate``), every (track, model) row at once, associating on the combination."""
@@ -379,9 +384,7 @@ def apply_frame(state: TrackerState, frame: Frame, src, update, t_ns: int, cfg: 
         covariance_repaired=int(np.count_nonzero(repaired)), covariance_dropped=n_broken,
         deleted=0 if all_alive else int(np.count_nonzero(~alive & ~broken)),
         unconfirmed_by_trusted=int(np.count_nonzero(unconfirmed & ~broken)), merged=n_dropped)
-    state = TrackerState(t_ns=t_meas, next_id=state.next_id + born.shape[0], counters=counters,
-                         **tracks)
-    return state, tracker_predict(state, t_ns, cfg)
+    return TrackerState(t_ns=t_meas, next_id=state.next_id + born.shape[0], counters=counters, **tracks)
 
 
 def _births(next_id: int, meas: MapMeasurements, born: np.ndarray, sizes: np.ndarray, labels: np.ndarray,

@@ -18,7 +18,7 @@ from fusion.sensor_models import (BEARING, CameraModel, PolarMeasurements, Radar
                                   camera_measurements, extent_along, extent_bearing_var, polar_predict,
                                   polar_to_map, radar_measurements)
 from fusion.detection_screen import check_shapes, valid_rows
-from fusion.tracker import Frame, apply_frame, frame_pose
+from fusion.tracker import Frame, apply_frame, frame_pose, tracker_predict
 from fusion.tracker_state import N_LABELS, TrackerConfig, TrackerState
 
 # Size (length, width, height) per label given to a track born from a sensor that does not
@@ -110,8 +110,8 @@ def _polar_frame(t_meas: int, pose: np.ndarray, pose_cov: np.ndarray, pm: PolarM
     return Frame(t_meas, pose, meas, sizes, labels, scores, False, rejected, source), sub
 
 
-def _run(state, frame, sub, pose, pose_cov, src, t_ns, cfg, near_face_fraction,
-         extent_bearing_fraction: float = 0.0) -> tuple[TrackerState, Tracks]:
+def _run(state, frame, sub, pose, pose_cov, src, cfg, near_face_fraction,
+         extent_bearing_fraction: float = 0.0) -> TrackerState:
     def noise_and_offset(xy, ti, di):
         """Measurement noise and near-face range offset of detections ``di`` for the tracks ``ti``
         at positions ``xy`` (rows of the CV state or of the IMM's per-model rows)."""
@@ -136,11 +136,18 @@ def _run(state, frame, sub, pose, pose_cov, src, t_ns, cfg, near_face_fraction,
         r, offset = noise_and_offset(x, ti, di)
         return polar_update_rows(x, p, sub.z[di], r, pose, pose_cov, sub.mount_xy_m, offset)
 
-    return apply_frame(state, frame, src, update, t_ns, cfg, update_rows)
+    return apply_frame(state, frame, src, update, cfg, update_rows)
 
 
 def tracker_step_camera(state: TrackerState, detections: Detections2D, ego: EgoState, t_ns: int,
                         cfg: TrackerConfig, camera: CameraModel) -> tuple[TrackerState, Tracks]:
+    """``tracker_update_camera``, then the confirmed tracks predicted on to ``t_ns``."""
+    state = tracker_update_camera(state, detections, ego, cfg, camera)
+    return state, tracker_predict(state, t_ns, cfg)
+
+
+def tracker_update_camera(state: TrackerState, detections: Detections2D, ego: EgoState,
+                          cfg: TrackerConfig, camera: CameraModel) -> TrackerState:
     """Apply one camera frame (bearing from the box centre column, range from the ground plane)."""
     m = detections.boxes_px.shape[0] if detections.boxes_px.ndim == 2 else -1
     for name, shape in {"boxes_px": (m, 4), "labels": (m,), "scores": (m,), "range_m": (m,),
@@ -149,9 +156,9 @@ def tracker_step_camera(state: TrackerState, detections: Detections2D, ego: EgoS
             raise ValueError(f"Detections2D.{name} from {detections.source!r}: shape "
                              f"{getattr(detections, name).shape}, expected {shape}")
     t_meas = int(detections.t_ns)
-    ok, early = frame_pose(state, t_meas, ego, t_ns, cfg)
-    if early is not None:
-        return early
+    ok, unapplied = frame_pose(state, t_meas, ego, cfg)
+    if unapplied is not None:
+        return unapplied
     pose, pose_cov = ok
     pm = camera_measurements(detections.boxes_px, detections.range_m, detections.range_sigma_m, camera)
     finite = (pm.keep | pm.unreliable) & np.isfinite(detections.boxes_px).all(axis=1) & np.isfinite(detections.scores)
@@ -164,18 +171,25 @@ def tracker_step_camera(state: TrackerState, detections: Detections2D, ego: EgoS
                                "rejected_label": int((finite & ~label_ok).sum()),
                                "camera_unreliable": int((finite & label_ok & pm.unreliable).sum())},
                               detections.source, camera.near_face_fraction)
-    return _run(state, frame, sub, pose, pose_cov, cfg.source(detections.source), t_ns, cfg,
+    return _run(state, frame, sub, pose, pose_cov, cfg.source(detections.source), cfg,
                 camera.near_face_fraction)
 
 
 def tracker_step_radar(state: TrackerState, detections: Detections3D, ego: EgoState, t_ns: int,
                        cfg: TrackerConfig, radar: RadarModel) -> tuple[TrackerState, Tracks]:
+    """``tracker_update_radar``, then the confirmed tracks predicted on to ``t_ns``."""
+    state = tracker_update_radar(state, detections, ego, cfg, radar)
+    return state, tracker_predict(state, t_ns, cfg)
+
+
+def tracker_update_radar(state: TrackerState, detections: Detections3D, ego: EgoState,
+                         cfg: TrackerConfig, radar: RadarModel) -> TrackerState:
     """Apply one frame of radar clusters as (range, azimuth, range rate) about the radar mount."""
     check_shapes(detections)
     t_meas = int(detections.t_ns)
-    ok, early = frame_pose(state, t_meas, ego, t_ns, cfg)
-    if early is not None:
-        return early
+    ok, unapplied = frame_pose(state, t_meas, ego, cfg)
+    if unapplied is not None:
+        return unapplied
     pose, pose_cov = ok
     keep, _, n_nonfinite, n_label, _ = valid_rows(detections)
     pm = radar_measurements(detections.boxes, detections.velocities_mps, radar)
@@ -189,5 +203,5 @@ def tracker_step_radar(state: TrackerState, detections: Detections3D, ego: EgoSt
                               {"rejected_nonfinite": n_nonfinite + int(bad_rate.sum()),
                                "rejected_label": n_label},
                               detections.source, radar.near_face_fraction, radar.extent_bearing_fraction)
-    return _run(state, frame, sub, pose, pose_cov, cfg.source(detections.source), t_ns, cfg,
+    return _run(state, frame, sub, pose, pose_cov, cfg.source(detections.source), cfg,
                 radar.near_face_fraction, radar.extent_bearing_fraction)
