@@ -12,8 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import numpy as np
-
 from core.clock import s_to_ns
 from core.messages import EgoState, Mode, Plan, SafetyStatus, Tracks
 from core.road import Road
@@ -25,7 +23,7 @@ from runtime.stack_config import StackConfig
 from runtime.stages import StageSteps
 from safety.arbitration import arbitrate
 from sim.faults import FaultSpec
-from safety.health import HealthState, StreamSpec, all_finite, observe
+from safety.health import HealthState, StreamSpec, message_finite, observe
 from safety.monitor import DEFAULT_RULES, MonitorState, safety_step
 from safety.picture import localisation_lost, obstacle_close_ahead
 from safety.stage_health import StageCounts, StageWatch, watch_step
@@ -122,7 +120,7 @@ class DrivingStack:
         if topic.startswith("/sensors/"):
             stream = topic[len("/sensors/"):]
             ok_shape = well_formed(msg)
-            finite = ok_shape and _message_finite(msg)
+            finite = ok_shape and message_finite(msg)
             self.health = observe(self.health, stream, msg.t_ns, arrival_ns, finite, ok_shape)
             if not ok_shape:
                 return  # never handed to a stage: counted as malformed above
@@ -153,7 +151,7 @@ class DrivingStack:
             return []
         kept = []
         for topic, msg in outputs:
-            if _message_finite(msg):
+            if message_finite(msg):
                 kept.append((topic, msg))
             else:
                 counters.nonfinite_outputs += 1
@@ -256,13 +254,3 @@ class DrivingStack:
                                                  self.stage_flags(t_ns), DEFAULT_RULES, t_ns,
                                                  self.steps.safety_cfg)
         return [("/safety/status", status)]
-
-
-def _message_finite(msg: Any) -> bool:
-    """True if every float array or float field of a message is finite (other fields are skipped)."""
-    values = []
-    for name in getattr(msg, "__slots__", ()):
-        v = getattr(msg, name)
-        if isinstance(v, float) or (isinstance(v, np.ndarray) and v.dtype.kind == "f"):
-            values.append(v)
-    return all_finite(*values)

@@ -8,11 +8,13 @@ alive but delivering bad data is still reported.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import math
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+
+from core.jit import kernel
 
 NEVER_NS = -(2**62)
 RATE_WINDOW = 9  # accepted arrivals kept for the rate: 8 intervals, about a second at 10 Hz
@@ -112,20 +114,30 @@ def stream_bad_data(state: HealthState, spec: StreamSpec, now_ns: int) -> bool:
     return h is not None and now_ns - h.last_bad_arrival_ns <= spec.max_age_ns
 
 
-def all_finite(*values) -> bool:
-    """True if every float scalar and every element of every array is finite."""
+def message_finite(msg: Any) -> bool:
+    """True if every float field and every element of every float array field of a (slotted)
+    message is finite; other fields are not data and are skipped.
+
+    Runs for every message of the stack (~370 a second in an oracle run). A message's arrays are
+    small, so numpy's per-call cost, not the arithmetic, decided the time: each float array is
+    flattened, all are copied into one float64 buffer (a float32 or float64 value keeps its
+    finiteness) and one compiled pass reads it. A float scalar is checked as it is met."""
     arrays = []
-    for v in values:
+    for name in getattr(msg, "__slots__", ()):
+        v = getattr(msg, name)
         if isinstance(v, float):
             if not math.isfinite(v):
                 return False
-        else:
-            arrays.append(v)
+        elif isinstance(v, np.ndarray) and v.dtype.kind == "f":
+            arrays.append(v.ravel())
     if not arrays:
         return True
-    # One isfinite over all arrays: a message's arrays are small, so numpy's per-call cost dominates
-    # and three calls beat two per array. (Not a finite-sum shortcut: inf + (-inf) in a sum raises
-    # numpy's "invalid value" warning.)
-    if len(arrays) == 1:
-        return bool(np.isfinite(arrays[0]).all())
-    return bool(np.isfinite(np.concatenate([np.asarray(a).ravel() for a in arrays])).all())
+    return _all_finite(np.concatenate(arrays, dtype=np.float64))
+
+
+@kernel("boolean(float64[::1])")
+def _all_finite(values):
+    for v in values:
+        if not math.isfinite(v):
+            return False
+    return True
