@@ -16,12 +16,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from core.geometry import wrap_angle
 from core.messages import Detections3D, EgoState, Tracks
 from fusion import kalman, motion_imm
 from fusion.association import associate, gate_threshold
 from fusion.detection_screen import check_shapes, valid_rows
 from fusion.frames import MapMeasurements, ego_pose_at, to_map
+from fusion.track_hits import hit_rows
 from fusion.track_merge import duplicates
 from fusion.tracker_state import N_LABELS, SourceModel, TrackerConfig, TrackerState
 
@@ -30,15 +30,6 @@ def _is_range(idx: np.ndarray, n: int) -> bool:
     """Whether the index array ``idx`` is 0, 1, ..., n - 1: an association's pairs in track (or
     detection) order. Compared as bytes, a fraction of np.array_equal's cost."""
     return idx.shape[0] == n and idx.tobytes() == np.arange(n, dtype=idx.dtype).tobytes()
-
-
-def _row_max(a: np.ndarray) -> np.ndarray:
-    """Row maxima of a (N, L) array: column by column, the same values as a.max(axis=1), which
-    pays a reduction per row of a few elements."""
-    out = a[:, 0]
-    for k in range(1, a.shape[1]):
-        out = np.maximum(out, a[:, k])
-    return out
 
 
 def _with_rows(at: slice | np.ndarray, old: np.ndarray, new_rows: np.ndarray) -> np.ndarray:
@@ -263,30 +254,13 @@ def apply_frame(state: TrackerState, frame: Frame, src, update, cfg: TrackerConf
     n, n_hit = len(state), ti.shape[0]  # a track is matched at most once
     all_hit = n_hit == n  # then nothing is missed, and every track was hit at t_meas
     # Every track hit in track order (a clean frame's steady state): a full slice stands for ti,
-    # so the per-track updates below read views and build whole arrays instead of gathering and
-    # scattering by index (the same values, element for element). Likewise a full slice stands
-    # for di when every detection is matched in detection order.
+    # so the per-track updates below build whole arrays instead of scattering by index (the same
+    # values, element for element).
     in_order = all_hit and _is_range(ti, n)
     at = slice(None) if in_order else ti
-    dt = slice(None) if _is_range(di, labels.shape[0]) else di
-    yaw, size = state.yaw, state.size
-    if frame.shape_valid and ti.size:
-        # Box yaw is ambiguous by pi for a symmetric box: fold the innovation into [-pi/2, pi/2)
-        # (one modulo by pi, the same angle as wrapping by 2 pi and then folding by pi).
-        yaw_t = yaw[at]
-        dyaw = (meas.yaw[dt] - yaw_t + 0.5 * np.pi) % np.pi - 0.5 * np.pi
-        yaw = _with_rows(at, yaw, wrap_angle(yaw_t + cfg.yaw_gain * dyaw))
-        size_t = size[at]
-        size = _with_rows(at, size, size_t + cfg.size_gain * (frame.sizes[dt] - size_t))
-    class_ll = _with_rows(at, state.class_loglik,
-                          state.class_loglik[at] + _class_loglik(labels[dt], scores[dt]))
-    if n:
-        class_ll -= _row_max(class_ll)[:, None]
-
-    e = state.existence
     if all_hit:
         # With every track hit none is missed, and the coverage cannot add a track: skip both.
-        e = _with_rows(at, e, 1.0 - (1.0 - e[at]) * (1.0 - scores[dt]))
+        e = state.existence
         nis = _with_rows(at, state.last_nis, assoc.d2)  # a fresh array of this association's own
         hit_history, hits = (state.hit_history << 1) | 1, state.hits + 1
         misses = np.zeros(n, state.misses.dtype)
@@ -301,10 +275,10 @@ def apply_frame(state: TrackerState, frame: Frame, src, update, cfg: TrackerConf
         seen = _in_coverage(x, pose, src) | hit
         missed = seen & ~hit
         # The miss update on every track, kept where missed: one select instead of two masked
-        # gathers.
+        # gathers. hit_rows then applies the hits.
         pd = cfg.detection_probability
+        e = state.existence
         e = np.where(missed, e * (1.0 - pd) / (1.0 - e * pd), e)
-        e[at] = 1.0 - (1.0 - e[at]) * (1.0 - scores[dt])
         last_hit = state.last_hit_ns.copy()
         last_hit[at] = t_meas
         nis = state.last_nis.copy()
@@ -318,6 +292,13 @@ def apply_frame(state: TrackerState, frame: Frame, src, update, cfg: TrackerConf
         source_mask = state.source_mask | (hit.view(np.uint8) * bit)
         trusted_misses = ((state.trusted_misses + missed) * not_hit
                           if src.confirms_alone else state.trusted_misses)
+    # The class evidence's logarithms are numpy's (see fusion/track_hits.py), over every detection
+    # of the frame; the scores are finite (screened). Class model: the score goes to the detected
+    # label, the rest is spread evenly over the other classes (a symmetric confusion model).
+    s = np.minimum(np.maximum(scores, 1e-3), 1.0 - 1e-3)
+    yaw, size, class_ll, e = hit_rows(state.yaw, state.size, state.class_loglik, e, ti, di, meas.yaw,
+                                      frame.sizes, frame.shape_valid, cfg.yaw_gain, cfg.size_gain, labels,
+                                      np.log(s), np.log((1.0 - s) / max(N_LABELS - 1, 1)), scores)
     tracks = {
         "ids": state.ids, "x": x, "p": p, "yaw": yaw, "size": size, "class_loglik": class_ll,
         "hit_history": hit_history, "hits": hits, "misses": misses,
