@@ -16,8 +16,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from core.road import SAMPLE_SPACING_M, Road
+from core.road import Road
 from sim.scenario import TrafficConfig
+from sim.traffic_kernels import (IDM_ACCEL, IDM_MAX_DECEL, IDM_MIN_GAP, IDM_TIME_GAP, IDM_TWO_SQRT_AB,
+                                 integrate_rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +35,15 @@ class IdmParams:
     def from_config(cfg: TrafficConfig) -> "IdmParams":
         return IdmParams(cfg.idm_accel_mps2, cfg.idm_decel_mps2, cfg.idm_time_gap_s,
                          cfg.idm_min_gap_m, cfg.idm_delta, cfg.max_decel_mps2)
+
+
+def idm_terms(p: IdmParams) -> np.ndarray:
+    """The constants of traffic_kernels.follow_accel (its IDM_* slots), derived once per run with
+    idm_accel's arithmetic (2 sqrt(a b) as it divides by it)."""
+    terms = np.empty(5)
+    terms[IDM_ACCEL], terms[IDM_TWO_SQRT_AB] = p.accel_mps2, 2.0 * math.sqrt(p.accel_mps2 * p.decel_mps2)
+    terms[IDM_TIME_GAP], terms[IDM_MIN_GAP], terms[IDM_MAX_DECEL] = p.time_gap_s, p.min_gap_m, p.max_decel_mps2
+    return terms
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,76 +113,10 @@ def nearest(s_q, lo_q, hi_q, s, lo, hi, active):
     return lead, ahead[rows, lead], foll, behind[rows, foll]
 
 
-@dataclass(frozen=True, slots=True)
-class Occupancy:
-    """Lanes each fleet vehicle occupies and looks ahead in, and who shares them, for N vehicles.
-
-    It only changes when a lateral offset, a followed lane, the active set or the ego's lane span
-    does, so the world keeps it between steps and rebuilds it then: ``d_m``, ``lane`` and ``active``
-    are the very arrays it was built from (states are never modified in place, so identity means
-    equality), which makes staleness a cheap, explicit check.
-    """
-
-    d_m: np.ndarray
-    lane: np.ndarray
-    active: np.ndarray
-    lo: np.ndarray  # (N,) int64 lowest lane the footprint touches
-    hi: np.ndarray
-    q_lo: np.ndarray  # lanes followed in: the footprint's and the lane the vehicle is heading for
-    q_hi: np.ndarray
-    ego_lo: int
-    ego_hi: int
-    share: np.ndarray  # (N, N + 1) bool: vehicle j (the last: the ego) is active and in row i's lanes
-
-    def is_current(self, state: "TrafficState") -> bool:
-        return self.d_m is state.d_m and self.lane is state.lane and self.active is state.active
-
-
 def signed_half_widths(road: Road, width_m: np.ndarray) -> np.ndarray:
     """(2, N) -/+ half footprint widths in lanes, the per-run constant of ``lane_span``."""
     half = 0.5 * np.asarray(width_m) / road.lane_width_m
     return np.stack([-half, half])
-
-
-def occupancy(road: Road, state: "TrafficState", pm_half_lanes: np.ndarray, ego_lo: int,
-              ego_hi: int, previous: Occupancy | None = None) -> Occupancy:
-    """Lane spans (``lane_span``'s rule, both bounds in one pass) and the sharing matrix.
-
-    ``previous``: the occupancy kept from the last step, if any. During a lane change d moves every
-    step but the lanes it touches change only twice, so when the spans, the followed lanes, the
-    active set and the ego's span all match it, its sharing matrix is taken over instead of rebuilt.
-    """
-    n = state.d_m.shape[0]
-    base = state.d_m / road.lane_width_m + 0.5 * road.num_lanes
-    span_all = np.empty((2, n + 1), dtype=np.int64)  # both bounds with the ego's appended
-    span_all[:, :n] = np.minimum(np.maximum(np.floor(base + pm_half_lanes), 0), road.num_lanes - 1)
-    lo, hi = span_all[0, :n], span_all[1, :n]
-    if (previous is not None and previous.lane is state.lane and previous.active is state.active
-            and previous.ego_lo == ego_lo and previous.ego_hi == ego_hi
-            and (lo == previous.lo).all() and (hi == previous.hi).all()):
-        return Occupancy(state.d_m, state.lane, state.active, previous.lo, previous.hi, previous.q_lo,
-                         previous.q_hi, ego_lo, ego_hi, previous.share)
-    span_all[0, n], span_all[1, n] = ego_lo, ego_hi
-    # Follow whatever is ahead in any lane the footprint touches or is heading for.
-    q_lo, q_hi = np.minimum(lo, state.lane), np.maximum(hi, state.lane)
-    share = (span_all[0][None, :] <= q_hi[:, None]) & (span_all[1][None, :] >= q_lo[:, None])
-    share[:, :-1] &= state.active[None, :]  # the ego is always there
-    return Occupancy(state.d_m, state.lane, state.active, lo, hi, q_lo, q_hi, ego_lo, ego_hi, share)
-
-
-def with_ego_span(occ: Occupancy, ego_lo: int, ego_hi: int) -> Occupancy:
-    """The occupancy after the ego's lane span changed: only the ego's column moves."""
-    share = occ.share.copy()
-    share[:, -1] = (ego_lo <= occ.q_hi) & (ego_hi >= occ.q_lo)
-    return replace(occ, ego_lo=ego_lo, ego_hi=ego_hi, share=share)
-
-
-def leaders(occ: Occupancy, s_m: np.ndarray, s_all_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(leader index into the all-vehicle columns, centre distance, +inf: none): ``nearest``'s lead
-    half with the lane test precomputed in ``occ.share``."""
-    ds = s_all_m - s_m[:, None]
-    ahead = np.where(occ.share & (ds > 0.0), ds, np.inf)
-    return ahead.argmin(axis=1), ahead.min(axis=1)  # the minimum is the argmin's value, cheaper than a gather
 
 
 def follow_gap(dist_m, length_q, length_other):
@@ -307,40 +252,19 @@ def integrate(fleet: Fleet, state: TrafficState, accel_mps2: np.ndarray, road: R
               dt_s: float) -> TrafficState:
     """Advance from t_s to t_s + dt_s holding accel; speeds stop at zero, no reversing.
 
-    Arrays that do not change (d off lane changes, the active set while nobody leaves) are passed
-    on as the same objects, which is what keeps the world's Occupancy current.
+    Away from the reference line the lane is longer or shorter than the line, so the distance
+    covered is stretched by 1 / (1 - kappa d); lane changes follow smoothstep5 from their start.
+    Arrays that do not change (d and the lane-change starts off lane changes, the active set while
+    nobody leaves) are passed on as the same objects. The arithmetic is one compiled call
+    (traffic_kernels.integrate_rows).
     """
-    v = state.v_mps
-    v1 = v + accel_mps2 * dt_s
-    if v1.shape[0] and v1.min() <= 0.0:  # someone reaches (or holds) a standstill inside this step
-        stops = v1 < 0.0
-        braking = np.where(accel_mps2 < 0.0, accel_mps2, -1.0)
-        dist = np.where(stops, np.where(accel_mps2 < 0.0, 0.5 * v * v / -braking, 0.0), 0.5 * (v + v1) * dt_s)
-        v1 = np.maximum(v1, 0.0)
-        a_eff = np.where((v1 == 0.0) & (accel_mps2 < 0.0), 0.0, accel_mps2)
-    else:  # every speed stays positive: nothing to clamp
-        dist = 0.5 * (v + v1) * dt_s
-        a_eff = accel_mps2
-    if road.is_straight:
-        # kappa == 0 everywhere: the stretch factor below is exactly 1.
-        s1 = state.s_m + dist
-    else:
-        idx = np.minimum((state.s_m * (1.0 / SAMPLE_SPACING_M)).astype(np.int64), road.curvature_1pm.shape[0] - 1)
-        kappa = road.curvature_1pm[idx]  # s >= 0 always: vehicles never reverse
-        # v is the speed of the vehicle itself; away from the reference line the lane is longer or shorter.
-        s1 = state.s_m + dist / np.maximum(1.0 - kappa * state.d_m, 0.1)
-    leaving = state.active & (s1 >= road.length_m)
-    active = state.active & ~leaving if leaving.any() else state.active
-    changing = np.isfinite(state.lc_t0_s)
-    if not changing.any():  # everyone sits on a lane centre: d does not move
-        return TrafficState(s1, state.d_m, v1, a_eff, state.lane, state.lc_from_d_m, state.lc_t0_s, active,
-                            state.triggered)
-    # Progress of each change, 1 where none runs: fmin maps the NaN start time of those to 1.
-    tau = np.fmin((t_s + dt_s - state.lc_t0_s) / fleet.lane_change_s, 1.0)
-    d_target = road.lane_center_d(state.lane)
-    # smoothstep5(1) == 1 exactly, so a finished change lands on the lane centre.
-    d1 = np.where(changing, state.lc_from_d_m + (d_target - state.lc_from_d_m) * smoothstep5(tau), d_target)
-    lc_t0 = np.where(tau >= 1.0, np.nan, state.lc_t0_s)  # finished changes end; others stay NaN
+    s1, v1, a_eff, active1, any_leaving, d1, lc_t0, any_changing = integrate_rows(
+        state.s_m, state.d_m, state.v_mps, accel_mps2, state.active, state.lane, state.lc_from_d_m,
+        state.lc_t0_s, fleet.lane_change_s, road.curvature_1pm, road.is_straight, road.length_m,
+        road.lane_width_m, 0.5 * (road.num_lanes - 1), t_s, dt_s)
+    active = active1 if any_leaving else state.active
+    if not any_changing:  # everyone sits on a lane centre: d does not move
+        d1, lc_t0 = state.d_m, state.lc_t0_s
     return TrafficState(s1, d1, v1, a_eff, state.lane, state.lc_from_d_m, lc_t0, active, state.triggered)
 
 

@@ -15,9 +15,10 @@ from core.road import SAMPLE_SPACING_M
 from sim.actors import (KIND_HARD_BRAKE, KIND_STOPPED, KIND_TRAFFIC, actor_columns, cut_in_starts,
                         next_trigger_t_s, time_to_collision_s, update_triggers)
 from sim.scenario import ScenarioConfig, build_road
-from sim.traffic import (Fleet, IdmParams, MobilParams, Neighbourhood, Occupancy, TrafficState,
-                         idm_accel, integrate, lateral_rate, leaders, mobil_targets, occupancy,
-                         signed_half_widths, spawn_positions, start_lane_changes, with_ego_span)
+from sim.traffic import (Fleet, IdmParams, MobilParams, Neighbourhood, TrafficState, idm_terms, integrate,
+                         lane_span, lateral_rate, mobil_targets, signed_half_widths, spawn_positions,
+                         start_lane_changes)
+from sim.traffic_kernels import follow_accel
 from sim.truth import ActorsTruth, EgoTruth
 from sim.vehicle_model import BicycleState, step_bicycle
 
@@ -35,6 +36,7 @@ class World:
         self.vehicle = scenario.ego.vehicle
         self.t_ns = 0
         self._idm = IdmParams.from_config(scenario.traffic)
+        self._idm_terms = idm_terms(self._idm)
         self._mobil = MobilParams.from_config(scenario.traffic)
         self._mobil_period_s = scenario.traffic.mobil_period_s
         self._next_mobil_t_s = 0.0
@@ -50,7 +52,6 @@ class World:
         self._ref_s = road.s_m.tolist()
         self._ref_x, self._ref_y = road.xy_m[:, 0].tolist(), road.xy_m[:, 1].tolist()
         self._ref_heading, self._ref_kappa = road.heading_rad.tolist(), road.curvature_1pm.tolist()
-        self._occ: Occupancy | None = None
         self._fleet, self._state = self._populate(scenario, rng)
         self._truth_t_ns = -1
         self._actors_truth: ActorsTruth | None = None
@@ -103,7 +104,7 @@ class World:
         self._braking = np.zeros(n, dtype=bool)  # triggered hard-brakers; changes only at triggers
         self._any_braking = False
         # Start traffic no faster than the IDM equilibrium for its gap, so nobody brakes hard at t=0.
-        _, gap, _ = self._leaders(state)
+        _, gap = self._follow(fleet, state, *self._ego_frenet())
         v_eq = np.maximum((gap - self._idm.min_gap_m) / self._idm.time_gap_s, 0.0)
         v_start = np.where(kind == KIND_TRAFFIC, np.minimum(v, v_eq), v)  # inf gap: v stays
         return fleet, TrafficState(s, state.d_m, v_start, state.a_mps2, lane, state.lc_from_d_m, state.lc_t0_s,
@@ -113,7 +114,6 @@ class World:
         """Per-run constants of the step, derived once from the fleet (which never changes)."""
         n = fleet.length_m.shape[0]
         self._n = n
-        self._rows = np.arange(n)
         self._length_all = np.append(fleet.length_m, self.vehicle.length_m)
         # Bumper-gap offset between follower i and every vehicle j (the ego last): follow_gap's term.
         self._half_len_sum = 0.5 * (fleet.length_m[:, None] + self._length_all[None, :])
@@ -159,29 +159,16 @@ class World:
         return (min(max(math.floor(base - half_w / road.lane_width_m), 0), top),
                 min(max(math.floor(base + half_w / road.lane_width_m), 0), top))
 
-    def _leaders(self, state: TrafficState):
-        """(neighbour columns, bumper gap to each vehicle's leader (inf: none), the leader's speed).
-
-        The columns cover every vehicle with the ego appended as the last row: s, v and the ego's
-        Frenet d (MOBIL reads them). Where there is no leader the speed is an arbitrary vehicle's:
-        with an infinite gap IDM's interaction term is exactly zero whatever it is.
-        """
-        ego_s, ego_d = self._ego_frenet()
+    def _follow(self, fleet: Fleet, state: TrafficState, ego_s: float, ego_d: float):
+        """(IDM acceleration behind each vehicle's leader, bumper gap to it (inf: none)), the ego
+        (at Frenet ``ego_s``, ``ego_d``) a leader like any other vehicle."""
         ego_lo, ego_hi = self._ego_span(ego_d)
-        occ = self._occ
-        if occ is None or not occ.is_current(state):
-            occ = occupancy(self.road, state, self._pm_half_lanes, ego_lo, ego_hi, occ)
-        elif occ.ego_lo != ego_lo or occ.ego_hi != ego_hi:
-            occ = with_ego_span(occ, ego_lo, ego_hi)
-        self._occ = occ
-        n = self._n
-        sv = np.empty((2, n + 1))  # one allocation for both appended columns
-        sv[0, :n], sv[0, n] = state.s_m, ego_s
-        sv[1, :n], sv[1, n] = state.v_mps, self._ego.v_mps
-        s_all, v_all = sv[0], sv[1]
-        lead, dist = leaders(occ, state.s_m, s_all)
-        gap = dist - self._half_len_sum[self._rows, lead]
-        return (s_all, v_all, ego_d), gap, v_all[lead]
+        road = self.road
+        free_term = state.v_mps / fleet.v0_mps
+        free_term **= self._idm.delta  # numpy's power: the kernel's pow may differ in the last bit
+        return follow_accel(state.s_m, state.d_m, state.v_mps, state.lane, state.active, self._pm_half_lanes,
+                            self._half_len_sum, free_term, ego_s, self._ego.v_mps, ego_lo, ego_hi,
+                            road.lane_width_m, 0.5 * road.num_lanes, road.num_lanes - 1, self._idm_terms)
 
     # -- stepping ----------------------------------------------------------------------------------
     def step(self, accel_cmd_mps2: float, steer_cmd_rad: float, dt_ns: int) -> None:
@@ -194,14 +181,14 @@ class World:
         dt_s, t_s = dt_ns / NS_PER_S, self.t_ns / NS_PER_S
         fleet, state = self._fleet, self._state
 
-        cols, gap, v_lead = self._leaders(state)
-        accel = idm_accel(state.v_mps, fleet.v0_mps, gap, state.v_mps - v_lead, self._idm)
+        ego_s, ego_d = self._ego_frenet()
+        accel, _ = self._follow(fleet, state, ego_s, ego_d)
         if self._has_scripts:
             if t_s >= self._next_trigger_t_s:
-                state = self._trigger(fleet, state, t_s, float(cols[0][-1]))
+                state = self._trigger(fleet, state, t_s, ego_s)
             accel = self._script_override(state, accel, dt_s)
         if t_s >= self._next_mobil_t_s:
-            state = self._lane_change_decisions(fleet, state, cols, t_s)
+            state = self._lane_change_decisions(fleet, state, ego_s, ego_d, t_s)
             self._next_mobil_t_s += self._mobil_period_s * max(1.0, math.ceil(
                 (t_s - self._next_mobil_t_s) / self._mobil_period_s))
         self._state = integrate(fleet, state, accel, self.road, t_s, dt_s)
@@ -235,17 +222,21 @@ class World:
             accel = np.where(self._stopped, 0.0, accel)
         return accel
 
-    def _lane_change_decisions(self, fleet: Fleet, state: TrafficState, cols, t_s: float) -> TrafficState:
-        s, v, ego_d = cols
+    def _lane_change_decisions(self, fleet: Fleet, state: TrafficState, ego_s: float, ego_d: float,
+                               t_s: float) -> TrafficState:
+        """MOBIL's decisions among every vehicle with the ego (at Frenet ``ego_s``, ``ego_d``)
+        appended as the last row."""
         eligible = fleet.may_change & state.active & ~np.isfinite(state.lc_t0_s)
         if not eligible.any():
             return state
-        occ = self._occ
+        lo, hi = lane_span(self.road, state.d_m, fleet.width_m)
+        ego_lo, ego_hi = self._ego_span(ego_d)
         ego_lane = int(self.road.lane_of(ego_d))
-        nb = Neighbourhood(s_m=s, v_mps=v, v0_mps=np.append(fleet.v0_mps, self.road.speed_limit_mps),
+        nb = Neighbourhood(s_m=np.append(state.s_m, ego_s), v_mps=np.append(state.v_mps, self._ego.v_mps),
+                           v0_mps=np.append(fleet.v0_mps, self.road.speed_limit_mps),
                            length_m=self._length_all, lane=np.append(state.lane, ego_lane),
-                           lo=np.append(occ.lo, occ.ego_lo), hi=np.append(occ.hi, occ.ego_hi),
-                           active=np.append(occ.active, True))
+                           lo=np.append(lo, ego_lo), hi=np.append(hi, ego_hi),
+                           active=np.append(state.active, True))
         target = mobil_targets(nb, np.append(eligible, False), self.road.num_lanes, self._idm,
                                self._mobil)[:-1]
         return start_lane_changes(state, target >= 0, target, t_s)

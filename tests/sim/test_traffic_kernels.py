@@ -1,0 +1,235 @@
+"""The compiled traffic kernels (sim/traffic_kernels.py) against the numpy code they replaced, kept
+here as the reference: the same operations in the same order, so the results must be equal to the
+bit (core/jit.py), signed zeros, NaN, standstills, lane changes and vehicles leaving the road included."""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+
+from core.road import SAMPLE_SPACING_M, Road, RoadSegment
+from sim.scenario import load_scenario
+from sim.traffic import (Fleet, IdmParams, TrafficState, follow_gap, idm_accel, idm_terms, integrate, lane_span,
+                         nearest, signed_half_widths, smoothstep5)
+from sim.traffic_kernels import follow_accel
+from sim.world import World
+
+ROADS = {
+    "straight": Road((RoadSegment(400.0),), 3, 3.5, 25.0),
+    "curved": Road((RoadSegment(100.0), RoadSegment(150.0, 1 / 60.0), RoadSegment(150.0, -1 / 80.0)), 4, 3.2, 25.0),
+}
+IDM = IdmParams(1.5, 2.0, 1.5, 2.0, 4.0, 9.0)
+
+
+def same_bits(a, b) -> bool:
+    """Equal dtype, shape and bytes: signed zeros and NaN as well as values."""
+    a, b = np.asarray(a), np.asarray(b)
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+# --- reference: the numpy car following (occupancy, leaders, idm_accel) -----------------------------
+def reference_follow(road, state, pm_half_lanes, half_len_sum, v0, ego_s, ego_v, ego_lo, ego_hi, p):
+    n = state.d_m.shape[0]
+    base = state.d_m / road.lane_width_m + 0.5 * road.num_lanes
+    span_all = np.empty((2, n + 1), dtype=np.int64)
+    with np.errstate(invalid="ignore"):
+        span_all[:, :n] = np.minimum(np.maximum(np.floor(base + pm_half_lanes), 0), road.num_lanes - 1)
+    lo, hi = span_all[0, :n], span_all[1, :n]
+    span_all[0, n], span_all[1, n] = ego_lo, ego_hi
+    q_lo, q_hi = np.minimum(lo, state.lane), np.maximum(hi, state.lane)
+    share = (span_all[0][None, :] <= q_hi[:, None]) & (span_all[1][None, :] >= q_lo[:, None])
+    share[:, :-1] &= state.active[None, :]
+    s_all, v_all = np.append(state.s_m, ego_s), np.append(state.v_mps, ego_v)
+    ds = s_all - state.s_m[:, None]
+    ahead = np.where(share & (ds > 0.0), ds, np.inf)
+    lead, dist = ahead.argmin(axis=1), ahead.min(axis=1)
+    gap = dist - half_len_sum[np.arange(n), lead]
+    return idm_accel(state.v_mps, v0, gap, state.v_mps - v_all[lead], p), gap
+
+
+# --- reference: the numpy integration --------------------------------------------------------------
+def reference_integrate(fleet, state, accel_mps2, road, t_s, dt_s):
+    v = state.v_mps
+    v1 = v + accel_mps2 * dt_s
+    if v1.shape[0] and v1.min() <= 0.0:
+        stops = v1 < 0.0
+        braking = np.where(accel_mps2 < 0.0, accel_mps2, -1.0)
+        dist = np.where(stops, np.where(accel_mps2 < 0.0, 0.5 * v * v / -braking, 0.0), 0.5 * (v + v1) * dt_s)
+        v1 = np.maximum(v1, 0.0)
+        a_eff = np.where((v1 == 0.0) & (accel_mps2 < 0.0), 0.0, accel_mps2)
+    else:
+        dist = 0.5 * (v + v1) * dt_s
+        a_eff = accel_mps2
+    if road.is_straight:
+        s1 = state.s_m + dist
+    else:
+        idx = np.minimum((state.s_m * (1.0 / SAMPLE_SPACING_M)).astype(np.int64), road.curvature_1pm.shape[0] - 1)
+        kappa = road.curvature_1pm[idx]
+        s1 = state.s_m + dist / np.maximum(1.0 - kappa * state.d_m, 0.1)
+    leaving = state.active & (s1 >= road.length_m)
+    active = state.active & ~leaving if leaving.any() else state.active
+    changing = np.isfinite(state.lc_t0_s)
+    if not changing.any():
+        return TrafficState(s1, state.d_m, v1, a_eff, state.lane, state.lc_from_d_m, state.lc_t0_s, active,
+                            state.triggered)
+    tau = np.fmin((t_s + dt_s - state.lc_t0_s) / fleet.lane_change_s, 1.0)
+    d_target = road.lane_center_d(state.lane)
+    d1 = np.where(changing, state.lc_from_d_m + (d_target - state.lc_from_d_m) * smoothstep5(tau), d_target)
+    lc_t0 = np.where(tau >= 1.0, np.nan, state.lc_t0_s)
+    return TrafficState(s1, d1, v1, a_eff, state.lane, state.lc_from_d_m, lc_t0, active, state.triggered)
+
+
+def random_fleet_state(road, n, rng, t_s):
+    """N vehicles on lane centres or mid-change (some finishing this step), a few inactive, some at
+    the same s (ties), standing or braking to a stop, some near the road end."""
+    lane = rng.integers(0, road.num_lanes, n)
+    lane_change_s = rng.uniform(1.0, 4.0, n)
+    changing = rng.random(n) < 0.4
+    lc_t0 = np.where(changing, t_s - rng.uniform(0.0, 1.05, n) * lane_change_s, np.nan)
+    lc_from = road.lane_center_d(np.clip(lane + rng.choice([-1, 1], n), 0, road.num_lanes - 1))
+    d = np.where(changing, rng.uniform(-0.5, 0.5, n) * road.num_lanes * road.lane_width_m, road.lane_center_d(lane))
+    s = rng.uniform(0.0, road.length_m - 0.01, n)
+    s[rng.random(n) < 0.15] = road.length_m - rng.uniform(0.0, 0.3)  # about to leave
+    if n > 3:
+        s[1] = s[0]  # a tie in s
+        s[3] = 0.0
+    v = np.where(rng.random(n) < 0.2, 0.0, rng.uniform(0.0, 35.0, n))
+    v[rng.random(n) < 0.1] = 0.005  # stops inside the step under braking
+    width = rng.uniform(1.6, 2.6, n)
+    length = rng.uniform(3.5, 12.0, n)
+    fleet = Fleet(ids=np.arange(n), kind=np.zeros(n, np.int8), v0_mps=rng.uniform(5.0, 35.0, n), length_m=length,
+                  width_m=width, height_m=np.ones(n), labels=np.zeros(n, np.int16), trigger_t_s=np.full(n, np.inf),
+                  decel_mps2=np.zeros(n), target_lane=np.full(n, -1), lane_change_s=lane_change_s,
+                  trigger_ttc_s=np.full(n, np.nan), may_change=np.ones(n, bool),
+                  colors_bgr=np.zeros((n, 3), np.uint8))
+    state = TrafficState(s_m=s, d_m=d, v_mps=v, a_mps2=np.zeros(n), lane=lane, lc_from_d_m=lc_from,
+                         lc_t0_s=lc_t0, active=rng.random(n) < 0.85, triggered=np.zeros(n, bool))
+    return fleet, state
+
+
+def random_accel(n, rng):
+    accel = rng.uniform(-9.0, 2.0, n)
+    accel[rng.random(n) < 0.1] = -0.0
+    accel[rng.random(n) < 0.1] = 0.0
+    return accel
+
+
+@pytest.mark.parametrize("road_name", sorted(ROADS))
+@pytest.mark.parametrize("n", [0, 1, 2, 5, 13, 40])
+def test_follow_accel_matches_occupancy_leaders_and_idm(road_name, n):
+    road, rng = ROADS[road_name], np.random.default_rng(11 + n)
+    for trial in range(60):
+        fleet, state = random_fleet_state(road, n, rng, 5.0)
+        pm_half = signed_half_widths(road, fleet.width_m)
+        ego_length = rng.uniform(4.0, 5.0)
+        length_all = np.append(fleet.length_m, ego_length)
+        half_len_sum = 0.5 * (fleet.length_m[:, None] + length_all[None, :])
+        ego_s = float(state.s_m[2]) if n > 2 and trial % 3 == 0 else rng.uniform(0.0, road.length_m)  # ties
+        ego_lo = int(rng.integers(0, road.num_lanes))
+        ego_hi = min(ego_lo + int(rng.integers(0, 2)), road.num_lanes - 1)
+        ego_v = rng.uniform(0.0, 30.0)
+        free_term = state.v_mps / fleet.v0_mps
+        free_term **= IDM.delta
+        accel, gap = follow_accel(state.s_m, state.d_m, state.v_mps, state.lane, state.active, pm_half,
+                                  half_len_sum, free_term, ego_s, ego_v, ego_lo, ego_hi, road.lane_width_m,
+                                  0.5 * road.num_lanes, road.num_lanes - 1, idm_terms(IDM))
+        ref_accel, ref_gap = reference_follow(road, state, pm_half, half_len_sum, fleet.v0_mps, ego_s, ego_v,
+                                              ego_lo, ego_hi, IDM)
+        assert same_bits(gap, ref_gap) and same_bits(accel, ref_accel)
+
+
+def test_follow_accel_edge_cases_follow_numpy():
+    """NaN speeds and offsets, a zero standstill gap and an IDM deceleration floor that is hit."""
+    road, rng = ROADS["straight"], np.random.default_rng(3)
+    p = dataclasses.replace(IDM, min_gap_m=0.0)
+    fleet, state = random_fleet_state(road, 9, rng, 2.0)
+    v = state.v_mps.copy()
+    v[4] = np.nan
+    d = state.d_m.copy()
+    d[6] = np.nan
+    state = dataclasses.replace(state, v_mps=v, d_m=d, s_m=np.linspace(10.0, 18.0, 9), active=np.ones(9, bool))
+    pm_half = signed_half_widths(road, fleet.width_m)
+    length_all = np.append(fleet.length_m, 4.6)
+    half_len_sum = 0.5 * (fleet.length_m[:, None] + length_all[None, :])
+    with np.errstate(invalid="ignore"):
+        free_term = state.v_mps / fleet.v0_mps
+        free_term **= p.delta
+        ref = reference_follow(road, state, pm_half, half_len_sum, fleet.v0_mps, 14.5, 20.0, 0, 2, p)
+    out = follow_accel(state.s_m, state.d_m, state.v_mps, state.lane, state.active, pm_half, half_len_sum,
+                       free_term, 14.5, 20.0, 0, 2, road.lane_width_m, 1.5, 2, idm_terms(p))
+    assert same_bits(out[0], ref[0]) and same_bits(out[1], ref[1])
+    assert (out[0] == -p.max_decel_mps2).any()  # overlapping neighbours saturate at the floor
+
+
+@pytest.mark.parametrize("road_name", sorted(ROADS))
+@pytest.mark.parametrize("n", [0, 1, 2, 7, 30])
+def test_integrate_matches_the_numpy_integration(road_name, n):
+    road, rng = ROADS[road_name], np.random.default_rng(21 + n)
+    for trial in range(80):
+        t_s = float(rng.uniform(0.0, 20.0))
+        fleet, state = random_fleet_state(road, n, rng, t_s)
+        if trial % 4 == 0:  # nobody changing lanes: d and the start times pass through
+            state = dataclasses.replace(state, d_m=road.lane_center_d(state.lane), lc_t0_s=np.full(n, np.nan))
+        accel = random_accel(n, rng)
+        if trial % 5 == 0:
+            accel = np.abs(accel) + 0.1  # no standstill: numpy's unclamped branch
+        got = integrate(fleet, state, accel, road, t_s, 0.01)
+        ref = reference_integrate(fleet, state, accel, road, t_s, 0.01)
+        for field in dataclasses.fields(TrafficState):
+            assert same_bits(getattr(got, field.name), getattr(ref, field.name)), field.name
+        # Unchanged arrays stay the same objects (consumers recognise them by identity).
+        for name in ("d_m", "lc_t0_s", "active", "lane", "lc_from_d_m", "triggered"):
+            assert (getattr(got, name) is getattr(state, name)) == (getattr(ref, name) is getattr(state, name)), name
+
+
+def test_integrate_with_a_nan_speed_keeps_numpys_unclamped_branch():
+    road, rng = ROADS["curved"], np.random.default_rng(5)
+    fleet, state = random_fleet_state(road, 6, rng, 1.0)
+    v = state.v_mps.copy()
+    v[2] = np.nan
+    state = dataclasses.replace(state, v_mps=v)
+    accel = np.full(6, -8.0)  # speeds would go negative: numpy's min is NaN, so nothing is clamped
+    with np.errstate(invalid="ignore"):
+        ref = reference_integrate(fleet, state, accel, road, 1.0, 0.01)
+    got = integrate(fleet, state, accel, road, 1.0, 0.01)
+    for field in dataclasses.fields(TrafficState):
+        assert same_bits(getattr(got, field.name), getattr(ref, field.name)), field.name
+
+
+def busy_world(name, seed):
+    cfg = load_scenario(name)
+    cfg = dataclasses.replace(cfg, traffic=dataclasses.replace(cfg.traffic, vehicles_per_km_per_lane=12.0,
+                                                               mobil_threshold_mps2=0.05))
+    return World(cfg, seed)
+
+
+@pytest.mark.parametrize("name", ["free_road", "curve"])
+def test_world_car_following_matches_the_all_pairs_search(name):
+    """In a busy world over lane changes, the kernel's leaders and accelerations are ``nearest``'s
+    (all pairs, lane spans by ``lane_span``) and idm_accel's."""
+    world = busy_world(name, 2)
+    checked_changing = 0
+    for k in range(500):
+        world.step(0.2, 0.0, 10_000_000)
+        if k % 7:
+            continue
+        fleet, state = world._fleet, world._state
+        ego_s, ego_d = world._ego_frenet()
+        accel, gap = world._follow(fleet, state, ego_s, ego_d)
+        ego_lo, ego_hi = world._ego_span(ego_d)
+        lo, hi = lane_span(world.road, state.d_m, fleet.width_m)
+        s_all, v_all = np.append(state.s_m, ego_s), np.append(state.v_mps, world._ego.v_mps)
+        lead, dist, _, _ = nearest(state.s_m, np.minimum(lo, state.lane), np.maximum(hi, state.lane), s_all,
+                                   np.append(lo, ego_lo), np.append(hi, ego_hi), np.append(state.active, True))
+        ref_gap = follow_gap(dist, fleet.length_m, world._length_all[lead])
+        assert same_bits(gap, ref_gap)
+        assert same_bits(accel, idm_accel(state.v_mps, fleet.v0_mps, ref_gap, state.v_mps - v_all[lead], world._idm))
+        checked_changing += int(np.isfinite(state.lc_t0_s).any())
+    assert checked_changing > 0  # lane changes happened while checking
+
+
+def test_idm_terms_layout():
+    terms = idm_terms(IDM)
+    assert terms.tolist() == [1.5, 2.0 * math.sqrt(1.5 * 2.0), 1.5, 2.0, 9.0]
