@@ -33,8 +33,8 @@ from planning.behaviour import lane_references
 from planning.frenet_plan import frenet_to_plan
 from planning.lattice_batch import batch_terms, best_rss_safe
 from planning.lattice_config import LatticeConfig, LatticeState
-from planning.lattice_grid import (integral_sq, lateral_family_tabled, lateral_feasible,
-                                   longitudinal_family_tabled, longitudinal_feasible)
+from planning.lattice_bounds import candidate_bounds, longitudinal_family
+from planning.lattice_grid import lateral_family_tabled
 from planning.lattice_obstacles import MAX_OBJECTS, followers_in_lane, obstacle_terms
 from planning.lattice_tables import LatticeTables, tables_for
 from planning.prediction import estimate_yaw_rate, predict
@@ -71,19 +71,6 @@ def _emergency(state: LatticeState, ego: EgoState, road: Road, d_m: float, t_ns:
     n = plan.t_s.shape[0]
     return replace(state, last_plan=plan, last_d_m=np.full(n, d_m), last_dd_mps2=np.zeros(n),
                    target_lane=_lane_of(road, d_m), evaluated=0, **counters), plan
-
-
-def _reference_rows(s0: float, refs, dt_s: float) -> np.ndarray:
-    """x, v, a, j (4, 3, K) of the three lanes' ACC roll-outs, longitudinal candidates of their own:
-    the ACC law is comfortable by construction (jerk-limited, braking spread over the whole
-    approach), which end-constrained quartics cannot always match."""
-    rows = np.empty((4,) + refs.a_mps2.shape)
-    np.add(refs.s_m, s0, out=rows[0])
-    rows[1], rows[2] = refs.v_mps, refs.a_mps2
-    np.subtract(refs.a_mps2[:, 1:], refs.a_mps2[:, :-1], out=rows[3, :, :-1])  # np.diff's values
-    rows[3, :, :-1] /= dt_s
-    rows[3, :, -1] = rows[3, :, -2]
-    return rows
 
 
 def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits: ModeLimits, road: Road,
@@ -143,54 +130,41 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     offsets, lane_slot = tab.offsets_m, tab.lane_slot
     d_targets = (refs.centre_d_m[:, None] + offsets[None, :]).ravel()
     lat = lateral_family_tabled(tab.lat_map, d0, dd0, prev_dd, d_targets)
-    lon, _ = longitudinal_family_tabled(tab.lon_map, tab.lon_end_speed_blocks, tab.horizons_s, s0, v0, a0,
-                                        tab.levels_mps2, v_max, _reference_rows(s0, refs, dt))
-    n_q = tab.levels_mps2.shape[0]  # quartic rows; the three lanes' ACC roll-outs follow
-    lat_ok = lateral_feasible(lat, cfg.max_lat_accel_mps2, road.half_width_m, 0.5 * cfg.ego_width_m)
-    lat_ok &= refs.valid[lane_slot][:, None]
-    lon_ok, lon_emergency = longitudinal_feasible(lon, cfg.max_accel_mps2, cfg.max_decel_mps2, cfg.max_jerk_mps3,
-                                                  v_max, acc.comfort_decel_mps2, cfg.comfort_jerk_mps3)
+    # The longitudinal family: the quartic speed levels, then the three lanes' ACC roll-outs as
+    # candidates of their own (the ACC law is comfortable by construction: jerk-limited, braking
+    # spread over the whole approach, which end-constrained quartics cannot always match).
+    lon_xva, lon_ok, lon_emergency, c_lon, vv = longitudinal_family(
+        tab.lon_map, tab.levels_mps2, tab.horizons_s, s0, v0, a0, v_max, refs.s_m, refs.v_mps, refs.a_mps2, dt,
+        cfg.max_accel_mps2, cfg.max_decel_mps2, cfg.max_jerk_mps3, acc.comfort_decel_mps2, cfg.comfort_jerk_mps3,
+        cfg.w_lon_jerk, cfg.emergency_cost)
+    lon_x, lon_v, lon_a = lon_xva  # (n_v + 3, n_T, K) each
 
-    # Per-family costs; the lower bound of every candidate (n_d, n_v + 3, n_T) by broadcasting.
-    c_lat = cfg.w_lat_jerk * integral_sq(lat.j, dt) + cfg.w_lat_dev * integral_sq(lat.x - d_targets[:, None, None], dt)
-    # Offset and lane-change cost per lateral target, (3 * n_o) values: plain Python floats, the
-    # same products and sums as elementwise (a bool is 0.0 or 1.0, o ** 2 is o * o).
-    c_lat += np.array([cfg.w_offset * (o * o) + cfg.lane_change_cost * float(ln != committed)
-                       for ln in lanes_py for o in offsets.tolist()])[:, None]
-    lane_progress = cfg.w_progress * integral_sq(np.maximum(v_cap - refs.v_mps, 0.0), dt)
-    c_lat += lane_progress[lane_slot][:, None]
-    if last is not None and state.last_d_m.shape[0] == steps:
+    # Lateral consistency with the previous plan, sampled on this plan's grid.
+    use_previous = last is not None and state.last_d_m.shape[0] == steps
+    previous_d = previous_weight = np.zeros(0)
+    if use_previous:
         t_prev = (t_ns - last.t_ns) * 1e-9 + t_s
-        deviation = lat.x - np.interp(t_prev, last.t_s, state.last_d_m)
-        if not t_prev[-1] <= last.t_s[-1]:  # t_prev ascends: its last inside means all inside (x 1.0 is exact)
-            deviation *= t_prev <= last.t_s[-1]  # no penalty past the previous plan's end
-        c_lat += cfg.w_consistency * integral_sq(deviation, dt)
-    c_lon = cfg.w_lon_jerk * integral_sq(lon.j, dt) + cfg.emergency_cost * lon_emergency
-    # Speed error against each lane's roll-out, (3, n_v + 3, n_T): the square expanded, so the big
-    # family is read twice (v.v and one product with the three references) instead of three times.
-    v_flat = lon.v.reshape(-1, steps)
-    vv = np.einsum("mk,mk->m", v_flat, v_flat)
-    vr = v_flat @ refs.v_mps.T  # (rows * n_T, 3)
-    rr = np.einsum("jk,jk->j", refs.v_mps, refs.v_mps)
-    c_speed = (cfg.w_speed * dt) * np.maximum(vv[:, None] - 2.0 * vr + rr[None, :], 0.0).T.reshape((3,) + lon.v.shape[:2])
-    # One offset per lane: lane_slot is [0, 1, 2], and gathering by it only copies.
-    bound = c_lat[:, None, :] + c_lon[None, :, :] + (c_speed if offsets.shape[0] == 1 else c_speed[lane_slot])
-    ok = lat_ok[:, None, :] & lon_ok[None, :, :]
-    ok[:, n_q:, :] &= tab.rollout_in_lane
-    bound = np.where(ok, bound, np.inf)
+        previous_d = np.interp(t_prev, last.t_s, state.last_d_m)
+        previous_weight = (t_prev <= last.t_s[-1]).astype(np.float64)  # no penalty past the previous plan's end
+    # Every candidate's lower bound (n_d, n_v + 3, n_T) from the per-family terms, and the
+    # feasible ones in order of it. v @ references stays numpy's (BLAS's summation order).
+    v_ref_dot = lon_v.reshape(-1, steps) @ refs.v_mps.T  # ((n_v + 3) * n_T, 3)
+    flat, order = candidate_bounds(
+        lat.xvaj, d_targets, lane_slot, offsets, refs.lanes, committed, refs.valid, refs.v_mps, previous_d,
+        previous_weight, use_previous, lon_ok, c_lon, vv, v_ref_dot, dt, v_cap, cfg.max_lat_accel_mps2,
+        road.half_width_m, 0.5 * cfg.ego_width_m, cfg.w_lat_jerk, cfg.w_lat_dev, cfg.w_offset, cfg.lane_change_cost,
+        cfg.w_progress, cfg.w_consistency, cfg.w_speed)
+    n_d, n_v, n_T = d_targets.shape[0], lon_ok.shape[0], lon_ok.shape[1]
+    n_ok = order.shape[0]
 
     # Coupled terms, evaluated lazily in order of the bound.
     ignore = followers_in_lane(pred, s0 + cfg.rear_axle_to_center_m, d0, cfg.ego_length_m, cfg.ego_width_m)
     obs = obstacle_terms(pred, lat.x, cfg.ego_length_m, cfg.ego_width_m, cfg.inflation_sigmas,
                          cfg.lat_margin_m, cfg.lon_margin_m, ignore, cfg.rss_object_brake_mps2)
-    n_d, n_v, n_T = bound.shape
-    flat = bound.ravel()
-    n_ok = int(np.count_nonzero(np.isfinite(flat)))
-    order = np.argsort(flat, kind="stable")[:n_ok]
     # Per-family rows by one flat index each (take() on a row-flattened view gathers several times
     # faster than indexing with two arrays): candidate idx = il * (n_v * n_T) + jv, where
     # jv = iv * n_T + iT is its longitudinal row and jl = il * n_T + iT its lateral one.
-    lon_x_rows, lon_v_rows, lat_a_rows = lon.x.reshape(-1, steps), lon.v.reshape(-1, steps), lat.a.reshape(-1, steps)
+    lon_x_rows, lon_v_rows, lat_a_rows = lon_x.reshape(-1, steps), lon_v.reshape(-1, steps), lat.a.reshape(-1, steps)
     lat_overlap_rows = obs.lat_overlap.reshape((n_d * n_T,) + obs.lat_overlap.shape[2:])
     lat_w_rows = obs.lat_w.reshape(lat_overlap_rows.shape)
     no_curvature = np.zeros((0, steps))
@@ -231,7 +205,7 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     rest, iT = divmod(best, n_T)
     il, iv = divmod(rest, n_v)
     d, dd, ddd = lat.x[il, iT], lat.v[il, iT], lat.a[il, iT]
-    s, v, a = lon.x[iv, iT], lon.v[iv, iT], lon.a[iv, iT]
+    s, v, a = lon_x[iv, iT], lon_v[iv, iT], lon_a[iv, iT]
     sdot = np.maximum(v, 1.0)
     d_s = np.minimum(np.maximum(dd / sdot, -1.0), 1.0)
     d_ss = (ddd - d_s * a) / (sdot * sdot)

@@ -1,11 +1,10 @@
 """Candidate families of the Frenet lattice: lateral quintics (targets x horizons) and longitudinal
-quartics (speed levels x horizons), evaluated on the plan's time grid, with the per-family
-feasibility masks and cost terms. A candidate is a triple (lateral target, speed level, horizon);
-everything that depends on only one family is computed once per family, not per candidate.
+quartics (speed levels x horizons), evaluated on the plan's time grid. A candidate is a triple
+(lateral target, speed level, horizon); everything that depends on only one family is computed once
+per family, not per candidate (the feasibility masks and cost terms: planning/lattice_bounds.py).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,9 +14,7 @@ from planning.polynomials import evaluate_grid, quartic_coeffs, quintic_coeffs
 
 @dataclass(frozen=True, slots=True)
 class Family:
-    """Profiles of one axis in one buffer (4, M, n_T, K): position, velocity, acceleration, jerk.
-    One buffer lets the feasibility checks reduce v, a and j together (one min, one max) instead
-    of six calls over the same data."""
+    """Profiles of one axis in one buffer (4, M, n_T, K): position, velocity, acceleration, jerk."""
 
     xvaj: np.ndarray
 
@@ -57,38 +54,6 @@ def longitudinal_family(s0: float, v0: float, a0: float, accel_levels_mps2: np.n
     T = np.tile(horizons_s, n_v)
     c = quartic_coeffs(s0, v0, a0, v_tgt.ravel(), np.zeros(n_v * n_T), T)
     return Family(np.stack(evaluate_grid(c.reshape(n_v, n_T, 6), horizons_s, t_s))), v_tgt
-
-
-def integral_sq(z: np.ndarray, dt_s: float) -> np.ndarray:
-    """Sum of squares over the last (time) axis times dt: a rectangle-rule integral of z^2."""
-    return np.einsum("...k,...k->...", z, z) * dt_s
-
-
-def lateral_feasible(lat: Family, max_lat_accel_mps2: float, road_half_width_m: float,
-                     ego_half_width_m: float) -> np.ndarray:
-    """(n_d, n_T): lateral acceleration within limits and the ego body stays on the road."""
-    x_and_a = lat.xvaj[::2]  # only position and acceleration are limited
-    # max |z| as max(max z, -min z): two reductions, no |.| copy of the profiles.
-    x_abs, a_abs = np.maximum(np.maximum.reduce(x_and_a, axis=-1), -np.minimum.reduce(x_and_a, axis=-1))
-    return (x_abs + ego_half_width_m <= road_half_width_m + 1e-9) & (a_abs <= max_lat_accel_mps2)
-
-
-def longitudinal_feasible(lon: Family, max_accel_mps2: float, max_decel_mps2: float, max_jerk_mps3: float,
-                          v_max_mps: float, comfort_decel_mps2: float = math.inf,
-                          comfort_jerk_mps3: float = math.inf) -> tuple[np.ndarray, np.ndarray]:
-    """(n_v, n_T) each: acceleration, jerk and speed (no reversing, no exceeding the cap) within
-    limits; and beyond the comfort limits (an emergency manoeuvre). One min and one max over the
-    family's v, a and j together."""
-    # Reduced over time as the outer axis of a time-major copy: numpy reduces a short contiguous
-    # inner axis row by row (~420 x 3 rows of 51 here) but an outer one with whole-array vector
-    # operations; the copy plus both reductions take ~60% of the row-wise min and max.
-    vaj_by_time = np.ascontiguousarray(np.moveaxis(lon.xvaj[1:], -1, 0))
-    lo, hi = np.minimum.reduce(vaj_by_time, axis=0), np.maximum.reduce(vaj_by_time, axis=0)  # (3, n_v, n_T)
-    a_min = lo[1]
-    j_abs = np.maximum(hi[2], -lo[2])
-    ok = (hi[1] <= max_accel_mps2 + 1e-9) & (a_min >= -max_decel_mps2 - 1e-9) & (j_abs <= max_jerk_mps3 + 1e-9)
-    ok &= (lo[0] >= -0.05) & (hi[0] <= v_max_mps + 0.05)
-    return ok, (a_min < -comfort_decel_mps2 - 0.1) | (j_abs > comfort_jerk_mps3 + 1e-6)
 
 
 def lateral_family_tabled(lat_map: np.ndarray, d0: float, dd0: float, ddd0: float,
