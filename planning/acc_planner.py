@@ -59,6 +59,13 @@ class AccPlannerConfig:
                         self.comfort_decel_mps2, self.approach_decel_mps2, self.cruise_decel_mps2, self.max_decel_mps2,
                         self.comfort_jerk_mps3, self.emergency_jerk_mps3, self.lead_brake_threshold_mps2)
 
+    def gains_array(self, time_gap_s: float) -> np.ndarray:
+        """``gains(time_gap_s).as_array()`` without building the dataclass (once per lattice plan)."""
+        return np.array([self.standstill_gap_m, time_gap_s, self.reaction_s, self.k_speed_1ps, self.k_rel_speed_1ps,
+                         self.k_gap_1ps2, self.comfort_accel_mps2, self.comfort_decel_mps2, self.approach_decel_mps2,
+                         self.cruise_decel_mps2, self.max_decel_mps2, self.comfort_jerk_mps3, self.emergency_jerk_mps3,
+                         self.lead_brake_threshold_mps2], dtype=np.float64)
+
 
 @dataclass(frozen=True, slots=True)
 class AccPlannerState:

@@ -67,7 +67,7 @@ def lane_references(ft: FrenetTracks, accel_tracks_mps2: np.ndarray, s_ego_m: fl
         valid_py[j] = valid_py[j] and not (crossed[j] or crossed[1])
     valid = np.array(valid_py)
     v_target = target_speed(road, s_ego_m, v0_mps, limits, acc)
-    gains = acc.gains(max(acc.time_gap_s, limits.time_gap_s)).as_array()
+    gains = acc.gains_array(max(acc.time_gap_s, limits.time_gap_s))
     ref_steps, reference_step_s = interp_ref.shape[1], float(t_ref_s[1] - t_ref_s[0])
     centres = np.array([(ln - 0.5 * (road.num_lanes - 1)) * road.lane_width_m for ln in (lane - 1, lane, lane + 1)])
     leads, gaps = select_leads(ft, s_ego_m, centres, acc.ego_front_m, acc.ego_half_width_m,

@@ -26,6 +26,7 @@ from typing import Callable
 
 import numpy as np
 
+from core.geometry import wrap_angle
 from core.messages import EgoState, ModeLimits, Plan, Tracks
 from core.road import Road
 from planning.acc_planner import ego_from_plan, ego_is_finite, initial_accel, stop_profile_plan
@@ -37,24 +38,29 @@ from planning.lattice_bounds import candidate_bounds, longitudinal_family
 from planning.lattice_grid import lateral_family_tabled
 from planning.lattice_obstacles import MAX_OBJECTS, followers_in_lane, obstacle_terms
 from planning.lattice_tables import LatticeTables, tables_for
-from planning.prediction import estimate_yaw_rate, predict
+from planning.prediction import predict
 from planning.track_frenet import curvature_at, road_heading_curvature, tracks_to_frenet
 
 __all__ = ["LatticeConfig", "LatticeState", "LatticeTables", "lattice_plan_step"]
 
 
-def _accel_estimate(ids, vs, state: LatticeState, dt_s: float, smoothing: float) -> np.ndarray:
-    """Along-road acceleration per track by finite difference against the same id, low-passed."""
-    out = np.zeros(ids.shape[0])
-    if state.track_ids.shape[0] == 0 or dt_s <= 0.0 or ids.shape[0] == 0:
-        return out
+def _track_rates(ft, state: LatticeState, dt_s: float, smoothing: float) -> tuple[np.ndarray, np.ndarray]:
+    """Yaw rate and along-road acceleration per track, from the memory of the same id in the
+    previous plan (0 for new ids): the yaw by finite difference (estimate_yaw_rate's), the
+    acceleration by finite difference low-passed by ``smoothing`` and clipped. One sorted lookup
+    of the ids serves both."""
+    n = ft.ids.shape[0]
+    yaw_rate, accel = np.zeros(n), np.zeros(n)
+    if state.track_ids.shape[0] == 0 or dt_s <= 0.0 or n == 0:
+        return yaw_rate, accel
     order = np.argsort(state.track_ids, kind="stable")
-    pos = np.minimum(np.searchsorted(state.track_ids[order], ids), order.shape[0] - 1)
-    found = state.track_ids[order[pos]] == ids
+    pos = np.minimum(np.searchsorted(state.track_ids[order], ft.ids), order.shape[0] - 1)
+    found = state.track_ids[order[pos]] == ft.ids
     j = order[pos[found]]
-    raw = (vs[found] - state.track_vs[j]) / dt_s
-    out[found] = state.track_accel[j] + smoothing * (raw - state.track_accel[j])
-    return np.minimum(np.maximum(out, -12.0), 6.0)
+    yaw_rate[found] = wrap_angle(ft.yaw_rad[found] - state.track_yaws[j]) / dt_s
+    raw = (ft.vs_mps[found] - state.track_vs[j]) / dt_s
+    accel[found] = state.track_accel[j] + smoothing * (raw - state.track_accel[j])
+    return yaw_rate, np.minimum(np.maximum(accel, -12.0), 6.0)
 
 
 def _lane_of(road: Road, d_m: float) -> int:
@@ -113,8 +119,7 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
         dropped = len(ft) - MAX_OBJECTS
         ft = type(ft)(*(getattr(ft, f)[near] for f in ft.__slots__))
     dt_mem = (t_ns - state.track_t_ns) * 1e-9 if state.track_t_ns >= 0 else 0.0
-    yaw_rate = estimate_yaw_rate(ft.ids, ft.yaw_rad, state.track_ids, state.track_yaws, dt_mem)
-    accel_tr = _accel_estimate(ft.ids, ft.vs_mps, state, dt_mem, cfg.track_accel_smoothing)
+    yaw_rate, accel_tr = _track_rates(ft, state, dt_mem, cfg.track_accel_smoothing)
     pred = predict(ft, yaw_rate, road, t_s, cfg.prediction, accel_tr, tab.prediction)
     memory = dict(track_ids=ft.ids, track_yaws=ft.yaw_rad, track_vs=ft.vs_mps, track_accel=accel_tr,
                   track_t_ns=t_ns, ignored_tracks=state.ignored_tracks + n_bad,
