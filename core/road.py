@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 
+from core.jit import kernel
+
 SAMPLE_SPACING_M = 0.5
 # Arcs are split into pieces turning at most this much, so that "nearest point of the piece" is the
 # angular clamp of the foot point (the distance to an arc point is monotone in the angle only within
@@ -98,11 +100,6 @@ class Road:
         # Per-sample tables so that a projection gathers instead of re-evaluating cos and sin.
         self._cos_h, self._sin_h = np.cos(self.heading_rad), np.sin(self.heading_rad)
         self._line_cos_sin = (float(self._cos_h[0]), float(self._sin_h[0]))
-        # A straight road's along and left unit vectors as (1, 2) rows: _line_to_cartesian moves
-        # both coordinates in one broadcast each, the same products and sums as per column.
-        cos_0, sin_0 = self._line_cos_sin
-        self._line_along = np.array([[cos_0, sin_0]])
-        self._line_left = np.array([[-sin_0, cos_0]])
 
     def nearest_sample(self, xy: np.ndarray) -> np.ndarray:
         """Index of the reference-line sample nearest to each point of xy (N, 2) -> (N,) int64.
@@ -170,26 +167,19 @@ class Road:
 
     def to_cartesian(self, s, d) -> tuple[np.ndarray, np.ndarray]:
         """Frenet (s, d) -> map xy (…, 2) and the reference heading there."""
-        if self.is_straight:
-            s, d = np.asarray(s, dtype=np.float64), np.asarray(d, dtype=np.float64)
-            if s.ndim == 1 and d.shape == s.shape:
-                return self._line_to_cartesian(s, d)
+        s, d = np.asarray(s, dtype=np.float64), np.asarray(d, dtype=np.float64)
+        if s.ndim == 1 and d.shape == s.shape:
+            # Points as 1-D arrays (the actors every physics tick, plans, lane markings): one compiled
+            # call instead of ~25 small numpy operations, with their arithmetic.
+            cos_0, sin_0 = self._line_cos_sin
+            # The kernel's signature takes writeable arrays: a read-only one (np.broadcast_to) is copied.
+            s = s if s.flags.writeable else s.copy()
+            d = d if d.flags.writeable else d.copy()
+            return _frenet_to_map(s, d, self.s_m, self.xy_m, self.heading_rad, self.curvature_1pm, self.length_m,
+                                  self.is_straight, cos_0, sin_0)
         ref, heading, _ = self.interpolate(s)
-        d = np.asarray(d, dtype=np.float64)
         normal = np.stack([-np.sin(heading), np.cos(heading)], axis=-1)
         return ref + d[..., None] * normal, heading
-
-    def _line_to_cartesian(self, s: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """to_cartesian on a road without curvature, operation for operation with k == 0 folded in:
-        chord == u, and the mid and end headings are the sample's own, read from the tables."""
-        s = np.minimum(np.maximum(s, 0.0), self.length_m)
-        i = np.minimum(np.maximum((s / SAMPLE_SPACING_M).astype(np.int64), 0), self.s_m.shape[0] - 2)
-        u = s - self.s_m[i]
-        heading = self.heading_rad[i] + 0.0 * u  # h0 + k u with k == 0, NaN-propagating like it
-        # x = ref_x + u cos - d sin, y = ref_y + u sin + d cos, in that order of operations.
-        out = self.xy_m[i] + u[:, None] * self._line_along
-        out += d[:, None] * self._line_left
-        return out, heading
 
     def _line_point_to_frenet(self, x: float, y: float) -> tuple[float, float]:
         """to_frenet of one point on a straight road, operation for operation as the array
@@ -265,3 +255,47 @@ class _Pieces:
         return _Pieces(row(s0), row(s1), row(s_mid), row(mid_xy[:, 0]), row(mid_xy[:, 1]), row(cos_h),
                        row(sin_h), row(mid_xy[:, 0] - rad_x), row(mid_xy[:, 1] - rad_y), row(rad_x),
                        row(rad_y), row(inv_k))
+
+
+@kernel("Tuple((float64[:, ::1], float64[::1]))(float64[:], float64[:], float64[::1], float64[:, ::1], float64[::1],"
+        " float64[::1], float64, boolean, float64, float64)")
+def _frenet_to_map(s_m, d_m, s_table, xy_table, heading_table, curvature_table, length_m, straight, cos_0, sin_0):
+    """Road.to_cartesian of N points: map xy (N, 2) and the reference heading (N,).
+
+    Operation for operation the numpy forms it replaced (tests/core/test_road_kernels.py keeps them
+    as the bit-exact reference). A curved road: Road.interpolate (s clipped to the road, the exact
+    arc from the sample below) plus d along the normal. A straight road (``straight``, one heading
+    whose cosine and sine are cos_0, sin_0): the same with k == 0 folded in, so the chord is u and
+    no sine or cosine is evaluated; s is clamped as np.minimum(np.maximum(s, 0), length), which
+    differs from np.clip only in the sign of a zero.
+    """
+    n = s_m.shape[0]
+    last = s_table.shape[0] - 2
+    xy = np.empty((n, 2))
+    heading = np.empty(n)
+    for j in range(n):
+        s, d = s_m[j], d_m[j]
+        if straight:
+            s = s if (s > 0.0 or s != s) else 0.0  # np.maximum: a tie gives the second operand
+            s = s if (s < length_m or s != s) else length_m
+        else:
+            s = 0.0 if s < 0.0 else (length_m if s > length_m else s)  # np.clip: NaN and ties stay
+        if s != s:
+            i = 0  # numpy casts NaN to the most negative integer, which the clamp lifts to 0
+        else:
+            i = np.int64(s / SAMPLE_SPACING_M)
+            i = 0 if i < 0 else (last if i > last else i)
+        u = s - s_table[i]
+        if straight:
+            heading[j] = heading_table[i] + 0.0 * u  # h0 + k u with k == 0, NaN-propagating like it
+            xy[j, 0] = xy_table[i, 0] + u * cos_0 + d * -sin_0
+            xy[j, 1] = xy_table[i, 1] + u * sin_0 + d * cos_0
+        else:
+            k, h0 = curvature_table[i], heading_table[i]
+            h = h0 + k * u
+            mid = h0 + 0.5 * k * u
+            chord = 2.0 * math.sin(0.5 * k * u) / k if abs(k) > 1e-12 else u
+            heading[j] = h
+            xy[j, 0] = xy_table[i, 0] + chord * math.cos(mid) + d * -math.sin(h)
+            xy[j, 1] = xy_table[i, 1] + chord * math.sin(mid) + d * math.cos(h)
+    return xy, heading

@@ -1,0 +1,106 @@
+"""Road.to_cartesian's compiled kernel (core/road.py ``_frenet_to_map``) against the numpy forms it
+replaced, kept here as the reference: the same operations in the same order, so the results must be
+equal to the bit (core/jit.py), points off the road's ends, signed zeros and NaN included."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.road import SAMPLE_SPACING_M, Road, RoadSegment
+
+ROADS = {
+    "straight": Road((RoadSegment(2000.0),), 3, 3.5, 25.0),
+    "rotated_straight": Road((RoadSegment(300.0), RoadSegment(300.0, 0.0)), 3, 3.5, 25.0, start_pose=(1.0, 2.0, 0.3)),
+    "s_bend": Road((RoadSegment(100.0), RoadSegment(300.0, -1 / 60.0), RoadSegment(50.0),
+                    RoadSegment(700.0, 1 / 80.0)), 3, 3.5, 25.0, start_pose=(5.0, -3.0, 0.7)),
+    "spiral_over_a_full_turn": Road((RoadSegment(500.0, 1 / 50.0),), 2, 3.5, 25.0),
+    "barely_curved": Road((RoadSegment(500.0, 1e-13),), 3, 3.5, 30.0),  # below the arc threshold
+    "curve_scenario": Road((RoadSegment(200.0), RoadSegment(700.0, 0.004), RoadSegment(600.0)), 3, 3.5, 20.0),
+}
+
+
+# --- reference: the numpy forms ----------------------------------------------------------------------
+def reference_interpolated(road: Road, s, d):
+    """Road.interpolate plus d along the normal (the general path)."""
+    s = np.clip(np.asarray(s, dtype=np.float64), 0.0, road.length_m)
+    i = np.clip((s / SAMPLE_SPACING_M).astype(np.int64), 0, len(road.s_m) - 2)
+    u = s - road.s_m[i]
+    k = road.curvature_1pm[i]
+    h0 = road.heading_rad[i]
+    heading = h0 + k * u
+    mid = h0 + 0.5 * k * u
+    chord = np.where(np.abs(k) > 1e-12, 2.0 * np.sin(0.5 * k * u) / np.where(k == 0, 1.0, k), u)
+    ref = road.xy_m[i] + np.stack([chord * np.cos(mid), chord * np.sin(mid)], axis=-1)
+    normal = np.stack([-np.sin(heading), np.cos(heading)], axis=-1)
+    return ref + np.asarray(d, dtype=np.float64)[..., None] * normal, heading
+
+
+def reference_line(road: Road, s, d):
+    """The straight road's numpy path: k == 0 folded in, one heading's cosine and sine."""
+    cos_0, sin_0 = np.cos(road.heading_rad[0]), np.sin(road.heading_rad[0])
+    s = np.minimum(np.maximum(s, 0.0), road.length_m)
+    i = np.minimum(np.maximum((s / SAMPLE_SPACING_M).astype(np.int64), 0), road.s_m.shape[0] - 2)
+    u = s - road.s_m[i]
+    heading = road.heading_rad[i] + 0.0 * u
+    out = road.xy_m[i] + u[:, None] * np.array([[cos_0, sin_0]])
+    out += d[:, None] * np.array([[-sin_0, cos_0]])
+    return out, heading
+
+
+def reference(road: Road, s, d):
+    return reference_line(road, s, d) if road.is_straight else reference_interpolated(road, s, d)
+
+
+def same_bits(a, b) -> bool:
+    a, b = np.asarray(a), np.asarray(b)
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+def frenet_points(road: Road, rng, n):
+    s = np.concatenate([rng.uniform(-20.0, road.length_m + 20.0, n), road.s_m[::37] + rng.uniform(-1e-9, 1e-9),
+                        road.s_m[::53], [0.0, -0.0, road.length_m, np.nextafter(road.length_m, 0.0), 1e-300]])
+    d = rng.uniform(-9.0, 9.0, s.shape[0])
+    d[::11] = -0.0
+    d[::13] = 0.0
+    return s, d
+
+
+@pytest.mark.parametrize("name", sorted(ROADS))
+def test_to_cartesian_matches_the_numpy_forms(name):
+    road, rng = ROADS[name], np.random.default_rng(17)
+    s, d = frenet_points(road, rng, 20000)
+    with np.errstate(invalid="ignore"):
+        xy_ref, h_ref = reference(road, s, d)
+    xy, h = road.to_cartesian(s, d)
+    assert same_bits(xy, xy_ref) and same_bits(h, h_ref)
+    # Strided and broadcast inputs take the same path.
+    xy, h = road.to_cartesian(s[::3], np.broadcast_to(d[:1], s[::3].shape))
+    xy_ref, h_ref = reference(road, s[::3], np.broadcast_to(d[:1], s[::3].shape))
+    assert same_bits(xy, xy_ref) and same_bits(h, h_ref)
+
+
+@pytest.mark.parametrize("name", sorted(ROADS))
+def test_to_cartesian_non_finite_points_follow_numpy(name):
+    road = ROADS[name]
+    s = np.array([np.nan, np.inf, -np.inf, 10.0, 10.0, np.nan])
+    d = np.array([0.0, 1.0, 1.0, np.nan, np.inf, np.nan])
+    with np.errstate(invalid="ignore"):
+        xy_ref, h_ref = reference(road, s, d)
+        xy, h = road.to_cartesian(s, d)
+    # NaN where numpy has NaN (the sign of a NaN from two NaN operands is not specified), the bits elsewhere.
+    for got, ref in ((xy, xy_ref), (h, h_ref)):
+        assert np.array_equal(np.isnan(got), np.isnan(ref))
+        assert same_bits(got[~np.isnan(ref)], ref[~np.isnan(ref)])
+
+
+def test_to_cartesian_other_shapes_keep_the_interpolation():
+    road = ROADS["s_bend"]
+    xy, h = road.to_cartesian(120.0, 1.5)
+    xy_ref, h_ref = reference_interpolated(road, 120.0, 1.5)
+    assert xy.shape == (2,) and same_bits(xy, xy_ref) and same_bits(h, h_ref)
+    s = np.linspace(0.0, 300.0, 12).reshape(3, 4)
+    xy, h = road.to_cartesian(s, 0.5)
+    xy_ref, h_ref = reference_interpolated(road, s, 0.5)
+    assert xy.shape == (3, 4, 2) and same_bits(xy, xy_ref) and same_bits(h, h_ref)
+    xy, h = road.to_cartesian(np.zeros(0), np.zeros(0))
+    assert xy.shape == (0, 2) and h.shape == (0,)
