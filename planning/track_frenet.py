@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.jit import kernel
 from core.messages import Tracks
 from core.road import SAMPLE_SPACING_M, Road
 
@@ -107,14 +108,48 @@ def select_leads(ft: FrenetTracks, s_ego_m: float, d_lanes_m: np.ndarray, ego_fr
     n_l = d_lanes_m.shape[0]
     if len(ft) == 0:
         return np.full(n_l, -1), np.full(n_l, np.inf)
-    d_end = ft.d_m + ft.vd_mps * cut_in_horizon_s
-    lo, hi = np.minimum(ft.d_m, d_end), np.maximum(ft.d_m, d_end)
-    lat = np.maximum(np.maximum(lo[None, :] - d_lanes_m[:, None], d_lanes_m[:, None] - hi[None, :]), 0.0)
-    in_corridor = lat < ego_half_width_m + 0.5 * ft.width_m + margin_m
-    half_length, ego_front = 0.5 * ft.length_m, s_ego_m + ego_front_m
-    gap = ft.s_m - half_length - ego_front
-    ahead = ft.s_m + half_length > ego_front
-    cand = np.where(in_corridor & ahead, gap, np.inf)
-    i = np.argmin(cand, axis=1)
-    g = cand.min(axis=1)  # the value at i
-    return np.where(np.isfinite(g), i, -1), g
+    return _select_leads(ft.s_m, ft.d_m, ft.vd_mps, ft.length_m, ft.width_m, float(s_ego_m),
+                         np.ascontiguousarray(d_lanes_m, dtype=np.float64), float(ego_front_m),
+                         float(ego_half_width_m), float(margin_m), float(cut_in_horizon_s))
+
+
+@kernel("Tuple((int64[::1], float64[::1]))(float64[:], float64[:], float64[:], float64[:], float64[:], float64,"
+        " float64[::1], float64, float64, float64, float64)")
+def _select_leads(s_m, d_m, vd_mps, length_m, width_m, s_ego_m, d_lanes_m, ego_front_m, ego_half_width_m, margin_m,
+                  cut_in_horizon_s):
+    """The lead search of ``select_leads`` for N > 0 tracks, compiled: per lane and track ~20 numpy
+    calls on a few elements each were the cost. The numpy form's operations per element, in its
+    order (kept as the reference in tests/planning/test_planner_kernels.py): a track is a
+    candidate if its lateral interval swept over the cut-in horizon comes within the corridor
+    (a NaN fails the test, as np.minimum/np.maximum propagate it into the comparison) and its
+    front is ahead of the ego's; the nearest by gap wins, the first of equals, a NaN gap winning
+    as np.argmin's; an infinite or NaN gap means none (-1)."""
+    n_l, n = d_lanes_m.shape[0], s_m.shape[0]
+    ego_front = s_ego_m + ego_front_m
+    leads = np.empty(n_l, np.int64)
+    gaps = np.empty(n_l)
+    for lane in range(n_l):
+        d_lane = d_lanes_m[lane]
+        best_i, best = 0, np.inf
+        for t in range(n):
+            d, d_end = d_m[t], d_m[t] + vd_mps[t] * cut_in_horizon_s
+            lo = d if d < d_end else d_end
+            hi = d_end if d < d_end else d
+            lat = lo - d_lane
+            right = d_lane - hi
+            lat = right if right > lat else lat
+            lat = lat if lat > 0.0 else 0.0
+            nan = d != d or d_end != d_end or d_lane != d_lane
+            in_corridor = not nan and lat < ego_half_width_m + 0.5 * width_m[t] + margin_m
+            half_length = 0.5 * length_m[t]
+            gap = s_m[t] - half_length - ego_front
+            ahead = s_m[t] + half_length > ego_front
+            cand = gap if (in_corridor and ahead) else np.inf
+            if t == 0 or cand < best:
+                best_i, best = t, cand
+            if cand != cand:
+                best_i, best = t, cand
+                break
+        leads[lane] = best_i if np.isfinite(best) else -1
+        gaps[lane] = best
+    return leads, gaps

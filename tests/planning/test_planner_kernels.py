@@ -293,3 +293,45 @@ def test_batch_kernels_equal_numpy_reference(curved, nan):
                             obs.rear_rel, obs.s_ref_m, 3.7, 0.5, 6.0, np.inf)
         assert got == want
     assert (seen > 10).all(), seen  # both outcomes of both checks were exercised
+
+
+# --- reference: select_leads' numpy form (before the lead search was compiled) ---
+def _ref_select_leads(ft, s_ego_m, d_lanes_m, ego_front_m, ego_half_width_m, margin_m, cut_in_horizon_s):
+    n_l = d_lanes_m.shape[0]
+    if len(ft) == 0:
+        return np.full(n_l, -1), np.full(n_l, np.inf)
+    d_end = ft.d_m + ft.vd_mps * cut_in_horizon_s
+    lo, hi = np.minimum(ft.d_m, d_end), np.maximum(ft.d_m, d_end)
+    lat = np.maximum(np.maximum(lo[None, :] - d_lanes_m[:, None], d_lanes_m[:, None] - hi[None, :]), 0.0)
+    in_corridor = lat < ego_half_width_m + 0.5 * ft.width_m + margin_m
+    half_length, ego_front = 0.5 * ft.length_m, s_ego_m + ego_front_m
+    gap = ft.s_m - half_length - ego_front
+    ahead = ft.s_m + half_length > ego_front
+    cand = np.where(in_corridor & ahead, gap, np.inf)
+    i = np.argmin(cand, axis=1)
+    g = cand.min(axis=1)
+    return np.where(np.isfinite(g), i, -1), g
+
+
+def test_select_leads_kernel_equals_numpy_reference():
+    from planning.track_frenet import FrenetTracks, select_leads
+    rng = np.random.default_rng(7)
+    for case in range(400):
+        n = int(rng.integers(0, 9))
+        s = rng.uniform(80.0, 160.0, n)
+        d = rng.choice([-3.5, 0.0, 3.5], n) + rng.normal(0.0, 0.8, n)
+        vd = rng.normal(0.0, 0.8, n) * (rng.random(n) < 0.4)
+        length, width = rng.uniform(3.0, 6.0, n), rng.uniform(1.5, 2.5, n)
+        if n and case % 6 == 0:  # ties in gap, NaN and inf entries
+            s[-1] = s[0]
+            length[-1] = length[0]
+        if n and case % 9 == 0:
+            [s, d, vd, length, width][case % 5][int(rng.integers(0, n))] = rng.choice([np.nan, np.inf, -np.inf])
+        z = np.zeros(n)
+        ft = FrenetTracks(np.arange(n), s, d, z + 20.0, vd, length, width, z, z, z, z, z)
+        lanes = np.array([-3.5, 0.0, 3.5]) + (np.nan if case == 13 else 0.0) * (np.arange(3) == 1)
+        args = (float(rng.uniform(90.0, 120.0)), lanes, 3.9, 0.95, 0.3, 2.0)
+        i, g = select_leads(ft, *args)
+        i_ref, g_ref = _ref_select_leads(ft, *args)
+        assert np.array_equal(i, i_ref), case
+        assert np.array_equal(g, g_ref, equal_nan=True), case
