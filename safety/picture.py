@@ -31,7 +31,8 @@ def position_sigma_m(covariance: np.ndarray) -> float:
     c = np.asarray(covariance, dtype=np.float64)
     if c.ndim != 2 or c.shape[0] < 2 or c.shape[1] < 2:
         return math.inf
-    a, b, d = float(c[0, 0]), 0.5 * float(c[0, 1] + c[1, 0]), float(c[1, 1])
+    (a, c01), (c10, d) = c[:2, :2].tolist()  # one conversion, not four numpy scalars
+    b = 0.5 * (c01 + c10)
     if not (math.isfinite(a) and math.isfinite(b) and math.isfinite(d)) or a < 0.0 or d < 0.0:
         return math.inf
     # Closed form for the symmetric 2x2: mean + sqrt(half-difference^2 + b^2).

@@ -50,9 +50,17 @@ def evaluate(rules: tuple[PolicyRule, ...], lost: frozenset[str], flags: frozens
         return Mode.NOMINAL, ""
     mode, reasons = Mode.NOMINAL, []
     for rule in rules:
-        # The cheap half of ``fires`` first: most rules wait for a flag that is not set, or for a
-        # lost stream when none is lost.
-        if (rule.flag not in flags) if rule.flag else not lost:
+        # ``fires`` unrolled, cheapest test first: most rules wait for a flag that is not set, or for
+        # a lost stream when none is lost (a rule with streams needs min_lost >= 1 of them lost).
+        flag = rule.flag
+        if flag:
+            if flag not in flags:
+                continue
+            if not rule.streams:
+                reasons.append(rule.reason)
+                mode = max(mode, rule.mode)
+                continue
+        if not lost:
             continue
         if rule.fires(lost, flags):
             reasons.append(rule.reason)
