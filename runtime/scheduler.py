@@ -155,8 +155,9 @@ class Scheduler:
         """Change a task's priority for its runs from now on (queued runs included)."""
         task = self._tasks[name]
         task.spec = replace(task.spec, priority=priority)
-        self._queue = [(t, priority if p[0] == "run" and p[1] == name else pr, seq, p)
-                       for t, pr, seq, p in self._queue]
+        # In place: run_until holds the queue in a local.
+        self._queue[:] = [(t, priority if p[0] == "run" and p[1] == name else pr, seq, p)
+                          for t, pr, seq, p in self._queue]
         heapq.heapify(self._queue)
 
     def close(self) -> None:
@@ -186,30 +187,31 @@ class Scheduler:
         """Process every event with time <= end_ns."""
         self._loop_thread = threading.get_ident()
         off_loop = any(t.worker is not None for t in self._tasks.values())
+        # Locals: one pass of this loop per event (~15,000 in a 20 s closed-loop run).
+        events, tasks, wait_until, pop = self._queue, self._tasks, self.clock.wait_until, heapq.heappop
         while True:
             if off_loop:
                 self._drain_inbox()
-            if not self._queue or self._queue[0][0] > end_ns:
+            if not events or events[0][0] > end_ns:
                 break
-            if off_loop and self._wait_inbox(self._queue[0][0]):
+            if off_loop and self._wait_inbox(events[0][0]):
                 continue  # a worker reported before the next event was due: its outputs may come first
-            t_ns, _, _, payload = heapq.heappop(self._queue)
-            self.clock.wait_until(t_ns)
+            t_ns, _, _, payload = pop(events)
+            wait_until(t_ns)
             self.now_ns = t_ns
-            kind = payload[0]
+            kind, name_or_topic, trigger_or_message, ready_ns = payload
             if kind == "deliver":
-                _, topic, message, _ = payload
-                self._deliver(t_ns, topic, message)
+                self._deliver(t_ns, name_or_topic, trigger_or_message)
             else:
-                _, name, trigger, ready_ns = payload
-                self._run_task(self._tasks[name], t_ns, trigger, ready_ns, first_dispatch=kind == "run")
+                self._run_task(tasks[name_or_topic], t_ns, trigger_or_message, ready_ns, kind == "run")
 
     def _deliver(self, t_ns: int, topic: str, message: Any) -> None:
         for listener in self._listeners:
             listener(t_ns, topic, message)
-        for name in self._subscribers.get(topic, ()):
-            task = self._tasks[name]
-            self._push(t_ns, task.spec.priority, ("run", name, (topic, message), t_ns))
+        subscribers = self._subscribers.get(topic)
+        if subscribers:
+            for name in subscribers:
+                self._push(t_ns, self._tasks[name].spec.priority, ("run", name, (topic, message), t_ns))
 
     def _wait_inbox(self, t_ns: int) -> bool:
         """Sleep until t_ns unless a worker reports first (then handle it and return True)."""
@@ -258,20 +260,21 @@ class Scheduler:
         task.pending.append((trigger, ready_ns))
 
     def _run_task(self, task: _Task, t_ns: int, trigger, ready_ns: int, first_dispatch: bool = True) -> None:
-        spec = task.spec
+        spec, mode = task.spec, self.mode
+        period_ns = spec.period_ns
         # A run re-queued behind its busy executor ("rerun") must not plan the next period again:
         # that would start a second periodic chain on every re-queue.
-        if spec.period_ns > 0 and trigger is None and first_dispatch:
+        if period_ns > 0 and trigger is None and first_dispatch:
             # The next periodic run is planned from the nominal grid, never from the actual start:
             # a late run does not shift the rate, and missed periods are skipped, not bunched.
-            next_ns = ready_ns + spec.period_ns
-            if self.mode == "realtime":
+            next_ns = ready_ns + period_ns
+            if mode == "realtime":
                 now = self.clock.now_ns()
                 if next_ns <= now:
-                    skipped = (now - next_ns) // spec.period_ns + 1
-                    next_ns += skipped * spec.period_ns
+                    skipped = (now - next_ns) // period_ns + 1
+                    next_ns += skipped * period_ns
             self._push(next_ns - task.lead_ns, spec.priority, ("run", spec.name, None, next_ns))
-        if self.mode == "latency" and task.busy_until_ns > t_ns:
+        if mode == "latency" and task.busy_until_ns > t_ns:
             # One executor per task: wait for the previous run to finish (queueing delay).
             self._push(task.busy_until_ns, spec.priority, ("rerun", spec.name, trigger, ready_ns))
             return
@@ -279,21 +282,24 @@ class Scheduler:
             self._submit(task, trigger, ready_ns)
             return
         start_ns = t_ns
-        if self.mode == "realtime":
+        if mode == "realtime":
             # Stages get their actual start; the simulator (untimed) steps on its nominal grid.
             start_ns = self.clock.now_ns() if spec.timed else ready_ns
-        t0 = self.timer()
+        timer = self.timer
+        t0 = timer()
         result = task.run(start_ns, trigger)
-        duration_ns = self.timer() - t0
+        duration_ns = timer() - t0
         self._finish(task, start_ns, ready_ns, duration_ns, result,
-                     self.clock.now_ns() if self.mode == "realtime" else None, t_ns)
+                     self.clock.now_ns() if mode == "realtime" else None, t_ns)
 
     def _finish(self, task: _Task, start_ns: int, ready_ns: int, duration_ns: int, result,
                 realtime_end_ns: int | None, t_ns: int | None = None) -> None:
         """Account a finished run and publish its outputs (on the loop thread, in every mode)."""
-        spec = task.spec
+        spec, mode = task.spec, self.mode
         scale, hung = 1.0, False
-        if isinstance(result, TaskOutcome):
+        if type(result) is list:
+            outputs = result  # a run's own fresh list (the common case): iterated once, below
+        elif isinstance(result, TaskOutcome):
             scale, hung = result.compute_scale, result.hung
             duration_ns = int(duration_ns * scale)
             if hung:
@@ -303,7 +309,7 @@ class Scheduler:
             outputs = list(result)
         if spec.timed:
             missed = duration_ns > spec.budget_ns
-            if self.mode == "ideal":
+            if mode == "ideal":
                 # Behaviour must not depend on the machine: the watchdog sees modelled compute time,
                 # NOMINAL_UTILISATION of the budget per run (scaled by an injected slow=K), and only
                 # the report shows what was measured.
@@ -312,11 +318,15 @@ class Scheduler:
                 behavioural_miss = missed
             task.missed_in_a_row = task.missed_in_a_row + 1 if behavioural_miss else 0
             self.timings.append(StageTiming(spec.name, start_ns, ready_ns, duration_ns, spec.budget_ns, missed))
-        if self.mode == "latency":
+        if not outputs:
+            if mode == "latency" and spec.timed:
+                task.busy_until_ns = start_ns + duration_ns
+            return
+        if mode == "latency":
             available_ns = start_ns + duration_ns
             if spec.timed:  # the simulator's own compute is not the stack's: it never delays sim time
                 task.busy_until_ns = available_ns
-        elif self.mode == "realtime":
+        elif mode == "realtime":
             available_ns = realtime_end_ns
         else:
             available_ns = start_ns
