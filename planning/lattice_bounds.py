@@ -265,5 +265,21 @@ def candidate_bounds(lat_xvaj, d_targets_m, lane_slot, offsets_m, lanes, committ
         if np.isfinite(bound[c]):
             finite_index[n] = c
             n += 1
-    order = finite_index[np.argsort(bound[finite_index], kind="mergesort")]
+    # Bottom-up merge sort of the indices by bound, the left run first among equals (stable);
+    # written out because numba's argsort(kind="mergesort") takes seconds to compile.
+    order, other = finite_index, np.empty(n_finite, np.int64)
+    width = 1
+    while width < n_finite:
+        for lo in range(0, n_finite, 2 * width):
+            mid, hi = min(lo + width, n_finite), min(lo + 2 * width, n_finite)
+            a, b = lo, mid
+            for out in range(lo, hi):
+                if a < mid and (b >= hi or not bound[order[b]] < bound[order[a]]):
+                    other[out] = order[a]
+                    a += 1
+                else:
+                    other[out] = order[b]
+                    b += 1
+        order, other = other, order
+        width *= 2
     return bound, order
