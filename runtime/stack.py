@@ -34,6 +34,7 @@ FAULT_TARGET_STAGES = {
     "detector": ("perception.lidar", "perception.camera", "perception.radar"),
     "fusion": ("fusion",), "tracker": ("fusion",), "planner": ("planning",), "control": ("control",),
 }
+NO_FLAGS: frozenset[str] = frozenset()
 PRIORITY = {"sim": 0, "safety": 1, "perception": 2, "fusion": 3, "planning": 4, "control": 5}
 
 
@@ -215,15 +216,19 @@ class DrivingStack:
 
     def stage_flags(self, t_ns: int) -> frozenset[str]:
         flags = set()
-        if self.scheduler is not None and self.scheduler.missed_in_a_row("planning") >= 3:
+        sched = self.scheduler
+        if sched is not None and sched.missed_in_a_row("planning") >= 3:
             flags.add("planning.missed_3")
         if t_ns - self._last_exception_ns <= self._exception_hold_ns:
             flags.add("stage.exception")
-        ego = self._ego()
+        latest = self.bus.latest
+        ego = latest.get("/fusion/ego")
         if ego is not None and t_ns - ego.t_ns > self._control_timeout_ns:
             flags.add("control.stale_input")
-        flags |= self._picture(ego, self.bus.latest.get("/fusion/tracks"))
-        if self.scheduler is not None:
+        picture = self._picture(ego, latest.get("/fusion/tracks"))
+        if picture:
+            flags |= picture
+        if sched is not None:
             # The watch compares counts only when a counter moved (None: none did since the last run).
             counts = None
             if self._counts_changed:
@@ -233,11 +238,12 @@ class DrivingStack:
             # In ideal mode compute time delays no output, so an overrun is no hazard there (and the
             # mode must not depend on the machine's load); injected slow/hang faults still show via
             # planning.missed_3.
-            timings = self.scheduler.timings if self.scheduler.mode != "ideal" else ()
+            timings = sched.timings if sched.mode != "ideal" else ()
             self.stage_watch, watched = watch_step(self.stage_watch, timings, counts, t_ns,
                                                    self.steps.safety_cfg.stages)
-            flags |= watched
-        return frozenset(flags)
+            if watched:
+                flags |= watched
+        return frozenset(flags) if flags else NO_FLAGS
 
     def _picture(self, ego: EgoState | None, tracks: Tracks | None) -> frozenset[str]:
         if self._picture_inputs[0] is not ego or self._picture_inputs[1] is not tracks:
