@@ -101,6 +101,7 @@ class World:
                              lane=lane, lc_from_d_m=road.lane_center_d(lane), lc_t0_s=np.full(n, np.nan),
                              active=s < road.length_m, triggered=np.zeros(n, dtype=bool))
         self._next_trigger_t_s = next_trigger_t_s(fleet.kind, fleet.trigger_t_s, state.triggered)
+        self._pending_scripts = self._waiting_scripts(fleet, state.triggered)
         self._braking = np.zeros(n, dtype=bool)  # triggered hard-brakers; changes only at triggers
         self._any_braking = False
         # Start traffic no faster than the IDM equilibrium for its gap, so nobody brakes hard at t=0.
@@ -184,7 +185,7 @@ class World:
         ego_s, ego_d = self._ego_frenet()
         accel, _ = self._follow(fleet, state, ego_s, ego_d)
         if self._has_scripts:
-            if t_s >= self._next_trigger_t_s:
+            if t_s >= self._next_trigger_t_s and self._a_script_starts(state, t_s, ego_s):
                 state = self._trigger(fleet, state, t_s, ego_s)
             accel = self._script_override(state, accel, dt_s)
         if t_s >= self._next_mobil_t_s:
@@ -195,14 +196,41 @@ class World:
         self._ego = step_bicycle(self._ego, accel_cmd_mps2, steer_cmd_rad, dt_s, self.vehicle)
         self.t_ns += int(dt_ns)
 
+    @staticmethod
+    def _waiting_scripts(fleet: Fleet, triggered: np.ndarray) -> list[tuple[int, float, float, float]]:
+        """(row, trigger time [s], trigger time to collision [s] (NaN: none), half length [m]) of
+        each scripted vehicle not yet triggered."""
+        rows = np.flatnonzero((fleet.kind != KIND_TRAFFIC) & ~triggered)
+        return list(zip(rows.tolist(), fleet.trigger_t_s[rows].tolist(), fleet.trigger_ttc_s[rows].tolist(),
+                        (0.5 * fleet.length_m[rows]).tolist()))
+
+    def _a_script_starts(self, state: TrafficState, t_s: float, ego_s_m: float) -> bool:
+        """Whether _trigger would start a script now: update_triggers' condition on the few
+        scripted vehicles still waiting, in Python floats with _trigger's operations (a cut-in
+        waiting for its time to collision is asked every step, and nearly always says no)."""
+        ego_back = ego_s_m + 0.5 * self.vehicle.length_m
+        ego_v = self._ego.v_mps
+        for row, trigger_t_s, trigger_ttc_s, half_length in self._pending_scripts:
+            if not t_s >= trigger_t_s:
+                continue
+            if trigger_ttc_s != trigger_ttc_s:  # NaN: on time alone
+                return True
+            gap = float(state.s_m[row]) - half_length - ego_back
+            closing = ego_v - float(state.v_mps[row])
+            ttc = gap / closing if (closing > 0.0 and gap >= 0.0) else math.inf  # time_to_collision_s
+            if ttc <= trigger_ttc_s:
+                return True
+        return False
+
     def _trigger(self, fleet: Fleet, state: TrafficState, t_s: float, ego_s_m: float) -> TrafficState:
         """Start the scripts whose trigger time (and time to collision, ``ego_s_m`` the ego centre's
-        arc length) has come (called only once a trigger time has)."""
+        arc length) has come (called only once _a_script_starts says one does)."""
         gap = state.s_m - 0.5 * fleet.length_m - (ego_s_m + 0.5 * self.vehicle.length_m)
         ttc = time_to_collision_s(gap, self._ego.v_mps - state.v_mps)
         triggered, newly = update_triggers(fleet.kind, fleet.trigger_t_s, state.triggered, t_s,
                                            fleet.trigger_ttc_s, ttc)
         self._next_trigger_t_s = next_trigger_t_s(fleet.kind, fleet.trigger_t_s, triggered)
+        self._pending_scripts = self._waiting_scripts(fleet, triggered)
         self._braking = (fleet.kind == KIND_HARD_BRAKE) & triggered
         self._any_braking = bool(self._braking.any())
         if not newly.any():

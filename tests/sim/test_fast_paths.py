@@ -169,3 +169,24 @@ def test_script_override_matches_scripted_accel(scenario):
             expected = scripted_accel(fleet.kind, state.triggered, state.v_mps, fleet.decel_mps2, a_idm, 0.01)
             assert np.array_equal(world._script_override(state, a_idm, 0.01), expected)
     assert world._state.triggered.any() or scenario == "stopped_vehicle"
+
+
+@pytest.mark.parametrize("scenario", ["cut_in", "lead_brake", "stopped_vehicle"])
+def test_script_start_check_agrees_with_update_triggers(scenario):
+    """World._a_script_starts (Python floats over the waiting scripts) says yes exactly when
+    update_triggers starts one, step by step, while the ego closes in, holds back or brakes."""
+    from sim.actors import time_to_collision_s, update_triggers
+
+    world = World(load_scenario(scenario), 0)
+    starts = 0
+    for k in range(900):
+        t_s = world.t_ns / 1e9
+        state, fleet = world._state, world._fleet
+        ego_s, _ = world._ego_frenet()
+        gap = state.s_m - 0.5 * fleet.length_m - (ego_s + 0.5 * world.vehicle.length_m)
+        ttc = time_to_collision_s(gap, world._ego.v_mps - state.v_mps)
+        _, newly = update_triggers(fleet.kind, fleet.trigger_t_s, state.triggered, t_s, fleet.trigger_ttc_s, ttc)
+        assert world._a_script_starts(state, t_s, ego_s) == bool(newly.any())
+        starts += int(newly.any())
+        world.step(-0.4 if 300 < k < 500 else 0.3, 0.0, 10_000_000)
+    assert starts >= (0 if scenario == "stopped_vehicle" else 1)
