@@ -172,9 +172,6 @@ class Road:
             # Points as 1-D arrays (the actors every physics tick, plans, lane markings): one compiled
             # call instead of ~25 small numpy operations, with their arithmetic.
             cos_0, sin_0 = self._line_cos_sin
-            # The kernel's signature takes writeable arrays: a read-only one (np.broadcast_to) is copied.
-            s = s if s.flags.writeable else s.copy()
-            d = d if d.flags.writeable else d.copy()
             return _frenet_to_map(s, d, self.s_m, self.xy_m, self.heading_rad, self.curvature_1pm, self.length_m,
                                   self.is_straight, cos_0, sin_0)
         ref, heading, _ = self.interpolate(s)
@@ -257,7 +254,11 @@ class _Pieces:
                        row(rad_y), row(inv_k))
 
 
-@kernel("Tuple((float64[:, ::1], float64[::1]))(float64[:], float64[:], float64[::1], float64[:, ::1], float64[::1],"
+# Any 1-D float64 array, read-only ones (np.broadcast_to, shared truth columns) included.
+_POINTS = "Array(float64, 1, 'A', readonly=True)"
+
+
+@kernel(f"Tuple((float64[:, ::1], float64[::1]))({_POINTS}, {_POINTS}, float64[::1], float64[:, ::1], float64[::1],"
         " float64[::1], float64, boolean, float64, float64)")
 def _frenet_to_map(s_m, d_m, s_table, xy_table, heading_table, curvature_table, length_m, straight, cos_0, sin_0):
     """Road.to_cartesian of N points: map xy (N, 2) and the reference heading (N,).

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.geometry import map_to_se2, wrap_angle
+from core.jit import kernel
 from core.messages import Detections3D, EgoState
 from sim.scenario import OracleConfig
 from sim.truth import ActorsTruth, EgoTruth
@@ -52,29 +52,67 @@ def oracle_objects(ego: EgoTruth, actors: ActorsTruth, rng: np.random.Generator,
     n = len(actors)
     if n == 0:
         return Detections3D.empty(ego.t_ns, SOURCE)
-    pos_noise = rng.normal(0.0, 1.0, (n, 2)) * cfg.position_sigma_m
-    vel_noise = rng.normal(0.0, 1.0, (n, 2)) * cfg.velocity_sigma_mps
-    yaw_noise = rng.normal(0.0, 1.0, n) * cfg.yaw_sigma_rad
-    kept = rng.random(n) >= cfg.dropout_prob
+    pos_z = rng.normal(0.0, 1.0, (n, 2))
+    vel_z = rng.normal(0.0, 1.0, (n, 2))
+    yaw_z = rng.normal(0.0, 1.0, n)
+    uniform = rng.random(n)
+    x, y, yaw = ego.pose.tolist()
+    boxes, velocities, idx = _detect(x, y, yaw, actors.xy_m, actors.yaw_rad, actors.speed_mps, actors.length_m,
+                                     actors.width_m, actors.height_m, pos_z, vel_z, yaw_z, uniform,
+                                     cfg.position_sigma_m, cfg.velocity_sigma_mps, cfg.yaw_sigma_rad,
+                                     cfg.dropout_prob, cfg.range_m)
+    m = idx.shape[0]
+    return Detections3D(t_ns=actors.t_ns, source=SOURCE, boxes=boxes, velocities_mps=velocities,
+                        velocity_valid=np.ones(m, dtype=bool), labels=actors.labels[idx].astype(np.int16),
+                        scores=np.ones(m, dtype=np.float32))
 
-    xy = map_to_se2(ego.pose, actors.xy_m)
-    # Finite-only: a broken actor row is dropped rather than poisoning the planner with NaN.
-    visible = kept & np.isfinite(xy).all(axis=1) & (np.hypot(xy[:, 0], xy[:, 1]) <= cfg.range_m)
-    c, s = np.cos(ego.pose[2]), np.sin(ego.pose[2])
-    v_map = actors.velocity_mps
-    v_veh = np.stack([c * v_map[:, 0] + s * v_map[:, 1], -s * v_map[:, 0] + c * v_map[:, 1]], axis=-1)
-    idx = np.flatnonzero(visible)
-    boxes = np.column_stack([
-        xy[idx] + pos_noise[idx],
-        0.5 * actors.height_m[idx],
-        actors.length_m[idx], actors.width_m[idx], actors.height_m[idx],
-        wrap_angle(actors.yaw_rad[idx] - ego.pose[2] + yaw_noise[idx]),
-    ]).astype(np.float32)
-    return Detections3D(
-        t_ns=actors.t_ns, source=SOURCE, boxes=boxes.reshape(-1, 7),
-        velocities_mps=(v_veh[idx] + vel_noise[idx]).astype(np.float32).reshape(-1, 2),
-        velocity_valid=np.ones(idx.shape[0], dtype=bool),
-        labels=actors.labels[idx].astype(np.int16), scores=np.ones(idx.shape[0], dtype=np.float32))
+
+# Any float64 array of the given rank, read-only ones (the world's shared truth columns) included.
+_R1, _R2 = "Array(float64, 1, 'A', readonly=True)", "Array(float64, 2, 'A', readonly=True)"
+
+
+@kernel(f"Tuple((float32[:, ::1], float32[:, ::1], int64[::1]))(float64, float64, float64, {_R2}, {_R1}, {_R1},"
+        f" {_R1}, {_R1}, {_R1}, {_R2}, {_R2}, {_R1}, {_R1}, float64, float64, float64, float64, float64)")
+def _detect(ego_x, ego_y, ego_yaw, xy_m, yaw_rad, speed_mps, length_m, width_m, height_m, pos_z, vel_z, yaw_z,
+            uniform, position_sigma_m, velocity_sigma_mps, yaw_sigma_rad, dropout_prob, range_m):
+    """The oracle's detections of N actors from the ego pose (x, y, yaw) and the run's standard
+    normal draws (pos_z, vel_z (N, 2), yaw_z (N,)) and uniform draws (N,): boxes (M, 7) and
+    vehicle-frame velocities (M, 2) as float32, and the M detected actors' rows.
+
+    An actor is detected where its uniform draw passes the dropout, its vehicle-frame position is
+    finite and within range_m. Operation for operation the numpy code it replaced
+    (core.geometry.map_to_se2 and wrap_angle, ActorsTruth.velocity_mps, the noise products; kept
+    in tests/sim/test_oracle_kernel.py as the bit-exact reference), one call instead of ~40.
+    """
+    n = xy_m.shape[0]
+    c, s = math.cos(ego_yaw), math.sin(ego_yaw)
+    local = np.empty((n, 2))
+    idx = np.empty(n, dtype=np.int64)
+    m = 0
+    for i in range(n):
+        dx, dy = xy_m[i, 0] - ego_x, xy_m[i, 1] - ego_y
+        lx, ly = c * dx + s * dy, -s * dx + c * dy
+        local[i, 0], local[i, 1] = lx, ly
+        if (uniform[i] >= dropout_prob and math.isfinite(lx) and math.isfinite(ly)
+                and math.hypot(lx, ly) <= range_m):
+            idx[m] = i
+            m += 1
+    boxes = np.empty((m, 7), dtype=np.float32)
+    velocities = np.empty((m, 2), dtype=np.float32)
+    for k in range(m):
+        i = idx[k]
+        boxes[k, 0] = np.float32(local[i, 0] + pos_z[i, 0] * position_sigma_m)
+        boxes[k, 1] = np.float32(local[i, 1] + pos_z[i, 1] * position_sigma_m)
+        boxes[k, 2] = np.float32(0.5 * height_m[i])
+        boxes[k, 3] = np.float32(length_m[i])
+        boxes[k, 4] = np.float32(width_m[i])
+        boxes[k, 5] = np.float32(height_m[i])
+        rel_yaw = yaw_rad[i] - ego_yaw + yaw_z[i] * yaw_sigma_rad
+        boxes[k, 6] = np.float32((rel_yaw + math.pi) % (2.0 * math.pi) - math.pi)
+        vx, vy = speed_mps[i] * math.cos(yaw_rad[i]), speed_mps[i] * math.sin(yaw_rad[i])
+        velocities[k, 0] = np.float32(c * vx + s * vy + vel_z[i, 0] * velocity_sigma_mps)
+        velocities[k, 1] = np.float32(-s * vx + c * vy + vel_z[i, 1] * velocity_sigma_mps)
+    return boxes, velocities, idx[:m].copy()
 
 
 def oracle_ego(ego: EgoTruth, rng: np.random.Generator, noise: EgoNoise) -> EgoState:
