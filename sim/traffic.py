@@ -19,7 +19,7 @@ import numpy as np
 from core.road import Road
 from sim.scenario import TrafficConfig
 from sim.traffic_kernels import (IDM_ACCEL, IDM_MAX_DECEL, IDM_MIN_GAP, IDM_TIME_GAP, IDM_TWO_SQRT_AB,
-                                 integrate_rows)
+                                 integrate_rows, lane_change_rate, mobil_lanes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,49 +140,17 @@ class Neighbourhood:
 
 def mobil_targets(nb: Neighbourhood, eligible: np.ndarray, num_lanes: int, idm: IdmParams,
                   mobil: MobilParams) -> np.ndarray:
-    """Lane each eligible vehicle should change to, -1 to stay (vectorised MOBIL).
+    """Lane each eligible vehicle should change to, -1 to stay (MOBIL, one compiled call:
+    traffic_kernels.mobil_lanes).
 
     Incentive: a_self_new - a_self + p (a_newfollower_new - a_newfollower + a_oldfollower_new -
     a_oldfollower) > threshold. Safety: the new follower brakes no harder than b_safe and both new
     gaps are positive. When both sides qualify the larger incentive wins.
     """
-    s, v, v0, length, lane = nb.s_m, nb.v_mps, nb.v0_mps, nb.length_m, nb.lane
-    own_lead, own_dl, old_f, old_df = nearest(s, lane, lane, s, nb.lo, nb.hi, nb.active)
-    has_own = np.isfinite(own_dl)
-    v_own_lead = np.where(has_own, v[own_lead], v)
-    a_self = idm_accel(v, v0, follow_gap(own_dl, length, length[own_lead]), v - v_own_lead, idm)
-    # Old follower: now behind me; after my change it follows my current leader.
-    has_old = np.isfinite(old_df)
-    vo, v0o, lo_len = v[old_f], v0[old_f], length[old_f]
-    a_old = idm_accel(vo, v0o, follow_gap(old_df, lo_len, length), vo - v, idm)
-    a_old_new = idm_accel(vo, v0o, np.where(has_own, follow_gap(old_df + own_dl, lo_len, length[own_lead]),
-                                             np.inf), vo - v_own_lead, idm)
-    old_term = np.where(has_old, a_old_new - a_old, 0.0)
-
-    best_lane = np.full(s.shape[0], -1, dtype=np.int64)
-    best_incentive = np.full(s.shape[0], -np.inf)
-    for direction in (-1, 1):  # two sides, each fully vectorised over vehicles
-        target = lane + direction
-        valid = eligible & (target >= 0) & (target < num_lanes)
-        tq = np.clip(target, 0, num_lanes - 1)
-        lead, dl, foll, df = nearest(s, tq, tq, s, nb.lo, nb.hi, nb.active)
-        has_lead, has_foll = np.isfinite(dl), np.isfinite(df)
-        v_lead = np.where(has_lead, v[lead], v)
-        gap_lead = follow_gap(dl, length, length[lead])
-        gap_foll = follow_gap(df, length[foll], length)
-        a_self_new = idm_accel(v, v0, gap_lead, v - v_lead, idm)
-        vn, v0n = v[foll], v0[foll]
-        a_new_f_after = idm_accel(vn, v0n, gap_foll, vn - v, idm)
-        a_new_f_before = idm_accel(vn, v0n, np.where(has_lead, follow_gap(df + dl, length[foll], length[lead]),
-                                                     np.inf), vn - v_lead, idm)
-        new_term = np.where(has_foll, a_new_f_after - a_new_f_before, 0.0)
-        incentive = a_self_new - a_self + mobil.politeness * (new_term + old_term)
-        safe = ((~has_foll | ((a_new_f_after >= -mobil.safe_decel_mps2) & (gap_foll > 0.0)))
-                & (~has_lead | (gap_lead > 0.0)))
-        take = valid & safe & (incentive > mobil.threshold_mps2) & (incentive > best_incentive)
-        best_lane = np.where(take, target, best_lane)
-        best_incentive = np.where(take, incentive, best_incentive)
-    return best_lane
+    free_term = nb.v_mps / nb.v0_mps
+    free_term **= idm.delta  # numpy's power: the kernel's pow may differ in the last bit
+    return mobil_lanes(nb.s_m, nb.v_mps, free_term, nb.length_m, nb.lane, nb.lo, nb.hi, nb.active, eligible,
+                       num_lanes, idm_terms(idm), mobil.politeness, mobil.threshold_mps2, mobil.safe_decel_mps2)
 
 
 def smoothstep5(tau):
@@ -240,12 +208,10 @@ def start_lane_changes(state: TrafficState, mask: np.ndarray, target_lane: np.nd
 
 
 def lateral_rate(fleet: Fleet, state: TrafficState, road: Road, t_s: float) -> np.ndarray:
-    """d' [m/s] of the lane-change profile at t_s (0 when keeping the lane)."""
-    changing = np.isfinite(state.lc_t0_s)
-    # minimum/maximum rather than np.clip, whose Python wrapper costs more than the clip at this size.
-    tau = np.minimum(np.maximum(np.where(changing, (t_s - state.lc_t0_s) / fleet.lane_change_s, 1.0), 0.0), 1.0)
-    span = road.lane_center_d(state.lane) - state.lc_from_d_m
-    return np.where(changing, span / fleet.lane_change_s * smoothstep5_rate(tau), 0.0)
+    """d' [m/s] of the lane-change profile at t_s (0 when keeping the lane); one compiled call
+    (traffic_kernels.lane_change_rate)."""
+    return lane_change_rate(state.lc_t0_s, state.lane, state.lc_from_d_m, fleet.lane_change_s, road.lane_width_m,
+                            0.5 * (road.num_lanes - 1), t_s)
 
 
 def integrate(fleet: Fleet, state: TrafficState, accel_mps2: np.ndarray, road: Road, t_s: float,

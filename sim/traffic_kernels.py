@@ -33,11 +33,30 @@ IDM_MIN_GAP = 3  # s0 [m]
 IDM_MAX_DECEL = 4  # deceleration floor [m/s^2] (positive)
 
 
+@kernel("float64(float64, float64, float64, float64, float64[::1])")
+def idm(v_mps, free_term, gap_m, approach_mps, idm_consts):
+    """IDM acceleration [m/s^2] of one vehicle: a [1 - (v/v0)^delta - (s*/s)^2] with
+    s* = s0 + max(0, v T + v dv / (2 sqrt(a b))), floored at the deceleration limit, in
+    traffic.idm_accel's order of operations. ``free_term``: (v/v0)^delta (numpy's power);
+    ``approach_mps``: v - v_leader; a gap of +inf is a free road, one <= 0 saturates at the floor."""
+    s_star = v_mps * approach_mps
+    s_star /= idm_consts[IDM_TWO_SQRT_AB]
+    s_star += v_mps * idm_consts[IDM_TIME_GAP]
+    s_star = s_star if (s_star > 0.0 or s_star != s_star) else 0.0
+    s_star += idm_consts[IDM_MIN_GAP]
+    ratio = s_star / (gap_m if (gap_m > 1e-3 or gap_m != gap_m) else 1e-3)
+    acc = 1.0 - free_term
+    acc -= ratio * ratio
+    acc *= idm_consts[IDM_ACCEL]
+    floor = -idm_consts[IDM_MAX_DECEL]
+    return acc if (acc > floor or acc != acc) else floor
+
+
 @kernel("Tuple((float64[::1], float64[::1]))(float64[:], float64[:], float64[:], int64[:], boolean[:],"
         " float64[:, :], float64[:, :], float64[:], float64, float64, int64, int64, float64, float64,"
         " int64, float64[::1])")
 def follow_accel(s_m, d_m, v_mps, lane, active, pm_half_lanes, half_len_sum_m, free_term, ego_s_m, ego_v_mps,
-                 ego_lo, ego_hi, lane_width_m, half_num_lanes, top_lane, idm):
+                 ego_lo, ego_hi, lane_width_m, half_num_lanes, top_lane, idm_consts):
     """IDM acceleration [m/s^2] of each of N vehicles behind its leader, and the bumper gap [m]
     to that leader (+inf: none).
 
@@ -46,7 +65,7 @@ def follow_accel(s_m, d_m, v_mps, lane, active, pm_half_lanes, half_len_sum_m, f
     the vehicle follows in: those its footprint touches and the lane it keeps or heads for.
     ``pm_half_lanes`` (2, N): -/+ half widths in lanes; ``half_len_sum_m`` (N, N + 1): half the sum
     of the lengths of vehicle i and vehicle j (the ego last); ``free_term`` (N,): (v / v0) ** delta;
-    ``half_num_lanes`` = 0.5 num_lanes, ``top_lane`` = num_lanes - 1; ``idm``: IDM_* constants.
+    ``half_num_lanes`` = 0.5 num_lanes, ``top_lane`` = num_lanes - 1; ``idm_consts``: IDM_* constants.
     """
     n = s_m.shape[0]
     lo = np.empty(n, dtype=np.int64)
@@ -67,8 +86,6 @@ def follow_accel(s_m, d_m, v_mps, lane, active, pm_half_lanes, half_len_sum_m, f
                 hi[j] = lane_idx
     accel = np.empty(n)
     gap = np.empty(n)
-    a_max, two_sqrt_ab, time_gap, min_gap = idm[IDM_ACCEL], idm[IDM_TWO_SQRT_AB], idm[IDM_TIME_GAP], idm[IDM_MIN_GAP]
-    floor_accel = -idm[IDM_MAX_DECEL]
     for i in range(n):
         q_lo = lo[i] if lo[i] < lane[i] else lane[i]
         q_hi = hi[i] if hi[i] > lane[i] else lane[i]
@@ -86,19 +103,7 @@ def follow_accel(s_m, d_m, v_mps, lane, active, pm_half_lanes, half_len_sum_m, f
                 nearest, lead = ds, n
         gap_i = nearest - half_len_sum_m[i, lead]
         v_lead = ego_v_mps if lead == n else v_mps[lead]
-        v = v_mps[i]
-        # s* = s0 + max(0, v T + v dv / (2 sqrt(a b))), in idm_accel's order of operations.
-        s_star = v * (v - v_lead)
-        s_star /= two_sqrt_ab
-        s_star += v * time_gap
-        s_star = s_star if (s_star > 0.0 or s_star != s_star) else 0.0
-        s_star += min_gap
-        gap_floor = gap_i if (gap_i > 1e-3 or gap_i != gap_i) else 1e-3
-        ratio = s_star / gap_floor
-        acc = 1.0 - free_term[i]
-        acc -= ratio * ratio
-        acc *= a_max
-        accel[i] = acc if (acc > floor_accel or acc != acc) else floor_accel
+        accel[i] = idm(v_mps[i], free_term[i], gap_i, v_mps[i] - v_lead, idm_consts)
         gap[i] = gap_i
     return accel, gap
 
@@ -174,3 +179,96 @@ def integrate_rows(s_m, d_m, v_mps, accel_mps2, active, lane, lc_from_d_m, lc_t0
                 d1[i] = d_target
             lc_t0[i] = math.nan if tau >= 1.0 else lc_t0_s[i]
     return s1, v1, a_eff, active1, any_leaving, d1, lc_t0, any_changing
+
+
+@kernel("Tuple((int64, float64, int64, float64))(float64, int64, float64[:], int64[:], int64[:], boolean[:])")
+def nearest_in_lane(s_q_m, lane_q, s_m, lo, hi, active):
+    """(leader row, centre distance ahead, follower row, centre distance behind) of a vehicle at
+    ``s_q_m`` among the active vehicles whose lane span (lo..hi) holds ``lane_q``: traffic.nearest
+    for one query. +inf (and row 0) where there is none; a vehicle at the very same s is neither."""
+    lead, ahead, foll, behind = 0, math.inf, 0, math.inf
+    for j in range(s_m.shape[0]):
+        if active[j] and lo[j] <= lane_q and hi[j] >= lane_q:
+            ds = s_m[j] - s_q_m
+            if ds > 0.0 and ds < ahead:
+                lead, ahead = j, ds
+            if ds < 0.0 and -ds < behind:
+                foll, behind = j, -ds
+    return lead, ahead, foll, behind
+
+
+@kernel("int64[::1](float64[:], float64[:], float64[:], float64[:], int64[:], int64[:], int64[:], boolean[:],"
+        " boolean[:], int64, float64[::1], float64, float64, float64)")
+def mobil_lanes(s_m, v_mps, free_term, length_m, lane, lo, hi, active, eligible, num_lanes, idm_consts,
+                politeness, threshold_mps2, safe_decel_mps2):
+    """traffic.mobil_targets for M vehicles: the lane each eligible vehicle changes to, -1 to stay.
+
+    Per eligible vehicle and side, the operations of the numpy form (tests/sim/test_traffic_kernels.py)
+    in its order; the terms numpy computes and then masks out (no follower, no leader) are skipped.
+    ``free_term``: (v/v0)^delta of every row (numpy's power); ``idm_consts``: IDM_* constants.
+    """
+    m = s_m.shape[0]
+    best_lane = np.full(m, -1, dtype=np.int64)
+    for i in range(m):
+        if not eligible[i]:
+            continue
+        s, v, length = s_m[i], v_mps[i], length_m[i]
+        own_lead, own_dl, old_f, old_df = nearest_in_lane(s, lane[i], s_m, lo, hi, active)
+        has_own = math.isfinite(own_dl)
+        v_own_lead = v_mps[own_lead] if has_own else v
+        a_self = idm(v, free_term[i], own_dl - 0.5 * (length + length_m[own_lead]), v - v_own_lead, idm_consts)
+        # Old follower: now behind me; after my change it follows my current leader.
+        old_term = 0.0
+        if math.isfinite(old_df):
+            vo, lo_len = v_mps[old_f], length_m[old_f]
+            a_old = idm(vo, free_term[old_f], old_df - 0.5 * (lo_len + length), vo - v, idm_consts)
+            gap_old_new = old_df + own_dl - 0.5 * (lo_len + length_m[own_lead]) if has_own else math.inf
+            a_old_new = idm(vo, free_term[old_f], gap_old_new, vo - v_own_lead, idm_consts)
+            old_term = a_old_new - a_old
+        best_incentive = -math.inf
+        for direction in (-1, 1):
+            target = lane[i] + direction
+            if not (target >= 0 and target < num_lanes):
+                continue
+            lead, dl, foll, df = nearest_in_lane(s, target, s_m, lo, hi, active)
+            has_lead, has_foll = math.isfinite(dl), math.isfinite(df)
+            v_lead = v_mps[lead] if has_lead else v
+            gap_lead = dl - 0.5 * (length + length_m[lead])
+            a_self_new = idm(v, free_term[i], gap_lead, v - v_lead, idm_consts)
+            new_term = 0.0
+            safe = True
+            if has_foll:
+                vn = v_mps[foll]
+                gap_foll = df - 0.5 * (length_m[foll] + length)
+                a_new_f_after = idm(vn, free_term[foll], gap_foll, vn - v, idm_consts)
+                gap_before = df + dl - 0.5 * (length_m[foll] + length_m[lead]) if has_lead else math.inf
+                a_new_f_before = idm(vn, free_term[foll], gap_before, vn - v_lead, idm_consts)
+                new_term = a_new_f_after - a_new_f_before
+                safe = a_new_f_after >= -safe_decel_mps2 and gap_foll > 0.0
+            if has_lead and not gap_lead > 0.0:
+                safe = False
+            incentive = a_self_new - a_self + politeness * (new_term + old_term)
+            if safe and incentive > threshold_mps2 and incentive > best_incentive:
+                best_lane[i] = target
+                best_incentive = incentive
+    return best_lane
+
+
+@kernel("float64[::1](float64[:], int64[:], float64[:], float64[:], float64, float64, float64)")
+def lane_change_rate(lc_t0_s, lane, lc_from_d_m, lane_change_s, lane_width_m, centre_offset_lanes, t_s):
+    """traffic.lateral_rate: d' [m/s] of each vehicle's smoothstep5 lane change at t_s, 0 where
+    none runs (lc_t0_s NaN), in the numpy form's order of operations (kept in
+    tests/sim/test_traffic_kernels.py). ``centre_offset_lanes`` = 0.5 (num_lanes - 1)."""
+    n = lc_t0_s.shape[0]
+    rate = np.empty(n)
+    for i in range(n):
+        if not math.isfinite(lc_t0_s[i]):
+            rate[i] = 0.0
+            continue
+        tau = (t_s - lc_t0_s[i]) / lane_change_s[i]
+        tau = tau if (tau > 0.0 or tau != tau) else 0.0
+        tau = tau if (tau < 1.0 or tau != tau) else 1.0
+        span = (float(lane[i]) - centre_offset_lanes) * lane_width_m - lc_from_d_m[i]
+        rest = 1.0 - tau
+        rate[i] = span / lane_change_s[i] * (30.0 * tau * tau * (rest * rest))  # smoothstep5_rate
+    return rate

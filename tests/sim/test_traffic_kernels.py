@@ -11,9 +11,10 @@ import pytest
 
 from core.road import SAMPLE_SPACING_M, Road, RoadSegment
 from sim.scenario import load_scenario
-from sim.traffic import (Fleet, IdmParams, TrafficState, follow_gap, idm_accel, idm_terms, integrate, lane_span,
-                         nearest, signed_half_widths, smoothstep5)
-from sim.traffic_kernels import follow_accel
+from sim.traffic import (Fleet, IdmParams, MobilParams, Neighbourhood, TrafficState, follow_gap, idm_accel, idm_terms,
+                         integrate, lane_span, lateral_rate, mobil_targets, nearest, signed_half_widths, smoothstep5,
+                         smoothstep5_rate)
+from sim.traffic_kernels import follow_accel, idm
 from sim.world import World
 
 ROADS = {
@@ -79,6 +80,57 @@ def reference_integrate(fleet, state, accel_mps2, road, t_s, dt_s):
     d1 = np.where(changing, state.lc_from_d_m + (d_target - state.lc_from_d_m) * smoothstep5(tau), d_target)
     lc_t0 = np.where(tau >= 1.0, np.nan, state.lc_t0_s)
     return TrafficState(s1, d1, v1, a_eff, state.lane, state.lc_from_d_m, lc_t0, active, state.triggered)
+
+
+# --- reference: the numpy MOBIL and lane-change rate ------------------------------------------------
+def reference_mobil_targets(nb: Neighbourhood, eligible: np.ndarray, num_lanes: int, idm: IdmParams,
+                  mobil: MobilParams) -> np.ndarray:
+    s, v, v0, length, lane = nb.s_m, nb.v_mps, nb.v0_mps, nb.length_m, nb.lane
+    own_lead, own_dl, old_f, old_df = nearest(s, lane, lane, s, nb.lo, nb.hi, nb.active)
+    has_own = np.isfinite(own_dl)
+    v_own_lead = np.where(has_own, v[own_lead], v)
+    a_self = idm_accel(v, v0, follow_gap(own_dl, length, length[own_lead]), v - v_own_lead, idm)
+    # Old follower: now behind me; after my change it follows my current leader.
+    has_old = np.isfinite(old_df)
+    vo, v0o, lo_len = v[old_f], v0[old_f], length[old_f]
+    a_old = idm_accel(vo, v0o, follow_gap(old_df, lo_len, length), vo - v, idm)
+    a_old_new = idm_accel(vo, v0o, np.where(has_own, follow_gap(old_df + own_dl, lo_len, length[own_lead]),
+                                             np.inf), vo - v_own_lead, idm)
+    old_term = np.where(has_old, a_old_new - a_old, 0.0)
+
+    best_lane = np.full(s.shape[0], -1, dtype=np.int64)
+    best_incentive = np.full(s.shape[0], -np.inf)
+    for direction in (-1, 1):  # two sides, each fully vectorised over vehicles
+        target = lane + direction
+        valid = eligible & (target >= 0) & (target < num_lanes)
+        tq = np.clip(target, 0, num_lanes - 1)
+        lead, dl, foll, df = nearest(s, tq, tq, s, nb.lo, nb.hi, nb.active)
+        has_lead, has_foll = np.isfinite(dl), np.isfinite(df)
+        v_lead = np.where(has_lead, v[lead], v)
+        gap_lead = follow_gap(dl, length, length[lead])
+        gap_foll = follow_gap(df, length[foll], length)
+        a_self_new = idm_accel(v, v0, gap_lead, v - v_lead, idm)
+        vn, v0n = v[foll], v0[foll]
+        a_new_f_after = idm_accel(vn, v0n, gap_foll, vn - v, idm)
+        a_new_f_before = idm_accel(vn, v0n, np.where(has_lead, follow_gap(df + dl, length[foll], length[lead]),
+                                                     np.inf), vn - v_lead, idm)
+        new_term = np.where(has_foll, a_new_f_after - a_new_f_before, 0.0)
+        incentive = a_self_new - a_self + mobil.politeness * (new_term + old_term)
+        safe = ((~has_foll | ((a_new_f_after >= -mobil.safe_decel_mps2) & (gap_foll > 0.0)))
+                & (~has_lead | (gap_lead > 0.0)))
+        take = valid & safe & (incentive > mobil.threshold_mps2) & (incentive > best_incentive)
+        best_lane = np.where(take, target, best_lane)
+        best_incentive = np.where(take, incentive, best_incentive)
+    return best_lane
+
+
+def reference_lateral_rate(fleet: Fleet, state: TrafficState, road: Road, t_s: float) -> np.ndarray:
+    changing = np.isfinite(state.lc_t0_s)
+    # minimum/maximum rather than np.clip, whose Python wrapper costs more than the clip at this size.
+    tau = np.minimum(np.maximum(np.where(changing, (t_s - state.lc_t0_s) / fleet.lane_change_s, 1.0), 0.0), 1.0)
+    span = road.lane_center_d(state.lane) - state.lc_from_d_m
+    return np.where(changing, span / fleet.lane_change_s * smoothstep5_rate(tau), 0.0)
+
 
 
 def random_fleet_state(road, n, rng, t_s):
@@ -233,3 +285,60 @@ def test_world_car_following_matches_the_all_pairs_search(name):
 def test_idm_terms_layout():
     terms = idm_terms(IDM)
     assert terms.tolist() == [1.5, 2.0 * math.sqrt(1.5 * 2.0), 1.5, 2.0, 9.0]
+
+
+def test_scalar_idm_matches_idm_accel():
+    rng = np.random.default_rng(8)
+    v, v0 = rng.uniform(0.0, 35.0, 3000), rng.uniform(1.0, 35.0, 3000)
+    gap = np.where(rng.random(3000) < 0.2, np.inf, rng.uniform(-2.0, 150.0, 3000))
+    gap[::17] = 1e-3
+    approach = rng.uniform(-15.0, 15.0, 3000)
+    for p in (IDM, dataclasses.replace(IDM, min_gap_m=0.0, delta=3.3)):
+        free_term = v / v0
+        free_term **= p.delta
+        ref = idm_accel(v, v0, gap, approach, p)
+        got = np.array([idm(v[i], free_term[i], gap[i], approach[i], idm_terms(p)) for i in range(3000)])
+        assert same_bits(got, ref)
+
+
+def random_neighbourhood(rng, m, num_lanes):
+    lane = rng.integers(0, num_lanes, m)
+    lo = np.maximum(lane - (rng.random(m) < 0.15), 0)
+    hi = np.minimum(lane + (rng.random(m) < 0.15), num_lanes - 1)
+    s = rng.uniform(0.0, 120.0 if rng.random() < 0.5 else 400.0, m)
+    if m > 3:
+        s[2] = s[1]  # a tie
+    v = np.where(rng.random(m) < 0.1, 0.0, rng.uniform(0.0, 35.0, m))
+    return Neighbourhood(s_m=s, v_mps=v, v0_mps=rng.uniform(5.0, 35.0, m), length_m=rng.uniform(3.5, 12.0, m),
+                         lane=lane, lo=lo, hi=hi, active=rng.random(m) < 0.9)
+
+
+@pytest.mark.parametrize("m", [1, 2, 4, 10, 30, 80])
+def test_mobil_kernel_matches_the_numpy_mobil(m):
+    rng = np.random.default_rng(31 + m)
+    mobils = [MobilParams(0.3, 0.2, 4.0), MobilParams(0.0, -1.0, 9.0), MobilParams(1.0, 0.05, 1.0)]
+    decisions = 0
+    for trial in range(120):
+        num_lanes = int(rng.integers(1, 5))
+        nb = random_neighbourhood(rng, m, num_lanes)
+        eligible = rng.random(m) < 0.8
+        mobil = mobils[trial % len(mobils)]
+        got = mobil_targets(nb, eligible, num_lanes, IDM, mobil)
+        ref = reference_mobil_targets(nb, eligible, num_lanes, IDM, mobil)
+        assert same_bits(got, ref)
+        decisions += int((ref >= 0).sum())
+    assert decisions > 0  # changes were chosen, not only refused
+
+
+@pytest.mark.parametrize("n", [0, 1, 6, 25])
+def test_lane_change_rate_matches_the_numpy_rate(n):
+    road, rng = ROADS["curved"], np.random.default_rng(41 + n)
+    for trial in range(50):
+        t_s = float(rng.uniform(0.0, 20.0))
+        fleet, state = random_fleet_state(road, n, rng, t_s)
+        if n > 2:
+            lc_t0 = state.lc_t0_s.copy()
+            lc_t0[0] = t_s  # starts right now: tau == 0
+            lc_t0[1] = t_s + 0.5  # in the future: tau clamps at 0
+            state = dataclasses.replace(state, lc_t0_s=lc_t0)
+        assert same_bits(lateral_rate(fleet, state, road, t_s), reference_lateral_rate(fleet, state, road, t_s))
