@@ -19,7 +19,7 @@ import numpy as np
 from core.road import Road
 from sim.scenario import TrafficConfig
 from sim.traffic_kernels import (IDM_ACCEL, IDM_MAX_DECEL, IDM_MIN_GAP, IDM_TIME_GAP, IDM_TWO_SQRT_AB,
-                                 integrate_rows, lane_change_rate, mobil_lanes)
+                                 along_heading, integrate_rows, mobil_lanes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,11 +207,13 @@ def start_lane_changes(state: TrafficState, mask: np.ndarray, target_lane: np.nd
                    lc_t0_s=np.where(mask, t_s, state.lc_t0_s))
 
 
-def lateral_rate(fleet: Fleet, state: TrafficState, road: Road, t_s: float) -> np.ndarray:
-    """d' [m/s] of the lane-change profile at t_s (0 when keeping the lane); one compiled call
-    (traffic_kernels.lane_change_rate)."""
-    return lane_change_rate(state.lc_t0_s, state.lane, state.lc_from_d_m, fleet.lane_change_s, road.lane_width_m,
-                            0.5 * (road.num_lanes - 1), t_s)
+def motion_along_heading(fleet: Fleet, state: TrafficState, road: Road, t_s: float,
+                         rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """(lateral rate d' [m/s] of the lane-change profile at t_s, 0 when keeping the lane; speed
+    along the heading, hypot(v, d') [m/s]) of the given rows, and whether anyone changes lanes:
+    one compiled call (traffic_kernels.along_heading)."""
+    return along_heading(state.v_mps, state.lc_t0_s, state.lane, state.lc_from_d_m, fleet.lane_change_s, rows,
+                         road.lane_width_m, 0.5 * (road.num_lanes - 1), t_s)
 
 
 def integrate(fleet: Fleet, state: TrafficState, accel_mps2: np.ndarray, road: Road, t_s: float,

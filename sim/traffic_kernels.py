@@ -254,21 +254,36 @@ def mobil_lanes(s_m, v_mps, free_term, length_m, lane, lo, hi, active, eligible,
     return best_lane
 
 
-@kernel("float64[::1](float64[:], int64[:], float64[:], float64[:], float64, float64, float64)")
-def lane_change_rate(lc_t0_s, lane, lc_from_d_m, lane_change_s, lane_width_m, centre_offset_lanes, t_s):
-    """traffic.lateral_rate: d' [m/s] of each vehicle's smoothstep5 lane change at t_s, 0 where
-    none runs (lc_t0_s NaN), in the numpy form's order of operations (kept in
-    tests/sim/test_traffic_kernels.py). ``centre_offset_lanes`` = 0.5 (num_lanes - 1)."""
-    n = lc_t0_s.shape[0]
-    rate = np.empty(n)
-    for i in range(n):
-        if not math.isfinite(lc_t0_s[i]):
-            rate[i] = 0.0
-            continue
-        tau = (t_s - lc_t0_s[i]) / lane_change_s[i]
-        tau = tau if (tau > 0.0 or tau != tau) else 0.0
-        tau = tau if (tau < 1.0 or tau != tau) else 1.0
-        span = (float(lane[i]) - centre_offset_lanes) * lane_width_m - lc_from_d_m[i]
-        rest = 1.0 - tau
-        rate[i] = span / lane_change_s[i] * (30.0 * tau * tau * (rest * rest))  # smoothstep5_rate
-    return rate
+@kernel("Tuple((float64[::1], float64[::1], boolean))(float64[:], float64[:], int64[:], float64[:], float64[:],"
+        " int64[:], float64, float64, float64)")
+def along_heading(v_mps, lc_t0_s, lane, lc_from_d_m, lane_change_s, rows, lane_width_m, centre_offset_lanes, t_s):
+    """Lateral rate d' [m/s] of the smoothstep5 lane change at t_s and speed along the heading
+    [m/s] of the given rows, and whether any vehicle (of all N) is changing lanes.
+
+    While one is, d' is traffic's lateral rate (0 where no change runs) and the speed
+    hypot(v, d'); otherwise d' is 0 and the speed v + 0.0 (the full formula's signed zero). The
+    numpy form (lateral_rate, np.hypot) is kept in tests/sim/test_traffic_kernels.py; the heading
+    offset atan2(d', v) is left to numpy's arctan2, whose last bit libm's atan2 does not always give.
+    ``centre_offset_lanes`` = 0.5 (num_lanes - 1).
+    """
+    any_changing = False
+    for i in range(lc_t0_s.shape[0]):
+        if math.isfinite(lc_t0_s[i]):
+            any_changing = True
+            break
+    m = rows.shape[0]
+    d_rate = np.empty(m)
+    speed = np.empty(m)
+    for k in range(m):
+        i = rows[k]
+        rate = 0.0
+        if any_changing and math.isfinite(lc_t0_s[i]):
+            tau = (t_s - lc_t0_s[i]) / lane_change_s[i]
+            tau = tau if (tau > 0.0 or tau != tau) else 0.0
+            tau = tau if (tau < 1.0 or tau != tau) else 1.0
+            span = (float(lane[i]) - centre_offset_lanes) * lane_width_m - lc_from_d_m[i]
+            rest = 1.0 - tau
+            rate = span / lane_change_s[i] * (30.0 * tau * tau * (rest * rest))  # smoothstep5_rate
+        d_rate[k] = rate
+        speed[k] = math.hypot(v_mps[i], rate) if any_changing else v_mps[i] + 0.0
+    return d_rate, speed, any_changing

@@ -16,7 +16,7 @@ from sim.actors import (KIND_HARD_BRAKE, KIND_STOPPED, KIND_TRAFFIC, actor_colum
                         next_trigger_t_s, time_to_collision_s, update_triggers)
 from sim.scenario import ScenarioConfig, build_road
 from sim.traffic import (Fleet, IdmParams, MobilParams, Neighbourhood, TrafficState, idm_terms, integrate,
-                         lane_span, lateral_rate, mobil_targets, signed_half_widths, spawn_positions,
+                         lane_span, mobil_targets, motion_along_heading, signed_half_widths, spawn_positions,
                          start_lane_changes)
 from sim.traffic_kernels import follow_accel
 from sim.truth import ActorsTruth, EgoTruth
@@ -304,12 +304,11 @@ class World:
         on, sel = self._truth_on, self._truth_sel
         ids, length, width, height, labels, colors = self._truth_columns
         xy, heading = self.road.to_cartesian(state.s_m[sel], state.d_m[sel])
-        v = state.v_mps[sel]
-        if np.isfinite(state.lc_t0_s).any():
-            d_rate = lateral_rate(fleet, state, self.road, self.t_ns / NS_PER_S)[sel]
-            yaw, speed = heading + np.arctan2(d_rate, v), np.hypot(v, d_rate)
-        else:  # nobody changes lanes: d' == 0, so atan2(0, v) == 0 and hypot(v, 0) == v (v >= 0)
-            yaw, speed = heading + 0.0, v + 0.0  # + 0.0: the same signed zeros as the full formula
+        d_rate, speed, changing = motion_along_heading(fleet, state, self.road, self.t_ns / NS_PER_S, on)
+        if changing:
+            yaw = heading + np.arctan2(d_rate, state.v_mps[sel])
+        else:  # nobody changes lanes: d' == 0, so atan2(0, v) == 0 (v >= 0)
+            yaw = heading + 0.0  # + 0.0: the same signed zeros as the full formula
         truth = ActorsTruth(t_ns=self.t_ns, ids=ids, xy_m=xy.reshape(-1, 2), yaw_rad=yaw, speed_mps=speed,
                             accel_mps2=state.a_mps2[on], length_m=length, width_m=width, height_m=height,
                             labels=labels, colors_bgr=colors)

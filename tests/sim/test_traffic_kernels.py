@@ -12,7 +12,7 @@ import pytest
 from core.road import SAMPLE_SPACING_M, Road, RoadSegment
 from sim.scenario import load_scenario
 from sim.traffic import (Fleet, IdmParams, MobilParams, Neighbourhood, TrafficState, follow_gap, idm_accel, idm_terms,
-                         integrate, lane_span, lateral_rate, mobil_targets, nearest, signed_half_widths, smoothstep5,
+                         integrate, lane_span, mobil_targets, motion_along_heading, nearest, signed_half_widths, smoothstep5,
                          smoothstep5_rate)
 from sim.traffic_kernels import follow_accel, idm
 from sim.world import World
@@ -330,15 +330,52 @@ def test_mobil_kernel_matches_the_numpy_mobil(m):
     assert decisions > 0  # changes were chosen, not only refused
 
 
+def reference_motion(fleet, state, road, t_s, rows):
+    """actors_truth's numpy lateral rate and speed of the given rows (before along_heading)."""
+    v = state.v_mps[rows]
+    if np.isfinite(state.lc_t0_s).any():
+        d_rate = reference_lateral_rate(fleet, state, road, t_s)[rows]
+        return d_rate, np.hypot(v, d_rate), True
+    return np.zeros(rows.shape[0]), v + 0.0, False
+
+
 @pytest.mark.parametrize("n", [0, 1, 6, 25])
-def test_lane_change_rate_matches_the_numpy_rate(n):
+def test_motion_along_heading_matches_the_numpy_rate_and_speed(n):
     road, rng = ROADS["curved"], np.random.default_rng(41 + n)
-    for trial in range(50):
+    for trial in range(60):
         t_s = float(rng.uniform(0.0, 20.0))
         fleet, state = random_fleet_state(road, n, rng, t_s)
+        lc_t0 = state.lc_t0_s.copy()
         if n > 2:
-            lc_t0 = state.lc_t0_s.copy()
             lc_t0[0] = t_s  # starts right now: tau == 0
             lc_t0[1] = t_s + 0.5  # in the future: tau clamps at 0
-            state = dataclasses.replace(state, lc_t0_s=lc_t0)
-        assert same_bits(lateral_rate(fleet, state, road, t_s), reference_lateral_rate(fleet, state, road, t_s))
+        if trial % 3 == 0:
+            lc_t0[:] = np.nan  # nobody changes lanes
+        v = state.v_mps.copy()
+        v[::4] = -0.0  # the signed zero the no-change path normalises
+        state = dataclasses.replace(state, lc_t0_s=lc_t0, v_mps=v)
+        rows = np.flatnonzero(state.active)
+        got = motion_along_heading(fleet, state, road, t_s, rows)
+        ref = reference_motion(fleet, state, road, t_s, rows)
+        assert same_bits(got[0], ref[0]) and same_bits(got[1], ref[1]) and got[2] == ref[2]
+
+
+@pytest.mark.parametrize("name", ["cut_in", "curve"])
+def test_world_actor_truth_matches_the_numpy_formulas(name):
+    """actors_truth over lane changes (busy traffic, MOBIL) against to_cartesian plus the numpy
+    lateral rate, arctan2 and hypot."""
+    world = busy_world(name, 3)
+    changing = 0
+    for k in range(700):
+        world.step(0.1, 0.0, 10_000_000)
+        if k % 5:
+            continue
+        fleet, state, road = world._fleet, world._state, world.road
+        truth = world.actors_truth()
+        rows = np.flatnonzero(state.active)
+        xy, heading = road.to_cartesian(state.s_m[rows], state.d_m[rows])
+        d_rate, speed, any_changing = reference_motion(fleet, state, road, world.t_ns / 1e9, rows)
+        yaw = heading + np.arctan2(d_rate, state.v_mps[rows]) if any_changing else heading + 0.0
+        assert same_bits(truth.xy_m, xy) and same_bits(truth.yaw_rad, yaw) and same_bits(truth.speed_mps, speed)
+        changing += int(any_changing)
+    assert changing > 0
