@@ -178,6 +178,14 @@ class Road:
         normal = np.stack([-np.sin(heading), np.cos(heading)], axis=-1)
         return ref + d[..., None] * normal, heading
 
+    def track_frenet(self, x_m: float, y_m: float, s_guess_m: float) -> tuple[float, float]:
+        """Frenet (s, d) of one point near arc length ``s_guess_m``, tracked rather than searched:
+        up to three Newton steps on the exact arc geometry from the guess (a point that moved well
+        under a metre since its last s reaches micrometres in two). s is clamped to the road; a
+        non-finite guess raises as Python's int() does."""
+        return _newton_frenet(x_m, y_m, s_guess_m, self.s_m, self.xy_m, self.heading_rad, self.curvature_1pm,
+                              self.length_m)
+
     def _line_point_to_frenet(self, x: float, y: float) -> tuple[float, float]:
         """to_frenet of one point on a straight road, operation for operation as the array
         path: the foot point's sample index clamped (a NaN to 0, as fmax does) and rounded half to
@@ -300,3 +308,35 @@ def _frenet_to_map(s_m, d_m, s_table, xy_table, heading_table, curvature_table, 
             xy[j, 0] = xy_table[i, 0] + chord * math.cos(mid) + d * -math.sin(h)
             xy[j, 1] = xy_table[i, 1] + chord * math.sin(mid) + d * math.cos(h)
     return xy, heading
+
+
+@kernel("Tuple((float64, float64))(float64, float64, float64, float64[::1], float64[:, ::1], float64[::1],"
+        " float64[::1], float64)")
+def _newton_frenet(x_m, y_m, s_guess_m, s_table, xy_table, heading_table, curvature_table, length_m):
+    """Road.track_frenet: the operations of the scalar Python loop it replaced (kept in
+    tests/core/test_road_kernels.py as the bit-exact reference), Python's min/max included
+    (``max(a, b)`` is ``b if b > a else a``)."""
+    s, d = s_guess_m, 0.0
+    last = s_table.shape[0] - 2
+    for _ in range(3):
+        if s != s:
+            raise ValueError("cannot convert float NaN to integer")
+        if math.isinf(s):
+            raise OverflowError("cannot convert float infinity to integer")
+        i = np.int64(s / SAMPLE_SPACING_M)  # int(): truncation toward zero
+        i = 0 if 0 > i else i
+        i = last if last < i else i
+        u, k, h0 = s - s_table[i], curvature_table[i], heading_table[i]
+        chord = 2.0 * math.sin(0.5 * k * u) / k if abs(k * u) > 1e-12 else u
+        mid, h = h0 + 0.5 * k * u, h0 + k * u
+        dx = x_m - xy_table[i, 0] - chord * math.cos(mid)
+        dy = y_m - xy_table[i, 1] - chord * math.sin(mid)
+        cos_h, sin_h = math.cos(h), math.sin(h)
+        along = dx * cos_h + dy * sin_h
+        d = -dx * sin_h + dy * cos_h
+        stretch = 1.0 - k * d
+        s += along / (1e-3 if 1e-3 > stretch else stretch)
+        if abs(along) < 1e-7:
+            break
+    s = 0.0 if 0.0 > s else s
+    return (length_m if length_m < s else s), d

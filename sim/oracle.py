@@ -21,10 +21,13 @@ from sim.truth import ActorsTruth, EgoTruth
 SOURCE = "oracle"
 
 
-def _check_pose(ego: EgoTruth) -> None:
-    x, y, yaw = ego.pose.tolist()  # three floats: math is cheaper than a ufunc and a reduction
+def _checked_pose(ego: EgoTruth) -> tuple[float, float, float]:
+    """The ego pose as three floats (math is cheaper than a ufunc and a reduction); raises on a
+    non-finite pose or speed."""
+    x, y, yaw = ego.pose.tolist()
     if not (math.isfinite(x) and math.isfinite(y) and math.isfinite(yaw) and math.isfinite(ego.speed_mps)):
         raise ValueError(f"non-finite ego truth at t_ns={ego.t_ns}: pose {ego.pose}, speed {ego.speed_mps}")
+    return x, y, yaw
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +51,7 @@ class EgoNoise:
 def oracle_objects(ego: EgoTruth, actors: ActorsTruth, rng: np.random.Generator,
                    cfg: OracleConfig) -> Detections3D:
     """Actors within range_m of the ego, in the vehicle frame, noisy, with per-object dropout."""
-    _check_pose(ego)
+    x, y, yaw = _checked_pose(ego)
     n = len(actors)
     if n == 0:
         return Detections3D.empty(ego.t_ns, SOURCE)
@@ -56,7 +59,6 @@ def oracle_objects(ego: EgoTruth, actors: ActorsTruth, rng: np.random.Generator,
     vel_z = rng.normal(0.0, 1.0, (n, 2))
     yaw_z = rng.normal(0.0, 1.0, n)
     uniform = rng.random(n)
-    x, y, yaw = ego.pose.tolist()
     boxes, velocities, idx = _detect(x, y, yaw, actors.xy_m, actors.yaw_rad, actors.speed_mps, actors.length_m,
                                      actors.width_m, actors.height_m, pos_z, vel_z, yaw_z, uniform,
                                      cfg.position_sigma_m, cfg.velocity_sigma_mps, cfg.yaw_sigma_rad,
@@ -122,10 +124,10 @@ def oracle_ego(ego: EgoTruth, rng: np.random.Generator, noise: EgoNoise) -> EgoS
     error is half-normal, not the Gaussian the covariance states. Scalar maths on plain floats (this
     runs at 50 Hz on six numbers): the same IEEE operations as the array form, so the same bits.
     """
-    _check_pose(ego)
-    z = rng.normal(0.0, 1.0, 6).tolist()
-    n_x, n_y, n_yaw, n_v, n_w, n_a = (zi * si for zi, si in zip(z, noise.sigmas))
-    x, y, yaw = ego.pose.tolist()
+    x, y, yaw = _checked_pose(ego)
+    z_x, z_y, z_yaw, z_v, z_w, z_a = rng.normal(0.0, 1.0, 6).tolist()
+    s_x, s_y, s_yaw, s_v, s_w, s_a = noise.sigmas
+    n_x, n_y, n_yaw, n_v, n_w, n_a = z_x * s_x, z_y * s_y, z_yaw * s_yaw, z_v * s_v, z_w * s_w, z_a * s_a
     yaw_noisy = (yaw + n_yaw + math.pi) % (2.0 * math.pi) - math.pi  # core.geometry.wrap_angle on a float
     return EgoState(t_ns=ego.t_ns, pose=np.array([x + n_x, y + n_y, yaw_noisy]),
                     speed_mps=max(ego.speed_mps + n_v, 0.0), accel_mps2=ego.accel_mps2 + n_a,

@@ -11,7 +11,6 @@ import math
 import numpy as np
 
 from core.messages import LABEL_VEHICLE
-from core.road import SAMPLE_SPACING_M
 from sim.actors import (KIND_HARD_BRAKE, KIND_STOPPED, KIND_TRAFFIC, actor_columns, cut_in_starts,
                         next_trigger_t_s, time_to_collision_s, update_triggers)
 from sim.scenario import ScenarioConfig, build_road
@@ -46,12 +45,6 @@ class World:
         self._ego = BicycleState(float(xy[0]), float(xy[1]), float(heading), ego_cfg.speed_mps, 0.0, 0.0)
 
         self._ego_s_m = float(ego_cfg.s_m)
-        # The reference line as Python lists: the ego's scalar Frenet tracking indexes it every step,
-        # and a list index costs a fraction of a numpy scalar read.
-        road = self.road
-        self._ref_s = road.s_m.tolist()
-        self._ref_x, self._ref_y = road.xy_m[:, 0].tolist(), road.xy_m[:, 1].tolist()
-        self._ref_heading, self._ref_kappa = road.heading_rad.tolist(), road.curvature_1pm.tolist()
         self._fleet, self._state = self._populate(scenario, rng)
         self._truth_t_ns = -1
         self._actors_truth: ActorsTruth | None = None
@@ -124,29 +117,10 @@ class World:
 
     # -- neighbours --------------------------------------------------------------------------------
     def _ego_frenet(self) -> tuple[float, float]:
-        """Frenet (s, d) of the ego's box centre, tracked from the last step's s.
-
-        Newton steps on the exact arc geometry in scalar Python: the ego moves well under a metre
-        per step, so two iterations reach micrometres, at a fraction of a KD-tree query's cost.
-        """
+        """Frenet (s, d) of the ego's box centre, tracked from the last step's s (Road.track_frenet:
+        the ego moves well under a metre per step, a fraction of a nearest-sample search's cost)."""
         cx, cy = self._ego_centre()
-        s, d = self._ego_s_m, 0.0
-        ref_s, ref_x, ref_y, ref_h, ref_k = self._ref_s, self._ref_x, self._ref_y, self._ref_heading, self._ref_kappa
-        last = len(ref_s) - 2
-        for _ in range(3):
-            i = min(max(int(s / SAMPLE_SPACING_M), 0), last)
-            u, k, h0 = s - ref_s[i], ref_k[i], ref_h[i]
-            chord = 2.0 * math.sin(0.5 * k * u) / k if abs(k * u) > 1e-12 else u
-            mid, h = h0 + 0.5 * k * u, h0 + k * u
-            dx = cx - ref_x[i] - chord * math.cos(mid)
-            dy = cy - ref_y[i] - chord * math.sin(mid)
-            cos_h, sin_h = math.cos(h), math.sin(h)
-            along = dx * cos_h + dy * sin_h
-            d = -dx * sin_h + dy * cos_h
-            s += along / max(1.0 - k * d, 1e-3)
-            if abs(along) < 1e-7:
-                break
-        self._ego_s_m = min(max(s, 0.0), self.road.length_m)
+        self._ego_s_m, d = self.road.track_frenet(cx, cy, self._ego_s_m)
         return self._ego_s_m, d
 
     def _ego_centre(self) -> tuple[float, float]:

@@ -104,3 +104,53 @@ def test_to_cartesian_other_shapes_keep_the_interpolation():
     assert xy.shape == (3, 4, 2) and same_bits(xy, xy_ref) and same_bits(h, h_ref)
     xy, h = road.to_cartesian(np.zeros(0), np.zeros(0))
     assert xy.shape == (0, 2) and h.shape == (0,)
+
+
+# --- reference: the world's scalar Frenet tracking in Python floats ----------------------------------
+def reference_track_frenet(road: Road, cx: float, cy: float, s_guess: float) -> tuple[float, float]:
+    import math
+
+    ref_s, ref_k, ref_h = road.s_m.tolist(), road.curvature_1pm.tolist(), road.heading_rad.tolist()
+    ref_x, ref_y = road.xy_m[:, 0].tolist(), road.xy_m[:, 1].tolist()
+    s, d = s_guess, 0.0
+    last = len(ref_s) - 2
+    for _ in range(3):
+        i = min(max(int(s / SAMPLE_SPACING_M), 0), last)
+        u, k, h0 = s - ref_s[i], ref_k[i], ref_h[i]
+        chord = 2.0 * math.sin(0.5 * k * u) / k if abs(k * u) > 1e-12 else u
+        mid, h = h0 + 0.5 * k * u, h0 + k * u
+        dx = cx - ref_x[i] - chord * math.cos(mid)
+        dy = cy - ref_y[i] - chord * math.sin(mid)
+        cos_h, sin_h = math.cos(h), math.sin(h)
+        along = dx * cos_h + dy * sin_h
+        d = -dx * sin_h + dy * cos_h
+        s += along / max(1.0 - k * d, 1e-3)
+        if abs(along) < 1e-7:
+            break
+    return min(max(s, 0.0), road.length_m), d
+
+
+@pytest.mark.parametrize("name", sorted(ROADS))
+def test_track_frenet_matches_the_python_newton_steps(name):
+    road, rng = ROADS[name], np.random.default_rng(23)
+    s_true = np.concatenate([rng.uniform(-5.0, road.length_m + 5.0, 3000), [0.0, road.length_m]])
+    d_true = rng.uniform(-9.0, 9.0, s_true.shape[0])
+    xy, _ = road.to_cartesian(s_true, d_true)
+    # Guesses near the point (the tracked case), far from it (steps that do not converge in three)
+    # and on the road's ends.
+    offsets = np.where(rng.random(s_true.shape[0]) < 0.8, rng.uniform(-0.6, 0.6, s_true.shape[0]),
+                       rng.uniform(-60.0, 60.0, s_true.shape[0]))
+    guesses = np.clip(s_true + offsets, 0.0, road.length_m)
+    for (x, y), guess in zip(xy.tolist(), guesses.tolist()):
+        got = road.track_frenet(x, y, guess)
+        ref = reference_track_frenet(road, x, y, guess)
+        assert got == ref and np.signbit(got[1]) == np.signbit(ref[1]), (x, y, guess)
+        assert type(got[0]) is float and type(got[1]) is float
+
+
+def test_track_frenet_rejects_a_non_finite_guess_as_int_does():
+    road = ROADS["s_bend"]
+    with pytest.raises(ValueError):
+        road.track_frenet(10.0, 1.0, float("nan"))
+    with pytest.raises(OverflowError):
+        road.track_frenet(10.0, 1.0, float("inf"))
