@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from numba import types
 
 from core.jit import kernel
 
@@ -55,12 +56,20 @@ def pure_pursuit_steer(path: TrackPath, x_m: float, y_m: float, yaw_rad: float, 
                    x_m, y_m, yaw_rad, lookahead_m, wheelbase_m)
 
 
-@kernel("Tuple((float64, float64))(float64[:, ::1], float64[:, ::1], float64[::1], float64[::1], float64[::1],"
-        " float64, float64, float64, float64, float64, float64)")
+# The vertices are read-only: a plan decoded from a log hands out read-only arrays, and
+# track_path keeps a contiguous float64 array as it is.
+_VERTICES = types.Array(types.float64, 2, "C", readonly=True)
+
+
+@kernel(types.Tuple((types.float64, types.float64))(
+    _VERTICES, types.float64[:, ::1], types.float64[::1], types.float64[::1], types.float64[::1],
+    types.float64, types.float64, types.float64, types.float64, types.float64, types.float64))
 def _pursue(xy, seg, seg_len2, seg_len, cum, yaw_end, x, y, yaw, lookahead, wheelbase):
     """``pure_pursuit_steer`` on the TrackPath's arrays: nearest point, lookahead point, steering.
-    Each operation is the numpy / Python reference's, in its order: numpy's elementwise maximum and
-    minimum keep the first operand on ties and NaN, argmin takes the first minimum (or first NaN),
+    Each operation is the numpy / Python reference's, in its order: einsum sums a row from 0.0
+    (0.0 + a0 * b0 + a1 * b1, which turns a lone -0.0 into +0.0), numpy's elementwise maximum and
+    minimum give the second operand on ties (+0.0 from maximum(-0.0, 0.0)) and the NaN of either,
+    argmin takes the first minimum (or first NaN),
     bisect_right's loop is spelled out, and Python's max(a, b) is ``b if b > a else a``."""
     # Nearest point of the path: project onto every segment, clamp, keep the closest projection.
     n_seg = seg.shape[0]
@@ -70,9 +79,9 @@ def _pursue(xy, seg, seg_len2, seg_len, cum, yaw_end, x, y, yaw, lookahead, whee
         best_i, best_d2, best_u = 0, 0.0, 0.0
         for i in range(n_seg):
             rel_x, rel_y = x - xy[i, 0], y - xy[i, 1]
-            u = (rel_x * seg[i, 0] + rel_y * seg[i, 1]) / seg_len2[i]
-            u = u if (u >= 0.0 or math.isnan(u)) else 0.0
-            u = u if (u <= 1.0 or math.isnan(u)) else 1.0
+            u = (0.0 + rel_x * seg[i, 0] + rel_y * seg[i, 1]) / seg_len2[i]
+            u = u if (u > 0.0 or math.isnan(u)) else 0.0
+            u = u if (u < 1.0 or math.isnan(u)) else 1.0
             miss_x, miss_y = rel_x - u * seg[i, 0], rel_y - u * seg[i, 1]
             d2 = miss_x * miss_x + miss_y * miss_y
             if i == 0 or (not math.isnan(best_d2) and (d2 < best_d2 or math.isnan(d2))):

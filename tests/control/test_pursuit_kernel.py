@@ -101,6 +101,18 @@ def test_kernel_equals_reference_bits():
     assert checked > 6000
 
 
+@pytest.mark.parametrize("yaw", [2.0, 3.0, -2.0, 0.0])
+@pytest.mark.parametrize("x, y", [(0.0, 0.0), (-0.0, 0.0), (0.0, -0.0), (-0.0, -0.0)])
+def test_signed_zero_projections_give_the_reference_bits(x, y, yaw):
+    # From a negative-zero vertex along a third-quadrant segment the origin projects to a signed
+    # zero, which einsum's sum from 0.0 and numpy's maximum (the second operand on a tie) both
+    # turn into +0.0; the lateral error's sign shows it.
+    for xy in (np.array([[-0.0, -0.0], [-1.0, -1.0]]), np.array([[-0.0, -0.0], [-1.0, -1.0], [-2.0, -0.5]]),
+               np.array([[0.0, -0.0], [1.0, -1.0]])):
+        args = (track_path(xy, 1.0), x, y, yaw, 0.0, 2.8)
+        assert _bits(pure_pursuit_steer(*args)) == _bits(_ref_pure_pursuit_steer(*args)), args
+
+
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
 def test_non_finite_pose_gives_the_reference_values(bad):
     """control_step refuses a non-finite pose before steering; should one get here, the values are
@@ -114,3 +126,12 @@ def test_non_finite_pose_gives_the_reference_values(bad):
         assert all(map(math.isnan, pure_pursuit_steer(path, 1.0, 0.0, bad, 5.0, 2.8)))
     for args in cases:
         assert _bits(pure_pursuit_steer(*args)) == _bits(_ref_pure_pursuit_steer(*args)), args
+
+
+def test_a_read_only_plan_steers_as_a_writable_one():
+    # A plan decoded from a log holds read-only arrays; track_path keeps a contiguous float64 array.
+    xy = np.array([[0.0, 0.0], [5.0, 1.0], [10.0, 3.0]])
+    frozen = xy.copy()
+    frozen.flags.writeable = False
+    args = (0.5, -0.2, 0.1, 5.0, 2.8)
+    assert _bits(pure_pursuit_steer(track_path(frozen, 0.2), *args)) == _bits(pure_pursuit_steer(track_path(xy, 0.2), *args))
