@@ -72,8 +72,9 @@ def hit_rows(yaw, size, class_loglik, existence, track_idx, det_idx, det_yaw, de
         row_max = class_out[i, 0]
         for c in range(1, n_labels):
             v = class_out[i, c]
-            # numpy's maximum(a, b): a when a >= b or a is NaN, else b (so a NaN b wins too)
-            if not (row_max >= v or row_max != row_max):
+            # numpy's maximum(a, b): a when a > b or a is NaN, else b (a NaN b wins too, and on a
+            # tie b: maximum(0.0, -0.0) is -0.0)
+            if not (row_max > v or row_max != row_max):
                 row_max = v
         for c in range(n_labels):
             class_out[i, c] = class_out[i, c] - row_max

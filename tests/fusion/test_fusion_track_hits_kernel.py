@@ -117,3 +117,15 @@ def test_a_nan_class_row_stays_nan_as_numpy_maximum_makes_it():
                            np.zeros(0, np.int64), np.zeros(0), np.ones((0, 3)), True, 0.3, 0.1,
                            np.zeros(0, np.int64), np.zeros(0))
     assert np.isnan(out[1]).all() and (out[0] == 0.0).all()
+
+
+def test_row_normalisation_takes_numpy_maximums_zero_on_ties():
+    # numpy's maximum gives its second operand on a tie, so a row (0.0, -0.0, ...) has maximum -0.0
+    # and normalises to (0.0 - -0.0, -0.0 - -0.0, ...) = (+0.0, +0.0, ...).
+    cl = np.full((2, N_LABELS), -1.0)
+    cl[0, :2] = 0.0, -0.0
+    cl[1, :2] = -0.0, 0.0
+    args = (np.zeros(2), np.ones((2, 3)), cl, np.full(2, 0.5), np.zeros(0, np.int64), np.zeros(0, np.int64),
+            np.zeros(0), np.ones((0, 3)), True, 0.3, 0.1, np.zeros(0, np.int64), np.zeros(0))
+    got, want = _kernel(*args), _reference(*args)
+    assert all(_bits(g) == _bits(w) for g, w in zip(got, want))
