@@ -113,8 +113,13 @@ def select_leads(ft: FrenetTracks, s_ego_m: float, d_lanes_m: np.ndarray, ego_fr
                          float(ego_half_width_m), float(margin_m), float(cut_in_horizon_s))
 
 
-@kernel("Tuple((int64[::1], float64[::1]))(float64[:], float64[:], float64[:], float64[:], float64[:], float64,"
-        " float64[::1], float64, float64, float64, float64)")
+# Track arrays are read-only views where a track field passes through unchanged (length_m is a
+# column of Tracks.sizes, and a Tracks decoded from a log holds read-only arrays).
+_TRACK_FIELD = "Array(float64, 1, 'A', readonly=True)"
+
+
+@kernel(f"Tuple((int64[::1], float64[::1]))({_TRACK_FIELD}, {_TRACK_FIELD}, {_TRACK_FIELD}, {_TRACK_FIELD},"
+        f" {_TRACK_FIELD}, float64, float64[::1], float64, float64, float64, float64)")
 def _select_leads(s_m, d_m, vd_mps, length_m, width_m, s_ego_m, d_lanes_m, ego_front_m, ego_half_width_m, margin_m,
                   cut_in_horizon_s):
     """The lead search of ``select_leads`` for N > 0 tracks, compiled: per lane and track ~20 numpy

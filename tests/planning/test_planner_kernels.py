@@ -335,3 +335,23 @@ def test_select_leads_kernel_equals_numpy_reference():
         i_ref, g_ref = _ref_select_leads(ft, *args)
         assert np.array_equal(i, i_ref), case
         assert np.array_equal(g, g_ref, equal_nan=True), case
+
+
+def test_read_only_tracks_pass_through_the_lead_search():
+    # A Tracks decoded from a log holds read-only arrays; with every track kept, length_m and
+    # width_m are views of its sizes.
+    from core.messages import Tracks
+    from planning.track_frenet import select_leads, tracks_to_frenet
+    from sim.scenario import build_road, load_scenario
+    n = 3
+    fields = dict(ids=np.arange(n, dtype=np.int64), states=np.array([[30.0, 0.2, 20.0, 0.0], [60.0, 3.4, 22.0, 0.0],
+                                                                       [90.0, -0.1, 18.0, 0.0]]),
+                  covariances=np.tile(np.eye(4), (n, 1, 1)), yaws=np.zeros(n), sizes=np.tile([4.5, 1.9, 1.5], (n, 1)),
+                  labels=np.zeros(n, np.int16), existence=np.ones(n))
+    for a in fields.values():
+        a.flags.writeable = False
+    road = build_road(load_scenario("free_road").road)
+    ft, n_bad = tracks_to_frenet(Tracks(t_ns=0, **fields), road, 0, 0.5)
+    assert n_bad == 0 and len(ft) == n and not ft.length_m.flags.writeable
+    idx, gap = select_leads(ft, float(ft.s_m[0]) - 20.0, np.array([float(ft.d_m[0])]), 3.9, 0.95, 0.3, 2.0)
+    assert idx[0] == 0 and gap[0] > 0.0
