@@ -137,14 +137,22 @@ def _in_coverage(x_map: np.ndarray, pose: np.ndarray, src: SourceModel) -> np.nd
     return inside & (fwd >= math.cos(src.fov_half_rad) * rng_m)
 
 
+def _class_log_terms(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The class model of a detection with confidence ``score``: log-likelihood of its detected
+    label (log_score) and of each other class (log_other); the score goes to the detected label,
+    the rest is spread evenly over the other classes (a symmetric confusion model). Scores are
+    finite (screened) float64."""
+    # maximum/minimum is np.clip without its Python-level argument handling.
+    s = np.minimum(np.maximum(scores, 1e-3), 1.0 - 1e-3)
+    return np.log(s), np.log((1.0 - s) / max(N_LABELS - 1, 1))
+
+
 def _class_loglik(labels: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Log-likelihood of each true class given a detected label: the score goes to the detected
-    label, the rest is spread evenly (a symmetric confusion model). ``labels`` are screened."""
-    # maximum/minimum is np.clip without its Python-level argument handling (scores are finite).
-    s = np.minimum(np.maximum(scores.astype(np.float64, copy=False), 1e-3), 1.0 - 1e-3)
-    out = np.empty((s.shape[0], N_LABELS))
-    out[:] = np.log((1.0 - s) / max(N_LABELS - 1, 1))[:, None]
-    out[np.arange(s.shape[0]), labels] = np.log(s)
+    """Log-likelihood (M, N_LABELS) of each true class given each detected label (screened)."""
+    log_score, log_other = _class_log_terms(scores)
+    out = np.empty((scores.shape[0], N_LABELS))
+    out[:] = log_other[:, None]
+    out[np.arange(scores.shape[0]), labels] = log_score
     return out
 
 
@@ -292,13 +300,11 @@ def apply_frame(state: TrackerState, frame: Frame, src, update, cfg: TrackerConf
         source_mask = state.source_mask | (hit.view(np.uint8) * bit)
         trusted_misses = ((state.trusted_misses + missed) * not_hit
                           if src.confirms_alone else state.trusted_misses)
-    # The class evidence's logarithms are numpy's (see fusion/track_hits.py), over every detection
-    # of the frame; the scores are finite (screened). Class model: the score goes to the detected
-    # label, the rest is spread evenly over the other classes (a symmetric confusion model).
-    s = np.minimum(np.maximum(scores, 1e-3), 1.0 - 1e-3)
+    # The class evidence's logarithms are numpy's (see fusion/track_hits.py), for every detection.
+    log_score, log_other = _class_log_terms(scores)
     yaw, size, class_ll, e = hit_rows(state.yaw, state.size, state.class_loglik, e, ti, di, meas.yaw,
                                       frame.sizes, frame.shape_valid, cfg.yaw_gain, cfg.size_gain, labels,
-                                      np.log(s), np.log((1.0 - s) / max(N_LABELS - 1, 1)), scores)
+                                      log_score, log_other, scores)
     tracks = {
         "ids": state.ids, "x": x, "p": p, "yaw": yaw, "size": size, "class_loglik": class_ll,
         "hit_history": hit_history, "hits": hits, "misses": misses,
