@@ -84,8 +84,9 @@ def test_every_position_of_a_bad_value_is_found():
             for i in range(4 * 4 * 4):
                 cov = np.zeros((4, 4, 4), dtype)
                 cov.flat[i] = bad
-                msg = Tracks(1, np.arange(4), np.zeros((4, 4)), cov.astype(np.float64), np.zeros(4), np.zeros((4, 3)),
+                msg = Tracks(1, np.arange(4), np.zeros((4, 4)), cov, np.zeros(4), np.zeros((4, 3)),
                              np.zeros(4, np.int16), np.ones(4))
+                assert msg.covariances.dtype == dtype  # the float32 case must reach the checker as float32
                 assert not message_finite(msg) and not _ref_message_finite(msg)
 
 
