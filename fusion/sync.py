@@ -85,11 +85,11 @@ _FUTURE = Decision.DROPPED_FUTURE
 _RESET = Decision.RESET
 
 
-# Released, SyncCounters and SyncState are immutable NamedTuples rather than frozen dataclasses:
-# each is built for every message, and a frozen dataclass's __init__ (one object.__setattr__ per
-# field) costs about as much as the whole synchronisation decision. sync_step builds them with
-# tuple.__new__ and the fields in declaration order, skipping the generated __new__'s argument
-# handling (half the cost again).
+# Released, SyncCounters and SyncState, like SyncRecord above, are immutable NamedTuples rather
+# than frozen dataclasses: each is built for every message, and a frozen dataclass's __init__ (one
+# object.__setattr__ per field) costs about as much as the whole synchronisation decision.
+# sync_step builds them with tuple.__new__ and the fields in declaration order, skipping the
+# generated __new__'s argument handling (half the cost again).
 
 
 class Released(NamedTuple):

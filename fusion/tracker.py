@@ -6,8 +6,9 @@ One ``tracker_update`` consumes one frame of vehicle-frame ``Detections3D`` from
 predict every track to the frame time, place detections in the map with the ego pose at that time,
 gate and assign, update (Joseph form, batched per measurement layout), manage tracks.
 ``tracker_predict`` outputs the confirmed ones at a given time, once per fusion cycle however many
-frames the cycle applied; ``tracker_step`` is the two for a single frame. Frames must arrive in time order (``fusion.sync`` orders them); an older frame is
-counted and skipped, never applied with a negative time step.
+frames the cycle applied; ``tracker_step`` is the two for a single frame. Frames must arrive in
+time order (``fusion.sync`` orders them); an older frame is counted and skipped, never applied
+with a negative time step.
 """
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
-"""Protobuf schemas for rtdrive's own message types, built at run time from the dataclasses.
+"""Protobuf schemas for rtdrive's own message types, built at run time from their record types.
 
-No .proto files and no protoc: each frozen dataclass (or typed NamedTuple: a record built for every
-message, such as the synchroniser's decisions, is one because it is three times cheaper to build) is reflected into a ``DescriptorProto`` with
-``descriptor_pb2`` and the resulting file descriptor set is what the MCAP schema record carries, so
+No .proto files and no protoc: each record type, a frozen dataclass or a typed NamedTuple (the
+form of a record built for every message, such as the synchroniser's decisions, being three times
+cheaper to build), is reflected into a ``DescriptorProto`` with ``descriptor_pb2`` and the
+resulting file descriptor set is what the MCAP schema record carries, so
 any protobuf-aware tool (Foxglove, ``mcap_protobuf``) can decode the log without our code.
 
 Field mapping, chosen for bit-exact round trips:
@@ -50,7 +51,7 @@ class _FieldPlan:
     py_type: type | None  # enum class, nested dataclass or dict value type
 
 
-def _is_dataclass_type(tp: object) -> bool:
+def _is_record_type(tp: object) -> bool:
     """A frozen dataclass or a typed NamedTuple: the two immutable record kinds a log carries."""
     return isinstance(tp, type) and (dataclasses.is_dataclass(tp) or is_named_tuple_type(tp))
 
@@ -67,7 +68,7 @@ def record_field_names(tp: type) -> tuple[str, ...]:
 
 
 class DataclassProtoSchema:
-    """Protobuf schema and converters for a set of frozen dataclasses.
+    """Protobuf schema and converters for a set of record types (frozen dataclasses, typed NamedTuples).
 
     One instance owns one private ``DescriptorPool``: nothing is registered in protobuf's global
     pool, so two schemas (or two tests) cannot collide.
@@ -100,7 +101,7 @@ class DataclassProtoSchema:
     def _collect(self, tp: type) -> None:
         if tp in self._plans:
             return
-        if not _is_dataclass_type(tp):
+        if not _is_record_type(tp):
             raise TypeError(f"{tp!r} is not a dataclass or NamedTuple type")
         hints = typing.get_type_hints(tp)
         plans = []
@@ -124,7 +125,7 @@ class DataclassProtoSchema:
             return _FieldPlan(name, "float", None)
         if hint in _SCALARS:
             return _FieldPlan(name, "scalar", hint)
-        if _is_dataclass_type(hint):
+        if _is_record_type(hint):
             self._collect(hint)
             return _FieldPlan(name, "nested", hint)
         if typing.get_origin(hint) is dict:
