@@ -46,7 +46,7 @@ __all__ = ["LatticeConfig", "LatticeState", "LatticeTables", "lattice_plan_step"
 
 def _track_rates(ft, state: LatticeState, dt_s: float, smoothing: float) -> tuple[np.ndarray, np.ndarray]:
     """Yaw rate and along-road acceleration per track, from the memory of the same id in the
-    previous plan (0 for new ids): the yaw by finite difference (estimate_yaw_rate's), the
+    previous plan (0 for new ids): the yaw by finite difference of the wrapped angle, the
     acceleration by finite difference low-passed by ``smoothing`` and clipped. One sorted lookup
     of the ids serves both."""
     n = ft.ids.shape[0]

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from core.config import rng
-from core.geometry import wrap_angle
 from core.road import Road
 from planning.track_frenet import FrenetTracks, lane_centre_of
 
@@ -75,20 +74,6 @@ def prediction_grid(t_s: np.ndarray, p: PredictionParams) -> PredictionGrid:
     t = np.asarray(t_s, dtype=np.float64)[None, :]
     return PredictionGrid(p.lateral_decay_s * (1.0 - np.exp(-t / p.lateral_decay_s)),
                           p.sigma0_m + p.sigma_rate_s_mps * t, p.sigma0_m + p.sigma_rate_d_mps * t)
-
-
-def estimate_yaw_rate(ids: np.ndarray, yaws: np.ndarray, prev_ids: np.ndarray, prev_yaws: np.ndarray,
-                      dt_s: float) -> np.ndarray:
-    """Yaw rate per track from the previous yaw of the same id (0 for new ids), by sorted lookup."""
-    rate = np.zeros(ids.shape[0])
-    if prev_ids.shape[0] == 0 or dt_s <= 0.0 or ids.shape[0] == 0:
-        return rate
-    order = np.argsort(prev_ids, kind="stable")
-    sorted_ids = prev_ids[order]
-    pos = np.minimum(np.searchsorted(sorted_ids, ids), sorted_ids.shape[0] - 1)
-    found = sorted_ids[pos] == ids
-    rate[found] = wrap_angle(yaws[found] - prev_yaws[order[pos[found]]]) / dt_s
-    return rate
 
 
 def predict(ft: FrenetTracks, yaw_rate_rps: np.ndarray, road: Road, t_s: np.ndarray,

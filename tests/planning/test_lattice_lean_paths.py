@@ -4,10 +4,25 @@ from __future__ import annotations
 
 import numpy as np
 
+from core.geometry import wrap_angle
 from planning.acc_planner import AccPlannerConfig
 from planning.lattice import LatticeState, _track_rates
-from planning.prediction import estimate_yaw_rate
 from planning.track_frenet import FrenetTracks
+
+
+def _ref_estimate_yaw_rate(ids: np.ndarray, yaws: np.ndarray, prev_ids: np.ndarray, prev_yaws: np.ndarray,
+                           dt_s: float) -> np.ndarray:
+    """The lattice's yaw-rate memory before it shared the id lookup with the acceleration
+    (planning/prediction.estimate_yaw_rate)."""
+    rate = np.zeros(ids.shape[0])
+    if prev_ids.shape[0] == 0 or dt_s <= 0.0 or ids.shape[0] == 0:
+        return rate
+    order = np.argsort(prev_ids, kind="stable")
+    sorted_ids = prev_ids[order]
+    pos = np.minimum(np.searchsorted(sorted_ids, ids), sorted_ids.shape[0] - 1)
+    found = sorted_ids[pos] == ids
+    rate[found] = wrap_angle(yaws[found] - prev_yaws[order[pos[found]]]) / dt_s
+    return rate
 
 
 def _ref_accel_estimate(ids, vs, state: LatticeState, dt_s: float, smoothing: float) -> np.ndarray:
@@ -44,7 +59,7 @@ def test_track_rates_equal_yaw_rate_and_accel_references():
             ft.vs_mps[0] = np.nan
         dt = float(rng.choice([0.1, 0.0, -0.1, 0.05]))
         yaw, accel = _track_rates(ft, state, dt, 0.2)
-        yaw_ref = estimate_yaw_rate(ids, ft.yaw_rad, prev, state.track_yaws, dt)
+        yaw_ref = _ref_estimate_yaw_rate(ids, ft.yaw_rad, prev, state.track_yaws, dt)
         accel_ref = _ref_accel_estimate(ids, ft.vs_mps, state, dt, 0.2)
         assert np.array_equal(yaw.view(np.int64), yaw_ref.view(np.int64))
         assert np.array_equal(accel.view(np.int64), accel_ref.view(np.int64))  # bits: -0.0 != 0.0, NaN == its own bits

@@ -3,10 +3,9 @@ import pytest
 
 from acc_loop import make_tracks, straight_road
 from core.config import ConfigError, from_mapping
-from planning.lattice import LatticeConfig
-from planning.prediction import (MODEL_CTRV, MODEL_CV, MODEL_LANE, PredictionParams, estimate_yaw_rate, predict,
-                                 prediction_grid)
-from planning.track_frenet import tracks_to_frenet
+from planning.lattice import LatticeConfig, LatticeState, _track_rates
+from planning.prediction import MODEL_CTRV, MODEL_CV, MODEL_LANE, PredictionParams, predict, prediction_grid
+from planning.track_frenet import FrenetTracks, tracks_to_frenet
 
 T = np.arange(51) * 0.1
 
@@ -38,13 +37,19 @@ def test_models_and_growing_uncertainty():
     assert pred.sigma_s_m[2, -1] > pred.sigma_s_m[0, -1]  # unstructured models are less certain
 
 
+def _yaw_rate(ids, yaws, prev_ids, prev_yaws, dt_s):
+    """The lattice's yaw-rate memory (_track_rates) for tracks that only have ids and yaws."""
+    z = np.zeros(len(ids))
+    ft = FrenetTracks(np.asarray(ids, np.int64), z, z, z, z, z, z, z, z, z, z, np.asarray(yaws, float))
+    state = LatticeState(track_ids=np.asarray(prev_ids, np.int64), track_yaws=np.asarray(prev_yaws, float),
+                         track_vs=np.zeros(len(prev_ids)), track_accel=np.zeros(len(prev_ids)))
+    return _track_rates(ft, state, dt_s, 0.2)[0]
+
+
 def test_yaw_rate_from_previous_ids_and_empty():
-    rate = estimate_yaw_rate(np.array([3, 7, 9]), np.array([0.1, 3.1, 0.0]), np.array([9, 3]),
-                             np.array([0.0, 0.0]), 0.1)
-    assert rate == pytest.approx([1.0, 0.0, 0.0])
+    assert _yaw_rate([3, 7, 9], [0.1, 3.1, 0.0], [9, 3], [0.0, 0.0], 0.1) == pytest.approx([1.0, 0.0, 0.0])
     # Wrap-around: from +pi - 0.05 to -pi + 0.05 is +0.1 rad.
-    assert estimate_yaw_rate(np.array([1]), np.array([-np.pi + 0.05]), np.array([1]),
-                             np.array([np.pi - 0.05]), 0.1) == pytest.approx([1.0])
+    assert _yaw_rate([1], [-np.pi + 0.05], [1], [np.pi - 0.05], 0.1) == pytest.approx([1.0])
     empty = _ft(np.zeros((0, 2)), np.zeros((0, 2)))
     pred = predict(empty, np.zeros(0), straight_road(), T, PredictionParams())
     assert pred.s_m.shape == (0, 51)
