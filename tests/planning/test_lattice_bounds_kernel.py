@@ -11,11 +11,34 @@ import pytest
 
 from planning.lattice import LatticeConfig
 from planning.lattice_bounds import candidate_bounds, longitudinal_family, sum_sq, sum_sq_pair
-from planning.lattice_grid import Family, lateral_family_tabled, longitudinal_family_tabled
+from planning.lattice_grid import Family, lateral_family_tabled
 from planning.lattice_tables import build_tables
 
 
 # --- reference: the numpy form (lattice_grid and lattice_plan_step before the kernels) ---
+def longitudinal_family_tabled(lon_map: np.ndarray, end_speed_blocks: np.ndarray, horizons_s: np.ndarray,
+                               s0: float, v0: float, a0: float, accel_levels_mps2: np.ndarray, v_max_mps: float,
+                               extra_rows: np.ndarray | None = None) -> tuple[Family, np.ndarray]:
+    """As planning/lattice_grid.longitudinal_family, from the precomputed linear maps of
+    LatticeTables (was planning/lattice_grid.longitudinal_family_tabled): (s0, v0, a0) are shared by
+    every profile, so their part is one (4, n_T, K) block added to all levels; the end speed varies
+    per level and horizon, and its term is one product end speeds (n_v, n_T) @ ``end_speed_blocks``
+    (4, n_T, n_T * K) written straight into the family's buffer. Each entry of that product has a
+    single non-zero term, so it equals the elementwise end speed x map. ``extra_rows``: x, v, a, j
+    (4, E, K) of E more profiles, the same for every horizon, appended as rows n_v .. n_v + E - 1."""
+    _, _, n_T, K = lon_map.shape
+    n_v = accel_levels_mps2.shape[0]
+    v_tgt = np.minimum(np.maximum(v0 + accel_levels_mps2[:, None] * horizons_s[None, :], 0.0), v_max_mps)
+    n_e = 0 if extra_rows is None else extra_rows.shape[1]
+    flat = np.empty((4, n_v + n_e, n_T * K))
+    np.matmul(v_tgt, end_speed_blocks, out=flat[:, :n_v])
+    out = flat.reshape(4, n_v + n_e, n_T, K)
+    out[:, :n_v] += (lon_map[0] * s0 + lon_map[1] * v0 + lon_map[2] * a0)[:, None]
+    if n_e:
+        out[:, n_v:] = extra_rows[:, :, None, :]
+    return Family(out), v_tgt
+
+
 def _integral_sq(z: np.ndarray, dt_s: float) -> np.ndarray:
     return np.einsum("...k,...k->...", z, z) * dt_s
 

@@ -13,12 +13,12 @@ from core.road import Road, RoadSegment
 from planning.acc_law import desired_accel
 from planning.behaviour import lane_references
 from planning.lattice import LatticeConfig, LatticeState, lattice_plan_step
-from planning.lattice_grid import (lateral_family, lateral_family_tabled, longitudinal_family,
-                                   longitudinal_family_tabled)
+from planning.lattice_grid import lateral_family, lateral_family_tabled, longitudinal_family
 from planning.lattice_tables import build_tables, tables_for
 from planning.prediction import PredictionParams, predict
 from planning.track_frenet import (curvature_at, lane_centre_of, road_heading_curvature, select_lead, select_leads,
                                    tracks_to_frenet)
+from test_lattice_bounds_kernel import longitudinal_family_tabled  # the lattice kernel's numpy reference
 
 CFG = LatticeConfig(budget_ns=10**12)
 
