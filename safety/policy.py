@@ -26,9 +26,14 @@ class PolicyRule:
             raise ValueError(f"policy rule {self.reason!r}: min_lost={self.min_lost} outside 1..{len(self.streams)}")
 
     def fires(self, lost: frozenset[str], flags: frozenset[str]) -> bool:
-        if self.flag and self.flag not in flags:
-            return False
-        return not self.streams or sum(s in lost for s in self.streams) >= self.min_lost
+        # Cheapest test first: most rules wait for a flag that is not set, or for a lost stream when
+        # none is lost (a rule with streams needs min_lost >= 1 of them lost).
+        if self.flag:
+            if self.flag not in flags:
+                return False
+            if not self.streams:
+                return True
+        return bool(lost) and sum(s in lost for s in self.streams) >= self.min_lost
 
 
 MODE_LIMITS: dict[Mode, ModeLimits] = {
@@ -50,18 +55,6 @@ def evaluate(rules: tuple[PolicyRule, ...], lost: frozenset[str], flags: frozens
         return Mode.NOMINAL, ""
     mode, reasons = Mode.NOMINAL, []
     for rule in rules:
-        # ``fires`` unrolled, cheapest test first: most rules wait for a flag that is not set, or for
-        # a lost stream when none is lost (a rule with streams needs min_lost >= 1 of them lost).
-        flag = rule.flag
-        if flag:
-            if flag not in flags:
-                continue
-            if not rule.streams:
-                reasons.append(rule.reason)
-                mode = max(mode, rule.mode)
-                continue
-        if not lost:
-            continue
         if rule.fires(lost, flags):
             reasons.append(rule.reason)
             mode = max(mode, rule.mode)
