@@ -26,7 +26,7 @@ from sim.faults import FaultSpec
 from safety.health import HealthState, StreamSpec, message_finite, observe
 from safety.monitor import DEFAULT_RULES, MonitorState, safety_step
 from safety.picture import localisation_lost, obstacle_close_ahead
-from safety.stage_health import StageCounts, StageWatch, watch_step
+from safety.stage_health import NO_FLAGS, StageCounts, StageWatch, watch_step
 from safety.policy import MODE_LIMITS
 
 # Which scheduled stages a stage-fault target addresses.
@@ -34,7 +34,6 @@ FAULT_TARGET_STAGES = {
     "detector": ("perception.lidar", "perception.camera", "perception.radar"),
     "fusion": ("fusion",), "tracker": ("fusion",), "planner": ("planning",), "control": ("control",),
 }
-NO_FLAGS: frozenset[str] = frozenset()
 PRIORITY = {"sim": 0, "safety": 1, "perception": 2, "fusion": 3, "planning": 4, "control": 5}
 
 
@@ -221,11 +220,10 @@ class DrivingStack:
             flags.add("planning.missed_3")
         if t_ns - self._last_exception_ns <= self._exception_hold_ns:
             flags.add("stage.exception")
-        latest = self.bus.latest
-        ego = latest.get("/fusion/ego")
+        ego = self._ego()
         if ego is not None and t_ns - ego.t_ns > self._control_timeout_ns:
             flags.add("control.stale_input")
-        picture = self._picture(ego, latest.get("/fusion/tracks"))
+        picture = self._picture(ego, self.bus.latest.get("/fusion/tracks"))
         if picture:
             flags |= picture
         if sched is not None:
