@@ -6,7 +6,8 @@ Pure step: ``acc_plan_step(state, ego, tracks, limits, road, t_ns, cfg) -> (stat
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+import operator
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
@@ -16,6 +17,13 @@ from core.road import Road
 from planning.acc_law import AccGains, rollout
 from planning.frenet_plan import frenet_to_plan
 from planning.track_frenet import curvature_at, select_lead, tracks_to_frenet
+
+# The config names each gain as AccGains does, so the gains array is read from the config in
+# AccGains' field order, derived here rather than restated: a field added to AccGains cannot shift
+# the indices the compiled law reads (a gain the config lacks is an AttributeError).
+_ACC_GAIN_NAMES = tuple(f.name for f in fields(AccGains))
+_config_gains = operator.attrgetter(*_ACC_GAIN_NAMES)
+_TIME_GAP_INDEX = _ACC_GAIN_NAMES.index("time_gap_s")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,10 +69,9 @@ class AccPlannerConfig:
 
     def gains_array(self, time_gap_s: float) -> np.ndarray:
         """``gains(time_gap_s).as_array()`` without building the dataclass (once per lattice plan)."""
-        return np.array([self.standstill_gap_m, time_gap_s, self.reaction_s, self.k_speed_1ps, self.k_rel_speed_1ps,
-                         self.k_gap_1ps2, self.comfort_accel_mps2, self.comfort_decel_mps2, self.approach_decel_mps2,
-                         self.cruise_decel_mps2, self.max_decel_mps2, self.comfort_jerk_mps3, self.emergency_jerk_mps3,
-                         self.lead_brake_threshold_mps2], dtype=np.float64)
+        values = list(_config_gains(self))
+        values[_TIME_GAP_INDEX] = time_gap_s  # the caller's gap (the mode may ask for a longer one)
+        return np.array(values, dtype=np.float64)
 
 
 @dataclass(frozen=True, slots=True)
