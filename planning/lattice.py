@@ -34,7 +34,7 @@ from planning.behaviour import lane_references
 from planning.frenet_plan import frenet_to_plan
 from planning.lattice_batch import batch_terms, best_rss_safe
 from planning.lattice_config import LatticeConfig, LatticeState
-from planning.lattice_bounds import candidate_bounds, longitudinal_family
+from planning.lattice_bounds import candidate_bounds, longitudinal_family_terms
 from planning.lattice_grid import lateral_family_tabled
 from planning.lattice_obstacles import MAX_OBJECTS, followers_in_lane, obstacle_terms
 from planning.lattice_tables import LatticeTables, tables_for
@@ -138,7 +138,7 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     # The longitudinal family: the quartic speed levels, then the three lanes' ACC roll-outs as
     # candidates of their own (the ACC law is comfortable by construction: jerk-limited, braking
     # spread over the whole approach, which end-constrained quartics cannot always match).
-    lon_xva, lon_ok, lon_emergency, c_lon, vv = longitudinal_family(
+    lon_xva, lon_ok, lon_emergency, c_lon, vv = longitudinal_family_terms(
         tab.lon_map, tab.levels_mps2, tab.horizons_s, s0, v0, a0, v_max, refs.s_m, refs.v_mps, refs.a_mps2, dt,
         cfg.max_accel_mps2, cfg.max_decel_mps2, cfg.max_jerk_mps3, acc.comfort_decel_mps2, cfg.comfort_jerk_mps3,
         cfg.w_lon_jerk, cfg.emergency_cost)

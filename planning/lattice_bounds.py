@@ -5,8 +5,9 @@ Per plan the lattice scores n_d lateral targets x (n_v + 3) longitudinal profile
 offset, consistency and speed-error integrals. In numpy these were about 120 calls over arrays of a
 few thousand elements (~0.5 ms, half the planner); here they are two kernels:
 
-- ``longitudinal_family``: the quartic family from the precomputed linear maps plus the three lanes'
-  ACC roll-outs, its feasibility and emergency flags, its jerk cost and each profile's v.v;
+- ``longitudinal_family_terms``: the quartic family from the precomputed linear maps plus the
+  three lanes' ACC roll-outs, its feasibility and emergency flags, its jerk cost and each profile's
+  v.v;
 - ``candidate_bounds``: lateral feasibility and costs, the speed error against each lane's roll-out,
   every candidate's bound, and the candidates in (stable) order of their bound.
 
@@ -94,9 +95,9 @@ def sum_sq_pair(y, z):
 @kernel("Tuple((float64[:, :, :, ::1], boolean[:, ::1], boolean[:, ::1], float64[:, ::1], float64[::1]))("
         "float64[:, :, :, ::1], float64[::1], float64[::1], float64, float64, float64, float64, float64[:, :],"
         " float64[:, :], float64[:, :], float64, float64, float64, float64, float64, float64, float64, float64)")
-def longitudinal_family(lon_map, levels_mps2, horizons_s, s0, v0, a0, v_max_mps, ref_s_m, ref_v_mps, ref_a_mps2,
-                        dt_s, max_accel_mps2, max_decel_mps2, max_jerk_mps3, comfort_decel_mps2, comfort_jerk_mps3,
-                        w_lon_jerk, emergency_cost):
+def longitudinal_family_terms(lon_map, levels_mps2, horizons_s, s0, v0, a0, v_max_mps, ref_s_m, ref_v_mps,
+                              ref_a_mps2, dt_s, max_accel_mps2, max_decel_mps2, max_jerk_mps3, comfort_decel_mps2,
+                              comfort_jerk_mps3, w_lon_jerk, emergency_cost):
     """The longitudinal family x, v, a, j (4, n_v + 3, n_T, K): rows 0 .. n_v - 1 the quartics to
     the end speeds v0 + level * T clipped to [0, v_max] (LatticeTables.lon_map, linear in s0, v0,
     a0 and the end speed), rows n_v .. n_v + 2 the three lanes' ACC roll-outs ``ref_*`` (3, K)
@@ -187,10 +188,10 @@ def candidate_bounds(lat_xvaj, d_targets_m, lane_slot, offsets_m, lanes, committ
     valid; cost w_lat_jerk int j^2 + w_lat_dev int (d - target)^2, plus the offset and lane-change
     cost (against ``committed_lane``), the lane's progress cost (its roll-out ``ref_v_mps`` (3, K)
     below v_cap) and, if ``use_previous``, w_consistency int ((d - previous_d_m) previous_weight)^2.
-    Longitudinal (n_v + 3, n_T): ``lon_ok``, ``lon_cost``, ``lon_vv`` from ``longitudinal_family``
-    and ``lon_v_ref_dot`` ((n_v + 3) * n_T, 3) = v @ ref_v_mps.T; the speed error against lane j's
-    roll-out is w_speed dt max(v.v - 2 v.ref_j + ref_j.ref_j, 0). The last three rows, the lanes'
-    own roll-outs, pair only with targets in their lane."""
+    Longitudinal (n_v + 3, n_T): ``lon_ok``, ``lon_cost``, ``lon_vv`` from
+    ``longitudinal_family_terms`` and ``lon_v_ref_dot`` ((n_v + 3) * n_T, 3) = v @ ref_v_mps.T;
+    the speed error against lane j's roll-out is w_speed dt max(v.v - 2 v.ref_j + ref_j.ref_j, 0).
+    The last three rows, the lanes' own roll-outs, pair only with targets in their lane."""
     _, n_d, n_t, n_k = lat_xvaj.shape
     n_rows = lon_ok.shape[0]
     n_q = n_rows - 3

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from planning.lattice import LatticeConfig
-from planning.lattice_bounds import candidate_bounds, longitudinal_family, sum_sq, sum_sq_pair
+from planning.lattice_bounds import candidate_bounds, longitudinal_family_terms, sum_sq, sum_sq_pair
 from planning.lattice_grid import Family, lateral_family_tabled
 from planning.lattice_tables import build_tables
 
@@ -170,7 +170,7 @@ def test_bound_kernels_equal_numpy_reference(cfg, seed):
     lon_r, ok_r, emerg_r, c_lon_r, vv_r, flat_r, order_r = _ref_bounds(
         tab, cfg, lat, d_targets, s0, v0, a0, v_max, v_cap, ref_s, ref_v, ref_a, lanes, valid, committed, previous)
 
-    xva, ok, emerg, c_lon, vv = longitudinal_family(
+    xva, ok, emerg, c_lon, vv = longitudinal_family_terms(
         tab.lon_map, tab.levels_mps2, tab.horizons_s, s0, v0, a0, v_max, ref_s, ref_v, ref_a, dt,
         cfg.max_accel_mps2, cfg.max_decel_mps2, cfg.max_jerk_mps3, cfg.acc.comfort_decel_mps2, cfg.comfort_jerk_mps3,
         cfg.w_lon_jerk, cfg.emergency_cost)
