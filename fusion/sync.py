@@ -19,12 +19,12 @@ log can show, and a replay reproduce, exactly what was applied and what was drop
 from __future__ import annotations
 
 import dataclasses
-import functools
 from bisect import bisect_left
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Callable, Iterable, NamedTuple
 
+from core import messages as core_messages
 from core.config import rng
 
 
@@ -150,16 +150,16 @@ class SyncState(NamedTuple):
 
 
 def _retimed(msg: Any, t_ns: int) -> Any:
-    """``msg`` with ``t_ns`` replaced. Messages are frozen slotted dataclasses already validated
-    at their source, so the copy takes their slots as they are (``dataclasses.replace`` would rerun
-    __init__ at three times the cost); anything else goes through ``dataclasses.replace``."""
-    copy = _slot_copier(type(msg))
+    """``msg`` with ``t_ns`` replaced. The stack's messages are frozen slotted dataclasses already
+    validated at their source, so the copy takes their slots as they are (``dataclasses.replace``
+    would rerun __init__ at three times the cost); anything else goes through
+    ``dataclasses.replace``."""
+    copy = _RETIMERS.get(type(msg))
     if copy is None:
         return dataclasses.replace(msg, t_ns=t_ns)
     return copy(msg, t_ns)
 
 
-@functools.cache
 def _slot_copier(tp: type) -> Callable[[Any, int], Any] | None:
     """``copy(msg, t_ns)`` for messages of type ``tp``, a frozen slotted dataclass with no base
     class (so its own ``__slots__`` are all its fields): a new instance whose slots are set through
@@ -167,8 +167,7 @@ def _slot_copier(tp: type) -> Callable[[Any, int], Any] | None:
 
     The copier is generated with one statement per slot, as dataclasses generates __init__: a loop
     over slot names with getattr and object.__setattr__ costs twice as much, and a clock-offset
-    stream pays it for every message. The cache holds one function per message type, derived from
-    the type alone, so it carries nothing from one call or one run to the next.
+    stream pays it for every message.
     """
     slots = getattr(tp, "__slots__", None)
     if not slots or not dataclasses.is_dataclass(tp) or tp.__base__ is not object or "t_ns" not in slots:
@@ -181,6 +180,14 @@ def _slot_copier(tp: type) -> Callable[[Any, int], Any] | None:
     lines.append("    return out")
     exec("\n".join(lines), env)  # slot names are identifiers: Python rejects any other __slots__
     return env["copy"]
+
+
+# The copier of every message type of core.messages, generated once at import: a fixed table of
+# the stack's own types, not a cache filled by whatever passes through.
+_RETIMERS: dict[type, Callable[[Any, int], Any]] = {
+    tp: copier for tp in vars(core_messages).values()
+    if isinstance(tp, type) and tp.__module__ == core_messages.__name__
+    and (copier := _slot_copier(tp)) is not None}
 
 
 def _stream(cfg: SyncConfig, name: str) -> StreamConfig:
