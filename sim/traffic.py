@@ -12,14 +12,15 @@ Helbing, "General lane-changing model MOBIL for car-following models" (2007).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from core.road import Road
 from sim.scenario import TrafficConfig
-from sim.traffic_kernels import (IDM_ACCEL, IDM_MAX_DECEL, IDM_MIN_GAP, IDM_TIME_GAP, IDM_TWO_SQRT_AB,
-                                 along_heading, integrate_rows, mobil_lanes)
+from sim.traffic_kernels import (IDM_ACCEL, IDM_MAX_DECEL, IDM_MIN_GAP, IDM_TIME_GAP, IDM_TWO_SQRT_AB, ROW_A, ROW_D,
+                                 ROW_LC_T0, ROW_S, ROW_V, along_heading, integrate_rows, mobil_lanes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,8 +186,11 @@ class Fleet:
         return int(self.ids.shape[0])
 
 
-@dataclass(frozen=True, slots=True)
-class TrafficState:
+class TrafficState(NamedTuple):
+    """The traffic's per-step state, N rows. A NamedTuple rather than a frozen dataclass: one is
+    built every physics step, and a tuple's construction costs a quarter of the dataclass's
+    per-field frozen setattr."""
+
     s_m: np.ndarray
     d_m: np.ndarray
     v_mps: np.ndarray  # speed along the lane
@@ -202,7 +206,7 @@ def start_lane_changes(state: TrafficState, mask: np.ndarray, target_lane: np.nd
                        t_s: float) -> TrafficState:
     if not mask.any():
         return state
-    return replace(state, lane=np.where(mask, target_lane, state.lane),
+    return state._replace(lane=np.where(mask, target_lane, state.lane),
                    lc_from_d_m=np.where(mask, state.d_m, state.lc_from_d_m),
                    lc_t0_s=np.where(mask, t_s, state.lc_t0_s))
 
@@ -226,14 +230,18 @@ def integrate(fleet: Fleet, state: TrafficState, accel_mps2: np.ndarray, road: R
     nobody leaves) are passed on as the same objects. The arithmetic is one compiled call
     (traffic_kernels.integrate_rows).
     """
-    s1, v1, a_eff, active1, any_leaving, d1, lc_t0, any_changing = integrate_rows(
+    rows, active1, any_leaving, any_changing = integrate_rows(
         state.s_m, state.d_m, state.v_mps, accel_mps2, state.active, state.lane, state.lc_from_d_m,
         state.lc_t0_s, fleet.lane_change_s, road.curvature_1pm, road.is_straight, road.length_m,
         road.lane_width_m, 0.5 * (road.num_lanes - 1), t_s, dt_s)
     active = active1 if any_leaving else state.active
-    if not any_changing:  # everyone sits on a lane centre: d does not move
+    # Rows by index, not by unpacking: unpacking iterates the array, which ends in a formatted IndexError.
+    if any_changing:
+        d1, lc_t0 = rows[ROW_D], rows[ROW_LC_T0]
+    else:  # everyone sits on a lane centre: d does not move
         d1, lc_t0 = state.d_m, state.lc_t0_s
-    return TrafficState(s1, d1, v1, a_eff, state.lane, state.lc_from_d_m, lc_t0, active, state.triggered)
+    return TrafficState(rows[ROW_S], d1, rows[ROW_V], rows[ROW_A], state.lane, state.lc_from_d_m, lc_t0, active,
+                        state.triggered)
 
 
 def spawn_positions(cfg: TrafficConfig, road: Road, ego_s_m: float, ego_lane: int,

@@ -108,22 +108,27 @@ def follow_accel(s_m, d_m, v_mps, lane, active, pm_half_lanes, half_len_sum_m, f
     return accel, gap
 
 
-@kernel("Tuple((float64[::1], float64[::1], float64[::1], boolean[::1], boolean, float64[::1], float64[::1],"
-        " boolean))(float64[:], float64[:], float64[:], float64[:], boolean[:], int64[:], float64[:], float64[:],"
-        " float64[:], float64[::1], boolean, float64, float64, float64, float64, float64)")
+# Rows of integrate_rows' output block: one returned array instead of five (numba boxes each
+# returned array at a cost comparable to this step's arithmetic).
+ROW_S, ROW_V, ROW_A, ROW_D, ROW_LC_T0 = range(5)
+
+
+@kernel("Tuple((float64[:, ::1], boolean[::1], boolean, boolean))(float64[:], float64[:], float64[:], float64[:],"
+        " boolean[:], int64[:], float64[:], float64[:], float64[:], float64[::1], boolean, float64, float64, float64,"
+        " float64, float64)")
 def integrate_rows(s_m, d_m, v_mps, accel_mps2, active, lane, lc_from_d_m, lc_t0_s, lane_change_s,
                    curvature_1pm, straight, road_length_m, lane_width_m, centre_offset_lanes, t_s, dt_s):
-    """One step of ``traffic.integrate``: returns (s', v', a_eff, active', any left the road,
-    d', lane-change start', any lane change running). d' and the start times are filled only
-    when a lane change runs (the caller keeps the old arrays otherwise).
+    """One step of ``traffic.integrate``: returns (a (5, N) block whose ROW_* rows are s', v',
+    a_eff, d' and the lane-change starts', active', whether any vehicle left the road, whether any
+    lane change runs). d' and the start times are filled only when a lane change runs (the
+    caller keeps the old arrays otherwise).
 
     ``curvature_1pm``: the road's per-sample curvature (SAMPLE_SPACING_M apart); ``straight``:
     it is zero everywhere; ``centre_offset_lanes`` = 0.5 (num_lanes - 1).
     """
     n = s_m.shape[0]
-    v1 = np.empty(n)
-    a_eff = np.empty(n)
-    s1 = np.empty(n)
+    out = np.empty((5, n))
+    s1, v1, a_eff, d1, lc_t0 = out[ROW_S], out[ROW_V], out[ROW_A], out[ROW_D], out[ROW_LC_T0]
     active1 = np.empty(n, dtype=np.bool_)
     # numpy's branch: clamp at standstill when the smallest new speed is <= 0 (a NaN minimum:
     # never, as np.min propagates NaN and the comparison then fails).
@@ -160,8 +165,6 @@ def integrate_rows(s_m, d_m, v_mps, accel_mps2, active, lane, lc_from_d_m, lc_t0
         leaving = active[i] and s1[i] >= road_length_m
         any_leaving = any_leaving or leaving
         active1[i] = active[i] and not leaving
-    d1 = np.empty(n)
-    lc_t0 = np.empty(n)
     any_changing = False
     for i in range(n):
         if math.isfinite(lc_t0_s[i]):
@@ -178,7 +181,7 @@ def integrate_rows(s_m, d_m, v_mps, accel_mps2, active, lane, lc_from_d_m, lc_t0
             else:
                 d1[i] = d_target
             lc_t0[i] = math.nan if tau >= 1.0 else lc_t0_s[i]
-    return s1, v1, a_eff, active1, any_leaving, d1, lc_t0, any_changing
+    return out, active1, any_leaving, any_changing
 
 
 @kernel("Tuple((int64, float64, int64, float64))(float64, int64, float64[:], int64[:], int64[:], boolean[:])")

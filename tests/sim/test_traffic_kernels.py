@@ -201,7 +201,7 @@ def test_follow_accel_edge_cases_follow_numpy():
     v[4] = np.nan
     d = state.d_m.copy()
     d[6] = np.nan
-    state = dataclasses.replace(state, v_mps=v, d_m=d, s_m=np.linspace(10.0, 18.0, 9), active=np.ones(9, bool))
+    state = state._replace(v_mps=v, d_m=d, s_m=np.linspace(10.0, 18.0, 9), active=np.ones(9, bool))
     pm_half = signed_half_widths(road, fleet.width_m)
     length_all = np.append(fleet.length_m, 4.6)
     half_len_sum = 0.5 * (fleet.length_m[:, None] + length_all[None, :])
@@ -223,14 +223,14 @@ def test_integrate_matches_the_numpy_integration(road_name, n):
         t_s = float(rng.uniform(0.0, 20.0))
         fleet, state = random_fleet_state(road, n, rng, t_s)
         if trial % 4 == 0:  # nobody changing lanes: d and the start times pass through
-            state = dataclasses.replace(state, d_m=road.lane_center_d(state.lane), lc_t0_s=np.full(n, np.nan))
+            state = state._replace(d_m=road.lane_center_d(state.lane), lc_t0_s=np.full(n, np.nan))
         accel = random_accel(n, rng)
         if trial % 5 == 0:
             accel = np.abs(accel) + 0.1  # no standstill: numpy's unclamped branch
         got = integrate(fleet, state, accel, road, t_s, 0.01)
         ref = reference_integrate(fleet, state, accel, road, t_s, 0.01)
-        for field in dataclasses.fields(TrafficState):
-            assert same_bits(getattr(got, field.name), getattr(ref, field.name)), field.name
+        for name in TrafficState._fields:
+            assert same_bits(getattr(got, name), getattr(ref, name)), name
         # Unchanged arrays stay the same objects (consumers recognise them by identity).
         for name in ("d_m", "lc_t0_s", "active", "lane", "lc_from_d_m", "triggered"):
             assert (getattr(got, name) is getattr(state, name)) == (getattr(ref, name) is getattr(state, name)), name
@@ -241,13 +241,13 @@ def test_integrate_with_a_nan_speed_keeps_numpys_unclamped_branch():
     fleet, state = random_fleet_state(road, 6, rng, 1.0)
     v = state.v_mps.copy()
     v[2] = np.nan
-    state = dataclasses.replace(state, v_mps=v)
+    state = state._replace(v_mps=v)
     accel = np.full(6, -8.0)  # speeds would go negative: numpy's min is NaN, so nothing is clamped
     with np.errstate(invalid="ignore"):
         ref = reference_integrate(fleet, state, accel, road, 1.0, 0.01)
     got = integrate(fleet, state, accel, road, 1.0, 0.01)
-    for field in dataclasses.fields(TrafficState):
-        assert same_bits(getattr(got, field.name), getattr(ref, field.name)), field.name
+    for name in TrafficState._fields:
+        assert same_bits(getattr(got, name), getattr(ref, name)), name
 
 
 def busy_world(name, seed):
@@ -353,7 +353,7 @@ def test_motion_along_heading_matches_the_numpy_rate_and_speed(n):
             lc_t0[:] = np.nan  # nobody changes lanes
         v = state.v_mps.copy()
         v[::4] = -0.0  # the signed zero the no-change path normalises
-        state = dataclasses.replace(state, lc_t0_s=lc_t0, v_mps=v)
+        state = state._replace(lc_t0_s=lc_t0, v_mps=v)
         rows = np.flatnonzero(state.active)
         got = motion_along_heading(fleet, state, road, t_s, rows)
         ref = reference_motion(fleet, state, road, t_s, rows)
