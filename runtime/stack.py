@@ -223,9 +223,7 @@ class DrivingStack:
         ego = self._ego()
         if ego is not None and t_ns - ego.t_ns > self._control_timeout_ns:
             flags.add("control.stale_input")
-        picture = self._picture(ego, self.bus.latest.get("/fusion/tracks"))
-        if picture:
-            flags |= picture
+        flags |= self._picture(ego, self.bus.latest.get("/fusion/tracks"))
         if sched is not None:
             # The watch compares counts only when a counter moved (None: none did since the last run).
             counts = None
@@ -239,8 +237,7 @@ class DrivingStack:
             timings = sched.timings if sched.mode != "ideal" else ()
             self.stage_watch, watched = watch_step(self.stage_watch, timings, counts, t_ns,
                                                    self.steps.safety_cfg.stages)
-            if watched:
-                flags |= watched
+            flags |= watched
         return frozenset(flags) if flags else NO_FLAGS
 
     def _picture(self, ego: EgoState | None, tracks: Tracks | None) -> frozenset[str]:
