@@ -12,10 +12,9 @@ from pathlib import Path
 
 from core.config import ConfigError, load_toml
 from runtime.errors import UsageError
+from runtime.perception_modes import DEFAULT_PERCEPTION, PERCEPTION_MODES
 from sim.faults import FaultSpecError
 
-PERCEPTION_MODES = ("onnx", "classical", "oracle")
-DEFAULT_PERCEPTION = "onnx"  # the full stack; oracle is for testing planning in isolation
 
 
 

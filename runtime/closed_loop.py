@@ -22,7 +22,8 @@ from fusion.sensor_models import CameraModel, RadarModel
 from fusion.sync import Decision, StreamConfig
 from runtime.errors import UsageError
 from perception.onnx_model import SessionOptions
-from runtime.perception_factory import PERCEPTION_MODES, build_perception, tracker_for_rig
+from runtime.perception_factory import build_perception, tracker_for_rig
+from runtime.perception_modes import PERCEPTION_MODES
 from runtime.stack import PERCEIVED_SENSORS, PRIORITY, DrivingStack
 from runtime.stack_config import StackConfig
 from runtime.stage_factory import build_steps

@@ -20,10 +20,10 @@ from perception.health import DetectorHealth
 from perception.lidar_detector import LidarDetectorConfig, lidar_detect_step, load_lidar_model
 from perception.onnx_model import SessionOptions
 from perception.radar_clustering import RadarClusterConfig, radar_cluster_step
+from runtime.perception_modes import PERCEPTION_MODES
 from runtime.stages import PerceptionStep
 from sim.sensors.config import SensorRigConfig
 
-PERCEPTION_MODES = ("onnx", "classical", "oracle")
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 from core.config import load_toml
+from runtime.perception_modes import DEFAULT_PERCEPTION, PERCEPTION_MODES
 
-PERCEPTION_MODES = ("onnx", "classical", "oracle")
 
 
 def add_timing(sub) -> None:
@@ -55,7 +55,7 @@ def cmd_timing(args) -> int:
         raise UsageError(f"--rt-priority: {args.rt_priority} is out of range; allowed 0..99")
     budgets = load_toml(TimingBudgets, args.budgets) if args.budgets else TimingBudgets()
     source = str(args.budgets or "<defaults>")
-    opts = RunOptions(seed=args.seed, duration_s=args.duration, perception=args.perception or "onnx",
+    opts = RunOptions(seed=args.seed, duration_s=args.duration, perception=args.perception or DEFAULT_PERCEPTION,
                       provider=args.provider, threads=args.threads)
     if args.log:
         report = time_log(args.log, replace(opts, perception=args.perception), budgets, source, args.load,
