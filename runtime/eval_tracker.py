@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from dataclasses import dataclass, field
 
 import motmetrics as mm
@@ -25,6 +26,7 @@ import numpy as np
 
 from core.messages import Tracks
 from fusion.frames import ego_pose_at
+from runtime.perception_modes import DEFAULT_PERCEPTION
 
 DEFAULT_SCENARIOS = ("cut_in", "curve", "free_road", "lead_brake", "stopped_vehicle")
 DEFAULT_SEEDS = "100..104"  # held out: development and tuning use seeds below 100
@@ -284,7 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scenario", action="append", default=None,
                    help=f"built-in name or TOML path; repeatable (default: {', '.join(DEFAULT_SCENARIOS)})")
     p.add_argument("--seeds", default=DEFAULT_SEEDS, help=f"A..B, A,B,C or N (default {DEFAULT_SEEDS})")
-    p.add_argument("--perception", choices=("oracle", "onnx"), default="oracle")
+    p.add_argument("--perception", choices=("onnx", "oracle"), default=DEFAULT_PERCEPTION,
+                   help="onnx: the full stack (default); oracle: ground-truth objects, no sensors")
     p.add_argument("--match-m", type=float, default=2.0, help="track-to-actor match distance (default 2 m)")
     p.add_argument("--duration", type=float, default=None, metavar="S", help="seconds per run")
     p.add_argument("--truth", choices=("visible", "coverage"), default="visible",
@@ -303,12 +306,18 @@ def eval_tracker_main(argv: list[str] | None) -> int:
             raise ValueError(f"--match-m: {args.match_m} is out of range; allowed (0, 20] m")
         scenarios = args.scenario or list(DEFAULT_SCENARIOS)
         runs, per_run = [], []
+        n_runs, wall_start = len(scenarios) * len(seeds), time.perf_counter()
         for name in scenarios:
             for seed in seeds:
                 run, info = evaluate_run(name, seed, args.perception, args.match_m, args.duration,
                                          args.truth)
                 runs.append(run)
                 per_run.append({**info, **summarise([run])})
+                # A full-stack evaluation takes minutes: one line per run on stderr, stdout stays
+                # the result alone (one JSON object with --json).
+                print(f"  eval-tracker: run {len(runs)}/{n_runs} {name} seed {seed}: mota {per_run[-1]['mota']:.3f}, "
+                      f"idf1 {per_run[-1]['idf1']:.3f} ({time.perf_counter() - wall_start:.0f} s so far)",
+                      file=sys.stderr, flush=True)
     except (ValueError, FileNotFoundError, KeyError) as exc:
         print(f"rtdrive eval-tracker: error: {exc}", file=sys.stderr)
         return 2

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -122,3 +124,17 @@ def test_a_frame_with_neither_actors_nor_tracks_is_scored_without_error():
     run.on_tracks(tracks, np.zeros(2), np.array([3]), one, np.zeros((1, 2)), np.zeros(0))
     out = summarise([run])
     assert out["matches"] == 1 and out["objects"] == 1 and out["false_positives"] == 0
+
+
+def test_command_defaults_to_the_full_stack_and_reports_progress_per_run(capsys):
+    from runtime.eval_tracker import build_parser, eval_tracker_main
+    assert build_parser().parse_args([]).perception == "onnx"
+    # Two short oracle runs: stdout is the JSON object alone, stderr one progress line per run.
+    rc = eval_tracker_main(["--perception", "oracle", "--scenario", "free_road", "--seeds", "1,2",
+                            "--duration", "1.0", "--json"])
+    out, err = capsys.readouterr()
+    assert rc == 0
+    result = json.loads(out)
+    assert result["perception"] == "oracle" and [r["seed"] for r in result["runs"]] == [1, 2]
+    lines = [ln for ln in err.splitlines() if "eval-tracker: run" in ln]
+    assert len(lines) == 2 and "run 1/2 free_road seed 1: mota" in lines[0] and "run 2/2" in lines[1]
