@@ -16,9 +16,6 @@ from runtime.perception_modes import DEFAULT_PERCEPTION, PERCEPTION_MODES
 from sim.faults import FaultSpecError
 
 
-
-
-
 def _add_sim(sub) -> None:
     p = sub.add_parser("sim", help="run a closed-loop scenario with the full stack and print its summary",
                        description="Run a closed-loop scenario: the sim world feeds the stack on the "

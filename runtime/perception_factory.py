@@ -25,7 +25,6 @@ from runtime.stages import PerceptionStep
 from sim.sensors.config import SensorRigConfig
 
 
-
 @dataclass(frozen=True, slots=True)
 class PerceptionSetup:
     steps: tuple[PerceptionStep, ...]

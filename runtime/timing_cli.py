@@ -9,7 +9,6 @@ from core.config import load_toml
 from runtime.perception_modes import DEFAULT_PERCEPTION, PERCEPTION_MODES
 
 
-
 def add_timing(sub) -> None:
     p = sub.add_parser("timing", help="run the stack in real time and check every stage against its budget",
                        description="Run the stack on the wall clock (perception on worker threads, a late "
