@@ -187,13 +187,6 @@ def test_closed_loop_follow_and_stop():
     assert log[-1, 2] < 0.05 and 1.0 < log[:, 3].min() < 12.0
 
 
-def test_deterministic():
-    tracks = make_tracks(0, np.array([[140.0, 0.0], [160.0, 3.5]]), np.array([[15.0, 0.0], [20.0, 0.3]]))
-    _, p1 = step(ego_at(), tracks)
-    _, p2 = step(ego_at(), tracks)
-    assert np.array_equal(p1.xy_m, p2.xy_m) and np.array_equal(p1.speed_mps, p2.speed_mps)
-
-
 @pytest.mark.parametrize("n_tracks", [0, 2])
 def test_repeated_calls_give_the_same_bits(n_tracks):
     """One process, the same inputs 100 times: one plan, bit for bit. A full-suite run once saw the
