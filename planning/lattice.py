@@ -192,7 +192,12 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
         lon_w, feasible = batch_terms(jv, jl, lon_x_rows, lon_v_rows, lat_a_rows, road_curv, lat_overlap_rows,
                                       obs.s_obj_rel, obs.inv_half_l, obs.s_ref_m, cfg.rear_axle_to_center_m,
                                       cfg.max_curvature_1pm, cfg.max_lat_accel_mps2)
-        prox = np.einsum("bnk,bnk->b", lat_w_rows.take(jl, axis=0), lon_w) * dt
+        if lon_w.shape[1]:
+            prox = np.einsum("bnk,bnk->b", lat_w_rows.take(jl, axis=0), lon_w) * dt
+        else:
+            # No object: no proximity cost. Not left to einsum over the empty object axis: the
+            # rare track-free emergency plans (README, known issue) were traced to this product.
+            prox = np.zeros(idx.shape[0], np.float32)
         total = np.where(feasible, flat[idx] + cfg.w_proximity * prox, np.inf)
         evaluated += idx.shape[0]
         # The batch's best that also passes the RSS rule if it changes lanes (slot 1: own lane).
