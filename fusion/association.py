@@ -135,6 +135,50 @@ def _gated_pairs(x, p, z_xy, r_xy, order, gate_d2):
             contested)
 
 
+@kernel("Tuple((boolean[::1], int64[::1], int64[::1], int64[::1], int64[::1]))"
+        "(int64[::1], int64[::1], int64[::1], int64[::1])")
+def _contested(ii, jj, row_count, col_count):
+    """The gated pairs that share a track or a detection with another pair: (alone (K,) per pair,
+    whether it is in no conflict; the contested tracks and detections, each sorted ascending, as
+    ``np.unique`` gives them; and for each contested pair, in pair order, its row in the first and
+    its column in the second). ``ii`` is in track order (``_gated_pairs``)."""
+    k_all = ii.shape[0]
+    alone = np.empty(k_all, np.bool_)
+    n_rest = 0
+    row_at = np.full(row_count.shape[0], -1, np.int64)
+    col_at = np.full(col_count.shape[0], -1, np.int64)
+    n_rows = 0
+    for k in range(k_all):
+        alone[k] = row_count[ii[k]] == 1 and col_count[jj[k]] == 1
+        if not alone[k]:
+            n_rest += 1
+            col_at[jj[k]] = 0
+            if row_at[ii[k]] < 0:  # ii ascends: first seen is sorted
+                row_at[ii[k]] = n_rows
+                n_rows += 1
+    rows = np.empty(n_rows, np.int64)
+    for i in range(row_at.shape[0]):
+        if row_at[i] >= 0:
+            rows[row_at[i]] = i
+    n_cols = 0
+    for j in range(col_at.shape[0]):
+        if col_at[j] == 0:
+            col_at[j] = n_cols
+            n_cols += 1
+    cols = np.empty(n_cols, np.int64)
+    for j in range(col_at.shape[0]):
+        if col_at[j] >= 0:
+            cols[col_at[j]] = j
+    row_of = np.empty(n_rest, np.int64)
+    col_of = np.empty(n_rest, np.int64)
+    r = 0
+    for k in range(k_all):
+        if not alone[k]:
+            row_of[r], col_of[r] = row_at[ii[k]], col_at[jj[k]]
+            r += 1
+    return alone, rows, cols, row_of, col_of
+
+
 def associate(x: np.ndarray, p: np.ndarray, z_xy: np.ndarray, r_xy: np.ndarray,
               gate_d2: float) -> Association:
     """Match N predicted tracks (x (N, >=2), p (N, >=2, >=2)) to M positions z_xy (M, 2), r_xy (M, 2, 2)."""
@@ -147,10 +191,8 @@ def associate(x: np.ndarray, p: np.ndarray, z_xy: np.ndarray, r_xy: np.ndarray,
     if not contested:
         # ii and jj are fresh int64 index arrays; every gated pair alone in its row and column.
         return Association(ii, jj, d2, col_count > 0, 0)
-    alone = (row_count[ii] == 1) & (col_count[jj] == 1)
+    alone, rows, cols, row_of, col_of = _contested(ii, jj, row_count, col_count)
     rest = ~alone
-    rows, row_of = np.unique(ii[rest], return_inverse=True)
-    cols, col_of = np.unique(jj[rest], return_inverse=True)
     cost = np.full((rows.size, cols.size), _FORBIDDEN)
     cost[row_of, col_of] = d2[rest] + np.log(det[rest])
     d2_sub = np.full((rows.size, cols.size), np.inf)

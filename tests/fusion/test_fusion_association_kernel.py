@@ -8,7 +8,7 @@ ties in x and crowds where pairs are contested.
 import numpy as np
 import pytest
 
-from fusion.association import _gated_pairs, associate, gate_threshold
+from fusion.association import _contested, _gated_pairs, associate, gate_threshold
 
 
 def _reference_gated_pairs(x, p, z_xy, r_xy, gate_d2):
@@ -89,3 +89,27 @@ def test_crowded_association_is_contested_and_resolved():
     assert assoc.n_contested > 0
     assert sorted(assoc.track_idx.tolist()) == list(range(6))
     assert sorted(assoc.det_idx.tolist()) == list(range(6))
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_contested_components_equal_np_unique(seed):
+    # associate's sub-problem: the pairs in conflict, their tracks and detections as np.unique
+    # (sorted, with inverse indices) gave them before the kernel replaced it.
+    rng = np.random.default_rng(100 + seed)
+    n, m = int(rng.integers(1, 50)), int(rng.integers(1, 50))
+    x = np.zeros((n, 4))
+    x[:, :2] = rng.uniform(0, float(rng.choice([2.0, 10.0, 50.0])), (n, 2))
+    p = np.tile(np.eye(4), (n, 1, 1))
+    z_xy = rng.uniform(0, 10.0, (m, 2))
+    r = np.tile(0.2 * np.eye(2), (m, 1, 1))
+    order = z_xy[:, 0].argsort(kind="stable")
+    ii, jj, _, _, row_count, col_count, contested = _gated_pairs(x, p, z_xy, r, order, gate_threshold(0.9999))
+    alone, rows, cols, row_of, col_of = _contested(ii, jj, row_count, col_count)
+    want_alone = (row_count[ii] == 1) & (col_count[jj] == 1)
+    want_rows, want_row_of = np.unique(ii[~want_alone], return_inverse=True)
+    want_cols, want_col_of = np.unique(jj[~want_alone], return_inverse=True)
+    for got, want in ((alone, want_alone), (rows, want_rows), (cols, want_cols), (row_of, want_row_of),
+                      (col_of, want_col_of)):
+        assert got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
+    assert contested == bool((~alone).any())
