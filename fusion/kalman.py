@@ -95,6 +95,15 @@ def update_leading(x: np.ndarray, p: np.ndarray, z: np.ndarray,
     return xt.T, pt.transpose(2, 0, 1)
 
 
+def update_leading_at(x: np.ndarray, p: np.ndarray, track_idx: np.ndarray, z: np.ndarray, r: np.ndarray,
+                      velocity_valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``update_leading`` of the tracks ``track_idx`` only, measurement k for track
+    ``track_idx[k]``, with m = 4 (position and velocity) where ``velocity_valid`` and m = 2
+    elsewhere; new N-major arrays, the other tracks copied. One compiled call: the gathers and
+    scatters of a partial frame cost more in numpy than the update itself."""
+    return kalman_kernels.update_leading_at(x, p, track_idx, z, r, velocity_valid)
+
+
 def update_leading_loglik(x: np.ndarray, p: np.ndarray, z: np.ndarray,
                           r: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``update_leading`` that also returns each update's Gaussian log-likelihood (N,),

@@ -102,6 +102,50 @@ def update_leading_rows(x, p, z, r):
     return xt, pt
 
 
+@kernel("Tuple((float64[:, ::1], float64[:, :, ::1]))(float64[:, :], float64[:, :, :], int64[::1],"
+        " float64[:, :], float64[:, :, :], boolean[::1])")
+def update_leading_at(x, p, track_idx, z, r, velocity_valid):
+    """Copies of x (N, n), P (N, n, n), N-major, in which track ``track_idx[k]`` is updated by
+    measurement k (z (K, 4), R (K, 4, 4)): position and velocity where ``velocity_valid[k]``,
+    position only elsewhere. Each group goes through ``update_leading_rows`` gathered, so every
+    updated track gets that kernel's bits; the tracks are distinct (an association's)."""
+    n_trk, n = x.shape[0], x.shape[1]
+    xo = np.empty((n_trk, n))
+    po = np.empty((n_trk, n, n))
+    for i in range(n_trk):
+        for a in range(n):
+            xo[i, a] = x[i, a]
+            for b in range(n):
+                po[i, a, b] = p[i, a, b]
+    for m in (2, 4):
+        sel = np.flatnonzero(velocity_valid == (m == 4))
+        k_sel = sel.shape[0]
+        if k_sel == 0:
+            continue
+        xs = np.empty((k_sel, n))
+        ps = np.empty((k_sel, n, n))
+        zs = np.empty((k_sel, m))
+        rs = np.empty((k_sel, m, m))
+        for k in range(k_sel):
+            t, j = track_idx[sel[k]], sel[k]
+            for a in range(n):
+                xs[k, a] = x[t, a]
+                for b in range(n):
+                    ps[k, a, b] = p[t, a, b]
+            for a in range(m):
+                zs[k, a] = z[j, a]
+                for b in range(m):
+                    rs[k, a, b] = r[j, a, b]
+        xt, pt = update_leading_rows(xs, ps, zs, rs)
+        for k in range(k_sel):
+            t = track_idx[sel[k]]
+            for a in range(n):
+                xo[t, a] = xt[a, k]
+                for b in range(n):
+                    po[t, a, b] = pt[a, b, k]
+    return xo, po
+
+
 @kernel("Tuple((float64[:, :, ::1], boolean[::1], boolean))(float64[:, :, :], float64)")
 def symmetrised_checked(p, floor):
     """(P + P^T) / 2 of every P (N, n, n), n >= 4, as component-major (n, n, N); which tracks hold

@@ -55,13 +55,7 @@ def apply_linear_updates(x: np.ndarray, p: np.ndarray, track_idx: np.ndarray, z:
             return kalman.update_leading(x, p, z, r)
         if not velocity_valid.any():
             return kalman.update_leading(x, p, z[:, :2], r[:, :2, :2])
-    x, p = x.copy(), p.copy()
-    for dim, sel in ((2, ~velocity_valid), (4, velocity_valid)):
-        if not sel.any():
-            continue
-        t_sel = track_idx[sel]
-        x[t_sel], p[t_sel] = kalman.update_leading(x[t_sel], p[t_sel], z[sel, :dim], r[sel, :dim, :dim])
-    return x, p
+    return kalman.update_leading_at(x, p, track_idx, z, r, velocity_valid)
 
 
 def linear_update_rows(x: np.ndarray, p: np.ndarray, z: np.ndarray, r: np.ndarray,
