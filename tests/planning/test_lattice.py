@@ -208,6 +208,30 @@ def test_repeated_calls_give_the_same_bits(n_tracks):
         + f"; threads {threading.active_count()} (OS {len(os.listdir('/proc/self/task'))}), MXCSR {_mxcsr():#06x}")
 
 
+@pytest.mark.parametrize("n_tracks", [0, 2])
+def test_no_einsum_over_an_empty_object_axis(n_tracks, monkeypatch):
+    """With no object the proximity cost is zero without np.einsum: that product over the empty
+    object axis is where the rare track-free emergency plans were traced (README, "Known issue").
+    With objects the einsum still runs, on non-empty operands."""
+    import planning.lattice as lattice
+
+    calls = []
+    real_einsum = np.einsum
+
+    def einsum_checked(subscripts, *operands, **kwargs):
+        calls.append((subscripts, [np.asarray(o).size for o in operands]))
+        return real_einsum(subscripts, *operands, **kwargs)
+
+    monkeypatch.setattr(lattice.np, "einsum", einsum_checked)
+    tracks = (Tracks.empty(0) if n_tracks == 0 else
+              make_tracks(0, np.array([[140.0, 0.0], [160.0, 3.5]]), np.array([[15.0, 0.0], [20.0, 0.3]])))
+    state, plan = step(ego_at(), tracks)
+    assert all(0 not in sizes for _, sizes in calls), calls
+    proximity = [c for c in calls if c[0] == "bnk,bnk->b"]
+    assert (len(proximity) > 0) == (n_tracks > 0)
+    assert plan.behaviour in ("cruise", "follow") and state.infeasible == 0
+
+
 def _mxcsr() -> int:
     """The SSE control and status register of this thread (glibc's fenv_t keeps it at byte 28)."""
     env = (ctypes.c_ubyte * 32)()
