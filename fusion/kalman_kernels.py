@@ -108,7 +108,8 @@ def update_leading_at(x, p, track_idx, z, r, velocity_valid):
     """Copies of x (N, n), P (N, n, n), N-major, in which track ``track_idx[k]`` is updated by
     measurement k (z (K, 4), R (K, 4, 4)): position and velocity where ``velocity_valid[k]``,
     position only elsewhere. Each group goes through ``update_leading_rows`` gathered, so every
-    updated track gets that kernel's bits; the tracks are distinct (an association's)."""
+    updated track gets that kernel's bits. The tracks are distinct and in range (an
+    association's): the kernel, like every one here, does not check indices."""
     n_trk, n = x.shape[0], x.shape[1]
     xo = np.empty((n_trk, n))
     po = np.empty((n_trk, n, n))
