@@ -6,7 +6,9 @@ inputs and returns a zero-argument callable, the thing timed. A callable may car
 figures it fills while running, reported as is) and ``reference`` (the name of a benchmark of the
 same work: the ratio of medians is reported when both run). Timing uses perf_counter_ns
 around each call after a warm-up, with the heap frozen as in a run (runtime/heap.py); on a shared,
-noisy machine compare ratios from one run.
+noisy machine compare ratios from one run. Around each benchmark a short probe
+(runtime/host_probe.py) measures how much of the CPU the host withheld: ``host_lost_pct`` and
+``host_max_gap_ms`` say whether a p99 is the code's or the machine's.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import numpy as np
 
 import benchmarks
 from runtime.heap import long_lived_frozen
+from runtime.host_probe import probe_host
 
 DEFAULT_MIN_RUNS = 30
 # A p99 is the 1% tail: from 2,000 calls of a few microseconds (10 ms of sampling) it mostly told
@@ -26,6 +29,7 @@ DEFAULT_MIN_RUNS = 30
 # 8.5-8.7 us over 29,000 calls). Up to 20,000 calls, still within TARGET_SECONDS per benchmark.
 DEFAULT_MAX_RUNS = 20_000
 TARGET_SECONDS = 2.0  # per benchmark, to bound the whole `rtdrive bench`
+HOST_PROBE_SECONDS = 0.25  # before and after each benchmark
 
 
 def all_benchmarks() -> dict[str, Callable]:
@@ -60,21 +64,29 @@ def time_callable(fn: Callable[[], object], repeat: int | None) -> np.ndarray:
 
 
 def run_benchmarks(registry: dict[str, Callable], names: list[str], repeat: int | None,
-                   progress: TextIO | None = None) -> dict[str, dict]:
+                   progress: TextIO | None = None,
+                   host_probe_s: float = HOST_PROBE_SECONDS) -> dict[str, dict]:
+    """Time each named benchmark; ``host_probe_s`` > 0 adds the host probe's figures (0: none)."""
     results: dict[str, dict] = {}
     references: dict[str, str] = {}
     for name in names:
         if progress is not None:
             print(f"  bench {name} ...", file=progress, flush=True)
         fn = registry[name]()
+        before = probe_host(host_probe_s) if host_probe_s > 0 else None
         ms = time_callable(fn, repeat)
+        host = {}
+        if before is not None:
+            after = probe_host(host_probe_s)
+            host = {"host_lost_pct": round(50.0 * (before.lost_fraction + after.lost_fraction), 2),
+                    "host_max_gap_ms": round(max(before.max_gap_ms, after.max_gap_ms), 3)}
         throughput = {}
         if getattr(fn, "bytes_per_call", None):
             throughput["mb_per_s"] = round(fn.bytes_per_call / 1e6 / (float(np.median(ms)) / 1e3), 1)
         results[name] = {"median_ms": round(float(np.median(ms)), 5),
                          "p99_ms": round(float(np.percentile(ms, 99)), 5),
                          "mean_ms": round(float(ms.mean()), 5), "max_ms": round(float(ms.max()), 5),
-                         "n": int(ms.size), **throughput, **getattr(fn, "extra", {})}
+                         "n": int(ms.size), **throughput, **getattr(fn, "extra", {}), **host}
         if getattr(fn, "reference", None):
             references[name] = fn.reference
     # A benchmark that names a reference (another implementation of the same work) reports the
