@@ -195,8 +195,9 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
         if lon_w.shape[1]:
             prox = np.einsum("bnk,bnk->b", lat_w_rows.take(jl, axis=0), lon_w) * dt
         else:
-            # No object: no proximity cost. Not left to einsum over the empty object axis: the
-            # rare track-free emergency plans (README, known issue) were traced to this product.
+            # No object: no proximity cost, set here. numpy's einsum over the empty object axis
+            # can read a stale NaN (DESIGN.md, "No np.einsum over an axis that can be empty"):
+            # that was the rare track-free emergency plan.
             prox = np.zeros(idx.shape[0], np.float32)
         total = np.where(feasible, flat[idx] + cfg.w_proximity * prox, np.inf)
         evaluated += idx.shape[0]

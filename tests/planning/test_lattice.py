@@ -191,9 +191,10 @@ def test_closed_loop_follow_and_stop():
 def test_repeated_calls_give_the_same_bits(n_tracks):
     """One process, the same inputs 100 times: one plan, bit for bit. A full-suite run once saw the
     zero-track plan of this very input flip between cruising and an emergency stop with every
-    candidate rejected (README, "Known issue"); the message keeps what a recurrence needs to tell
-    the suspects apart: how often each outcome came, the evaluated and infeasible counts, and the
-    process's threads and floating-point control register."""
+    candidate rejected: numpy's einsum over the empty object axis (DESIGN.md, "No np.einsum over an
+    axis that can be empty"). Should any flip recur, the message keeps what tells causes apart:
+    how often each outcome came, the evaluated and infeasible counts, and the process's threads and
+    floating-point control register."""
     tracks = (Tracks.empty(0) if n_tracks == 0 else
               make_tracks(0, np.array([[140.0, 0.0], [160.0, 3.5]]), np.array([[15.0, 0.0], [20.0, 0.3]])))
     outcomes: dict[tuple, int] = {}
@@ -211,7 +212,7 @@ def test_repeated_calls_give_the_same_bits(n_tracks):
 @pytest.mark.parametrize("n_tracks", [0, 2])
 def test_no_einsum_over_an_empty_object_axis(n_tracks, monkeypatch):
     """With no object the proximity cost is zero without np.einsum: that product over the empty
-    object axis is where the rare track-free emergency plans were traced (README, "Known issue").
+    object axis can read a stale NaN, which made the rare track-free emergency plans (DESIGN.md).
     With objects the einsum still runs, on non-empty operands."""
     import planning.lattice as lattice
 
