@@ -21,7 +21,7 @@ import numpy as np
 
 import benchmarks
 from runtime.heap import long_lived_frozen
-from runtime.host_probe import probe_host
+from runtime.host_probe import DEFAULT_PROBE_SECONDS, probe_host
 
 DEFAULT_MIN_RUNS = 30
 # A p99 is the 1% tail: from 2,000 calls of a few microseconds (10 ms of sampling) it mostly told
@@ -29,7 +29,6 @@ DEFAULT_MIN_RUNS = 30
 # 8.5-8.7 us over 29,000 calls). Up to 20,000 calls, still within TARGET_SECONDS per benchmark.
 DEFAULT_MAX_RUNS = 20_000
 TARGET_SECONDS = 2.0  # per benchmark, to bound the whole `rtdrive bench`
-HOST_PROBE_SECONDS = 0.25  # before and after each benchmark
 
 
 def all_benchmarks() -> dict[str, Callable]:
@@ -65,7 +64,7 @@ def time_callable(fn: Callable[[], object], repeat: int | None) -> np.ndarray:
 
 def run_benchmarks(registry: dict[str, Callable], names: list[str], repeat: int | None,
                    progress: TextIO | None = None,
-                   host_probe_s: float = HOST_PROBE_SECONDS) -> dict[str, dict]:
+                   host_probe_s: float = DEFAULT_PROBE_SECONDS) -> dict[str, dict]:
     """Time each named benchmark; ``host_probe_s`` > 0 adds the host probe's figures (0: none)."""
     results: dict[str, dict] = {}
     references: dict[str, str] = {}

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from core.config import ConfigError, load_toml
 from runtime.errors import UsageError
+from runtime.host_probe import DEFAULT_PROBE_SECONDS
 from runtime.perception_modes import DEFAULT_PERCEPTION, PERCEPTION_MODES
 from sim.faults import FaultSpecError
 
@@ -82,13 +83,13 @@ def _add_bench(sub) -> None:
     p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     p.add_argument("--repeat", type=int, default=None, help="timed runs per benchmark (default: per benchmark)")
     p.add_argument("--json", action="store_true", help="print {name: {median_ms, p99_ms, n, ...}}")
-    p.add_argument("--host-probe", type=float, default=None, metavar="S",
+    p.add_argument("--host-probe", type=float, default=DEFAULT_PROBE_SECONDS, metavar="S",
                    help="seconds of host probe before and after each benchmark, reported as host_lost_pct "
-                        "and host_max_gap_ms (default 0.25; 0: no probe)")
+                        "and host_max_gap_ms (default %(default)s; 0: no probe)")
 
 
 def _cmd_bench(args) -> int:
-    from runtime.bench import HOST_PROBE_SECONDS, all_benchmarks, format_results, run_benchmarks
+    from runtime.bench import all_benchmarks, format_results, run_benchmarks
 
     registry = all_benchmarks()
     if args.list:
@@ -98,11 +99,10 @@ def _cmd_bench(args) -> int:
     unknown = [n for n in args.names if n not in registry]
     if unknown:
         raise UsageError(f"unknown benchmark {unknown[0]!r}; available: {', '.join(sorted(registry))}")
-    probe_s = HOST_PROBE_SECONDS if args.host_probe is None else args.host_probe
-    if not 0.0 <= probe_s <= 10.0:
+    if not 0.0 <= args.host_probe <= 10.0:
         raise UsageError(f"--host-probe: {args.host_probe} is out of range; allowed [0, 10] seconds")
     results = run_benchmarks(registry, args.names or sorted(registry), args.repeat, progress=sys.stderr,
-                             host_probe_s=probe_s)
+                             host_probe_s=args.host_probe)
     print(json.dumps(results, sort_keys=True, indent=1) if args.json else format_results(results))
     return 0
 

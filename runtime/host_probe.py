@@ -18,6 +18,7 @@ from typing import Callable
 # A step between two clock reads longer than this is a pause, not the loop: a Python iteration
 # takes ~0.1 us, and an interrupt that returns at once ~1-5 us.
 GAP_NS = 50_000
+DEFAULT_PROBE_SECONDS = 0.25  # rtdrive bench: before and after each benchmark
 
 
 @dataclass(frozen=True, slots=True)

@@ -187,6 +187,13 @@ def test_closed_loop_follow_and_stop():
     assert log[-1, 2] < 0.05 and 1.0 < log[:, 3].min() < 12.0
 
 
+def _no_or_two_tracks(n_tracks: int) -> Tracks:
+    """No tracks, or a lead in the ego lane and a car in the next one."""
+    if n_tracks == 0:
+        return Tracks.empty(0)
+    return make_tracks(0, np.array([[140.0, 0.0], [160.0, 3.5]]), np.array([[15.0, 0.0], [20.0, 0.3]]))
+
+
 @pytest.mark.parametrize("n_tracks", [0, 2])
 def test_repeated_calls_give_the_same_bits(n_tracks):
     """One process, the same inputs 100 times: one plan, bit for bit. A full-suite run once saw the
@@ -195,8 +202,7 @@ def test_repeated_calls_give_the_same_bits(n_tracks):
     axis that can be empty"). Should any flip recur, the message keeps what tells causes apart:
     how often each outcome came, the evaluated and infeasible counts, and the process's threads and
     floating-point control register."""
-    tracks = (Tracks.empty(0) if n_tracks == 0 else
-              make_tracks(0, np.array([[140.0, 0.0], [160.0, 3.5]]), np.array([[15.0, 0.0], [20.0, 0.3]])))
+    tracks = _no_or_two_tracks(n_tracks)
     outcomes: dict[tuple, int] = {}
     for _ in range(100):
         state, plan = step(ego_at(), tracks)
@@ -224,8 +230,7 @@ def test_no_einsum_over_an_empty_object_axis(n_tracks, monkeypatch):
         return real_einsum(subscripts, *operands, **kwargs)
 
     monkeypatch.setattr(lattice.np, "einsum", einsum_checked)
-    tracks = (Tracks.empty(0) if n_tracks == 0 else
-              make_tracks(0, np.array([[140.0, 0.0], [160.0, 3.5]]), np.array([[15.0, 0.0], [20.0, 0.3]])))
+    tracks = _no_or_two_tracks(n_tracks)
     state, plan = step(ego_at(), tracks)
     assert all(0 not in sizes for _, sizes in calls), calls
     proximity = [c for c in calls if c[0] == "bnk,bnk->b"]
