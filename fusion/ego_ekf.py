@@ -24,13 +24,12 @@ import math
 import numpy as np
 
 from core.config import rng
-from core.geometry import wrap_angle
 from core.messages import EgoState, GnssFix, ImuSample, WheelSpeed
 from fusion import kalman
 from fusion.association import gate_threshold
+from fusion.ego_ekf_kernels import N_STATE, joseph_update, motion_step
 
 EgoMessage = ImuSample | WheelSpeed | GnssFix
-N_STATE = 6  # x, y, yaw, speed, yaw_rate, wheel_scale
 _H_POS = np.eye(N_STATE)[:2]
 _H_YAW_RATE = np.eye(N_STATE)[4:5]
 
@@ -102,23 +101,11 @@ class EgoFilterState:
         return EgoFilterState(int(t_ns), x, p, 0.0, odom=(float(x[0]), float(x[1]), float(x[2])))
 
 
-def _motion(x: np.ndarray, accel: float, dt: float) -> tuple[np.ndarray, np.ndarray]:
-    """Mid-point unicycle step and its Jacobian."""
-    px, py, yaw, v, w, scale = x
-    mid = yaw + 0.5 * w * dt
-    c, s = np.cos(mid), np.sin(mid)
-    x_new = np.array([px + v * dt * c, py + v * dt * s, wrap_angle(yaw + w * dt), v + accel * dt, w, scale])
-    f = np.eye(N_STATE)
-    f[0, 2], f[0, 3], f[0, 4] = -v * dt * s, dt * c, -0.5 * v * dt * dt * s
-    f[1, 2], f[1, 3], f[1, 4] = v * dt * c, dt * s, 0.5 * v * dt * dt * c
-    f[2, 4] = dt
-    return x_new, f
-
-
-def _noise(dt: float, cfg: EgoConfig) -> np.ndarray:
-    return np.diag([cfg.pos_sigma_mps**2 * dt, cfg.pos_sigma_mps**2 * dt, cfg.yaw_sigma_rps**2 * dt,
-                    cfg.accel_sigma_mps2**2 * dt, cfg.yaw_accel_sigma_rps2**2 * dt,
-                    cfg.wheel_scale_sigma_per_sqrt_s**2 * dt])
+def _noise_rates(cfg: EgoConfig) -> np.ndarray:
+    """Process noise variances per second of the six states (the sub-step's Q is these times dt)."""
+    return np.array([cfg.pos_sigma_mps**2, cfg.pos_sigma_mps**2, cfg.yaw_sigma_rps**2,
+                     cfg.accel_sigma_mps2**2, cfg.yaw_accel_sigma_rps2**2,
+                     cfg.wheel_scale_sigma_per_sqrt_s**2])
 
 
 def _predict(state: EgoFilterState, t_ns: int, cfg: EgoConfig) -> EgoFilterState:
@@ -130,26 +117,25 @@ def _predict(state: EgoFilterState, t_ns: int, cfg: EgoConfig) -> EgoFilterState
     # Sub-steps bound the linearisation error over a long GNSS or IMU gap.
     n_steps = min(max(1, math.ceil(remaining / cfg.max_step_s)), cfg.max_substeps)
     dt = remaining / n_steps
+    q_rate = _noise_rates(cfg)
     for _ in range(n_steps):
         v, w = float(x[3]), float(x[4])
         mid = oyaw + 0.5 * w * dt  # the odometry pose takes the map pose's mid-point step
         ox, oy, oyaw = ox + v * dt * math.cos(mid), oy + v * dt * math.sin(mid), math.remainder(oyaw + w * dt, math.tau)
-        x, f = _motion(x, state.accel_mps2, dt)
-        p = f @ p @ f.T + _noise(dt, cfg)
-    return replace(state, t_ns=int(t_ns), x=x, p=p, odom=(ox, oy, oyaw))
+        x, p = motion_step(x, p, state.accel_mps2, dt, q_rate)
+    # A constructor call, not dataclasses.replace: this runs for every ego message and output.
+    return EgoFilterState(t_ns=int(t_ns), x=x, p=p, accel_mps2=state.accel_mps2, counters=state.counters,
+                          last_nis=state.last_nis, odom=(ox, oy, oyaw), heading_anchor=state.heading_anchor)
 
 
-def _update(state: EgoFilterState, z: np.ndarray, h: np.ndarray, r: np.ndarray,
-            predicted: np.ndarray | None = None) -> EgoFilterState:
-    """Update with z; ``h`` is the measurement matrix, or the Jacobian when ``predicted`` (the
-    nonlinear h(x)) is given."""
-    y = z - (h @ state.x if predicted is None else predicted)
-    x, p, _, _ = kalman.update_innovation(state.x[None], state.p[None], y[None], h, r[None])
-    p, repaired, _ = kalman.repair_covariance(p)
-    x = x[0]
-    x[2] = wrap_angle(x[2])
-    return replace(state, x=x, p=p[0],
-                   counters=state.counters.add(applied=1, covariance_repaired=int(repaired[0])))
+def _update(state: EgoFilterState, y: np.ndarray, h: np.ndarray, r: np.ndarray) -> EgoFilterState:
+    """Update with the innovation y (z - h(x)); ``h`` is the measurement matrix or Jacobian."""
+    x, p = joseph_update(state.x, state.p, y, h, r)
+    p, repaired, _ = kalman.repair_covariance(p[None])
+    x[2] = (x[2] + math.pi) % math.tau - math.pi  # core.geometry.wrap_angle, on a float
+    return EgoFilterState(t_ns=state.t_ns, x=x, p=p[0], accel_mps2=state.accel_mps2,
+                          counters=state.counters.add(applied=1, covariance_repaired=int(repaired[0])),
+                          last_nis=state.last_nis, odom=state.odom, heading_anchor=state.heading_anchor)
 
 
 def _init_from_gnss(msg: GnssFix, cfg: EgoConfig) -> EgoFilterState:
@@ -206,14 +192,14 @@ def ego_update(state: EgoFilterState, msg: EgoMessage, cfg: EgoConfig) -> EgoFil
     state = _predict(state, int(msg.t_ns), cfg)
     if isinstance(msg, ImuSample):
         state = replace(state, accel_mps2=float(msg.accel_mps2[0]))
-        return _update(state, np.array([msg.yaw_rate_rps], dtype=np.float64), _H_YAW_RATE,
+        return _update(state, np.array([float(msg.yaw_rate_rps) - float(state.x[4])]), _H_YAW_RATE,
                        np.array([[cfg.imu_yaw_rate_sigma_rps**2]]))
     if isinstance(msg, WheelSpeed):
         v, scale = float(state.x[3]), float(state.x[5])
         h = np.zeros((1, N_STATE))
         h[0, 3], h[0, 5] = 1.0 + scale, v
-        return _update(state, np.array([msg.speed_mps], dtype=np.float64), h,
-                       np.array([[cfg.wheel_speed_sigma_mps**2]]), np.array([(1.0 + scale) * v]))
+        return _update(state, np.array([float(msg.speed_mps) - (1.0 + scale) * v]), h,
+                       np.array([[cfg.wheel_speed_sigma_mps**2]]))
     sigma = max(float(msg.sigma_m), cfg.gnss_sigma_floor_m)
     if state.heading_anchor is not None:
         seeded = _bootstrap_heading(state, msg, sigma, cfg)
@@ -224,8 +210,7 @@ def ego_update(state: EgoFilterState, msg: EgoMessage, cfg: EgoConfig) -> EgoFil
     nis = float(y @ np.linalg.solve(state.p[:2, :2] + r, y))
     if nis > gate_threshold(cfg.gnss_gate_probability, 2):
         return replace(state, last_nis=nis, counters=state.counters.add(gnss_outliers=1))
-    return replace(_update(state, np.asarray(msg.position_m, dtype=np.float64), _H_POS, r),
-                   last_nis=nis)
+    return replace(_update(state, y, _H_POS, r), last_nis=nis)
 
 
 def _map_ego(s: EgoFilterState) -> EgoState:

@@ -114,8 +114,8 @@ def test_prediction_cost_stays_bounded_through_a_long_outage(monkeypatch):
     truth, msgs = _drive(2.0, np.random.default_rng(4))
     state, _, _ = _run(truth, msgs)
     calls = []
-    real_motion = ekf._motion
-    monkeypatch.setattr(ekf, "_motion", lambda x, a, dt: calls.append(dt) or real_motion(x, a, dt))
+    real_step = ekf.motion_step
+    monkeypatch.setattr(ekf, "motion_step", lambda x, p, a, dt, q: calls.append(dt) or real_step(x, p, a, dt, q))
     short = ego_output(state, state.t_ns + 500 * MS, CFG)
     assert len(calls) == 10 and calls[0] == pytest.approx(0.05)
     calls.clear()
@@ -169,3 +169,64 @@ def test_a_filter_started_from_a_prior_never_bootstraps_its_heading():
     truth, msgs = _drive(5.0, np.random.default_rng(4))
     state, _, _ = _run(truth, msgs)
     assert state.heading_anchor is None and state.counters.heading_bootstraps == 0
+
+
+class _UnicycleEKF:
+    """filterpy's ExtendedKalmanFilter with the ego filter's motion model: the reference the
+    compiled filter is held to."""
+
+    def __init__(self, state: EgoFilterState):
+        from filterpy.kalman import ExtendedKalmanFilter
+
+        class Unicycle(ExtendedKalmanFilter):
+            def predict_x(self, u=0):
+                px, py, yaw, v, w, scale = self.x[:, 0]
+                mid = yaw + 0.5 * w * self.dt
+                self.x = np.array([[px + v * self.dt * np.cos(mid)], [py + v * self.dt * np.sin(mid)],
+                                   [yaw + w * self.dt], [v + self.accel * self.dt], [w], [scale]])
+
+        self.kf = Unicycle(dim_x=6, dim_z=1)
+        self.kf.x, self.kf.P = state.x.reshape(6, 1).copy(), state.p.copy()
+        self.kf.accel, self.t_ns = 0.0, state.t_ns
+
+    def step(self, msg):
+        kf = self.kf
+        kf.dt = dt = (msg.t_ns - self.t_ns) * 1e-9
+        self.t_ns = msg.t_ns
+        _, _, yaw, v, w, _ = kf.x[:, 0]
+        mid, f = yaw + 0.5 * w * dt, np.eye(6)
+        f[0, 2], f[0, 3], f[0, 4] = -v * dt * np.sin(mid), dt * np.cos(mid), -0.5 * v * dt * dt * np.sin(mid)
+        f[1, 2], f[1, 3], f[1, 4] = v * dt * np.cos(mid), dt * np.sin(mid), 0.5 * v * dt * dt * np.cos(mid)
+        f[2, 4] = dt
+        kf.F = f
+        kf.Q = np.diag(np.array([CFG.pos_sigma_mps, CFG.pos_sigma_mps, CFG.yaw_sigma_rps, CFG.accel_sigma_mps2,
+                                 CFG.yaw_accel_sigma_rps2, CFG.wheel_scale_sigma_per_sqrt_s]) ** 2 * dt)
+        kf.predict()
+        if isinstance(msg, ImuSample):
+            kf.accel = float(msg.accel_mps2[0])
+            h = np.eye(6)[4:5]
+            kf.update(np.array([[msg.yaw_rate_rps]]), lambda x: h, lambda x: h @ x,
+                      R=np.array([[CFG.imu_yaw_rate_sigma_rps**2]]))
+        elif isinstance(msg, WheelSpeed):
+            def jac(x):
+                return np.array([[0.0, 0.0, 0.0, 1.0 + x[5, 0], 0.0, x[3, 0]]])
+            kf.update(np.array([[msg.speed_mps]]), jac, lambda x: np.array([[(1.0 + x[5, 0]) * x[3, 0]]]),
+                      R=np.array([[CFG.wheel_speed_sigma_mps**2]]))
+        else:
+            h = np.eye(6)[:2]
+            kf.update(msg.position_m.reshape(2, 1), lambda x: h, lambda x: h @ x,
+                      R=np.eye(2) * max(msg.sigma_m, CFG.gnss_sigma_floor_m) ** 2)
+
+
+def test_the_filter_equals_filterpys_extended_kalman_filter():
+    """Twenty seconds of IMU, wheel speed and GNSS (10 ms apart at most, so one prediction step per
+    message) through ego_update and through filterpy's EKF with the same models: equal to 1e-9."""
+    truth, msgs = _drive(20.0, np.random.default_rng(11))
+    state = EgoFilterState.at(0, truth[0, :3], truth[0, 3], (0.5, 0.5, 0.05), 0.5)
+    ref = _UnicycleEKF(state)
+    for msg in msgs:
+        state = ego_update(state, msg, CFG)
+        ref.step(msg)
+        np.testing.assert_allclose(state.x, ref.kf.x[:, 0], rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(state.p, ref.kf.P, rtol=1e-9, atol=1e-12)
+    assert state.counters.gnss_outliers == 0 and state.counters.applied == len(msgs)
