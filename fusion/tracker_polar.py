@@ -12,7 +12,7 @@ import numpy as np
 
 from core.geometry import wrap_angle
 from core.messages import Detections2D, Detections3D, EgoState, Tracks
-from fusion import kalman
+from fusion import kalman, polar_kernels
 from fusion.frames import MapMeasurements
 from fusion.sensor_models import (BEARING, CameraModel, PolarMeasurements, RadarModel,
                                   camera_measurements, extent_along, extent_bearing_var, polar_predict,
@@ -33,20 +33,13 @@ def polar_update(x: np.ndarray, p: np.ndarray, track_idx: np.ndarray, z: np.ndar
     """EKF update of tracks ``track_idx`` with native measurements z (K, m), r (K, m, m);
     ``range_offset_m`` (K,): the near-face offset of each matched track (see ``polar_predict``).
 
-    Returns new (x, P) for all tracks and the NIS (K,) of each update in m dof.
+    Returns new (x, P) for all tracks and the NIS (K,) of each update in m dof. One compiled call
+    (``polar_kernels.polar_update_at``): the numpy form's ~40 calls on a few tracks cost ~10 times
+    its arithmetic.
     """
-    x, p = x.copy(), p.copy()
-    if track_idx.size == 0:
-        return x, p, np.zeros(0)
-    xs, ps = x[track_idx], p[track_idx]
-    h, jx, je = polar_predict(xs, pose, mount_xy, z.shape[1] == 3, range_offset_m)
-    y = z - h
-    y[:, BEARING] = wrap_angle(y[:, BEARING])
-    r_eff = r + je @ pose_cov @ np.swapaxes(je, 1, 2)
-    x_u, p_u, y, s = kalman.update_innovation(xs, ps, y, jx, r_eff)
-    nis = np.einsum("ni,ni->n", y, np.linalg.solve(s, y[..., None])[..., 0])
-    x[track_idx], p[track_idx] = x_u, p_u
-    return x, p, nis
+    if range_offset_m is None:
+        range_offset_m = np.zeros(track_idx.shape[0])
+    return polar_kernels.polar_update_at(x, p, track_idx, z, r, pose, pose_cov, mount_xy, range_offset_m)
 
 
 def polar_update_rows(x: np.ndarray, p: np.ndarray, z: np.ndarray, r: np.ndarray, pose: np.ndarray,
