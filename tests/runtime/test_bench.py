@@ -23,3 +23,13 @@ def test_reference_ratio_reported_when_both_ran_and_only_then():
     assert "median_vs_fast" not in both["fast"]
     alone = run_benchmarks(registry, ["other"], repeat=5)
     assert "median_vs_fast" not in alone["other"]
+
+
+def test_fusion_stack_benchmarks_time_steady_state_work():
+    """The traffic-size fusion benchmarks build (each checks that its input keeps every car's
+    track, so no call times track churn) and run from the registry."""
+    from benchmarks.bench_fusion_stack import BENCHMARKS
+
+    results = run_benchmarks(BENCHMARKS, list(BENCHMARKS), repeat=20, host_probe_s=0.0)
+    assert set(results) == {"ego_ekf_update", "tracker_camera_8", "tracker_radar_8"}
+    assert all(r["n"] == 20 and 0.0 < r["median_ms"] <= r["max_ms"] for r in results.values())
