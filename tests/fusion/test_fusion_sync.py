@@ -247,3 +247,19 @@ def test_a_message_type_outside_core_messages_is_retimed_by_dataclasses_replace(
     assert Msg not in _RETIMERS
     out = _retimed(Msg(5), 9)
     assert type(out) is Msg and out.t_ns == 9
+
+
+def test_the_duplicate_memory_stays_bounded_and_holds_exactly_the_newest_keys():
+    """The shared log drops its forgotten keys in batches (sync_step): over a long run it never
+    holds more than the memory plus one batch plus a step's releases, and the remembered window
+    is always exactly the newest ``duplicate_memory`` released keys."""
+    memory = 64
+    cfg = SyncConfig(streams=CFG.streams, duplicate_memory=memory)
+    state, released = SyncState(), []
+    longest = 0
+    for k in range(3000):
+        state, out, _ = sync_step(state, [(("lidar", "camera", "radar")[k % 3], Msg(k * MS))], k * MS, cfg)
+        released += [(r.msg.t_ns, r.stream) for r in out]  # a released message carries the offset
+        longest = max(longest, len(state.released_log))
+        assert list(state.released_keys) == sorted(released)[-memory:]
+    assert len(released) > 2900 and longest <= memory + memory // 8 + 3
