@@ -20,6 +20,7 @@ import math
 import numpy as np
 
 from core.jit import kernel
+from fusion.small_matrix import mul_into, mul_t_into
 
 N_STATE = 6  # x [m], y [m], yaw [rad], speed [m/s], yaw rate [rad/s], wheel scale [-]
 
@@ -43,18 +44,11 @@ def motion_step(x, p, accel_mps2, dt_s, q_rate):
     f[0, 2], f[0, 3], f[0, 4] = -v * dt_s * s, dt_s * c, -0.5 * v * dt_s * dt_s * s
     f[1, 2], f[1, 3], f[1, 4] = v * dt_s * c, dt_s * s, 0.5 * v * dt_s * dt_s * c
     f[2, 4] = dt_s
-    fp = np.zeros((N_STATE, N_STATE))
-    for i in range(N_STATE):
-        for k in range(N_STATE):
-            for j in range(N_STATE):
-                fp[i, j] += f[i, k] * p[k, j]
+    fp = np.empty((N_STATE, N_STATE))
+    mul_into(f, p, fp)
     p_new = np.empty((N_STATE, N_STATE))
+    mul_t_into(fp, f, p_new)
     for i in range(N_STATE):
-        for j in range(N_STATE):
-            acc = 0.0
-            for k in range(N_STATE):
-                acc += fp[i, k] * f[j, k]
-            p_new[i, j] = acc
         p_new[i, i] += q_rate[i] * dt_s
     return x_new, p_new
 
@@ -70,18 +64,13 @@ def joseph_update(x, p, y, h, r):
     n, m = x.shape[0], y.shape[0]
     if m < 1 or m > 2:
         raise ValueError("joseph_update: one or two measurement rows")
-    pht = np.zeros((n, m))
-    for i in range(n):
-        for a in range(m):
-            for k in range(n):
-                pht[i, a] += p[i, k] * h[a, k]
+    pht = np.empty((n, m))  # P H^T
+    mul_t_into(p, h, pht)
     s = np.empty((m, m))
+    mul_into(h, pht, s)
     for a in range(m):
         for b in range(m):
-            acc = 0.0
-            for k in range(n):
-                acc += h[a, k] * pht[k, b]
-            s[a, b] = acc + r[a, b]
+            s[a, b] += r[a, b]
     s_inv = np.empty((m, m))
     if m == 1:
         s_inv[0, 0] = 1.0 / s[0, 0]
@@ -89,39 +78,28 @@ def joseph_update(x, p, y, h, r):
         det = s[0, 0] * s[1, 1] - s[0, 1] * s[1, 0]
         s_inv[0, 0], s_inv[0, 1] = s[1, 1] / det, -s[0, 1] / det
         s_inv[1, 0], s_inv[1, 1] = -s[1, 0] / det, s[0, 0] / det
-    gain = np.zeros((n, m))
-    for i in range(n):
-        for b in range(m):
-            for a in range(m):
-                gain[i, b] += pht[i, a] * s_inv[a, b]
+    gain = np.empty((n, m))
+    mul_into(pht, s_inv, gain)
     x_new = np.empty(n)
     for i in range(n):
         acc = x[i]
         for a in range(m):
             acc += gain[i, a] * y[a]
         x_new[i] = acc
-    i_kh = np.eye(n)
+    i_kh = np.empty((n, n))
+    mul_into(gain, h, i_kh)
     for i in range(n):
         for j in range(n):
-            for a in range(m):
-                i_kh[i, j] -= gain[i, a] * h[a, j]
-    t = np.zeros((n, n))  # (I - K H) P
-    for i in range(n):
-        for k in range(n):
-            for j in range(n):
-                t[i, j] += i_kh[i, k] * p[k, j]
-    kr = np.zeros((n, m))  # K R
-    for i in range(n):
-        for b in range(m):
-            for a in range(m):
-                kr[i, b] += gain[i, a] * r[a, b]
+            i_kh[i, j] = (1.0 if i == j else 0.0) - i_kh[i, j]
+    t = np.empty((n, n))  # (I - K H) P
+    mul_into(i_kh, p, t)
     p_new = np.empty((n, n))
+    mul_t_into(t, i_kh, p_new)
+    kr = np.empty((n, m))  # K R
+    mul_into(gain, r, kr)
+    krk = np.empty((n, n))
+    mul_t_into(kr, gain, krk)
     for i in range(n):
         for j in range(n):
-            acc = 0.0
-            for k in range(n):
-                acc += t[i, k] * i_kh[j, k]
-            for a in range(m):
-                acc += kr[i, a] * gain[j, a]
-            p_new[i, j] = acc
+            p_new[i, j] += krk[i, j]
     return x_new, p_new

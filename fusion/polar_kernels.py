@@ -22,6 +22,7 @@ import numpy as np
 from numba import types
 
 from core.jit import kernel
+from fusion.small_matrix import mul_into, mul_t_into
 
 _F1 = types.Array(types.float64, 1, "A", readonly=True)
 _F2 = types.Array(types.float64, 2, "A", readonly=True)
@@ -83,7 +84,10 @@ def polar_update_at(x, p, track_idx, z, r, pose, pose_cov, mount_xy, range_offse
     k = np.empty((n, m))
     i_kh = np.empty((n, n))
     tmp = np.empty((n, n))
+    joseph = np.empty((n, n))
     k_r = np.empty((n, m))
+    krk = np.empty((n, n))
+    s_mat = np.empty((m, m))
     for j in range(n_upd):
         t = track_idx[j]
         d0, d1 = x[t, 0] - mount_x, x[t, 1] - mount_y
@@ -108,30 +112,16 @@ def polar_update_at(x, p, track_idx, z, r, pose, pose_cov, mount_xy, range_offse
             h_e[a, 0], h_e[a, 1] = -dd[a, 0], -dd[a, 1]
             h_e[a, 2] = -(dd[a, 0] * dmount_x + dd[a, 1] * dmount_y)
         h_e[1, 2] -= 1.0
-        for a in range(m):
-            for b in range(3):
-                acc = 0.0
-                for q in range(3):
-                    acc += h_e[a, q] * pose_cov[q, b]
-                he_pe[a, b] = acc
+        mul_into(h_e, pose_cov, he_pe)
+        mul_t_into(he_pe, h_e, r_eff)
         for a in range(m):
             for b in range(m):
-                acc = 0.0
-                for q in range(3):
-                    acc += he_pe[a, q] * h_e[b, q]
-                r_eff[a, b] = r[j, a, b] + acc
-        for a in range(n):
-            for b in range(m):
-                acc = 0.0
-                for q in range(n):
-                    acc += p[t, a, q] * h_x[b, q]
-                ph_t[a, b] = acc
+                r_eff[a, b] = r[j, a, b] + r_eff[a, b]
+        mul_t_into(p[t], h_x, ph_t)
+        mul_into(h_x, ph_t, s_mat)
         for a in range(m):
             for b in range(m):
-                acc = 0.0
-                for q in range(n):
-                    acc += h_x[a, q] * ph_t[q, b]
-                aug[a, b] = acc + r_eff[a, b]
+                aug[a, b] = s_mat[a, b] + r_eff[a, b]
             for b in range(n):
                 aug[a, m + b] = ph_t[b, a]
             aug[a, m + n] = y[a]
@@ -165,32 +155,17 @@ def polar_update_at(x, p, track_idx, z, r, pose, pose_cov, mount_xy, range_offse
             for b in range(m):
                 acc += k[a, b] * y[b]
             x_out[t, a] = x[t, a] + acc
+        mul_into(k, h_x, i_kh)
         for a in range(n):
             for b in range(n):
-                acc = 0.0
-                for q in range(m):
-                    acc += k[a, q] * h_x[q, b]
-                i_kh[a, b] = (1.0 if a == b else 0.0) - acc
+                i_kh[a, b] = (1.0 if a == b else 0.0) - i_kh[a, b]
+        mul_into(i_kh, p[t], tmp)
+        mul_t_into(tmp, i_kh, joseph)
+        mul_into(k, r_eff, k_r)
+        mul_t_into(k_r, k, krk)
         for a in range(n):
             for b in range(n):
-                acc = 0.0
-                for q in range(n):
-                    acc += i_kh[a, q] * p[t, q, b]
-                tmp[a, b] = acc
-            for b in range(m):
-                acc = 0.0
-                for q in range(m):
-                    acc += k[a, q] * r_eff[q, b]
-                k_r[a, b] = acc
-        for a in range(n):
-            for b in range(n):
-                acc = 0.0
-                for q in range(n):
-                    acc += tmp[a, q] * i_kh[b, q]
-                acc2 = 0.0
-                for q in range(m):
-                    acc2 += k_r[a, q] * k[b, q]
-                p_out[t, a, b] = acc + acc2
+                p_out[t, a, b] = joseph[a, b] + krk[a, b]
     return x_out, p_out, nis
 
 
