@@ -26,7 +26,7 @@ import numpy as np
 
 from core.messages import Tracks
 from fusion.frames import ego_pose_at
-from runtime.perception_modes import DEFAULT_PERCEPTION
+from runtime.perception_modes import DEFAULT_PERCEPTION, PERCEPTION_MODES
 
 DEFAULT_SCENARIOS = ("cut_in", "curve", "free_road", "lead_brake", "stopped_vehicle")
 DEFAULT_SEEDS = "100..104"  # held out: development and tuning use seeds below 100
@@ -286,8 +286,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scenario", action="append", default=None,
                    help=f"built-in name or TOML path; repeatable (default: {', '.join(DEFAULT_SCENARIOS)})")
     p.add_argument("--seeds", default=DEFAULT_SEEDS, help=f"A..B, A,B,C or N (default {DEFAULT_SEEDS})")
-    p.add_argument("--perception", choices=("onnx", "oracle"), default=DEFAULT_PERCEPTION,
-                   help="onnx: the full stack (default); oracle: ground-truth objects, no sensors")
+    p.add_argument("--perception", choices=PERCEPTION_MODES, default=DEFAULT_PERCEPTION,
+                   help="onnx: the full stack (default); classical: the same without networks "
+                        "(classical lidar boxes, radar clustering); oracle: ground-truth objects, "
+                        "no sensors")
     p.add_argument("--match-m", type=float, default=2.0, help="track-to-actor match distance (default 2 m)")
     p.add_argument("--duration", type=float, default=None, metavar="S", help="seconds per run")
     p.add_argument("--truth", choices=("visible", "coverage"), default="visible",

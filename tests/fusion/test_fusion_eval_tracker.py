@@ -138,3 +138,15 @@ def test_command_defaults_to_the_full_stack_and_reports_progress_per_run(capsys)
     assert result["perception"] == "oracle" and [r["seed"] for r in result["runs"]] == [1, 2]
     lines = [ln for ln in err.splitlines() if "eval-tracker: run" in ln]
     assert len(lines) == 2 and "run 1/2 free_road seed 1: mota" in lines[0] and "run 2/2" in lines[1]
+
+
+def test_command_evaluates_the_classical_perception_path(capsys):
+    """Every perception mode of `rtdrive sim` can be evaluated: classical is the full sensor
+    stack without networks (classical lidar boxes, radar clustering)."""
+    from runtime.eval_tracker import eval_tracker_main
+    rc = eval_tracker_main(["--perception", "classical", "--scenario", "cut_in", "--seeds", "100",
+                            "--duration", "3.0", "--json"])
+    out, _ = capsys.readouterr()
+    result = json.loads(out)
+    assert rc == 0 and result["perception"] == "classical"
+    assert result["matches"] > 0 and 0.5 < result["mota"] <= 1.0 and np.isfinite(result["ego_rmse_m"])
