@@ -124,19 +124,19 @@ def _make_polar(sensor: str) -> Callable[[], None]:
         t = f * FRAME_PERIOD_NS
         warm = tracker_update(warm, _lidar(t, rng), _ego(t), cfg)
     times = [(WARMUP_FRAMES + f) * FRAME_PERIOD_NS for f in range(N_FRAMES)]
+    egos = [_ego(t) for t in times]
     if sensor == "camera":
         camera = fusion_camera_model(rig)
         frames = [_camera(t, rng, rig) for t in times]
 
         def apply(state: TrackerState, k: int) -> TrackerState:
-            return tracker_update_camera(state, frames[k], _egos[k], cfg, camera)
+            return tracker_update_camera(state, frames[k], egos[k], cfg, camera)
     else:
         radar = fusion_radar_model(rig)
         frames = [_radar(t, rng, rig) for t in times]
 
         def apply(state: TrackerState, k: int) -> TrackerState:
-            return tracker_update_radar(state, frames[k], _egos[k], cfg, radar)
-    _egos = [_ego(t) for t in times]
+            return tracker_update_radar(state, frames[k], egos[k], cfg, radar)
     state = warm
     for k in range(N_FRAMES):  # the input must keep the tracks (steady state, no churn)
         state = apply(state, k)

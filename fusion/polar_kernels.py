@@ -192,6 +192,7 @@ def polar_to_map_rows(z, r, mount_xy, pose, pose_cov, range_offset_m):
     jr = np.empty((2, 2))
     cov_v = np.empty((2, 2))
     rc = np.empty((2, 2))
+    rcr = np.empty((2, 2))
     xy_v = np.empty(2)
     g = np.empty(2)
     for i in range(n_rows):
@@ -199,20 +200,15 @@ def polar_to_map_rows(z, r, mount_xy, pose, pose_cov, range_offset_m):
         cb, sb = math.cos(z[i, 1]), math.sin(z[i, 1])
         xy_v[0], xy_v[1] = mount_xy[0] + rng_m * cb, mount_xy[1] + rng_m * sb
         jac[0, 0], jac[0, 1], jac[1, 0], jac[1, 1] = cb, -rng_m * sb, sb, rng_m * cb
-        for a in range(2):
-            for b in range(2):
-                jr[a, b] = 0.0 + jac[a, 0] * r[i, 0, b] + jac[a, 1] * r[i, 1, b]
-        for a in range(2):
-            for b in range(2):
-                cov_v[a, b] = 0.0 + jr[a, 0] * jac[b, 0] + jr[a, 1] * jac[b, 1]
+        mul_into(jac, r[i, :2, :2], jr)
+        mul_t_into(jr, jac, cov_v)
+        mul_into(rot, cov_v, rc)
+        mul_t_into(rc, rot, rcr)
         for a in range(2):
             xy[i, a] = (0.0 + xy_v[0] * rot[a, 0] + xy_v[1] * rot[a, 1]) + pose[a]
             g[a] = 0.0 + xy_v[0] * drot[a, 0] + xy_v[1] * drot[a, 1]
-            for b in range(2):
-                rc[a, b] = 0.0 + rot[a, 0] * cov_v[0, b] + rot[a, 1] * cov_v[1, b]
         for a in range(2):
             for b in range(2):
-                rcr = 0.0 + rc[a, 0] * rot[b, 0] + rc[a, 1] * rot[b, 1]
-                cov[i, a, b] = (((rcr + pose_cov[a, b]) + g[a] * pose_cov[b, 2]) + g[b] * pose_cov[a, 2]) \
+                cov[i, a, b] = (((rcr[a, b] + pose_cov[a, b]) + g[a] * pose_cov[b, 2]) + g[b] * pose_cov[a, 2]) \
                     + pose_cov[2, 2] * (g[a] * g[b])
     return xy, cov
