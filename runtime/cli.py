@@ -86,6 +86,11 @@ def _add_bench(sub) -> None:
     p.add_argument("--host-probe", type=float, default=DEFAULT_PROBE_SECONDS, metavar="S",
                    help="seconds of host probe before and after each benchmark, reported as host_lost_pct "
                         "and host_max_gap_ms (default %(default)s; 0: no probe)")
+    p.add_argument("--passes", type=int, default=0, metavar="K",
+                   help="also time K passes (>= 2) over the input cycle of each benchmark that replays a "
+                        "fixed sequence and report the median and p99 of each input's fastest time "
+                        "(min_of_passes_*): the code's own costs, with the host's pauses filtered out "
+                        "(default 0: off)")
 
 
 def _cmd_bench(args) -> int:
@@ -101,8 +106,10 @@ def _cmd_bench(args) -> int:
         raise UsageError(f"unknown benchmark {unknown[0]!r}; available: {', '.join(sorted(registry))}")
     if not 0.0 <= args.host_probe <= 10.0:
         raise UsageError(f"--host-probe: {args.host_probe} is out of range; allowed [0, 10] seconds")
+    if args.passes == 1 or not 0 <= args.passes <= 100:
+        raise UsageError(f"--passes: {args.passes}; allowed 0 (off) or 2 to 100")
     results = run_benchmarks(registry, args.names or sorted(registry), args.repeat, progress=sys.stderr,
-                             host_probe_s=args.host_probe)
+                             host_probe_s=args.host_probe, passes=args.passes)
     print(json.dumps(results, sort_keys=True, indent=1) if args.json else format_results(results))
     return 0
 
