@@ -44,6 +44,13 @@ class EgoConfig:
     imu_yaw_rate_sigma_rps: float = field(default=0.01, metadata=rng(1e-5, 1.0))
     gnss_sigma_floor_m: float = field(default=0.1, metadata=rng(1e-3, 100.0))
     gnss_gate_probability: float = field(default=0.999, metadata=rng(0.5, 0.999999))
+    # IMU yaw-rate and wheel-speed innovations beyond this many standard deviations of their
+    # predicted spread are refused as corrupt (6 sigma: a 2e-9 event for the noise), and so is an
+    # IMU sample whose acceleration exceeds max_abs_accel_mps2 (held as the control input, an
+    # absurd value would run the prediction away): a finite but absurd frame (a wheel speed of
+    # 1e200) otherwise overflows the filter.
+    motion_gate_sigma: float = field(default=6.0, metadata=rng(3.0, 1e6))
+    max_abs_accel_mps2: float = field(default=50.0, metadata=rng(1.0, 1000.0))
     max_step_s: float = field(default=0.05, metadata=rng(1e-3, 1.0))  # prediction sub-step
     # Beyond max_substeps * max_step_s the sub-steps lengthen instead of multiplying: through a
     # total outage of the ego sensors every output predicts from the last measurement, and with
@@ -70,6 +77,12 @@ class EgoCounters:
     waiting_for_gnss: int = 0  # messages before the first fix placed the filter in the map
     covariance_repaired: int = 0
     heading_bootstraps: int = 0  # headings set from the course between two GNSS fixes
+    imu_outliers: int = 0  # outside EgoConfig.motion_gate_sigma or max_abs_accel_mps2
+    wheel_outliers: int = 0  # outside EgoConfig.motion_gate_sigma
+    # Updates refused because their result was not finite: a finite but absurd measurement (a
+    # wheel speed of 1e200 from a corrupt frame) overflows the update, and a NaN state, once kept,
+    # would poison every later estimate and gate (a NaN NIS passes any threshold).
+    nonfinite_updates: int = 0
 
     def add(self, **deltas: int) -> "EgoCounters":
         return replace(self, **{k: getattr(self, k) + int(v) for k, v in deltas.items() if v})
@@ -87,6 +100,10 @@ class EgoFilterState:
     odom: tuple[float, float, float] = (0.0, 0.0, 0.0)
     # (x, y, t_ns) of the first GNSS fix while the heading is unknown (started without a prior)
     heading_anchor: tuple[float, float, int] | None = None
+    # Time of the newest applied measurement (or of the prior the filter was started with): the
+    # age the fusion stage checks. ``t_ns`` moves with every prediction, also to a GNSS fix that
+    # the gate then rejects, so it says nothing about whether anything was measured.
+    measured_ns: int | None = None
 
     @staticmethod
     def empty() -> "EgoFilterState":
@@ -98,7 +115,8 @@ class EgoFilterState:
         """A filter started at a known pose (e.g. the scenario start)."""
         x = np.array([pose[0], pose[1], pose[2], speed_mps, 0.0, 0.0], dtype=np.float64)
         p = np.diag(np.square([*pose_sigma, speed_sigma_mps, 0.1, wheel_scale_sigma]))
-        return EgoFilterState(int(t_ns), x, p, 0.0, odom=(float(x[0]), float(x[1]), float(x[2])))
+        return EgoFilterState(int(t_ns), x, p, 0.0, odom=(float(x[0]), float(x[1]), float(x[2])),
+                              measured_ns=int(t_ns))
 
 
 def _noise_rates(cfg: EgoConfig) -> np.ndarray:
@@ -125,17 +143,21 @@ def _predict(state: EgoFilterState, t_ns: int, cfg: EgoConfig) -> EgoFilterState
         x, p = motion_step(x, p, state.accel_mps2, dt, q_rate)
     # A constructor call, not dataclasses.replace: this runs for every ego message and output.
     return EgoFilterState(t_ns=int(t_ns), x=x, p=p, accel_mps2=state.accel_mps2, counters=state.counters,
-                          last_nis=state.last_nis, odom=(ox, oy, oyaw), heading_anchor=state.heading_anchor)
+                          last_nis=state.last_nis, odom=(ox, oy, oyaw), heading_anchor=state.heading_anchor,
+                          measured_ns=state.measured_ns)
 
 
 def _update(state: EgoFilterState, y: np.ndarray, h: np.ndarray, r: np.ndarray) -> EgoFilterState:
     """Update with the innovation y (z - h(x)); ``h`` is the measurement matrix or Jacobian."""
     x, p = joseph_update(state.x, state.p, y, h, r)
-    p, repaired, _ = kalman.repair_covariance(p[None])
+    p, repaired, broken = kalman.repair_covariance(p[None])
+    if broken[0] or not all(map(math.isfinite, x.tolist())):
+        return replace(state, counters=state.counters.add(nonfinite_updates=1))
     x[2] = (x[2] + math.pi) % math.tau - math.pi  # core.geometry.wrap_angle, on a float
     return EgoFilterState(t_ns=state.t_ns, x=x, p=p[0], accel_mps2=state.accel_mps2,
                           counters=state.counters.add(applied=1, covariance_repaired=int(repaired[0])),
-                          last_nis=state.last_nis, odom=state.odom, heading_anchor=state.heading_anchor)
+                          last_nis=state.last_nis, odom=state.odom, heading_anchor=state.heading_anchor,
+                          measured_ns=state.t_ns)
 
 
 def _init_from_gnss(msg: GnssFix, cfg: EgoConfig) -> EgoFilterState:
@@ -145,7 +167,7 @@ def _init_from_gnss(msg: GnssFix, cfg: EgoConfig) -> EgoFilterState:
                  cfg.init_wheel_scale_sigma**2])
     return EgoFilterState(int(msg.t_ns), x, p, 0.0, EgoCounters().add(applied=1),
                           odom=(float(x[0]), float(x[1]), 0.0),
-                          heading_anchor=(float(x[0]), float(x[1]), int(msg.t_ns)))
+                          heading_anchor=(float(x[0]), float(x[1]), int(msg.t_ns)), measured_ns=int(msg.t_ns))
 
 
 def _bootstrap_heading(state: EgoFilterState, msg: GnssFix, sigma_m: float, cfg: EgoConfig) -> EgoFilterState:
@@ -165,7 +187,7 @@ def _bootstrap_heading(state: EgoFilterState, msg: GnssFix, sigma_m: float, cfg:
     p[:, :3] = 0.0
     p[0, 0] = p[1, 1] = sigma_m**2
     p[2, 2] = (2.0 * sigma_m / dist_m) ** 2
-    return replace(state, x=x, p=p, heading_anchor=None,
+    return replace(state, x=x, p=p, heading_anchor=None, measured_ns=int(msg.t_ns),
                    counters=state.counters.add(applied=1, heading_bootstraps=1))
 
 
@@ -190,16 +212,27 @@ def ego_update(state: EgoFilterState, msg: EgoMessage, cfg: EgoConfig) -> EgoFil
     if msg.t_ns < state.t_ns:
         return replace(state, counters=state.counters.add(stale=1))
     state = _predict(state, int(msg.t_ns), cfg)
+    gate_sq = cfg.motion_gate_sigma**2
     if isinstance(msg, ImuSample):
-        state = replace(state, accel_mps2=float(msg.accel_mps2[0]))
-        return _update(state, np.array([float(msg.yaw_rate_rps) - float(state.x[4])]), _H_YAW_RATE,
-                       np.array([[cfg.imu_yaw_rate_sigma_rps**2]]))
+        y = float(msg.yaw_rate_rps) - float(state.x[4])
+        r = cfg.imu_yaw_rate_sigma_rps**2
+        accel = float(msg.accel_mps2[0])
+        # ``not <=`` so that a NaN spread (a broken filter) refuses too.
+        if not (y * y <= gate_sq * (float(state.p[4, 4]) + r) and abs(accel) <= cfg.max_abs_accel_mps2):
+            return replace(state, counters=state.counters.add(imu_outliers=1))
+        return _update(replace(state, accel_mps2=accel), np.array([y]), _H_YAW_RATE, np.array([[r]]))
     if isinstance(msg, WheelSpeed):
         v, scale = float(state.x[3]), float(state.x[5])
         h = np.zeros((1, N_STATE))
         h[0, 3], h[0, 5] = 1.0 + scale, v
-        return _update(state, np.array([float(msg.speed_mps) - (1.0 + scale) * v]), h,
-                       np.array([[cfg.wheel_speed_sigma_mps**2]]))
+        y = float(msg.speed_mps) - (1.0 + scale) * v
+        r = cfg.wheel_speed_sigma_mps**2
+        p = state.p  # the innovation's variance h P h^T + r, with h nonzero at speed and scale only
+        spread = ((1.0 + scale) ** 2 * float(p[3, 3]) + 2.0 * (1.0 + scale) * v * float(p[3, 5])
+                  + v * v * float(p[5, 5]))
+        if not y * y <= gate_sq * (spread + r):
+            return replace(state, counters=state.counters.add(wheel_outliers=1))
+        return _update(state, np.array([y]), h, np.array([[r]]))
     sigma = max(float(msg.sigma_m), cfg.gnss_sigma_floor_m)
     if state.heading_anchor is not None:
         seeded = _bootstrap_heading(state, msg, sigma, cfg)
@@ -208,7 +241,7 @@ def ego_update(state: EgoFilterState, msg: EgoMessage, cfg: EgoConfig) -> EgoFil
     r = np.eye(2) * sigma**2
     y = np.asarray(msg.position_m, dtype=np.float64) - state.x[:2]
     nis = float(y @ np.linalg.solve(state.p[:2, :2] + r, y))
-    if nis > gate_threshold(cfg.gnss_gate_probability, 2):
+    if not nis <= gate_threshold(cfg.gnss_gate_probability, 2):  # a NaN NIS is no pass
         return replace(state, last_nis=nis, counters=state.counters.add(gnss_outliers=1))
     return replace(_update(state, y, _H_POS, r), last_nis=nis)
 

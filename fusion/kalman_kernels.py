@@ -147,14 +147,33 @@ def update_leading_at(x, p, track_idx, z, r, velocity_valid):
     return xo, po
 
 
+@kernel("boolean(float64[:, :, ::1], int64, int64, float64)")
+def _cholesky_ok(sym, i, n, floor):
+    """Whether sym[:, :, i] - floor I (n x n) has a Cholesky factor with positive pivots."""
+    low = np.zeros((n, n))
+    for u in range(n):
+        for v in range(u + 1):
+            s = sym[u, v, i] - (floor if u == v else 0.0)
+            for w in range(v):
+                s -= low[u, w] * low[v, w]
+            if u == v:
+                if not s > 0.0:  # also a NaN
+                    return False
+                low[u, u] = math.sqrt(s)
+            else:
+                low[u, v] = s / low[v, v]
+    return True
+
+
 @kernel("Tuple((float64[:, :, ::1], boolean[::1], boolean))(float64[:, :, :], float64)")
 def symmetrised_checked(p, floor):
     """(P + P^T) / 2 of every P (N, n, n), n >= 4, as component-major (n, n, N); which tracks hold
-    a non-finite entry after that; and whether every track's leading 4x4 block minus ``floor`` I
-    has positive elimination pivots (a Cholesky test of P - floor I by fraction-free elimination:
-    each stage X' = x00 X[1:, 1:] - x0 x0^T; a NaN pivot fails). It never divides, so a zero pivot
+    a non-finite entry after that; and whether every track's P minus ``floor`` I is positive
+    definite. The leading 4x4 block is tested by fraction-free elimination (a Cholesky test: each
+    stage X' = x00 X[1:, 1:] - x0 x0^T; a NaN pivot fails), which never divides, so a zero pivot
     cannot warn; magnitudes grow as eighth powers, far inside float64 for covariances (an overflow
-    only sends the caller to its exact eigenvalue path)."""
+    only sends the caller to its exact eigenvalue path). Beyond n = 4 the whole matrix must also
+    pass ``_cholesky_ok``. False decides nothing: the caller then takes its eigenvalue path."""
     n_trk, n = p.shape[0], p.shape[1]
     sym = np.empty((n, n, n_trk))
     broken = np.zeros(n_trk, np.bool_)
@@ -184,4 +203,10 @@ def symmetrised_checked(p, floor):
                 c[u, v] = b[0, 0] * b[u + 1, v + 1] - b[0, u + 1] * b[0, v + 1]
         d33 = c[0, 0] * c[1, 1] - c[0, 1] * c[0, 1]
         pivots_ok = a[0, 0] > 0.0 and b[0, 0] > 0.0 and c[0, 0] > 0.0 and d33 > 0.0
+        if pivots_ok and n > 4:
+            # Larger states (the IMM's 5, the ego EKF's 6): the whole matrix must pass too. A
+            # plain Cholesky of P - floor I (its pivots are divided out, so magnitudes do not
+            # grow with n); it runs only where the leading 4x4 passed, so the 4x4 decisions
+            # above stay exactly what they were.
+            pivots_ok = _cholesky_ok(sym, i, n, floor)
     return sym, broken, pivots_ok

@@ -118,10 +118,13 @@ def fusion_step(state: FusionState, arrivals: Iterable[tuple[str, Any]], t_ns: i
         tracks = tracker_predict(tracker, t_out, cfg.tracker)
         if len(tracks):
             tracks = tracks_to_map(tracks, ego_odom, ego)
-    # The age of the ego estimate is that of its newest measurement (the filter's own time moves
-    # only with applied ego messages; the oracle ego's with each message): the output itself is
-    # always predicted up to t_ns, so its t_ns says nothing about staleness.
-    last_measured_ns = oracle_ego.t_ns if oracle_ego is not None else ego_filter.t_ns
+    # The age of the ego estimate is that of its newest measurement (the filter's ``measured_ns``:
+    # its own time also moves with predictions, e.g. to a GNSS fix the gate rejects; the oracle
+    # ego's with each message): the output itself is always predicted up to t_ns, so its t_ns
+    # says nothing about staleness. A filter state built in code without ``measured_ns`` counts
+    # from its own time.
+    last_measured_ns = (oracle_ego.t_ns if oracle_ego is not None
+                        else ego_filter.measured_ns if ego_filter.measured_ns is not None else ego_filter.t_ns)
     if ego is not None and (t_ns - last_measured_ns) * 1e-9 > cfg.max_ego_age_s:
         ego = None
     return new, FusionOutput(ego, tracks, records)

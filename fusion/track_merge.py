@@ -6,7 +6,8 @@ before the other's measurements gated. Two real objects never overlap, so two tr
 centres lie inside each other's boxes (grown by a margin) are one object. The better-supported
 track survives: confirmed before tentative, then more hits, then the older id, so the identity a
 consumer has seen longest is the one kept. The test is batched over all pairs; only pairs within
-the largest box length of each other are examined exactly.
+reach of each other in x and y (the largest box length, or grown half-diagonal where that is
+larger) are examined exactly.
 """
 from __future__ import annotations
 
@@ -113,7 +114,11 @@ def duplicates(xy: np.ndarray, yaw: np.ndarray, size: np.ndarray, confirmed: np.
     absorbed_by = np.full(n, -1, np.int64)
     if n < 2:
         return dropped, absorbed_by
-    reach_m = float(size[:, 0].max()) + margin_m
+    # A partner's centre lies in the track's grown box, so at most its half-diagonal away in x
+    # and in y; the largest box length plus the margin covers that for boxes longer than wide
+    # (every car), not for one wider than long or a large margin on small rotated boxes.
+    half_diagonal_m = float(np.fmax.reduce(np.hypot(0.5 * size[:, 0] + margin_m, 0.5 * size[:, 1] + margin_m)))
+    reach_m = max(float(size[:, 0].max()) + margin_m, half_diagonal_m)
     if _apart(xy, reach_m):  # the rule in traffic: no pair to examine
         return dropped, absorbed_by
     ii, jj = _near_pairs(xy, reach_m)

@@ -230,3 +230,52 @@ def test_the_filter_equals_filterpys_extended_kalman_filter():
         np.testing.assert_allclose(state.x, ref.kf.x[:, 0], rtol=1e-9, atol=1e-9)
         np.testing.assert_allclose(state.p, ref.kf.P, rtol=1e-9, atol=1e-12)
     assert state.counters.gnss_outliers == 0 and state.counters.applied == len(msgs)
+
+
+@pytest.mark.parametrize("corrupt, counter", [
+    (lambda m: WheelSpeed(m.t_ns, 1e200), "wheel_outliers"),
+    (lambda m: WheelSpeed(m.t_ns, -80.0), "wheel_outliers"),
+    (lambda m: ImuSample(m.t_ns, np.array([1e200, 0.0, 9.81]), 0.0), "imu_outliers"),
+    (lambda m: ImuSample(m.t_ns, m.accel_mps2, 1e5), "imu_outliers"),
+], ids=["wheel_1e200", "wheel_backwards_80", "imu_accel_1e200", "imu_yaw_rate_1e5"])
+def test_a_finite_but_absurd_motion_sample_is_refused_and_counted(corrupt, counter):
+    # A corrupt frame with a finite value passes the NaN screen; applied, a wheel speed of 1e200
+    # overflowed the update and left a NaN filter for good (every later GNSS NIS NaN, "applied").
+    truth, msgs = _drive(10.0, np.random.default_rng(3))
+    kind = WheelSpeed if counter == "wheel_outliers" else ImuSample
+    k_bad = next(i for i, m in enumerate(msgs) if isinstance(m, kind) and m.t_ns > 3000 * MS)
+    msgs[k_bad] = corrupt(msgs[k_bad])
+    state, err, _ = _run(truth, msgs)
+    assert getattr(state.counters, counter) == 1
+    assert state.counters.nonfinite_updates == 0
+    assert np.isfinite(state.x).all() and np.isfinite(state.p).all()
+    assert np.abs(err[k_bad:]).max() < 1.5  # the corrupt sample never reached the estimate
+    clean_state, _, _ = _run(*_drive(10.0, np.random.default_rng(3)))
+    assert state.counters.applied == clean_state.counters.applied - 1
+
+
+def test_the_motion_gate_passes_the_noise_of_a_clean_drive():
+    truth, msgs = _drive(30.0, np.random.default_rng(4))
+    state, _, _ = _run(truth, msgs)
+    assert state.counters.imu_outliers == state.counters.wheel_outliers == 0
+
+
+def test_an_update_that_overflows_is_refused_and_counted():
+    # The last line of defence behind the gates: a non-finite update result is never kept.
+    from fusion import ego_ekf
+    state = EgoFilterState.at(0, np.zeros(3), 10.0, (0.5, 0.5, 0.05), 0.5)
+    h = np.zeros((1, 6))
+    h[0, 3] = 1.0
+    out = ego_ekf._update(state, np.array([np.inf]), h, np.array([[0.01]]))
+    assert out.counters.nonfinite_updates == 1 and out.counters.applied == 0
+    np.testing.assert_array_equal(out.x, state.x)
+    assert out.measured_ns == state.measured_ns == 0
+
+
+def test_measured_time_moves_with_applied_messages_only():
+    state = EgoFilterState.at(0, np.zeros(3), 10.0, (0.5, 0.5, 0.05), 0.5)
+    state = ego_update(state, WheelSpeed(20 * MS, 10.0), CFG)
+    assert state.t_ns == state.measured_ns == 20 * MS
+    state = ego_update(state, GnssFix(100 * MS, np.array([500.0, 300.0]), 1.0), CFG)  # an outlier
+    assert state.counters.gnss_outliers == 1
+    assert state.t_ns == 100 * MS and state.measured_ns == 20 * MS

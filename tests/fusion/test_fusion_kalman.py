@@ -95,3 +95,21 @@ def test_pivot_test_agrees_with_cholesky_of_p_minus_the_floor():
             assert got == want, i
     assert kalman_kernels.symmetrised_checked(p[:75], kalman.MIN_EIGENVALUE)[2]
     assert not kalman_kernels.symmetrised_checked(p[200:], kalman.MIN_EIGENVALUE)[2]
+
+
+@pytest.mark.parametrize("n", [5, 6])
+def test_repair_tests_the_whole_matrix_beyond_4x4(n):
+    # The fast pivot test covered the leading 4x4 block only: an IMM (5x5) or ego EKF (6x6)
+    # covariance indefinite in its last rows came back unrepaired, unless another matrix in the
+    # batch happened to send the whole batch to the eigenvalue path.
+    bad = np.diag([1.0] * (n - 1) + [-0.5])
+    good = np.eye(n) * 2.0
+    fixed, repaired, broken = kalman.repair_covariance(np.stack([good, bad]))
+    assert repaired.tolist() == [False, True] and not broken.any()
+    assert np.linalg.eigvalsh(fixed[1]).min() >= kalman.MIN_EIGENVALUE * 0.999
+    np.testing.assert_array_equal(fixed[0], good)
+    # A positive definite batch still takes the fast path: returned as symmetrised, unrepaired.
+    spd = np.eye(n) + 0.1 * np.ones((n, n))
+    fixed, repaired, _ = kalman.repair_covariance(np.stack([spd, good]))
+    assert not repaired.any()
+    np.testing.assert_array_equal(fixed[0], spd)

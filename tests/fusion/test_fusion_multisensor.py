@@ -1,6 +1,9 @@
 """Multi-sensor track management: near-face range bias of camera and radar, confirmation by a
 trusted source or two sources, merging of duplicate tracks of one object."""
+import math
+
 import numpy as np
+import pytest
 
 from core.messages import Detections2D
 from fusion.sensor_models import CameraModel, RadarModel, extent_along, polar_predict
@@ -115,6 +118,22 @@ def test_duplicates_keeps_the_confirmed_older_track_and_spares_neighbours():
     np.testing.assert_array_equal(absorbed, [-1, 0, -1, 4, -1, 4])
     none, _ = duplicates(xy[:1], np.zeros(1), size[:1], confirmed[:1], hits[:1], ids[:1], 0.3)
     assert not none.any()
+
+
+@pytest.mark.parametrize("xy, yaw, size, margin_m", [
+    # boxes wider than long (1 m x 3 m), 1.6 m apart across: each centre inside the other's box
+    ([[0.0, 0.0], [0.0, 1.6]], 0.0, [1.0, 3.0, 1.5], 0.3),
+    # small boxes at 45 degrees with the largest allowed-range margins: the grown box's corner
+    # reaches past its length plus the margin
+    ([[0.0, 0.0], [1.7, 0.0]], math.pi / 4, [0.6, 0.6, 1.7], 1.0),
+])
+def test_duplicates_reach_covers_the_grown_box_diagonal(xy, yaw, size, margin_m):
+    # The pair search used to reach only the largest length plus the margin in x and y.
+    xy, size = np.array(xy), np.tile(size, (2, 1))
+    dropped, absorbed = duplicates(xy, np.full(2, yaw), size, np.ones(2, bool), np.array([5, 1]),
+                                   np.array([1, 2]), margin_m)
+    np.testing.assert_array_equal(dropped, [False, True])
+    np.testing.assert_array_equal(absorbed, [-1, 0])
 
 
 def test_tracker_merges_a_twin_born_before_the_gate_could_catch_it():

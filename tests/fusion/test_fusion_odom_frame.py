@@ -263,3 +263,18 @@ def test_ego_estimate_without_measurements_goes_stale_after_max_age():
     # One IMU sample makes it fresh again.
     state, out = fusion_step(state, [("imu", ImuSample(2000 * MS, np.array([0.0, 0.0, 9.81]), 0.0))], 2000 * MS, cfg)
     assert out.ego is not None and out.ego.pose[0] == pytest.approx(40.0, abs=1e-6)
+
+
+def test_gnss_fixes_the_gate_rejects_do_not_keep_the_ego_fresh():
+    # The filter predicts to every fix before gating it, so its own time moved with rejected
+    # fixes too, and a run of multipath fixes kept an unmeasured ego "fresh" indefinitely.
+    cfg = FusionConfig(sync=SyncConfig(streams={"gnss": StreamConfig(latency_window_ns=0)}), max_ego_age_s=0.5)
+    state = FusionState(ego_filter=EgoFilterState.at(0, np.array([0.0, 0.0, 0.0]), 20.0, (0.1, 0.1, 0.01), 0.1))
+    fresh = []
+    for k in range(1, 31):
+        t = k * 100 * MS
+        fix = GnssFix(t, np.array([20.0 * t * 1e-9 + 200.0, 200.0]), 1.0)  # 280 m off: rejected
+        state, out = fusion_step(state, [("gnss", fix)], t, cfg)
+        fresh.append(out.ego is not None)
+    assert state.ego_filter.counters.gnss_outliers == 30 and state.ego_filter.counters.applied == 0
+    assert fresh == [k * 0.1 <= 0.5 + 1e-9 for k in range(1, 31)]  # fresh for max_ego_age_s, then withheld
