@@ -122,7 +122,7 @@ def from_mapping(cls: type[T], data: Mapping[str, Any], source: str = "", prefix
 
 
 def load_toml(cls: type[T], path: str | Path) -> T:
-    """Read ``path`` and build ``cls``; syntax errors are ConfigErrors too."""
+    """Read ``path`` and build ``cls``; unreadable files and syntax errors are ConfigErrors too."""
     path = Path(path)
     try:
         with path.open("rb") as fh:
@@ -131,6 +131,10 @@ def load_toml(cls: type[T], path: str | Path) -> T:
         raise ConfigError(str(path), "", "file not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), "", f"invalid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:  # TOML is UTF-8 by definition; tomllib decodes before parsing
+        raise ConfigError(str(path), "", f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:  # a folder, no permission: the user's path, not a bug
+        raise ConfigError(str(path), "", f"cannot read: {exc.strerror or exc}") from None
     return from_mapping(cls, data, str(path))
 
 

@@ -55,15 +55,27 @@ def _cmd_sim(args) -> int:
     stack_cfg = load_toml(StackConfig, args.config) if args.config else StackConfig()
     if args.duration is not None and not (0.0 < args.duration <= 3600.0):
         raise UsageError(f"--duration: {args.duration} is out of range; allowed (0, 3600] seconds")
+    _check_seed(args.seed)
+    if args.threads < 1:
+        raise UsageError(f"--threads: {args.threads} is out of range; allowed >= 1")
     opts = RunOptions(seed=args.seed, duration_s=args.duration, mode=args.mode, perception=args.perception,
                       sensors=args.sensors, faults=tuple(args.fault), provider=args.provider,
                       threads=args.threads, progress=sys.stderr)
     from runtime.record import recording
     loop = ClosedLoop(scenario, opts, stack_cfg)
-    with recording(loop, args.record, args.config):
+    try:
+        recorder = recording(loop, args.record, args.config)
+    except OSError as exc:  # the file's opening only: an OSError during the run is no usage error
+        raise UsageError(f"--record {args.record}: cannot write: {exc.strerror or exc}") from None
+    with recorder:
         summary = loop.run()
     print(json.dumps(summary, sort_keys=True) if args.json else format_summary(summary))
     return 1 if args.fail_on_collision and summary["collisions"] else 0
+
+
+def _check_seed(seed: int) -> None:
+    if seed < 0:  # the world's and numpy's generators take no negative seed
+        raise UsageError(f"--seed: {seed} is out of range; allowed >= 0")
 
 
 def _cmd_scenarios(args) -> int:
@@ -129,6 +141,7 @@ def _cmd_snapshot(args) -> int:
     from sim.snapshot import write_snapshot
 
     scenario = load_scenario(args.scenario)
+    _check_seed(args.seed)
     if not (0.0 <= args.t <= scenario.duration_s):
         raise UsageError(f"--t: {args.t} is outside the scenario's [0, {scenario.duration_s}] s")
     for name, path in write_snapshot(scenario, args.seed, args.t, args.out, scenario.sensors).items():

@@ -18,12 +18,13 @@ outputs depended on wall-clock compute times.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
 from core.clock import SimulatedClock, ns_to_s, s_to_ns
-from core.config import from_mapping
+from core.config import ConfigError, from_mapping
 from core.messages import Mode, SafetyStatus, StageTiming
 from fusion.sync import SyncRecord
 from runtime.closed_loop import ClosedLoop, RunOptions
@@ -42,6 +43,8 @@ from sim.scenario import ScenarioConfig
 _STREAM_ALIASES = {"wheel_speed": "wheel"}
 _SLICE_NS = 100_000_000  # replay advances in slices so a --check stops soon after a divergence
 NOT_OUTPUTS = ("/sensors/", "/truth/", "/timing/", SYNC_DECISIONS)
+# Bound on times read from the command line or a log: far past any run, far below where s_to_ns overflows.
+_MAX_S = 1e9
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,17 +88,27 @@ def setup_from_log(metadata: dict[str, str], scenario: ScenarioConfig | None = N
                              "pass --scenario NAME to give the road and sensor setup")
         return RunSetup(scenario, StackConfig(), RunOptions(duration_s=scenario.duration_s), False)
     try:
-        sc = scenario or from_mapping(ScenarioConfig, json.loads(metadata["scenario_json"]), "<log metadata>",
-                                      "scenario")
-        cfg = from_mapping(StackConfig, json.loads(metadata.get("stack_config_json", "{}")), "<log metadata>",
-                           "stack_config")
-        raw = json.loads(metadata.get("run_options_json", "{}"))
+        sc = scenario or from_mapping(ScenarioConfig, _json_object(metadata, "scenario_json", "scenario"),
+                                      "<log metadata>", "scenario")
+        cfg = from_mapping(StackConfig, _json_object(metadata, "stack_config_json", "stack_config"),
+                           "<log metadata>", "stack_config")
+        raw = _json_object(metadata, "run_options_json", "run_options")
     except json.JSONDecodeError as exc:
         raise UsageError(f"log metadata does not parse as JSON: {exc}") from exc
     known = {k: v for k, v in raw.items() if k in REPLAYED_OPTIONS and k in RunOptions.__slots__}
-    if "faults" in known:
-        known["faults"] = tuple(known["faults"])
-    return RunSetup(sc, cfg, RunOptions(**known), True)
+    # Checked like the scenario and config above: a hand-edited log is user input, not a bug.
+    opts = from_mapping(RunOptions, known, "<log metadata>", "run_options")
+    if opts.duration_s is not None and not 0.0 < opts.duration_s <= _MAX_S:
+        raise ConfigError("<log metadata>", "run_options.duration_s",
+                          f"{opts.duration_s!r} is out of range; allowed (0, {_MAX_S:g}] seconds")
+    return RunSetup(sc, cfg, opts, True)
+
+
+def _json_object(metadata: dict[str, str], key: str, name: str) -> dict:
+    value = json.loads(metadata.get(key, "{}"))
+    if not isinstance(value, dict):
+        raise ConfigError("<log metadata>", name, f"expected a JSON object, found {type(value).__name__}")
+    return value
 
 
 class ReplayedTimer:
@@ -187,7 +200,8 @@ def replay(contents: LogContents, *, check: bool = True, from_s: float | None = 
         end_ns = min(end_ns, s_to_ns(to_s))
     from_ns = s_to_ns(from_s) if from_s is not None else 0
     if from_ns > end_ns:
-        raise UsageError(f"--from {from_s} s is past the end of the replay ({ns_to_s(end_ns)} s)")
+        raise UsageError(f"--from/--to: the window starts past the end of the replay: [{ns_to_s(from_ns)}, "
+                         f"{ns_to_s(end_ns)}] s (--from {from_s}, --to {to_s}; the log ends at {ns_to_s(last_ns)} s)")
 
     wall_start = time.perf_counter()
     try:
@@ -305,10 +319,16 @@ def replay_main(args) -> int:
     from runtime.logs import LogCorruptError, read
     from sim.scenario import load_scenario
 
+    for option, value in (("--from", args.from_s), ("--to", args.to_s)):
+        if value is not None and not (math.isfinite(value) and abs(value) <= _MAX_S):
+            raise UsageError(f"{option}: {value} is out of range; allowed a finite number of seconds, "
+                             f"at most {_MAX_S:g} in magnitude")
     try:
         contents = read(args.log, salvage=args.salvage, order="arrival", extra_types=EXTRA_TYPES)
     except FileNotFoundError as exc:
         raise UsageError(f"no such log: {args.log}") from exc
+    except OSError as exc:  # a folder, no permission: the user's path, not a bug
+        raise UsageError(f"cannot read log {args.log}: {exc.strerror or exc}") from None
     except LogCorruptError as exc:
         raise UsageError(f"{exc}\n  (--salvage replays the intact messages before the damage)") from exc
     if contents.damage is not None and not contents.messages:
@@ -317,12 +337,16 @@ def replay_main(args) -> int:
         print(f"damaged log: {contents.damage}\n  salvaged {contents.recovered} intact messages before "
               f"byte {contents.damage_offset}; replaying those", file=sys.stderr)
     scenario = load_scenario(args.scenario) if args.scenario else None
+    try:
+        setup = setup_from_log(contents.metadata, scenario)
+    except ConfigError as exc:  # the log's own metadata: name the log, not just "<log metadata>"
+        raise UsageError(f"{args.log}: {exc}") from None
     from runtime.record import git_revision
     recorded_rev, current_rev = contents.metadata.get("git_revision", ""), git_revision()
     if args.check and recorded_rev and current_rev and recorded_rev != current_rev:
         print(f"note: recorded at git revision {recorded_rev[:12]}, replaying at {current_rev[:12]}: "
               "a code change shows as a divergence", file=sys.stderr)
-    report = replay(contents, check=args.check, from_s=args.from_s, to_s=args.to_s, scenario=scenario)
+    report = replay(contents, check=args.check, from_s=args.from_s, to_s=args.to_s, setup=setup)
     print(format_report(report, args.log))
     if not args.check:
         return 0

@@ -52,6 +52,10 @@ def cmd_timing(args) -> int:
         raise UsageError(f"--load: {args.load} is out of range; allowed 0..{MAX_LOAD_PROCESSES}")
     if not 0 <= args.rt_priority <= 99:
         raise UsageError(f"--rt-priority: {args.rt_priority} is out of range; allowed 0..99")
+    if args.seed < 0:  # as rtdrive sim: the generators take no negative seed
+        raise UsageError(f"--seed: {args.seed} is out of range; allowed >= 0")
+    if args.threads < 1:
+        raise UsageError(f"--threads: {args.threads} is out of range; allowed >= 1")
     budgets = load_toml(TimingBudgets, args.budgets) if args.budgets else TimingBudgets()
     source = str(args.budgets or "<defaults>")
     opts = RunOptions(seed=args.seed, duration_s=args.duration, perception=args.perception or DEFAULT_PERCEPTION,

@@ -1,0 +1,101 @@
+"""Bad input the review found raising a traceback: each is one line on stderr and exit code 2."""
+import json
+
+import pytest
+
+from runtime.cli import main
+from runtime.closed_loop import ClosedLoop, RunOptions
+from runtime.logs import Recorder
+from runtime.record import EXTRA_TYPES, loop_metadata
+from sim.scenario import load_scenario
+
+
+def one_line_error(capsys, *fragments):
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def metadata():
+    """A real run's metadata (the loop is built, not run: replay fails on its metadata before any message)."""
+    return loop_metadata(ClosedLoop(load_scenario("free_road"), RunOptions(duration_s=1.0)))
+
+
+def write_log(path, metadata, **edits):
+    meta = dict(metadata)
+    for key, edit in edits.items():
+        meta[key] = json.dumps(edit(json.loads(meta[key])))
+    with Recorder(str(path), meta, extra_types=EXTRA_TYPES, viz=False):
+        pass
+    return path
+
+
+@pytest.mark.parametrize("option, value", [("--to", "nan"), ("--to", "inf"), ("--from", "inf"),
+                                           ("--from", "-inf"), ("--to", "1e300")])
+def test_replay_non_finite_window_exit_2(tmp_path, metadata, capsys, option, value):
+    log = write_log(tmp_path / "run.mcap", metadata)
+    assert main(["replay", str(log), f"{option}={value}"]) == 2
+    one_line_error(capsys, option)
+
+
+def test_replay_of_a_directory_exit_2(tmp_path, capsys):
+    assert main(["replay", str(tmp_path)]) == 2
+    one_line_error(capsys, str(tmp_path))
+
+
+@pytest.mark.parametrize("option", ["--config", "--scenario"])
+def test_sim_file_not_utf8_exit_2(tmp_path, capsys, option):
+    bad = tmp_path / "bad_utf8.toml"
+    bad.write_bytes(b'x = "\xff"\n')
+    assert main(["sim", "--perception", "oracle", "--duration", "1", option, str(bad)]) == 2
+    one_line_error(capsys, str(bad), "UTF-8")
+
+
+def test_sim_config_directory_exit_2(tmp_path, capsys):
+    assert main(["sim", "--perception", "oracle", "--duration", "1", "--config", str(tmp_path)]) == 2
+    one_line_error(capsys, str(tmp_path))
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["sim", "--perception", "oracle", "--duration", "1", "--seed", "-1"], "--seed"),
+    (["sim", "--perception", "oracle", "--duration", "1", "--threads", "0"], "--threads"),
+    (["snapshot", "--scenario", "free_road", "--seed", "-1"], "--seed"),
+    (["timing", "--perception", "oracle", "--duration", "1", "--seed", "-1"], "--seed"),
+    (["timing", "--perception", "oracle", "--duration", "1", "--threads", "0"], "--threads"),
+])
+def test_negative_seed_and_no_threads_exit_2(tmp_path, capsys, argv, option):
+    assert main([*argv, *(["-o", str(tmp_path / "snap")] if argv[0] == "snapshot" else [])]) == 2
+    one_line_error(capsys, option)
+    assert not (tmp_path / "snap").exists()
+
+
+def test_record_to_unwritable_path_exit_2(tmp_path, capsys):
+    target = tmp_path / "no_such_dir" / "x.mcap"
+    assert main(["sim", "--perception", "oracle", "--duration", "0.2", "--record", str(target)]) == 2
+    one_line_error(capsys, "--record", str(target))
+
+
+@pytest.mark.parametrize("key, edit, field", [
+    ("run_options_json", lambda o: {**o, "duration_s": float("nan")}, "run_options.duration_s"),
+    ("run_options_json", lambda o: {**o, "duration_s": 1e300}, "run_options.duration_s"),
+    ("run_options_json", lambda o: [], "run_options"),
+    ("run_options_json", lambda o: {**o, "seed": "7"}, "run_options.seed"),
+    ("scenario_json", lambda o: [], "scenario"),
+])
+def test_replay_bad_run_metadata_names_log_and_field(tmp_path, metadata, capsys, key, edit, field):
+    log = write_log(tmp_path / "edited.mcap", metadata, **{key: edit})
+    assert main(["replay", str(log), "--check"]) == 2
+    line = one_line_error(capsys, str(log), field)
+    assert f"{field}:" in line
+
+
+def test_replay_window_that_ends_before_it_starts_says_so(tmp_path, metadata, capsys):
+    log = write_log(tmp_path / "run.mcap", metadata)
+    assert main(["replay", str(log), "--to=-1"]) == 2
+    line = one_line_error(capsys, "--from/--to")
+    assert "past the end" in line and "--to -1.0" in line and "None s" not in line
