@@ -19,7 +19,7 @@ from core.validation import well_formed
 from core.vehicle import VehicleParams
 from runtime.errors import UsageError
 from runtime.scheduler import Scheduler, TaskOutcome, TaskSpec
-from runtime.stack_config import StackConfig
+from runtime.stack_config import STAGES, StackConfig
 from runtime.stages import StageSteps
 from safety.arbitration import arbitrate
 from sim.faults import FaultSpec
@@ -35,6 +35,10 @@ FAULT_TARGET_STAGES = {
     "fusion": ("fusion",), "tracker": ("fusion",), "planner": ("planning",), "control": ("control",),
 }
 PRIORITY = {"sim": 0, "safety": 1, "perception": 2, "fusion": 3, "planning": 4, "control": 5}
+# Every periodic stage raises "<stage>.missed_3" after this many deadline misses in a row (a hang
+# misses every run); the policy table maps each flag to a mode.
+MISSES_IN_A_ROW = 3
+MISSED_FLAGS = tuple((stage, f"{stage}.missed_{MISSES_IN_A_ROW}") for stage in STAGES)
 
 
 @dataclass(slots=True)
@@ -83,6 +87,10 @@ class DrivingStack:
         self._exception_hold_ns = s_to_ns(liveness.exception_hold_s)
         self._last_exception_ns = StageCounters().last_exception_ns  # none yet
         self._control_timeout_ns = s_to_ns(liveness.control_input_timeout_s)
+        # A /safety/status older than the monitor's heartbeat timeout means the monitor stopped
+        # (e.g. it raises): control then brakes as in EMERGENCY_STOP instead of obeying a stale mode.
+        self._status_timeout_ns = s_to_ns(steps.safety_cfg.heartbeat_timeout_s)
+        self._first_control_ns: int | None = None
         # The picture flags are a function of the latest ego estimate and tracks, which fusion
         # publishes at half the monitor's rate: they are recomputed only when either message changes.
         self._picture_inputs: tuple[Any, Any] = (None, None)
@@ -208,6 +216,16 @@ class DrivingStack:
         plan: Plan | None = self.bus.latest.get("/planning/plan")
         self.controller_state, command = self.steps.controller_step(self.controller_state, plan, ego, t_ns)
         status: SafetyStatus | None = self.bus.latest.get("/safety/status")
+        if self._first_control_ns is None:
+            self._first_control_ns = t_ns
+        # The monitor's word counts for its heartbeat timeout; before its first status the stack's
+        # start does (in the timing harness control runs first at its instants, so the very first
+        # command precedes any status and goes out as the controller made it).
+        vouched_ns = status.t_ns if status is not None else self._first_control_ns
+        if t_ns - vouched_ns > self._status_timeout_ns:
+            # No word from the monitor within its heartbeat: nothing vouches for any milder mode.
+            status = SafetyStatus(t_ns, Mode.EMERGENCY_STOP, "safety status missing or stale",
+                                  MODE_LIMITS[Mode.EMERGENCY_STOP])
         if status is not None:
             command = arbitrate(command, status, self.bus.latest.get("/control/command"),
                                 1.0 / self.cfg.rates_hz.control, self.vehicle)
@@ -216,9 +234,16 @@ class DrivingStack:
     def stage_flags(self, t_ns: int) -> frozenset[str]:
         flags = set()
         sched = self.scheduler
-        if sched is not None and sched.missed_in_a_row("planning") >= 3:
-            flags.add("planning.missed_3")
-        if t_ns - self._last_exception_ns <= self._exception_hold_ns:
+        if sched is not None:
+            for stage, flag in MISSED_FLAGS:
+                if sched.missed_in_a_row(stage) >= MISSES_IN_A_ROW:
+                    flags.add(flag)
+        # The monitor runs first at its instants (PRIORITY), so an exception at or after its previous
+        # run is one it has not seen yet: flagged whatever the hold, which may be shorter than a
+        # monitor period (0 is allowed).
+        last_exception_ns = self._last_exception_ns
+        if (t_ns - last_exception_ns <= self._exception_hold_ns
+                or last_exception_ns >= self.monitor_state.last_step_ns >= 0):
             flags.add("stage.exception")
         ego = self._ego()
         if ego is not None and t_ns - ego.t_ns > self._control_timeout_ns:
@@ -233,7 +258,7 @@ class DrivingStack:
                 self._counts_changed = False
             # In ideal mode compute time delays no output, so an overrun is no hazard there (and the
             # mode must not depend on the machine's load); injected slow/hang faults still show via
-            # planning.missed_3.
+            # the <stage>.missed_3 flags above.
             timings = sched.timings if sched.mode != "ideal" else ()
             self.stage_watch, watched = watch_step(self.stage_watch, timings, counts, t_ns,
                                                    self.steps.safety_cfg.stages)

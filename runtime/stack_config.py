@@ -66,6 +66,19 @@ class StackConfig:
             if name not in STAGES and not name.startswith("perception."):
                 raise ValueError(f"budgets_ms.{name}: unknown stage; stages are "
                                  f"{', '.join(STAGES)} and perception.<sensor>")
+        # Fusion publishes the ego estimate once per period: a timeout no longer than that period
+        # finds every estimate stale between two fusion runs and stops a healthy vehicle.
+        fusion_period_s = 1.0 / self.rates_hz.fusion
+        if not self.liveness.control_input_timeout_s > fusion_period_s:
+            raise ValueError(f"liveness.control_input_timeout_s ({self.liveness.control_input_timeout_s:g} s) "
+                             f"must be above the fusion period, 1 / rates_hz.fusion ({fusion_period_s:g} s)")
+        # The monitor flags a gap between its runs beyond the heartbeat timeout, and control treats a
+        # /safety/status older than it as an emergency stop: a timeout shorter than the monitor's
+        # own period would fire between two healthy runs.
+        safety_period_s = 1.0 / self.rates_hz.safety
+        if not self.safety.heartbeat_timeout_s >= safety_period_s:
+            raise ValueError(f"safety.heartbeat_timeout_s ({self.safety.heartbeat_timeout_s:g} s) "
+                             f"must be at least the monitor's period, 1 / rates_hz.safety ({safety_period_s:g} s)")
 
     def budget_ns(self, stage: str) -> int:
         return int(self.budgets_ms.get(stage, 10.0) * 1e6)

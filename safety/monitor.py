@@ -1,7 +1,9 @@
 """The safety monitor step (100 Hz): health -> demanded mode via the policy table, with hysteresis.
 
 Escalation is immediate. Recovery to a less severe mode needs the lower demand to hold for
-``recovery_hold_s`` without interruption. Every transition is kept with its time and reason.
+``recovery_hold_s`` without interruption, and steps down only to the most severe mode demanded
+during that hold (then holds again for the rest of the way). Every transition is kept with its time
+and reason.
 The monitor adds its own flags: per-stream rate and data quality (of streams still alive: a lost
 stream is reported as lost), the loop's heartbeat (the interval between its own runs, and time
 never going backwards), and it holds the ``picture.*`` flags from the last step at which some object
@@ -49,6 +51,10 @@ class MonitorState:
     transitions: tuple[Transition, ...] = ()
     last_step_ns: int = -1  # the previous run of the monitor (the loop's heartbeat); -1: none yet
     picture_flags: frozenset[str] = frozenset()  # picture.* flags of the last fresh object picture
+    # The most severe demand since lower_demand_since_ns, and its reason: recovery steps down to it,
+    # never past a mode that was demanded during the hold.
+    hold_mode: Mode = Mode.NOMINAL
+    hold_reason: str = ""
 
 
 def monitor_flags(state: MonitorState, health: HealthState, streams: tuple[StreamSpec, ...],
@@ -89,17 +95,25 @@ def safety_step(state: MonitorState, health: HealthState, streams: tuple[StreamS
     seen, picture = monitor_flags(state, health, streams, alive, flags, t_ns, cfg)
     demanded, reason = evaluate(rules, lost, seen)
     mode, why, since, transitions = state.mode, state.reason, state.lower_demand_since_ns, state.transitions
+    hold_mode, hold_reason = state.hold_mode, state.hold_reason
     if demanded > mode:
         mode, why, since = demanded, reason, -1
         transitions += (Transition(t_ns, demanded, reason),)
     elif demanded < mode:
+        if since < 0 or demanded >= hold_mode:
+            hold_mode, hold_reason = demanded, reason
         since = since if since >= 0 else t_ns
         if t_ns - since >= s_to_ns(cfg.recovery_hold_s):
-            why = reason or f"recovered: healthy for {cfg.recovery_hold_s:g} s"
-            mode, since = demanded, -1
-            transitions += (Transition(t_ns, demanded, why),)
+            # Step down only to the most severe mode demanded during the hold (a MINIMAL_RISK demand
+            # inside an EMERGENCY_STOP's hold is no healthy picture); if the demand now is lower
+            # still, the rest of the way down needs a hold of its own.
+            why = hold_reason or f"recovered: healthy for {cfg.recovery_hold_s:g} s"
+            mode = hold_mode
+            since = t_ns if demanded < mode else -1
+            hold_mode, hold_reason = demanded, reason
+            transitions += (Transition(t_ns, mode, why),)
     else:
         since = -1
     # The heartbeat is remembered as the latest time seen, so one backwards step cannot rewind it.
-    new = MonitorState(mode, why, since, transitions, max(t_ns, state.last_step_ns), picture)
+    new = MonitorState(mode, why, since, transitions, max(t_ns, state.last_step_ns), picture, hold_mode, hold_reason)
     return new, SafetyStatus(t_ns, mode, why, MODE_LIMITS[mode], alive)

@@ -37,6 +37,10 @@ DEFAULT_RULES: tuple[PolicyRule, ...] = (
     PolicyRule(DEG, "a detector reports itself unhealthy", flag="detector.unhealthy"),
     PolicyRule(DEG, "a stage missed deadlines in its window", flag="stage.deadline_window"),
     PolicyRule(MRM, "planner missed 3 deadlines in a row", flag="planning.missed_3"),
+    # Every periodic stage is watched alike: a stage that misses (or hangs) run after run has failed.
+    PolicyRule(MRM, "fusion missed 3 deadlines in a row", flag="fusion.missed_3"),
+    PolicyRule(MRM, "control missed 3 deadlines in a row", flag="control.missed_3"),
+    PolicyRule(MRM, "safety monitor missed 3 deadlines in a row", flag="safety.missed_3"),
     PolicyRule(MRM, "a stage raised an exception", flag="stage.exception"),
     PolicyRule(MRM, "a stage produced non-finite output", flag="stage.nonfinite"),
     PolicyRule(MRM, "loop heartbeat late", flag="loop.heartbeat_late"),

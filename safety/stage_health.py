@@ -27,6 +27,12 @@ class StageWatchConfig:
     # A stage event (non-finite output, unhealthy detector) is held this long.
     event_hold_s: float = field(default=1.0, metadata=rng(0.0, 60.0))
 
+    def __post_init__(self) -> None:
+        # A window of fewer runs can never hold that many misses: the watchdog would never fire.
+        if self.max_misses_in_window > self.window_runs:
+            raise ValueError(f"max_misses_in_window ({self.max_misses_in_window}) must be <= window_runs "
+                             f"({self.window_runs})")
+
 
 @dataclass(frozen=True, slots=True)
 class StageCounts:

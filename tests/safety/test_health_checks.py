@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 
+from core.config import ConfigError, from_mapping
 from core.messages import EgoState, Mode, StageTiming, Tracks
 from safety.health import HealthState, StreamSpec, observe, stream_bad_data, stream_rate_ok
 from safety.monitor import DEFAULT_RULES, MonitorState, SafetyConfig, safety_step
@@ -111,3 +112,12 @@ def test_obstacle_close_ahead_in_the_vehicle_frame():
     assert not obstacle_close_ahead(ego, _tracks([[np.nan, 60.0]]), cfg)
     assert not obstacle_close_ahead(ego, Tracks.empty(0), cfg)
     assert not obstacle_close_ahead(None, _tracks([[100.0, 60.0]]), cfg)
+
+
+
+def test_stage_watch_config_rejects_a_miss_limit_its_window_cannot_hold():
+    # window_runs = 10 with the default 15 misses: the deadline-window watchdog could never fire.
+    with pytest.raises(ConfigError, match=r"cfg\.toml: stages: max_misses_in_window \(15\) must be "
+                                          r"<= window_runs \(10\)"):
+        from_mapping(SafetyConfig, {"stages": {"window_runs": 10}}, "cfg.toml")
+    StageWatchConfig(window_runs=15, max_misses_in_window=15)  # a full window may be the limit

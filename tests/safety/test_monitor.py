@@ -67,3 +67,31 @@ def test_stale_control_input_demands_emergency_stop():
     state, status = safety_step(MonitorState(), HealthState(), (), frozenset({"control.stale_input"}),
                                 DEFAULT_RULES, 0, SafetyConfig())
     assert status.mode == Mode.EMERGENCY_STOP and status.limits.stop_decel_mps2 >= 5.0
+
+
+def test_recovery_from_emergency_stop_steps_down_to_the_worst_demand_of_the_hold():
+    # EMERGENCY_STOP at 0; a MINIMAL_RISK demand through the hold, healthy only from 1.95 s. The
+    # monitor used to go straight to NOMINAL at 2.01 s, "healthy for 2 s" after 60 ms of health.
+    cfg = SafetyConfig(recovery_hold_s=2.0)
+    state, modes = MonitorState(), {}
+    for t in range(0, 4100, 10):
+        flags = ({"control.stale_input"} if t == 0 else {"stage.exception"} if t < 1950 else set())
+        state, status = safety_step(state, HealthState(), (), frozenset(flags), DEFAULT_RULES, t * MS, cfg)
+        modes[t] = status.mode
+    assert [(tr.t_ns // MS, tr.mode, tr.reason) for tr in state.transitions] == [
+        (0, Mode.EMERGENCY_STOP, "control input older than its timeout"),
+        (2010, Mode.MINIMAL_RISK, "a stage raised an exception"),  # the hold began at 10 ms
+        (4010, Mode.NOMINAL, "recovered: healthy for 2 s"),  # a hold of its own from 2.01 s
+    ]
+    assert modes[2000] == Mode.EMERGENCY_STOP and modes[4000] == Mode.MINIMAL_RISK
+
+
+def test_recovery_with_a_steady_lower_demand_is_unchanged():
+    # One lower demand through the hold: one step, straight to it, as before.
+    cfg = SafetyConfig(recovery_hold_s=1.0)
+    state = MonitorState()
+    for t in range(0, 1100, 10):
+        flags = {"control.stale_input"} if t == 0 else {"stage.deadline_window"}
+        state, status = safety_step(state, HealthState(), (), frozenset(flags), DEFAULT_RULES, t * MS, cfg)
+    assert [(tr.t_ns // MS, tr.mode) for tr in state.transitions] == [(0, Mode.EMERGENCY_STOP), (1010, Mode.DEGRADED)]
+    assert state.lower_demand_since_ns == -1
