@@ -1,4 +1,4 @@
-"""Classical lidar detection: RANSAC ground plane (open3d), BEV connected components, oriented boxes.
+"""Classical lidar detection: RANSAC ground plane, BEV connected components, oriented boxes.
 
 The fallback when the lidar network is missing or unhealthy, and the baseline in the evaluation.
 Box fitting is batched over all clusters: for a fan of candidate headings every point is rotated
@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import open3d as o3d
 from scipy import ndimage
 
 from core.config import rng
@@ -45,19 +44,50 @@ class ClassicalResult:
     ground_plane: np.ndarray  # (4,) a, b, c, d of the fitted plane (ax + by + cz + d = 0)
 
 
+def fit_ground_plane(points: np.ndarray, threshold_m: float, iterations: int, seed: int) -> np.ndarray:
+    """RANSAC plane (a, b, c, d), unit normal with c >= 0, through (N >= 3, 3) float64 points: the
+    candidate through three points drawn by ``np.random.default_rng(seed)`` with the most points
+    within ``threshold_m`` (the first such on a tie), refitted by least squares to those inliers.
+
+    All candidates are scored at once, one (iterations, N) distance array. open3d's segment_plane
+    did this job before, and its parallel iterations made the plane (and so a detection near the
+    ground threshold) change from call to call on the same points and seed."""
+    rng = np.random.default_rng(seed)
+    # Three distinct indices per draw: the second and third are offsets that skip the first.
+    n = points.shape[0]
+    i0 = rng.integers(0, n, iterations)
+    i1 = (i0 + rng.integers(1, n, iterations)) % n
+    i2 = rng.integers(0, n - 2, iterations)
+    i2 = i2 + (i2 >= np.minimum(i0, i1)) + (i2 + 1 >= np.maximum(i0, i1))
+    p0 = points[i0]
+    normal = np.cross(points[i1] - p0, points[i2] - p0)
+    norm = np.linalg.norm(normal, axis=1)
+    ok = norm > 1e-9  # collinear draws have no plane: they score no inliers
+    normal = normal / np.where(ok, norm, 1.0)[:, None]
+    d = -np.einsum("ij,ij->i", normal, p0)
+    inliers = np.abs(points @ normal.T + d) <= threshold_m  # (N, iterations)
+    counts = np.where(ok, inliers.sum(axis=0), -1)
+    best = int(np.argmax(counts))
+    if counts[best] < 3:
+        return np.array([0.0, 0.0, 1.0, 0.0])
+    sel = points[inliers[:, best]]
+    centre = sel.mean(axis=0)
+    # The least-squares plane's normal: the direction of least spread of the inliers.
+    normal = np.linalg.svd(sel - centre, full_matrices=False)[2][2]
+    if normal[2] < 0:
+        normal = -normal
+    return np.array([normal[0], normal[1], normal[2], -float(normal @ centre)])
+
+
 def remove_ground(points: np.ndarray, cfg: ClassicalConfig) -> tuple[np.ndarray, np.ndarray]:
     """(non-ground points above the plane and below max height, plane coefficients)."""
     if points.shape[0] < 3:
         return points, np.array([0.0, 0.0, 1.0, 0.0])
-    o3d.utility.random.seed(cfg.ransac_seed)  # open3d's RANSAC draws from its own generator
     # The plane is fitted on a strided sample (deterministic, spread over the whole sweep); the
     # inlier test below then runs on every point.
     step = max(1, points.shape[0] // cfg.ransac_max_points)
-    pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(points[::step].astype(np.float64)))
-    plane, _ = pcd.segment_plane(cfg.ground_threshold_m, 3, cfg.ransac_iterations)
-    plane = np.asarray(plane, dtype=np.float64)
-    if plane[2] < 0:
-        plane = -plane
+    plane = fit_ground_plane(points[::step].astype(np.float64), cfg.ground_threshold_m, cfg.ransac_iterations,
+                             cfg.ransac_seed)
     if plane[2] < 0.9:  # not a road-like plane (a wall won the vote): assume the nominal ground
         plane = np.array([0.0, 0.0, 1.0, 0.0])
     height = points.astype(np.float64) @ plane[:3] + plane[3]

@@ -67,7 +67,7 @@ def evaluate_lidar(kind: str, seeds: tuple[int, int], frames_per_seed: int, mode
         all_scores.append(scores[counted]); all_tp.append(tp[counted])
     scores, tp = np.concatenate(all_scores), np.concatenate(all_tp)
     ap = average_precision(scores, tp, n_gt)
-    provider = "classical (open3d RANSAC + BEV components, CPU)" if model is None else model.provider
+    provider = "classical (numpy RANSAC + BEV components, CPU)" if model is None else model.provider
     return {"detector": kind, "ap": round(ap, 4), "latency_ms": _latency(lat), "provider": provider,
             "device": "cpu" if model is None else model.device, "frames": len(frames.raw), "gt_objects": n_gt,
             "seeds": list(seeds), "match": f"BEV centre distance <= {LIDAR_MATCH_M} m, vehicles within "

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from core.messages import RadarScan
-from perception.classical_lidar import ClassicalConfig, detect_classical
+from perception.classical_lidar import ClassicalConfig, detect_classical, fit_ground_plane
 from perception.metrics import average_precision, iou_2d, match_frame
 from perception.radar_clustering import RadarClusterConfig, dbscan, radar_cluster_step
 
@@ -38,6 +38,37 @@ def test_classical_path_finds_a_planted_box():
 def test_classical_path_on_ground_only_finds_nothing():
     rng = np.random.default_rng(4)
     assert len(detect_classical(_ground(rng).astype(np.float32), ClassicalConfig()).boxes) == 0
+
+
+def test_ground_plane_fit_recovers_a_tilted_road_through_clutter():
+    rng = np.random.default_rng(5)
+    normal = np.array([0.03, -0.05, 1.0]) / np.linalg.norm([0.03, -0.05, 1.0])
+    xy = rng.uniform([-40, -20], [40, 20], (3000, 2))
+    z = (-0.4 - normal[0] * xy[:, 0] - normal[1] * xy[:, 1]) / normal[2] + rng.normal(0, 0.02, 3000)
+    clutter = rng.uniform([-40, -20, -1.0], [40, 20, 3.0], (1500, 3))  # a third of the points off the plane
+    plane = fit_ground_plane(np.concatenate([np.column_stack([xy, z]), clutter]), 0.2, 60, 0)
+    assert np.degrees(np.arccos(plane[:3] @ normal)) < 0.2
+    assert plane[3] == pytest.approx(0.4, abs=0.01)
+    assert np.linalg.norm(plane[:3]) == pytest.approx(1.0)
+
+
+def test_ground_plane_fit_is_deterministic_and_seeded():
+    # open3d's segment_plane, used before, returned different planes for the same points and seed
+    # (its iterations run in parallel), and a box near the ground threshold came and went.
+    rng = np.random.default_rng(6)
+    pts = np.concatenate([_ground(rng), _box_surface(rng, 15.0, -4.0, 0.3, 4.6, 1.9, 1.5),
+                          rng.uniform([-40, -20, 0.0], [40, 20, 0.3], (800, 3))])
+    planes = {fit_ground_plane(pts, 0.2, 60, 0).tobytes() for _ in range(20)}
+    assert len(planes) == 1
+    boxes = {detect_classical(pts.astype(np.float32), ClassicalConfig()).boxes.tobytes() for _ in range(10)}
+    assert len(boxes) == 1
+
+
+def test_ground_plane_fit_of_degenerate_points_is_the_nominal_ground():
+    line = np.column_stack([np.linspace(0, 10, 50), np.zeros(50), np.zeros(50)])  # collinear: no plane
+    np.testing.assert_array_equal(fit_ground_plane(line, 0.2, 60, 0), [0.0, 0.0, 1.0, 0.0])
+    plane = fit_ground_plane(np.array([[0.0, 0, 0], [1, 0, 0], [0, 1, 0]]), 0.2, 10, 0)
+    np.testing.assert_allclose(plane, [0.0, 0.0, 1.0, 0.0], atol=1e-12)
 
 
 def test_dbscan_clusters_and_noise():
