@@ -29,6 +29,15 @@ class ProviderUnavailableError(RuntimeError):
     """The requested execution provider could not be used."""
 
 
+class ModelLoadError(ValueError):
+    """The model file exists but onnxruntime cannot load or run it (truncated, corrupt, not ONNX,
+    an operator it lacks): the message names the file, the cause and the fallback options."""
+
+
+_FALLBACKS = ("Train it with `rtdrive train`, point the config at another file, or run with "
+              "`--perception classical` (lidar) or `--perception oracle`.")
+
+
 @dataclass(frozen=True, slots=True)
 class SessionOptions:
     provider: str = "auto"  # one of PROVIDER_PREFERENCES
@@ -61,9 +70,7 @@ class OnnxModel:
     def __init__(self, path: str | Path, contract: ModelContract, options: SessionOptions = SessionOptions()):
         path = Path(path)
         if not path.is_file():
-            raise ModelFileMissingError(
-                f"model file not found: {path}. Train it with `rtdrive train`, point the config at "
-                f"another file, or run with `--perception classical` (lidar) or `--perception oracle`.")
+            raise ModelFileMissingError(f"model file not found: {path}. {_FALLBACKS}")
         self.path, self.contract, self.options = path, contract, options
         providers, note = _providers_for(options.provider, options.cuda_device_id)
         so = ort.SessionOptions()
@@ -77,6 +84,8 @@ class OnnxModel:
             ort.set_default_logger_severity(4)
         try:
             self.session = ort.InferenceSession(str(path), sess_options=so, providers=providers)
+        except Exception as exc:  # onnxruntime's own types (InvalidProtobuf, Fail, ...): a bad file
+            raise ModelLoadError(f"cannot load model {path}: {_first_line(exc)}. {_FALLBACKS}") from None
         finally:
             ort.set_default_logger_severity(2)
         active = self.session.get_providers()
@@ -94,7 +103,10 @@ class OnnxModel:
         self._output_names = [s.name for s in contract.outputs]
         self._binding = self.session.io_binding() if self.provider == CUDA else None
         self._device_inputs: dict[str, ort.OrtValue] = {}
-        self._warm_up(options.warmup_runs)
+        try:
+            self._warm_up(options.warmup_runs)
+        except Exception as exc:  # loads, fits the contract, but cannot run: as broken as a bad file
+            raise ModelLoadError(f"model {path} fails on its first inputs: {_first_line(exc)}. {_FALLBACKS}") from None
 
     def _warm_up(self, runs: int) -> None:
         feed = {s.name: np.zeros(tuple(max(d, 1) for d in s.shape), dtype=np.float32)
@@ -128,3 +140,9 @@ class OnnxModel:
     def report(self) -> dict:
         return {"model": str(self.path), "provider": self.provider, "device": self.device,
                 "intra_op_threads": self.options.intra_op_threads, "note": self.provider_note}
+
+
+def _first_line(exc: Exception) -> str:
+    """An onnxruntime error's first line (its messages run to several, with C++ locations)."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0].rstrip('.') if text else ''}"

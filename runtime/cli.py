@@ -227,8 +227,8 @@ COMMANDS = {"sim": _cmd_sim, "scenarios": _cmd_scenarios, "bench": _cmd_bench, "
 def _user_errors() -> tuple[type[Exception], ...]:
     """Exceptions that are the user's input, not a bug: one line on stderr, exit code 2."""
     from perception.contract import ModelContractError
-    from perception.onnx_model import ModelFileMissingError, ProviderUnavailableError
-    return (ConfigError, UsageError, FaultSpecError, ModelFileMissingError, ModelContractError,
+    from perception.onnx_model import ModelFileMissingError, ModelLoadError, ProviderUnavailableError
+    return (ConfigError, UsageError, FaultSpecError, ModelFileMissingError, ModelLoadError, ModelContractError,
             ProviderUnavailableError)
 
 

@@ -22,7 +22,7 @@ from perception.heads import DecodeConfig
 from perception.health import DetectorHealth
 from perception.lidar_detector import LidarDetectorConfig, lidar_detect_step, load_lidar_model
 from perception.metrics import average_precision, bev_center_distance, iou_2d, match_frame
-from perception.onnx_model import PROVIDER_PREFERENCES, ModelFileMissingError, SessionOptions
+from perception.onnx_model import PROVIDER_PREFERENCES, ModelFileMissingError, ModelLoadError, SessionOptions
 from runtime.dataset import DatasetSpec, camera_frames, camera_geometry, lidar_frames
 from runtime.train_cli import DEFAULT_EVAL_SEEDS, DEFAULT_MODEL, parse_seeds
 from sim.sensors.config import CameraConfig
@@ -135,7 +135,7 @@ def eval_main(argv: list[str] | None = None) -> int:
             if args.detector == "lidar":
                 baseline = evaluate_lidar("classical", args.seeds, args.frames_per_seed, None, options)
                 result["classical_baseline"] = {"ap": baseline["ap"], "latency_ms": baseline["latency_ms"]}
-    except ModelFileMissingError as exc:
+    except (ModelFileMissingError, ModelLoadError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.write_card and args.detector != "classical":

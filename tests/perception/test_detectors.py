@@ -10,7 +10,7 @@ from perception.camera_input import CameraGeometry
 from perception.contract import ModelContractError
 from perception.health import DetectorHealth
 from perception.lidar_detector import LidarDetectorConfig, lidar_contract, lidar_detect_step, load_lidar_model
-from perception.onnx_model import ModelFileMissingError, OnnxModel, SessionOptions
+from perception.onnx_model import ModelFileMissingError, ModelLoadError, OnnxModel, SessionOptions
 
 ROOT = Path(__file__).resolve().parents[2]
 LIDAR_CFG = LidarDetectorConfig(model_path=str(ROOT / "models" / "lidar_detector.onnx"))
@@ -44,6 +44,18 @@ def test_missing_model_names_the_file_and_the_fallbacks(tmp_path):
         OnnxModel(path, lidar_contract(LIDAR_CFG.grid), CPU)
     msg = str(err.value)
     assert str(path) in msg and "--perception classical" in msg and "oracle" in msg
+
+
+@pytest.mark.parametrize("content", ["truncated", "not_onnx", "empty"])
+def test_broken_model_file_names_the_file_the_cause_and_the_fallbacks(tmp_path, content):
+    # onnxruntime's own InvalidProtobuf used to escape as a traceback (exit 1).
+    path = tmp_path / f"{content}.onnx"
+    whole = open(LIDAR_CFG.model_path, "rb").read()
+    path.write_bytes({"truncated": whole[:len(whole) // 2], "not_onnx": b"not a model\n", "empty": b""}[content])
+    with pytest.raises(ModelLoadError) as err:
+        OnnxModel(path, lidar_contract(LIDAR_CFG.grid), CPU)
+    msg = str(err.value)
+    assert str(path) in msg and "--perception classical" in msg and "\n" not in msg
 
 
 def test_wrong_model_is_refused_with_expected_and_found_shapes():

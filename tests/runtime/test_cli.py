@@ -80,3 +80,13 @@ def test_missing_model_is_one_line_naming_file_and_fallback(tmp_path, capsys):
     assert main(["sim", "--duration", "1", "--config", str(cfg)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nope.onnx" in err[0] and "--perception classical" in err[0]
+
+
+def test_corrupt_model_is_one_line_naming_file_and_fallback(tmp_path, capsys):
+    bad = tmp_path / "garbage.onnx"
+    bad.write_bytes(b"not a model at all\n")
+    cfg = tmp_path / "stack.toml"
+    cfg.write_text(f'[perception.lidar]\nmodel_path = "{bad}"\n')
+    assert main(["sim", "--duration", "1", "--provider", "cpu", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "garbage.onnx" in err[0] and "--perception classical" in err[0]
