@@ -183,8 +183,16 @@ class MetricsRecorder:
             boxes = box_corners_2d(self._xy[near_k, near_j], length[near_j], width[near_j],
                                    self._yaw[near_k, near_j])
             touching[near_k, near_j] = boxes_overlap(ego_boxes, boxes)
+        touching_before_block = np.isin(ids, self._contact_ids)
+        if not valid.all():
+            # A non-finite sample says nothing about contact: it carries the last known state on,
+            # so one bad sample inside a contact does not split it into two collisions.
+            last_valid = np.where(valid, np.arange(k)[:, None], -1)
+            np.maximum.accumulate(last_valid, axis=0, out=last_valid)
+            carried = touching[np.maximum(last_valid, 0), np.arange(ids.shape[0])]
+            touching = np.where(last_valid >= 0, carried, touching_before_block)
         before = np.empty_like(touching)
-        before[0] = np.isin(ids, self._contact_ids)
+        before[0] = touching_before_block
         before[1:] = touching[:-1]
         self._collisions += int((touching & ~before).sum())
         self._contact_ids = ids[touching[-1]]

@@ -92,3 +92,18 @@ def test_bad_input():
         m.update(ego(0, 100.0), actors(0, np.zeros((0, 2))))  # time must advance
     s = m.summary()
     assert s["invalid_actor_samples"] == 1 and s["collisions"] == 1
+
+
+@pytest.mark.parametrize("ticks, collisions", [
+    ("CCNCC", 1),  # one bad sample inside a contact: one contact, not two
+    ("CNNCC", 1),
+    ("FNCFC", 2),  # free, bad, contact, free, contact: two episodes
+    ("NNCCF", 1),
+])
+def test_a_nonfinite_actor_sample_carries_the_contact_state(ticks, collisions):
+    where = {"C": [[centre_ahead(-0.5), 0.0]], "F": [[centre_ahead(30.0), 0.0]], "N": [[math.nan, math.nan]]}
+    m = MetricsRecorder(ROAD, VP)
+    for k, tick in enumerate(ticks):
+        m.update(ego(k * 10_000_000, 100.0), actors(k * 10_000_000, where[tick]))
+    s = m.summary()
+    assert s["collisions"] == collisions and s["invalid_actor_samples"] == ticks.count("N")
