@@ -163,8 +163,11 @@ def control_step(state: ControllerState, plan: Plan | None, ego: EgoState, t_ns:
     lim = cfg.integral_limit_mps2 / max(cfg.speed_ki_1ps2, 1e-9)
     integral = min(max(integral, -lim), lim)
     accel = a_ff + cfg.speed_kp_1ps * err + cfg.speed_ki_1ps2 * integral
-    if v_ref < cfg.standstill_speed_mps and speed < cfg.standstill_speed_mps:
-        # Hold the car at standstill instead of letting the PID dither around zero speed.
+    if (v_ref < cfg.standstill_speed_mps and speed < cfg.standstill_speed_mps and a_ff <= 0.0
+            and interp(t_rel_s + cfg.accel_preview_s, track.t_s, track.speed_mps) < cfg.standstill_speed_mps):
+        # Hold the car at standstill instead of letting the PID dither around zero speed, but only
+        # while the plan stays still: a plan pulling away starts at 0 m/s and is still under the
+        # threshold at the next replan, so holding on the speed now alone would never let go.
         accel = min(accel, -cfg.standstill_hold_mps2)
         integral = 0.0
     elif not (-vehicle.max_decel_mps2 < accel < vehicle.max_accel_mps2):

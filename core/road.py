@@ -31,7 +31,8 @@ class RoadSegment:
 
 
 class Road:
-    """Reference line sampled every SAMPLE_SPACING_M, with exact arcs between samples."""
+    """Reference line sampled evenly, at most SAMPLE_SPACING_M apart (length / (n - 1)), with exact
+    arcs between samples."""
 
     def __init__(self, segments: tuple[RoadSegment, ...], num_lanes: int, lane_width_m: float,
                  speed_limit_mps: float, start_pose: tuple[float, float, float] = (0.0, 0.0, 0.0)):
@@ -67,6 +68,12 @@ class Road:
         self.heading_rad = heading
         self.curvature_1pm = kappa
         self.length_m = total
+        # Sample index per metre of s: lookups index with this, not 1 / SAMPLE_SPACING_M, because the
+        # spacing is length / (n - 1), shorter unless the length is a multiple of SAMPLE_SPACING_M;
+        # s / SAMPLE_SPACING_M would then pick a sample below s's own, and just past a segment join
+        # the previous segment's curvature. For such a multiple this is exactly 2.0, and s * 2.0 has
+        # the bits of s / 0.5.
+        self.samples_per_m = (n - 1) / total if total > 0.0 else 0.0
         # Exactly zero curvature everywhere: callers may drop curvature terms without changing a bit.
         self.is_straight = bool((kappa == 0.0).all())
         self._build_pieces()
@@ -91,12 +98,11 @@ class Road:
         kinds = [p for p in (self._straight, self._arcs) if p is not None]  # the order feet are built in
         self._piece_s0 = np.concatenate([p.s0 for p in kinds], axis=1)
         self._piece_s1 = np.concatenate([p.s1 for p in kinds], axis=1)
-        self._inv_spacing = (self.s_m.shape[0] - 1) / self.length_m if self.length_m > 0.0 else 0.0
         if self._arcs is None:  # sample index along the line as one affine map of xy
             p = self._straight
-            self._line_to_index_xy = tuple((np.array([p.cos_h[0, 0], p.sin_h[0, 0]]) * self._inv_spacing).tolist())
+            self._line_to_index_xy = tuple((np.array([p.cos_h[0, 0], p.sin_h[0, 0]]) * self.samples_per_m).tolist())
             self._line_index0 = float(p.s_mid[0, 0] - p.mid_x[0, 0] * p.cos_h[0, 0]
-                                      - p.mid_y[0, 0] * p.sin_h[0, 0]) * self._inv_spacing
+                                      - p.mid_y[0, 0] * p.sin_h[0, 0]) * self.samples_per_m
         # Per-sample tables so that a projection gathers instead of re-evaluating cos and sin.
         self._cos_h, self._sin_h = np.cos(self.heading_rad), np.sin(self.heading_rad)
         self._line_cos_sin = (float(self._cos_h[0]), float(self._sin_h[0]))
@@ -130,7 +136,7 @@ class Road:
             feet.append(p.s_mid + phi * p.inv_k)
         foot = feet[0] if len(feet) == 1 else np.concatenate(feet, axis=1)
         foot = np.fmin(np.fmax(foot, self._piece_s0), self._piece_s1)  # fmin/fmax: NaN -> a bound
-        centre_idx = np.rint(foot * self._inv_spacing).astype(np.int64)
+        centre_idx = np.rint(foot * self.samples_per_m).astype(np.int64)
         cand = (centre_idx[:, :, None] + _CANDIDATE_OFFSETS).reshape(xy.shape[0], foot.shape[1] * _CANDIDATE_OFFSETS.shape[0])
         cand = np.minimum(np.maximum(cand, 0), self.s_m.shape[0] - 1)
         ref = self.xy_m[cand]
@@ -155,7 +161,7 @@ class Road:
     def interpolate(self, s) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Reference point (…, 2), heading and curvature at arc length s (clamped to the road)."""
         s = np.clip(np.asarray(s, dtype=np.float64), 0.0, self.length_m)
-        i = np.clip((s / SAMPLE_SPACING_M).astype(np.int64), 0, len(self.s_m) - 2)
+        i = np.clip((s * self.samples_per_m).astype(np.int64), 0, len(self.s_m) - 2)
         u = s - self.s_m[i]
         k = self.curvature_1pm[i]
         h0 = self.heading_rad[i]
@@ -173,7 +179,7 @@ class Road:
             # call instead of ~25 small numpy operations, with their arithmetic.
             cos_0, sin_0 = self._line_cos_sin
             return _frenet_to_map(s, d, self.s_m, self.xy_m, self.heading_rad, self.curvature_1pm, self.length_m,
-                                  self.is_straight, cos_0, sin_0)
+                                  self.samples_per_m, self.is_straight, cos_0, sin_0)
         ref, heading, _ = self.interpolate(s)
         normal = np.stack([-np.sin(heading), np.cos(heading)], axis=-1)
         return ref + d[..., None] * normal, heading
@@ -184,7 +190,7 @@ class Road:
         under a metre since its last s reaches micrometres in two). s is clamped to the road; a
         non-finite guess raises as Python's int() does."""
         return _newton_frenet(x_m, y_m, s_guess_m, self.s_m, self.xy_m, self.heading_rad, self.curvature_1pm,
-                              self.length_m)
+                              self.length_m, self.samples_per_m)
 
     def _line_point_to_frenet(self, x: float, y: float) -> tuple[float, float]:
         """to_frenet of one point on a straight road, operation for operation as the array
@@ -267,8 +273,9 @@ _POINTS = "Array(float64, 1, 'A', readonly=True)"
 
 
 @kernel(f"Tuple((float64[:, ::1], float64[::1]))({_POINTS}, {_POINTS}, float64[::1], float64[:, ::1], float64[::1],"
-        " float64[::1], float64, boolean, float64, float64)")
-def _frenet_to_map(s_m, d_m, s_table, xy_table, heading_table, curvature_table, length_m, straight, cos_0, sin_0):
+        " float64[::1], float64, float64, boolean, float64, float64)")
+def _frenet_to_map(s_m, d_m, s_table, xy_table, heading_table, curvature_table, length_m, samples_per_m, straight,
+                   cos_0, sin_0):
     """Road.to_cartesian of N points: map xy (N, 2) and the reference heading (N,).
 
     Operation for operation the numpy forms it replaced (tests/core/test_road_kernels.py keeps them
@@ -292,7 +299,7 @@ def _frenet_to_map(s_m, d_m, s_table, xy_table, heading_table, curvature_table, 
         if s != s:
             i = 0  # numpy casts NaN to the most negative integer, which the clamp lifts to 0
         else:
-            i = np.int64(s / SAMPLE_SPACING_M)
+            i = np.int64(s * samples_per_m)
             i = 0 if i < 0 else (last if i > last else i)
         u = s - s_table[i]
         if straight:
@@ -311,8 +318,8 @@ def _frenet_to_map(s_m, d_m, s_table, xy_table, heading_table, curvature_table, 
 
 
 @kernel("Tuple((float64, float64))(float64, float64, float64, float64[::1], float64[:, ::1], float64[::1],"
-        " float64[::1], float64)")
-def _newton_frenet(x_m, y_m, s_guess_m, s_table, xy_table, heading_table, curvature_table, length_m):
+        " float64[::1], float64, float64)")
+def _newton_frenet(x_m, y_m, s_guess_m, s_table, xy_table, heading_table, curvature_table, length_m, samples_per_m):
     """Road.track_frenet: the operations of the scalar Python loop it replaced (kept in
     tests/core/test_road_kernels.py as the bit-exact reference), Python's min/max included
     (``max(a, b)`` is ``b if b > a else a``)."""
@@ -323,7 +330,7 @@ def _newton_frenet(x_m, y_m, s_guess_m, s_table, xy_table, heading_table, curvat
             raise ValueError("cannot convert float NaN to integer")
         if math.isinf(s):
             raise OverflowError("cannot convert float infinity to integer")
-        i = np.int64(s / SAMPLE_SPACING_M)  # int(): truncation toward zero
+        i = np.int64(s * samples_per_m)  # int(): truncation toward zero
         i = 0 if 0 > i else i
         i = last if last < i else i
         u, k, h0 = s - s_table[i], curvature_table[i], heading_table[i]

@@ -16,7 +16,7 @@ from core.messages import EgoState, ModeLimits, Plan, Tracks
 from core.road import Road
 from planning.acc_law import AccGains, rollout
 from planning.frenet_plan import frenet_to_plan
-from planning.track_frenet import curvature_at, select_lead, tracks_to_frenet
+from planning.track_frenet import curvature_at, road_heading_curvature, select_lead, tracks_to_frenet
 
 # The config names each gain as AccGains does, so the gains array is read from the config in
 # AccGains' field order, derived here rather than restated: a field added to AccGains cannot shift
@@ -117,10 +117,15 @@ def target_speed(road: Road, s_ego_m: float, v_mps: float, limits: ModeLimits, c
 
 def profile_plan(road: Road, t_ns: int, s0_m: float, d_m: float, s: np.ndarray, v: np.ndarray,
                  a: np.ndarray, cfg: AccPlannerConfig, emergency: bool, behaviour: str) -> Plan:
-    """Longitudinal profile along a lane centre -> Plan."""
+    """Longitudinal profile along a lane centre (distance, speed and acceleration along the lane,
+    as the ACC law works) -> Plan. frenet_to_plan takes rates along the reference line: a lane at
+    offset d of a curve is 1 - k d times as long, so the profile is divided by that (at s0: exact up
+    to the next change of curvature, and 1.0, exact, on a straight road)."""
     t = np.arange(s.shape[0]) * cfg.step_s
     z = np.zeros_like(s)
-    return frenet_to_plan(road, t_ns, t, s0_m + s, np.full_like(s, d_m), z, z, v, a, emergency, behaviour)
+    per_s = max(1.0 - road_heading_curvature(road, s0_m)[1] * d_m, 1e-3)  # frenet_to_plan's floor
+    return frenet_to_plan(road, t_ns, t, s0_m + s / per_s, np.full_like(s, d_m), z, z, v / per_s, a / per_s,
+                          emergency, behaviour)
 
 
 def initial_accel(prev: Plan | None, ego: EgoState, t_ns: int) -> float:

@@ -17,6 +17,12 @@ def frenet_to_plan(road: Road, t_ns: int, t_s: np.ndarray, s_m: np.ndarray, d_m:
     Yaw and curvature use the exact Frenet relations for a reference line of piecewise-constant
     curvature (k' = 0 inside a segment): with one_kd = 1 - k d and delta = atan(d' / one_kd),
     kappa = ((d'' + k d' tan delta) cos^2 delta / one_kd + k) cos delta / one_kd.
+
+    ``speed_mps`` and ``accel_mps2`` are rates along the reference line (s', s''); the plan carries
+    those of its own positions, which is what the controller tracks: with the path length per unit
+    s, g = one_kd / cos(delta) = hypot(one_kd, d'), speed = s' g and accel = d(s' g)/dt
+    = s'' g + s'^2 d' (d'' - k one_kd) / g (k' = 0). The planners convert the ego's speed the other
+    way, v cos(dpsi) / one_kd, so a plan starts at the ego's speed.
     """
     # As float64 arrays up front: what the formula's promotion did anyway, so a float32 profile
     # takes the shortcut below with the general branch's values and dtype.
@@ -30,13 +36,22 @@ def frenet_to_plan(road: Road, t_ns: int, t_s: np.ndarray, s_m: np.ndarray, d_m:
             delta, curvature = _straight_yaw_curvature(dd_ds, d2d_ds2)
         else:
             delta, curvature = yaw_curvature(0.0, d_m, dd_ds, d2d_ds2)
+        k, one_kd = 0.0, 1.0
     else:
         ref, heading, k = road.interpolate(s_m)
         xy = ref + d_m[:, None] * np.stack([-np.sin(heading), np.cos(heading)], axis=-1)
         delta, curvature = yaw_curvature(k, d_m, dd_ds, d2d_ds2)
+        one_kd = np.maximum(1.0 - k * d_m, 1e-3)  # yaw_curvature's floor
+    # Reference-line rates -> the rates of the plan's own positions (docstring). Left as s', a plan
+    # on the inside of a curve asks for more speed than its positions move at, and the next plan,
+    # starting from v0 = v / one_kd, more again.
+    s_dot = np.asarray(speed_mps, dtype=np.float64)
+    path_per_s = np.hypot(one_kd, dd_ds)
+    speed = s_dot * path_per_s
+    accel = np.asarray(accel_mps2, dtype=np.float64) * path_per_s + s_dot * s_dot * dd_ds * (
+        d2d_ds2 - k * one_kd) / path_per_s
     return Plan(t_ns=int(t_ns), t_s=np.asarray(t_s, dtype=np.float64), xy_m=xy,
-                yaw_rad=heading + delta, speed_mps=np.asarray(speed_mps, dtype=np.float64),
-                accel_mps2=np.asarray(accel_mps2, dtype=np.float64), curvature_1pm=curvature,
+                yaw_rad=heading + delta, speed_mps=speed, accel_mps2=accel, curvature_1pm=curvature,
                 emergency=bool(emergency), behaviour=behaviour)
 
 

@@ -8,14 +8,14 @@ import numpy as np
 
 from core.jit import kernel
 from core.messages import Tracks
-from core.road import SAMPLE_SPACING_M, Road
+from core.road import Road
 
 
 def road_heading_curvature(road: Road, s_m: float) -> tuple[float, float]:
     """Reference heading and curvature at one arc length: Road.interpolate's formulas for a single
     float, without its array set-up (the planner asks this once per plan)."""
     s_m = min(max(s_m, 0.0), road.length_m)
-    i = min(max(int(s_m / SAMPLE_SPACING_M), 0), road.s_m.shape[0] - 2)
+    i = min(max(int(s_m * road.samples_per_m), 0), road.s_m.shape[0] - 2)
     k = float(road.curvature_1pm[i])
     return float(road.heading_rad[i]) + k * (s_m - float(road.s_m[i])), k
 
@@ -29,7 +29,7 @@ def lane_centre_of(road: Road, d_m: np.ndarray) -> np.ndarray:
 
 def curvature_at(road: Road, s_m: np.ndarray) -> np.ndarray:
     """Road.interpolate's curvature (piecewise constant per sample) by direct lookup."""
-    i = (np.minimum(np.maximum(s_m, 0.0), road.length_m) / SAMPLE_SPACING_M).astype(np.int64)
+    i = (np.minimum(np.maximum(s_m, 0.0), road.length_m) * road.samples_per_m).astype(np.int64)
     return road.curvature_1pm[np.minimum(np.maximum(i, 0), road.s_m.shape[0] - 2)]
 
 
@@ -61,10 +61,12 @@ def tracks_to_frenet(tracks: Tracks, road: Road, t_ns: int, min_existence: float
     states = np.asarray(tracks.states, dtype=np.float64).reshape(n, 4)
     sizes = np.asarray(tracks.sizes, dtype=np.float64).reshape(n, 3)
     yaws = np.asarray(tracks.yaws, dtype=np.float64).reshape(n)
+    existence = np.asarray(tracks.existence, dtype=np.float64).reshape(n)
     # Row sums: a finite sum proves the row finite (an overflowing one is dropped too, rightly).
-    finite = np.isfinite(states.sum(axis=1) + sizes.sum(axis=1) + yaws)
+    # Existence is in it: a NaN would fail the threshold below and vanish uncounted.
+    finite = np.isfinite(states.sum(axis=1) + sizes.sum(axis=1) + yaws + existence)
     finite &= (sizes[:, 0] >= 0.0) & (sizes[:, 1] >= 0.0)
-    keep = finite & (np.asarray(tracks.existence).reshape(n) >= min_existence)
+    keep = finite & (existence >= min_existence)
     if keep.all():
         keep = slice(None)  # the usual case: views instead of boolean-index copies (ids and yaws,
         # which the planner keeps in its state, are still copied below: the message may be reused)

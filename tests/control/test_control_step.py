@@ -156,3 +156,38 @@ def test_comfort_jerk_outside_emergencies_actuator_jerk_in_them():
 
     assert ramp(False) == pytest.approx(CFG.comfort_jerk_mps3)
     assert ramp(True) == pytest.approx(VEH.max_jerk_mps3)
+
+
+def _pull_away_plan(t_ns: int, x0_m: float, v0_mps: float, accel_mps2: float) -> Plan:
+    """From (x0_m, v0_mps), accelerating at accel_mps2 (closed form)."""
+    t = np.arange(51) * 0.1
+    k = t.shape[0]
+    xy = np.stack([x0_m + v0_mps * t + 0.5 * accel_mps2 * t * t, np.zeros(k)], 1)
+    return Plan(t_ns, t, xy, np.zeros(k), v0_mps + accel_mps2 * t, np.full(k, accel_mps2), np.zeros(k))
+
+
+def test_pulls_away_from_standstill_on_an_accelerating_plan():
+    """A plan starting at 0 m/s is under the standstill threshold now; accelerating, it must not be
+    held on the brake (the ego would never reach the speed that releases the hold)."""
+    state, cmd = control_step(ControllerState(), _pull_away_plan(0, 0.0, 0.0, 1.0), _ego(0, 0, 0, 0, 0.0), 0, VEH, CFG)
+    assert cmd.accel_mps2 > 0.0 and state.speed_integral_mps == 0.0
+    # Replanned every 0.1 s from where the car is: it gets going.
+    _, log = _simulate(lambda t, x, y, yaw, v: _pull_away_plan(t, x, v, 1.0), 0.0, 0.0, 0.0, 0.0, 5.0)
+    assert log[-1, 5] > 3.0 and log[-1, 2] > 5.0
+
+
+def test_standstill_hold_only_while_the_plan_stays_still():
+    """Under the threshold now but speeding past it within the preview, or with a positive
+    feedforward: no hold. A plan still over the preview and not accelerating: hold."""
+    t = np.arange(51) * 0.1
+    k = t.shape[0]
+    ego = _ego(0, 0, 0, 0, 0.0)
+
+    def accel_cmd(speed, accel):
+        plan = Plan(0, t, np.stack([np.cumsum(speed) * 0.1, np.zeros(k)], 1), np.zeros(k), speed, accel, np.zeros(k))
+        return control_step(ControllerState(), plan, ego, 0, VEH, CFG)[1].accel_mps2
+
+    speeding_up = np.where(t >= CFG.accel_preview_s, 1.0, 0.0)
+    assert accel_cmd(speeding_up, np.zeros(k)) >= 0.0
+    assert accel_cmd(np.zeros(k), np.full(k, 0.5)) > 0.0
+    assert accel_cmd(np.full(k, 0.1), np.full(k, -0.1)) < 0.0  # creeping to a stop: held

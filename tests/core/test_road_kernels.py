@@ -16,6 +16,8 @@ ROADS = {
     "spiral_over_a_full_turn": Road((RoadSegment(500.0, 1 / 50.0),), 2, 3.5, 25.0),
     "barely_curved": Road((RoadSegment(500.0, 1e-13),), 3, 3.5, 30.0),  # below the arc threshold
     "curve_scenario": Road((RoadSegment(200.0), RoadSegment(700.0, 0.004), RoadSegment(600.0)), 3, 3.5, 20.0),
+    # Not a multiple of SAMPLE_SPACING_M long: samples 338.1 / 677 m apart.
+    "odd_lengths": Road((RoadSegment(100.3), RoadSegment(157.1, 0.02), RoadSegment(80.7, -0.03)), 3, 3.5, 20.0),
 }
 
 
@@ -23,7 +25,7 @@ ROADS = {
 def reference_interpolated(road: Road, s, d):
     """Road.interpolate plus d along the normal (the general path)."""
     s = np.clip(np.asarray(s, dtype=np.float64), 0.0, road.length_m)
-    i = np.clip((s / SAMPLE_SPACING_M).astype(np.int64), 0, len(road.s_m) - 2)
+    i = np.clip((s * road.samples_per_m).astype(np.int64), 0, len(road.s_m) - 2)
     u = s - road.s_m[i]
     k = road.curvature_1pm[i]
     h0 = road.heading_rad[i]
@@ -39,7 +41,7 @@ def reference_line(road: Road, s, d):
     """The straight road's numpy path: k == 0 folded in, one heading's cosine and sine."""
     cos_0, sin_0 = np.cos(road.heading_rad[0]), np.sin(road.heading_rad[0])
     s = np.minimum(np.maximum(s, 0.0), road.length_m)
-    i = np.minimum(np.maximum((s / SAMPLE_SPACING_M).astype(np.int64), 0), road.s_m.shape[0] - 2)
+    i = np.minimum(np.maximum((s * road.samples_per_m).astype(np.int64), 0), road.s_m.shape[0] - 2)
     u = s - road.s_m[i]
     heading = road.heading_rad[i] + 0.0 * u
     out = road.xy_m[i] + u[:, None] * np.array([[cos_0, sin_0]])
@@ -115,7 +117,7 @@ def reference_track_frenet(road: Road, cx: float, cy: float, s_guess: float) -> 
     s, d = s_guess, 0.0
     last = len(ref_s) - 2
     for _ in range(3):
-        i = min(max(int(s / SAMPLE_SPACING_M), 0), last)
+        i = min(max(int(s * road.samples_per_m), 0), last)
         u, k, h0 = s - ref_s[i], ref_k[i], ref_h[i]
         chord = 2.0 * math.sin(0.5 * k * u) / k if abs(k * u) > 1e-12 else u
         mid, h = h0 + 0.5 * k * u, h0 + k * u
@@ -154,3 +156,54 @@ def test_track_frenet_rejects_a_non_finite_guess_as_int_does():
         road.track_frenet(10.0, 1.0, float("nan"))
     with pytest.raises(OverflowError):
         road.track_frenet(10.0, 1.0, float("inf"))
+
+
+# --- sample spacing ------------------------------------------------------------------------------------
+def test_lookups_use_the_roads_own_sample_spacing():
+    """Samples are length / (n - 1) apart, shorter than SAMPLE_SPACING_M on a road whose length is not
+    a multiple of it: a point in sample j's step lies on the exact arc from sample j, with sample j's
+    curvature. Just past a segment join that is the new segment's curvature, which indexing with
+    SAMPLE_SPACING_M misses (it reads sample j - 1, of the segment before)."""
+    road = ROADS["odd_lengths"]
+    spacing = road.length_m / (road.s_m.shape[0] - 1)
+    assert spacing < SAMPLE_SPACING_M
+    j = np.arange(road.s_m.shape[0] - 1)
+    for frac in (0.05, 0.45, 0.95):
+        s = road.s_m[:-1] + frac * spacing
+        u = s - road.s_m[j]
+        k, h0 = road.curvature_1pm[j], road.heading_rad[j]
+        chord = np.where(k != 0.0, 2.0 * np.sin(0.5 * k * u) / np.where(k == 0.0, 1.0, k), u)
+        mid = h0 + 0.5 * k * u
+        ref = road.xy_m[j] + np.stack([chord * np.cos(mid), chord * np.sin(mid)], axis=-1)
+        xy, heading, kappa = road.interpolate(s)
+        assert np.array_equal(kappa, k)
+        np.testing.assert_allclose(heading, h0 + k * u, rtol=0.0, atol=1e-12)
+        np.testing.assert_allclose(xy, ref, rtol=0.0, atol=1e-9)
+        xy_k, heading_k = road.to_cartesian(s, np.zeros_like(s))  # the compiled path
+        np.testing.assert_allclose(heading_k, h0 + k * u, rtol=0.0, atol=1e-12)
+        np.testing.assert_allclose(xy_k, ref, rtol=0.0, atol=1e-9)
+    # Analytic at the joins (100.3 m and 257.4 m): the first sample past a join and the points of its
+    # step carry the new segment's curvature.
+    for join, k_after in ((100.3, 0.02), (257.4, -0.03)):
+        first = int(np.searchsorted(road.s_m, join, side="right"))
+        s = road.s_m[first] + np.array([0.01, 0.25, 0.5, 0.75]) * spacing
+        assert np.array_equal(road.interpolate(s)[2], np.full(4, k_after))
+    # Newton tracking of points just past the second join converges onto them.
+    first = int(np.searchsorted(road.s_m, 257.4, side="right"))
+    for s_true in road.s_m[first] + np.array([0.1, 0.3]) * spacing:
+        x, y = road.to_cartesian(np.array([s_true]), np.array([1.5]))[0][0].tolist()
+        s_got, d_got = road.track_frenet(x, y, s_true + 0.2)
+        assert abs(s_got - s_true) < 1e-9 and abs(d_got - 1.5) < 1e-9
+
+
+@pytest.mark.parametrize("name", sorted(set(ROADS) - {"odd_lengths"}))
+def test_roads_a_multiple_of_the_spacing_long_keep_their_bits(name):
+    """For these the road's spacing is exactly SAMPLE_SPACING_M: indexing with it gives the bits of
+    s / SAMPLE_SPACING_M."""
+    road, rng = ROADS[name], np.random.default_rng(5)
+    assert road.samples_per_m == 1.0 / SAMPLE_SPACING_M == 2.0
+    s, d = frenet_points(road, rng, 5000)
+    s_in = np.clip(s, 0.0, road.length_m)
+    old_i = np.clip((s_in / SAMPLE_SPACING_M).astype(np.int64), 0, len(road.s_m) - 2)
+    new_i = np.clip((s_in * road.samples_per_m).astype(np.int64), 0, len(road.s_m) - 2)
+    assert np.array_equal(old_i, new_i)

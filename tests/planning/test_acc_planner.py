@@ -131,6 +131,21 @@ def test_nan_tracks_ignored_and_counted_zero_tracks_ok():
     assert np.isfinite(plan2.xy_m).all()
 
 
+def test_nan_existence_track_ignored_and_counted():
+    """Finite state, NaN existence: dropped (NaN fails the existence threshold) and, like any
+    non-finite track, counted."""
+    from planning.track_frenet import tracks_to_frenet
+
+    road = straight_road()
+    tracks = make_tracks(0, np.array([[140.0, 0.0], [200.0, 0.0]]), np.array([[0.0, 0.0], [10.0, 0.0]]))
+    tracks = replace(tracks, existence=np.array([np.nan, 1.0]))
+    ft, n_bad = tracks_to_frenet(tracks, road, 0, CFG.min_existence)
+    assert n_bad == 1 and ft.ids.tolist() == [1]
+    ego = EgoState(0, np.array([100.0, 0.0, 0.0]), 20.0, 0.0, 0.0, np.eye(5))
+    state, _ = acc_plan_step(AccPlannerState(), ego, tracks, ModeLimits(), road, 0, CFG)
+    assert state.ignored_tracks == 1 and state.lead_id == 1
+
+
 def test_adjacent_lane_traffic_is_not_a_lead():
     road = straight_road()
     ego = EgoState(0, np.array([0.0, 0.0, 0.0]), 20.0, 0.0, 0.0, np.eye(5))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from core.road import Road, RoadSegment
 from planning.frenet_plan import _straight_yaw_curvature, frenet_to_plan, yaw_curvature
@@ -63,3 +64,27 @@ def test_float32_profiles_match_the_general_path():
     for f in ("xy_m", "yaw_rad", "curvature_1pm"):
         assert getattr(fast, f).dtype == np.float64, f
         np.testing.assert_array_equal(getattr(fast, f), getattr(general, f), err_msg=f)
+
+
+@pytest.mark.parametrize("k", [0.0, 0.02, -0.02])
+def test_plan_speed_and_accel_are_those_of_its_positions(k):
+    """On a circle (or a line), a path weaving across the lanes, d(s) = 1 + 2 sin(0.05 (s - 100)),
+    driven with s(t) = 100 + 15 t + 0.5 t^2: the plan's speed and acceleration are the speed and
+    tangential acceleration of its own map positions (finely sampled, differentiated numerically),
+    not the reference line's s' and s''."""
+    road = Road((RoadSegment(600.0, k),), num_lanes=3, lane_width_m=3.5, speed_limit_mps=30.0)
+    assert road.is_straight == (k == 0.0)
+    t = np.arange(0, 4001) * 1e-3
+    s, s_dot, s_ddot = 100.0 + 15.0 * t + 0.5 * t * t, 15.0 + t, np.ones_like(t)
+    w, phase = 0.05, 0.05 * (s - 100.0)
+    d, d_s, d_ss = 1.0 + 2.0 * np.sin(phase), 2.0 * w * np.cos(phase), -2.0 * w * w * np.sin(phase)
+    plan = frenet_to_plan(road, 0, t, s, d, d_s, d_ss, s_dot, s_ddot, False, "cruise")
+    vel = np.gradient(plan.xy_m, t, axis=0)
+    acc = np.gradient(vel, t, axis=0)
+    speed = np.hypot(vel[:, 0], vel[:, 1])
+    tangential = (vel * acc).sum(axis=1) / speed
+    inner = slice(2, -2)  # one-sided differences at the ends
+    np.testing.assert_allclose(plan.speed_mps[inner], speed[inner], rtol=0.0, atol=1e-5)
+    np.testing.assert_allclose(plan.accel_mps2[inner], tangential[inner], rtol=0.0, atol=1e-4)
+    # The profile really moves off the reference line's rates (by up to 1 - k d and 1 / cos(delta)).
+    assert np.abs(plan.speed_mps - s_dot).max() > 0.05 and np.abs(plan.accel_mps2 - s_ddot).max() > 0.05

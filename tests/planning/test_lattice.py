@@ -252,3 +252,25 @@ def test_emergency_profile_holds_the_lateral_offset_mid_lane_change():
     state, plan = step(ego_at(y=1.2, v=25.0), make_tracks(0, xs, np.zeros((3, 2))))
     assert plan.emergency and state.infeasible == 1
     assert np.allclose(plan.xy_m[:, 1], plan.xy_m[0, 1], atol=1e-9) and abs(plan.xy_m[0, 1] - 1.2) < 0.05
+
+
+@pytest.mark.parametrize("lane", [0, 2])
+def test_plan_starts_at_the_ego_speed_on_a_curve_lane(lane):
+    """The lattice plans in reference-line rates (v0 = v / (1 - k d)) and the plan converts back:
+    off the reference line of a curve the plan starts at the ego's own speed, not at v / (1 - k d)
+    (found in review: on the inner lane each replan asked for more speed than the last). The ACC
+    planner's lane profile goes through the same conversion."""
+    from core.road import Road, RoadSegment
+    from planning import AccPlannerConfig, AccPlannerState, acc_plan_step
+
+    road = Road((RoadSegment(200.0), RoadSegment(700.0, 0.02), RoadSegment(600.0)), 3, 3.5, 30.0)
+    d_lane = float(road.lane_center_d(lane))
+    xy, heading = road.to_cartesian(np.array([400.0]), np.array([d_lane]))
+    ego = EgoState(0, np.array([xy[0, 0], xy[0, 1], heading[0]]), 10.0, 0.0, 0.0, np.eye(5))
+    _, plan = step(ego, Tracks.empty(0), NO_LC, road=road)
+    assert plan.speed_mps[0] == pytest.approx(10.0, abs=1e-6)
+    _, acc_plan = acc_plan_step(AccPlannerState(), ego, Tracks.empty(0), NO_LC, road, 0, AccPlannerConfig())
+    assert acc_plan.speed_mps[0] == pytest.approx(10.0, abs=1e-9)
+    # Its positions move at its speed.
+    v_xy = np.hypot(*np.diff(acc_plan.xy_m[:3], axis=0).T) / np.diff(acc_plan.t_s[:3])
+    assert v_xy == pytest.approx(0.5 * (acc_plan.speed_mps[:2] + acc_plan.speed_mps[1:3]), abs=1e-3)

@@ -71,9 +71,17 @@ def test_select_leads_matches_select_lead_per_lane():
     assert idx.tolist() == [-1, -1, -1] and np.isinf(gaps).all()
 
 
-def test_scalar_road_lookups_equal_interpolate():
-    road = Road((RoadSegment(200.0), RoadSegment(700.0, 0.004), RoadSegment(600.0)), 3, 3.5, 20.0)
-    s = np.random.default_rng(1).uniform(-10.0, 1600.0, 500)
+@pytest.mark.parametrize("segments", [
+    (RoadSegment(200.0), RoadSegment(700.0, 0.004), RoadSegment(600.0)),
+    # Not a multiple of the 0.5 m sample spacing long: the lookups index with the road's own spacing.
+    (RoadSegment(100.3), RoadSegment(157.1, 0.02), RoadSegment(80.7, -0.03)),
+])
+def test_scalar_road_lookups_equal_interpolate(segments):
+    road = Road(segments, 3, 3.5, 20.0)
+    s = np.random.default_rng(1).uniform(-10.0, road.length_m + 100.0, 500)
+    # Just past each join, where indexing with the wrong spacing reads the previous segment's sample.
+    joins = np.cumsum([seg.length_m for seg in segments])[:-1]
+    s = np.concatenate([s, road.s_m[np.searchsorted(road.s_m, joins, side="right")] + 0.1])
     _, heading, kappa = road.interpolate(s)
     assert np.array_equal(curvature_at(road, s), kappa)
     scalar = np.array([road_heading_curvature(road, float(x)) for x in s])
