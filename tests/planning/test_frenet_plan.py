@@ -66,25 +66,47 @@ def test_float32_profiles_match_the_general_path():
         np.testing.assert_array_equal(getattr(fast, f), getattr(general, f), err_msg=f)
 
 
-@pytest.mark.parametrize("k", [0.0, 0.02, -0.02])
-def test_plan_speed_and_accel_are_those_of_its_positions(k):
-    """On a circle (or a line), a path weaving across the lanes, d(s) = 1 + 2 sin(0.05 (s - 100)),
-    driven with s(t) = 100 + 15 t + 0.5 t^2: the plan's speed and acceleration are the speed and
-    tangential acceleration of its own map positions (finely sampled, differentiated numerically),
-    not the reference line's s' and s''."""
+def _numeric_rates(plan, t):
+    vel = np.gradient(plan.xy_m, t, axis=0)
+    acc = np.gradient(vel, t, axis=0)
+    speed = np.hypot(vel[:, 0], vel[:, 1])
+    return speed, (vel * acc).sum(axis=1) / speed
+
+
+@pytest.mark.parametrize("k", [0.02, -0.02])
+@pytest.mark.parametrize("d_lane", [-3.5, 3.5])
+def test_plan_speed_and_accel_in_a_curved_lane_are_those_of_its_positions(k, d_lane):
+    """On a circle, a lane at offset d driven with s(t) = 100 + 15 t + 0.5 t^2: the plan's speed
+    and acceleration are those of its own map positions (finely sampled, differentiated
+    numerically), 1 - k d times the reference line's s' and s''."""
     road = Road((RoadSegment(600.0, k),), num_lanes=3, lane_width_m=3.5, speed_limit_mps=30.0)
-    assert road.is_straight == (k == 0.0)
+    t = np.arange(0, 4001) * 1e-3
+    s, s_dot, s_ddot = 100.0 + 15.0 * t + 0.5 * t * t, 15.0 + t, np.ones_like(t)
+    d, z = np.full_like(t, d_lane), np.zeros_like(t)
+    plan = frenet_to_plan(road, 0, t, s, d, z, z, s_dot, s_ddot, False, "cruise")
+    speed, tangential = _numeric_rates(plan, t)
+    inner = slice(2, -2)  # one-sided differences at the ends
+    np.testing.assert_allclose(plan.speed_mps[inner], speed[inner], rtol=0.0, atol=1e-5)
+    np.testing.assert_allclose(plan.accel_mps2[inner], tangential[inner], rtol=0.0, atol=1e-4)
+    assert np.abs(plan.speed_mps - s_dot).max() > 0.9  # 1 - k d = 1 -+ 0.07
+
+
+@pytest.mark.parametrize("k", [0.0, 0.02, -0.02])
+def test_plan_speed_of_a_weaving_path_is_its_speed_along_the_lane(k):
+    """A path weaving across the lanes, d(s) = 1 + 2 sin(0.05 (s - 100)): the plan's speed is the
+    positions' speed times cos(delta), their speed along the lane (the lateral part is left out:
+    see frenet_to_plan); on a straight road the reference line's rates pass through, bit for bit."""
+    road = Road((RoadSegment(600.0, k),), num_lanes=3, lane_width_m=3.5, speed_limit_mps=30.0)
     t = np.arange(0, 4001) * 1e-3
     s, s_dot, s_ddot = 100.0 + 15.0 * t + 0.5 * t * t, 15.0 + t, np.ones_like(t)
     w, phase = 0.05, 0.05 * (s - 100.0)
     d, d_s, d_ss = 1.0 + 2.0 * np.sin(phase), 2.0 * w * np.cos(phase), -2.0 * w * w * np.sin(phase)
     plan = frenet_to_plan(road, 0, t, s, d, d_s, d_ss, s_dot, s_ddot, False, "cruise")
-    vel = np.gradient(plan.xy_m, t, axis=0)
-    acc = np.gradient(vel, t, axis=0)
-    speed = np.hypot(vel[:, 0], vel[:, 1])
-    tangential = (vel * acc).sum(axis=1) / speed
-    inner = slice(2, -2)  # one-sided differences at the ends
-    np.testing.assert_allclose(plan.speed_mps[inner], speed[inner], rtol=0.0, atol=1e-5)
-    np.testing.assert_allclose(plan.accel_mps2[inner], tangential[inner], rtol=0.0, atol=1e-4)
-    # The profile really moves off the reference line's rates (by up to 1 - k d and 1 / cos(delta)).
-    assert np.abs(plan.speed_mps - s_dot).max() > 0.05 and np.abs(plan.accel_mps2 - s_ddot).max() > 0.05
+    speed, _ = _numeric_rates(plan, t)
+    one_kd = 1.0 - k * d
+    cos_delta = one_kd / np.hypot(one_kd, d_s)
+    inner = slice(2, -2)
+    np.testing.assert_allclose(plan.speed_mps[inner], (speed * cos_delta)[inner], rtol=0.0, atol=1e-5)
+    if k == 0.0:
+        np.testing.assert_array_equal(plan.speed_mps, s_dot)
+        np.testing.assert_array_equal(plan.accel_mps2, s_ddot)
