@@ -222,14 +222,13 @@ def ego_update(state: EgoFilterState, msg: EgoMessage, cfg: EgoConfig) -> EgoFil
             return replace(state, counters=state.counters.add(imu_outliers=1))
         return _update(replace(state, accel_mps2=accel), np.array([y]), _H_YAW_RATE, np.array([[r]]))
     if isinstance(msg, WheelSpeed):
-        v, scale = float(state.x[3]), float(state.x[5])
+        v, gain = float(state.x[3]), 1.0 + float(state.x[5])  # speed and wheel scale factor
         h = np.zeros((1, N_STATE))
-        h[0, 3], h[0, 5] = 1.0 + scale, v
-        y = float(msg.speed_mps) - (1.0 + scale) * v
+        h[0, 3], h[0, 5] = gain, v
+        y = float(msg.speed_mps) - gain * v
         r = cfg.wheel_speed_sigma_mps**2
         p = state.p  # the innovation's variance h P h^T + r, with h nonzero at speed and scale only
-        spread = ((1.0 + scale) ** 2 * float(p[3, 3]) + 2.0 * (1.0 + scale) * v * float(p[3, 5])
-                  + v * v * float(p[5, 5]))
+        spread = gain * gain * float(p[3, 3]) + 2.0 * gain * v * float(p[3, 5]) + v * v * float(p[5, 5])
         if not y * y <= gate_sq * (spread + r):
             return replace(state, counters=state.counters.add(wheel_outliers=1))
         return _update(state, np.array([y]), h, np.array([[r]]))

@@ -20,7 +20,7 @@ import math
 import numpy as np
 
 from core.jit import kernel
-from fusion.small_matrix import mul_into, mul_t_into
+from fusion.small_matrix import mul_into
 
 N_STATE = 6  # x [m], y [m], yaw [rad], speed [m/s], yaw rate [rad/s], wheel scale [-]
 
@@ -47,7 +47,7 @@ def motion_step(x, p, accel_mps2, dt_s, q_rate):
     fp = np.empty((N_STATE, N_STATE))
     mul_into(f, p, fp)
     p_new = np.empty((N_STATE, N_STATE))
-    mul_t_into(fp, f, p_new)
+    mul_into(fp, f.T, p_new)
     for i in range(N_STATE):
         p_new[i, i] += q_rate[i] * dt_s
     return x_new, p_new
@@ -65,7 +65,7 @@ def joseph_update(x, p, y, h, r):
     if m < 1 or m > 2:
         raise ValueError("joseph_update: one or two measurement rows")
     pht = np.empty((n, m))  # P H^T
-    mul_t_into(p, h, pht)
+    mul_into(p, h.T, pht)
     s = np.empty((m, m))
     mul_into(h, pht, s)
     for a in range(m):
@@ -94,11 +94,11 @@ def joseph_update(x, p, y, h, r):
     t = np.empty((n, n))  # (I - K H) P
     mul_into(i_kh, p, t)
     p_new = np.empty((n, n))
-    mul_t_into(t, i_kh, p_new)
+    mul_into(t, i_kh.T, p_new)
     kr = np.empty((n, m))  # K R
     mul_into(gain, r, kr)
     krk = np.empty((n, n))
-    mul_t_into(kr, gain, krk)
+    mul_into(kr, gain.T, krk)
     for i in range(n):
         for j in range(n):
             p_new[i, j] += krk[i, j]

@@ -22,7 +22,7 @@ import numpy as np
 from numba import types
 
 from core.jit import kernel
-from fusion.small_matrix import mul_into, mul_t_into
+from fusion.small_matrix import mul_into
 
 _F1 = types.Array(types.float64, 1, "A", readonly=True)
 _F2 = types.Array(types.float64, 2, "A", readonly=True)
@@ -113,11 +113,11 @@ def polar_update_at(x, p, track_idx, z, r, pose, pose_cov, mount_xy, range_offse
             h_e[a, 2] = -(dd[a, 0] * dmount_x + dd[a, 1] * dmount_y)
         h_e[1, 2] -= 1.0
         mul_into(h_e, pose_cov, he_pe)
-        mul_t_into(he_pe, h_e, r_eff)
+        mul_into(he_pe, h_e.T, r_eff)
         for a in range(m):
             for b in range(m):
                 r_eff[a, b] = r[j, a, b] + r_eff[a, b]
-        mul_t_into(p[t], h_x, ph_t)
+        mul_into(p[t], h_x.T, ph_t)
         mul_into(h_x, ph_t, s_mat)
         for a in range(m):
             for b in range(m):
@@ -160,9 +160,9 @@ def polar_update_at(x, p, track_idx, z, r, pose, pose_cov, mount_xy, range_offse
             for b in range(n):
                 i_kh[a, b] = (1.0 if a == b else 0.0) - i_kh[a, b]
         mul_into(i_kh, p[t], tmp)
-        mul_t_into(tmp, i_kh, joseph)
+        mul_into(tmp, i_kh.T, joseph)
         mul_into(k, r_eff, k_r)
-        mul_t_into(k_r, k, krk)
+        mul_into(k_r, k.T, krk)
         for a in range(n):
             for b in range(n):
                 p_out[t, a, b] = joseph[a, b] + krk[a, b]
@@ -201,9 +201,9 @@ def polar_to_map_rows(z, r, mount_xy, pose, pose_cov, range_offset_m):
         xy_v[0], xy_v[1] = mount_xy[0] + rng_m * cb, mount_xy[1] + rng_m * sb
         jac[0, 0], jac[0, 1], jac[1, 0], jac[1, 1] = cb, -rng_m * sb, sb, rng_m * cb
         mul_into(jac, r[i, :2, :2], jr)
-        mul_t_into(jr, jac, cov_v)
+        mul_into(jr, jac.T, cov_v)
         mul_into(rot, cov_v, rc)
-        mul_t_into(rc, rot, rcr)
+        mul_into(rc, rot.T, rcr)
         for a in range(2):
             xy[i, a] = (0.0 + xy_v[0] * rot[a, 0] + xy_v[1] * rot[a, 1]) + pose[a]
             g[a] = 0.0 + xy_v[0] * drot[a, 0] + xy_v[1] * drot[a, 1]

@@ -20,21 +20,11 @@ _OUT = types.Array(types.float64, 2, "A")
 
 @kernel(types.void(_IN, _IN, _OUT))
 def mul_into(a, b, out):
-    """out = a @ b, for a (m, k), b (k, n), out (m, n)."""
+    """out = a @ b, for a (m, k), b (k, n), out (m, n). For a @ b.T pass the view ``b.T``: the
+    products and their order are those of a loop over b's rows, with no copy."""
     for i in range(a.shape[0]):
         for j in range(b.shape[1]):
             acc = 0.0
             for q in range(a.shape[1]):
                 acc += a[i, q] * b[q, j]
-            out[i, j] = acc
-
-
-@kernel(types.void(_IN, _IN, _OUT))
-def mul_t_into(a, b, out):
-    """out = a @ b.T, for a (m, k), b (n, k), out (m, n)."""
-    for i in range(a.shape[0]):
-        for j in range(b.shape[0]):
-            acc = 0.0
-            for q in range(a.shape[1]):
-                acc += a[i, q] * b[j, q]
             out[i, j] = acc

@@ -31,7 +31,7 @@ def write_log(path, metadata, **edits):
     for key, edit in edits.items():
         meta[key] = json.dumps(edit(json.loads(meta[key])))
     with Recorder(str(path), meta, extra_types=EXTRA_TYPES, viz=False):
-        pass
+        pass  # no messages: replay refuses the log on its metadata before reading any
     return path
 
 
