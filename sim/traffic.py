@@ -232,7 +232,7 @@ def integrate(fleet: Fleet, state: TrafficState, accel_mps2: np.ndarray, road: R
     """
     rows, active1, any_leaving, any_changing = integrate_rows(
         state.s_m, state.d_m, state.v_mps, accel_mps2, state.active, state.lane, state.lc_from_d_m,
-        state.lc_t0_s, fleet.lane_change_s, road.curvature_1pm, road.is_straight, road.length_m,
+        state.lc_t0_s, fleet.lane_change_s, road.curvature_1pm, road.samples_per_m, road.is_straight, road.length_m,
         road.lane_width_m, 0.5 * (road.num_lanes - 1), t_s, dt_s)
     active = active1 if any_leaving else state.active
     # Rows by index, not by unpacking: unpacking iterates the array, which ends in a formatted IndexError.

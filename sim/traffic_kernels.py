@@ -21,9 +21,6 @@ import math
 import numpy as np
 
 from core.jit import kernel
-from core.road import SAMPLE_SPACING_M
-
-_SAMPLES_PER_M = 1.0 / SAMPLE_SPACING_M  # a compile-time constant of the kernels
 
 # Layout of the IDM constants array handed to ``follow_accel`` (IdmParams, derived once per run).
 IDM_ACCEL = 0  # a [m/s^2]
@@ -114,16 +111,18 @@ ROW_S, ROW_V, ROW_A, ROW_D, ROW_LC_T0 = range(5)
 
 
 @kernel("Tuple((float64[:, ::1], boolean[::1], boolean, boolean))(float64[:], float64[:], float64[:], float64[:],"
-        " boolean[:], int64[:], float64[:], float64[:], float64[:], float64[::1], boolean, float64, float64, float64,"
-        " float64, float64)")
+        " boolean[:], int64[:], float64[:], float64[:], float64[:], float64[::1], float64, boolean, float64, float64,"
+        " float64, float64, float64)")
 def integrate_rows(s_m, d_m, v_mps, accel_mps2, active, lane, lc_from_d_m, lc_t0_s, lane_change_s,
-                   curvature_1pm, straight, road_length_m, lane_width_m, centre_offset_lanes, t_s, dt_s):
+                   curvature_1pm, samples_per_m, straight, road_length_m, lane_width_m, centre_offset_lanes, t_s,
+                   dt_s):
     """One step of ``traffic.integrate``: returns (a (5, N) block whose ROW_* rows are s', v',
     a_eff, d' and the lane-change starts', active', whether any vehicle left the road, whether any
     lane change runs). d' and the start times are filled only when a lane change runs (the
     caller keeps the old arrays otherwise).
 
-    ``curvature_1pm``: the road's per-sample curvature (SAMPLE_SPACING_M apart); ``straight``:
+    ``curvature_1pm``: the road's per-sample curvature, ``samples_per_m`` samples per metre of s
+    (Road.samples_per_m: the spacing is the road's own, at most SAMPLE_SPACING_M); ``straight``:
     it is zero everywhere; ``centre_offset_lanes`` = 0.5 (num_lanes - 1).
     """
     n = s_m.shape[0]
@@ -156,7 +155,7 @@ def integrate_rows(s_m, d_m, v_mps, accel_mps2, active, lane, lc_from_d_m, lc_t0
         if straight:
             s1[i] = s_m[i] + dist
         else:
-            idx = np.int64(s_m[i] * _SAMPLES_PER_M)  # truncated, as astype(int64)
+            idx = np.int64(s_m[i] * samples_per_m)  # truncated, as astype(int64)
             idx = idx if idx < n_curv - 1 else n_curv - 1
             if idx < 0:
                 idx += n_curv  # numpy's negative index (s >= 0 always: vehicles never reverse)

@@ -66,7 +66,7 @@ def reference_integrate(fleet, state, accel_mps2, road, t_s, dt_s):
     if road.is_straight:
         s1 = state.s_m + dist
     else:
-        idx = np.minimum((state.s_m * (1.0 / SAMPLE_SPACING_M)).astype(np.int64), road.curvature_1pm.shape[0] - 1)
+        idx = np.minimum((state.s_m * road.samples_per_m).astype(np.int64), road.curvature_1pm.shape[0] - 1)
         kappa = road.curvature_1pm[idx]
         s1 = state.s_m + dist / np.maximum(1.0 - kappa * state.d_m, 0.1)
     leaving = state.active & (s1 >= road.length_m)
@@ -248,6 +248,28 @@ def test_integrate_with_a_nan_speed_keeps_numpys_unclamped_branch():
     got = integrate(fleet, state, accel, road, 1.0, 0.01)
     for name in TrafficState._fields:
         assert same_bits(getattr(got, name), getattr(ref, name)), name
+
+
+def test_integrate_stretches_with_the_curvature_of_the_roads_own_sample():
+    """On a road whose length is not a multiple of SAMPLE_SPACING_M its samples sit closer than that
+    (Road.samples_per_m). Just past a join, indexing with the nominal spacing reads the sample before
+    the join, of the other segment: a vehicle off the reference line there would cover the old
+    segment's lane length. Each vehicle here sits in the first step of the curve's samples."""
+    road = Road((RoadSegment(100.3), RoadSegment(157.1, 0.02), RoadSegment(80.7, -0.03)), 3, 3.5, 20.0)
+    spacing = 1.0 / road.samples_per_m
+    assert spacing < SAMPLE_SPACING_M
+    first = int(np.searchsorted(road.s_m, 257.4, side="right"))  # the first sample of the -0.03 segment
+    s = road.s_m[first] + np.array([0.05, 0.3, 0.6, 0.9]) * spacing
+    # The nominal spacing lands some of them on the sample before the join (0.02 1/m).
+    assert (road.curvature_1pm[(s / SAMPLE_SPACING_M).astype(np.int64)] == 0.02).any()
+    n, rng = s.shape[0], np.random.default_rng(8)
+    fleet, state = random_fleet_state(road, n, rng, 0.0)
+    d = np.full(n, road.lane_center_d(0))
+    state = state._replace(s_m=s, d_m=d, v_mps=np.full(n, 20.0), lane=np.zeros(n, np.int64),
+                           lc_t0_s=np.full(n, np.nan), active=np.ones(n, bool))
+    got = integrate(fleet, state, np.zeros(n), road, 0.0, 0.01)
+    expected = s + 0.2 / (1.0 - (-0.03) * d)  # 20 m/s for 10 ms along a lane of the -0.03 1/m curve
+    np.testing.assert_allclose(got.s_m, expected, rtol=0.0, atol=1e-12)
 
 
 def busy_world(name, seed):
