@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import TextIO
 
 import numpy as np
@@ -40,6 +40,10 @@ EGO_ORACLE_RATE_HZ = 50.0
 SYNC_MARGIN_S = 0.02
 STARTUP_POSE_SIGMA = (0.3, 0.3, 0.01)  # x [m], y [m], yaw [rad] of the start-up localisation
 STARTUP_SPEED_SIGMA_MPS = 0.5  # added to each stream's worst-case arrival delay to form its sync window
+# The ego filter's gate rejections, each charged to the stream whose messages it refused. Its other
+# counters (updates refused as non-finite, stale or pre-GNSS messages) are no one stream's: the
+# summary's "ego_filter" object carries all of them.
+EGO_GATE_REJECTIONS = {"imu": "imu_outliers", "wheel": "wheel_outliers", "gnss": "gnss_outliers"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +203,7 @@ class ClosedLoop:
             "final_mode": Mode(stack.monitor_state.mode).name,
             "final_speed_mps": round(float(self.trajectory[-1][3]), 3) if self.trajectory else 0.0,
             "sensors": sensor_counters(stack, self.rig),
+            "ego_filter": ego_filter_counters(stack),
             "stage_errors": {name: {"exceptions": c.exceptions, "nonfinite_outputs": c.nonfinite_outputs,
                                     "unhealthy_frames": c.unhealthy_frames, "last_error": c.last_error}
                              for name, c in sorted(stack.counters.items())
@@ -208,12 +213,14 @@ class ClosedLoop:
 
 def sensor_counters(stack: DrivingStack, rig: SensorRig | None) -> dict:
     """Per input stream: what the sensor delivered (and what faults did to it), what the health
-    monitor saw, and what the synchroniser dropped as late or duplicate."""
+    monitor saw, what the synchroniser dropped as late or duplicate, and what the ego filter's
+    gates refused."""
     sync_late: dict[str, int] = {}
     for rec in stack.sync_records:
         if rec.decision in (Decision.DROPPED_LATE, Decision.DROPPED_DUPLICATE, Decision.DROPPED_FUTURE):
             sync_late[rec.stream] = sync_late.get(rec.stream, 0) + 1
     rig_counts = rig.counters() if rig is not None else {}
+    ego = stack.fusion_state.ego_filter.counters
     out = {}
     for spec in stack.stream_specs:
         h = stack.health.streams.get(spec.name)
@@ -225,8 +232,17 @@ def sensor_counters(stack: DrivingStack, rig: SensorRig | None) -> dict:
         seen["malformed"] = 0 if h is None else h.malformed
         seen["stale_or_duplicate"] = 0 if h is None else h.stale_or_duplicate
         seen["rejected_by_sync"] = sync_late.get(spec.name, 0)
+        gate = EGO_GATE_REJECTIONS.get(spec.name)
+        seen["rejected_by_ego_filter"] = getattr(ego, gate) if gate is not None else 0
         out[spec.name] = seen
     return out
+
+
+def ego_filter_counters(stack: DrivingStack) -> dict[str, int]:
+    """The ego EKF's own counters: what it applied and why it refused the rest. A fusion reset (a
+    clock going backwards) restarts the filter and these with it; with the oracle ego (no ego
+    sensors) the filter never runs and all are zero."""
+    return asdict(stack.fusion_state.ego_filter.counters)
 
 
 class _Progress:
