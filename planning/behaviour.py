@@ -12,13 +12,16 @@ from core.messages import ModeLimits
 from core.road import Road
 from planning.acc_law import rollout_profiles
 from planning.acc_planner import AccPlannerConfig, target_speed
-from planning.track_frenet import FrenetTracks, select_leads
+from planning.track_frenet import FrenetTracks, road_heading_curvature, select_leads
 
 
 @dataclass(frozen=True, slots=True)
 class LaneReferences:
     lanes: np.ndarray  # (3,) int64: right neighbour, own lane, left neighbour (may be off-road)
     centre_d_m: np.ndarray  # (3,) their centres' lateral offsets (Road.lane_center_d)
+    # (3,) metres of lane centre per metre of reference line at the ego, 1 - k d (frenet_to_plan's
+    # floor): the plans run in reference-line rates s', and a lane's own speed is s' times this.
+    stretch: np.ndarray
     valid: np.ndarray  # (3,) bool: on the road and allowed by the limits
     s_m: np.ndarray  # (3, K) ACC roll-out per lane, distance from the ego (own lane's where invalid)
     v_mps: np.ndarray  # (3, K) its speed
@@ -53,7 +56,12 @@ def lane_references(ft: FrenetTracks, accel_tracks_mps2: np.ndarray, s_ego_m: fl
 
     One compiled scalar roll-out per lane (planning/acc_law.py) rather than one vectorised over the
     three lanes: the law branches per step, and with three lanes numpy's per-call overhead (~45
-    calls per step) costs far more than the arithmetic."""
+    calls per step) costs far more than the arithmetic.
+
+    The target speed (limit, cap, curve preview) is a speed along a lane; each lane's roll-out runs
+    in reference-line rates, so it targets v_target / (1 - k d) with that lane's centre d and the
+    curvature k at the ego. Otherwise the outer lane of a curve would drive above the limit and the
+    inner one below it."""
     if not 0 <= lane < road.num_lanes:  # the ego lane's roll-out stands in for every invalid lane
         raise ValueError(f"ego lane {lane} is not a lane of a {road.num_lanes}-lane road")
     # Three lanes: their validity in plain Python (numpy calls on 3 elements cost more than the logic).
@@ -69,7 +77,11 @@ def lane_references(ft: FrenetTracks, accel_tracks_mps2: np.ndarray, s_ego_m: fl
     v_target = target_speed(road, s_ego_m, v0_mps, limits, acc)
     gains = acc.gains_array(max(acc.time_gap_s, limits.time_gap_s))
     ref_steps, reference_step_s = interp_ref.shape[1], float(t_ref_s[1] - t_ref_s[0])
-    centres = np.array([(ln - 0.5 * (road.num_lanes - 1)) * road.lane_width_m for ln in (lane - 1, lane, lane + 1)])
+    centres_py = [(ln - 0.5 * (road.num_lanes - 1)) * road.lane_width_m for ln in (lane - 1, lane, lane + 1)]
+    centres = np.array(centres_py)
+    kappa = road_heading_curvature(road, s_ego_m)[1]
+    stretch_py = [max(1.0 - kappa * c, 1e-3) for c in centres_py]  # exactly 1.0 on a straight road
+    targets = [v_target / st for st in stretch_py]
     leads, gaps = select_leads(ft, s_ego_m, centres, acc.ego_front_m, acc.ego_half_width_m,
                                acc.corridor_margin_m, acc.cut_in_horizon_s)
     leads, gaps = leads.tolist(), gaps.tolist()
@@ -79,15 +91,16 @@ def lane_references(ft: FrenetTracks, accel_tracks_mps2: np.ndarray, s_ego_m: fl
     emergency = False
     for j in (1, 0, 2):  # the three lanes: a fixed, tiny loop; the lead search is vectorised above
         i = leads[j]
-        key = (gaps[j], speeds[i] if i >= 0 else 0.0, accels[i] if i >= 0 else 0.0)
+        key = (gaps[j], speeds[i] if i >= 0 else 0.0, accels[i] if i >= 0 else 0.0, targets[j])
         if not valid_py[j] or key in done:
             coarse[j] = coarse[1] if not valid_py[j] else coarse[done[key]]
             continue
-        coarse[j], emerg, _ = rollout_profiles(v0_mps, a0_mps2, v_target, key[0], key[1], key[2],
+        coarse[j], emerg, _ = rollout_profiles(v0_mps, a0_mps2, key[3], key[0], key[1], key[2],
                                                limits.stop_decel_mps2, gains, reference_step_s, ref_steps)
         done[key] = j
         if j == 1:
             emergency = emerg
     # (3, 3, K): linear interpolation onto the plan grid, one product.
     out = coarse @ interp_ref.T
-    return LaneReferences(lanes, centres, valid, out[:, 0], out[:, 1], out[:, 2], emergency, leads[1])
+    return LaneReferences(lanes, centres, np.array(stretch_py), valid, out[:, 0], out[:, 1], out[:, 2], emergency,
+                          leads[1])

@@ -131,7 +131,11 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     valid_lanes = [ln for ln, ok in zip(lanes_py, refs.valid.tolist()) if ok]  # three: plain Python
     committed = state.target_lane if state.target_lane in valid_lanes else lane
     v_cap = min(road.speed_limit_mps, limits.speed_cap_mps)
-    v_max = max(v_cap, v0)  # above the cap (cap just lowered): only profiles that slow down pass
+    # The cap holds along each lane: in reference-line rates it is v_cap / (1 - k d) per lane slot
+    # (on a straight road exactly v_cap). The quartic family, shared by every lane, reaches the
+    # fastest valid lane's cap; candidate_bounds holds each target lane to its own.
+    lane_caps = v_cap / refs.stretch
+    v_max = max(max(c for c, ok in zip(lane_caps.tolist(), refs.valid.tolist()) if ok), v0)
     offsets, lane_slot = tab.offsets_m, tab.lane_slot
     d_targets = (refs.centre_d_m[:, None] + offsets[None, :]).ravel()
     lat = lateral_family_tabled(tab.lat_map, d0, dd0, prev_dd, d_targets)
@@ -143,6 +147,10 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
         cfg.max_accel_mps2, cfg.max_decel_mps2, cfg.max_jerk_mps3, acc.comfort_decel_mps2, cfg.comfort_jerk_mps3,
         cfg.w_lon_jerk, cfg.emergency_cost)
     lon_x, lon_v, lon_a = lon_xva  # (n_v + 3, n_T, K) each
+    # Above the cap (cap just lowered) only profiles that slow down pass: per lane slot, a profile
+    # may not exceed max(its cap, v0), with longitudinal_family_terms' tolerance.
+    slot_v_hi = np.maximum(lane_caps, v0) + 0.05
+    lon_ok_slot = lon_ok[None] & (lon_v.max(axis=2)[None] <= slot_v_hi[:, None, None])  # (3, n_v + 3, n_T)
 
     # Lateral consistency with the previous plan, sampled on this plan's grid.
     use_previous = last is not None and state.last_d_m.shape[0] == steps
@@ -156,7 +164,7 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     v_ref_dot = lon_v.reshape(-1, steps) @ refs.v_mps.T  # ((n_v + 3) * n_T, 3)
     flat, order = candidate_bounds(
         lat.xvaj, d_targets, lane_slot, offsets, refs.lanes, committed, refs.valid, refs.v_mps, previous_d,
-        previous_weight, use_previous, lon_ok, c_lon, vv, v_ref_dot, dt, v_cap, cfg.max_lat_accel_mps2,
+        previous_weight, use_previous, lon_ok_slot, c_lon, vv, v_ref_dot, dt, lane_caps, cfg.max_lat_accel_mps2,
         road.half_width_m, 0.5 * cfg.ego_width_m, cfg.w_lat_jerk, cfg.w_lat_dev, cfg.w_offset, cfg.lane_change_cost,
         cfg.w_progress, cfg.w_consistency, cfg.w_speed)
     n_d, n_v, n_T = d_targets.shape[0], lon_ok.shape[0], lon_ok.shape[1]
@@ -229,6 +237,6 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     elif target_lane != lane:
         behaviour = "lane_change_left" if target_lane > lane else "lane_change_right"
     else:
-        behaviour = "follow" if refs.own_lead_index >= 0 and v[-1] < v_cap - 0.5 else "cruise"
+        behaviour = "follow" if refs.own_lead_index >= 0 and v[-1] < lane_caps[lane_slot[il]] - 0.5 else "cruise"
     plan = frenet_to_plan(road, t_ns, t_s, s, d, d_s, d_ss, np.maximum(v, 0.0), a, emergency, behaviour)
     return replace(state, last_plan=plan, last_d_m=d, last_dd_mps2=ddd, target_lane=target_lane, **counters), plan

@@ -172,12 +172,12 @@ def longitudinal_family_terms(lon_map, levels_mps2, horizons_s, s0, v0, a0, v_ma
 
 
 @kernel("Tuple((float64[::1], int64[::1]))(float64[:, :, :, ::1], float64[::1], int64[::1], float64[::1],"
-        " int64[::1], int64, boolean[::1], float64[:, :], float64[::1], float64[::1], boolean, boolean[:, ::1],"
-        " float64[:, ::1], float64[::1], float64[:, ::1], float64, float64, float64, float64, float64, float64,"
+        " int64[::1], int64, boolean[::1], float64[:, :], float64[::1], float64[::1], boolean, boolean[:, :, ::1],"
+        " float64[:, ::1], float64[::1], float64[:, ::1], float64, float64[::1], float64, float64, float64, float64,"
         " float64, float64, float64, float64, float64, float64)")
 def candidate_bounds(lat_xvaj, d_targets_m, lane_slot, offsets_m, lanes, committed_lane, lane_valid, ref_v_mps,
                      previous_d_m, previous_weight, use_previous, lon_ok, lon_cost, lon_vv, lon_v_ref_dot, dt_s,
-                     v_cap_mps, max_lat_accel_mps2, road_half_width_m, ego_half_width_m, w_lat_jerk, w_lat_dev,
+                     lane_caps_mps, max_lat_accel_mps2, road_half_width_m, ego_half_width_m, w_lat_jerk, w_lat_dev,
                      w_offset, lane_change_cost, w_progress, w_consistency, w_speed):
     """Every candidate's lower bound (n_d * (n_v + 3) * n_T,) flat in (lateral target, longitudinal
     row, horizon) order, inf where infeasible, and the finite ones' indices in order of the bound
@@ -187,13 +187,15 @@ def candidate_bounds(lat_xvaj, d_targets_m, lane_slot, offsets_m, lanes, committ
     within limits and the target's lane slot (``lane_slot``, into ``lanes`` and ``lane_valid``)
     valid; cost w_lat_jerk int j^2 + w_lat_dev int (d - target)^2, plus the offset and lane-change
     cost (against ``committed_lane``), the lane's progress cost (its roll-out ``ref_v_mps`` (3, K)
-    below v_cap) and, if ``use_previous``, w_consistency int ((d - previous_d_m) previous_weight)^2.
-    Longitudinal (n_v + 3, n_T): ``lon_ok``, ``lon_cost``, ``lon_vv`` from
-    ``longitudinal_family_terms`` and ``lon_v_ref_dot`` ((n_v + 3) * n_T, 3) = v @ ref_v_mps.T;
+    below its slot's cap ``lane_caps_mps`` (3,), in reference-line rates) and, if ``use_previous``,
+    w_consistency int ((d - previous_d_m) previous_weight)^2.
+    Longitudinal (n_v + 3, n_T): ``lon_cost``, ``lon_vv`` from ``longitudinal_family_terms``,
+    ``lon_ok`` (3, n_v + 3, n_T) its feasibility per target lane slot (under each slot's cap), and
+    ``lon_v_ref_dot`` ((n_v + 3) * n_T, 3) = v @ ref_v_mps.T;
     the speed error against lane j's roll-out is w_speed dt max(v.v - 2 v.ref_j + ref_j.ref_j, 0).
     The last three rows, the lanes' own roll-outs, pair only with targets in their lane."""
     _, n_d, n_t, n_k = lat_xvaj.shape
-    n_rows = lon_ok.shape[0]
+    n_rows = lon_ok.shape[1]
     n_q = n_rows - 3
     n_o = offsets_m.shape[0]
     scratch = np.empty(n_k)
@@ -202,7 +204,7 @@ def candidate_bounds(lat_xvaj, d_targets_m, lane_slot, offsets_m, lanes, committ
     ref_ref = np.empty(3)
     for j in range(3):
         for k in range(n_k):
-            short = v_cap_mps - ref_v_mps[j, k]
+            short = lane_caps_mps[j] - ref_v_mps[j, k]
             scratch[k] = short if (short > 0.0 or short != short) else 0.0  # np.maximum(., 0.0)
         progress[j] = w_progress * (sum_sq(scratch) * dt_s)
         for k in range(n_k):
@@ -253,7 +255,7 @@ def candidate_bounds(lat_xvaj, d_targets_m, lane_slot, offsets_m, lanes, committ
                 err = (lon_vv[m] - 2.0 * lon_v_ref_dot[m, slot]) + ref_ref[slot]
                 err = err if (err > 0.0 or err != err) else 0.0  # np.maximum(., 0.0)
                 b = (lat_cost[i, h] + lon_cost[r, h]) + speed_weight * err
-                feasible = lat_ok[i, h] and lon_ok[r, h] and (r < n_q or r - n_q == slot)
+                feasible = lat_ok[i, h] and lon_ok[slot, r, h] and (r < n_q or r - n_q == slot)
                 b = b if feasible else np.inf
                 bound[(i * n_rows + r) * n_t + h] = b
                 if np.isfinite(b):

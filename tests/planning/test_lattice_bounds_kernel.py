@@ -71,7 +71,7 @@ def _reference_rows(s0, ref_s, ref_v, ref_a, dt_s):
     return rows
 
 
-def _ref_bounds(tab, cfg, lat, d_targets, s0, v0, a0, v_max, v_cap, ref_s, ref_v, ref_a, lanes, valid,
+def _ref_bounds(tab, cfg, lat, d_targets, s0, v0, a0, v_max, lane_caps, ref_s, ref_v, ref_a, lanes, valid,
                 committed, previous):
     """Lines 'd_targets' .. 'order' of lattice_plan_step before the kernels."""
     dt, steps, offsets, lane_slot = tab.dt_s, tab.steps, tab.offsets_m, tab.lane_slot
@@ -85,7 +85,7 @@ def _ref_bounds(tab, cfg, lat, d_targets, s0, v0, a0, v_max, v_cap, ref_s, ref_v
     c_lat = cfg.w_lat_jerk * _integral_sq(lat.j, dt) + cfg.w_lat_dev * _integral_sq(lat.x - d_targets[:, None, None], dt)
     c_lat += np.array([cfg.w_offset * (o * o) + cfg.lane_change_cost * float(ln != committed)
                        for ln in lanes.tolist() for o in offsets.tolist()])[:, None]
-    lane_progress = cfg.w_progress * _integral_sq(np.maximum(v_cap - ref_v, 0.0), dt)
+    lane_progress = cfg.w_progress * _integral_sq(np.maximum(lane_caps[:, None] - ref_v, 0.0), dt)
     c_lat += lane_progress[lane_slot][:, None]
     if previous is not None:
         previous_d, inside = previous
@@ -100,13 +100,16 @@ def _ref_bounds(tab, cfg, lat, d_targets, s0, v0, a0, v_max, v_cap, ref_s, ref_v
     rr = np.einsum("jk,jk->j", ref_v, ref_v)
     c_speed = (cfg.w_speed * dt) * np.maximum(vv[:, None] - 2.0 * vr + rr[None, :], 0.0).T.reshape((3,) + lon.v.shape[:2])
     bound = c_lat[:, None, :] + c_lon[None, :, :] + (c_speed if offsets.shape[0] == 1 else c_speed[lane_slot])
-    ok = lat_ok[:, None, :] & lon_ok[None, :, :]
+    # Per target lane slot: no faster than max(its cap, v0) (lattice_plan_step's lon_ok_slot).
+    slot_v_hi = np.maximum(lane_caps, v0) + 0.05
+    lon_ok_slot = lon_ok[None] & (np.maximum.reduce(lon.v, axis=-1)[None] <= slot_v_hi[:, None, None])
+    ok = lat_ok[:, None, :] & lon_ok_slot[lane_slot]
     ok[:, n_q:, :] &= tab.rollout_in_lane
     bound = np.where(ok, bound, np.inf)
     flat = bound.ravel()
     n_ok = int(np.count_nonzero(np.isfinite(flat)))
     order = np.argsort(flat, kind="stable")[:n_ok]
-    return lon, lon_ok, lon_emergency, c_lon, vv, flat, order
+    return lon, lon_ok, lon_ok_slot, lon_emergency, c_lon, vv, flat, order
 
 
 def _same(a: np.ndarray, b: np.ndarray) -> bool:
@@ -141,7 +144,9 @@ def test_bound_kernels_equal_numpy_reference(cfg, seed):
     s0, v0 = float(rng.uniform(0.0, 500.0)), float(rng.uniform(0.0, 35.0))
     a0 = float(rng.uniform(-6.0, 3.0))
     v_cap = float(rng.choice([30.0, 15.0, math.inf]))
-    v_max = max(v_cap, v0)
+    # A curve's lanes (seeds 6..11): the cap in reference-line rates differs per lane slot.
+    stretch = 1.0 - rng.uniform(-0.02, 0.02) * np.array([-3.5, 0.0, 3.5]) if seed >= 6 else np.ones(3)
+    lane_caps = v_cap / stretch
     # Lane roll-outs: plausible speeds, a rough acceleration (some beyond the jerk and comfort limits).
     ref_v = np.clip(v0 + np.cumsum(rng.normal(0.0, 0.3, (3, steps)), axis=1), 0.0, None)
     ref_a = rng.normal(0.0, 1.5, (3, steps))
@@ -152,6 +157,7 @@ def test_bound_kernels_equal_numpy_reference(cfg, seed):
     lanes = np.array([lane - 1, lane, lane + 1], dtype=np.int64)
     valid = np.array([0 <= ln < 3 and bool(rng.random() < 0.8) for ln in lanes.tolist()])
     valid[1] = True
+    v_max = max(float(lane_caps[valid].max()), v0)
     committed = int(rng.choice([lane, lane - 1, lane + 1]))
     centres = (lanes - 1.0) * 3.5
     d_targets = (centres[:, None] + tab.offsets_m[None, :]).ravel()
@@ -167,8 +173,9 @@ def test_bound_kernels_equal_numpy_reference(cfg, seed):
     if seed == 5:
         a0 = math.nan  # every quartic NaN: nothing feasible but the roll-outs
 
-    lon_r, ok_r, emerg_r, c_lon_r, vv_r, flat_r, order_r = _ref_bounds(
-        tab, cfg, lat, d_targets, s0, v0, a0, v_max, v_cap, ref_s, ref_v, ref_a, lanes, valid, committed, previous)
+    lon_r, ok_r, ok_slot_r, emerg_r, c_lon_r, vv_r, flat_r, order_r = _ref_bounds(
+        tab, cfg, lat, d_targets, s0, v0, a0, v_max, lane_caps, ref_s, ref_v, ref_a, lanes, valid, committed,
+        previous)
 
     xva, ok, emerg, c_lon, vv = longitudinal_family_terms(
         tab.lon_map, tab.levels_mps2, tab.horizons_s, s0, v0, a0, v_max, ref_s, ref_v, ref_a, dt,
@@ -183,7 +190,7 @@ def test_bound_kernels_equal_numpy_reference(cfg, seed):
     v_ref_dot = xva[1].reshape(-1, steps) @ ref_v.T
     flat, order = candidate_bounds(
         lat.xvaj, d_targets, tab.lane_slot, tab.offsets_m, lanes, committed, valid, ref_v, previous_d, weight,
-        previous is not None, ok, c_lon, vv, v_ref_dot, dt, v_cap, cfg.max_lat_accel_mps2, 5.25,
+        previous is not None, ok_slot_r, c_lon, vv, v_ref_dot, dt, lane_caps, cfg.max_lat_accel_mps2, 5.25,
         0.5 * cfg.ego_width_m, cfg.w_lat_jerk, cfg.w_lat_dev, cfg.w_offset, cfg.lane_change_cost, cfg.w_progress,
         cfg.w_consistency, cfg.w_speed)
     assert _same(flat, flat_r)

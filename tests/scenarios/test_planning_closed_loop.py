@@ -126,3 +126,26 @@ def test_cut_in_needs_no_emergency_brake(runs):
     assert len(cut) == len(SEEDS)
     flagged = [_fmt(r) for r in cut if r["emergency_plans"] or r["max_abs_jerk_mps3"] > MAX_JERK_MPS3]
     assert not flagged, "\n".join(flagged)
+
+
+@pytest.mark.parametrize("lane", [0, 2])
+def test_curve_lanes_run_at_the_limit_along_the_lane(lane):
+    """The speed limit holds along each lane. The lattice plans in reference-line rates, and on a
+    curve a lane at offset d is 1 - k d times as long as the reference line: a cap applied to the
+    reference-line rate let the outer lane of the 250 m curve run at 20.24 m/s on a 20 m/s road and
+    held the inner one to 19.68 m/s. No traffic: each lane's free cruise."""
+    scenario = load_scenario("curve")
+    scenario = dataclasses.replace(
+        scenario, ego=dataclasses.replace(scenario.ego, lane=lane, s_m=250.0, speed_mps=20.0),
+        traffic=dataclasses.replace(scenario.traffic, vehicles_per_km_per_lane=0.0))
+    loop = ClosedLoop(scenario, RunOptions(seed=0, duration_s=12.0, perception="oracle"), stack_config())
+    summary = loop.run()
+    traj = np.asarray(loop.trajectory)
+    s, d = loop.world.road.to_frenet(traj[:, 1:3])
+    on_curve = (s > 300.0) & (s < 850.0)  # the curve spans 200..900 m; 100 m to settle in
+    v, limit = traj[on_curve, 3], scenario.road.speed_limit_mps
+    assert summary["collisions"] == 0 and on_curve.sum() > 500
+    assert np.all(np.abs(d[on_curve] - loop.world.road.lane_center_d(lane)) < 0.2)  # stayed in its lane
+    assert v.max() <= limit + 0.05, f"lane {lane}: {v.max():.3f} m/s on a {limit} m/s road"
+    settled = v[-300:]  # the last 3 s, after the lane's start at 20 m/s has worked through
+    assert settled.mean() >= limit - 0.15, f"lane {lane}: {settled.mean():.3f} m/s on a {limit} m/s road"
