@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from core.config import ConfigError, load_toml
-from runtime.errors import UsageError
+from runtime.errors import UsageError, check_run_options
 from runtime.host_probe import DEFAULT_PROBE_SECONDS
 from runtime.perception_modes import DEFAULT_PERCEPTION, PERCEPTION_MODES
 from sim.faults import FaultSpecError
@@ -53,11 +53,7 @@ def _cmd_sim(args) -> int:
 
     scenario = load_scenario(args.scenario)
     stack_cfg = load_toml(StackConfig, args.config) if args.config else StackConfig()
-    if args.duration is not None and not (0.0 < args.duration <= 3600.0):
-        raise UsageError(f"--duration: {args.duration} is out of range; allowed (0, 3600] seconds")
-    _check_seed(args.seed)
-    if args.threads < 1:
-        raise UsageError(f"--threads: {args.threads} is out of range; allowed >= 1")
+    check_run_options(args.duration, args.seed, args.threads)
     opts = RunOptions(seed=args.seed, duration_s=args.duration, mode=args.mode, perception=args.perception,
                       sensors=args.sensors, faults=tuple(args.fault), provider=args.provider,
                       threads=args.threads, progress=sys.stderr)
@@ -71,11 +67,6 @@ def _cmd_sim(args) -> int:
         summary = loop.run()
     print(json.dumps(summary, sort_keys=True) if args.json else format_summary(summary))
     return 1 if args.fail_on_collision and summary["collisions"] else 0
-
-
-def _check_seed(seed: int) -> None:
-    if seed < 0:  # the world's and numpy's generators take no negative seed
-        raise UsageError(f"--seed: {seed} is out of range; allowed >= 0")
 
 
 def _cmd_scenarios(args) -> int:
@@ -141,7 +132,7 @@ def _cmd_snapshot(args) -> int:
     from sim.snapshot import write_snapshot
 
     scenario = load_scenario(args.scenario)
-    _check_seed(args.seed)
+    check_run_options(seed=args.seed)
     if not (0.0 <= args.t <= scenario.duration_s):
         raise UsageError(f"--t: {args.t} is outside the scenario's [0, {scenario.duration_s}] s")
     for name, path in write_snapshot(scenario, args.seed, args.t, args.out, scenario.sensors).items():

@@ -41,21 +41,16 @@ def cmd_timing(args) -> int:
     from dataclasses import replace
 
     from runtime.closed_loop import RunOptions
-    from runtime.errors import UsageError
+    from runtime.errors import UsageError, check_run_options
     from runtime.stack_config import StackConfig
     from runtime.timing import TimingBudgets, latency_in_the_loop, time_log, time_scenario, with_budgets
     from runtime.timing_load import MAX_LOAD_PROCESSES
 
-    if args.duration is not None and not (0.0 < args.duration <= 3600.0):
-        raise UsageError(f"--duration: {args.duration} is out of range; allowed (0, 3600] seconds")
     if not 0 <= args.load <= MAX_LOAD_PROCESSES:
         raise UsageError(f"--load: {args.load} is out of range; allowed 0..{MAX_LOAD_PROCESSES}")
     if not 0 <= args.rt_priority <= 99:
         raise UsageError(f"--rt-priority: {args.rt_priority} is out of range; allowed 0..99")
-    if args.seed < 0:  # as rtdrive sim: the generators take no negative seed
-        raise UsageError(f"--seed: {args.seed} is out of range; allowed >= 0")
-    if args.threads < 1:
-        raise UsageError(f"--threads: {args.threads} is out of range; allowed >= 1")
+    check_run_options(args.duration, args.seed, args.threads)
     budgets = load_toml(TimingBudgets, args.budgets) if args.budgets else TimingBudgets()
     source = str(args.budgets or "<defaults>")
     opts = RunOptions(seed=args.seed, duration_s=args.duration, perception=args.perception or DEFAULT_PERCEPTION,

@@ -67,8 +67,11 @@ def test_sim_config_directory_exit_2(tmp_path, capsys):
     (["snapshot", "--scenario", "free_road", "--seed", "-1"], "--seed"),
     (["timing", "--perception", "oracle", "--duration", "1", "--seed", "-1"], "--seed"),
     (["timing", "--perception", "oracle", "--duration", "1", "--threads", "0"], "--threads"),
+    (["sim", "--perception", "oracle", "--duration", "3601"], "--duration"),
+    (["timing", "--perception", "oracle", "--duration", "0"], "--duration"),
+    (["timing", "--perception", "oracle", "--duration", "3601"], "--duration"),
 ])
-def test_negative_seed_and_no_threads_exit_2(tmp_path, capsys, argv, option):
+def test_seed_threads_and_duration_out_of_range_exit_2(tmp_path, capsys, argv, option):
     assert main([*argv, *(["-o", str(tmp_path / "snap")] if argv[0] == "snapshot" else [])]) == 2
     one_line_error(capsys, option)
     assert not (tmp_path / "snap").exists()
