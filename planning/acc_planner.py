@@ -86,6 +86,12 @@ class AccPlannerState:
     stale_egos: int = 0
     rejected_egos: int = 0
 
+    def counters(self) -> dict[str, int]:
+        """The cumulative counters a run report shows: egos refused as stale or non-finite, tracks
+        ignored as non-finite."""
+        return {"stale_egos": self.stale_egos, "rejected_egos": self.rejected_egos,
+                "ignored_tracks": self.ignored_tracks}
+
 
 def ego_is_finite(ego: EgoState) -> bool:
     # A three-element pose: Python floats are cheaper than array temporaries.

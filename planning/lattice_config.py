@@ -91,3 +91,11 @@ class LatticeState:
     deadline_hits: int = 0
     infeasible: int = 0
     evaluated: int = 0  # candidates fully evaluated in the last step
+
+    def counters(self) -> dict[str, int]:
+        """The cumulative counters a run report shows (``evaluated`` is the last step's, not a count
+        over the run): steps with no feasible candidate, searches cut by the deadline, egos refused
+        as stale or non-finite, tracks ignored as non-finite or dropped beyond the nearest."""
+        return {"infeasible": self.infeasible, "deadline_hits": self.deadline_hits, "stale_egos": self.stale_egos,
+                "rejected_egos": self.rejected_egos, "ignored_tracks": self.ignored_tracks,
+                "dropped_tracks": self.dropped_tracks}

@@ -24,6 +24,7 @@ from runtime.errors import UsageError
 from perception.onnx_model import SessionOptions
 from runtime.perception_factory import build_perception, tracker_for_rig
 from runtime.perception_modes import PERCEPTION_MODES
+from runtime.plan_tally import PlanTally, tally_plan
 from runtime.stack import PERCEIVED_SENSORS, PRIORITY, DrivingStack
 from runtime.stack_config import StackConfig
 from runtime.stage_factory import build_steps
@@ -143,6 +144,8 @@ class ClosedLoop:
         self.stack = DrivingStack(stack_cfg, steps, self.world.road, self.world.vehicle, streams, self.faults)
         self.scheduler = Scheduler(clock if clock is not None else SimulatedClock(), timer, opts.mode)
         self.stack.register(self.scheduler)
+        self.plan_tally = PlanTally()  # the plans delivered on /planning/plan (reporting only)
+        self.scheduler.add_listener(self._on_message)
         self._physics_dt_ns = s_to_ns(1.0 / stack_cfg.rates_hz.physics)
         self._objects_period_ns = s_to_ns(1.0 / scenario.oracle.rate_hz)
         self._ego_period_ns = s_to_ns(1.0 / EGO_ORACLE_RATE_HZ)
@@ -176,6 +179,10 @@ class ClosedLoop:
             self._progress.update(t_ns)
         return []
 
+    def _on_message(self, _t_ns: int, topic: str, msg) -> None:
+        if topic == "/planning/plan":
+            self.plan_tally = tally_plan(self.plan_tally, msg)
+
     def advance_to(self, t_ns: int) -> None:
         self.scheduler.run_until(t_ns)
 
@@ -204,6 +211,7 @@ class ClosedLoop:
             "final_speed_mps": round(float(self.trajectory[-1][3]), 3) if self.trajectory else 0.0,
             "sensors": sensor_counters(stack, self.rig),
             "ego_filter": ego_filter_counters(stack),
+            "planner": planner_report(self.stack_cfg.planner_kind, self.plan_tally, stack.planner_state),
             "stage_errors": {name: {"exceptions": c.exceptions, "nonfinite_outputs": c.nonfinite_outputs,
                                     "unhealthy_frames": c.unhealthy_frames, "last_error": c.last_error}
                              for name, c in sorted(stack.counters.items())
@@ -243,6 +251,12 @@ def ego_filter_counters(stack: DrivingStack) -> dict[str, int]:
     clock going backwards) restarts the filter and these with it; with the oracle ego (no ego
     sensors) the filter never runs and all are zero."""
     return asdict(stack.fusion_state.ego_filter.counters)
+
+
+def planner_report(kind: str, tally: PlanTally, planner_state) -> dict:
+    """What the planner published (the tally of the delivered plans) and its state's own counters,
+    as each planner state declares them (``counters()``: the lattice and the ACC planner differ)."""
+    return {"kind": kind, **tally.report(), "counters": planner_state.counters()}
 
 
 class _Progress:

@@ -61,10 +61,19 @@ def format_summary(s: dict) -> str:
     if any(ego.values()):  # all zero: the oracle ego drove, the filter never ran
         others = ", ".join(f"{k} {v}" for k, v in ego.items() if k != "applied" and v)
         lines.append(f"  ego filter: {ego['applied']} applied" + (f"; {others}" if others else ""))
+    lines += ["", planner_line(s["planner"])]
     lines += ["", "  modes:" + ("" if s["modes"] else " NOMINAL throughout")]
     for m in s["modes"]:
         lines.append(f"    t={m['t_s']:7.2f} s  {m['mode']:<15} {m['reason']}")
     return "\n".join(lines)
+
+
+def planner_line(p: dict) -> str:
+    """Plans, emergency plans and lane changes started, then the planner's non-zero counters."""
+    starts = p["lane_change_starts"]
+    others = ", ".join(f"{k} {v}" for k, v in p["counters"].items() if v)
+    return (f"  planner: {p['plans']} plans ({p['emergency_plans']} emergency), "
+            f"{starts} lane change{'' if starts == 1 else 's'} started" + (f"; {others}" if others else ""))
 
 
 def _fmt(v, unit: str) -> str:

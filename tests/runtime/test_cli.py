@@ -47,7 +47,7 @@ def test_sim_json_has_the_documented_keys(capsys):
     summary = json.loads(capsys.readouterr().out)
     for key in ("scenario", "seed", "duration_s", "collisions", "min_ttc_s", "min_distance_m",
                 "mean_speed_mps", "max_abs_jerk_mps3", "max_abs_lat_accel_mps2", "real_time_factor",
-                "stages", "modes", "sensors"):
+                "stages", "modes", "sensors", "planner"):
         assert key in summary, key
     for stage in ("fusion", "planning", "control", "safety"):
         assert set(summary["stages"][stage]) >= {"p50_ms", "p99_ms", "max_ms", "budget_ms", "misses"}
