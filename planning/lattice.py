@@ -127,6 +127,10 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
 
     # Behaviour: reachable lanes and their ACC roll-outs; a lane change under way stays committed.
     refs = lane_references(ft, accel_tr, s0, lane, v0, a0, limits, road, acc, tab.t_ref_s, tab.interp_ref)
+    if v0 < cfg.lane_change_min_speed_mps and state.target_lane not in (lane - 1, lane + 1):
+        # No lane change starts at walking pace (one under way carries on): the search does not
+        # check path curvature there, and a lane change from standstill is a sideways slide.
+        refs = replace(refs, valid=refs.valid & (refs.lanes == lane))
     lanes_py = refs.lanes.tolist()
     valid_lanes = [ln for ln, ok in zip(lanes_py, refs.valid.tolist()) if ok]  # three: plain Python
     committed = state.target_lane if state.target_lane in valid_lanes else lane

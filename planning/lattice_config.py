@@ -64,6 +64,10 @@ class LatticeConfig:
     # while a hard scene still reaches full batches after a few doublings.
     first_batch_size: int = field(default=8, metadata=rng(1, 100000))
     budget_ns: int = field(default=2_000_000, metadata=rng(1, 10_000_000_000))
+    # No lane change starts below this speed (one under way carries on): at walking pace the search
+    # does not check path curvature (batch_terms: lateral motion there is the controller's
+    # business), so it cannot tell a lane change the car can steer from a sideways slide it cannot.
+    lane_change_min_speed_mps: float = field(default=2.0, metadata=rng(0.0, 50.0))
 
     def __post_init__(self) -> None:
         if not self.horizons_s or min(self.horizons_s) <= 0.0 or max(self.horizons_s) > self.acc.horizon_s:
