@@ -40,11 +40,17 @@ def _crossed_by_lane_changers(ft: FrenetTracks, s_ego_m: float, lanes: np.ndarra
         near &= (ft.s_m > s_ego_m - acc.lane_changer_behind_m) & (ft.s_m < s_ego_m + acc.lane_changer_ahead_m)
     if not near.any():
         return np.zeros(lanes.shape[0], bool)
-    # The lanes it was in, is in and will be in over the cut-in horizon either way.
+    # The lanes it was in, is in and will be in over the cut-in horizon either way; only a vehicle
+    # whose sweep spans two lanes moves between lanes. One whose sweep stays inside its lane keeps
+    # it (lateral velocity noise on a lane keeper, 0.5 m/s on a braking lead): it blocked the lanes
+    # next to it, and an evasive lane change under way was dropped for an emergency stop.
     d_now = ft.d_m[near]
     sweep = ft.vd_mps[near] * acc.cut_in_horizon_s
-    touched = road.lane_of(np.concatenate([d_now - sweep, d_now, d_now + sweep]))
-    return np.isin(lanes, touched)
+    was, now, will = road.lane_of(d_now - sweep), road.lane_of(d_now), road.lane_of(d_now + sweep)
+    moving = was != will
+    if not moving.any():
+        return np.zeros(lanes.shape[0], bool)
+    return np.isin(lanes, np.concatenate([was[moving], now[moving], will[moving]]))
 
 
 def lane_references(ft: FrenetTracks, accel_tracks_mps2: np.ndarray, s_ego_m: float, lane: int,

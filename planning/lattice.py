@@ -6,7 +6,8 @@ longitudinal profiles are the quartic speed levels plus, per lane, that lane's A
 spine planner's law, comfortable by construction), paired with targets in that lane only. A
 profile beyond the comfort limits (deceleration, jerk) is an emergency candidate: allowed, flagged,
 and costed so that it is chosen only when no comfortable candidate is free. A lane change once
-chosen stays the target (aborting it costs a lane change too). Per-config constants (polynomial
+chosen stays the target (aborting it costs a lane change too; an emergency if it evades an
+emergency stop in the own lane). Per-config constants (polynomial
 maps, grids) are built once and carried in the state (LatticeTables).
 
 Order of work: the cost terms that factor per family (jerk, offset, speed error, lane cost,
@@ -134,6 +135,13 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     lanes_py = refs.lanes.tolist()
     valid_lanes = [ln for ln, ok in zip(lanes_py, refs.valid.tolist()) if ok]  # three: plain Python
     committed = state.target_lane if state.target_lane in valid_lanes else lane
+    # A lane change under way while the own lane's ACC needs more than comfortable braking is an
+    # evasion: abandoning it for that lane is an emergency manoeuvre too, so it costs emergency_cost,
+    # not lane_change_cost. It is then abandoned when no collision-free, RSS-safe continuation is
+    # left, or when staying is comfortable after all, not because the continuation has just crossed
+    # a comfort limit too (both emergencies: the soft terms, scored against each lane's own
+    # roll-out, favoured braking in the lane, so the lattice started and dropped the evasion).
+    change_cost = cfg.emergency_cost if committed != lane and refs.emergency else cfg.lane_change_cost
     v_cap = min(road.speed_limit_mps, limits.speed_cap_mps)
     # The cap holds along each lane: in reference-line rates it is v_cap / (1 - k d) per lane slot
     # (on a straight road exactly v_cap). The quartic family, shared by every lane, reaches the
@@ -169,7 +177,7 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     flat, order = candidate_bounds(
         lat.xvaj, d_targets, lane_slot, offsets, refs.lanes, committed, refs.valid, refs.v_mps, previous_d,
         previous_weight, use_previous, lon_ok_slot, c_lon, vv, v_ref_dot, dt, lane_caps, cfg.max_lat_accel_mps2,
-        road.half_width_m, 0.5 * cfg.ego_width_m, cfg.w_lat_jerk, cfg.w_lat_dev, cfg.w_offset, cfg.lane_change_cost,
+        road.half_width_m, 0.5 * cfg.ego_width_m, cfg.w_lat_jerk, cfg.w_lat_dev, cfg.w_offset, change_cost,
         cfg.w_progress, cfg.w_consistency, cfg.w_speed)
     n_d, n_v, n_T = d_targets.shape[0], lon_ok.shape[0], lon_ok.shape[1]
     n_ok = order.shape[0]
