@@ -7,8 +7,8 @@ spine planner's law, comfortable by construction), paired with targets in that l
 profile beyond the comfort limits (deceleration, jerk) is an emergency candidate: allowed, flagged,
 and costed so that it is chosen only when no comfortable candidate is free. A lane change once
 chosen stays the target (aborting it costs a lane change too; an emergency if it evades an
-emergency stop in the own lane). Per-config constants (polynomial
-maps, grids) are built once and carried in the state (LatticeTables).
+emergency stop in the own lane). Per-config constants (polynomial maps, grids) are built once and
+carried in the state (LatticeTables).
 
 Order of work: the cost terms that factor per family (jerk, offset, speed error, lane cost,
 consistency) give every candidate a lower bound at once; candidates are then visited in order of
