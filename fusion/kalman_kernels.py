@@ -147,10 +147,10 @@ def update_leading_at(x, p, track_idx, z, r, velocity_valid):
     return xo, po
 
 
-@kernel("boolean(float64[:, :, ::1], int64, int64, float64)")
-def _cholesky_ok(sym, i, n, floor):
-    """Whether sym[:, :, i] - floor I (n x n) has a Cholesky factor with positive pivots."""
-    low = np.zeros((n, n))
+@kernel("boolean(float64[:, :, ::1], int64, int64, float64, float64[:, ::1])")
+def _cholesky_ok(sym, i, n, floor, low):
+    """Whether sym[:, :, i] - floor I (n x n) has a Cholesky factor with positive pivots. ``low``
+    (n, n) is scratch for the factor: every entry read is written first in the same call."""
     for u in range(n):
         for v in range(u + 1):
             s = sym[u, v, i] - (floor if u == v else 0.0)
@@ -181,6 +181,7 @@ def symmetrised_checked(p, floor):
     a = np.empty((4, 4))
     b = np.empty((3, 3))
     c = np.empty((2, 2))
+    low = np.empty((n, n))  # _cholesky_ok's scratch, for n > 4
     for i in range(n_trk):
         finite = True
         for u in range(n):
@@ -208,5 +209,5 @@ def symmetrised_checked(p, floor):
             # plain Cholesky of P - floor I (its pivots are divided out, so magnitudes do not
             # grow with n); it runs only where the leading 4x4 passed, so the 4x4 decisions
             # above stay exactly what they were.
-            pivots_ok = _cholesky_ok(sym, i, n, floor)
+            pivots_ok = _cholesky_ok(sym, i, n, floor, low)
     return sym, broken, pivots_ok

@@ -15,7 +15,7 @@ from core.config import rng
 from core.messages import EgoState, ModeLimits, Plan, Tracks
 from core.road import Road
 from planning.acc_law import AccGains, rollout
-from planning.frenet_plan import frenet_to_plan
+from planning.frenet_plan import frenet_to_plan, lane_stretch
 from planning.track_frenet import curvature_at, road_heading_curvature, select_lead, tracks_to_frenet
 
 # The config names each gain as AccGains does, so the gains array is read from the config in
@@ -129,7 +129,7 @@ def profile_plan(road: Road, t_ns: int, s0_m: float, d_m: float, s: np.ndarray, 
     to the next change of curvature, and 1.0, exact, on a straight road)."""
     t = np.arange(s.shape[0]) * cfg.step_s
     z = np.zeros_like(s)
-    per_s = max(1.0 - road_heading_curvature(road, s0_m)[1] * d_m, 1e-3)  # frenet_to_plan's floor
+    per_s = lane_stretch(road_heading_curvature(road, s0_m)[1], d_m)
     return frenet_to_plan(road, t_ns, t, s0_m + s / per_s, np.full_like(s, d_m), z, z, v / per_s, a / per_s,
                           emergency, behaviour)
 

@@ -12,7 +12,8 @@ from core.messages import ModeLimits
 from core.road import Road
 from planning.acc_law import rollout_profiles
 from planning.acc_planner import AccPlannerConfig, target_speed
-from planning.track_frenet import FrenetTracks, road_heading_curvature, select_leads
+from planning.frenet_plan import lane_stretch
+from planning.track_frenet import FrenetTracks, select_leads
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +55,8 @@ def _crossed_by_lane_changers(ft: FrenetTracks, s_ego_m: float, lanes: np.ndarra
 
 
 def lane_references(ft: FrenetTracks, accel_tracks_mps2: np.ndarray, s_ego_m: float, lane: int,
-                    v0_mps: float, a0_mps2: float, limits: ModeLimits, road: Road, acc: AccPlannerConfig,
-                    t_ref_s: np.ndarray, interp_ref: np.ndarray) -> LaneReferences:
+                    v0_mps: float, a0_mps2: float, limits: ModeLimits, road: Road, kappa_1pm: float,
+                    acc: AccPlannerConfig, t_ref_s: np.ndarray, interp_ref: np.ndarray) -> LaneReferences:
     """The ACC roll-outs run on the coarser uniform grid ``t_ref_s`` (three scalar roll-outs at the
     plan's step would dominate the planner's budget), then are mapped onto the plan's grid by the
     linear-interpolation matrix ``interp_ref`` (K, R).
@@ -66,7 +67,7 @@ def lane_references(ft: FrenetTracks, accel_tracks_mps2: np.ndarray, s_ego_m: fl
 
     The target speed (limit, cap, curve preview) is a speed along a lane; each lane's roll-out runs
     in reference-line rates, so it targets v_target / (1 - k d) with that lane's centre d and the
-    curvature k at the ego. Otherwise the outer lane of a curve would drive above the limit and the
+    curvature k at the ego, ``kappa_1pm`` (the caller has it from placing the ego on the road). Otherwise the outer lane of a curve would drive above the limit and the
     inner one below it."""
     if not 0 <= lane < road.num_lanes:  # the ego lane's roll-out stands in for every invalid lane
         raise ValueError(f"ego lane {lane} is not a lane of a {road.num_lanes}-lane road")
@@ -85,8 +86,7 @@ def lane_references(ft: FrenetTracks, accel_tracks_mps2: np.ndarray, s_ego_m: fl
     ref_steps, reference_step_s = interp_ref.shape[1], float(t_ref_s[1] - t_ref_s[0])
     centres_py = [(ln - 0.5 * (road.num_lanes - 1)) * road.lane_width_m for ln in (lane - 1, lane, lane + 1)]
     centres = np.array(centres_py)
-    kappa = road_heading_curvature(road, s_ego_m)[1]
-    stretch_py = [max(1.0 - kappa * c, 1e-3) for c in centres_py]  # exactly 1.0 on a straight road
+    stretch_py = [lane_stretch(kappa_1pm, c) for c in centres_py]  # exactly 1.0 on a straight road
     targets = [v_target / st for st in stretch_py]
     leads, gaps = select_leads(ft, s_ego_m, centres, acc.ego_front_m, acc.ego_half_width_m,
                                acc.corridor_margin_m, acc.cut_in_horizon_s)

@@ -9,6 +9,16 @@ from core.messages import Plan
 from core.road import Road
 
 
+# 1 - k d is the length of a lane at offset d per metre of reference line; past the centre of
+# curvature it would vanish or turn negative, so every conversion floors it here.
+ONE_KD_FLOOR = 1e-3
+
+
+def lane_stretch(kappa_1pm: float, d_m: float) -> float:
+    """1 - k d for one offset, floored at ONE_KD_FLOOR (as the array forms in this module do)."""
+    return max(1.0 - kappa_1pm * d_m, ONE_KD_FLOOR)
+
+
 def frenet_to_plan(road: Road, t_ns: int, t_s: np.ndarray, s_m: np.ndarray, d_m: np.ndarray,
                    dd_ds: np.ndarray, d2d_ds2: np.ndarray, speed_mps: np.ndarray,
                    accel_mps2: np.ndarray, emergency: bool, behaviour: str) -> Plan:
@@ -45,7 +55,7 @@ def frenet_to_plan(road: Road, t_ns: int, t_s: np.ndarray, s_m: np.ndarray, d_m:
         ref, heading, k = road.interpolate(s_m)
         xy = ref + d_m[:, None] * np.stack([-np.sin(heading), np.cos(heading)], axis=-1)
         delta, curvature = yaw_curvature(k, d_m, dd_ds, d2d_ds2)
-        one_kd = np.maximum(1.0 - k * d_m, 1e-3)  # yaw_curvature's floor
+        one_kd = np.maximum(1.0 - k * d_m, ONE_KD_FLOOR)
     # Reference-line rates -> rates along the plan's lane (docstring).
     speed = np.asarray(speed_mps, dtype=np.float64)
     accel = np.asarray(accel_mps2, dtype=np.float64)
@@ -60,7 +70,7 @@ def frenet_to_plan(road: Road, t_ns: int, t_s: np.ndarray, s_m: np.ndarray, d_m:
 def yaw_curvature(k, d_m: np.ndarray, dd_ds: np.ndarray, d2d_ds2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Heading of the path relative to the reference line, delta, and the path's curvature, for
     reference curvature ``k`` (a float or per sample)."""
-    one_kd = np.maximum(1.0 - k * d_m, 1e-3)
+    one_kd = np.maximum(1.0 - k * d_m, ONE_KD_FLOOR)
     delta = np.arctan2(dd_ds, one_kd)
     cos_d = np.cos(delta)
     return delta, ((d2d_ds2 + k * dd_ds * np.tan(delta)) * cos_d * cos_d / one_kd + k) * cos_d / one_kd

@@ -32,7 +32,7 @@ from core.messages import EgoState, ModeLimits, Plan, Tracks
 from core.road import Road
 from planning.acc_planner import ego_from_plan, ego_is_finite, initial_accel, stop_profile_plan
 from planning.behaviour import lane_references
-from planning.frenet_plan import frenet_to_plan
+from planning.frenet_plan import frenet_to_plan, lane_stretch
 from planning.lattice_batch import batch_terms, best_rss_safe
 from planning.lattice_config import LatticeConfig, LatticeState
 from planning.lattice_bounds import candidate_bounds, longitudinal_family_terms
@@ -104,7 +104,7 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     s0 = float(s_arr[0]) + ego.speed_mps * max((t_ns - ego.t_ns) * 1e-9, 0.0)
     heading, kappa = road_heading_curvature(road, s0)
     dpsi = math.remainder(float(ego.pose[2]) - heading, math.tau)
-    v0 = max(ego.speed_mps * math.cos(dpsi) / max(1.0 - kappa * d0, 1e-3), 0.0)
+    v0 = max(ego.speed_mps * math.cos(dpsi) / lane_stretch(kappa, d0), 0.0)
     dd0 = ego.speed_mps * math.sin(dpsi)
     a0 = initial_accel(state.last_plan, ego, t_ns)
     last = state.last_plan
@@ -127,7 +127,7 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
                   dropped_tracks=state.dropped_tracks + dropped, tables=tab)
 
     # Behaviour: reachable lanes and their ACC roll-outs; a lane change under way stays committed.
-    refs = lane_references(ft, accel_tr, s0, lane, v0, a0, limits, road, acc, tab.t_ref_s, tab.interp_ref)
+    refs = lane_references(ft, accel_tr, s0, lane, v0, a0, limits, road, kappa, acc, tab.t_ref_s, tab.interp_ref)
     if v0 < cfg.lane_change_min_speed_mps and state.target_lane not in (lane - 1, lane + 1):
         # No lane change starts at walking pace (one under way carries on): the search does not
         # check path curvature there, and a lane change from standstill is a sideways slide.

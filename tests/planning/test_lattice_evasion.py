@@ -59,6 +59,6 @@ def test_lane_keeper_with_lateral_noise_blocks_no_lane():
     # -0.52 m/s (seed 10, t = 7.9 s): both stay in their lanes over the cut-in horizon.
     for xy, v in (([136.4, -0.38], [14.4, -0.54]), ([158.2, 3.10], [25.9, -0.52])):
         ft, _ = tracks_to_frenet(make_tracks(0, np.array([xy]), np.array([v])), road, 0, 0.3)
-        refs = lane_references(ft, np.zeros(1), 100.0, 1, 19.0, 0.0, ModeLimits(), road, CFG.acc, tab.t_ref_s,
+        refs = lane_references(ft, np.zeros(1), 100.0, 1, 19.0, 0.0, ModeLimits(), road, 0.0, CFG.acc, tab.t_ref_s,
                                tab.interp_ref)
         assert refs.valid.all()

@@ -142,7 +142,7 @@ def test_lane_references_roll_out_the_acc_law_per_lane():
     tab = build_tables(CFG)
     # A slow lead in the ego lane, nothing in the neighbours: their two roll-outs are the same.
     ft, _ = tracks_to_frenet(make_tracks(0, np.array([[140.0, 0.0]]), np.array([[10.0, 0.0]])), road, 0, 0.3)
-    refs = lane_references(ft, np.zeros(1), 100.0, 1, 25.0, 0.0, ModeLimits(), road, CFG.acc, tab.t_ref_s,
+    refs = lane_references(ft, np.zeros(1), 100.0, 1, 25.0, 0.0, ModeLimits(), road, 0.0, CFG.acc, tab.t_ref_s,
                            tab.interp_ref)
     assert refs.own_lead_index == 0 and refs.valid.all()
     assert np.array_equal(refs.centre_d_m, road.lane_center_d(refs.lanes))
@@ -158,12 +158,12 @@ def test_lane_changer_blocks_lane_changes_across_its_path():
     tab = build_tables(CFG)
     # A car 20 m ahead moving from the left lane into the ego lane: no lane change at all.
     ft, _ = tracks_to_frenet(make_tracks(0, np.array([[120.0, 2.0]]), np.array([[20.0, -1.4]])), road, 0, 0.3)
-    refs = lane_references(ft, np.zeros(1), 100.0, 1, 24.0, 0.0, ModeLimits(), road, CFG.acc, tab.t_ref_s,
+    refs = lane_references(ft, np.zeros(1), 100.0, 1, 24.0, 0.0, ModeLimits(), road, 0.0, CFG.acc, tab.t_ref_s,
                            tab.interp_ref)
     assert refs.valid.tolist() == [False, True, False]
     # The same car keeping its lane blocks nothing.
     ft, _ = tracks_to_frenet(make_tracks(0, np.array([[120.0, 3.5]]), np.array([[20.0, 0.1]])), road, 0, 0.3)
-    refs = lane_references(ft, np.zeros(1), 100.0, 1, 24.0, 0.0, ModeLimits(), road, CFG.acc, tab.t_ref_s,
+    refs = lane_references(ft, np.zeros(1), 100.0, 1, 24.0, 0.0, ModeLimits(), road, 0.0, CFG.acc, tab.t_ref_s,
                            tab.interp_ref)
     assert refs.valid.all()
 

@@ -30,8 +30,8 @@ def write_log(path, metadata, **edits):
     meta = dict(metadata)
     for key, edit in edits.items():
         meta[key] = json.dumps(edit(json.loads(meta[key])))
-    with Recorder(str(path), meta, extra_types=EXTRA_TYPES, viz=False):
-        pass  # no messages: replay refuses the log on its metadata before reading any
+    # Metadata and no messages: replay refuses the log on its metadata before reading any.
+    Recorder(str(path), meta, extra_types=EXTRA_TYPES, viz=False).close()
     return path
 
 
