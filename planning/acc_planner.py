@@ -187,6 +187,9 @@ def acc_plan_step(state: AccPlannerState, ego: EgoState, tracks: Tracks, limits:
     ft, n_bad = tracks_to_frenet(tracks, road, t_ns, cfg.min_existence)
     i_lead, gap = select_lead(ft, s_ego, d_lane, cfg.ego_front_m, cfg.ego_half_width_m,
                               cfg.corridor_margin_m, cfg.cut_in_horizon_s)
+    # The law runs in distance along the lane and physical speeds (profile_plan converts back);
+    # the gap is one of s, and a metre of s is 1 - k d metres of a lane at offset d.
+    gap *= lane_stretch(road_heading_curvature(road, s_ego)[1], d_lane)
     lead_id, v_lead, a_lead = -1, 0.0, 0.0
     if i_lead >= 0:
         lead_id, v_lead = int(ft.ids[i_lead]), float(ft.vs_mps[i_lead])

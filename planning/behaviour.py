@@ -91,7 +91,7 @@ def lane_references(ft: FrenetTracks, accel_tracks_mps2: np.ndarray, s_ego_m: fl
     leads, gaps = select_leads(ft, s_ego_m, centres, acc.ego_front_m, acc.ego_half_width_m,
                                acc.corridor_margin_m, acc.cut_in_horizon_s)
     leads, gaps = leads.tolist(), gaps.tolist()
-    speeds, accels = ft.vs_mps.tolist(), accel_tracks_mps2.tolist()
+    speeds, accels = ft.s_rate_mps.tolist(), accel_tracks_mps2.tolist()
     coarse = np.empty((3, 3, ref_steps))  # per lane: distance, speed, acceleration on the coarse grid
     done: dict[tuple, int] = {}  # identical roll-out inputs (two free neighbour lanes): run once
     emergency = False

@@ -59,7 +59,7 @@ def _track_rates(ft, state: LatticeState, dt_s: float, smoothing: float) -> tupl
     found = state.track_ids[order[pos]] == ft.ids
     j = order[pos[found]]
     yaw_rate[found] = wrap_angle(ft.yaw_rad[found] - state.track_yaws[j]) / dt_s
-    raw = (ft.vs_mps[found] - state.track_vs[j]) / dt_s
+    raw = (ft.s_rate_mps[found] - state.track_vs[j]) / dt_s
     accel[found] = state.track_accel[j] + smoothing * (raw - state.track_accel[j])
     return yaw_rate, np.minimum(np.maximum(accel, -12.0), 6.0)
 
@@ -122,7 +122,7 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     dt_mem = (t_ns - state.track_t_ns) * 1e-9 if state.track_t_ns >= 0 else 0.0
     yaw_rate, accel_tr = _track_rates(ft, state, dt_mem, cfg.track_accel_smoothing)
     pred = predict(ft, yaw_rate, road, t_s, cfg.prediction, accel_tr, tab.prediction)
-    memory = dict(track_ids=ft.ids, track_yaws=ft.yaw_rad, track_vs=ft.vs_mps, track_accel=accel_tr,
+    memory = dict(track_ids=ft.ids, track_yaws=ft.yaw_rad, track_vs=ft.s_rate_mps, track_accel=accel_tr,
                   track_t_ns=t_ns, ignored_tracks=state.ignored_tracks + n_bad,
                   dropped_tracks=state.dropped_tracks + dropped, tables=tab)
 

@@ -85,8 +85,8 @@ class LatticeState:
     tables: LatticeTables | None = None  # per-config constants, built on the first step
     track_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # memory for rates
     track_yaws: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    track_vs: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    track_accel: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    track_vs: np.ndarray = field(default_factory=lambda: np.zeros(0))  # FrenetTracks.s_rate_mps [m/s of s]
+    track_accel: np.ndarray = field(default_factory=lambda: np.zeros(0))  # its rate [m/s^2 of s]
     track_t_ns: int = -1
     ignored_tracks: int = 0
     dropped_tracks: int = 0  # valid tracks beyond the MAX_OBJECTS nearest

@@ -1,9 +1,9 @@
 """Prediction of tracked objects over the plan horizon, in the road's Frenet frame.
 
 Per object one of three models, chosen by array masks (no per-object loop):
-- LANE: moving along a lane, aligned with the road: s advances at the along-road speed and any
-  lateral velocity decays over ``lateral_decay_s``, stopping at the centre of the lane it heads for
-  (a lane change completes, it does not go on forever);
+- LANE: moving along a lane, aligned with the road: s advances at its rate (FrenetTracks.s_rate_mps,
+  v / (1 - k d) on a curve) and any lateral velocity decays over ``lateral_decay_s``, stopping at the
+  centre of the lane it heads for (a lane change completes, it does not go on forever);
 - CTRV: turning relative to the road (yaw rate from the previous tracks of the same id): constant
   turn rate and speed in the map frame, projected onto the road;
 - CV: everything else (slow, misaligned, off-road): constant velocity in the map frame.
@@ -78,7 +78,7 @@ def prediction_grid(t_s: np.ndarray, p: PredictionParams) -> PredictionGrid:
 
 def predict(ft: FrenetTracks, yaw_rate_rps: np.ndarray, road: Road, t_s: np.ndarray,
             p: PredictionParams, accel_mps2: np.ndarray | None = None, grid: PredictionGrid | None = None) -> Prediction:
-    """``accel_mps2`` (N,): along-road accelerations (estimated from the track history); a braking
+    """``accel_mps2`` (N,): rates of change of s_rate_mps (estimated from the track history); a braking
     lane follower is rolled out braking to a stop, not at constant speed (a car ahead that brakes
     hard would otherwise look like room to accelerate into). Accelerations are not rolled out:
     at constant speed the prediction stays the cautious one for objects ahead. ``grid``:
@@ -100,12 +100,12 @@ def predict(ft: FrenetTracks, yaw_rate_rps: np.ndarray, road: Road, t_s: np.ndar
         model = np.where(lane, MODEL_LANE, np.where(ctrv, MODEL_CTRV, MODEL_CV)).astype(np.int8)
 
     t = t_s[None, :]
-    s = ft.s_m[:, None] + ft.vs_mps[:, None] * t
+    s = ft.s_m[:, None] + ft.s_rate_mps[:, None] * t
     if accel_mps2 is not None:
         brake = np.minimum(accel_mps2, 0.0)
-        braking = (brake < -p.brake_threshold_mps2) & (ft.vs_mps > 0.0)
+        braking = (brake < -p.brake_threshold_mps2) & (ft.s_rate_mps > 0.0)
         if braking.any():
-            b, v = -brake[braking, None], ft.vs_mps[braking, None]
+            b, v = -brake[braking, None], ft.s_rate_mps[braking, None]
             t_run = np.minimum(t, v / b)  # until it stands
             s[braking] = ft.s_m[braking, None] + v * t_run - 0.5 * b * t_run * t_run
     # A lateral move ends at the centre of the lane it heads for (where the decayed drift would end):

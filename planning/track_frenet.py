@@ -9,6 +9,7 @@ import numpy as np
 from core.jit import kernel
 from core.messages import Tracks
 from core.road import Road
+from planning.frenet_plan import ONE_KD_FLOOR
 
 
 def road_heading_curvature(road: Road, s_m: float) -> tuple[float, float]:
@@ -40,8 +41,12 @@ class FrenetTracks:
     ids: np.ndarray
     s_m: np.ndarray
     d_m: np.ndarray
-    vs_mps: np.ndarray  # velocity along the road heading
-    vd_mps: np.ndarray  # velocity towards the left of the road
+    vs_mps: np.ndarray  # velocity along the road heading (a physical speed)
+    vd_mps: np.ndarray  # velocity towards the left of the road (= d', the rate of the offset)
+    # ds/dt, the rate along the reference line: vs / (1 - k d). Plans, gaps and predictions in s
+    # run in these units; at an offset d from a curve's reference line a physical metre is
+    # 1 / (1 - k d) metres of s. Equal to vs_mps, bit for bit, on a straight road.
+    s_rate_mps: np.ndarray
     length_m: np.ndarray
     width_m: np.ndarray
     x_m: np.ndarray  # map-frame state at the planning time, for Cartesian predictors
@@ -76,11 +81,15 @@ def tracks_to_frenet(tracks: Tracks, road: Road, t_ns: int, min_existence: float
     if road.is_straight:  # one heading everywhere (Road.interpolate's h0 + 0 * u)
         h = float(road.heading_rad[0])
         c, sn = math.cos(h), math.sin(h)
+        vs = st[:, 2] * c + st[:, 3] * sn
+        s_rate = vs
     else:
-        _, heading, _ = road.interpolate(s)
+        _, heading, k = road.interpolate(s)
         c, sn = np.cos(heading), np.sin(heading)
+        vs = st[:, 2] * c + st[:, 3] * sn
+        s_rate = vs / np.maximum(1.0 - k * d, ONE_KD_FLOOR)
     out = FrenetTracks(ids=np.array(np.asarray(tracks.ids)[keep]), s_m=s, d_m=d,
-                       vs_mps=st[:, 2] * c + st[:, 3] * sn, vd_mps=-st[:, 2] * sn + st[:, 3] * c,
+                       vs_mps=vs, vd_mps=-st[:, 2] * sn + st[:, 3] * c, s_rate_mps=s_rate,
                        length_m=sizes[keep, 0], width_m=sizes[keep, 1], x_m=xy[:, 0], y_m=xy[:, 1],
                        vx_mps=st[:, 2], vy_mps=st[:, 3], yaw_rad=np.array(yaws[keep]))
     return out, int(n - np.count_nonzero(finite))

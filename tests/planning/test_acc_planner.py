@@ -175,3 +175,27 @@ def test_deterministic():
     _, p1 = acc_plan_step(AccPlannerState(), ego, tracks, ModeLimits(), road, 0, CFG)
     _, p2 = acc_plan_step(AccPlannerState(), ego, tracks, ModeLimits(), road, 0, CFG)
     assert np.array_equal(p1.accel_mps2, p2.accel_mps2) and np.array_equal(p1.xy_m, p2.xy_m)
+
+
+@pytest.mark.parametrize("k", [0.01, -0.01])
+def test_gap_on_a_curve_is_measured_along_the_lane(k):
+    """A stopped car 40 m of lane ahead of the ego, in its outer or inner lane of a circle: the ACC
+    law works in distance along the lane, so the plan covers as much lane as on a straight road
+    with the same 40 m gap (taken as a gap in s, it was 1 -+ 0.035 times too long or short).
+    Car and ego lengths are subtracted in s, as the lead search does."""
+    cfg, d_lane = AccPlannerConfig(), -3.5
+    travelled = []
+    for curv in (0.0, k):
+        road = Road((RoadSegment(300.0, curv),), num_lanes=3, lane_width_m=3.5, speed_limit_mps=30.0)
+        stretch = 1.0 - curv * d_lane
+        s_ego = 100.0
+        s_car = s_ego + cfg.ego_front_m + 2.3 + 40.0 / stretch  # make_tracks' cars are 4.6 m long
+        (ego_xy,), (ego_h,) = road.to_cartesian(np.array([s_ego]), np.array([d_lane]))
+        car_xy, _ = road.to_cartesian(np.array([s_car]), np.array([d_lane]))
+        ego = EgoState(0, np.array([ego_xy[0], ego_xy[1], ego_h]), 10.0, 0.0, 0.0, np.eye(5))
+        _, plan = acc_plan_step(AccPlannerState(), ego, make_tracks(0, car_xy, np.zeros((1, 2))),
+                                ModeLimits(), road, 0, cfg)
+        s_end, d_end = road.to_frenet(plan.xy_m[-1:])
+        assert d_end[0] == pytest.approx(d_lane, abs=1e-3)  # plan samples are joined by chords
+        travelled.append((s_end[0] - s_ego) * stretch)
+    assert travelled[1] == pytest.approx(travelled[0], abs=1e-3)

@@ -52,11 +52,12 @@ def test_track_rates_equal_yaw_rate_and_accel_references():
         ids = rng.choice(12, n, replace=bool(case % 5 == 0)).astype(np.int64)
         prev = rng.choice(12, m, replace=bool(case % 7 == 0)).astype(np.int64)
         z = np.zeros(n)
-        ft = FrenetTracks(ids, z, z, rng.normal(20.0, 5.0, n), z, z, z, z, z, z, z, rng.uniform(-4.0, 4.0, n))
+        vs = rng.normal(20.0, 5.0, n)
+        ft = FrenetTracks(ids, z, z, vs, z, vs, z, z, z, z, z, z, rng.uniform(-4.0, 4.0, n))  # straight road: s rate = vs
         state = LatticeState(track_ids=prev, track_yaws=rng.uniform(-4.0, 4.0, m), track_vs=rng.normal(20.0, 5.0, m),
                              track_accel=rng.normal(0.0, 3.0, m))
         if case % 11 == 0 and n:
-            ft.vs_mps[0] = np.nan
+            ft.vs_mps[0] = np.nan  # the same array as s_rate_mps
         dt = float(rng.choice([0.1, 0.0, -0.1, 0.05]))
         yaw, accel = _track_rates(ft, state, dt, 0.2)
         yaw_ref = _ref_estimate_yaw_rate(ids, ft.yaw_rad, prev, state.track_yaws, dt)

@@ -40,7 +40,7 @@ def test_models_and_growing_uncertainty():
 def _yaw_rate(ids, yaws, prev_ids, prev_yaws, dt_s):
     """The lattice's yaw-rate memory (_track_rates) for tracks that only have ids and yaws."""
     z = np.zeros(len(ids))
-    ft = FrenetTracks(np.asarray(ids, np.int64), z, z, z, z, z, z, z, z, z, z, np.asarray(yaws, float))
+    ft = FrenetTracks(np.asarray(ids, np.int64), z, z, z, z, z, z, z, z, z, z, z, np.asarray(yaws, float))
     state = LatticeState(track_ids=np.asarray(prev_ids, np.int64), track_yaws=np.asarray(prev_yaws, float),
                          track_vs=np.zeros(len(prev_ids)), track_accel=np.zeros(len(prev_ids)))
     return _track_rates(ft, state, dt_s, 0.2)[0]
@@ -113,3 +113,27 @@ def test_float32_time_grid_keeps_float64_sigmas():
     for f in ("sigma_s_m", "sigma_d_m"):
         a, b = getattr(fast, f), getattr(general, f)[:2]
         assert a.dtype == np.float64 and a.tobytes() == b.tobytes(), f
+
+
+@pytest.mark.parametrize("k", [0.02, -0.02])
+@pytest.mark.parametrize("d_lane", [-3.5, 3.5])
+def test_lane_prediction_on_a_curve_follows_the_car_along_its_lane(k, d_lane):
+    """A car driving its lane of a circular road at 20 m/s: the lane model's s after t is where the
+    car is (its arc-length position, from its true map position), so s advances at the reference
+    line's rate v / (1 - k d), not at v. The physical speed along the road stays v."""
+    from core.road import Road, RoadSegment
+    road = Road((RoadSegment(600.0, k),), num_lanes=3, lane_width_m=3.5, speed_limit_mps=30.0)
+    s0, v = 100.0, 20.0
+    xy0, heading0 = road.to_cartesian(np.array([s0]), np.array([d_lane]))
+    vel = v * np.array([[np.cos(heading0[0]), np.sin(heading0[0])]])
+    ft, _ = tracks_to_frenet(make_tracks(0, xy0, vel), road, 0, 0.3)
+    assert ft.vs_mps[0] == pytest.approx(v, abs=1e-9)
+    t_s = np.linspace(0.0, 5.0, 26)
+    pred = predict(ft, np.zeros(1), road, t_s, PredictionParams())
+    assert pred.model[0] == MODEL_LANE
+    # Truth: the car on its lane's circle, radius 1/k - d, covers v t of it.
+    true_s = s0 + v * t_s / (1.0 - k * d_lane)
+    true_xy, _ = road.to_cartesian(true_s, np.full_like(true_s, d_lane))
+    np.testing.assert_allclose(road.to_cartesian(pred.s_m[0], pred.d_m[0])[0], true_xy, atol=1e-6)
+    # 1 - k d = 1 -+ 0.07: were s to advance at v, it would be 6.5-7.5 m off after 5 s.
+    assert abs((pred.s_m[0, -1] - s0) - v * 5.0) > 6.5

@@ -328,7 +328,7 @@ def test_select_leads_kernel_equals_numpy_reference():
         if n and case % 9 == 0:
             [s, d, vd, length, width][case % 5][int(rng.integers(0, n))] = rng.choice([np.nan, np.inf, -np.inf])
         z = np.zeros(n)
-        ft = FrenetTracks(np.arange(n), s, d, z + 20.0, vd, length, width, z, z, z, z, z)
+        ft = FrenetTracks(np.arange(n), s, d, z + 20.0, vd, z + 20.0, length, width, z, z, z, z, z)
         lanes = np.array([-3.5, 0.0, 3.5]) + (np.nan if case == 13 else 0.0) * (np.arange(3) == 1)
         args = (float(rng.uniform(90.0, 120.0)), lanes, 3.9, 0.95, 0.3, 2.0)
         i, g = select_leads(ft, *args)
