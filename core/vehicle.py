@@ -20,3 +20,7 @@ class VehicleParams:
     max_steer_rate_rps: float = field(default=0.8, metadata=rng(0.05, 10.0))
     accel_lag_s: float = field(default=0.2, metadata=rng(0.0, 2.0))  # first-order actuator lag
     steer_lag_s: float = field(default=0.05, metadata=rng(0.0, 2.0))
+    # Drive-by-wire command watchdog (sim/drive_by_wire.py): no command for this long [s] and the
+    # vehicle brakes on its own at fallback_decel_mps2, latched. Ten control periods at 100 Hz.
+    command_timeout_s: float = field(default=0.1, metadata=rng(0.01, 2.0))
+    fallback_decel_mps2: float = field(default=6.0, metadata=rng(0.5, 12.0))

@@ -15,6 +15,7 @@ import numpy as np
 
 from core.clock import Clock, SimulatedClock, Timer, ns_to_s, s_to_ns
 from core.messages import ControlCommand, Mode
+from core.vehicle import VehicleParams
 from runtime.heap import long_lived_frozen
 from runtime.scheduler import Scheduler, TaskSpec
 from fusion.ego_ekf import EgoFilterState
@@ -31,6 +32,7 @@ from runtime.stage_factory import build_steps
 from runtime.summary import stage_stats
 from sim.metrics import MetricsRecorder
 from sim.oracle import EgoNoise, oracle_ego, oracle_objects
+from sim.drive_by_wire import DriveByWireState, actuator_command
 from sim.faults import parse_faults
 from sim.scenario import ScenarioConfig
 from sim.sensors.config import SensorRigConfig
@@ -151,6 +153,7 @@ class ClosedLoop:
         self._ego_period_ns = s_to_ns(1.0 / EGO_ORACLE_RATE_HZ)
         self._ego_noise = EgoNoise.from_config(scenario.oracle)
         self.trajectory: list[tuple[float, float, float, float, float]] = []  # t_s, x, y, speed, accel
+        self.drive_by_wire = DriveByWireState()  # the physics ticks start at t = 0
         self.scheduler.add_task(TaskSpec("sim.world", PRIORITY["sim"], budget_ns=0,
                                          period_ns=self._physics_dt_ns, timed=False), self._world_tick)
         self._progress: _Progress | None = None
@@ -159,7 +162,7 @@ class ClosedLoop:
         world, sched = self.world, self.scheduler
         if t_ns > 0:
             cmd: ControlCommand | None = self.stack.bus.latest.get("/control/command")
-            accel, steer = (cmd.accel_mps2, cmd.steer_rad) if cmd is not None else (0.0, 0.0)
+            self.drive_by_wire, accel, steer = actuator_command(self.drive_by_wire, cmd, t_ns, world.vehicle)
             world.step(accel, steer, self._physics_dt_ns)
         ego, actors = world.ego_truth(), world.actors_truth()
         self.metrics.update(ego, actors)
@@ -212,6 +215,7 @@ class ClosedLoop:
             "sensors": sensor_counters(stack, self.rig),
             "ego_filter": ego_filter_counters(stack),
             "planner": planner_report(self.stack_cfg.planner_kind, self.plan_tally, stack.planner_state),
+            "drive_by_wire": drive_by_wire_report(self.drive_by_wire, self.world.vehicle),
             "stage_errors": {name: {"exceptions": c.exceptions, "nonfinite_outputs": c.nonfinite_outputs,
                                     "unhealthy_frames": c.unhealthy_frames, "last_error": c.last_error}
                              for name, c in sorted(stack.counters.items())
@@ -244,6 +248,13 @@ def sensor_counters(stack: DrivingStack, rig: SensorRig | None) -> dict:
         seen["rejected_by_ego_filter"] = getattr(ego, gate) if gate is not None else 0
         out[spec.name] = seen
     return out
+
+
+def drive_by_wire_report(state: DriveByWireState, vehicle: VehicleParams) -> dict:
+    """When the vehicle stopped taking the stack's commands (None: it never did)."""
+    tripped = state.tripped_at_ns >= 0
+    return {"command_timeout_s": vehicle.command_timeout_s, "fallback_decel_mps2": vehicle.fallback_decel_mps2,
+            "tripped_at_s": ns_to_s(state.tripped_at_ns) if tripped else None}
 
 
 def ego_filter_counters(stack: DrivingStack) -> dict[str, int]:

@@ -62,6 +62,11 @@ def format_summary(s: dict) -> str:
         others = ", ".join(f"{k} {v}" for k, v in ego.items() if k != "applied" and v)
         lines.append(f"  ego filter: {ego['applied']} applied" + (f"; {others}" if others else ""))
     lines += ["", planner_line(s["planner"])]
+    dbw = s.get("drive_by_wire")  # absent from summaries of logs recorded before it existed
+    if dbw and dbw["tripped_at_s"] is not None:
+        lines.append(f"  drive-by-wire: no control command for {dbw['command_timeout_s']:g} s at "
+                     f"t={dbw['tripped_at_s']:.2f} s; braking at {dbw['fallback_decel_mps2']:g} m/s^2 "
+                     "to a stop, the stack's commands ignored from then on")
     lines += ["", "  modes:" + ("" if s["modes"] else " NOMINAL throughout")]
     for m in s["modes"]:
         lines.append(f"    t={m['t_s']:7.2f} s  {m['mode']:<15} {m['reason']}")

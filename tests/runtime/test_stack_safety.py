@@ -27,6 +27,18 @@ def test_hung_control_leads_to_minimal_risk_in_ideal_mode():
     assert s["modes"][0] == {"t_s": 1.03, "mode": "MINIMAL_RISK", "reason": "control missed 3 deadlines in a row"}
 
 
+@pytest.mark.parametrize("kind", ["hang", "exception"])
+def test_dead_control_is_caught_by_the_vehicle_and_the_car_stops_short_of_the_cut_in(kind):
+    # The monitor's MINIMAL_RISK cannot act through a dead control stage: the car kept its last
+    # command and hit the cut-in vehicle at 25 m/s (collisions 1, final speed 26.4 m/s). The
+    # drive-by-wire watchdog brakes on its own 0.1 s after the last command.
+    loop, s, _ = _run((f"control:{kind}@1",), duration_s=8.0, scenario="cut_in")
+    assert s["collisions"] == 0
+    assert s["drive_by_wire"]["tripped_at_s"] == pytest.approx(1.1, abs=0.011)
+    assert s["final_speed_mps"] == 0.0
+    assert abs(loop.trajectory[-1][2]) < 0.5  # y: stopped in its lane (the straight road's centre lane)
+
+
 def test_slow_fusion_leads_to_minimal_risk_in_ideal_mode():
     # slow=3 still publishes (so no stale input), but misses every deadline.
     _, s, _ = _run(("fusion:slow=3@1-3",))

@@ -74,6 +74,7 @@ def run_one(job: tuple[str, int, str], planner_kind: str = "lattice") -> dict:
         "jerk_outside_emergency_mps3": float(jerk[comfort].max()) if comfort.any() else 0.0,
         "emergency_plans": len(emergency_s), "excluded_s": float(np.count_nonzero(excluded & moving) * np.median(np.diff(t))),
         "min_distance_m": summary["min_distance_m"],
+        "drive_by_wire_tripped_at_s": summary["drive_by_wire"]["tripped_at_s"],
     }
 
 
@@ -100,6 +101,10 @@ def test_every_scenario_every_seed_collision_free_and_nominal(runs):
     assert len(runs) == len(list_scenarios()) * len(SEEDS)
     bad = [_fmt(r) for r in runs if r["collisions"] or r["final_mode"] != "NOMINAL"]
     assert not bad, "\n".join(bad)
+    # The vehicle's own command watchdog never had to step in: control kept its deadline.
+    tripped = [(r["name"], r["seed"], r["drive_by_wire_tripped_at_s"]) for r in runs
+               if r["drive_by_wire_tripped_at_s"] is not None]
+    assert not tripped, tripped
 
 
 def test_jerk_within_comfort_outside_emergencies(runs):
