@@ -4,6 +4,12 @@ from __future__ import annotations
 # The longest closed-loop run the commands accept: a run keeps its trajectory, timing and
 # synchroniser records in memory for its summary.
 MAX_RUN_DURATION_S = 3600.0
+# The most threads a --threads option accepts. A fixed bound, not os.cpu_count(): a command line (or
+# a recorded run's options) must mean the same on every host, and oversubscribing a small host is a
+# legitimate timing experiment. The value is per model (onnxruntime intra-op) or per trainer (torch);
+# a run holds a session per model, so 64 already allows a few hundred threads, while an unbounded
+# value let `--threads 100000` spawn thousands of threads and gigabytes of stacks.
+MAX_THREADS = 64
 
 
 class UsageError(Exception):
@@ -18,5 +24,9 @@ def check_run_options(duration_s: float | None = None, seed: int = 0, threads: i
         raise UsageError(f"--duration: {duration_s} is out of range; allowed (0, {MAX_RUN_DURATION_S:g}] seconds")
     if seed < 0:  # the world's and numpy's generators take no negative seed
         raise UsageError(f"--seed: {seed} is out of range; allowed >= 0")
-    if threads < 1:
-        raise UsageError(f"--threads: {threads} is out of range; allowed >= 1")
+    check_threads(threads)
+
+
+def check_threads(threads: int, option: str = "--threads") -> None:
+    if not 1 <= threads <= MAX_THREADS:
+        raise UsageError(f"{option}: {threads} is out of range; allowed 1..{MAX_THREADS}")

@@ -18,6 +18,7 @@ from perception.camera_input import CameraInputConfig, boxes_to_input
 from perception.heads import camera_targets, lidar_targets
 from perception.onnx_model import MODELS_DIR
 from runtime.dataset import DatasetSpec, camera_frames, lidar_frames
+from runtime.errors import check_threads
 
 DEFAULT_MODEL = {"lidar": MODELS_DIR / "lidar_detector.onnx", "camera": MODELS_DIR / "camera_detector.onnx"}
 DEFAULT_TRAIN_SEEDS = (0, 239)
@@ -58,10 +59,11 @@ def train_main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=None, help="default: 10 for lidar, 8 for camera (the shipped models)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads, 1..64 (default 2)")
     ap.add_argument("--out", type=Path, default=None, help="ONNX path (default models/<modality>_detector.onnx)")
     ap.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation and the card")
     args = ap.parse_args(argv)
+    check_threads(args.threads)
     try:
         import torch  # noqa: F401
     except ImportError:

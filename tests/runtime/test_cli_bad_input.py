@@ -77,6 +77,20 @@ def test_seed_threads_and_duration_out_of_range_exit_2(tmp_path, capsys, argv, o
     assert not (tmp_path / "snap").exists()
 
 
+@pytest.mark.parametrize("argv", [
+    ["sim", "--perception", "oracle", "--duration", "1", "--threads", "100000"],
+    ["sim", "--perception", "oracle", "--duration", "1", "--threads", "65"],
+    ["timing", "--perception", "oracle", "--duration", "1", "--threads", "100000"],
+    ["eval-detector", "classical", "--threads", "100000"],
+    ["eval-detector", "classical", "--threads", "0"],
+    ["train", "lidar", "--threads", "100000"],
+])
+def test_threads_beyond_the_cap_exit_2_naming_the_range(capsys, argv):
+    """An unbounded --threads once spawned thousands of threads: refused before anything runs."""
+    assert main(argv) == 2
+    one_line_error(capsys, "--threads", "allowed 1..64")
+
+
 def test_record_to_unwritable_path_exit_2(tmp_path, capsys):
     target = tmp_path / "no_such_dir" / "x.mcap"
     assert main(["sim", "--perception", "oracle", "--duration", "0.2", "--record", str(target)]) == 2
