@@ -1,7 +1,8 @@
 """The `rtdrive` command line.
 
 Exit codes: 0 success; 1 a run completed but failed its gate (e.g. collisions with --fail-on-collision,
-a timing budget broken); 2 bad usage or bad input (unknown scenario, malformed file, bad fault spec).
+a timing budget broken); 2 bad usage or bad input (unknown scenario, malformed file, bad fault spec);
+130 interrupted (Ctrl-C), with one line saying where.
 """
 from __future__ import annotations
 
@@ -63,8 +64,12 @@ def _cmd_sim(args) -> int:
         recorder = recording(loop, args.record, args.config)
     except OSError as exc:  # the file's opening only: an OSError during the run is no usage error
         raise UsageError(f"--record {args.record}: cannot write: {exc.strerror or exc}") from None
-    with recorder:
-        summary = loop.run()
+    try:
+        with recorder:
+            summary = loop.run()
+    except KeyboardInterrupt:
+        from runtime.record import interrupted
+        raise KeyboardInterrupt(interrupted(loop, recorder)) from None
     print(json.dumps(summary, sort_keys=True) if args.json else format_summary(summary))
     return 1 if args.fail_on_collision and summary["collisions"] else 0
 
@@ -237,6 +242,9 @@ def main(argv: list[str] | None = None) -> int:
     except _user_errors() as exc:
         print(f"rtdrive {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:  # Ctrl-C: one line, exit 130 (128 + SIGINT) as a shell reports it
+        print(f"rtdrive {args.command}: {exc.args[0] if exc.args else 'interrupted'}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

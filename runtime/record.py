@@ -14,6 +14,8 @@ What lands where (log time = the message's ``t_ns``; publish time = when the sta
 Metadata (the "rtdrive" record): the scenario name, seed, the original ``--config`` TOML text (empty
 for the defaults), the rtdrive version and git revision, and as JSON the full scenario, stack
 config and run options, so replay rebuilds the road, the sensor setup and the stages exactly.
+At close, the end record says how far the run got: ``complete`` and ``end_ns`` (see ``RunRecorder``),
+so a run interrupted at 8 s of a planned 200 s replays 8 s, not 200.
 """
 from __future__ import annotations
 
@@ -24,11 +26,12 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from types import TracebackType
 
-from core.clock import s_to_ns
+from core.clock import ns_to_s, s_to_ns
 from core.messages import StageTiming
 from fusion.sync import SyncRecord
 from runtime.closed_loop import ClosedLoop
 from runtime.logs import Recorder, run_metadata
+from runtime.logs.recorder import end_metadata
 from runtime.logs.topics import SYNC_DECISIONS
 from runtime.scheduler import TaskSpec
 from runtime.stack import PRIORITY
@@ -66,16 +69,25 @@ def loop_metadata(loop: ClosedLoop, config_toml: str = "", revision: str = "") -
 
 class RunRecorder(AbstractContextManager):
     """Attach to a ClosedLoop before it runs; closes the file on exit (also after an exception,
-    so the recording of a failing run is readable without salvage)."""
+    so the recording of a failing run is readable without salvage).
+
+    At close it writes how far the run got (``complete``, ``end_ns``). The run is complete when no
+    event up to its duration is left on the scheduler and no exception ended it. Otherwise the log
+    is whole up to the last instant before the one being processed: an interrupt lands inside an
+    instant, after some of that instant's outputs were recorded and before others were, so that
+    instant is left out (``end_ns`` = its time - 1) and a replay stops before it."""
 
     def __init__(self, loop: ClosedLoop, path: str | Path, *, config_toml: str = "", revision: str = "",
                  record_truth: bool = True) -> None:
         self._loop = loop
+        self.path = Path(path)
         self._rec = Recorder(str(path), loop_metadata(loop, config_toml, revision), extra_types=EXTRA_TYPES,
                              chunk_size=RUN_CHUNK_BYTES)
         self._timings_done = 0
         self._sync_done = 0
         self.messages = 0
+        self.complete: bool | None = None  # set at close
+        self.end_ns: int | None = None
         loop.scheduler.add_listener(self._on_message)
         if record_truth:
             # Same priority as the world and registered after it, so at every tick it runs right
@@ -109,14 +121,29 @@ class RunRecorder(AbstractContextManager):
     def bytes_in(self) -> int:
         return self._rec.bytes_in
 
-    def close(self) -> None:
+    def close(self, failed: bool = False) -> None:
+        """Flush and close; ``failed``: an exception (an interrupt) ended the run."""
+        if self.complete is not None:
+            return
+        self.complete, self.end_ns = self._span(failed)
         try:
             self._flush_side_records()
         finally:
-            self._rec.close()
+            self._rec.close(end=end_metadata(self.complete, self.end_ns))
+
+    def _span(self, failed: bool) -> tuple[bool, int]:
+        sched = self._loop.scheduler
+        duration_ns = s_to_ns(self._loop.duration_s)
+        pending = sched.next_event_ns()
+        if failed:  # stopped inside the instant sched.now_ns: everything before it is whole
+            stop_ns = sched.now_ns if pending is None else min(sched.now_ns, pending)
+            return False, min(stop_ns - 1, duration_ns)
+        if pending is None or pending > duration_ns:
+            return True, duration_ns
+        return False, pending - 1  # closed part way (advance_to short of the end), between instants
 
     def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self.close()
+        self.close(failed=exc_type is not None)
 
 
 def record_args(parser) -> None:
@@ -132,3 +159,14 @@ def recording(loop: ClosedLoop, path: Path | None, config_path: Path | None = No
         return nullcontext()
     config_toml = Path(config_path).read_text() if config_path is not None else ""
     return RunRecorder(loop, path, config_toml=config_toml, revision=git_revision())
+
+
+def interrupted(loop: ClosedLoop, recorder: AbstractContextManager) -> str:
+    """After Ctrl-C ended ``rtdrive sim``: end the progress line, return the one line to print."""
+    progress = getattr(loop, "_progress", None)  # its line on stderr lacks a newline until done()
+    if progress is not None:
+        progress.done()
+    line = f"interrupted at t={ns_to_s(loop.scheduler.now_ns):.2f} s of {loop.duration_s:g} s"
+    if isinstance(recorder, RunRecorder):
+        line += f"; log {recorder.path} closed, {'complete' if recorder.complete else 'incomplete'}"
+    return line

@@ -6,6 +6,11 @@ simulated clock: no world runs, no sensor is simulated. Every recorded ``/sensor
 posted at its recorded arrival time, in recorded order, so the safety monitor's watchdogs and the
 control timeout see the same ages as in the recording.
 
+An incomplete recording (its end record says ``complete = false``: the run was interrupted or
+crashed) replays up to its ``end_ns`` only, the last time up to which the log holds everything the
+run produced; the planned duration in its run options is what the run meant to do, not what it
+did. A log without an end record (recorded before it existed) replays its planned duration.
+
 Compute time: the scheduler's deadline accounting (a planning miss feeds the safety monitor) uses
 the recorded ``StageTiming`` durations, replayed in run order, never this machine's timer: a replay
 on a slower machine makes the same decisions. Compute times are replayed, never compared.
@@ -78,6 +83,7 @@ class ReplayReport:
     replayed_modes: tuple[ModeChange, ...]
     wall_s: float
     outputs: dict[str, int] = field(default_factory=dict)  # replayed outputs per topic
+    stopped_ns: int | None = None  # an incomplete recording: the time up to which it is whole
 
 
 def setup_from_log(metadata: dict[str, str], scenario: ScenarioConfig | None = None) -> RunSetup:
@@ -102,6 +108,24 @@ def setup_from_log(metadata: dict[str, str], scenario: ScenarioConfig | None = N
         raise ConfigError("<log metadata>", "run_options.duration_s",
                           f"{opts.duration_s!r} is out of range; allowed (0, {_MAX_S:g}] seconds")
     return RunSetup(sc, cfg, opts, True)
+
+
+def recorded_stop_ns(metadata: dict[str, str]) -> int | None:
+    """Where an incomplete recording stopped (its end record's ``end_ns``); None for a complete run
+    and for a log without an end record."""
+    complete = metadata.get("complete", "true")
+    if complete == "true":
+        return None
+    if complete != "false":
+        raise ConfigError("<log metadata>", "complete", f"{complete!r}; allowed 'true' or 'false'")
+    try:
+        end_ns = int(metadata.get("end_ns", ""))
+    except ValueError:
+        raise ConfigError("<log metadata>", "end_ns", f"{metadata.get('end_ns')!r} is not an integer "
+                          "number of nanoseconds") from None
+    if not -1 <= end_ns <= s_to_ns(_MAX_S):
+        raise ConfigError("<log metadata>", "end_ns", f"{end_ns} is out of range; allowed [-1, {s_to_ns(_MAX_S)}]")
+    return end_ns
 
 
 def _json_object(metadata: dict[str, str], key: str, name: str) -> dict:
@@ -196,6 +220,11 @@ def replay(contents: LogContents, *, check: bool = True, from_s: float | None = 
     end_ns = s_to_ns(setup.opts.duration_s) if setup.opts.duration_s is not None else last_ns
     if contents.damage is not None:
         end_ns = min(end_ns, last_ns)  # nothing past the damage is known
+    stopped_ns = recorded_stop_ns(contents.metadata)
+    if stopped_ns is not None:
+        if stopped_ns < 0:
+            raise UsageError("the recording stopped before its first instant: nothing to replay")
+        end_ns = min(end_ns, stopped_ns)  # the run stopped there: nothing past it was recorded
     if to_s is not None:
         end_ns = min(end_ns, s_to_ns(to_s))
     from_ns = s_to_ns(from_s) if from_s is not None else 0
@@ -259,7 +288,7 @@ def replay(contents: LogContents, *, check: bool = True, from_s: float | None = 
     replayed = tuple(ModeChange(tr.t_ns, Mode(tr.mode).name, tr.reason) for tr in stack.monitor_state.transitions)
     return ReplayReport(setup, end_ns, fed, dict(ignored), checking, checker.compared, sync_compared, divergence,
                         _mode_changes_recorded([s for s in statuses if s.arrival_ns <= end_ns]), replayed,
-                        time.perf_counter() - wall_start, dict(checker.counts))
+                        time.perf_counter() - wall_start, dict(checker.counts), stopped_ns)
 
 
 def _compare_sync(recorded: list[SyncRecord], replayed: list[SyncRecord], start: int, from_ns: int,
@@ -297,8 +326,12 @@ def replay_args(parser) -> None:
 
 def format_report(report: ReplayReport, path: str) -> str:
     s, o = report.setup, report.setup.opts
+    incomplete = ""
+    if report.stopped_ns is not None:
+        planned = f" of {o.duration_s:g} s planned" if o.duration_s is not None else ""
+        incomplete = f" (incomplete recording: stopped at {ns_to_s(report.stopped_ns + 1):.2f} s{planned})"
     lines = [f"replay {path}: scenario {s.scenario.name}, seed {o.seed}, mode {o.mode}, "
-             f"{ns_to_s(report.end_ns):.2f} s of log in {report.wall_s:.2f} s wall",
+             f"{ns_to_s(report.end_ns):.2f} s of log{incomplete} in {report.wall_s:.2f} s wall",
              f"  inputs fed: {report.inputs_fed}"
              + (f" (ignored: {', '.join(f'{t} x{n}' for t, n in sorted(report.inputs_ignored.items()))})"
                 if report.inputs_ignored else "")]
@@ -339,8 +372,13 @@ def replay_main(args) -> int:
     scenario = load_scenario(args.scenario) if args.scenario else None
     try:
         setup = setup_from_log(contents.metadata, scenario)
+        stopped_ns = recorded_stop_ns(contents.metadata)
     except ConfigError as exc:  # the log's own metadata: name the log, not just "<log metadata>"
         raise UsageError(f"{args.log}: {exc}") from None
+    if stopped_ns is not None:
+        planned = f" of {setup.opts.duration_s:g} s planned" if setup.opts.duration_s is not None else ""
+        print(f"incomplete log: the recorded run stopped at {ns_to_s(stopped_ns + 1):.2f} s{planned} "
+              "(interrupted or failed); replaying up to there", file=sys.stderr)
     from runtime.record import git_revision
     recorded_rev, current_rev = contents.metadata.get("git_revision", ""), git_revision()
     if args.check and recorded_rev and current_rev and recorded_rev != current_rev:

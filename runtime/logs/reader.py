@@ -14,7 +14,7 @@ from pathlib import Path
 
 from runtime.logs.codec import ROLE_KEY, ROLE_VIZ, LogCodec
 from runtime.logs.mcap_walk import LogCorruptError, walk
-from runtime.logs.recorder import METADATA_NAME
+from runtime.logs.recorder import END_METADATA_NAME, METADATA_NAME
 
 ORDERS = ("log_time", "arrival", "file")
 
@@ -31,7 +31,9 @@ class LogMessage:
 @dataclass(frozen=True, slots=True)
 class LogContents:
     messages: tuple[LogMessage, ...]
-    metadata: dict[str, str]  # the "rtdrive" metadata record; empty for a log from another tool
+    # The "rtdrive" metadata record, with the keys of the "rtdrive.end" record (complete, end_ns)
+    # merged in where the recorder wrote one; empty for a log from another tool.
+    metadata: dict[str, str]
     damage: LogCorruptError | None  # None for an intact file
     skipped_topics: tuple[str, ...]
 
@@ -87,8 +89,8 @@ def read(path: str | Path, salvage: bool = False, *, order: str = "log_time",
                "file": (index, 0)}[order]
         messages.append((key, LogMessage(topic, raw.log_time, raw.publish_time, raw.sequence, msg)))
     messages.sort(key=lambda item: item[0])
-    return LogContents(tuple(m for _, m in messages), dict(result.metadata.get(METADATA_NAME, {})),
-                       damage, tuple(sorted(skipped)))
+    metadata = {**result.metadata.get(METADATA_NAME, {}), **result.metadata.get(END_METADATA_NAME, {})}
+    return LogContents(tuple(m for _, m in messages), metadata, damage, tuple(sorted(skipped)))
 
 
 def _is_ours(codec: LogCodec, schema_name: str) -> bool:

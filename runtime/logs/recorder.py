@@ -1,4 +1,5 @@
-"""MCAP recorder: zstd-compressed chunks, CRCs on, one "rtdrive" metadata record.
+"""MCAP recorder: zstd-compressed chunks, CRCs on, one "rtdrive" metadata record at the start and,
+when the caller says how the recording ended, one "rtdrive.end" record at close.
 
 Timestamps in the message envelope (the MCAP message record):
 - ``log_time`` = the message's ``t_ns`` (the time the data is about), so Foxglove's timeline and
@@ -7,6 +8,12 @@ Timestamps in the message envelope (the MCAP message record):
   (sensor latency included). Replay feeds inputs in (arrival_ns, file order); outputs have
   arrival_ns = t_ns unless the caller says otherwise;
 - ``sequence`` = the recorder's write counter (mod 2**32), so plain MCAP tools see write order too.
+
+The end record (``close(end=...)``): ``complete`` ("true"/"false") and ``end_ns``, the last time
+up to which the log holds everything the run produced. A run interrupted part way (Ctrl-C, a
+crash) still closes a valid file, and without it a reader could not tell that file from a finished
+run: it would take the planned duration from the start record. The reader merges the end record's
+keys into the metadata; a log written before the end record existed simply lacks them.
 
 The recorder does no I/O beyond its file: the git revision is a parameter, found by the CLI.
 """
@@ -22,6 +29,8 @@ from runtime.logs.mcap_write import McapWriter
 from runtime.logs.topics import viz_topic
 
 METADATA_NAME = "rtdrive"
+END_METADATA_NAME = "rtdrive.end"  # written at close: how far the recording got (see the module notes)
+END_KEYS = ("complete", "end_ns")
 REQUIRED_METADATA = ("scenario", "seed", "config_toml")
 DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024
 # zstd level -1 (a "fast" level), from the sweep in `python -m benchmarks.bench_logs` on the lidar +
@@ -45,6 +54,20 @@ def run_metadata(scenario: str, seed: int, config_toml: str, git_revision: str =
             "rtdrive_version": rtdrive_version(), "git_revision": git_revision}
 
 
+def _string_map(metadata: Mapping[str, object]) -> dict[str, str]:
+    out = {}
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not isinstance(value, (str, int)) or isinstance(value, bool):
+            raise TypeError(f"recorder metadata {key!r}: keys are str and values str or int, got {value!r}")
+        out[key] = str(value)
+    return out
+
+
+def end_metadata(complete: bool, end_ns: int) -> dict[str, str]:
+    """The end record: whether the run finished, and the time up to which the log is whole."""
+    return {"complete": "true" if complete else "false", "end_ns": str(int(end_ns))}
+
+
 def _check_time(name: str, value: object) -> int:
     as_int = int(value)
     if as_int != value or not 0 <= as_int <= _U64_MAX:
@@ -64,11 +87,7 @@ class Recorder:
         missing = [key for key in REQUIRED_METADATA if key not in metadata]
         if missing:
             raise ValueError(f"recorder metadata lacks {missing} (required: {list(REQUIRED_METADATA)})")
-        record = {"rtdrive_version": rtdrive_version(), "git_revision": ""}
-        for key, value in metadata.items():
-            if not isinstance(key, str) or not isinstance(value, (str, int)) or isinstance(value, bool):
-                raise TypeError(f"recorder metadata {key!r}: keys are str and values str or int, got {value!r}")
-            record[key] = str(value)
+        record = {"rtdrive_version": rtdrive_version(), "git_revision": "", **_string_map(metadata)}
         self._codec = LogCodec(extra_types)
         self._viz = viz
         self._file: BinaryIO = open(path, "wb")
@@ -116,12 +135,15 @@ class Recorder:
         self.bytes_in += len(encoded.payload)
 
     # ------------------------------------------------------------------------------------------
-    def close(self) -> None:
-        """Finish the summary and footer; idempotent."""
+    def close(self, end: Mapping[str, object] | None = None) -> None:
+        """Finish the summary and footer; idempotent. ``end`` (``end_metadata(...)``): written as the
+        "rtdrive.end" metadata record first."""
         if self._closed:
             return
         self._closed = True
         try:
+            if end is not None:
+                self._writer.add_metadata(END_METADATA_NAME, _string_map(end))
             self._writer.finish()
         finally:
             self._file.close()
