@@ -76,8 +76,8 @@ class ReplayReport:
     inputs_fed: int
     inputs_ignored: dict[str, int]  # topic -> count, inputs no stack stream takes
     checked: bool  # False when --check was not asked or the log holds no outputs to compare
-    outputs_compared: int
-    sync_compared: int
+    outputs_compared: int  # in the --from window
+    sync_compared: int  # synchroniser decisions, in the --from window
     divergence: Divergence | None
     recorded_modes: tuple[ModeChange, ...]
     replayed_modes: tuple[ModeChange, ...]
@@ -267,15 +267,16 @@ def replay(contents: LogContents, *, check: bool = True, from_s: float | None = 
         sched.post(m.arrival_ns, topic, m.msg)
         fed += 1
 
-    sync_divergence, sync_compared = None, 0
+    sync_divergence, sync_done, sync_compared = None, 0, 0
     t_ns = -1
     with long_lived_frozen():
         while t_ns < end_ns:
             t_ns = min(t_ns + _SLICE_NS, end_ns) if t_ns >= 0 else min(_SLICE_NS - 1, end_ns)
             sched.run_until(t_ns)
             if checking and sync_divergence is None:
-                sync_divergence, sync_compared = _compare_sync(recorded_sync, stack.sync_records, sync_compared,
-                                                               from_ns, contents.damage is not None)
+                sync_divergence, sync_done, compared = _compare_sync(recorded_sync, stack.sync_records, sync_done,
+                                                                     from_ns, contents.damage is not None)
+                sync_compared += compared
             if checking and (checker.divergence is not None or sync_divergence is not None):
                 break
     divergence = None
@@ -292,19 +293,24 @@ def replay(contents: LogContents, *, check: bool = True, from_s: float | None = 
 
 
 def _compare_sync(recorded: list[SyncRecord], replayed: list[SyncRecord], start: int, from_ns: int,
-                  damaged: bool) -> tuple[Divergence | None, int]:
-    """Compare the synchroniser decisions made since the last call; returns (divergence, compared)."""
+                  damaged: bool) -> tuple[Divergence | None, int, int]:
+    """Compare the synchroniser decisions made since the last call (from index ``start`` on; those
+    made before ``from_ns`` are paired but not compared). Returns (divergence, index to resume
+    from, decisions compared by this call)."""
+    compared = 0
     for i in range(start, len(replayed)):
-        if i >= len(recorded):
-            if damaged:
-                return None, i
-            return Divergence(SYNC_DECISIONS, replayed[i].now_ns, i, "(message)", "none recorded", "a decision"), i
         if replayed[i].now_ns < from_ns:
             continue
+        if i >= len(recorded):
+            if damaged:
+                return None, i, compared
+            return (Divergence(SYNC_DECISIONS, replayed[i].now_ns, i, "(message)", "none recorded", "a decision"),
+                    i, compared)
         diff = first_difference(recorded[i], replayed[i])
         if diff is not None:
-            return Divergence(SYNC_DECISIONS, replayed[i].now_ns, i, *diff), i
-    return None, len(replayed)
+            return Divergence(SYNC_DECISIONS, replayed[i].now_ns, i, *diff), i, compared
+        compared += 1
+    return None, len(replayed), compared
 
 
 # -- command line --------------------------------------------------------------------------------

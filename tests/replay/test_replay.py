@@ -78,10 +78,13 @@ def test_planted_change_names_the_first_divergence(oracle_log, monkeypatch, caps
 
 
 def test_window_checks_from_and_stops_at(oracle_log):
-    path, _ = oracle_log
+    path, loop = oracle_log
     report = replay(_read(path), from_s=1.0, to_s=1.5)
     assert report.divergence is None and report.end_ns == 1_500_000_000
     assert 0 < report.outputs_compared < sum(report.outputs.values())
+    # The synchroniser's decisions are counted in the window too, not from the start.
+    in_window = [r for r in loop.stack.sync_records if 1_000_000_000 <= r.now_ns <= 1_500_000_000]
+    assert report.sync_compared == len(in_window) > 0
     with pytest.raises(replay_mod.UsageError, match="past the end"):
         replay(_read(path), from_s=1.8, to_s=1.5)
 
