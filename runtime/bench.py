@@ -104,6 +104,8 @@ def run_benchmarks(registry: dict[str, Callable], names: list[str], repeat: int 
     declares its ``cycle`` (module docstring)."""
     if passes == 1 or passes < 0:
         raise ValueError(f"passes: {passes}; 0 (off) or at least 2")
+    if repeat is not None and repeat < 1:
+        raise ValueError(f"repeat: {repeat}; None (per benchmark) or at least 1")
     results: dict[str, dict] = {}
     references: dict[str, str] = {}
     for name in names:

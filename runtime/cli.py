@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from core.config import ConfigError, load_toml
-from runtime.errors import UsageError, check_run_options
+from runtime.errors import UsageError, check_output_paths, check_run_options
 from runtime.host_probe import DEFAULT_PROBE_SECONDS
 from runtime.perception_modes import DEFAULT_PERCEPTION, PERCEPTION_MODES
 from sim.faults import FaultSpecError
@@ -89,7 +89,7 @@ def _add_bench(sub) -> None:
                        description="Time the named benchmarks (all when none is named).")
     p.add_argument("names", nargs="*", help="benchmark names (default: all); `--list` shows them")
     p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
-    p.add_argument("--repeat", type=int, default=None, help="timed runs per benchmark (default: per benchmark)")
+    p.add_argument("--repeat", type=int, default=None, help="timed runs per benchmark, >= 1 (default: per benchmark)")
     p.add_argument("--json", action="store_true", help="print {name: {median_ms, p99_ms, n, ...}}")
     p.add_argument("--host-probe", type=float, default=DEFAULT_PROBE_SECONDS, metavar="S",
                    help="seconds of host probe before and after each benchmark, reported as host_lost_pct "
@@ -116,6 +116,8 @@ def _cmd_bench(args) -> int:
         raise UsageError(f"--host-probe: {args.host_probe} is out of range; allowed [0, 10] seconds")
     if args.passes == 1 or not 0 <= args.passes <= 100:
         raise UsageError(f"--passes: {args.passes}; allowed 0 (off) or 2 to 100")
+    if args.repeat is not None and args.repeat < 1:
+        raise UsageError(f"--repeat: {args.repeat} is out of range; allowed >= 1")
     results = run_benchmarks(registry, args.names or sorted(registry), args.repeat, progress=sys.stderr,
                              host_probe_s=args.host_probe, passes=args.passes)
     print(json.dumps(results, sort_keys=True, indent=1) if args.json else format_results(results))
@@ -140,6 +142,7 @@ def _cmd_snapshot(args) -> int:
     check_run_options(seed=args.seed)
     if not (0.0 <= args.t <= scenario.duration_s):
         raise UsageError(f"--t: {args.t} is outside the scenario's [0, {scenario.duration_s}] s")
+    check_output_paths(folders={"-o": args.out})  # before the world is stepped to --t
     for name, path in write_snapshot(scenario, args.seed, args.t, args.out, scenario.sensors).items():
         print(f"{name:<14}{path}")
     return 0

@@ -1,6 +1,8 @@
 """User-facing errors of the runtime: reported as one line, exit code 2, no traceback."""
 from __future__ import annotations
 
+from pathlib import Path
+
 # The longest closed-loop run the commands accept: a run keeps its trajectory, timing and
 # synchroniser records in memory for its summary.
 MAX_RUN_DURATION_S = 3600.0
@@ -30,3 +32,27 @@ def check_run_options(duration_s: float | None = None, seed: int = 0, threads: i
 def check_threads(threads: int, option: str = "--threads") -> None:
     if not 1 <= threads <= MAX_THREADS:
         raise UsageError(f"{option}: {threads} is out of range; allowed 1..{MAX_THREADS}")
+
+
+def check_frames_per_seed(frames: int, option: str = "--frames-per-seed") -> None:
+    if frames < 1:
+        raise UsageError(f"{option}: {frames} is out of range; allowed >= 1")
+
+
+def check_output_paths(files: dict[str, Path | None] | None = None,
+                       folders: dict[str, Path | None] | None = None) -> None:
+    """Output options, checked before a run so that a bad path does not cost the run: ``files``
+    and ``folders`` map an option to its path (None: not given). An existing file is overwritten
+    and an existing folder written into, as every output option of the CLI does; a file option
+    naming a folder, a folder option naming a file, or a path below a file is refused."""
+    for option, path, want_dir in ([(o, p, False) for o, p in (files or {}).items()]
+                                   + [(o, p, True) for o, p in (folders or {}).items()]):
+        if path is None:
+            continue
+        path = Path(path)
+        if path.exists() and path.is_dir() != want_dir:
+            raise UsageError(f"{option} {path}: " + ("exists and is not a folder" if want_dir
+                                                     else "is a folder; give a file name"))
+        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            raise UsageError(f"{option} {path}: {blocker} is a file, not a folder")

@@ -24,7 +24,7 @@ from perception.lidar_detector import LidarDetectorConfig, lidar_detect_step, lo
 from perception.metrics import average_precision, bev_center_distance, iou_2d, match_frame
 from perception.onnx_model import PROVIDER_PREFERENCES, ModelFileMissingError, ModelLoadError, SessionOptions
 from runtime.dataset import DatasetSpec, camera_frames, camera_geometry, lidar_frames
-from runtime.errors import check_threads
+from runtime.errors import check_frames_per_seed, check_threads
 from runtime.train_cli import DEFAULT_EVAL_SEEDS, DEFAULT_MODEL, parse_seeds
 from sim.sensors.config import CameraConfig
 
@@ -126,6 +126,7 @@ def eval_main(argv: list[str] | None = None) -> int:
     ap.add_argument("--write-card", action="store_true", help="(re)write the model card next to the model")
     args = ap.parse_args(argv)
     check_threads(args.threads)
+    check_frames_per_seed(args.frames_per_seed)
     options = SessionOptions(provider=args.provider, intra_op_threads=args.threads)
     try:
         if args.detector == "camera":

@@ -18,7 +18,7 @@ from perception.camera_input import CameraInputConfig, boxes_to_input
 from perception.heads import camera_targets, lidar_targets
 from perception.onnx_model import MODELS_DIR
 from runtime.dataset import DatasetSpec, camera_frames, lidar_frames
-from runtime.errors import check_threads
+from runtime.errors import check_frames_per_seed, check_threads
 
 DEFAULT_MODEL = {"lidar": MODELS_DIR / "lidar_detector.onnx", "camera": MODELS_DIR / "camera_detector.onnx"}
 DEFAULT_TRAIN_SEEDS = (0, 239)
@@ -64,6 +64,7 @@ def train_main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation and the card")
     args = ap.parse_args(argv)
     check_threads(args.threads)
+    check_frames_per_seed(args.frames_per_seed)
     try:
         import torch  # noqa: F401
     except ImportError:

@@ -10,6 +10,7 @@ Outputs by suffix: .mp4 (cv2.VideoWriter, mp4v), .gif (Pillow), .png (one frame,
 from __future__ import annotations
 
 import json
+import math
 from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass
@@ -204,11 +205,22 @@ def frame_times(view: RunView, fps: float) -> np.ndarray:
     return np.arange(t0, t1 + 1, int(round(1e9 / fps)), dtype=np.int64)
 
 
+def _frame_time_ns(view: RunView, at_s: float | None) -> int:
+    """The time of the one .png frame: ``at_s`` [s of log time], which must lie inside the recorded
+    run (a time outside it would show the first or last frame under a wrong cursor), or the middle."""
+    if at_s is None:
+        return int(np.median(view.truth_times_ns))
+    t0_s, t1_s = view.truth_times_ns[0] / 1e9, view.truth_times_ns[-1] / 1e9
+    if not (math.isfinite(at_s) and t0_s <= at_s <= t1_s):
+        raise UsageError(f"--at: {at_s} is outside the log's time range; allowed [{t0_s:.3f}, {t1_s:.3f}] s")
+    return int(round(at_s * 1e9))
+
+
 def write_view(view: RunView, out: Path, fps: float = 10.0, at_s: float | None = None) -> int:
     """Render to ``out`` by its suffix; returns the number of frames written."""
     suffix = out.suffix.lower()
     if suffix == ".png":
-        t_ns = int(round(at_s * 1e9)) if at_s is not None else int(np.median(view.truth_times_ns))
+        t_ns = _frame_time_ns(view, at_s)
         if not cv2.imwrite(str(out), view.frame(t_ns)):
             raise UsageError(f"cannot write {out}")
         return 1
@@ -242,7 +254,7 @@ def view_args(parser) -> None:
     parser.add_argument("-o", "--out", type=Path, required=True, metavar="FILE", help="out.mp4, out.gif or out.png")
     parser.add_argument("--fps", type=float, default=10.0, help="frames per second of log time (default 10)")
     parser.add_argument("--at", dest="at_s", type=float, default=None, metavar="S",
-                        help="time of the frame for .png (default: the middle of the run)")
+                        help="time of the frame for .png, inside the log's time range (default: the middle of the run)")
     parser.add_argument("--salvage", action="store_true", help="render the intact part of a damaged log")
 
 
@@ -252,10 +264,14 @@ def view_main(args) -> int:
 
     if not 0.1 <= args.fps <= 60.0:
         raise UsageError(f"--fps: {args.fps} is out of range; allowed [0.1, 60]")
+    if args.at_s is not None and not math.isfinite(args.at_s):  # before reading the log
+        raise UsageError(f"--at: {args.at_s} is not a finite number of seconds")
     try:
         contents = read(args.log, salvage=args.salvage, order="arrival", extra_types=EXTRA_TYPES)
     except FileNotFoundError as exc:
         raise UsageError(f"no such log: {args.log}") from exc
+    except OSError as exc:  # a folder, no permission: the user's path, not a bug
+        raise UsageError(f"cannot read log {args.log}: {exc.strerror or exc}") from None
     except LogCorruptError as exc:
         raise UsageError(f"{exc}\n  (--salvage renders the intact messages before the damage)") from exc
     view = RunView(contents.messages, contents.metadata)

@@ -51,6 +51,24 @@ def test_bad_requests(log, tmp_path, capsys):
     assert "byte" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("at", ["nan", "inf", "-1", "5"])
+def test_frame_time_not_finite_or_outside_the_log_exit_2_naming_the_range(log, tmp_path, capsys, at):
+    """--at nan/inf raised a traceback; a time outside the log was clamped to its first or last frame."""
+    out = tmp_path / "v.png"
+    assert main(["view", str(log), "-o", str(out), "--at", at]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("rtdrive view: error: --at: ")
+    assert "not a finite number" in err if at in ("nan", "inf") else "allowed [0.000, 1.000] s" in err
+    assert not out.exists()
+
+
+def test_view_of_a_directory_exit_2(tmp_path, capsys):
+    assert main(["view", str(tmp_path), "-o", str(tmp_path / "v.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and str(tmp_path) in err
+
+
 def test_view_of_a_full_stack_run_skips_pixel_boxes_in_the_birds_eye_view(tmp_path):
     """Camera detections (Detections2D) are recorded too; the bird's-eye view must not trip on them."""
     from runtime.cli import main

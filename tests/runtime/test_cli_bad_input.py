@@ -91,6 +91,36 @@ def test_threads_beyond_the_cap_exit_2_naming_the_range(capsys, argv):
     one_line_error(capsys, "--threads", "allowed 1..64")
 
 
+@pytest.mark.parametrize("argv, option", [
+    (["bench", "control_step", "--repeat", "0"], "--repeat"),
+    (["bench", "control_step", "--repeat", "-5"], "--repeat"),
+    (["eval-detector", "lidar", "--frames-per-seed", "0"], "--frames-per-seed"),
+    (["eval-detector", "lidar", "--frames-per-seed", "-2"], "--frames-per-seed"),
+    (["train", "lidar", "--frames-per-seed", "0"], "--frames-per-seed"),
+])
+def test_counts_below_one_exit_2(capsys, argv, option):
+    assert main(argv) == 2
+    one_line_error(capsys, option, "allowed >= 1")
+
+
+@pytest.mark.parametrize("command, option, kind", [
+    (["snapshot", "--scenario", "free_road"], "-o", "file"),
+    (["snapshot", "--scenario", "free_road"], "-o", "below_file"),
+])
+def test_output_path_of_the_wrong_kind_exit_2_before_the_run(tmp_path, capsys, command, option, kind):
+    """snapshot's -o is a folder: a file there failed with a traceback after stepping the world.
+    Existing outputs of the right kind are overwritten, as everywhere."""
+    a_file = tmp_path / "existing"
+    a_file.write_text("keep")
+    path = {"file": a_file, "dir": tmp_path, "below_file": a_file / "plots"}[kind]
+    assert main([*command, option, str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # refused before the run printed its report
+    assert len(captured.err.strip().splitlines()) == 1 and "Traceback" not in captured.err
+    assert captured.err.startswith(f"rtdrive {command[0]}: error: {option} {path}: ")
+    assert a_file.read_text() == "keep"
+
+
 def test_record_to_unwritable_path_exit_2(tmp_path, capsys):
     target = tmp_path / "no_such_dir" / "x.mcap"
     assert main(["sim", "--perception", "oracle", "--duration", "0.2", "--record", str(target)]) == 2
