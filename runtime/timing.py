@@ -16,13 +16,16 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass, field, replace
+import tomllib
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
 from core.clock import NS_PER_S, s_to_ns
-from core.config import rng
+from core.config import from_mapping, load_toml, rng
 from core.messages import Mode
 from fusion.sync import Decision
 from perception.onnx_model import SessionOptions
@@ -95,6 +98,25 @@ def with_budgets(stack_cfg: StackConfig, budgets: TimingBudgets, source: str) ->
         return replace(stack_cfg, budgets_ms={**stack_cfg.budgets_ms, **budgets.budgets_ms})
     except ValueError as exc:
         raise UsageError(f"{source}: {exc}") from exc
+
+
+def overlay_config(recorded: StackConfig, config: Path | None) -> StackConfig:
+    """A log's recorded stack config with the keys of a ``--config`` file laid over it (tables and
+    ``budgets_ms`` merged key by key): what the file changes, the recording keeps the rest. The file
+    is checked on its own first, so its errors name it and its key as ``--config`` does elsewhere."""
+    if config is None:
+        return recorded
+    load_toml(StackConfig, config)  # unknown keys, types, ranges: named like any --config file
+    with Path(config).open("rb") as fh:
+        overrides = tomllib.load(fh)
+    return from_mapping(StackConfig, _merged(asdict(recorded), overrides), str(config))
+
+
+def _merged(base: dict, overrides: Mapping) -> dict:
+    out = dict(base)
+    for key, value in overrides.items():
+        out[key] = _merged(out[key], value) if isinstance(value, Mapping) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def analyse(sched: Scheduler, sync_records, log: DeliveryLog, control_period_ns: int,
@@ -183,8 +205,9 @@ def time_scenario(scenario: ScenarioConfig, opts: RunOptions, stack_cfg: StackCo
 
 
 def time_log(path: str, opts: RunOptions, budgets: TimingBudgets, budgets_source: str, load: int,
-             duration_s: float | None, rt_priority: int = 0) -> dict:
-    """The recorded inputs of an MCAP log fed at their arrival times on the wall clock."""
+             duration_s: float | None, rt_priority: int = 0, config: Path | None = None) -> dict:
+    """The recorded inputs of an MCAP log fed at their arrival times on the wall clock, through the
+    recorded stack with ``config``'s keys laid over it (``overlay_config``), then ``budgets``."""
     from runtime.logs import LogCorruptError, read
     from runtime.record import EXTRA_TYPES
     from runtime.replay import _stream_topic, setup_from_log  # one topic convention for both feeds
@@ -196,7 +219,7 @@ def time_log(path: str, opts: RunOptions, budgets: TimingBudgets, budgets_source
     except LogCorruptError as exc:
         raise UsageError(str(exc)) from exc
     setup = setup_from_log(contents.metadata)
-    stack_cfg = with_budgets(setup.stack_cfg, budgets, budgets_source)
+    stack_cfg = with_budgets(overlay_config(setup.stack_cfg, config), budgets, budgets_source)
     # The recorded perception mode unless one is asked for: the log's sensors fit it.
     run_opts = replace(setup.opts, mode="realtime", perception=opts.perception or setup.opts.perception,
                        provider=opts.provider, threads=opts.threads, progress=None)

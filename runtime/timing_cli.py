@@ -20,11 +20,13 @@ def add_timing(sub) -> None:
     src.add_argument("--scenario", default=None, help="built-in name or TOML path (default cut_in)")
     src.add_argument("--log", default=None, metavar="L.mcap", help="feed a recorded log's sensor inputs instead")
     p.add_argument("--duration", type=float, default=None, metavar="S", help="seconds (default: the scenario's)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of the simulated world (default 0); not with --log, whose inputs are recorded")
     p.add_argument("--load", type=int, default=0, metavar="N", help="N busy processes alongside the run")
     p.add_argument("--budgets", type=Path, default=None, metavar="FILE",
                    help="TOML: [budgets_ms] keyed by stage (e.g. planning = 20.0), e2e_p99_ms = limit")
-    p.add_argument("--config", type=Path, default=None, help="stack config TOML (rates, default budgets)")
+    p.add_argument("--config", type=Path, default=None,
+                   help="stack config TOML (rates, default budgets); with --log, laid over the recorded config")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the report as JSON")
     p.add_argument("--plot", type=Path, default=None, metavar="DIR", help="write histograms and a timeline PNG")
     p.add_argument("--perception", choices=PERCEPTION_MODES, default=None,
@@ -50,14 +52,17 @@ def cmd_timing(args) -> int:
         raise UsageError(f"--load: {args.load} is out of range; allowed 0..{MAX_LOAD_PROCESSES}")
     if not 0 <= args.rt_priority <= 99:
         raise UsageError(f"--rt-priority: {args.rt_priority} is out of range; allowed 0..99")
-    check_run_options(args.duration, args.seed, args.threads)
+    if args.log and args.seed is not None:
+        raise UsageError("--seed has no meaning with --log: the log's inputs are recorded, nothing is simulated")
+    seed = 0 if args.seed is None else args.seed
+    check_run_options(args.duration, seed, args.threads)
     budgets = load_toml(TimingBudgets, args.budgets) if args.budgets else TimingBudgets()
     source = str(args.budgets or "<defaults>")
-    opts = RunOptions(seed=args.seed, duration_s=args.duration, perception=args.perception or DEFAULT_PERCEPTION,
+    opts = RunOptions(seed=seed, duration_s=args.duration, perception=args.perception or DEFAULT_PERCEPTION,
                       provider=args.provider, threads=args.threads)
     if args.log:
         report = time_log(args.log, replace(opts, perception=args.perception), budgets, source, args.load,
-                          args.duration, args.rt_priority)
+                          args.duration, args.rt_priority, args.config)
     else:
         from sim.scenario import load_scenario
 

@@ -204,3 +204,47 @@ def test_latency_mode_overrunning_periodic_task_keeps_one_chain_and_sim_time_is_
     # Each 25 ms run queues the next behind it: one run per 25 ms, never duplicated chains.
     assert starts == [0, 25 * MS, 50 * MS, 75 * MS, 100 * MS]
     assert world_times == list(range(0, 101 * MS, 10 * MS))  # the simulator's compute delays nothing
+
+
+def test_config_is_laid_over_a_logs_recorded_stack_config(tmp_path):
+    from dataclasses import replace
+
+    from core.config import ConfigError
+    from runtime.timing import overlay_config
+
+    recorded = replace(StackConfig(), budgets_ms={**StackConfig().budgets_ms, "control": 2.0})
+    assert overlay_config(recorded, None) is recorded
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text("[budgets_ms]\nplanning = 0.01\n[rates_hz]\nplanning = 5.0\n")
+    out = overlay_config(recorded, cfg)
+    # What the file says changes; the recording keeps the rest (budgets merged key by key).
+    assert out.budgets_ms == {**recorded.budgets_ms, "planning": 0.01} and out.budget_ns("control") == 2 * MS
+    assert out.rates_hz == replace(recorded.rates_hz, planning=5.0)
+    assert replace(out, budgets_ms=recorded.budgets_ms, rates_hz=recorded.rates_hz) == recorded
+    cfg.write_text("[budgets_ms]\nplanning = 0.01\n[rates_hz]\nplaning = 5.0\n")
+    with pytest.raises(ConfigError, match="cfg.toml.*rates_hz.planing"):
+        overlay_config(recorded, cfg)
+
+
+def test_cli_timing_log_applies_config_and_refuses_seed(tmp_path, capsys):
+    import json
+
+    from runtime.cli import main
+
+    log = tmp_path / "run.mcap"
+    assert main(["sim", "--scenario", "free_road", "--perception", "oracle", "--duration", "1", "--record",
+                 str(log)]) == 0
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text("[budgets_ms]\nplanning = 0.01\n")
+    capsys.readouterr()
+    # --seed means nothing for recorded inputs: refused before the run, one line, exit 2.
+    assert main(["timing", "--log", str(log), "--seed", "5", "--no-latency-loop"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--seed" in err[0] and "--log" in err[0]
+    out_json = tmp_path / "t.json"
+    rc = main(["timing", "--log", str(log), "--config", str(cfg), "--no-latency-loop", "--json", str(out_json)])
+    captured = capsys.readouterr()
+    rep = json.loads(out_json.read_text())
+    assert rep["stages"]["planning"]["budget_ms"] == 0.01 and rep["stages"]["planning"]["misses"] > 0
+    assert rep["stages"]["control"]["budget_ms"] == 1.0  # the recorded budget, not replaced by the file
+    assert rc == 1 and "planning: p99" in captured.err and "gate: FAIL" in captured.out
