@@ -255,6 +255,11 @@ def _mean(chunks: list[np.ndarray]) -> float:
     return float(values.mean()) if values.size else float("nan")
 
 
+def _shown(value, spec: str = "") -> str:
+    """A metric in the table and the progress lines: None (undefined) is n/a."""
+    return "n/a" if value is None else format(value, spec)
+
+
 def summarise(runs: list[_RunAccumulator]) -> dict:
     mh = mm.metrics.create()
     names = [f"run{k}" for k in range(len(runs))]
@@ -264,15 +269,17 @@ def summarise(runs: list[_RunAccumulator]) -> dict:
     overall = table.loc["OVERALL"]
     ego_sq = np.concatenate([np.asarray(r.ego_sq_err) for r in runs]) if runs else np.zeros(0)
 
-    def num(v) -> float:
-        return round(float(v), 4) if np.isfinite(v) else float("nan")
+    def num(v) -> float | None:
+        # Undefined (no matches for MOTP, no objects for MOTA and IDF1, no ego or no updates):
+        # None, which JSON writes as null; NaN is no JSON.
+        return round(float(v), 4) if np.isfinite(v) else None
 
     return {
         "mota": num(overall["mota"]), "motp": num(overall["motp"]), "idf1": num(overall["idf1"]),
         "id_switches": int(overall["num_switches"]),
         "false_positives": int(overall["num_false_positives"]), "misses": int(overall["num_misses"]),
         "objects": int(overall["num_objects"]), "matches": int(overall["num_matches"]),
-        "ego_rmse_m": num(np.sqrt(ego_sq.mean())) if ego_sq.size else float("nan"),
+        "ego_rmse_m": num(np.sqrt(ego_sq.mean())) if ego_sq.size else None,
         "nees": num(_mean([c for r in runs for c in r.nees])),
         "nis": num(_mean([c for r in runs for c in r.nis])),
         "nees_dof": 4, "nis_dof": 2,
@@ -301,12 +308,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def eval_tracker_main(argv: list[str] | None) -> int:
+    from runtime.errors import UsageError, check_run_options
+    from sim.scenario import load_scenario
+
     args = build_parser().parse_args(argv)
     try:
         seeds = parse_seeds(args.seeds)
         if not (0.0 < args.match_m <= 20.0):
             raise ValueError(f"--match-m: {args.match_m} is out of range; allowed (0, 20] m")
+        # The closed-loop options as `rtdrive sim` checks them (--duration 0 or nan, a negative seed).
+        check_run_options(args.duration, min(seeds))
         scenarios = args.scenario or list(DEFAULT_SCENARIOS)
+        for name in scenarios:  # all of them before the first run: a typo must not cost the runs before it
+            load_scenario(name)
         runs, per_run = [], []
         n_runs, wall_start = len(scenarios) * len(seeds), time.perf_counter()
         for name in scenarios:
@@ -317,21 +331,22 @@ def eval_tracker_main(argv: list[str] | None) -> int:
                 per_run.append({**info, **summarise([run])})
                 # A full-stack evaluation takes minutes: one line per run on stderr, stdout stays
                 # the result alone (one JSON object with --json).
-                print(f"  eval-tracker: run {len(runs)}/{n_runs} {name} seed {seed}: mota {per_run[-1]['mota']:.3f}, "
-                      f"idf1 {per_run[-1]['idf1']:.3f} ({time.perf_counter() - wall_start:.0f} s so far)",
+                print(f"  eval-tracker: run {len(runs)}/{n_runs} {name} seed {seed}: "
+                      f"mota {_shown(per_run[-1]['mota'], '.3f')}, idf1 {_shown(per_run[-1]['idf1'], '.3f')} "
+                      f"({time.perf_counter() - wall_start:.0f} s so far)",
                       file=sys.stderr, flush=True)
-    except (ValueError, FileNotFoundError, KeyError) as exc:
+    except (ValueError, FileNotFoundError, KeyError, UsageError) as exc:
         print(f"rtdrive eval-tracker: error: {exc}", file=sys.stderr)
         return 2
     result = {**summarise(runs), "perception": args.perception, "truth": args.truth, "scenarios": scenarios,
               "seeds": seeds, "runs": per_run}
     if args.json:
-        print(json.dumps(result, sort_keys=True))
+        print(json.dumps(result, sort_keys=True, allow_nan=False))
     else:
         keys = ("mota", "motp", "idf1", "id_switches", "ego_rmse_m", "nees", "nis")
         print(f"{'scenario':<20}{'seed':>6}" + "".join(f"{k:>12}" for k in keys))
         for r in per_run + [{"scenario": "OVERALL", "seed": "", **result}]:
-            print(f"{r['scenario']:<20}{r['seed']!s:>6}" + "".join(f"{r[k]!s:>12}" for k in keys))
+            print(f"{r['scenario']:<20}{r['seed']!s:>6}" + "".join(f"{_shown(r[k]):>12}" for k in keys))
     return 0
 
 

@@ -150,3 +150,59 @@ def test_command_evaluates_the_classical_perception_path(capsys):
     result = json.loads(out)
     assert rc == 0 and result["perception"] == "classical"
     assert result["matches"] > 0 and 0.5 < result["mota"] <= 1.0 and np.isfinite(result["ego_rmse_m"])
+
+
+def _reject_nan(token):
+    raise AssertionError(f"{token} in the JSON: not JSON")
+
+
+def test_undefined_metrics_are_null_never_nan():
+    """MOTP with no match, MOTA and IDF1 with no object, NEES/NIS with no update, the ego RMSE with
+    no ego estimate: undefined is None (JSON null), never NaN (which json.dumps writes as bare NaN)."""
+    no_match = _RunAccumulator(match_m=2.0, coverage_m=100.0)
+    gt_xy = np.array([[10.0, 0.0]])
+    no_match.on_tracks(Tracks.empty(0), np.zeros(2), np.array([1]), gt_xy, np.zeros((1, 2)), np.zeros(0))
+    out = summarise([no_match])
+    assert out["objects"] == 1 and out["matches"] == 0 and out["motp"] is None
+    assert out["nees"] is None and out["nis"] is None and out["ego_rmse_m"] is None
+    assert out["mota"] == 0.0 and out["idf1"] == 0.0
+    nothing = summarise([_RunAccumulator(match_m=2.0, coverage_m=100.0)])  # a scenario without objects
+    assert nothing["objects"] == 0 and nothing["mota"] is None and nothing["idf1"] is None
+    for result in (out, nothing):
+        json.loads(json.dumps(result), parse_constant=_reject_nan)
+
+
+def test_command_prints_null_in_json_and_n_a_in_the_table(capsys):
+    from runtime.eval_tracker import eval_tracker_main
+    argv = ["--perception", "oracle", "--scenario", "free_road", "--seeds", "1", "--duration", "0.05"]
+    assert eval_tracker_main([*argv, "--json"]) == 0
+    out, err = capsys.readouterr()
+    result = json.loads(out, parse_constant=_reject_nan)  # was "motp": NaN
+    assert result["matches"] == 0 and result["motp"] is None and result["runs"][0]["motp"] is None
+    assert eval_tracker_main(argv) == 0
+    table = capsys.readouterr().out.splitlines()
+    header, overall = table[0].split(), table[-1].split()
+    assert overall[0] == "OVERALL" and overall[header.index("motp") - 1] == "n/a"  # OVERALL has no seed cell
+    assert "nan" not in "\n".join(table).lower()
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    (["--duration", "0"], "--duration: 0.0 is out of range"),
+    (["--duration", "nan"], "--duration: nan is out of range"),
+    (["--duration", "-1"], "--duration"),
+    (["--seeds=-3..-1"], "--seed:"),
+    (["--scenario", "free_road", "--scenario", "nope"], "nope"),
+])
+def test_bad_options_and_scenarios_are_refused_before_any_run(monkeypatch, capsys, extra, fragment):
+    """--duration 0 ran, --duration nan failed naming no option, and the second of two --scenario
+    failed only after every run of the first: all are checked before the first run."""
+    import runtime.eval_tracker as et
+    runs = []
+    monkeypatch.setattr(et, "evaluate_run", lambda *a, **k: runs.append(a) or pytest.fail("a run started"))
+    argv = ["--perception", "oracle", *extra]
+    if "--scenario" not in extra:
+        argv += ["--scenario", "free_road"]
+    assert et.eval_tracker_main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert runs == [] and len(err) == 1 and err[0].startswith("rtdrive eval-tracker: error: ")
+    assert fragment in err[0]
