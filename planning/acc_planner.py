@@ -16,6 +16,7 @@ from core.messages import EgoState, ModeLimits, Plan, Tracks
 from core.road import Road
 from planning.acc_law import AccGains, rollout
 from planning.frenet_plan import frenet_to_plan, lane_stretch
+from planning.road_end import road_end_in_reach, with_road_end
 from planning.track_frenet import curvature_at, road_heading_curvature, select_lead, tracks_to_frenet
 
 # The config names each gain as AccGains does, so the gains array is read from the config in
@@ -185,6 +186,8 @@ def acc_plan_step(state: AccPlannerState, ego: EgoState, tracks: Tracks, limits:
     d_lane = float(road.lane_center_d(lane))
 
     ft, n_bad = tracks_to_frenet(tracks, road, t_ns, cfg.min_existence)
+    if road_end_in_reach(road, s_ego, ego.speed_mps, cfg.horizon_s, cfg.cruise_decel_mps2):
+        ft = with_road_end(ft, road)
     i_lead, gap = select_lead(ft, s_ego, d_lane, cfg.ego_front_m, cfg.ego_half_width_m,
                               cfg.corridor_margin_m, cfg.cut_in_horizon_s)
     # The law runs in distance along the lane and physical speeds (profile_plan converts back);

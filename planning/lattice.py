@@ -40,6 +40,7 @@ from planning.lattice_grid import lateral_family_tabled
 from planning.lattice_obstacles import MAX_OBJECTS, followers_in_lane, obstacle_terms
 from planning.lattice_tables import LatticeTables, tables_for
 from planning.prediction import predict
+from planning.road_end import road_end_in_reach, with_road_end
 from planning.track_frenet import curvature_at, road_heading_curvature, tracks_to_frenet
 
 __all__ = ["LatticeConfig", "LatticeState", "LatticeTables", "lattice_plan_step"]
@@ -119,6 +120,8 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
         near = np.sort(np.argpartition(np.abs(ft.s_m - s0), MAX_OBJECTS)[:MAX_OBJECTS])
         dropped = len(ft) - MAX_OBJECTS
         ft = type(ft)(*(getattr(ft, f)[near] for f in ft.__slots__))
+    if road_end_in_reach(road, s0, v0, float(t_s[-1]), acc.cruise_decel_mps2):
+        ft = with_road_end(ft, road)  # after the selection above: the end of the map is never dropped
     dt_mem = (t_ns - state.track_t_ns) * 1e-9 if state.track_t_ns >= 0 else 0.0
     yaw_rate, accel_tr = _track_rates(ft, state, dt_mem, cfg.track_accel_smoothing)
     pred = predict(ft, yaw_rate, road, t_s, cfg.prediction, accel_tr, tab.prediction)
