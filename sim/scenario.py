@@ -34,6 +34,15 @@ class RoadConfig:
     def __post_init__(self) -> None:
         if not self.segments:
             raise ValueError("segments: a road needs at least one segment")
+        half_width = 0.5 * self.num_lanes * self.lane_width_m
+        for i, seg in enumerate(self.segments):
+            # The road's inner edge must stay outside the bend's centre: at |k| half_width >= 1 the
+            # inner lanes would pass through it (their length, 1 - k d per metre, vanishes).
+            if abs(seg.curvature_1pm) * half_width >= 1.0:
+                raise ValueError(
+                    f"segments[{i}].curvature_1pm: a radius of {1.0 / abs(seg.curvature_1pm):g} m is within the "
+                    f"road's half width of {half_width:g} m ({self.num_lanes} lanes of {self.lane_width_m:g} m); "
+                    f"allowed |curvature_1pm| < {1.0 / half_width:.4g}")
 
     @property
     def length_m(self) -> float:
@@ -145,6 +154,17 @@ class ScenarioConfig:
                                  f"{lanes}-lane road")
             if actor.s_m >= length:
                 raise ValueError(f"actors[{i}].s_m: {actor.s_m} is beyond the road end at {length} m")
+        # Nothing may start inside anything else: a run would begin with a collision. Boxes along
+        # the road, per start lane (the ego's s_m is its rear axle, an actor's its box centre).
+        vehicle = self.ego.vehicle
+        boxes = [("the ego", self.ego.lane, self.ego.s_m + vehicle.rear_axle_to_center_m, vehicle.length_m)]
+        boxes += [(f"actors[{i}]", a.lane, a.s_m, a.length_m) for i, a in enumerate(self.actors)]
+        for j, (name, lane, centre, box_len) in enumerate(boxes[1:], start=1):
+            for other, other_lane, other_centre, other_len in boxes[:j]:
+                apart, need = abs(centre - other_centre), 0.5 * (box_len + other_len)
+                if lane == other_lane and apart < need:
+                    raise ValueError(f"{name}.s_m: starts overlapping {other} in lane {lane} "
+                                     f"(centres {apart:g} m apart; at least {need:g} m needed)")
 
 
 def build_road(cfg: RoadConfig) -> Road:
@@ -165,7 +185,8 @@ def find_scenario(name_or_path: str | Path) -> Path:
     path = Path(name_or_path)
     if path.is_file():
         return path
-    raise ConfigError(text, "", f"unknown scenario; built-in scenarios: {', '.join(_builtin_names())}")
+    raise ConfigError("", "scenario", f"{text!r} is neither a built-in scenario ({', '.join(_builtin_names())}) "
+                      "nor a TOML file")
 
 
 def load_scenario(name_or_path: str | Path) -> ScenarioConfig:

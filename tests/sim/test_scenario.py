@@ -40,6 +40,14 @@ def write(tmp_path, text):
     ("[ego]\nlane = 4\n", "ego.lane", "not a lane"),
     ("[[actors]]\nkind = \"cut_in\"\nlane = 1\n", "target_lane", "target_lane"),
     ("[ego.vehicle]\nwheelbase_m = 0.1\n", "ego.vehicle.wheelbase_m", "out of range"),
+    # Six 5 m lanes on a 10 m radius: the inner lanes would pass the bend's centre.
+    ("[road]\nnum_lanes = 6\nlane_width_m = 5.0\nsegments = [{ length_m = 100.0, curvature_1pm = 0.1 }]\n",
+     "segments[0].curvature_1pm", "within the road's half width of 15 m"),
+    # The ego's box centre is at s 50 + 1.4: an actor centred 4 m ahead overlaps it.
+    ("[ego]\nlane = 1\ns_m = 50.0\n[[actors]]\nlane = 1\ns_m = 55.4\n", "actors[0].s_m",
+     "starts overlapping the ego"),
+    ("[[actors]]\nlane = 2\ns_m = 200.0\n[[actors]]\nlane = 2\ns_m = 200.0\n", "actors[1].s_m",
+     "starts overlapping actors[0]"),
 ])
 def test_errors_name_file_and_key(tmp_path, text, key, words):
     path = write(tmp_path, text)
@@ -53,7 +61,7 @@ def test_errors_name_file_and_key(tmp_path, text, key, words):
 def test_unknown_name_lists_available():
     with pytest.raises(ConfigError) as err:
         find_scenario("no_such_scenario")
-    assert "no_such_scenario" in str(err.value)
+    assert "no_such_scenario" in str(err.value) and "<root>" not in str(err.value)
     assert all(name in str(err.value) for name in BUILTINS)
 
 
