@@ -216,6 +216,8 @@ def time_log(path: str, opts: RunOptions, budgets: TimingBudgets, budgets_source
         contents = read(path, order="arrival", extra_types=EXTRA_TYPES)
     except FileNotFoundError as exc:
         raise UsageError(f"no such log: {path}") from exc
+    except OSError as exc:  # a folder, no permission: the user's path, not a bug
+        raise UsageError(f"cannot read log {path}: {exc.strerror or exc}") from None
     except LogCorruptError as exc:
         raise UsageError(str(exc)) from exc
     setup = setup_from_log(contents.metadata)

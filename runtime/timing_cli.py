@@ -43,7 +43,7 @@ def cmd_timing(args) -> int:
     from dataclasses import replace
 
     from runtime.closed_loop import RunOptions
-    from runtime.errors import UsageError, check_run_options
+    from runtime.errors import UsageError, check_output_paths, check_run_options
     from runtime.stack_config import StackConfig
     from runtime.timing import TimingBudgets, latency_in_the_loop, time_log, time_scenario, with_budgets
     from runtime.timing_load import MAX_LOAD_PROCESSES
@@ -56,6 +56,7 @@ def cmd_timing(args) -> int:
         raise UsageError("--seed has no meaning with --log: the log's inputs are recorded, nothing is simulated")
     seed = 0 if args.seed is None else args.seed
     check_run_options(args.duration, seed, args.threads)
+    check_output_paths(files={"--json": args.json}, folders={"--plot": args.plot})  # before the run, not after
     budgets = load_toml(TimingBudgets, args.budgets) if args.budgets else TimingBudgets()
     source = str(args.budgets or "<defaults>")
     opts = RunOptions(seed=seed, duration_s=args.duration, perception=args.perception or DEFAULT_PERCEPTION,

@@ -104,12 +104,15 @@ def test_counts_below_one_exit_2(capsys, argv, option):
 
 
 @pytest.mark.parametrize("command, option, kind", [
+    (["timing", "--perception", "oracle", "--duration", "1", "--no-latency-loop"], "--plot", "file"),
+    (["timing", "--perception", "oracle", "--duration", "1", "--no-latency-loop"], "--plot", "below_file"),
+    (["timing", "--perception", "oracle", "--duration", "1", "--no-latency-loop"], "--json", "dir"),
     (["snapshot", "--scenario", "free_road"], "-o", "file"),
     (["snapshot", "--scenario", "free_road"], "-o", "below_file"),
 ])
 def test_output_path_of_the_wrong_kind_exit_2_before_the_run(tmp_path, capsys, command, option, kind):
-    """snapshot's -o is a folder: a file there failed with a traceback after stepping the world.
-    Existing outputs of the right kind are overwritten, as everywhere."""
+    """timing --plot and snapshot -o are folders, timing --json a file: the wrong kind failed with a
+    traceback after the whole run. Existing outputs of the right kind are overwritten, as everywhere."""
     a_file = tmp_path / "existing"
     a_file.write_text("keep")
     path = {"file": a_file, "dir": tmp_path, "below_file": a_file / "plots"}[kind]
@@ -119,6 +122,11 @@ def test_output_path_of_the_wrong_kind_exit_2_before_the_run(tmp_path, capsys, c
     assert len(captured.err.strip().splitlines()) == 1 and "Traceback" not in captured.err
     assert captured.err.startswith(f"rtdrive {command[0]}: error: {option} {path}: ")
     assert a_file.read_text() == "keep"
+
+
+def test_timing_log_of_a_directory_exit_2(tmp_path, capsys):
+    assert main(["timing", "--log", str(tmp_path)]) == 2
+    one_line_error(capsys, str(tmp_path), "directory")
 
 
 def test_record_to_unwritable_path_exit_2(tmp_path, capsys):
