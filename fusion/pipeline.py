@@ -56,6 +56,22 @@ class FusionOutput:
     ego: EgoState | None
     tracks: Tracks
     records: tuple[SyncRecord, ...]  # every apply/drop decision of this step, for logs and replay
+    # (stream, t_ns on the stream's own clock, as it arrived) of each message the synchroniser
+    # dropped as late or from the future in this step: fusion could not use it, and stream health
+    # must not count it (safety/health.py sync_dropped). Duplicates are left out: health never
+    # counted them. Derived from ``records``.
+    dropped: tuple[tuple[str, int], ...] = ()
+
+
+_DROPS_HEALTH_SEES = (Decision.DROPPED_LATE, Decision.DROPPED_FUTURE)
+
+
+def dropped_messages(records: tuple[SyncRecord, ...], cfg: SyncConfig) -> tuple[tuple[str, int], ...]:
+    """The late and future drops among ``records``, as (stream, t_ns on the stream's own clock):
+    a record's time is on the stack clock, the stream's clock offset added."""
+    streams = cfg.streams
+    return tuple((r.stream, r.t_ns - streams[r.stream].clock_offset_ns)
+                 for r in records if r.decision in _DROPS_HEALTH_SEES)
 
 
 def extrapolate_ego(ego: EgoState, t_ns: int) -> EgoState:
@@ -79,6 +95,10 @@ def fusion_step(state: FusionState, arrivals: Iterable[tuple[str, Any]], t_ns: i
     """Take the (stream, message) pairs that arrived since the last step; return the fused picture
     at ``t_ns``: the ego state and the confirmed tracks, both predicted to ``t_ns``."""
     sync, released, records = sync_step(state.sync, arrivals, t_ns, cfg.sync)
+    # The synchroniser's counters say whether this step dropped anything: the records are read
+    # only then (nearly never), not once per message.
+    dropped = (dropped_messages(records, cfg.sync)
+               if sync.late != state.sync.late or sync.future != state.sync.future else ())
     ego_filter, tracker, oracle_ego = state.ego_filter, state.tracker, state.oracle_ego
     unused, resets = state.unused_messages, state.resets
     if any(r.decision == Decision.RESET for r in records):
@@ -127,4 +147,4 @@ def fusion_step(state: FusionState, arrivals: Iterable[tuple[str, Any]], t_ns: i
                         else ego_filter.measured_ns if ego_filter.measured_ns is not None else ego_filter.t_ns)
     if ego is not None and (t_ns - last_measured_ns) * 1e-9 > cfg.max_ego_age_s:
         ego = None
-    return new, FusionOutput(ego, tracks, records)
+    return new, FusionOutput(ego, tracks, records, dropped)

@@ -23,7 +23,7 @@ from runtime.stack_config import STAGES, StackConfig
 from runtime.stages import StageSteps
 from safety.arbitration import arbitrate
 from sim.faults import FaultSpec
-from safety.health import HealthState, StreamSpec, message_finite, observe
+from safety.health import HealthState, StreamSpec, message_finite, observe, sync_dropped
 from safety.monitor import DEFAULT_RULES, MonitorState, safety_step
 from safety.picture import localisation_lost, obstacle_close_ahead
 from safety.stage_health import NO_FLAGS, StageCounts, StageWatch, watch_step
@@ -74,6 +74,7 @@ class DrivingStack:
         self.stream_specs = tuple(
             StreamSpec(name, s_to_ns(1.0 / rate_hz), cfg.liveness.max_missed_periods)
             for name, rate_hz in sorted(input_streams.items()))
+        self._spec_of = {s.name: s for s in self.stream_specs}
         self.counters: dict[str, StageCounters] = {}
         self.perception_states = {p.sensor: p.init() for p in steps.perception}
         self.fusion_state = steps.fusion_init()
@@ -191,6 +192,12 @@ class DrivingStack:
         inbox, self.bus.fusion_inbox = self.bus.fusion_inbox, []
         self.fusion_state, out = self.steps.fusion_step(self.fusion_state, inbox, t_ns)
         self.sync_records.extend(out.records)
+        # A message the synchroniser dropped (late, from the future) was of no use to the stack:
+        # its stream's health must not count it (safety/health.py).
+        for stream, msg_t_ns in out.dropped:
+            spec = self._spec_of.get(stream)
+            if spec is not None:
+                self.health = sync_dropped(self.health, spec, msg_t_ns, t_ns)
         outputs = [("/fusion/tracks", out.tracks)]
         if out.ego is not None:
             outputs.append(("/fusion/ego", out.ego))
