@@ -15,7 +15,7 @@ from core.config import ConfigError, load_toml
 from runtime.errors import UsageError, check_output_paths, check_run_options
 from runtime.host_probe import DEFAULT_PROBE_SECONDS
 from runtime.perception_modes import DEFAULT_PERCEPTION, PERCEPTION_MODES
-from sim.faults import FaultSpecError
+from sim.faults import FaultSpecError, check_fault_windows, parse_faults
 
 
 def _add_sim(sub) -> None:
@@ -55,6 +55,9 @@ def _cmd_sim(args) -> int:
     scenario = load_scenario(args.scenario)
     stack_cfg = load_toml(StackConfig, args.config) if args.config else StackConfig()
     check_run_options(args.duration, args.seed, args.threads)
+    # The --fault windows against the run's length; not the scenario file's own faults: a --duration
+    # that cuts a scenario short may drop its late faults on purpose.
+    check_fault_windows(parse_faults(args.fault), args.duration if args.duration is not None else scenario.duration_s)
     opts = RunOptions(seed=args.seed, duration_s=args.duration, mode=args.mode, perception=args.perception,
                       sensors=args.sensors, faults=tuple(args.fault), provider=args.provider,
                       threads=args.threads, progress=sys.stderr)

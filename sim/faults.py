@@ -99,19 +99,40 @@ def parse_fault(spec: str) -> FaultSpec:
             raise FaultSpecError(f"fault '{spec}': {kind}={value:g} is out of range; allowed [{lo:g}, {hi:g}]")
     start_s, end_s = 0.0, math.inf
     if at:
-        start_text, dash, end_text = window.partition("-")
+        start_text, dash, end_text = _split_window(window)
         start_s = _number(start_text, "START", spec)
+        if start_s < 0:
+            raise FaultSpecError(f"fault '{spec}': START {start_s:g} is negative; a window starts at 0 s or later")
         if dash:
             if kind == "jump":
                 raise FaultSpecError(f"fault '{spec}': jump is a clock step at START and takes no END")
             end_s = _number(end_text, "END", spec)
-        if start_s < 0 or end_s <= start_s:
+        if end_s <= start_s:
             raise FaultSpecError(f"fault '{spec}': window needs 0 <= START < END, got {start_s:g}-{end_s:g}")
     return FaultSpec(target, kind, value, start_s, end_s)
 
 
+def _split_window(window: str) -> tuple[str, str, str]:
+    """``START[-END]`` -> (START, "-", END) or (START, "", ""). The separator is the first '-' that
+    is neither a leading sign nor an exponent's sign, so that 1e-3 and -3 stay whole numbers (the
+    latter to be refused as negative, not misread as an empty START)."""
+    for i in range(1, len(window)):
+        if window[i] == "-" and window[i - 1] not in "eE":
+            return window[:i], "-", window[i + 1:]
+    return window, "", ""
+
+
 def parse_faults(specs) -> tuple[FaultSpec, ...]:
     return tuple(parse_fault(s) for s in specs)
+
+
+def check_fault_windows(faults: tuple[FaultSpec, ...], duration_s: float) -> None:
+    """A fault whose window starts at or after the end of a ``duration_s`` run would never act:
+    refused, so that a run does not pass silently without the fault it was asked to survive."""
+    for f in faults:
+        if f.start_s >= duration_s:
+            raise FaultSpecError(f"fault '{f}': starts at {f.start_s:g} s, not before the run ends at "
+                                 f"{duration_s:g} s")
 
 
 def noise_multiplier(faults: tuple[FaultSpec, ...], sensor: str, t_ns: int) -> float:

@@ -129,6 +129,16 @@ def test_timing_log_of_a_directory_exit_2(tmp_path, capsys):
     one_line_error(capsys, str(tmp_path), "directory")
 
 
+@pytest.mark.parametrize("fault, fragment", [
+    ("lidar:dropout@30", "starts at 30 s, not before the run ends at 1 s"),
+    ("lidar:dropout@-3", "START -3 is negative"),
+])
+def test_sim_fault_that_could_never_act_exit_2(capsys, fault, fragment):
+    """A window starting after the run was accepted and the run passed without its fault."""
+    assert main(["sim", "--perception", "oracle", "--duration", "1", "--fault", fault]) == 2
+    one_line_error(capsys, fault, fragment)
+
+
 def test_record_to_unwritable_path_exit_2(tmp_path, capsys):
     target = tmp_path / "no_such_dir" / "x.mcap"
     assert main(["sim", "--perception", "oracle", "--duration", "0.2", "--record", str(target)]) == 2

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from core.messages import CameraImage, ImuSample, LidarScan, WheelSpeed
-from sim.faults import (FaultSpecError, FaultState, apply_faults, noise_multiplier, parse_fault,
-                        parse_faults)
+from sim.faults import (FaultSpecError, FaultState, apply_faults, check_fault_windows, noise_multiplier,
+                        parse_fault, parse_faults)
 from sim.sensors.arrival import Arrival
 
 MS = 1_000_000
@@ -55,6 +55,27 @@ def test_bad_specs_give_one_line_errors(spec, fragment):
     with pytest.raises(FaultSpecError) as err:
         parse_fault(spec)
     assert fragment in str(err.value) and "\n" not in str(err.value)
+
+
+def test_window_times_in_scientific_notation_and_negative_start():
+    """@1e-3 was split at its exponent's '-' (START '1e'); @-3 at its sign (START '')."""
+    assert parse_fault("lidar:dropout@1e-3").start_s == 1e-3
+    f = parse_fault("radar:delay=1e-2@1e-3-2.5e+0")
+    assert (f.value, f.start_s, f.end_s) == (1e-2, 1e-3, 2.5)
+    assert parse_fault("lidar:dropout@2E-1-3").end_s == 3.0
+    with pytest.raises(FaultSpecError, match=r"START -3 is negative; a window starts at 0 s or later"):
+        parse_fault("lidar:dropout@-3")
+    with pytest.raises(FaultSpecError, match="START -1 is negative"):
+        parse_fault("lidar:dropout@-1-2")
+    with pytest.raises(FaultSpecError, match="START < END"):
+        parse_fault("lidar:dropout@2--3")
+
+
+def test_a_window_starting_after_the_run_is_refused():
+    faults = parse_faults(["lidar:dropout@5", "radar:delay=0.3@2-30"])
+    check_fault_windows(faults, 25.0)  # an END past the run is fine: the fault lasts to the end
+    with pytest.raises(FaultSpecError, match=r"'lidar:dropout@5': starts at 5 s, not before the run ends at 5 s"):
+        check_fault_windows(faults, 5.0)
 
 
 def test_unknown_kind_lists_allowed():
