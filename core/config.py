@@ -73,6 +73,9 @@ def _convert(value: Any, tp: Any, source: str, key: str, meta: Mapping) -> Any:
         if not isinstance(value, Mapping):
             raise ConfigError(source, key, f"expected a table, found {type(value).__name__}")
         _, vt = typing.get_args(tp)
+        for k, v in value.items():
+            if isinstance(v, Mapping) and vt in _SCALAR_NAMES:
+                raise ConfigError(source, f"{key}.{k}", _dotted_key_hint(k, v, vt))
         return {str(k): _convert(v, vt, source, f"{key}.{k}", meta) for k, v in value.items()}
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -96,6 +99,21 @@ def _convert(value: Any, tp: Any, source: str, key: str, meta: Mapping) -> Any:
     if choices is not None and value not in choices:
         raise ConfigError(source, key, f"{value!r} is not allowed; choose one of {', '.join(map(str, choices))}")
     return value
+
+
+_SCALAR_NAMES = {float: "a number", int: "an integer", str: "a string", bool: "true or false"}
+
+
+def _dotted_key_hint(name: str, table: Mapping, tp: type) -> str:
+    """A table where a scalar belongs: most likely a name with a dot left unquoted, which TOML reads
+    as nested tables (perception.lidar = 1.0 is perception = {lidar = 1.0})."""
+    dotted, value = str(name), table
+    while isinstance(value, Mapping) and len(value) == 1:
+        inner, value = next(iter(value.items()))
+        dotted = f"{dotted}.{inner}"
+    example = f'"{dotted}" = {value!r}' if not isinstance(value, Mapping) else f'"{dotted}.NAME" = ...'
+    return (f"expected {_SCALAR_NAMES[tp]}, found a table {dict(table)!r}: TOML reads an unquoted dotted key "
+            f"as nested tables; quote a name that contains a dot, e.g. {example}")
 
 
 def from_mapping(cls: type[T], data: Mapping[str, Any], source: str = "", prefix: str = "") -> T:

@@ -72,3 +72,20 @@ def test_fixed_length_tuple_converts_each_element_with_its_type(tmp_path):
     assert cfg.xy == (1.5, 2) and isinstance(cfg.xy[0], float) and isinstance(cfg.xy[1], int)
     with pytest.raises(ConfigError, match=r"xy\[1\]: expected an integer"):
         load_toml(WithPair, write(tmp_path, "xy = [1.5, 2.5]\n"))
+
+
+def test_unquoted_dotted_key_in_a_table_of_numbers_says_to_quote_it(tmp_path):
+    """`perception.lidar = 1.0` under [budgets_ms] is TOML for perception = {lidar = 1.0}: the error
+    said only 'expected a number, found dict'; it now says to quote the name."""
+    @dataclass(frozen=True, slots=True)
+    class TimingBudgets:  # as runtime.timing's: stage names with dots as keys
+        budgets_ms: dict[str, float] = field(default_factory=dict, metadata=rng(0.0, 10_000.0))
+
+    path = write(tmp_path, "[budgets_ms]\nplanning = 20.0\nperception.lidar = 1.0\n")
+    with pytest.raises(ConfigError) as err:
+        load_toml(TimingBudgets, path)
+    assert err.value.key == "budgets_ms.perception"
+    assert "quote a name that contains a dot" in str(err.value)
+    assert '"perception.lidar" = 1.0' in str(err.value)
+    quoted = write(tmp_path, '[budgets_ms]\nplanning = 20.0\n"perception.lidar" = 1.0\n')
+    assert load_toml(TimingBudgets, quoted).budgets_ms == {"planning": 20.0, "perception.lidar": 1.0}
