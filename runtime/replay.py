@@ -15,6 +15,11 @@ Compute time: the scheduler's deadline accounting (a planning miss feeds the saf
 the recorded ``StageTiming`` durations, replayed in run order, never this machine's timer: a replay
 on a slower machine makes the same decisions. Compute times are replayed, never compared.
 
+Memory: ``rtdrive replay`` streams the log (``runtime.logs.stream``). The sensor inputs, nearly all
+of a log's bytes (camera images, lidar sweeps), stay in the file until the replay reaches them and
+are posted a slice ahead (``_SensorFeed``), so memory does not grow with the log's length; the
+recorded outputs, timings and sync decisions that --check compares are held (about 1% of the bytes).
+
 ``--check`` compares every stage output (and every synchroniser decision) with the recorded one,
 bit for bit (arrays by dtype, shape and bytes, floats by IEEE bits) and reports the first
 divergence in time. Bit-exactness is a property of ``ideal`` mode; other modes replay, but their
@@ -26,6 +31,7 @@ import json
 import math
 import time
 from collections import defaultdict, deque
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from core.clock import SimulatedClock, ns_to_s, s_to_ns
@@ -35,7 +41,7 @@ from fusion.sync import SyncRecord
 from runtime.closed_loop import ClosedLoop, RunOptions
 from runtime.errors import UsageError
 from runtime.heap import long_lived_frozen
-from runtime.logs import LogContents, LogMessage
+from runtime.logs import LogContents, LogMessage, LogStream
 from runtime.logs.topics import SYNC_DECISIONS
 from runtime.record import EXTRA_TYPES, REPLAYED_OPTIONS
 from runtime.replay_diff import Divergence, first_difference
@@ -73,7 +79,7 @@ class ModeChange:
 class ReplayReport:
     setup: RunSetup
     end_ns: int
-    inputs_fed: int
+    inputs_fed: int  # posted to the stack: all up to end_ns, fewer when --check stopped at a divergence
     inputs_ignored: dict[str, int]  # topic -> count, inputs no stack stream takes
     checked: bool  # False when --check was not asked or the log holds no outputs to compare
     outputs_compared: int  # in the --from window
@@ -212,11 +218,61 @@ def _mode_changes_recorded(statuses: list[LogMessage]) -> tuple[ModeChange, ...]
     return tuple(out)
 
 
-def replay(contents: LogContents, *, check: bool = True, from_s: float | None = None, to_s: float | None = None,
-           scenario: ScenarioConfig | None = None, setup: RunSetup | None = None) -> ReplayReport:
-    """Replay ``contents`` (read with ``order="arrival"`` and ``extra_types=EXTRA_TYPES``)."""
+def _split(contents: LogContents | LogStream) -> tuple[Iterable[LogMessage], Iterator[LogMessage], int]:
+    """(the recorded outputs, timings and sync decisions; the sensor inputs, in arrival order; the
+    last arrival time) of a log read whole or streamed."""
+    if isinstance(contents, LogStream):
+        if any(not t.startswith("/sensors/") for t in contents.streamed_topics) or any(
+                m.topic.startswith("/sensors/") for m in contents.resident):
+            raise ValueError("replay streams the /sensors/ topics and holds the rest: stream() the log "
+                             "with its default `streamed`")
+        return contents.resident, contents.streamed(), contents.last_arrival_ns
+    messages = contents.messages
+    return ([m for m in messages if not m.topic.startswith("/sensors/")],
+            (m for m in messages if m.topic.startswith("/sensors/")),
+            max((m.arrival_ns for m in messages), default=0))
+
+
+class _SensorFeed:
+    """Posts the recorded sensor inputs on the scheduler as the replay reaches them, not all at once:
+    a streamed log then holds only the inputs of the next slice (plus ``lead_ns``) in memory.
+
+    Posted this way they are delivered exactly as if all had been posted before the run. The
+    scheduler orders deliveries of one instant by posting sequence; an input must therefore be
+    posted before any stage output due at the same instant is. A stage output is queued while the
+    run producing it is processed, at most its (replayed) compute time ahead in latency mode, at
+    once in ideal mode. Feeding every input due up to the slice's end + the longest recorded
+    compute time before running the slice keeps the inputs first."""
+
+    def __init__(self, messages: Iterator[LogMessage], sched: Scheduler, streams: set[str], end_ns: int,
+                 lead_ns: int) -> None:
+        self._messages, self._sched, self._streams = messages, sched, streams
+        self._end_ns, self.lead_ns = end_ns, lead_ns
+        self._next = next(messages, None)
+        self.fed = 0
+        self.ignored: dict[str, int] = defaultdict(int)
+
+    def feed_for(self, slice_end_ns: int) -> None:
+        limit = min(slice_end_ns + self.lead_ns, self._end_ns)
+        m = self._next
+        while m is not None and m.arrival_ns <= limit:
+            topic = _stream_topic(m.topic, self._streams)
+            if topic is None:
+                self.ignored[m.topic] += 1
+            else:
+                self._sched.post(m.arrival_ns, topic, m.msg)
+                self.fed += 1
+            m = next(self._messages, None)
+        self._next = m
+
+
+def replay(contents: LogContents | LogStream, *, check: bool = True, from_s: float | None = None,
+           to_s: float | None = None, scenario: ScenarioConfig | None = None,
+           setup: RunSetup | None = None) -> ReplayReport:
+    """Replay ``contents``: ``read`` or ``stream`` with ``order="arrival"`` and ``extra_types=EXTRA_TYPES``
+    (a streamed log holds its sensor inputs in the file until the replay reaches them)."""
     setup = setup or setup_from_log(contents.metadata, scenario)
-    last_ns = max((m.arrival_ns for m in contents.messages), default=0)
+    held, sensors, last_ns = _split(contents)
     end_ns = s_to_ns(setup.opts.duration_s) if setup.opts.duration_s is not None else last_ns
     if contents.damage is not None:
         end_ns = min(end_ns, last_ns)  # nothing past the damage is known
@@ -238,13 +294,13 @@ def replay(contents: LogContents, *, check: bool = True, from_s: float | None = 
     except ValueError as exc:
         raise UsageError(f"cannot rebuild the recorded stack: {exc}") from exc
     stack = loop.stack
-    timings = [m.msg for m in contents.messages if m.topic.startswith("/timing/")]
+    timings = [m.msg for m in held if m.topic.startswith("/timing/")]
     sched = Scheduler(SimulatedClock(), ReplayedTimer(timings, stack), setup.opts.mode)
     stack.register(sched)  # the loop's own scheduler (and its world) never runs
 
     by_topic: dict[str, deque[LogMessage]] = defaultdict(deque)
     recorded_sync: list[SyncRecord] = []
-    for m in contents.messages:
+    for m in held:
         if m.topic == SYNC_DECISIONS:
             recorded_sync.append(m.msg)
         elif not m.topic.startswith(NOT_OUTPUTS):
@@ -254,24 +310,16 @@ def replay(contents: LogContents, *, check: bool = True, from_s: float | None = 
     checker = _OutputChecker(by_topic, from_ns, contents.damage is not None, checking)
     sched.add_listener(checker.on_message)
 
-    streams = {spec.name for spec in stack.stream_specs}
-    ignored: dict[str, int] = defaultdict(int)
-    fed = 0
-    for m in contents.messages:
-        if not m.topic.startswith("/sensors/") or m.arrival_ns > end_ns:
-            continue
-        topic = _stream_topic(m.topic, streams)
-        if topic is None:
-            ignored[m.topic] += 1
-            continue
-        sched.post(m.arrival_ns, topic, m.msg)
-        fed += 1
+    # +1: the scheduler's int() of a replayed duration may land a nanosecond above the recorded one.
+    lead_ns = max((t.duration_ns for t in timings), default=0) + 1
+    feed = _SensorFeed(sensors, sched, {spec.name for spec in stack.stream_specs}, end_ns, lead_ns)
 
     sync_divergence, sync_done, sync_compared = None, 0, 0
     t_ns = -1
     with long_lived_frozen():
         while t_ns < end_ns:
             t_ns = min(t_ns + _SLICE_NS, end_ns) if t_ns >= 0 else min(_SLICE_NS - 1, end_ns)
+            feed.feed_for(t_ns)
             sched.run_until(t_ns)
             if checking and sync_divergence is None:
                 sync_divergence, sync_done, compared = _compare_sync(recorded_sync, stack.sync_records, sync_done,
@@ -287,8 +335,8 @@ def replay(contents: LogContents, *, check: bool = True, from_s: float | None = 
                      for topic, q in by_topic.items() if q and from_ns <= q[0].arrival_ns <= end_ns]
         divergence = min(found, key=lambda d: (d.t_ns, d.topic)) if found else None
     replayed = tuple(ModeChange(tr.t_ns, Mode(tr.mode).name, tr.reason) for tr in stack.monitor_state.transitions)
-    return ReplayReport(setup, end_ns, fed, dict(ignored), checking, checker.compared, sync_compared, divergence,
-                        _mode_changes_recorded([s for s in statuses if s.arrival_ns <= end_ns]), replayed,
+    return ReplayReport(setup, end_ns, feed.fed, dict(feed.ignored), checking, checker.compared, sync_compared,
+                        divergence, _mode_changes_recorded([s for s in statuses if s.arrival_ns <= end_ns]), replayed,
                         time.perf_counter() - wall_start, dict(checker.counts), stopped_ns)
 
 
@@ -355,7 +403,7 @@ def replay_main(args) -> int:
     """``rtdrive replay``: exit 0 replayed (and matched), 1 diverged, 2 unreadable log or bad usage."""
     import sys
 
-    from runtime.logs import LogCorruptError, read
+    from runtime.logs import LogCorruptError, stream
     from sim.scenario import load_scenario
 
     for option, value in (("--from", args.from_s), ("--to", args.to_s)):
@@ -363,14 +411,14 @@ def replay_main(args) -> int:
             raise UsageError(f"{option}: {value} is out of range; allowed a finite number of seconds, "
                              f"at most {_MAX_S:g} in magnitude")
     try:
-        contents = read(args.log, salvage=args.salvage, order="arrival", extra_types=EXTRA_TYPES)
+        contents = stream(args.log, salvage=args.salvage, order="arrival", extra_types=EXTRA_TYPES)
     except FileNotFoundError as exc:
         raise UsageError(f"no such log: {args.log}") from exc
     except OSError as exc:  # a folder, no permission: the user's path, not a bug
         raise UsageError(f"cannot read log {args.log}: {exc.strerror or exc}") from None
     except LogCorruptError as exc:
         raise UsageError(f"{exc}\n  (--salvage replays the intact messages before the damage)") from exc
-    if contents.damage is not None and not contents.messages:
+    if contents.damage is not None and not contents.recovered:
         raise UsageError(f"{contents.damage}\n  nothing intact precedes the damage: no message to replay")
     if contents.damage is not None:
         print(f"damaged log: {contents.damage}\n  salvaged {contents.recovered} intact messages before "

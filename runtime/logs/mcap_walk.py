@@ -9,13 +9,18 @@ reported where it is, and it keeps what preceded it. It checks
 A CRC stored as 0 means "not computed" (MCAP spec) and is not checked.
 
 Messages are kept per chunk: a chunk either passes its CRC and yields all its messages or yields
-none, so everything returned is intact.
+none, so everything returned is intact. The walk reads one record at a time from a file (a running
+CRC stands in for the data section held whole), and can hand each chunk's messages to a sink
+instead of keeping them: a reader that streams a long log holds one chunk, not the file.
 """
 from __future__ import annotations
 
+import io
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 import zstandard
 
@@ -60,6 +65,9 @@ class WalkResult:
     messages: list[RawMessage] = field(default_factory=list)  # in file order
     metadata: dict[str, dict[str, str]] = field(default_factory=dict)
     error: LogCorruptError | None = None
+
+
+Sink = Callable[[WalkResult, list[RawMessage]], None]
 
 
 class _Cursor:
@@ -157,7 +165,7 @@ def _decompress(compression: str, data, size: int, offset: int) -> bytes:
     raise LogCorruptError(offset, f"chunk compression {compression!r} is not supported")
 
 
-def _chunk(buf, start: int, end: int, offset: int, out: WalkResult) -> None:
+def _chunk(buf, start: int, end: int, offset: int, out: WalkResult, sink: Sink) -> None:
     cur = _Cursor(buf, start, end, offset)
     _, _, size, crc = _CHUNK_HEAD.unpack(cur.take(_CHUNK_HEAD.size))
     compression = cur.string()
@@ -169,45 +177,112 @@ def _chunk(buf, start: int, end: int, offset: int, out: WalkResult) -> None:
     staged: list[RawMessage] = []
     for _, opcode, body, body_end in _records(data, 0, len(data), base=offset):
         _parse_inner(data, opcode, body, body_end, offset, out, staged)
-    out.messages.extend(staged)
+    sink(out, staged)
+
+
+def _keep(out: WalkResult, messages: list[RawMessage]) -> None:
+    out.messages.extend(messages)
 
 
 def walk(buf: bytes) -> WalkResult:
-    """Walk a whole MCAP file; damage is recorded in ``result.error`` (never raised)."""
+    """Walk a whole MCAP file held in memory; damage is recorded in ``result.error`` (never raised)."""
+    return walk_file(io.BytesIO(buf))
+
+
+def walk_file(f: BinaryIO, sink: Sink = _keep) -> WalkResult:
+    """Walk an MCAP file record by record from ``f`` (seekable), holding one record at a time.
+
+    ``sink(result, messages)`` receives each intact chunk's messages (or one message outside any
+    chunk) as the walk reaches them, with ``result.schemas`` and ``result.channels`` as known so
+    far; the default keeps them all in ``result.messages``. Damage is recorded in ``result.error``
+    (never raised): every message handed to the sink precedes it."""
     out = WalkResult()
     try:
-        _walk(memoryview(buf), out)
+        _walk(f, out, sink)
     except LogCorruptError as exc:
         out.error = exc
     return out
 
 
-def _walk(buf: memoryview, out: WalkResult) -> None:
-    if len(buf) < len(MAGIC) or bytes(buf[:len(MAGIC)]) != MAGIC:
+def read_record_messages(f: BinaryIO, offset: int, channels: dict) -> list[RawMessage]:
+    """The messages of the chunk (or message record) at ``offset``, read again after a walk:
+    what a reader that keeps only the messages' places needs to decode them later."""
+    out = WalkResult(channels=channels)
+    f.seek(offset)
+    head = f.read(_RECORD_HEAD.size)
+    if len(head) < _RECORD_HEAD.size:
+        raise LogCorruptError(offset, "truncated: the file changed since it was walked")
+    opcode, length = _RECORD_HEAD.unpack(head)
+    content = memoryview(f.read(length))
+    if len(content) != length:
+        raise LogCorruptError(offset, "truncated: the file changed since it was walked")
+    found: list[RawMessage] = []
+    if opcode == OP_CHUNK:
+        _chunk(content, 0, length, offset, out, lambda _out, messages: found.extend(messages))
+    else:
+        _parse_inner(content, opcode, 0, length, offset, out, found)
+    return found
+
+
+def _walk(f: BinaryIO, out: WalkResult, sink: Sink) -> None:
+    f.seek(0, io.SEEK_END)
+    size = f.tell()
+    f.seek(0)
+    magic = f.read(len(MAGIC))
+    if magic != MAGIC:
         raise LogCorruptError(0, "missing MCAP magic: not an MCAP file")
+    data_crc = zlib.crc32(magic)  # of every byte before DataEnd, as the DataEnd record stores it
     data_end_seen = False
     summary_start = 0
-    for offset, opcode, body, end in _records(buf, len(MAGIC), len(buf)):
+    pos = len(MAGIC)
+    while pos < size:
+        if pos + _RECORD_HEAD.size > size:
+            raise LogCorruptError(pos, f"truncated: {size - pos} bytes left, too few for a record header")
+        head = f.read(_RECORD_HEAD.size)
+        opcode, length = _RECORD_HEAD.unpack(head)
+        body = pos + _RECORD_HEAD.size
+        if length > size - body:
+            raise LogCorruptError(pos, f"truncated: {_OP_NAMES.get(opcode, hex(opcode))} record declares "
+                                       f"{length} bytes but only {size - body} remain")
+        content = memoryview(f.read(length))
+        end = body + length
         if opcode == OP_CHUNK:
-            _chunk(buf, body, end, offset, out)
+            _chunk(content, 0, length, pos, out, sink)
         elif opcode == OP_DATA_END:
-            stored = _Cursor(buf, body, end, offset).u32()
-            if stored and zlib.crc32(buf[:offset]) != stored:
-                raise LogCorruptError(offset, "data section CRC mismatch: damage outside the chunks "
-                                              f"somewhere in bytes 0..{offset}")
+            stored = _Cursor(content, 0, length, pos).u32()
+            if stored and data_crc != stored:
+                raise LogCorruptError(pos, "data section CRC mismatch: damage outside the chunks "
+                                           f"somewhere in bytes 0..{pos}")
             data_end_seen = True
             summary_start = end
         elif opcode == OP_FOOTER:
-            cur = _Cursor(buf, body, end, offset)
+            cur = _Cursor(content, 0, length, pos)
             start, _, crc = cur.u64(), cur.u64(), cur.u32()
-            if crc and start and zlib.crc32(buf[start:end - 4]) != crc:
+            if crc and start and _crc_of(f, start, end - 4) != crc:
                 raise LogCorruptError(start, "summary section CRC mismatch")
-            if bytes(buf[end:]) != MAGIC:
+            f.seek(end)
+            if f.read(len(MAGIC) + 1) != MAGIC:
                 raise LogCorruptError(end, "file does not end with the MCAP magic after the footer")
             return
         elif not data_end_seen and opcode not in (OP_HEADER,):
             staged: list[RawMessage] = []
-            _parse_inner(buf, opcode, body, end, offset, out, staged)
-            out.messages.extend(staged)
+            _parse_inner(content, opcode, 0, length, pos, out, staged)
+            sink(out, staged)
+        if not data_end_seen:
+            data_crc = zlib.crc32(content, zlib.crc32(head, data_crc))
+        pos = end
     where = "before DataEnd" if not data_end_seen else f"in the summary (from byte {summary_start})"
-    raise LogCorruptError(len(buf), f"truncated: file ends {where}, no footer")
+    raise LogCorruptError(size, f"truncated: file ends {where}, no footer")
+
+
+def _crc_of(f: BinaryIO, start: int, end: int, block: int = 1 << 20) -> int:
+    """CRC-32 of bytes [start, end) of ``f``, read a block at a time (the file position moves)."""
+    crc = 0
+    f.seek(start)
+    while start < end:
+        piece = f.read(min(block, end - start))
+        if not piece:
+            break
+        crc = zlib.crc32(piece, crc)
+        start += len(piece)
+    return crc
