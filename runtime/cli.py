@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from core.config import ConfigError, load_toml
+from core.config import ConfigError
 from runtime.errors import UsageError, check_output_paths, check_run_options
 from runtime.host_probe import DEFAULT_PROBE_SECONDS
 from runtime.perception_modes import DEFAULT_PERCEPTION, PERCEPTION_MODES
@@ -48,12 +48,12 @@ def _add_sim(sub) -> None:
 
 def _cmd_sim(args) -> int:
     from runtime.closed_loop import ClosedLoop, RunOptions
-    from runtime.stack_config import StackConfig
+    from runtime.stack_config import StackConfig, load_stack_config
     from runtime.summary import format_summary
     from sim.scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
-    stack_cfg = load_toml(StackConfig, args.config) if args.config else StackConfig()
+    stack_cfg = load_stack_config(args.config) if args.config else StackConfig()
     check_run_options(args.duration, args.seed, args.threads)
     # The --fault windows against the run's length; not the scenario file's own faults: a --duration
     # that cuts a scenario short may drop its late faults on purpose.

@@ -5,10 +5,11 @@ The defaults are the dataclass defaults; `rtdrive sim --config FILE` overrides a
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from control.controller import ControllerConfig
-from core.config import from_mapping, rng
+from core.config import from_mapping, load_toml, rng
 from fusion.tracker_state import TrackerConfig
 from perception.camera_detector import CameraDetectorConfig
 from perception.lidar_detector import LidarDetectorConfig
@@ -66,6 +67,10 @@ class StackConfig:
             if name not in STAGES and not name.startswith("perception."):
                 raise ValueError(f"budgets_ms.{name}: unknown stage; stages are "
                                  f"{', '.join(STAGES)} and perception.<sensor>")
+        # A [budgets_ms] table names the budgets it changes: the other stages keep their defaults
+        # (replacing the whole table gave every unnamed stage the 10 ms fallback: control's 1 ms
+        # budget became 10 ms, the lidar's 40 ms too).
+        object.__setattr__(self, "budgets_ms", {**_default_budgets(), **self.budgets_ms})
         # Fusion publishes the ego estimate once per period: a timeout no longer than that period
         # finds every estimate stale between two fusion runs and stops a healthy vehicle.
         fusion_period_s = 1.0 / self.rates_hz.fusion
@@ -86,3 +91,19 @@ class StackConfig:
 
 def stack_config_from(data: dict, source: str) -> StackConfig:
     return from_mapping(StackConfig, data, source)
+
+
+def load_stack_config(path: str | Path) -> StackConfig:
+    """A ``--config`` file; a relative ``model_path`` in it is relative to the file, not to the
+    directory the command happens to run in."""
+    return models_relative_to(load_toml(StackConfig, path), Path(path).parent)
+
+
+def models_relative_to(cfg: StackConfig, base: Path) -> StackConfig:
+    """``cfg`` with each relative detector ``model_path`` joined to ``base`` (absolute ones, as the
+    defaults are, unchanged)."""
+    lidar, camera = cfg.perception.lidar, cfg.perception.camera
+    perception = replace(cfg.perception,
+                         lidar=replace(lidar, model_path=str(base / lidar.model_path)),
+                         camera=replace(camera, model_path=str(base / camera.model_path)))
+    return replace(cfg, perception=perception)

@@ -33,7 +33,7 @@ from runtime.closed_loop import ClosedLoop, RunOptions
 from runtime.errors import UsageError
 from runtime.heap import long_lived_frozen
 from runtime.scheduler import Scheduler
-from runtime.stack_config import StackConfig
+from runtime.stack_config import StackConfig, models_relative_to
 from runtime.timing_analysis import Deliveries, e2e_report, gate, period_jitter, stage_report
 from runtime.timing_load import BusyLoad
 from runtime.timing_perception import PerceptionProcesses
@@ -109,7 +109,9 @@ def overlay_config(recorded: StackConfig, config: Path | None) -> StackConfig:
     load_toml(StackConfig, config)  # unknown keys, types, ranges: named like any --config file
     with Path(config).open("rb") as fh:
         overrides = tomllib.load(fh)
-    return from_mapping(StackConfig, _merged(asdict(recorded), overrides), str(config))
+    # A relative model_path the file gives is relative to the file (the recording's are absolute).
+    return models_relative_to(from_mapping(StackConfig, _merged(asdict(recorded), overrides), str(config)),
+                              Path(config).parent)
 
 
 def _merged(base: dict, overrides: Mapping) -> dict:

@@ -44,7 +44,7 @@ def cmd_timing(args) -> int:
 
     from runtime.closed_loop import RunOptions
     from runtime.errors import UsageError, check_output_paths, check_run_options
-    from runtime.stack_config import StackConfig
+    from runtime.stack_config import StackConfig, load_stack_config
     from runtime.timing import TimingBudgets, latency_in_the_loop, time_log, time_scenario, with_budgets
     from runtime.timing_load import MAX_LOAD_PROCESSES
 
@@ -68,7 +68,7 @@ def cmd_timing(args) -> int:
         from sim.scenario import load_scenario
 
         scenario = load_scenario(args.scenario or "cut_in")
-        base_cfg = load_toml(StackConfig, args.config) if args.config else StackConfig()
+        base_cfg = load_stack_config(args.config) if args.config else StackConfig()
         stack_cfg = with_budgets(base_cfg, budgets, source)
         report = time_scenario(scenario, opts, stack_cfg, args.load, budgets.e2e_p99_ms, args.rt_priority)
         if args.latency_loop:
