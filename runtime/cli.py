@@ -242,6 +242,9 @@ def main(argv: list[str] | None = None) -> int:
         except _user_errors() as exc:
             print(f"rtdrive {argv[0]}: error: {exc}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt:  # as below: train and the evaluations stop with one line too
+            print(f"rtdrive {argv[0]}: interrupted", file=sys.stderr)
+            return 130
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)

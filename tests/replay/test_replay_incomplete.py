@@ -131,3 +131,13 @@ def test_malformed_end_record_is_named(interrupted_log):
         broken = dataclasses.replace(contents, metadata={**contents.metadata, **bad})
         with pytest.raises(replay_mod.ConfigError, match=next(iter(bad))):
             replay(broken)
+
+
+def test_ctrl_c_during_a_delegated_command_is_one_line_exit_130(monkeypatch, capsys):
+    import runtime.eval_tracker
+
+    def interrupted(_argv):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(runtime.eval_tracker, "eval_tracker_main", interrupted)
+    assert main(["eval-tracker", "--seeds", "100"]) == 130
+    assert capsys.readouterr().err == "rtdrive eval-tracker: interrupted\n"
