@@ -23,7 +23,7 @@ from runtime.stack_config import STAGES, StackConfig
 from runtime.stages import StageSteps
 from safety.arbitration import arbitrate
 from sim.faults import FaultSpec
-from safety.health import HealthState, StreamSpec, message_finite, observe, sync_dropped
+from safety.health import HealthState, StreamSpec, message_finite, observe, repeats_previous, sync_dropped
 from safety.monitor import DEFAULT_RULES, MonitorState, safety_step
 from safety.picture import localisation_lost, obstacle_close_ahead
 from safety.stage_health import NO_FLAGS, StageCounts, StageWatch, watch_step
@@ -71,8 +71,10 @@ class DrivingStack:
         self.cfg, self.steps, self.road, self.vehicle = cfg, steps, road, vehicle
         self.bus = Bus()
         self.health = HealthState()
+        freeze = steps.safety_cfg.freeze
         self.stream_specs = tuple(
-            StreamSpec(name, s_to_ns(1.0 / rate_hz), cfg.liveness.max_missed_periods)
+            StreamSpec(name, s_to_ns(1.0 / rate_hz), cfg.liveness.max_missed_periods,
+                       max_repeats=freeze.max_repeats(name, rate_hz))
             for name, rate_hz in sorted(input_streams.items()))
         self._spec_of = {s.name: s for s in self.stream_specs}
         self.counters: dict[str, StageCounters] = {}
@@ -125,12 +127,18 @@ class DrivingStack:
                                  f"(stages: {', '.join(sched.task_names())})")
 
     def _on_message(self, arrival_ns: int, topic: str, msg: Any) -> None:
-        self.bus.latest[topic] = msg
+        latest = self.bus.latest
+        previous = latest.get(topic)
+        latest[topic] = msg
         if topic.startswith("/sensors/"):
             stream = topic[len("/sensors/"):]
             ok_shape = well_formed(msg)
             finite = ok_shape and message_finite(msg)
-            self.health = observe(self.health, stream, msg.t_ns, arrival_ns, finite, ok_shape)
+            # A sensor repeating its last data (content, not identity) is frozen after max_repeats.
+            spec = self._spec_of.get(stream)
+            max_repeats = spec.max_repeats if spec is not None else 0
+            repeated = max_repeats > 0 and finite and repeats_previous(previous, msg)
+            self.health = observe(self.health, stream, msg.t_ns, arrival_ns, finite, ok_shape, repeated, max_repeats)
             if not ok_shape:
                 return  # never handed to a stage: counted as malformed above
             if stream not in PERCEIVED_SENSORS and finite:

@@ -12,6 +12,12 @@ it had never come. A drop is only known when fusion next runs, so a fresh arriva
 but once drops have left the stream without a usable message for its maximum age, its arrivals
 are held out until no drop has come for that long, so that each new message of a stream the
 synchroniser keeps dropping cannot make it look alive again until fusion drops it too.
+
+A stream is frozen when its messages keep coming, fresh, but each repeats the data of the one
+before (``repeats_previous``: content, not identity; a frozen sensor delivers new buffers holding
+the same values). Sensor noise makes an exact repeat of a real measurement all but impossible, so
+``max_repeats`` of them in a row (about 0.3 s worth, ``FreezeConfig``) mark the stream frozen, and
+the monitor treats it as lost.
 """
 from __future__ import annotations
 
@@ -22,7 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from core.config import rng
 from core.jit import kernel
+from safety.rules import EGO_SENSORS, OBJECT_SENSORS
 
 NEVER_NS = -(2**62)
 RATE_WINDOW = 9  # accepted arrivals kept for the rate: 8 intervals, about a second at 10 Hz
@@ -36,6 +44,8 @@ class StreamSpec:
     max_missed_periods: float = 3.0  # alive while age <= max_missed_periods * period
     # The rate is out of tolerance while the mean interval exceeds this multiple of the period.
     rate_tolerance: float = 1.5
+    # Frozen after this many consecutive messages repeating their predecessor's data; 0: not watched.
+    max_repeats: int = 0
     # Derived once here (max_missed_periods * period_ns): the monitor reads it per stream at 100 Hz.
     max_age_ns: int = field(init=False, repr=False, compare=False)
 
@@ -59,6 +69,8 @@ class StreamHealth:
     sync_dropped: int = 0  # messages the synchroniser dropped as late or from the future
     held_out_until_ns: int = NEVER_NS  # arrivals up to here are held out of liveness (see above)
     held_out: int = 0  # accepted messages held out of liveness that way
+    repeats: int = 0  # consecutive accepted messages repeating their predecessor's data
+    frozen_events: int = 0  # times ``repeats`` reached the stream's max_repeats
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,32 +82,43 @@ class HealthState:
 
 
 def observe(state: HealthState, stream: str, t_ns: int, arrival_ns: int, finite: bool = True,
-            well_formed: bool = True) -> HealthState:
+            well_formed: bool = True, repeated: bool = False, max_repeats: int = 0) -> HealthState:
+    """One arrival on ``stream``. ``repeated``: its data repeat the stream's previous message's
+    (``repeats_previous``); ``max_repeats``: the stream's spec's, for counting frozen events."""
     p = state.streams.get(stream) or StreamHealth()
     # Positional construction: this runs for every message, and dataclasses.replace costs ~10x more.
     acc, stale, nonfin, bad = p.accepted, p.stale_or_duplicate, p.nonfinite, p.malformed
     last_arr, last_t, last_bad, recent = p.last_arrival_ns, p.last_t_ns, p.last_bad_arrival_ns, p.recent_arrivals_ns
     recent_t, dropped, held_until, held = p.recent_t_ns, p.sync_dropped, p.held_out_until_ns, p.held_out
+    reps, frozen = p.repeats, p.frozen_events
     if not well_formed:
         new = StreamHealth(last_arr, last_t, acc, stale, nonfin, bad + 1, int(arrival_ns), recent, recent_t, dropped,
-                           held_until, held)
+                           held_until, held, reps, frozen)
     elif t_ns <= last_t:
         new = StreamHealth(last_arr, last_t, acc, stale + 1, nonfin, bad, last_bad, recent, recent_t, dropped,
-                           held_until, held)
+                           held_until, held, reps, frozen)
     elif not finite:
         new = StreamHealth(last_arr, last_t, acc, stale, nonfin + 1, bad, int(arrival_ns), recent, recent_t, dropped,
-                           held_until, held)
-    elif arrival_ns <= held_until:
-        # Fresh, but the synchroniser has been dropping this stream: not usable until it stops.
-        new = StreamHealth(last_arr, int(t_ns), acc + 1, stale, nonfin, bad, last_bad, recent, recent_t, dropped,
-                           held_until, held + 1)
+                           held_until, held, reps, frozen)
     else:
-        if len(recent) >= RATE_WINDOW:
-            recent, recent_t = recent[1 - RATE_WINDOW:] + (int(arrival_ns),), recent_t[1 - RATE_WINDOW:] + (int(t_ns),)
+        if repeated:
+            reps += 1
+            if reps == max_repeats:
+                frozen += 1
         else:
-            recent, recent_t = recent + (int(arrival_ns),), recent_t + (int(t_ns),)
-        new = StreamHealth(int(arrival_ns), int(t_ns), acc + 1, stale, nonfin, bad, last_bad, recent, recent_t,
-                           dropped, held_until, held)
+            reps = 0
+        if arrival_ns <= held_until:
+            # Fresh, but the synchroniser has been dropping this stream: not usable until it stops.
+            new = StreamHealth(last_arr, int(t_ns), acc + 1, stale, nonfin, bad, last_bad, recent, recent_t, dropped,
+                               held_until, held + 1, reps, frozen)
+        else:
+            if len(recent) >= RATE_WINDOW:
+                recent, recent_t = (recent[1 - RATE_WINDOW:] + (int(arrival_ns),),
+                                    recent_t[1 - RATE_WINDOW:] + (int(t_ns),))
+            else:
+                recent, recent_t = recent + (int(arrival_ns),), recent_t + (int(t_ns),)
+            new = StreamHealth(int(arrival_ns), int(t_ns), acc + 1, stale, nonfin, bad, last_bad, recent, recent_t,
+                               dropped, held_until, held, reps, frozen)
     streams = dict(state.streams)
     streams[stream] = new
     return HealthState(streams, state.start_ns)
@@ -119,7 +142,8 @@ def sync_dropped(state: HealthState, spec: StreamSpec, t_ns: int, now_ns: int) -
     if last_arr < 0 or now_ns - last_arr > spec.max_age_ns:
         held_until = max(held_until, now_ns + spec.max_age_ns)
     new = StreamHealth(last_arr, p.last_t_ns, p.accepted, p.stale_or_duplicate, p.nonfinite, p.malformed,
-                       p.last_bad_arrival_ns, recent, recent_t, p.sync_dropped + 1, held_until, p.held_out)
+                       p.last_bad_arrival_ns, recent, recent_t, p.sync_dropped + 1, held_until, p.held_out,
+                       p.repeats, p.frozen_events)
     streams = dict(state.streams)
     streams[spec.name] = new
     return HealthState(streams, state.start_ns)
@@ -160,6 +184,13 @@ def stream_rate_ok(state: HealthState, spec: StreamSpec, now_ns: int) -> bool:
     return mean <= spec.rate_tolerance * spec.period_ns
 
 
+def stream_frozen(state: HealthState, spec: StreamSpec) -> bool:
+    """True while the stream's last ``spec.max_repeats`` (> 0) messages each repeated the data of
+    the one before: fresh messages, stale data."""
+    h = state.streams.get(spec.name)
+    return h is not None and 0 < spec.max_repeats <= h.repeats
+
+
 def stream_bad_data(state: HealthState, spec: StreamSpec, now_ns: int) -> bool:
     """True while a non-finite or malformed message came within the stream's maximum age."""
     h = state.streams.get(spec.name)
@@ -193,3 +224,83 @@ def _all_finite(values):
         if not math.isfinite(v):
             return False
     return True
+
+
+# Streams watched for freezing by default: the sensors. The oracle streams of simulation runs are
+# not: noise-free at standstill, or empty with no actor about, they repeat legitimately.
+FREEZE_WATCHED = OBJECT_SENSORS + EGO_SENSORS
+_SAMPLE = 64  # elements of a large array compared first: different data nearly always differ there
+
+
+@dataclass(frozen=True, slots=True)
+class FreezeConfig:
+    """When a stream counts as frozen: after ``hold_s`` worth of its messages in a row (at its rate,
+    at least 2) each repeated its predecessor's data. 0.3 s is 3 lidar or GNSS messages, 6 camera
+    or radar, 15 wheel and 30 IMU messages, and keeps detection plus reaction inside the 0.5 s
+    FTTI of an object sensor."""
+
+    hold_s: float = field(default=0.3, metadata=rng(0.01, 60.0))
+    # Per stream, the number of repeats instead (0: not watched), for any stream of the run.
+    repeats: dict[str, int] = field(default_factory=dict, metadata=rng(0, 1_000_000))
+
+    def max_repeats(self, stream: str, rate_hz: float) -> int:
+        if stream in self.repeats:
+            return self.repeats[stream]
+        if stream not in FREEZE_WATCHED:
+            return 0
+        return max(2, math.ceil(self.hold_s * rate_hz - 1e-9))  # 0.3 * 20 is 6.000000000000001
+
+
+def repeats_previous(prev: Any, msg: Any) -> bool:
+    """True if ``msg`` repeats ``prev``'s data: the same type, every field but ``t_ns`` equal in
+    content (arrays by value, not identity) and something in it that sensor noise would change.
+
+    A payload with nothing of the kind (no array element, no JPEG byte, every float zero) repeats
+    legitimately and never counts: an empty radar scan with nothing in view, and a wheel speed of
+    exactly 0 (the encoders at standstill; the sim clips its noisy speed at zero, so it reads 0 about
+    half the time). A wheel frozen at 0 while moving is therefore not seen here.
+
+    Cost per message: large arrays are compared on a strided sample of ``_SAMPLE`` elements first,
+    which different data fail at once; the full comparison runs only on a sample that matched."""
+    if prev is None or type(prev) is not type(msg):
+        return False
+    informative = False
+    for name in msg.__slots__:
+        if name == "t_ns":
+            continue
+        b = getattr(msg, name)
+        a = getattr(prev, name)
+        if isinstance(b, np.ndarray):
+            if b.size:
+                informative = True
+            if a is b:
+                continue
+            if not isinstance(a, np.ndarray) or a.shape != b.shape or a.dtype != b.dtype:
+                return False
+            if not _arrays_equal(a, b):
+                return False
+        elif isinstance(b, float):
+            if b != 0.0:
+                informative = True
+            if a != b:  # NaN differs from itself: never a repeat (nor accepted)
+                return False
+        elif isinstance(b, bytes):
+            if b:
+                informative = True
+            if a != b:
+                return False
+        elif a != b:
+            return False
+    return informative
+
+
+def _arrays_equal(a: np.ndarray, b: np.ndarray) -> bool:
+    """Element-wise equality of two arrays of one shape and dtype."""
+    n = b.size
+    if n <= _SAMPLE:
+        return a.tolist() == b.tolist()
+    if a.flags.c_contiguous and b.flags.c_contiguous:
+        step = n // _SAMPLE
+        if a.reshape(-1)[::step].tolist() != b.reshape(-1)[::step].tolist():
+            return False
+    return bool(np.array_equal(a, b))

@@ -4,6 +4,8 @@ Escalation is immediate. Recovery to a less severe mode needs the lower demand t
 ``recovery_hold_s`` without interruption, and steps down only to the most severe mode demanded
 during that hold (then holds again for the rest of the way). Every transition is kept with its time
 and reason.
+A frozen stream (fresh messages repeating the same data, safety/health.py) counts as lost, for
+the policy table as for everything below, and raises ``<stream>.frozen`` so that the reason names it.
 The monitor adds its own flags: per-stream rate and data quality (of streams still alive: a lost
 stream is reported as lost), the loop's heartbeat (the interval between its own runs, and time
 never going backwards), and it holds the ``picture.*`` flags from the last step at which some object
@@ -16,7 +18,8 @@ from dataclasses import dataclass, field
 from core.clock import s_to_ns
 from core.config import rng
 from core.messages import Mode, SafetyStatus
-from safety.health import HealthState, StreamSpec, stream_alive, stream_bad_data, stream_rate_ok
+from safety.health import (FreezeConfig, HealthState, StreamSpec, stream_alive, stream_bad_data, stream_frozen,
+                           stream_rate_ok)
 from safety.picture import PictureConfig
 from safety.policy import MODE_LIMITS, PolicyRule, evaluate
 from safety.rules import DEFAULT_RULES, OBJECT_STREAMS
@@ -34,6 +37,7 @@ class SafetyConfig:
     heartbeat_timeout_s: float = field(default=0.1, metadata=rng(0.001, 10.0))
     picture: PictureConfig = field(default_factory=PictureConfig)
     stages: StageWatchConfig = field(default_factory=StageWatchConfig)
+    freeze: FreezeConfig = field(default_factory=FreezeConfig)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +95,10 @@ def safety_step(state: MonitorState, health: HealthState, streams: tuple[StreamS
                 flags: frozenset[str], rules: tuple[PolicyRule, ...], t_ns: int,
                 cfg: SafetyConfig) -> tuple[MonitorState, SafetyStatus]:
     alive = {s.name: stream_alive(health, s, t_ns) for s in streams}
+    for s in streams:
+        if s.max_repeats and alive[s.name] and stream_frozen(health, s):
+            alive[s.name] = False  # fresh messages, stale data: as good as lost
+            flags = flags | {f"{s.name}.frozen"}
     lost = frozenset(name for name, ok in alive.items() if not ok)
     seen, picture = monitor_flags(state, health, streams, alive, flags, t_ns, cfg)
     demanded, reason = evaluate(rules, lost, seen)

@@ -4,6 +4,7 @@ Object sensors: camera, lidar, radar (and the oracle object stream of simulation
 sensors: imu, wheel, gnss (and the oracle ego stream when the simulated sensors are off). One sensor
 lost costs redundancy (DEGRADED); two of a kind lost leaves no cross-check (MINIMAL_RISK). Flags are
 named health conditions the stack computes; ``picture.*`` flags are held from the last fresh picture.
+A frozen sensor (fresh messages repeating the same data) counts as lost; ``<sensor>.frozen`` says why.
 """
 from __future__ import annotations
 
@@ -31,6 +32,9 @@ DEFAULT_RULES: tuple[PolicyRule, ...] = (
     PolicyRule(DEG, "gnss lost: dead reckoning", streams=("gnss",)),
     PolicyRule(MRM, "ego localisation lost: two of three ego sensors lost", streams=EGO_SENSORS, min_lost=2),
     PolicyRule(MRM, "ego localisation lost", streams=("ego",)),
+    # A frozen stream counts as lost in the rules above; these name the cause in the reason.
+    *(PolicyRule(DEG, f"{name} frozen: it repeats its last data", flag=f"{name}.frozen")
+      for name in OBJECT_SENSORS + EGO_SENSORS),
     PolicyRule(MRM, "ego localisation lost: position uncertainty over its limit", flag="localisation.lost"),
     PolicyRule(DEG, "a stream's rate is out of tolerance", flag="stream.rate_low"),
     PolicyRule(DEG, "a stream delivers non-finite or malformed data", flag="stream.bad_data"),

@@ -61,3 +61,38 @@ def test_object_sensors_whose_detections_sync_drops_are_lost(skewed):
     # Lidar: 10 Hz, lost 0.3 s after the last usable scan (captured 0.9 s, arrived ~0.95 s).
     assert 1.0 < mrm["t_s"] <= 1.3
     assert s["final_mode"] == "MINIMAL_RISK"
+
+
+# A frozen sensor keeps delivering fresh messages repeating its last data (sim/faults.py freeze).
+# Before, such a stream was alive, and a run with two or three frozen object sensors stayed NOMINAL.
+@pytest.mark.parametrize("frozen", [(), ("imu", "wheel")], ids=["clean", "imu+wheel"])
+def test_frozen_ego_sensors_are_lost(frozen):
+    s = run("oracle", tuple(f"{name}:freeze@1" for name in frozen), enabled=("imu", "wheel", "gnss"))
+    if not frozen:
+        assert s["modes"] == [] and all(c["frozen"] == 0 for c in s["sensors"].values())
+        return
+    assert s["sensors"]["imu"]["frozen"] == 1 and s["sensors"]["wheel"]["frozen"] == 1
+    mrm = next(m for m in s["modes"] if m["mode"] == "MINIMAL_RISK")
+    assert "ego localisation lost: two of three ego sensors lost" in mrm["reason"]
+    assert "imu frozen" in mrm["reason"] and "wheel frozen" in mrm["reason"]
+    # 30 IMU and 15 wheel repeats in a row (0.3 s) from the first frozen sample at 1.0 s.
+    assert 1.28 <= mrm["t_s"] <= 1.32
+    assert s["final_mode"] == "MINIMAL_RISK"
+
+
+@pytest.mark.parametrize("frozen", [(), ("camera", "lidar")], ids=["clean", "camera+lidar"])
+def test_frozen_object_sensors_are_lost(frozen):
+    # Every simulated sensor on (objects from the oracle): health watches the raw streams.
+    s = run("oracle", tuple(f"{name}:freeze@1" for name in frozen))
+    if not frozen:
+        assert s["modes"] == [] and all(c["frozen"] == 0 for c in s["sensors"].values())
+        return
+    assert s["sensors"]["camera"]["frozen"] == 1 and s["sensors"]["lidar"]["frozen"] == 1
+    assert s["modes"][0]["reason"] == "lidar lost; lidar frozen: it repeats its last data"
+    mrm = next(m for m in s["modes"] if m["mode"] == "MINIMAL_RISK")
+    assert mrm["reason"] == ("lidar lost; camera lost; two of three object sensors lost; "
+                             "camera frozen: it repeats its last data; lidar frozen: it repeats its last data")
+    # Lidar: the scans of 1.0, 1.1 and 1.2 s repeat the one of 0.9 s (arriving ~1.25 s); camera:
+    # six repeats from 1.0 s, the sixth captured at 1.25 s and arriving ~1.28 s.
+    assert 1.25 <= mrm["t_s"] <= 1.3
+    assert s["final_mode"] == "MINIMAL_RISK"
