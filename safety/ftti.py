@@ -19,6 +19,7 @@ class StreamTiming:
     period_s: float
     latency_s: float
     jitter_s: float = 0.0
+    max_repeats: int = 0  # the freeze rule's (safety/health.py FreezeConfig); 0: not watched
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +41,8 @@ class FttiEntry:
     # How the fault is detected: "streams" (the named streams stop; detected when the last of them
     # is declared lost), "localisation" (the EKF's position sigma crosses its limit), "planner_misses"
     # (3 deadline misses in a row), "stale_input", "stage_event" (exception or non-finite output of
-    # the planner, the slowest periodic stage), "heartbeat" (the loop stalls).
+    # the planner, the slowest periodic stage), "heartbeat" (the loop stalls), "frozen" (the named
+    # stream keeps coming but repeats its data: lost once max_repeats messages in a row repeat).
     detection: str
     streams: tuple[str, ...] = ()
 
@@ -61,6 +63,13 @@ FTTI_TABLE: tuple[FttiEntry, ...] = (
     FttiEntry("wheel odometry lost", Mode.DEGRADED, 1.0, "streams", ("wheel",)),
     FttiEntry("gnss lost", Mode.DEGRADED, 1.0, "streams", ("gnss",)),
     FttiEntry("imu and wheel lost", Mode.MINIMAL_RISK, 0.5, "streams", ("imu", "wheel")),
+    # A frozen stream counts as lost (safety/health.py): the same modes and intervals as its loss.
+    FttiEntry("lidar frozen", Mode.DEGRADED, 0.5, "frozen", ("lidar",)),
+    FttiEntry("camera frozen", Mode.DEGRADED, 0.5, "frozen", ("camera",)),
+    FttiEntry("radar frozen", Mode.DEGRADED, 0.5, "frozen", ("radar",)),
+    FttiEntry("imu frozen", Mode.DEGRADED, 1.0, "frozen", ("imu",)),
+    FttiEntry("wheel odometry frozen", Mode.DEGRADED, 1.0, "frozen", ("wheel",)),
+    FttiEntry("gnss frozen", Mode.DEGRADED, 1.0, "frozen", ("gnss",)),
     FttiEntry("localisation lost", Mode.MINIMAL_RISK, 0.5, "localisation"),
     FttiEntry("planner misses 3 deadlines", Mode.MINIMAL_RISK, 0.5, "planner_misses"),
     FttiEntry("stage exception", Mode.MINIMAL_RISK, 0.5, "stage_event"),
@@ -75,12 +84,22 @@ def stream_detection_s(s: StreamTiming, loop: LoopTiming) -> float:
     return s.latency_s + s.jitter_s + loop.max_missed_periods * s.period_s + loop.monitor_period_s
 
 
+def frozen_detection_s(s: StreamTiming, loop: LoopTiming) -> float:
+    """The data freeze after a capture; the next capture, at most a period later, is the first
+    repeat, and the max_repeats-th repeat (max_repeats periods later at most) marks the stream
+    frozen when it arrives; the monitor sees it at its next run."""
+    if s.max_repeats < 1:
+        raise ValueError("frozen detection needs a watched stream (max_repeats >= 1)")
+    return s.max_repeats * s.period_s + s.latency_s + s.jitter_s + loop.monitor_period_s
+
+
 def detection_s(entry: FttiEntry, streams: dict[str, StreamTiming], loop: LoopTiming) -> float:
-    if entry.detection == "streams":
+    if entry.detection in ("streams", "frozen"):
         missing = [n for n in entry.streams if n not in streams]
         if missing:
             raise KeyError(f"FTTI entry {entry.fault!r}: no timing for stream(s) {', '.join(missing)}")
-        return max(stream_detection_s(streams[n], loop) for n in entry.streams)
+        per_stream = stream_detection_s if entry.detection == "streams" else frozen_detection_s
+        return max(per_stream(streams[n], loop) for n in entry.streams)
     if entry.detection == "localisation":
         return loop.fusion_period_s + loop.monitor_period_s  # the crossing shows in the next ego estimate
     if entry.detection == "planner_misses":
