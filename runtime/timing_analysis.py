@@ -68,12 +68,14 @@ def period_jitter(start_ns: np.ndarray, period_ns: int) -> dict[str, float]:
     """Start-to-start intervals minus the nominal period: quantiles of |jitter| in ms. A skipped
     period shows as a full period of jitter, as it should."""
     starts = np.sort(np.asarray(start_ns, dtype=np.int64))
+    period_ms = int(period_ns) / NS_PER_MS  # reported with the figures: the control rate is configurable
     if starts.size < 2:
-        return {"intervals": 0, "p50_abs_ms": 0.0, "p99_abs_ms": 0.0, "max_abs_ms": 0.0, "mean_ms": 0.0}
+        return {"intervals": 0, "period_ms": period_ms, "p50_abs_ms": 0.0, "p99_abs_ms": 0.0, "max_abs_ms": 0.0,
+                "mean_ms": 0.0}
     jitter_ns = np.diff(starts) - int(period_ns)
     q = quantiles_ms(np.abs(jitter_ns))
-    return {"intervals": int(jitter_ns.size), "p50_abs_ms": q["p50_ms"], "p99_abs_ms": q["p99_ms"],
-            "max_abs_ms": q["max_ms"], "mean_ms": round(float(jitter_ns.mean()) / NS_PER_MS, 4)}
+    return {"intervals": int(jitter_ns.size), "period_ms": period_ms, "p50_abs_ms": q["p50_ms"],
+            "p99_abs_ms": q["p99_ms"], "max_abs_ms": q["max_ms"], "mean_ms": round(float(jitter_ns.mean()) / NS_PER_MS, 4)}
 
 
 def e2e_latency_ns(applied_now_ns: np.ndarray, applied_t_ns: np.ndarray, fusion: Deliveries,

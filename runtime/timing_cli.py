@@ -101,7 +101,8 @@ def format_report(r: dict) -> str:
                      f"{s['max_ms']:>8.2f}{s['budget_ms']:>8.3g}{s['misses']:>6}{100 * s['miss_rate']:>6.1f}%"
                      f"{s['queue_p50_ms']:>8.2f}{s['queue_p99_ms']:>8.2f}{s['superseded']:>6}")
     j = r["control_jitter"]
-    lines += ["", f"  control period jitter |interval - 10 ms|: p50 {j['p50_abs_ms']:.3f} ms  "
+    # Reports written before the period was part of them held the default 10 ms control period.
+    lines += ["", f"  control period jitter |interval - {j.get('period_ms', 10.0):g} ms|: p50 {j['p50_abs_ms']:.3f} ms  "
                   f"p99 {j['p99_abs_ms']:.3f} ms  max {j['max_abs_ms']:.3f} ms  ({j['intervals']} intervals)",
               "", f"  {'end-to-end':<19}{'msgs':>6}{'used':>6}{'p50':>8}{'p99':>8}{'max':>8}   "
                   f"(ms, capture -> first command; p99 limit {r['e2e_p99_limit_ms']:g} ms)"]
@@ -110,7 +111,9 @@ def format_report(r: dict) -> str:
                      f"{e['max_ms']:>8.1f}")
     loops = [(k, r[k]) for k in ("closed_loop", "latency_in_the_loop") if k in r]
     if loops:
-        lines += ["", f"  {'closed loop':<22}" + "".join(f"{k:>22}" for k, _ in loops)]
+        # The wall-clock run is the one README and --help call realtime; the JSON key stays closed_loop.
+        title = {"closed_loop": "realtime", "latency_in_the_loop": "latency_in_the_loop"}
+        lines += ["", f"  {'closed loop':<22}" + "".join(f"{title[k]:>22}" for k, _ in loops)]
         for key in loops[0][1]:
             lines.append(f"  {key:<22}" + "".join(f"{_cell(m.get(key)):>22}" for _, m in loops))
     lines += ["", "  gate: " + ("PASS" if not r["broken"] else f"FAIL ({len(r['broken'])} broken)")]
