@@ -53,10 +53,11 @@ def format_summary(s: dict) -> str:
     for name, st in s["stages"].items():
         lines.append(f"  {name:<20}{st['runs']:>6}{st['p50_ms']:>9.3f}{st['p99_ms']:>9.3f}"
                      f"{st['max_ms']:>9.3f}{st['budget_ms']:>9.1f}{st['misses']:>8}")
-    lines += ["", f"  {'sensor':<12}{'messages':>9}{'dropped':>9}{'late':>6}{'nonfinite':>10}{'ekf gate':>9}"]
+    lines += ["", f"  {'sensor':<12}{'messages':>9}{'dropped':>9}{'late':>6}{'nonfinite':>10}{'ekf gate':>9}"
+                  f"{'frozen':>8}"]
     for name, c in s["sensors"].items():
         lines.append(f"  {name:<12}{c['messages']:>9}{c['dropped']:>9}{c['late']:>6}{c['nonfinite']:>10}"
-                     f"{c['rejected_by_ego_filter']:>9}")
+                     f"{c['rejected_by_ego_filter']:>9}{c.get('frozen', 0):>8}")
     ego = s["ego_filter"]
     if any(ego.values()):  # all zero: the oracle ego drove, the filter never ran
         others = ", ".join(f"{k} {v}" for k, v in ego.items() if k != "applied" and v)

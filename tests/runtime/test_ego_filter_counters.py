@@ -23,8 +23,19 @@ def test_gate_rejections_of_noisy_ego_sensors_show_per_stream_and_in_the_table()
         assert s["sensors"][name]["rejected_by_ego_filter"] == 0
     table = format_summary(s)
     assert f"imu_outliers {counters.imu_outliers}" in table
+    header = next(line.split() for line in table.splitlines() if line.split()[:1] == ["sensor"])
+    assert header[-3:] == ["ekf", "gate", "frozen"]
     imu_row = next(line.split() for line in table.splitlines() if line.split()[:1] == ["imu"])
-    assert int(imu_row[-1]) == counters.imu_outliers
+    assert int(imu_row[-2]) == counters.imu_outliers and int(imu_row[-1]) == 0
+
+
+def test_a_frozen_stream_shows_in_the_table():
+    loop = ClosedLoop(load_scenario("free_road"), RunOptions(seed=0, duration_s=3.0, sensors=True,
+                                                             faults=("lidar:freeze@1",)))
+    s = json.loads(json.dumps(loop.run()))
+    assert s["sensors"]["lidar"]["frozen"] == 1
+    rows = {line.split()[0]: line.split() for line in format_summary(s).splitlines() if line.split()[:1]}
+    assert rows["lidar"][-1] == "1" and rows["camera"][-1] == "0"
 
 
 def test_every_ego_filter_counter_is_reported_under_its_own_name():
