@@ -99,8 +99,13 @@ def setup_from_log(metadata: dict[str, str], scenario: ScenarioConfig | None = N
             raise UsageError("the log carries no rtdrive run metadata (recorded elsewhere?): "
                              "pass --scenario NAME to give the road and sensor setup")
         return RunSetup(scenario, StackConfig(), RunOptions(duration_s=scenario.duration_s), False)
+    if scenario is not None:
+        # A scenario other than the recorded one would replay other roads and sensors against the
+        # recorded inputs: nothing --check could pass, and nothing the log can vouch for.
+        raise UsageError(f"--scenario {scenario.name}: this log records its own scenario "
+                         f"({metadata.get('scenario', 'in its metadata')}); --scenario is for logs without rtdrive run metadata")
     try:
-        sc = scenario or from_mapping(ScenarioConfig, _json_object(metadata, "scenario_json", "scenario"),
+        sc = from_mapping(ScenarioConfig, _json_object(metadata, "scenario_json", "scenario"),
                                       "<log metadata>", "scenario")
         cfg = from_mapping(StackConfig, _json_object(metadata, "stack_config_json", "stack_config"),
                            "<log metadata>", "stack_config")

@@ -115,6 +115,15 @@ def test_foreign_log_needs_a_scenario(oracle_log, tmp_path, capsys):
     assert main(["replay", str(foreign), "--scenario", "cut_in"]) == 0
 
 
+def test_a_scenario_is_refused_for_a_log_that_records_its_own(oracle_log, capsys):
+    # It silently replaced the recorded scenario: other roads and sensors against recorded inputs.
+    path, _ = oracle_log
+    capsys.readouterr()
+    assert main(["replay", str(path), "--scenario", "free_road"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "this log records its own scenario" in err and "--scenario free_road" in err
+
+
 def test_truncated_log(oracle_log, tmp_path, capsys):
     path, _ = oracle_log
     data = path.read_bytes()
