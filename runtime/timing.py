@@ -267,7 +267,10 @@ def remote_perception(sched: Scheduler, stack, procs: PerceptionProcesses) -> No
 
 def closed_loop_metrics(summary: dict) -> dict:
     keys = ("collisions", "min_ttc_s", "min_distance_m", "mean_speed_mps", "max_abs_jerk_mps3", "final_mode")
-    return {k: summary.get(k) for k in keys}
+    # A realtime run whose control loop stalls past the vehicle's command timeout stops the car:
+    # the report must say so, or a braked run would read as a slow one.
+    return {**{k: summary.get(k) for k in keys},
+            "drive_by_wire_tripped_at_s": (summary.get("drive_by_wire") or {}).get("tripped_at_s")}
 
 
 def latency_in_the_loop(scenario: ScenarioConfig, opts: RunOptions, stack_cfg: StackConfig) -> dict:

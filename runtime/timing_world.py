@@ -13,7 +13,7 @@ import multiprocessing as mp
 from dataclasses import replace
 from typing import Any
 
-from runtime.closed_loop import ClosedLoop, RunOptions
+from runtime.closed_loop import ClosedLoop, RunOptions, drive_by_wire_report
 from runtime.stack_config import StackConfig
 from sim.scenario import ScenarioConfig
 
@@ -49,6 +49,7 @@ def _serve(conn, scenario: ScenarioConfig, opts: RunOptions, stack_cfg: StackCon
         if request is None:
             summary = loop.metrics.summary()
             summary["final_speed_mps"] = round(float(loop.trajectory[-1][3]), 3) if loop.trajectory else 0.0
+            summary["drive_by_wire"] = drive_by_wire_report(loop.drive_by_wire, loop.world.vehicle)
             conn.send(summary)
             return
         t_ns, command = request
