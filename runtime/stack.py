@@ -77,6 +77,10 @@ class DrivingStack:
                        max_repeats=freeze.max_repeats(name, rate_hz))
             for name, rate_hz in sorted(input_streams.items()))
         self._spec_of = {s.name: s for s in self.stream_specs}
+        # Per sensor stream, the last message health accepted (well formed, finite, fresh): what the
+        # freeze rule compares with. bus.latest holds any last message, a corrupt one included, and
+        # one NaN in a frozen stream then reset its repeat count for good.
+        self._last_accepted: dict[str, Any] = {}
         self.counters: dict[str, StageCounters] = {}
         self.perception_states = {p.sensor: p.init() for p in steps.perception}
         self.fusion_state = steps.fusion_init()
@@ -127,9 +131,7 @@ class DrivingStack:
                                  f"(stages: {', '.join(sched.task_names())})")
 
     def _on_message(self, arrival_ns: int, topic: str, msg: Any) -> None:
-        latest = self.bus.latest
-        previous = latest.get(topic)
-        latest[topic] = msg
+        self.bus.latest[topic] = msg
         if topic.startswith("/sensors/"):
             stream = topic[len("/sensors/"):]
             ok_shape = well_formed(msg)
@@ -137,8 +139,12 @@ class DrivingStack:
             # A sensor repeating its last data (content, not identity) is frozen after max_repeats.
             spec = self._spec_of.get(stream)
             max_repeats = spec.max_repeats if spec is not None else 0
-            repeated = max_repeats > 0 and finite and repeats_previous(previous, msg)
+            previous = self._last_accepted.get(stream)
+            fresh = previous is None or msg.t_ns > previous.t_ns
+            repeated = max_repeats > 0 and finite and fresh and repeats_previous(previous, msg)
             self.health = observe(self.health, stream, msg.t_ns, arrival_ns, finite, ok_shape, repeated, max_repeats)
+            if finite and fresh:
+                self._last_accepted[stream] = msg
             if not ok_shape:
                 return  # never handed to a stage: counted as malformed above
             if stream not in PERCEIVED_SENSORS and finite:

@@ -82,6 +82,9 @@ def test_default_repeats_are_0_3_s_of_each_sensor_and_the_oracle_streams_are_not
     assert (cfg.max_repeats("lidar", 10.0), cfg.max_repeats("gnss", 10.0), cfg.max_repeats("oracle", 10.0)) == (5, 0, 4)
     with pytest.raises(ConfigError, match=r"x\.toml: freeze\.repeats\.gnss"):
         from_mapping(SafetyConfig, {"freeze": {"repeats": {"gnss": -1}}}, "x.toml")
+    # A misspelt stream was accepted and the real one kept its default.
+    with pytest.raises(ConfigError, match=r"x\.toml: freeze: repeats\.lidr: unknown stream; streams are camera"):
+        from_mapping(SafetyConfig, {"freeze": {"repeats": {"lidr": 0}}}, "x.toml")
 
 
 def _monitor(frozen: tuple[str, ...]):
@@ -115,3 +118,22 @@ def test_the_monitor_treats_a_frozen_stream_as_lost_and_names_it():
     assert state.mode == Mode.MINIMAL_RISK
     assert "ego localisation lost: two of three ego sensors lost" in state.reason
     assert "imu frozen" in state.reason and "wheel frozen" in state.reason
+
+
+def test_a_corrupt_message_in_a_frozen_stream_does_not_reset_its_count():
+    # The stack compared each message with bus.latest, the last message of any kind: one NaN fix
+    # between repeats reset the count, so a frozen GNSS with the odd corrupt fix never froze.
+    from runtime.closed_loop import ClosedLoop, RunOptions
+    from sim.scenario import load_scenario
+    loop = ClosedLoop(load_scenario("free_road"), RunOptions(seed=0, duration_s=1.0, sensors=True))
+    stack = loop.stack
+    spec = next(s for s in stack.stream_specs if s.name == "gnss")
+    assert spec.max_repeats == 3
+    frozen = np.array([10.0, 2.0])
+    fixes = [GnssFix(1_000, frozen.copy(), 0.5), GnssFix(2_000, frozen.copy(), 0.5),
+             GnssFix(3_000, np.array([np.nan, 2.0]), 0.5),
+             GnssFix(4_000, frozen.copy(), 0.5), GnssFix(5_000, frozen.copy(), 0.5)]
+    for fix in fixes:
+        stack._on_message(fix.t_ns, "/sensors/gnss", fix)
+    h = stack.health.streams["gnss"]
+    assert h.nonfinite == 1 and h.repeats == 3 and h.frozen_events == 1
