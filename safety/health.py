@@ -229,6 +229,7 @@ def _all_finite(values):
 # Streams watched for freezing by default: the sensors. The oracle streams of simulation runs are
 # not: noise-free at standstill, or empty with no actor about, they repeat legitimately.
 FREEZE_WATCHED = OBJECT_SENSORS + EGO_SENSORS
+FREEZE_STREAMS = FREEZE_WATCHED + ("oracle", "ego")  # every stream a run can have
 _SAMPLE = 64  # elements of a large array compared first: different data nearly always differ there
 
 
@@ -242,6 +243,12 @@ class FreezeConfig:
     hold_s: float = field(default=0.3, metadata=rng(0.01, 60.0))
     # Per stream, the number of repeats instead (0: not watched), for any stream of the run.
     repeats: dict[str, int] = field(default_factory=dict, metadata=rng(0, 1_000_000))
+
+    def __post_init__(self) -> None:
+        # A misspelt stream would silently keep its default: name it, as unknown keys are elsewhere.
+        for name in self.repeats:
+            if name not in FREEZE_STREAMS:
+                raise ValueError(f"repeats.{name}: unknown stream; streams are {', '.join(FREEZE_STREAMS)}")
 
     def max_repeats(self, stream: str, rate_hz: float) -> int:
         if stream in self.repeats:
