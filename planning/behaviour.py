@@ -67,8 +67,8 @@ def lane_references(ft: FrenetTracks, accel_tracks_mps2: np.ndarray, s_ego_m: fl
 
     The target speed (limit, cap, curve preview) is a speed along a lane; each lane's roll-out runs
     in reference-line rates, so it targets v_target / (1 - k d) with that lane's centre d and the
-    curvature k at the ego, ``kappa_1pm`` (the caller has it from placing the ego on the road). Otherwise the outer lane of a curve would drive above the limit and the
-    inner one below it."""
+    curvature k at the ego, ``kappa_1pm`` (the caller has it from placing the ego on the road).
+    Otherwise the outer lane of a curve would drive above the limit and the inner one below it."""
     if not 0 <= lane < road.num_lanes:  # the ego lane's roll-out stands in for every invalid lane
         raise ValueError(f"ego lane {lane} is not a lane of a {road.num_lanes}-lane road")
     # Three lanes: their validity in plain Python (numpy calls on 3 elements cost more than the logic).

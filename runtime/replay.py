@@ -17,7 +17,7 @@ on a slower machine makes the same decisions. Compute times are replayed, never 
 
 Memory: ``rtdrive replay`` streams the log (``runtime.logs.stream``). The sensor inputs, nearly all
 of a log's bytes (camera images, lidar sweeps), stay in the file until the replay reaches them and
-are posted a slice ahead (``_SensorFeed``), so memory does not grow with the log's length; the
+are posted a slice ahead (``runtime.replay_feed.SensorFeed``), so memory does not grow with the log's length; the
 recorded outputs, timings and sync decisions that --check compares are held (about 1% of the bytes).
 
 ``--check`` compares every stage output (and every synchroniser decision) with the recorded one,
@@ -31,7 +31,6 @@ import json
 import math
 import time
 from collections import defaultdict, deque
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from core.clock import SimulatedClock, ns_to_s, s_to_ns
@@ -44,14 +43,13 @@ from runtime.heap import long_lived_frozen
 from runtime.logs import LogContents, LogMessage, LogStream
 from runtime.logs.topics import SYNC_DECISIONS
 from runtime.record import EXTRA_TYPES, REPLAYED_OPTIONS
+from runtime.replay_feed import SensorFeed, split_inputs
 from runtime.replay_diff import Divergence, first_difference
 from runtime.scheduler import Scheduler
 from runtime.stack import FAULT_TARGET_STAGES
 from runtime.stack_config import StackConfig
 from sim.scenario import ScenarioConfig
 
-# Stream aliases for logs recorded elsewhere under the topic convention of runtime.logs.topics.
-_STREAM_ALIASES = {"wheel_speed": "wheel"}
 _SLICE_NS = 100_000_000  # replay advances in slices so a --check stops soon after a divergence
 NOT_OUTPUTS = ("/sensors/", "/truth/", "/timing/", SYNC_DECISIONS)
 # Bound on times read from the command line or a log: far past any run, far below where s_to_ns overflows.
@@ -206,13 +204,6 @@ class _OutputChecker:
             self.divergence = Divergence(topic, t_ns, index, *diff)
 
 
-def _stream_topic(topic: str, streams: set[str]) -> str | None:
-    """The stack input topic a recorded /sensors/ topic feeds (None: no stream of the stack takes it)."""
-    parts = topic.split("/")
-    name = _STREAM_ALIASES.get(parts[2], parts[2]) if len(parts) > 2 else ""
-    return f"/sensors/{name}" if name in streams else None
-
-
 def _mode_changes_recorded(statuses: list[LogMessage]) -> tuple[ModeChange, ...]:
     out, mode = [], int(Mode.NOMINAL)
     for m in statuses:
@@ -223,61 +214,13 @@ def _mode_changes_recorded(statuses: list[LogMessage]) -> tuple[ModeChange, ...]
     return tuple(out)
 
 
-def _split(contents: LogContents | LogStream) -> tuple[Iterable[LogMessage], Iterator[LogMessage], int]:
-    """(the recorded outputs, timings and sync decisions; the sensor inputs, in arrival order; the
-    last arrival time) of a log read whole or streamed."""
-    if isinstance(contents, LogStream):
-        if any(not t.startswith("/sensors/") for t in contents.streamed_topics) or any(
-                m.topic.startswith("/sensors/") for m in contents.resident):
-            raise ValueError("replay streams the /sensors/ topics and holds the rest: stream() the log "
-                             "with its default `streamed`")
-        return contents.resident, contents.streamed(), contents.last_arrival_ns
-    messages = contents.messages
-    return ([m for m in messages if not m.topic.startswith("/sensors/")],
-            (m for m in messages if m.topic.startswith("/sensors/")),
-            max((m.arrival_ns for m in messages), default=0))
-
-
-class _SensorFeed:
-    """Posts the recorded sensor inputs on the scheduler as the replay reaches them, not all at once:
-    a streamed log then holds only the inputs of the next slice (plus ``lead_ns``) in memory.
-
-    Posted this way they are delivered exactly as if all had been posted before the run. The
-    scheduler orders deliveries of one instant by posting sequence; an input must therefore be
-    posted before any stage output due at the same instant is. A stage output is queued while the
-    run producing it is processed, at most its (replayed) compute time ahead in latency mode, at
-    once in ideal mode. Feeding every input due up to the slice's end + the longest recorded
-    compute time before running the slice keeps the inputs first."""
-
-    def __init__(self, messages: Iterator[LogMessage], sched: Scheduler, streams: set[str], end_ns: int,
-                 lead_ns: int) -> None:
-        self._messages, self._sched, self._streams = messages, sched, streams
-        self._end_ns, self.lead_ns = end_ns, lead_ns
-        self._next = next(messages, None)
-        self.fed = 0
-        self.ignored: dict[str, int] = defaultdict(int)
-
-    def feed_for(self, slice_end_ns: int) -> None:
-        limit = min(slice_end_ns + self.lead_ns, self._end_ns)
-        m = self._next
-        while m is not None and m.arrival_ns <= limit:
-            topic = _stream_topic(m.topic, self._streams)
-            if topic is None:
-                self.ignored[m.topic] += 1
-            else:
-                self._sched.post(m.arrival_ns, topic, m.msg)
-                self.fed += 1
-            m = next(self._messages, None)
-        self._next = m
-
-
 def replay(contents: LogContents | LogStream, *, check: bool = True, from_s: float | None = None,
            to_s: float | None = None, scenario: ScenarioConfig | None = None,
            setup: RunSetup | None = None) -> ReplayReport:
     """Replay ``contents``: ``read`` or ``stream`` with ``order="arrival"`` and ``extra_types=EXTRA_TYPES``
     (a streamed log holds its sensor inputs in the file until the replay reaches them)."""
     setup = setup or setup_from_log(contents.metadata, scenario)
-    held, sensors, last_ns = _split(contents)
+    held, sensors, last_ns = split_inputs(contents)
     end_ns = s_to_ns(setup.opts.duration_s) if setup.opts.duration_s is not None else last_ns
     if contents.damage is not None:
         end_ns = min(end_ns, last_ns)  # nothing past the damage is known
@@ -317,7 +260,7 @@ def replay(contents: LogContents | LogStream, *, check: bool = True, from_s: flo
 
     # +1: the scheduler's int() of a replayed duration may land a nanosecond above the recorded one.
     lead_ns = max((t.duration_ns for t in timings), default=0) + 1
-    feed = _SensorFeed(sensors, sched, {spec.name for spec in stack.stream_specs}, end_ns, lead_ns)
+    feed = SensorFeed(sensors, sched, {spec.name for spec in stack.stream_specs}, end_ns, lead_ns)
 
     sync_divergence, sync_done, sync_compared = None, 0, 0
     t_ns = -1

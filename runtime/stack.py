@@ -139,11 +139,12 @@ class DrivingStack:
             # A sensor repeating its last data (content, not identity) is frozen after max_repeats.
             spec = self._spec_of.get(stream)
             max_repeats = spec.max_repeats if spec is not None else 0
-            previous = self._last_accepted.get(stream)
-            fresh = previous is None or msg.t_ns > previous.t_ns
-            repeated = max_repeats > 0 and finite and fresh and repeats_previous(previous, msg)
+            # observe decides what is accepted (and ignores ``repeated`` for anything it does not
+            # accept): the last accepted message is whatever raised the stream's accepted count.
+            before = self.health.streams.get(stream)
+            repeated = max_repeats > 0 and finite and repeats_previous(self._last_accepted.get(stream), msg)
             self.health = observe(self.health, stream, msg.t_ns, arrival_ns, finite, ok_shape, repeated, max_repeats)
-            if finite and fresh:
+            if self.health.streams[stream].accepted > (before.accepted if before is not None else 0):
                 self._last_accepted[stream] = msg
             if not ok_shape:
                 return  # never handed to a stage: counted as malformed above

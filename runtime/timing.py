@@ -212,7 +212,8 @@ def time_log(path: str, opts: RunOptions, budgets: TimingBudgets, budgets_source
     recorded stack with ``config``'s keys laid over it (``overlay_config``), then ``budgets``."""
     from runtime.logs import LogCorruptError, read
     from runtime.record import EXTRA_TYPES
-    from runtime.replay import _stream_topic, setup_from_log  # one topic convention for both feeds
+    from runtime.replay import setup_from_log
+    from runtime.replay_feed import stream_topic  # one topic convention for both feeds
 
     try:
         contents = read(path, order="arrival", extra_types=EXTRA_TYPES)
@@ -238,7 +239,7 @@ def time_log(path: str, opts: RunOptions, budgets: TimingBudgets, budgets_source
     streams = {spec.name for spec in loop.stack.stream_specs}
     fed = 0
     for m in contents.messages:
-        topic = _stream_topic(m.topic, streams) if m.topic.startswith("/sensors/") else None
+        topic = stream_topic(m.topic, streams) if m.topic.startswith("/sensors/") else None
         if topic is not None and m.arrival_ns <= end_ns:
             sched.post(m.arrival_ns, topic, m.msg)
             fed += 1

@@ -30,7 +30,7 @@ import numpy as np
 
 from core.config import rng
 from core.jit import kernel
-from safety.rules import EGO_SENSORS, OBJECT_SENSORS
+from safety.rules import EGO_SENSORS, EGO_STREAMS, OBJECT_SENSORS, OBJECT_STREAMS
 
 NEVER_NS = -(2**62)
 RATE_WINDOW = 9  # accepted arrivals kept for the rate: 8 intervals, about a second at 10 Hz
@@ -229,7 +229,7 @@ def _all_finite(values):
 # Streams watched for freezing by default: the sensors. The oracle streams of simulation runs are
 # not: noise-free at standstill, or empty with no actor about, they repeat legitimately.
 FREEZE_WATCHED = OBJECT_SENSORS + EGO_SENSORS
-FREEZE_STREAMS = FREEZE_WATCHED + ("oracle", "ego")  # every stream a run can have
+FREEZE_STREAMS = OBJECT_STREAMS + EGO_STREAMS  # every stream a run can have
 _SAMPLE = 64  # elements of a large array compared first: different data nearly always differ there
 
 

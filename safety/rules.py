@@ -15,6 +15,7 @@ OBJECT_SENSORS = ("camera", "lidar", "radar")
 EGO_SENSORS = ("imu", "wheel", "gnss")
 # Streams that refresh the object picture; while none is alive, picture.* flags are held.
 OBJECT_STREAMS = OBJECT_SENSORS + ("oracle",)
+EGO_STREAMS = EGO_SENSORS + ("ego",)  # the oracle ego stream stands in for the three
 
 DEG, MRM, ESTOP = Mode.DEGRADED, Mode.MINIMAL_RISK, Mode.EMERGENCY_STOP
 
