@@ -141,6 +141,11 @@ def from_mapping(cls: type[T], data: Mapping[str, Any], source: str = "", prefix
 
 def load_toml(cls: type[T], path: str | Path) -> T:
     """Read ``path`` and build ``cls``; unreadable files and syntax errors are ConfigErrors too."""
+    return from_mapping(cls, read_toml(path), str(path))
+
+
+def read_toml(path: str | Path) -> dict:
+    """The table of the TOML file ``path``; unreadable files and syntax errors are ConfigErrors."""
     path = Path(path)
     try:
         with path.open("rb") as fh:
@@ -153,7 +158,7 @@ def load_toml(cls: type[T], path: str | Path) -> T:
         raise ConfigError(str(path), "", f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:  # a folder, no permission: the user's path, not a bug
         raise ConfigError(str(path), "", f"cannot read: {exc.strerror or exc}") from None
-    return from_mapping(cls, data, str(path))
+    return data
 
 
 def replace_path(obj: T, dotted_key: str, value: Any, source: str = "<override>", _prefix: str = "") -> T:

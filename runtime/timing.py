@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-import tomllib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any, Callable
 import numpy as np
 
 from core.clock import NS_PER_S, s_to_ns
-from core.config import from_mapping, load_toml, rng
+from core.config import from_mapping, read_toml, rng
 from core.messages import Mode
 from fusion.sync import Decision
 from perception.onnx_model import SessionOptions
@@ -106,9 +105,8 @@ def overlay_config(recorded: StackConfig, config: Path | None) -> StackConfig:
     is checked on its own first, so its errors name it and its key as ``--config`` does elsewhere."""
     if config is None:
         return recorded
-    load_toml(StackConfig, config)  # unknown keys, types, ranges: named like any --config file
-    with Path(config).open("rb") as fh:
-        overrides = tomllib.load(fh)
+    overrides = read_toml(config)
+    from_mapping(StackConfig, overrides, str(config))  # unknown keys, types, ranges: named like any --config file
     # A relative model_path the file gives is relative to the file (the recording's are absolute).
     return models_relative_to(from_mapping(StackConfig, _merged(asdict(recorded), overrides), str(config)),
                               Path(config).parent)
