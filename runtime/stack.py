@@ -25,7 +25,7 @@ from safety.arbitration import arbitrate
 from sim.faults import FaultSpec
 from safety.health import HealthState, StreamSpec, message_finite, observe, repeats_previous, sync_dropped
 from safety.monitor import DEFAULT_RULES, MonitorState, safety_step
-from safety.picture import localisation_lost, obstacle_close_ahead
+from safety.picture import heading_lost, localisation_lost, obstacle_close_ahead
 from safety.stage_health import NO_FLAGS, StageCounts, StageWatch, watch_step
 from safety.policy import MODE_LIMITS
 
@@ -292,6 +292,8 @@ class DrivingStack:
             picture_cfg, flags = self.steps.safety_cfg.picture, set()
             if localisation_lost(ego, picture_cfg):
                 flags.add("localisation.lost")
+            if heading_lost(ego, picture_cfg):
+                flags.add("localisation.heading_lost")
             if obstacle_close_ahead(ego, tracks, picture_cfg):
                 flags.add("picture.obstacle_close_ahead")
             self._picture_inputs, self._picture_flags = (ego, tracks), frozenset(flags)

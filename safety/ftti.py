@@ -39,7 +39,7 @@ class FttiEntry:
     mode: Mode  # what the policy table demands for it
     ftti_s: float
     # How the fault is detected: "streams" (the named streams stop; detected when the last of them
-    # is declared lost), "localisation" (the EKF's position sigma crosses its limit), "planner_misses"
+    # is declared lost), "localisation" (the EKF's position or heading sigma crosses its limit), "planner_misses"
     # (3 deadline misses in a row), "stale_input", "stage_event" (exception or non-finite output of
     # the planner, the slowest periodic stage), "heartbeat" (the loop stalls), "frozen" (the named
     # stream keeps coming but repeats its data: lost once max_repeats messages in a row repeat).
@@ -71,6 +71,7 @@ FTTI_TABLE: tuple[FttiEntry, ...] = (
     FttiEntry("wheel odometry frozen", Mode.DEGRADED, 1.0, "frozen", ("wheel",)),
     FttiEntry("gnss frozen", Mode.DEGRADED, 1.0, "frozen", ("gnss",)),
     FttiEntry("localisation lost", Mode.MINIMAL_RISK, 0.5, "localisation"),
+    FttiEntry("heading lost", Mode.MINIMAL_RISK, 0.5, "localisation"),
     FttiEntry("planner misses 3 deadlines", Mode.MINIMAL_RISK, 0.5, "planner_misses"),
     FttiEntry("stage exception", Mode.MINIMAL_RISK, 0.5, "stage_event"),
     FttiEntry("loop heartbeat late", Mode.MINIMAL_RISK, 0.5, "heartbeat"),

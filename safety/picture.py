@@ -18,6 +18,11 @@ class PictureConfig:
     # Localisation is lost when the 1-sigma position uncertainty along its worst axis exceeds this:
     # beyond ~1 m the lane (3.5 m wide) can no longer be held with margin.
     max_position_sigma_m: float = field(default=1.0, metadata=rng(0.05, 100.0))
+    # ... or when the 1-sigma heading uncertainty exceeds this [rad]: steering follows the heading,
+    # and 0.05 rad puts the path 0.5 m off at 10 m of preview and 1 m/s sideways at 20 m/s. The
+    # IMU's yaw rate keeps it near 0.01; without it the sigma passes 0.05 within ~0.3 s, long
+    # before the position sigma says anything, while the heading error grows to tenths of a radian.
+    max_heading_sigma_rad: float = field(default=0.05, metadata=rng(0.001, 3.2))
     # "Close ahead": a track whose centre lies within this distance in front of the ego ...
     close_ahead_m: float = field(default=40.0, metadata=rng(1.0, 500.0))
     # ... and within this lateral offset of the ego's axis (half a lane plus half a car).
@@ -40,11 +45,27 @@ def position_sigma_m(covariance: np.ndarray) -> float:
     return math.sqrt(max(lam, 0.0))
 
 
+def heading_sigma_rad(covariance: np.ndarray) -> float:
+    """Square root of the yaw variance (state 2 of x, y, yaw, ...) [rad]; inf when it is missing,
+    not finite or negative."""
+    c = np.asarray(covariance, dtype=np.float64)
+    if c.ndim != 2 or c.shape[0] < 3 or c.shape[1] < 3:
+        return math.inf
+    var = float(c[2, 2])
+    return math.sqrt(var) if math.isfinite(var) and var >= 0.0 else math.inf
+
+
 def localisation_lost(ego: EgoState | None, cfg: PictureConfig) -> bool:
+    """The pose is not finite, or its position uncertainty is over its limit."""
     if ego is None:
         return False  # not yet localised is the start-up, covered by the ego streams' liveness
     pose_ok = all(map(math.isfinite, np.asarray(ego.pose, dtype=np.float64).ravel().tolist()))  # 3 floats: no ufunc
     return (not pose_ok) or position_sigma_m(ego.covariance) > cfg.max_position_sigma_m
+
+
+def heading_lost(ego: EgoState | None, cfg: PictureConfig) -> bool:
+    """The heading uncertainty is over its limit (a non-finite pose is ``localisation_lost``'s)."""
+    return ego is not None and heading_sigma_rad(ego.covariance) > cfg.max_heading_sigma_rad
 
 
 def obstacle_close_ahead(ego: EgoState | None, tracks: Tracks | None, cfg: PictureConfig) -> bool:

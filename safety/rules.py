@@ -37,6 +37,7 @@ DEFAULT_RULES: tuple[PolicyRule, ...] = (
     *(PolicyRule(DEG, f"{name} frozen: it repeats its last data", flag=f"{name}.frozen")
       for name in OBJECT_SENSORS + EGO_SENSORS),
     PolicyRule(MRM, "ego localisation lost: position uncertainty over its limit", flag="localisation.lost"),
+    PolicyRule(MRM, "ego localisation lost: heading uncertainty over its limit", flag="localisation.heading_lost"),
     PolicyRule(DEG, "a stream's rate is out of tolerance", flag="stream.rate_low"),
     PolicyRule(DEG, "a stream delivers non-finite or malformed data", flag="stream.bad_data"),
     PolicyRule(DEG, "a detector reports itself unhealthy", flag="detector.unhealthy"),

@@ -8,7 +8,8 @@ from core.config import ConfigError, from_mapping
 from core.messages import EgoState, Mode, StageTiming, Tracks
 from safety.health import HealthState, StreamSpec, observe, stream_bad_data, stream_rate_ok
 from safety.monitor import DEFAULT_RULES, MonitorState, SafetyConfig, safety_step
-from safety.picture import PictureConfig, localisation_lost, obstacle_close_ahead, position_sigma_m
+from safety.picture import (PictureConfig, heading_lost, heading_sigma_rad, localisation_lost, obstacle_close_ahead,
+                            position_sigma_m)
 from safety.stage_health import StageCounts, StageWatch, StageWatchConfig, watch_step
 
 MS = 1_000_000
@@ -90,6 +91,31 @@ def test_localisation_lost_on_large_or_nonfinite_uncertainty():
     assert position_sigma_m(np.zeros((1,))) == math.inf  # wrong shape: lost, never an exception
     cov = np.array([[1.0, 0.9], [0.9, 1.0]])  # correlated: the worst axis is the diagonal
     assert position_sigma_m(cov) == pytest.approx(math.sqrt(1.9))
+
+
+def test_heading_lost_on_large_or_nonfinite_heading_uncertainty():
+    cfg = PictureConfig(max_heading_sigma_rad=0.05)
+    ego = _ego(0.01)  # yaw variance 0.01: sigma 0.1 rad
+    assert heading_sigma_rad(ego.covariance) == pytest.approx(0.1)
+    assert heading_lost(ego, cfg)
+    cov = np.eye(5) * 0.01
+    cov[2, 2] = 0.04**2
+    calm = EgoState(0, np.zeros(3), 20.0, 0.0, 0.0, cov)
+    assert not heading_lost(calm, cfg)
+    assert not localisation_lost(ego, PictureConfig())  # the position alone (sigma 0.1 m) is fine
+    cov[2, 2] = np.nan
+    assert heading_lost(EgoState(0, np.zeros(3), 20.0, 0.0, 0.0, cov), cfg)
+    assert heading_sigma_rad(np.eye(2)) == math.inf  # no yaw in it: lost, never an exception
+    assert not heading_lost(None, cfg)
+
+
+def test_heading_lost_demands_a_minimal_risk_stop():
+    streams = (StreamSpec("imu", 10_000_000),)
+    health = observe(HealthState(), "imu", 0, 0, True)
+    _, status = safety_step(MonitorState(), health, streams, frozenset({"localisation.heading_lost"}),
+                            DEFAULT_RULES, 10_000_000, SafetyConfig())
+    assert status.mode == Mode.MINIMAL_RISK
+    assert status.reason == "ego localisation lost: heading uncertainty over its limit"
 
 
 def _tracks(xy, existence=None):
