@@ -226,8 +226,9 @@ class ClosedLoop:
 def sensor_counters(stack: DrivingStack, rig: SensorRig | None) -> dict:
     """Per input stream: what the sensor delivered (and what faults did to it), what the health
     monitor saw (``frozen``: how often it found the stream repeating its last data for its
-    max_repeats messages in a row), what the synchroniser dropped as late or duplicate, and what
-    the ego filter's gates refused."""
+    max_repeats messages in a row; ``withheld_frozen``: the messages kept from every stage while
+    it was), what the synchroniser dropped as late or duplicate, and what the ego filter's gates
+    refused."""
     sync_late: dict[str, int] = {}
     for rec in stack.sync_records:
         if rec.decision in (Decision.DROPPED_LATE, Decision.DROPPED_DUPLICATE, Decision.DROPPED_FUTURE):
@@ -245,6 +246,7 @@ def sensor_counters(stack: DrivingStack, rig: SensorRig | None) -> dict:
         seen["malformed"] = 0 if h is None else h.malformed
         seen["stale_or_duplicate"] = 0 if h is None else h.stale_or_duplicate
         seen["frozen"] = 0 if h is None else h.frozen_events
+        seen["withheld_frozen"] = stack.withheld_frozen.get(spec.name, 0)
         seen["rejected_by_sync"] = sync_late.get(spec.name, 0)
         gate = EGO_GATE_REJECTIONS.get(spec.name)
         seen["rejected_by_ego_filter"] = getattr(ego, gate) if gate is not None else 0

@@ -23,7 +23,8 @@ from runtime.stack_config import STAGES, StackConfig
 from runtime.stages import StageSteps
 from safety.arbitration import arbitrate
 from sim.faults import FaultSpec
-from safety.health import HealthState, StreamSpec, message_finite, observe, repeats_previous, sync_dropped
+from safety.health import (HealthState, StreamSpec, message_finite, observe, repeats_previous, stream_frozen,
+                           sync_dropped)
 from safety.monitor import DEFAULT_RULES, MonitorState, safety_step
 from safety.picture import heading_lost, localisation_lost, obstacle_close_ahead
 from safety.stage_health import NO_FLAGS, StageCounts, StageWatch, watch_step
@@ -81,6 +82,11 @@ class DrivingStack:
         # freeze rule compares with. bus.latest holds any last message, a corrupt one included, and
         # one NaN in a frozen stream then reset its repeat count for good.
         self._last_accepted: dict[str, Any] = {}
+        # Per sensor stream, the messages kept from every stage because the stream was frozen when
+        # they arrived, and the last of them (its perception run, triggered by the scheduler,
+        # recognises it by identity).
+        self.withheld_frozen: dict[str, int] = {}
+        self._withheld_last: dict[str, Any] = {}
         self.counters: dict[str, StageCounters] = {}
         self.perception_states = {p.sensor: p.init() for p in steps.perception}
         self.fusion_state = steps.fusion_init()
@@ -148,6 +154,14 @@ class DrivingStack:
                 self._last_accepted[stream] = msg
             if not ok_shape:
                 return  # never handed to a stage: counted as malformed above
+            if spec is not None and max_repeats > 0 and stream_frozen(self.health, spec):
+                # Stale data with a fresh stamp: fused, a frozen yaw rate holds the heading on a
+                # straight line through a curve, confidently (the covariance stays small, so no
+                # localisation rule fires, and the GNSS fixes are gated out as outliers). Kept
+                # out, the stream is as good as lost for the filters too, as it is for the monitor.
+                self.withheld_frozen[stream] = self.withheld_frozen.get(stream, 0) + 1
+                self._withheld_last[stream] = msg
+                return
             if stream not in PERCEIVED_SENSORS and finite:
                 self.bus.fusion_inbox.append((stream, msg))
         elif topic.startswith("/perception/"):
@@ -192,6 +206,8 @@ class DrivingStack:
     def _perceive(self, p, t_ns: int, message) -> list:
         if not well_formed(message):
             return []  # counted as malformed by the health monitor when it arrived
+        if message is self._withheld_last.get(p.sensor):
+            return []  # a frozen stream's message, counted as withheld when it arrived
         state, detections = p.step(self.perception_states[p.sensor], message, t_ns, self._ego())
         self.perception_states[p.sensor] = state
         if not p.output_healthy(state):

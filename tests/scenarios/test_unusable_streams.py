@@ -9,6 +9,7 @@ import dataclasses
 
 import pytest
 
+from fusion.sync import Decision
 from runtime.closed_loop import ClosedLoop, RunOptions
 from sim.scenario import load_scenario
 
@@ -96,3 +97,41 @@ def test_frozen_object_sensors_are_lost(frozen):
     # six repeats from 1.0 s, the sixth captured at 1.25 s and arriving ~1.28 s.
     assert 1.25 <= mrm["t_s"] <= 1.3
     assert s["final_mode"] == "MINIMAL_RISK"
+
+
+# Without the IMU's yaw rate the EKF has no heading rate but the GNSS track (1 m at 10 Hz): on the
+# curve its heading error reached 0.3-1.7 rad while the run stayed DEGRADED, weaving at up to
+# 8.2 m/s^2 of lateral acceleration. A frozen IMU was worse: fused, its yaw rate kept the heading
+# confidently wrong, GNSS fixes were gated out as outliers and the car left its lane by metres.
+@pytest.mark.parametrize("kind", ["freeze", "dropout"])
+def test_losing_the_imu_loses_the_heading_and_stops(kind):
+    s = run("oracle", (f"imu:{kind}@1",), duration_s=2.5, enabled=("imu", "wheel", "gnss"))
+    degraded, mrm = s["modes"][0], s["modes"][1]
+    assert degraded["mode"] == "DEGRADED" and degraded["reason"].startswith("imu lost")
+    assert mrm["mode"] == "MINIMAL_RISK"
+    assert mrm["reason"].endswith("ego localisation lost: heading uncertainty over its limit")
+    # Lost (dropout: 3 periods) or frozen (30 repeats, 0.3 s), then the heading sigma passes
+    # 0.05 rad within half a second of the last yaw rate the filter took.
+    assert degraded["t_s"] <= 1.31 and mrm["t_s"] - degraded["t_s"] <= 0.5
+    imu = s["sensors"]["imu"]
+    if kind == "freeze":
+        # Every frozen sample after detection (1.3 s) to the end (2.5 s) was kept from the EKF.
+        assert imu["frozen"] == 1 and 119 <= imu["withheld_frozen"] <= 121
+    else:
+        assert imu["withheld_frozen"] == 0
+    assert s["ego_filter"]["gnss_outliers"] == 0
+
+
+def test_frozen_object_sensors_are_kept_from_perception():
+    # Classical perception: lidar clustering and radar clusters, each through the synchroniser.
+    loop = ClosedLoop(light_scenario("free_road"), RunOptions(seed=0, duration_s=2.5, sensors=True,
+                                                                  perception="classical",
+                                                                  faults=("lidar:freeze@1",)))
+    s = loop.run()
+    lidar = s["sensors"]["lidar"]
+    # Scans of 1.0, 1.1 and 1.2 s repeat the one of 0.9 s: frozen on the third repeat's arrival;
+    # it and the twelve after it (to 2.4 s) never reach the detector.
+    assert lidar["frozen"] == 1 and lidar["withheld_frozen"] == 13
+    applied = [r.t_ns for r in loop.stack.sync_records if r.stream == "lidar" and r.decision == Decision.APPLIED]
+    assert max(applied) == 1_100_000_000  # the last detections fused: the first and second repeats
+    assert s["sensors"]["radar"]["withheld_frozen"] == 0
