@@ -1,7 +1,8 @@
 """Record a closed-loop run to MCAP: every delivered message, the stage timings, the synchroniser's
 decisions and the simulator's ground truth, plus what a replay needs to rebuild the same stack.
 
-What lands where (log time = the message's ``t_ns``; publish time = when the stack saw it):
+What lands where (log time = publish time = when the stack saw it, on the stack clock; the message's
+own ``t_ns`` stays in its payload, and a faulted clock may put it before 0 or far from the arrival):
 - every message the scheduler delivers, on the stack's own topic (``/sensors/<stream>`` inputs with
   their arrival time, ``/perception/*``, ``/fusion/*``, ``/planning/plan``, ``/control/command``,
   ``/safety/status`` outputs with their delivery time). Keeping the stack's topic names means a
@@ -97,7 +98,9 @@ class RunRecorder(AbstractContextManager):
 
     def _on_message(self, t_ns: int, topic: str, msg: object) -> None:
         self._flush_side_records()
-        self._rec.write(topic, msg, arrival_ns=t_ns)
+        # Log time is the delivery time, not msg.t_ns: a sensor clock skewed or jumped back (the fault
+        # grammar allows -60 s and -3600 s) stamps data before the run's start, which MCAP cannot hold.
+        self._rec.write(topic, msg, t_ns, arrival_ns=t_ns)
         self.messages += 1
 
     def _truth(self, t_ns: int, _trigger) -> list:

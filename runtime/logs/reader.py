@@ -31,7 +31,7 @@ _CHUNK_CACHE = 8  # chunks LogStream.streamed() keeps decompressed: the order it
 @dataclass(frozen=True, slots=True)
 class LogMessage:
     topic: str
-    log_time_ns: int  # the message's t_ns as recorded
+    log_time_ns: int  # MCAP log_time: in a run log when the stack saw it (msg.t_ns is the data's stamp)
     arrival_ns: int  # when it became available to the stack (MCAP publish_time)
     sequence: int  # the recorder's write counter
     msg: object  # the core dataclass
@@ -59,7 +59,7 @@ def read(path: str | Path, salvage: bool = False, *, order: str = "log_time",
          topics: Collection[str] | None = None, extra_types: Iterable[type] = ()) -> LogContents:
     """All messages of ``path`` decoded, sorted by ``order``.
 
-    order: "log_time" (t_ns, then write order), "arrival" (arrival_ns, then write order: the order a
+    order: "log_time" (MCAP log time, then write order), "arrival" (arrival_ns, then write order: the order a
     replay feeds inputs) or "file" (write order). ``topics`` limits the result to those topics.
     """
     walked = _collect(str(path), salvage, order, topics, LogCodec(extra_types), lambda _topic: False)

@@ -2,8 +2,9 @@
 when the caller says how the recording ended, one "rtdrive.end" record at close.
 
 Timestamps in the message envelope (the MCAP message record):
-- ``log_time`` = the message's ``t_ns`` (the time the data is about), so Foxglove's timeline and
-  every reader order messages by data time;
+- ``log_time`` = the caller's ``log_time_ns``, by default the message's ``t_ns`` (the time the data is
+  about). A run log (``runtime.record``) passes the time the stack saw the message instead: a faulted
+  sensor clock can stamp data before 0, and MCAP times are unsigned; ``t_ns`` stays in the payload;
 - ``publish_time`` = ``arrival_ns``, the stack-clock time the message became available to the stack
   (sensor latency included). Replay feeds inputs in (arrival_ns, file order); outputs have
   arrival_ns = t_ns unless the caller says otherwise;

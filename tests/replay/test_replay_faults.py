@@ -49,3 +49,26 @@ def test_recorded_deadline_misses_replay(tmp_path):
     report = replay(_read(path))
     assert report.divergence is None
     assert [m.t_ns for m in report.replayed_modes] == [tr.t_ns for tr in loop.stack.monitor_state.transitions]
+
+
+def test_clock_faults_that_stamp_before_zero_record_and_replay(tmp_path):
+    # A GNSS clock 2 s behind stamps every fix before the run's start, and a radar clock jumped
+    # 5 s back stamps its scans negative from 0.5 s on. The log records each message at the time the
+    # stack saw it (never negative) and keeps the stamp in the payload; before, the recorder raised on
+    # the negative log time and left a truncated log.
+    base = load_scenario("cut_in")
+    scenario = dataclasses.replace(base, sensors=dataclasses.replace(
+        base.sensors, enabled=tuple(n for n in SENSOR_NAMES if n != "camera")))
+    path = tmp_path / "skew.mcap"
+    _record(path, RunOptions(duration_s=1.5, sensors=True, faults=("gnss:skew=-2", "radar:jump=-5@0.5")), scenario)
+    contents = _read(path)
+    gnss = [m for m in contents.messages if m.topic == "/sensors/gnss"]
+    radar = [m for m in contents.messages if m.topic == "/sensors/radar"]
+    assert gnss and all(m.msg.t_ns < 0 <= m.log_time_ns == m.arrival_ns for m in gnss)
+    assert any(m.msg.t_ns < 0 for m in radar)
+    # A reader ordering by log time sees the inputs in the order replay feeds them (by arrival).
+    by_log_time = read(path, order="log_time", topics={"/sensors/gnss", "/sensors/radar"}, extra_types=EXTRA_TYPES)
+    assert [m.sequence for m in by_log_time.messages] == [m.sequence for m in contents.messages
+                                                          if m.topic in ("/sensors/gnss", "/sensors/radar")]
+    report = replay(contents)
+    assert report.checked and report.divergence is None and report.outputs_compared > 0
