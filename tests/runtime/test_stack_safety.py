@@ -103,7 +103,11 @@ def test_fault_free_run_sees_no_flag_and_no_emergency_override():
      r"safety\.heartbeat_timeout_s \(0\.05 s\) must be at least the monitor's period, 1 / rates_hz\.safety \(0\.1 s\)"),
     ({"safety": {"stages": {"window_runs": 10}}},
      r"safety\.stages: max_misses_in_window \(15\) must be <= window_runs \(10\)"),
-], ids=["fusion_rate", "control_timeout", "heartbeat", "stage_window"])
+    ({"rates_hz": {"planning": 2.0}},  # 500 ms between plans against a 300 ms plan timeout
+     r"controller\.plan_timeout_s \(0\.3 s\) must be above the planning period, 1 / rates_hz\.planning \(0\.5 s\)"),
+    ({"controller": {"plan_timeout_s": 0.1}},  # a period equal to the timeout: stale as the next plan lands
+     r"controller\.plan_timeout_s \(0\.1 s\) must be above the planning period"),
+], ids=["fusion_rate", "control_timeout", "heartbeat", "stage_window", "planning_rate", "plan_timeout"])
 def test_stack_config_cross_checks_name_the_file_and_the_keys(data, message):
     with pytest.raises(ConfigError, match=r"^stack\.toml: .*" + message):
         from_mapping(StackConfig, data, "stack.toml")
@@ -112,3 +116,4 @@ def test_stack_config_cross_checks_name_the_file_and_the_keys(data, message):
 def test_stack_config_cross_checks_accept_the_defaults_and_the_edges():
     from_mapping(StackConfig, {"rates_hz": {"fusion": 11.0}}, "stack.toml")  # 91 ms < 100 ms
     from_mapping(StackConfig, {"rates_hz": {"safety": 10.0}}, "stack.toml")  # period == the 100 ms heartbeat
+    from_mapping(StackConfig, {"rates_hz": {"planning": 3.4}}, "stack.toml")  # 294 ms < 300 ms
