@@ -3,6 +3,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from core.config import ConfigError
 from runtime.stack_config import StackConfig, load_stack_config
 
 
@@ -13,6 +16,17 @@ def test_a_budgets_table_changes_only_the_stages_it_names(tmp_path):
     cfg = load_stack_config(path)
     assert cfg.budgets_ms == {**StackConfig().budgets_ms, "planning": 15.0}
     assert cfg.budget_ns("control") == 1_000_000 and cfg.budget_ns("perception.lidar") == 40_000_000
+
+
+def test_a_budget_for_a_perception_stage_that_does_not_exist_is_refused(tmp_path):
+    # Any perception.* name used to pass: a typo set no budget, and perception.lidar kept its 40 ms.
+    path = tmp_path / "cfg.toml"
+    path.write_text('[budgets_ms]\n"perception.lidr" = 0.001\n')
+    with pytest.raises(ConfigError, match=r"budgets_ms\.perception\.lidr: unknown stage; stages are "
+                                          r".*perception\.lidar, perception\.camera, perception\.radar, fusion"):
+        load_stack_config(path)
+    path.write_text('[budgets_ms]\n"perception.radar" = 4.0\n')
+    assert load_stack_config(path).budget_ns("perception.radar") == 4_000_000
 
 
 def test_a_relative_model_path_is_relative_to_the_config_file(tmp_path):
