@@ -19,6 +19,7 @@ import argparse
 import json
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 import motmetrics as mm
@@ -184,16 +185,26 @@ class Visibility:
 
 
 def parse_seeds(text: str) -> list[int]:
-    """``A..B`` (inclusive), ``A,B,C`` or a single integer."""
+    """``A..B`` (inclusive), ``A,B,C`` or a single integer; each seed >= 0 and named once."""
     try:
         if ".." in text:
             lo, hi = (int(v) for v in text.split("..", 1))
             if hi < lo:
                 raise ValueError
-            return list(range(lo, hi + 1))
-        return [int(v) for v in text.split(",")]
+            seeds = list(range(lo, hi + 1))
+        else:
+            seeds = [int(v) for v in text.split(",")]
     except ValueError:
         raise ValueError(f"--seeds: {text!r} is not A..B (A <= B), A,B,C or an integer") from None
+    if min(seeds) < 0:  # the world's and numpy's generators take no negative seed
+        raise ValueError(f"--seeds: {min(seeds)} is out of range; allowed >= 0")
+    # Refused, not merged: a seed is a deterministic run, so a repeat only weighs it twice in OVERALL,
+    # and "100,101,101" more likely meant another seed than the same one again.
+    repeated = sorted(seed for seed, n in Counter(seeds).items() if n > 1)
+    if repeated:
+        raise ValueError(f"--seeds: {text!r} names seed {repeated[0]} more than once; each seed is one run "
+                         "and counts once in OVERALL")
+    return seeds
 
 
 def evaluate_run(scenario_name: str, seed: int, perception: str, match_m: float,
@@ -316,8 +327,9 @@ def eval_tracker_main(argv: list[str] | None) -> int:
         seeds = parse_seeds(args.seeds)
         if not (0.0 < args.match_m <= 20.0):
             raise ValueError(f"--match-m: {args.match_m} is out of range; allowed (0, 20] m")
-        # The closed-loop options as `rtdrive sim` checks them (--duration 0 or nan, a negative seed).
-        check_run_options(args.duration, min(seeds))
+        # The closed-loop options as `rtdrive sim` checks them (--duration 0 or nan); parse_seeds
+        # refused a negative seed naming --seeds, the option this command has.
+        check_run_options(args.duration)
         scenarios = args.scenario or list(DEFAULT_SCENARIOS)
         for name in scenarios:  # all of them before the first run: a typo must not cost the runs before it
             load_scenario(name)

@@ -20,6 +20,12 @@ def test_parse_seeds_forms_and_errors():
     assert parse_seeds("3,5") == [3, 5] and parse_seeds("7") == [7]
     with pytest.raises(ValueError, match="--seeds"):
         parse_seeds("5..1")
+    # "1,1" ran seed 1 twice and counted it twice in OVERALL; "-1" was refused naming --seed, an
+    # option eval-tracker does not have.
+    with pytest.raises(ValueError, match=r"^--seeds: '1,2,1' names seed 1 more than once"):
+        parse_seeds("1,2,1")
+    with pytest.raises(ValueError, match=r"^--seeds: -1 is out of range; allowed >= 0$"):
+        parse_seeds("-1")
 
 
 def test_metrics_count_switches_misses_and_ego_error():
@@ -190,7 +196,8 @@ def test_command_prints_null_in_json_and_n_a_in_the_table(capsys):
     (["--duration", "0"], "--duration: 0.0 is out of range"),
     (["--duration", "nan"], "--duration: nan is out of range"),
     (["--duration", "-1"], "--duration"),
-    (["--seeds=-3..-1"], "--seed:"),
+    (["--seeds=-3..-1"], "--seeds: -3 is out of range"),
+    (["--seeds", "1,1"], "--seeds: '1,1' names seed 1 more than once"),
     (["--scenario", "free_road", "--scenario", "nope"], "nope"),
 ])
 def test_bad_options_and_scenarios_are_refused_before_any_run(monkeypatch, capsys, extra, fragment):
