@@ -34,8 +34,9 @@ class ModelLoadError(ValueError):
     an operator it lacks): the message names the file, the cause and the fallback options."""
 
 
-_FALLBACKS = ("Train it with `rtdrive train`, point the config at another file, or run with "
-              "`--perception classical` (lidar) or `--perception oracle`.")
+# The advice every model error ends with; a command without these options (eval-detector) replaces it.
+FALLBACKS = ("Train it with `rtdrive train`, point the config at another file, or run with "
+             "`--perception classical` (lidar) or `--perception oracle`.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +71,7 @@ class OnnxModel:
     def __init__(self, path: str | Path, contract: ModelContract, options: SessionOptions = SessionOptions()):
         path = Path(path)
         if not path.is_file():
-            raise ModelFileMissingError(f"model file not found: {path}. {_FALLBACKS}")
+            raise ModelFileMissingError(f"model file not found: {path}. {FALLBACKS}")
         self.path, self.contract, self.options = path, contract, options
         providers, note = _providers_for(options.provider, options.cuda_device_id)
         so = ort.SessionOptions()
@@ -85,7 +86,7 @@ class OnnxModel:
         try:
             self.session = ort.InferenceSession(str(path), sess_options=so, providers=providers)
         except Exception as exc:  # onnxruntime's own types (InvalidProtobuf, Fail, ...): a bad file
-            raise ModelLoadError(f"cannot load model {path}: {_first_line(exc)}. {_FALLBACKS}") from None
+            raise ModelLoadError(f"cannot load model {path}: {_first_line(exc)}. {FALLBACKS}") from None
         finally:
             ort.set_default_logger_severity(2)
         active = self.session.get_providers()
@@ -106,7 +107,7 @@ class OnnxModel:
         try:
             self._warm_up(options.warmup_runs)
         except Exception as exc:  # loads, fits the contract, but cannot run: as broken as a bad file
-            raise ModelLoadError(f"model {path} fails on its first inputs: {_first_line(exc)}. {_FALLBACKS}") from None
+            raise ModelLoadError(f"model {path} fails on its first inputs: {_first_line(exc)}. {FALLBACKS}") from None
 
     def _warm_up(self, runs: int) -> None:
         feed = {s.name: np.zeros(tuple(max(d, 1) for d in s.shape), dtype=np.float32)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -22,9 +21,10 @@ from perception.heads import DecodeConfig
 from perception.health import DetectorHealth
 from perception.lidar_detector import LidarDetectorConfig, lidar_detect_step, load_lidar_model
 from perception.metrics import average_precision, bev_center_distance, iou_2d, match_frame
-from perception.onnx_model import PROVIDER_PREFERENCES, ModelFileMissingError, ModelLoadError, SessionOptions
+from perception.onnx_model import (FALLBACKS, PROVIDER_PREFERENCES, ModelFileMissingError, ModelLoadError,
+                                   SessionOptions)
 from runtime.dataset import DatasetSpec, camera_frames, camera_geometry, lidar_frames
-from runtime.errors import check_frames_per_seed, check_threads
+from runtime.errors import UsageError, check_frames_per_seed, check_threads
 from runtime.train_cli import DEFAULT_EVAL_SEEDS, DEFAULT_MODEL, parse_seeds
 from sim.sensors.config import CameraConfig
 
@@ -34,6 +34,9 @@ EVAL_DECODE = DecodeConfig(score_threshold=0.05, max_detections=100)
 LIDAR_MATCH_M = 2.0
 LIDAR_EVAL_RANGE_M = 50.0
 CAMERA_MATCH_IOU = 0.5
+# The loader's advice names --perception, an option of sim and timing; here the model comes from --model.
+EVAL_FALLBACKS = ("Train it with `rtdrive train lidar|camera`, or pass another ONNX file with --model "
+                  "(`rtdrive eval-detector classical` needs no model).")
 
 
 def _latency(ms: list[float]) -> dict:
@@ -127,6 +130,9 @@ def eval_main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     check_threads(args.threads)
     check_frames_per_seed(args.frames_per_seed)
+    if args.write_card and args.detector == "classical":  # refused before the evaluation, not after it
+        raise UsageError("--write-card: the classical detector has no model file to write a card beside; "
+                         "allowed with lidar or camera")
     options = SessionOptions(provider=args.provider, intra_op_threads=args.threads)
     try:
         if args.detector == "camera":
@@ -139,9 +145,8 @@ def eval_main(argv: list[str] | None = None) -> int:
                 baseline = evaluate_lidar("classical", args.seeds, args.frames_per_seed, None, options)
                 result["classical_baseline"] = {"ap": baseline["ap"], "latency_ms": baseline["latency_ms"]}
     except (ModelFileMissingError, ModelLoadError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if args.write_card and args.detector != "classical":
+        raise UsageError(str(exc).replace(FALLBACKS, EVAL_FALLBACKS)) from None
+    if args.write_card:
         model_path = Path(args.model or DEFAULT_MODEL[args.detector])
         result["card"] = str(write_card(result, model_path, baseline))
     if args.json:

@@ -164,3 +164,22 @@ def test_replay_window_that_ends_before_it_starts_says_so(tmp_path, metadata, ca
     assert main(["replay", str(log), "--to=-1"]) == 2
     line = one_line_error(capsys, "--from/--to")
     assert "past the end" in line and "--to -1.0" in line and "None s" not in line
+
+
+@pytest.mark.parametrize("detector", ["lidar", "camera"])
+def test_eval_detector_model_error_names_the_command_and_its_own_options(tmp_path, capsys, detector):
+    """A file that is no model printed "error: cannot load model ..." without the command's prefix,
+    advising --perception classical, an option eval-detector does not have."""
+    not_a_model = tmp_path / "x.json"
+    not_a_model.write_text('{"a": 1}')
+    assert main(["eval-detector", detector, "--model", str(not_a_model), "--frames-per-seed", "1"]) == 2
+    line = one_line_error(capsys, f"cannot load model {not_a_model}", "--model", "eval-detector classical")
+    assert line.startswith("rtdrive eval-detector: error: ") and "--perception" not in line
+
+
+def test_eval_detector_classical_write_card_is_refused_before_the_evaluation(monkeypatch, capsys):
+    """It evaluated, then silently wrote nothing: the classical detector has no model to card."""
+    import runtime.eval_detector as ed
+    monkeypatch.setattr(ed, "evaluate_lidar", lambda *a, **k: pytest.fail("the evaluation ran"))
+    assert main(["eval-detector", "classical", "--write-card"]) == 2
+    one_line_error(capsys, "rtdrive eval-detector: error: --write-card: the classical detector has no model")
