@@ -69,23 +69,31 @@ class MetricsRecorder:
         self._xy = self._yaw = self._speed = np.zeros(0)
 
     def update(self, ego: EgoTruth, actors: ActorsTruth) -> None:
-        # Plain floats: every per-tick scalar below is Python math, numpy only for per-actor columns.
-        pose, centre = ego.pose, ego.center_xy_m
-        ego_x, ego_y, ego_yaw, c_x, c_y = float(pose[0]), float(pose[1]), float(pose[2]), float(centre[0]), float(centre[1])
-        speed, accel = ego.speed_mps, ego.accel_mps2
-        if not all(map(math.isfinite, (ego_x, ego_y, ego_yaw, c_x, c_y, speed, accel, ego.yaw_rate_rps))):
-            raise ValueError(f"non-finite ego truth at t_ns={ego.t_ns}")
-        if self._prev is not None and ego.t_ns <= self._prev[0]:
-            raise ValueError(f"metrics updates must move forward in time: {ego.t_ns} after {self._prev[0]}")
+        # Plain floats: every per-tick scalar below is Python math, numpy only for per-actor columns
+        # (tolist: one call per array instead of an indexing and a float() per element).
+        ego_x, ego_y, ego_yaw = ego.pose.tolist()
+        c_x, c_y = ego.center_xy_m.tolist()
+        t_ns, speed, accel, yaw_rate = ego.t_ns, ego.speed_mps, ego.accel_mps2, ego.yaw_rate_rps
+        isfinite = math.isfinite
+        if not (isfinite(ego_x) and isfinite(ego_y) and isfinite(ego_yaw) and isfinite(c_x) and isfinite(c_y)
+                and isfinite(speed) and isfinite(accel) and isfinite(yaw_rate)):
+            raise ValueError(f"non-finite ego truth at t_ns={t_ns}")
+        prev = self._prev
+        if prev is not None and t_ns <= prev[0]:
+            raise ValueError(f"metrics updates must move forward in time: {t_ns} after {prev[0]}")
         self._steps += 1
         self._speed_sum += speed
-        self._max_lat = max(self._max_lat, abs(speed * ego.yaw_rate_rps))
-        if self._prev is not None:
-            t_prev, a_prev, v_prev = self._prev
+        # Comparisons in place of max(): the same result (max keeps the first of equals), no call.
+        lat = abs(speed * yaw_rate)
+        if lat > self._max_lat:
+            self._max_lat = lat
+        if prev is not None:
+            t_prev, a_prev, v_prev = prev
             if min(v_prev, speed) > self._jerk_min_speed_mps:
-                jerk = (accel - a_prev) / ((ego.t_ns - t_prev) * 1e-9)
-                self._max_jerk = max(self._max_jerk, abs(jerk))
-        self._prev = (ego.t_ns, accel, speed)
+                jerk = abs((accel - a_prev) / ((t_ns - t_prev) * 1e-9))
+                if jerk > self._max_jerk:
+                    self._max_jerk = jerk
+        self._prev = (t_ns, accel, speed)
 
         if not self._same_actors(actors) or len(self._ego_rows) == self._block_ticks:
             self._flush()

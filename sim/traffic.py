@@ -234,6 +234,13 @@ def integrate(fleet: Fleet, state: TrafficState, accel_mps2: np.ndarray, road: R
         state.s_m, state.d_m, state.v_mps, accel_mps2, state.active, state.lane, state.lc_from_d_m,
         state.lc_t0_s, fleet.lane_change_s, road.curvature_1pm, road.samples_per_m, road.is_straight, road.length_m,
         road.lane_width_m, 0.5 * (road.num_lanes - 1), t_s, dt_s)
+    return integrated_state(state, rows, active1, any_leaving, any_changing)
+
+
+def integrated_state(state: TrafficState, rows: np.ndarray, active1: np.ndarray, any_leaving: bool,
+                     any_changing: bool) -> TrafficState:
+    """The state after one step from ``state`` out of traffic_kernels.integrate_into's results
+    (the ROW_* block, active', whether anyone left the road, whether a lane change runs)."""
     active = active1 if any_leaving else state.active
     # Rows by index, not by unpacking: unpacking iterates the array, which ends in a formatted IndexError.
     if any_changing:

@@ -1,9 +1,15 @@
-"""Compiled kernels of the traffic's physics step (core/jit.py): car following and integration.
+"""Compiled kernels of the traffic's physics step (core/jit.py): car following, the scripts'
+overrides, integration, lane changes and the actors' motion truth.
 
 Each runs every physics tick over tens of vehicles, where the numpy forms they replace spent their
 time in the overhead of ~40 small array calls, not in the arithmetic. Per vehicle a kernel performs
 the operations of the numpy code in the same order, so it gives the same bits;
 tests/sim/test_traffic_kernels.py keeps that numpy code as the reference.
+
+At this size a call's own cost (unboxing each argument, boxing each returned array: about 0.1 us
+and 0.9 us) is what remains, so the parts are written as ``*_rows``/``*_into`` kernels that fill
+arrays they are given, and the world's tick calls one kernel that composes them (traffic_step,
+actor_motion); the standalone kernels are the same parts, tested one by one.
 
 numpy's elementwise conventions are written out where they can matter:
 - ``np.maximum(a, b)`` is ``a if (a > b or a != a) else b``: NaN in either propagates, and a tie
@@ -49,13 +55,12 @@ def idm(v_mps, free_term, gap_m, approach_mps, idm_consts):
     return acc if (acc > floor or acc != acc) else floor
 
 
-@kernel("Tuple((float64[::1], float64[::1]))(float64[:], float64[:], float64[:], int64[:], boolean[:],"
-        " float64[:, :], float64[:, :], float64[:], float64, float64, int64, int64, float64, float64,"
-        " int64, float64[::1])")
-def follow_accel(s_m, d_m, v_mps, lane, active, pm_half_lanes, half_len_sum_m, free_term, ego_s_m, ego_v_mps,
-                 ego_lo, ego_hi, lane_width_m, half_num_lanes, top_lane, idm_consts):
-    """IDM acceleration [m/s^2] of each of N vehicles behind its leader, and the bumper gap [m]
-    to that leader (+inf: none).
+@kernel("void(float64[:], float64[:], float64[:], int64[:], boolean[:], float64[:, :], float64[:, :], float64[:],"
+        " float64, float64, int64, int64, float64, float64, int64, float64[::1], float64[:], float64[:])")
+def follow_rows(s_m, d_m, v_mps, lane, active, pm_half_lanes, half_len_sum_m, free_term, ego_s_m, ego_v_mps,
+                ego_lo, ego_hi, lane_width_m, half_num_lanes, top_lane, idm_consts, accel_mps2, gap_m):
+    """Writes the IDM acceleration [m/s^2] of each of N vehicles behind its leader into
+    ``accel_mps2``, and the bumper gap [m] to that leader (+inf: none) into ``gap_m``.
 
     The leader is the nearest vehicle ahead (centre distance along s > 0) among the active
     vehicles and the ego (s ``ego_s_m``, lanes ``ego_lo..ego_hi``) whose lane span meets the lanes
@@ -81,8 +86,6 @@ def follow_accel(s_m, d_m, v_mps, lane, active, pm_half_lanes, half_len_sum_m, f
                 lo[j] = lane_idx
             else:
                 hi[j] = lane_idx
-    accel = np.empty(n)
-    gap = np.empty(n)
     for i in range(n):
         q_lo = lo[i] if lo[i] < lane[i] else lane[i]
         q_hi = hi[i] if hi[i] > lane[i] else lane[i]
@@ -100,8 +103,21 @@ def follow_accel(s_m, d_m, v_mps, lane, active, pm_half_lanes, half_len_sum_m, f
                 nearest, lead = ds, n
         gap_i = nearest - half_len_sum_m[i, lead]
         v_lead = ego_v_mps if lead == n else v_mps[lead]
-        accel[i] = idm(v_mps[i], free_term[i], gap_i, v_mps[i] - v_lead, idm_consts)
-        gap[i] = gap_i
+        accel_mps2[i] = idm(v_mps[i], free_term[i], gap_i, v_mps[i] - v_lead, idm_consts)
+        gap_m[i] = gap_i
+
+
+@kernel("Tuple((float64[::1], float64[::1]))(float64[:], float64[:], float64[:], int64[:], boolean[:],"
+        " float64[:, :], float64[:, :], float64[:], float64, float64, int64, int64, float64, float64,"
+        " int64, float64[::1])")
+def follow_accel(s_m, d_m, v_mps, lane, active, pm_half_lanes, half_len_sum_m, free_term, ego_s_m, ego_v_mps,
+                 ego_lo, ego_hi, lane_width_m, half_num_lanes, top_lane, idm_consts):
+    """(IDM acceleration [m/s^2] of each of N vehicles behind its leader, bumper gap [m] to that
+    leader (+inf: none)): ``follow_rows`` into new arrays."""
+    n = s_m.shape[0]
+    accel, gap = np.empty(n), np.empty(n)
+    follow_rows(s_m, d_m, v_mps, lane, active, pm_half_lanes, half_len_sum_m, free_term, ego_s_m, ego_v_mps, ego_lo,
+                ego_hi, lane_width_m, half_num_lanes, top_lane, idm_consts, accel, gap)
     return accel, gap
 
 
@@ -110,25 +126,22 @@ def follow_accel(s_m, d_m, v_mps, lane, active, pm_half_lanes, half_len_sum_m, f
 ROW_S, ROW_V, ROW_A, ROW_D, ROW_LC_T0 = range(5)
 
 
-@kernel("Tuple((float64[:, ::1], boolean[::1], boolean, boolean))(float64[:], float64[:], float64[:], float64[:],"
-        " boolean[:], int64[:], float64[:], float64[:], float64[:], float64[::1], float64, boolean, float64, float64,"
-        " float64, float64, float64)")
-def integrate_rows(s_m, d_m, v_mps, accel_mps2, active, lane, lc_from_d_m, lc_t0_s, lane_change_s,
-                   curvature_1pm, samples_per_m, straight, road_length_m, lane_width_m, centre_offset_lanes, t_s,
-                   dt_s):
-    """One step of ``traffic.integrate``: returns (a (5, N) block whose ROW_* rows are s', v',
-    a_eff, d' and the lane-change starts', active', whether any vehicle left the road, whether any
-    lane change runs). d' and the start times are filled only when a lane change runs (the
-    caller keeps the old arrays otherwise).
+@kernel("Tuple((boolean, boolean))(float64[:], float64[:], float64[:], float64[:], boolean[:], int64[:], float64[:],"
+        " float64[:], float64[:], float64[::1], float64, boolean, float64, float64, float64, float64, float64,"
+        " float64[:, ::1], boolean[::1])")
+def integrate_into(s_m, d_m, v_mps, accel_mps2, active, lane, lc_from_d_m, lc_t0_s, lane_change_s, curvature_1pm,
+                   samples_per_m, straight, road_length_m, lane_width_m, centre_offset_lanes, t_s, dt_s, out, active1):
+    """One step of ``traffic.integrate`` into ``out`` (5, N), whose ROW_* rows become s', v', a_eff,
+    d' and the lane-change starts', and ``active1`` (N,), active'; returns (whether any vehicle left
+    the road, whether any lane change runs). d' and the start times are filled only when a lane
+    change runs (the caller keeps the old arrays otherwise).
 
     ``curvature_1pm``: the road's per-sample curvature, ``samples_per_m`` samples per metre of s
     (Road.samples_per_m: the spacing is the road's own, at most SAMPLE_SPACING_M); ``straight``:
     it is zero everywhere; ``centre_offset_lanes`` = 0.5 (num_lanes - 1).
     """
     n = s_m.shape[0]
-    out = np.empty((5, n))
     s1, v1, a_eff, d1, lc_t0 = out[ROW_S], out[ROW_V], out[ROW_A], out[ROW_D], out[ROW_LC_T0]
-    active1 = np.empty(n, dtype=np.bool_)
     # numpy's branch: clamp at standstill when the smallest new speed is <= 0 (a NaN minimum:
     # never, as np.min propagates NaN and the comparison then fails).
     smallest = math.inf
@@ -180,6 +193,62 @@ def integrate_rows(s_m, d_m, v_mps, accel_mps2, active, lane, lc_from_d_m, lc_t0
             else:
                 d1[i] = d_target
             lc_t0[i] = math.nan if tau >= 1.0 else lc_t0_s[i]
+    return any_leaving, any_changing
+
+
+@kernel("Tuple((float64[:, ::1], boolean[::1], boolean, boolean))(float64[:], float64[:], float64[:], float64[:],"
+        " boolean[:], int64[:], float64[:], float64[:], float64[:], float64[::1], float64, boolean, float64, float64,"
+        " float64, float64, float64)")
+def integrate_rows(s_m, d_m, v_mps, accel_mps2, active, lane, lc_from_d_m, lc_t0_s, lane_change_s,
+                   curvature_1pm, samples_per_m, straight, road_length_m, lane_width_m, centre_offset_lanes, t_s,
+                   dt_s):
+    """``integrate_into`` new arrays: (the (5, N) ROW_* block, active', whether any vehicle left the
+    road, whether any lane change runs)."""
+    n = s_m.shape[0]
+    out = np.empty((5, n))
+    active1 = np.empty(n, dtype=np.bool_)
+    any_leaving, any_changing = integrate_into(s_m, d_m, v_mps, accel_mps2, active, lane, lc_from_d_m, lc_t0_s,
+                                               lane_change_s, curvature_1pm, samples_per_m, straight, road_length_m,
+                                               lane_width_m, centre_offset_lanes, t_s, dt_s, out, active1)
+    return out, active1, any_leaving, any_changing
+
+
+@kernel("void(float64[::1], float64[:], float64[:], boolean[:], boolean[:], float64)")
+def script_override_rows(accel_mps2, v_mps, decel_mps2, braking, stopped, dt_s):
+    """sim.actors.scripted_accel in place on ``accel_mps2``: a triggered hard-braker (``braking``)
+    brakes at its deceleration but never past zero within this step, -np.minimum(decel, v / dt);
+    a stopped actor holds still."""
+    for i in range(accel_mps2.shape[0]):
+        if braking[i]:
+            decel, to_stop = decel_mps2[i], v_mps[i] / dt_s
+            accel_mps2[i] = -(decel if (decel < to_stop or decel != decel) else to_stop)
+        if stopped[i]:
+            accel_mps2[i] = 0.0
+
+
+@kernel("Tuple((float64[:, ::1], boolean[::1], boolean, boolean))(float64[:], float64[:], float64[:], int64[:],"
+        " int64[:], boolean[:], float64[:], float64[:], float64[:], float64[:, :], float64[:, :], float64[:],"
+        " float64[:], boolean[:], boolean[:], float64, float64, int64, int64, float64[::1], float64, float64, int64,"
+        " float64[::1], float64, boolean, float64, float64, float64, float64)")
+def traffic_step(s_m, d_m, v_mps, lane_followed, lane, active, lc_from_d_m, lc_t0_s, free_term, pm_half_lanes,
+                 half_len_sum_m, lane_change_s, decel_mps2, braking, stopped, ego_s_m, ego_v_mps, ego_lo, ego_hi,
+                 idm_consts, lane_width_m, half_num_lanes, top_lane, curvature_1pm, samples_per_m, straight,
+                 road_length_m, centre_offset_lanes, t_s, dt_s):
+    """The world's traffic step in one call: ``follow_rows`` (with ``lane_followed``, the lanes
+    before this step's lane-change decisions), ``script_override_rows`` and ``integrate_into`` (with
+    ``lane``, the lanes after them); returns integrate_rows' (block, active', any leaving, any
+    changing). One call instead of three: at tens of vehicles the calls' argument unboxing and the
+    boxing of their returned arrays cost more than the arithmetic."""
+    n = s_m.shape[0]
+    accel, gap = np.empty(n), np.empty(n)
+    follow_rows(s_m, d_m, v_mps, lane_followed, active, pm_half_lanes, half_len_sum_m, free_term, ego_s_m, ego_v_mps,
+                ego_lo, ego_hi, lane_width_m, half_num_lanes, top_lane, idm_consts, accel, gap)
+    script_override_rows(accel, v_mps, decel_mps2, braking, stopped, dt_s)
+    out = np.empty((5, n))
+    active1 = np.empty(n, dtype=np.bool_)
+    any_leaving, any_changing = integrate_into(s_m, d_m, v_mps, accel, active, lane, lc_from_d_m, lc_t0_s,
+                                               lane_change_s, curvature_1pm, samples_per_m, straight, road_length_m,
+                                               lane_width_m, centre_offset_lanes, t_s, dt_s, out, active1)
     return out, active1, any_leaving, any_changing
 
 
@@ -256,11 +325,13 @@ def mobil_lanes(s_m, v_mps, free_term, length_m, lane, lo, hi, active, eligible,
     return best_lane
 
 
-@kernel("Tuple((float64[::1], float64[::1], boolean))(float64[:], float64[:], int64[:], float64[:], float64[:],"
-        " int64[:], float64, float64, float64)")
-def along_heading(v_mps, lc_t0_s, lane, lc_from_d_m, lane_change_s, rows, lane_width_m, centre_offset_lanes, t_s):
-    """Lateral rate d' [m/s] of the smoothstep5 lane change at t_s and speed along the heading
-    [m/s] of the given rows, and whether any vehicle (of all N) is changing lanes.
+@kernel("boolean(float64[:], float64[:], int64[:], float64[:], float64[:], int64[:], float64, float64, float64,"
+        " float64[:], float64[:])")
+def along_heading_into(v_mps, lc_t0_s, lane, lc_from_d_m, lane_change_s, rows, lane_width_m, centre_offset_lanes, t_s,
+                       d_rate_mps, speed_mps):
+    """Writes the lateral rate d' [m/s] of the smoothstep5 lane change at t_s and the speed along
+    the heading [m/s] of the given rows into ``d_rate_mps`` and ``speed_mps``; returns whether any
+    vehicle (of all N) is changing lanes.
 
     While one is, d' is traffic's lateral rate (0 where no change runs) and the speed
     hypot(v, d'); otherwise d' is 0 and the speed v + 0.0 (the full formula's signed zero). The
@@ -273,10 +344,7 @@ def along_heading(v_mps, lc_t0_s, lane, lc_from_d_m, lane_change_s, rows, lane_w
         if math.isfinite(lc_t0_s[i]):
             any_changing = True
             break
-    m = rows.shape[0]
-    d_rate = np.empty(m)
-    speed = np.empty(m)
-    for k in range(m):
+    for k in range(rows.shape[0]):
         i = rows[k]
         rate = 0.0
         if any_changing and math.isfinite(lc_t0_s[i]):
@@ -286,6 +354,43 @@ def along_heading(v_mps, lc_t0_s, lane, lc_from_d_m, lane_change_s, rows, lane_w
             span = (float(lane[i]) - centre_offset_lanes) * lane_width_m - lc_from_d_m[i]
             rest = 1.0 - tau
             rate = span / lane_change_s[i] * (30.0 * tau * tau * (rest * rest))  # smoothstep5_rate
-        d_rate[k] = rate
-        speed[k] = math.hypot(v_mps[i], rate) if any_changing else v_mps[i] + 0.0
+        d_rate_mps[k] = rate
+        speed_mps[k] = math.hypot(v_mps[i], rate) if any_changing else v_mps[i] + 0.0
+    return any_changing
+
+
+@kernel("Tuple((float64[::1], float64[::1], boolean))(float64[:], float64[:], int64[:], float64[:], float64[:],"
+        " int64[:], float64, float64, float64)")
+def along_heading(v_mps, lc_t0_s, lane, lc_from_d_m, lane_change_s, rows, lane_width_m, centre_offset_lanes, t_s):
+    """``along_heading_into`` new arrays: (d' [m/s], speed along the heading [m/s], whether any
+    vehicle is changing lanes)."""
+    m = rows.shape[0]
+    d_rate, speed = np.empty(m), np.empty(m)
+    any_changing = along_heading_into(v_mps, lc_t0_s, lane, lc_from_d_m, lane_change_s, rows, lane_width_m,
+                                      centre_offset_lanes, t_s, d_rate, speed)
     return d_rate, speed, any_changing
+
+
+# Rows of actor_motion's output block (one returned array instead of four, as for integrate_rows).
+MOTION_YAW, MOTION_SPEED, MOTION_ACCEL, MOTION_D_RATE = range(4)
+
+
+@kernel("Tuple((float64[:, ::1], boolean))(float64[:], float64[:], float64[:], float64[:], int64[:], float64[:],"
+        " float64[:], int64[:], float64, float64, float64)")
+def actor_motion(heading_rad, v_mps, a_mps2, lc_t0_s, lane, lc_from_d_m, lane_change_s, rows, lane_width_m,
+                 centre_offset_lanes, t_s):
+    """The actor truth's motion columns of the given rows, whose reference headings [rad] are
+    ``heading_rad``: a (4, M) block whose MOTION_* rows are the yaw, the speed along the heading
+    and the acceleration, and along_heading_into's d'; and whether any vehicle is changing lanes.
+
+    While nobody is, the yaw is the heading + 0.0 (atan2(0, v) == 0 for v >= 0, the full
+    formula's signed zeros); while someone is, the yaw row holds the heading only and the caller
+    adds numpy's arctan2(d', v) (see along_heading_into)."""
+    m = rows.shape[0]
+    out = np.empty((4, m))
+    any_changing = along_heading_into(v_mps, lc_t0_s, lane, lc_from_d_m, lane_change_s, rows, lane_width_m,
+                                      centre_offset_lanes, t_s, out[MOTION_D_RATE], out[MOTION_SPEED])
+    for k in range(m):
+        out[MOTION_YAW, k] = heading_rad[k] if any_changing else heading_rad[k] + 0.0
+        out[MOTION_ACCEL, k] = a_mps2[rows[k]]
+    return out, any_changing

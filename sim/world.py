@@ -14,10 +14,10 @@ from core.messages import LABEL_VEHICLE
 from sim.actors import (KIND_HARD_BRAKE, KIND_STOPPED, KIND_TRAFFIC, actor_columns, cut_in_starts,
                         next_trigger_t_s, time_to_collision_s, update_triggers)
 from sim.scenario import ScenarioConfig, build_road
-from sim.traffic import (Fleet, IdmParams, MobilParams, Neighbourhood, TrafficState, idm_terms, integrate,
-                         lane_span, mobil_targets, motion_along_heading, signed_half_widths, spawn_positions,
-                         start_lane_changes)
-from sim.traffic_kernels import follow_accel
+from sim.traffic import (Fleet, IdmParams, MobilParams, Neighbourhood, TrafficState, idm_terms, integrated_state,
+                         lane_span, mobil_targets, signed_half_widths, spawn_positions, start_lane_changes)
+from sim.traffic_kernels import (MOTION_ACCEL, MOTION_D_RATE, MOTION_SPEED, MOTION_YAW, actor_motion, follow_accel,
+                                 traffic_step)
 from sim.truth import ActorsTruth, EgoTruth
 from sim.vehicle_model import BicycleState, step_bicycle
 
@@ -50,7 +50,7 @@ class World:
         self._actors_truth: ActorsTruth | None = None
         self._truth_active: np.ndarray | None = None  # the active mask the cached columns were gathered for
         self._truth_on = np.zeros(0, dtype=np.int64)  # the active rows
-        self._truth_sel: np.ndarray | slice = self._truth_on  # the same rows, a slice when all are active
+        self._truth_all = False  # whether they are all the rows
         self._truth_columns: tuple[np.ndarray, ...] = ()
 
     # -- construction ------------------------------------------------------------------------------
@@ -96,7 +96,6 @@ class World:
         self._next_trigger_t_s = next_trigger_t_s(fleet.kind, fleet.trigger_t_s, state.triggered)
         self._pending_scripts = self._waiting_scripts(fleet, state.triggered)
         self._braking = np.zeros(n, dtype=bool)  # triggered hard-brakers; changes only at triggers
-        self._any_braking = False
         # Start traffic no faster than the IDM equilibrium for its gap, so nobody brakes hard at t=0.
         _, gap = self._follow(fleet, state, *self._ego_frenet())
         v_eq = np.maximum((gap - self._idm.min_gap_m) / self._idm.time_gap_s, 0.0)
@@ -113,7 +112,6 @@ class World:
         self._half_len_sum = 0.5 * (fleet.length_m[:, None] + self._length_all[None, :])
         self._pm_half_lanes = signed_half_widths(self.road, fleet.width_m)
         self._stopped = fleet.kind == KIND_STOPPED
-        self._any_stopped = bool(self._stopped.any())
 
     # -- neighbours --------------------------------------------------------------------------------
     def _ego_frenet(self) -> tuple[float, float]:
@@ -157,18 +155,35 @@ class World:
         fleet, state = self._fleet, self._state
 
         ego_s, ego_d = self._ego_frenet()
-        accel, _ = self._follow(fleet, state, ego_s, ego_d)
-        if self._has_scripts:
-            if t_s >= self._next_trigger_t_s and self._a_script_starts(state, t_s, ego_s):
-                state = self._trigger(fleet, state, t_s, ego_s)
-            accel = self._script_override(state, accel, dt_s)
+        # Car following sees the lanes of the step's start; the scripts and MOBIL below decide lane
+        # changes that only the integration sees (neither reads the accelerations).
+        lane_followed = state.lane
+        if self._has_scripts and t_s >= self._next_trigger_t_s and self._a_script_starts(state, t_s, ego_s):
+            state = self._trigger(fleet, state, t_s, ego_s)
         if t_s >= self._next_mobil_t_s:
             state = self._lane_change_decisions(fleet, state, ego_s, ego_d, t_s)
             self._next_mobil_t_s += self._mobil_period_s * max(1.0, math.ceil(
                 (t_s - self._next_mobil_t_s) / self._mobil_period_s))
-        self._state = integrate(fleet, state, accel, self.road, t_s, dt_s)
+        self._state = self._traffic_step(lane_followed, state, ego_s, ego_d, t_s, dt_s)
         self._ego = step_bicycle(self._ego, accel_cmd_mps2, steer_cmd_rad, dt_s, self.vehicle)
         self.t_ns += int(dt_ns)
+
+    def _traffic_step(self, lane_followed: np.ndarray, state: TrafficState, ego_s: float, ego_d: float, t_s: float,
+                      dt_s: float) -> TrafficState:
+        """The traffic at t_s + dt_s: _follow's IDM accelerations (in ``lane_followed``), the
+        scripts' overrides (sim.actors.scripted_accel) and traffic.integrate, in one compiled call
+        (traffic_kernels.traffic_step) that gives those three steps' bits."""
+        ego_lo, ego_hi = self._ego_span(ego_d)
+        road, fleet = self.road, self._fleet
+        free_term = state.v_mps / fleet.v0_mps
+        free_term **= self._idm.delta  # numpy's power: the kernel's pow may differ in the last bit
+        rows, active1, any_leaving, any_changing = traffic_step(
+            state.s_m, state.d_m, state.v_mps, lane_followed, state.lane, state.active, state.lc_from_d_m,
+            state.lc_t0_s, free_term, self._pm_half_lanes, self._half_len_sum, fleet.lane_change_s, fleet.decel_mps2,
+            self._braking, self._stopped, ego_s, self._ego.v_mps, ego_lo, ego_hi, self._idm_terms, road.lane_width_m,
+            0.5 * road.num_lanes, road.num_lanes - 1, road.curvature_1pm, road.samples_per_m, road.is_straight,
+            road.length_m, 0.5 * (road.num_lanes - 1), t_s, dt_s)
+        return integrated_state(state, rows, active1, any_leaving, any_changing)
 
     @staticmethod
     def _waiting_scripts(fleet: Fleet, triggered: np.ndarray) -> list[tuple[int, float, float, float]]:
@@ -206,23 +221,11 @@ class World:
         self._next_trigger_t_s = next_trigger_t_s(fleet.kind, fleet.trigger_t_s, triggered)
         self._pending_scripts = self._waiting_scripts(fleet, triggered)
         self._braking = (fleet.kind == KIND_HARD_BRAKE) & triggered
-        self._any_braking = bool(self._braking.any())
         if not newly.any():
             return state
         state = TrafficState(state.s_m, state.d_m, state.v_mps, state.a_mps2, state.lane, state.lc_from_d_m,
                              state.lc_t0_s, state.active, triggered)
         return start_lane_changes(state, cut_in_starts(fleet.kind, newly), fleet.target_lane, t_s)
-
-    def _script_override(self, state: TrafficState, a_idm: np.ndarray, dt_s: float) -> np.ndarray:
-        """sim.actors.scripted_accel, skipping the selections that select nothing this run."""
-        accel = a_idm
-        if self._any_braking:
-            # A triggered hard-braker brakes at its deceleration, never past zero within this step.
-            brake = -np.minimum(self._fleet.decel_mps2, state.v_mps / dt_s)
-            accel = np.where(self._braking, brake, accel)
-        if self._any_stopped:
-            accel = np.where(self._stopped, 0.0, accel)
-        return accel
 
     def _lane_change_decisions(self, fleet: Fleet, state: TrafficState, ego_s: float, ego_d: float,
                                t_s: float) -> TrafficState:
@@ -252,39 +255,44 @@ class World:
     def ego_truth(self) -> EgoTruth:
         e, p = self._ego, self.vehicle
         yaw_rate = e.v_mps * math.tan(e.steer_rad) / p.wheelbase_m
-        return EgoTruth(t_ns=self.t_ns, pose=np.array([e.x_m, e.y_m, e.yaw_rad]),
-                        center_xy_m=np.array(self._ego_centre()), speed_mps=e.v_mps, accel_mps2=e.a_mps2,
-                        yaw_rate_rps=yaw_rate, steer_rad=e.steer_rad, length_m=p.length_m,
-                        width_m=p.width_m, height_m=p.height_m)
+        # Positional (t_ns, pose, center_xy_m, speed, accel, yaw rate, steer, length, width, height):
+        # the keyword form costs a microsecond more, every tick.
+        return EgoTruth(self.t_ns, np.array([e.x_m, e.y_m, e.yaw_rad]), np.array(self._ego_centre()), e.v_mps, e.a_mps2,
+                        yaw_rate, e.steer_rad, p.length_m, p.width_m, p.height_m)
 
     def actors_truth(self) -> ActorsTruth:
         """Active actors (past the road end they leave the world); cached per time step."""
         if self._actors_truth is not None and self._truth_t_ns == self.t_ns:
             return self._actors_truth
-        fleet, state = self._fleet, self._state
+        fleet, state, road = self._fleet, self._state, self.road
         if self._truth_active is not state.active:
             # The per-vehicle constants of the active rows change only when a vehicle leaves the
             # road; handing out the same column objects meanwhile lets consumers (the metrics)
             # recognise an unchanged actor set by identity.
             on = np.flatnonzero(state.active)
             self._truth_active, self._truth_on = state.active, on
-            # Everyone on the road: the per-tick columns that only feed new arrays are read through
-            # views instead of gathers (the same values).
-            self._truth_sel = slice(None) if on.shape[0] == state.active.shape[0] else on
+            # Everyone on the road: the per-tick columns that only feed new arrays are read as they
+            # are instead of through gathers (the same values).
+            self._truth_all = on.shape[0] == state.active.shape[0]
             self._truth_columns = (fleet.ids[on], fleet.length_m[on], fleet.width_m[on], fleet.height_m[on],
                                    fleet.labels[on], fleet.colors_bgr[on])
             for col in self._truth_columns:  # shared by many ticks' truths: nobody may write into them
                 col.flags.writeable = False
-        on, sel = self._truth_on, self._truth_sel
+        on = self._truth_on
         ids, length, width, height, labels, colors = self._truth_columns
-        xy, heading = self.road.to_cartesian(state.s_m[sel], state.d_m[sel])
-        d_rate, speed, changing = motion_along_heading(fleet, state, self.road, self.t_ns / NS_PER_S, on)
-        if changing:
-            yaw = heading + np.arctan2(d_rate, state.v_mps[sel])
-        else:  # nobody changes lanes: d' == 0, so atan2(0, v) == 0 (v >= 0)
-            yaw = heading + 0.0  # + 0.0: the same signed zeros as the full formula
-        truth = ActorsTruth(t_ns=self.t_ns, ids=ids, xy_m=xy.reshape(-1, 2), yaw_rad=yaw, speed_mps=speed,
-                            accel_mps2=state.a_mps2[on], length_m=length, width_m=width, height_m=height,
-                            labels=labels, colors_bgr=colors)
+        if self._truth_all:
+            s_m, d_m = state.s_m, state.d_m
+        else:
+            s_m, d_m = state.s_m[on], state.d_m[on]
+        xy, heading = road.to_cartesian(s_m, d_m)
+        motion, changing = actor_motion(heading, state.v_mps, state.a_mps2, state.lc_t0_s, state.lane,
+                                        state.lc_from_d_m, fleet.lane_change_s, on, road.lane_width_m,
+                                        0.5 * (road.num_lanes - 1), self.t_ns / NS_PER_S)
+        yaw = motion[MOTION_YAW]
+        if changing:  # heading + atan2(d', v), numpy's arctan2 (actor_motion leaves it out)
+            yaw += np.arctan2(motion[MOTION_D_RATE], state.v_mps[on])
+        # Positional, in ActorsTruth's field order: as in ego_truth, a microsecond a tick.
+        truth = ActorsTruth(self.t_ns, ids, xy.reshape(-1, 2), yaw, motion[MOTION_SPEED], motion[MOTION_ACCEL], length,
+                            width, height, labels, colors)
         self._actors_truth, self._truth_t_ns = truth, self.t_ns
         return truth

@@ -158,7 +158,10 @@ def test_metrics_broad_phase_counts_exactly_the_sat_contacts():
 
 @pytest.mark.parametrize("scenario", ["lead_brake", "stopped_vehicle", "cut_in"])
 def test_script_override_matches_scripted_accel(scenario):
+    """The traffic step's override (script_override_rows on the world's masks) gives
+    sim.actors.scripted_accel's bits."""
     from sim.actors import scripted_accel
+    from sim.traffic_kernels import script_override_rows
 
     world, rng = World(load_scenario(scenario), 0), np.random.default_rng(0)
     for k in range(800):  # past every scenario's trigger
@@ -166,8 +169,12 @@ def test_script_override_matches_scripted_accel(scenario):
         if k % 50 == 0:
             state, fleet = world._state, world._fleet
             a_idm = rng.uniform(-3.0, 2.0, len(fleet))
-            expected = scripted_accel(fleet.kind, state.triggered, state.v_mps, fleet.decel_mps2, a_idm, 0.01)
-            assert np.array_equal(world._script_override(state, a_idm, 0.01), expected)
+            v = state.v_mps.copy()
+            v[::3] = 0.0  # standing still: the brake stops at zero, -0.0 from -np.minimum
+            expected = scripted_accel(fleet.kind, state.triggered, v, fleet.decel_mps2, a_idm, 0.01)
+            got = a_idm.copy()
+            script_override_rows(got, v, fleet.decel_mps2, world._braking, world._stopped, 0.01)
+            assert got.tobytes() == expected.tobytes()
     assert world._state.triggered.any() or scenario == "stopped_vehicle"
 
 

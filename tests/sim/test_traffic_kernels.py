@@ -12,8 +12,8 @@ import pytest
 from core.road import SAMPLE_SPACING_M, Road, RoadSegment
 from sim.scenario import load_scenario
 from sim.traffic import (Fleet, IdmParams, MobilParams, Neighbourhood, TrafficState, follow_gap, idm_accel, idm_terms,
-                         integrate, lane_span, mobil_targets, motion_along_heading, nearest, signed_half_widths, smoothstep5,
-                         smoothstep5_rate)
+                         integrate, integrated_state, lane_span, mobil_targets, motion_along_heading, nearest,
+                         signed_half_widths, smoothstep5, smoothstep5_rate)
 from sim.traffic_kernels import follow_accel, idm
 from sim.world import World
 
@@ -272,6 +272,49 @@ def test_integrate_stretches_with_the_curvature_of_the_roads_own_sample():
     np.testing.assert_allclose(got.s_m, expected, rtol=0.0, atol=1e-12)
 
 
+@pytest.mark.parametrize("road_name", sorted(ROADS))
+@pytest.mark.parametrize("n", [0, 1, 5, 13, 40])
+def test_traffic_step_is_follow_then_scripts_then_integrate(road_name, n):
+    """World.step's one call (traffic_step) against its three parts as separate calls: follow_accel
+    in the lanes before this step's decisions, sim.actors.scripted_accel and integrate in the lanes
+    after them; hard-brakers stopping inside the step and stopped actors included."""
+    from sim.actors import KIND_HARD_BRAKE, KIND_STOPPED, scripted_accel
+    from sim.traffic_kernels import traffic_step
+
+    road, rng = ROADS[road_name], np.random.default_rng(71 + n)
+    for trial in range(40):
+        t_s, dt_s = float(rng.uniform(0.0, 20.0)), 0.01
+        fleet, state = random_fleet_state(road, n, rng, t_s)
+        kind = np.where(rng.random(n) < 0.3, KIND_HARD_BRAKE, np.where(rng.random(n) < 0.2, KIND_STOPPED, 0))
+        fleet = dataclasses.replace(fleet, kind=kind.astype(np.int8), decel_mps2=rng.uniform(2.0, 9.0, n))
+        state = state._replace(triggered=rng.random(n) < 0.6)
+        braking, stopped = (kind == KIND_HARD_BRAKE) & state.triggered, kind == KIND_STOPPED
+        lane_followed = state.lane
+        decided = rng.random(n) < 0.2  # lane changes decided this step: only the integration sees them
+        state = state._replace(lane=np.where(decided, rng.integers(0, road.num_lanes, n), state.lane),
+                               lc_t0_s=np.where(decided, t_s, state.lc_t0_s))
+        pm_half = signed_half_widths(road, fleet.width_m)
+        length_all = np.append(fleet.length_m, 4.6)
+        half_len_sum = 0.5 * (fleet.length_m[:, None] + length_all[None, :])
+        ego_s, ego_v, ego_lo = rng.uniform(0.0, road.length_m), rng.uniform(0.0, 30.0), int(rng.integers(0, 2))
+        free_term = state.v_mps / fleet.v0_mps
+        free_term **= IDM.delta
+        follow_args = (state.d_m, state.v_mps, lane_followed, state.active, pm_half, half_len_sum, free_term, ego_s,
+                       ego_v, ego_lo, ego_lo + 1, road.lane_width_m, 0.5 * road.num_lanes, road.num_lanes - 1)
+        a_idm, _ = follow_accel(state.s_m, *follow_args, idm_terms(IDM))
+        accel = scripted_accel(fleet.kind, state.triggered, state.v_mps, fleet.decel_mps2, a_idm, dt_s)
+        ref = integrate(fleet, state, accel, road, t_s, dt_s)
+        rows, active1, any_leaving, any_changing = traffic_step(
+            state.s_m, state.d_m, state.v_mps, lane_followed, state.lane, state.active, state.lc_from_d_m,
+            state.lc_t0_s, free_term, pm_half, half_len_sum, fleet.lane_change_s, fleet.decel_mps2, braking, stopped,
+            ego_s, ego_v, ego_lo, ego_lo + 1, idm_terms(IDM), road.lane_width_m, 0.5 * road.num_lanes,
+            road.num_lanes - 1, road.curvature_1pm, road.samples_per_m, road.is_straight, road.length_m,
+            0.5 * (road.num_lanes - 1), t_s, dt_s)
+        got = integrated_state(state, rows, active1, any_leaving, any_changing)
+        for name in TrafficState._fields:
+            assert same_bits(getattr(got, name), getattr(ref, name)), name
+
+
 def busy_world(name, seed):
     cfg = load_scenario(name)
     cfg = dataclasses.replace(cfg, traffic=dataclasses.replace(cfg.traffic, vehicles_per_km_per_lane=12.0,
@@ -380,6 +423,36 @@ def test_motion_along_heading_matches_the_numpy_rate_and_speed(n):
         got = motion_along_heading(fleet, state, road, t_s, rows)
         ref = reference_motion(fleet, state, road, t_s, rows)
         assert same_bits(got[0], ref[0]) and same_bits(got[1], ref[1]) and got[2] == ref[2]
+
+
+@pytest.mark.parametrize("n", [0, 1, 6, 25])
+def test_actor_motion_is_along_heading_plus_the_yaw_and_accel_columns(n):
+    """actor_motion's block: along_heading's d' and speed, the rows' accelerations, and the yaw as
+    actors_truth completes it (heading + 0.0, or heading + numpy's arctan2 added by the caller)."""
+    from sim.traffic_kernels import MOTION_ACCEL, MOTION_D_RATE, MOTION_SPEED, MOTION_YAW, actor_motion
+
+    road, rng = ROADS["curved"], np.random.default_rng(53 + n)
+    for trial in range(60):
+        t_s = float(rng.uniform(0.0, 20.0))
+        fleet, state = random_fleet_state(road, n, rng, t_s)
+        if trial % 3 == 0:
+            state = state._replace(lc_t0_s=np.full(n, np.nan))  # nobody changes lanes
+        state = state._replace(a_mps2=random_accel(n, rng))
+        rows = np.flatnonzero(state.active)
+        heading = rng.uniform(-np.pi, np.pi, rows.shape[0])
+        heading[::3] = -0.0  # + 0.0 makes it +0.0 while nobody changes lanes
+        d_rate, speed, changing = motion_along_heading(fleet, state, road, t_s, rows)
+        block, got_changing = actor_motion(heading, state.v_mps, state.a_mps2, state.lc_t0_s, state.lane,
+                                           state.lc_from_d_m, fleet.lane_change_s, rows, road.lane_width_m,
+                                           0.5 * (road.num_lanes - 1), t_s)
+        assert got_changing == changing and block.shape == (4, rows.shape[0])
+        assert same_bits(block[MOTION_D_RATE], d_rate) and same_bits(block[MOTION_SPEED], speed)
+        assert same_bits(block[MOTION_ACCEL], state.a_mps2[rows])
+        yaw = block[MOTION_YAW].copy()
+        if changing:
+            yaw += np.arctan2(block[MOTION_D_RATE], state.v_mps[rows])
+        expected = heading + np.arctan2(d_rate, state.v_mps[rows]) if changing else heading + 0.0
+        assert same_bits(yaw, expected)
 
 
 @pytest.mark.parametrize("name", ["cut_in", "curve"])

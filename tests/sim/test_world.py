@@ -178,3 +178,22 @@ def test_empty_traffic_gives_empty_truth():
     run(w, 0.1)
     a = w.actors_truth()
     assert len(a) == 0 and a.xy_m.shape == (0, 2) and a.colors_bgr.shape == (0, 3)
+
+
+def test_truth_fields_hold_what_their_names_say():
+    """The world builds its truths positionally (a hot path): each field against its source."""
+    w = World(busy(), 5)
+    run(w, 1.0, accel=0.4, steer=0.02)
+    e, a, p = w.ego_truth(), w.actors_truth(), w.vehicle
+    assert e.t_ns == w.t_ns and e.pose.tolist() == [w._ego.x_m, w._ego.y_m, w._ego.yaw_rad]
+    assert e.center_xy_m.tolist() == list(w._ego_centre())
+    assert (e.speed_mps, e.accel_mps2, e.steer_rad) == (w._ego.v_mps, w._ego.a_mps2, w._ego.steer_rad)
+    assert (e.length_m, e.width_m, e.height_m) == (p.length_m, p.width_m, p.height_m) and e.yaw_rate_rps != 0.0
+    on = np.flatnonzero(w._state.active)
+    fleet = w._fleet
+    assert a.t_ns == w.t_ns and np.array_equal(a.ids, fleet.ids[on])
+    assert np.array_equal(a.accel_mps2, w._state.a_mps2[on]) and (a.speed_mps >= w._state.v_mps[on]).all()
+    for got, col in ((a.length_m, fleet.length_m), (a.width_m, fleet.width_m), (a.height_m, fleet.height_m),
+                     (a.labels, fleet.labels), (a.colors_bgr, fleet.colors_bgr)):
+        assert got.dtype == col.dtype and np.array_equal(got, col[on])
+    assert a.xy_m.shape == (len(on), 2) and a.yaw_rad.shape == (len(on),)
