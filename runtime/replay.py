@@ -233,8 +233,11 @@ def replay(contents: LogContents | LogStream, *, check: bool = True, from_s: flo
         end_ns = min(end_ns, s_to_ns(to_s))
     from_ns = s_to_ns(from_s) if from_s is not None else 0
     if from_ns > end_ns:
-        raise UsageError(f"--from/--to: the window starts past the end of the replay: [{ns_to_s(from_ns)}, "
-                         f"{ns_to_s(end_ns)}] s (--from {from_s}, --to {to_s}; the log ends at {ns_to_s(last_ns)} s)")
+        # Only the options given: "--to None" named one the user never passed.
+        given = ", ".join(f"{option} {value}" for option, value in (("--from", from_s), ("--to", to_s))
+                          if value is not None) or "--from/--to"
+        raise UsageError(f"{given}: the window starts past the end of the replay: [{ns_to_s(from_ns)}, "
+                         f"{ns_to_s(end_ns)}] s (the log ends at {ns_to_s(last_ns)} s)")
 
     wall_start = time.perf_counter()
     try:

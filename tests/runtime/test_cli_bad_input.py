@@ -159,11 +159,16 @@ def test_replay_bad_run_metadata_names_log_and_field(tmp_path, metadata, capsys,
     assert f"{field}:" in line
 
 
-def test_replay_window_that_ends_before_it_starts_says_so(tmp_path, metadata, capsys):
+@pytest.mark.parametrize("window, named", [
+    (["--to=-1"], "--to -1.0: "),
+    (["--from", "1e6"], "--from 1000000.0: "),  # said "--to None": an option the user never gave
+    (["--from", "1e6", "--to", "1e5"], "--from 1000000.0, --to 100000.0: "),
+])
+def test_replay_window_that_ends_before_it_starts_says_so(tmp_path, metadata, capsys, window, named):
     log = write_log(tmp_path / "run.mcap", metadata)
-    assert main(["replay", str(log), "--to=-1"]) == 2
-    line = one_line_error(capsys, "--from/--to")
-    assert "past the end" in line and "--to -1.0" in line and "None s" not in line
+    assert main(["replay", str(log), *window]) == 2
+    line = one_line_error(capsys, f"rtdrive replay: error: {named}the window starts past the end")
+    assert "None" not in line
 
 
 @pytest.mark.parametrize("detector", ["lidar", "camera"])
