@@ -83,6 +83,8 @@ class EgoCounters:
     # wheel speed of 1e200 from a corrupt frame) overflows the update, and a NaN state, once kept,
     # would poison every later estimate and gate (a NaN NIS passes any threshold).
     nonfinite_updates: int = 0
+    # Messages of a quarantined stream the gates would have taken: judged, not applied (ego_update).
+    quarantined: int = 0
 
     def add(self, **deltas: int) -> "EgoCounters":
         return replace(self, **{k: getattr(self, k) + int(v) for k, v in deltas.items() if v})
@@ -199,8 +201,14 @@ def _finite(msg: EgoMessage) -> bool:
     return bool(np.isfinite(msg.position_m).all() and np.isfinite(msg.sigma_m) and msg.sigma_m >= 0)
 
 
-def ego_update(state: EgoFilterState, msg: EgoMessage, cfg: EgoConfig) -> EgoFilterState:
-    """Predict to ``msg.t_ns`` and apply the measurement (or count why it was not applied)."""
+def ego_update(state: EgoFilterState, msg: EgoMessage, cfg: EgoConfig, apply: bool = True) -> EgoFilterState:
+    """Predict to ``msg.t_ns`` and apply the measurement (or count why it was not applied).
+
+    ``apply=False`` (a quarantined stream: the safety monitor counts it lost because the gates
+    kept refusing it) runs the gates alone: a refusal is counted as usual, a pass is counted as
+    ``quarantined`` and the measurement is not used (an IMU sample's acceleration is not taken as
+    the control input either). A receiver gone noisy has fixes pass the gate now and then, more as
+    the covariance grows without it; applied, each pulled the estimate metres off."""
     if not isinstance(msg, (ImuSample, WheelSpeed, GnssFix)):
         raise TypeError(f"ego_update takes ImuSample, WheelSpeed or GnssFix, not {type(msg).__name__}")
     if not _finite(msg):
@@ -220,6 +228,8 @@ def ego_update(state: EgoFilterState, msg: EgoMessage, cfg: EgoConfig) -> EgoFil
         # ``not <=`` so that a NaN spread (a broken filter) refuses too.
         if not (y * y <= gate_sq * (float(state.p[4, 4]) + r) and abs(accel) <= cfg.max_abs_accel_mps2):
             return replace(state, counters=state.counters.add(imu_outliers=1))
+        if not apply:
+            return replace(state, counters=state.counters.add(quarantined=1))
         return _update(replace(state, accel_mps2=accel), np.array([y]), _H_YAW_RATE, np.array([[r]]))
     if isinstance(msg, WheelSpeed):
         v, gain = float(state.x[3]), 1.0 + float(state.x[5])  # speed and wheel scale factor
@@ -231,9 +241,11 @@ def ego_update(state: EgoFilterState, msg: EgoMessage, cfg: EgoConfig) -> EgoFil
         spread = gain * gain * float(p[3, 3]) + 2.0 * gain * v * float(p[3, 5]) + v * v * float(p[5, 5])
         if not y * y <= gate_sq * (spread + r):
             return replace(state, counters=state.counters.add(wheel_outliers=1))
+        if not apply:
+            return replace(state, counters=state.counters.add(quarantined=1))
         return _update(state, np.array([y]), h, np.array([[r]]))
     sigma = max(float(msg.sigma_m), cfg.gnss_sigma_floor_m)
-    if state.heading_anchor is not None:
+    if state.heading_anchor is not None and apply:
         seeded = _bootstrap_heading(state, msg, sigma, cfg)
         if seeded.heading_anchor is None:
             return seeded
@@ -242,6 +254,8 @@ def ego_update(state: EgoFilterState, msg: EgoMessage, cfg: EgoConfig) -> EgoFil
     nis = float(y @ np.linalg.solve(state.p[:2, :2] + r, y))
     if not nis <= gate_threshold(cfg.gnss_gate_probability, 2):  # a NaN NIS is no pass
         return replace(state, last_nis=nis, counters=state.counters.add(gnss_outliers=1))
+    if not apply:
+        return replace(state, last_nis=nis, counters=state.counters.add(quarantined=1))
     return replace(_update(state, y, _H_POS, r), last_nis=nis)
 
 

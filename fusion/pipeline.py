@@ -61,6 +61,11 @@ class FusionOutput:
     # must not count it (safety/health.py sync_dropped). Duplicates are left out: health never
     # counted them. Derived from ``records``.
     dropped: tuple[tuple[str, int], ...] = ()
+    # (stream, refused) of each ego-sensor message the ego filter judged in this step, in order:
+    # refused by its gates (an IMU or wheel reading outside its motion gate, a GNSS fix outside its
+    # NIS gate) or applied. A wheel stuck at 0 while the car moves keeps arriving, fresh and finite,
+    # and every reading is refused: stream health counts refusals in a row (safety/health.py).
+    ego_verdicts: tuple[tuple[str, bool], ...] = ()
 
 
 _DROPS_HEALTH_SEES = (Decision.DROPPED_LATE, Decision.DROPPED_FUTURE)
@@ -72,6 +77,10 @@ def dropped_messages(records: tuple[SyncRecord, ...], cfg: SyncConfig) -> tuple[
     streams = cfg.streams
     return tuple((r.stream, r.t_ns - streams[r.stream].clock_offset_ns)
                  for r in records if r.decision in _DROPS_HEALTH_SEES)
+
+
+def _gate_refusals(counters) -> int:
+    return counters.imu_outliers + counters.wheel_outliers + counters.gnss_outliers
 
 
 def extrapolate_ego(ego: EgoState, t_ns: int) -> EgoState:
@@ -91,9 +100,13 @@ def extrapolate_ego(ego: EgoState, t_ns: int) -> EgoState:
 
 
 def fusion_step(state: FusionState, arrivals: Iterable[tuple[str, Any]], t_ns: int,
-                cfg: FusionConfig) -> tuple[FusionState, FusionOutput]:
+                cfg: FusionConfig, quarantined: frozenset[str] = frozenset()) -> tuple[FusionState, FusionOutput]:
     """Take the (stream, message) pairs that arrived since the last step; return the fused picture
-    at ``t_ns``: the ego state and the confirmed tracks, both predicted to ``t_ns``."""
+    at ``t_ns``: the ego state and the confirmed tracks, both predicted to ``t_ns``.
+
+    ``quarantined``: ego-sensor streams whose messages are judged by the ego filter's gates (the
+    verdicts come out as ever) but not applied: the stack quarantines a stream the gates keep
+    refusing, until they stop."""
     sync, released, records = sync_step(state.sync, arrivals, t_ns, cfg.sync)
     # The synchroniser's counters say whether this step dropped anything: the records are read
     # only then (nearly never), not once per message.
@@ -101,12 +114,19 @@ def fusion_step(state: FusionState, arrivals: Iterable[tuple[str, Any]], t_ns: i
                if sync.late != state.sync.late or sync.future != state.sync.future else ())
     ego_filter, tracker, oracle_ego = state.ego_filter, state.tracker, state.oracle_ego
     unused, resets = state.unused_messages, state.resets
+    verdicts = []
     if any(r.decision == Decision.RESET for r in records):
         ego_filter, tracker, oracle_ego, resets = EgoFilterState.empty(), TrackerState.empty(), None, resets + 1
     for item in released:
         msg = item.msg
         if isinstance(msg, _EGO_SENSORS):
-            ego_filter = ego_update(ego_filter, msg, cfg.ego)
+            before = ego_filter.counters
+            ego_filter = ego_update(ego_filter, msg, cfg.ego, item.stream not in quarantined)
+            after = ego_filter.counters
+            if _gate_refusals(after) != _gate_refusals(before):
+                verdicts.append((item.stream, True))
+            elif after.applied != before.applied or after.quarantined != before.quarantined:
+                verdicts.append((item.stream, False))
         elif isinstance(msg, EgoState):
             oracle_ego = msg
         elif isinstance(msg, (Detections3D, Detections2D)):
@@ -147,4 +167,4 @@ def fusion_step(state: FusionState, arrivals: Iterable[tuple[str, Any]], t_ns: i
                         else ego_filter.measured_ns if ego_filter.measured_ns is not None else ego_filter.t_ns)
     if ego is not None and (t_ns - last_measured_ns) * 1e-9 > cfg.max_ego_age_s:
         ego = None
-    return new, FusionOutput(ego, tracks, records, dropped)
+    return new, FusionOutput(ego, tracks, records, dropped, tuple(verdicts))

@@ -228,7 +228,7 @@ def sensor_counters(stack: DrivingStack, rig: SensorRig | None) -> dict:
     monitor saw (``frozen``: how often it found the stream repeating its last data for its
     max_repeats messages in a row; ``withheld_frozen``: the messages kept from every stage while
     it was), what the synchroniser dropped as late or duplicate, and what the ego filter's gates
-    refused."""
+    refused (``refused``: 1 once they refused enough of its messages for it to be quarantined)."""
     sync_late: dict[str, int] = {}
     for rec in stack.sync_records:
         if rec.decision in (Decision.DROPPED_LATE, Decision.DROPPED_DUPLICATE, Decision.DROPPED_FUTURE):
@@ -247,6 +247,7 @@ def sensor_counters(stack: DrivingStack, rig: SensorRig | None) -> dict:
         seen["stale_or_duplicate"] = 0 if h is None else h.stale_or_duplicate
         seen["frozen"] = 0 if h is None else h.frozen_events
         seen["withheld_frozen"] = stack.withheld_frozen.get(spec.name, 0)
+        seen["refused"] = stack.refused_events.get(spec.name, 0)
         seen["rejected_by_sync"] = sync_late.get(spec.name, 0)
         gate = EGO_GATE_REJECTIONS.get(spec.name)
         seen["rejected_by_ego_filter"] = getattr(ego, gate) if gate is not None else 0

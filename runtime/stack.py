@@ -9,6 +9,7 @@ Topics: inputs arrive on /sensors/<name>; outputs are /fusion/ego, /fusion/track
 """
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -87,6 +88,12 @@ class DrivingStack:
         # recognises it by identity).
         self.withheld_frozen: dict[str, int] = {}
         self._withheld_last: dict[str, Any] = {}
+        # Per ego sensor stream, fusion's latest verdicts on its messages (True: the ego filter's
+        # gates refused it; SafetyConfig.refusal_window of them), whether it was quarantined (1) and
+        # the quarantined streams (_count_refusals).
+        self._verdicts: dict[str, deque[bool]] = {}
+        self.refused_events: dict[str, int] = {}
+        self._refused_streams: frozenset[str] = frozenset()
         self.counters: dict[str, StageCounters] = {}
         self.perception_states = {p.sensor: p.init() for p in steps.perception}
         self.fusion_state = steps.fusion_init()
@@ -221,7 +228,9 @@ class DrivingStack:
 
     def _fusion(self, t_ns: int) -> list:
         inbox, self.bus.fusion_inbox = self.bus.fusion_inbox, []
-        self.fusion_state, out = self.steps.fusion_step(self.fusion_state, inbox, t_ns)
+        # A stream the ego filter keeps refusing is judged but not applied until the refusals stop.
+        self.fusion_state, out = self.steps.fusion_step(self.fusion_state, inbox, t_ns,
+                                                        quarantined=self._refused_streams)
         self.sync_records.extend(out.records)
         # A message the synchroniser dropped (late, from the future) was of no use to the stack:
         # its stream's health must not count it (safety/health.py).
@@ -229,10 +238,35 @@ class DrivingStack:
             spec = self._spec_of.get(stream)
             if spec is not None:
                 self.health = sync_dropped(self.health, spec, msg_t_ns, t_ns)
+        if out.ego_verdicts:
+            self._count_refusals(out.ego_verdicts)
         outputs = [("/fusion/tracks", out.tracks)]
         if out.ego is not None:
             outputs.append(("/fusion/ego", out.ego))
         return outputs
+
+    def _count_refusals(self, verdicts: tuple[tuple[str, bool], ...]) -> None:
+        """Quarantine an ego sensor stream once the ego filter's gates refused ``max_refused`` of
+        its last ``refusal_window`` judged messages, for the rest of the run. No release: the
+        filter dead-reckons meanwhile, its gate widens with its covariance, and fixes of a noisy
+        receiver then pass it; released on that evidence, one such fix pulled the estimate 1.6 m
+        off and the car drove off the road in DEGRADED (cut_in, gnss:noise=4@2)."""
+        cfg = self.steps.safety_cfg
+        if cfg.max_refused <= 0:
+            return
+        added = []
+        for stream, verdict in verdicts:
+            if stream in self._refused_streams:
+                continue
+            window = self._verdicts.get(stream)
+            if window is None:
+                window = self._verdicts[stream] = deque(maxlen=cfg.refusal_window)
+            window.append(verdict)
+            if verdict and sum(window) >= cfg.max_refused and stream not in added:
+                added.append(stream)
+                self.refused_events[stream] = self.refused_events.get(stream, 0) + 1
+        if added:
+            self._refused_streams = self._refused_streams | frozenset(added)
 
     def _limits(self):
         status: SafetyStatus | None = self.bus.latest.get("/safety/status")
@@ -318,5 +352,5 @@ class DrivingStack:
     def _safety(self, t_ns: int) -> list:
         self.monitor_state, status = safety_step(self.monitor_state, self.health, self.stream_specs,
                                                  self.stage_flags(t_ns), DEFAULT_RULES, t_ns,
-                                                 self.steps.safety_cfg)
+                                                 self.steps.safety_cfg, self._refused_streams)
         return [("/safety/status", status)]

@@ -36,6 +36,8 @@ DEFAULT_RULES: tuple[PolicyRule, ...] = (
     # A frozen stream counts as lost in the rules above; these name the cause in the reason.
     *(PolicyRule(DEG, f"{name} frozen: it repeats its last data", flag=f"{name}.frozen")
       for name in OBJECT_SENSORS + EGO_SENSORS),
+    *(PolicyRule(DEG, f"{name} refused: the ego filter rejects its data", flag=f"{name}.refused")
+      for name in EGO_SENSORS),
     PolicyRule(MRM, "ego localisation lost: position uncertainty over its limit", flag="localisation.lost"),
     PolicyRule(MRM, "ego localisation lost: heading uncertainty over its limit", flag="localisation.heading_lost"),
     PolicyRule(DEG, "a stream's rate is out of tolerance", flag="stream.rate_low"),

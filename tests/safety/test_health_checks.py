@@ -147,3 +147,20 @@ def test_stage_watch_config_rejects_a_miss_limit_its_window_cannot_hold():
                                           r"<= window_runs \(10\)"):
         from_mapping(SafetyConfig, {"stages": {"window_runs": 10}}, "cfg.toml")
     StageWatchConfig(window_runs=15, max_misses_in_window=15)  # a full window may be the limit
+
+
+def test_streams_the_ego_filter_keeps_refusing_count_as_lost():
+    specs = tuple(StreamSpec(name, 20_000_000) for name in ("gnss", "imu", "wheel"))
+    health = HealthState()
+    for name in ("gnss", "imu", "wheel"):
+        health = observe(health, name, 0, 0, True)
+    _, one = safety_step(MonitorState(), health, specs, frozenset(), DEFAULT_RULES, 10_000_000, SafetyConfig(),
+                         refused=frozenset({"wheel"}))
+    assert one.mode == Mode.DEGRADED
+    assert one.reason == "wheel odometry lost; wheel refused: the ego filter rejects its data"
+    assert not one.stream_alive["wheel"] and one.stream_alive["imu"]
+    _, two = safety_step(MonitorState(), health, specs, frozenset(), DEFAULT_RULES, 10_000_000, SafetyConfig(),
+                         refused=frozenset({"wheel", "gnss"}))
+    assert two.mode == Mode.MINIMAL_RISK and "two of three ego sensors lost" in two.reason
+    _, none = safety_step(MonitorState(), health, specs, frozenset(), DEFAULT_RULES, 10_000_000, SafetyConfig())
+    assert none.mode == Mode.NOMINAL

@@ -9,6 +9,7 @@ import dataclasses
 
 import pytest
 
+from core.messages import WheelSpeed
 from fusion.sync import Decision
 from runtime.closed_loop import ClosedLoop, RunOptions
 from sim.scenario import load_scenario
@@ -135,3 +136,46 @@ def test_frozen_object_sensors_are_kept_from_perception():
     applied = [r.t_ns for r in loop.stack.sync_records if r.stream == "lidar" and r.decision == Decision.APPLIED]
     assert max(applied) == 1_100_000_000  # the last detections fused: the first and second repeats
     assert s["sensors"]["radar"]["withheld_frozen"] == 0
+
+
+def test_a_wheel_stuck_at_zero_while_moving_is_lost():
+    # The freeze rule cannot see it (a speed of exactly 0 repeats legitimately at standstill), and
+    # the stream is fresh, finite and on rate; but the EKF refuses every reading. Before, the run
+    # stayed NOMINAL on two working ego sensors.
+    loop = ClosedLoop(light_scenario("free_road", ("imu", "wheel", "gnss")),
+                      RunOptions(seed=0, duration_s=2.0, sensors=True, perception="oracle"))
+    capture = loop.rig.capture
+
+    def stuck_wheel(sensor, t_capture_ns, ego, actors):  # a test double for a failed encoder
+        arrivals = capture(sensor, t_capture_ns, ego, actors)
+        if sensor == "wheel" and t_capture_ns >= 1_000_000_000:
+            arrivals = [dataclasses.replace(a, message=WheelSpeed(a.message.t_ns, 0.0)) for a in arrivals]
+        return arrivals
+
+    loop.rig.capture = stuck_wheel
+    s = loop.run()
+    wheel = s["sensors"]["wheel"]
+    # Every stuck reading fusion released (1.0 .. 1.88 s; the rest still in the sync window).
+    assert wheel["rejected_by_ego_filter"] == 45 and wheel["refused"] == 1
+    assert s["modes"] == [{"t_s": s["modes"][0]["t_s"], "mode": "DEGRADED",
+                           "reason": "wheel odometry lost; wheel refused: the ego filter rejects its data"}]
+    # Released ~0.1 s after capture (the largest sync window); the fifth refusal in a row
+    # (safety.max_refused) at the fusion run after 1.08 s's release.
+    assert 1.15 < s["modes"][0]["t_s"] <= 1.25
+    assert s["collisions"] == 0 and s["ego_filter"]["gnss_outliers"] == 0
+
+
+def test_a_gnss_receiver_gone_noisy_is_quarantined_for_good():
+    # 12x its noise: most fixes fall outside the NIS gate, some pass. Before, it stayed NOMINAL
+    # while the passing fixes dragged the estimate off (cut_in: 10 m off the road at 23 m/s).
+    s = run("oracle", ("gnss:noise=12@1",), duration_s=6.0, enabled=("imu", "wheel", "gnss"))
+    assert [m["mode"] for m in s["modes"]] == ["DEGRADED", "MINIMAL_RISK"]  # no recovery in between
+    assert s["modes"][0]["reason"] == "gnss lost: dead reckoning; gnss refused: the ego filter rejects its data"
+    assert 1.0 < s["modes"][0]["t_s"] <= 1.7  # five of ten fixes (10 Hz) refused, ~0.1 s in the sync
+    assert s["modes"][1]["reason"].endswith("ego localisation lost: position uncertainty over its limit")
+    gnss = s["sensors"]["gnss"]
+    assert gnss["refused"] == 1
+    # After quarantine every fix is judged (refused, or passed and counted quarantined), none applied.
+    assert s["ego_filter"]["quarantined"] > 0
+    assert gnss["rejected_by_ego_filter"] + s["ego_filter"]["quarantined"] >= 45
+    assert s["lane_center_rmse_m"] < 0.3 and s["collisions"] == 0

@@ -1,0 +1,70 @@
+"""Fusion says, for each ego-sensor message its filter judged, whether the gates refused it, so
+that the stack can count refusals in a row (a stream fusion keeps refusing is lost).
+
+A wheel stuck at 0 while the car moves, fresh and finite, was alive and healthy to the monitor:
+the EKF refused every reading and the run stayed NOMINAL on two working ego sensors.
+"""
+import numpy as np
+
+from core.messages import GnssFix, ImuSample, WheelSpeed
+from fusion.ego_ekf import EgoFilterState
+from fusion.pipeline import FusionConfig, FusionState, fusion_step
+from fusion.sync import StreamConfig, SyncConfig
+
+MS = 1_000_000
+
+
+def _config():
+    streams = {name: StreamConfig(10 * MS) for name in ("wheel", "gnss", "imu")}
+    return FusionConfig(sync=SyncConfig(streams=streams))
+
+
+def _moving_at_20():
+    return FusionState(ego_filter=EgoFilterState.at(0, np.zeros(3), 20.0, (0.1, 0.1, 0.01), 0.1))
+
+
+def _verdicts(state, cfg, arrivals_by_step):
+    out_verdicts = []
+    for t_ms, arrivals in arrivals_by_step:
+        state, out = fusion_step(state, arrivals, t_ms * MS, cfg)
+        out_verdicts.extend(out.ego_verdicts)
+    return state, out_verdicts
+
+
+def test_each_judged_wheel_reading_is_reported_refused_or_applied_in_order():
+    steps = [(t, [("wheel", WheelSpeed(t * MS, 20.0 if t < 100 else 0.0))]) for t in range(20, 201, 20)]
+    state, verdicts = _verdicts(_moving_at_20(), _config(), steps)
+    # Released 10 ms after their stamps (the largest window): 20..80 ms applied, 100..180 ms
+    # refused, 200 ms still buffered.
+    assert verdicts == [("wheel", False)] * 4 + [("wheel", True)] * 5
+    assert state.ego_filter.counters.wheel_outliers == 5
+
+
+def test_gnss_and_imu_verdicts_name_their_streams():
+    far_fix = GnssFix(40 * MS, np.array([500.0, 0.0]), 1.0)  # far outside the NIS gate
+    steps = [(20, [("imu", ImuSample(10 * MS, np.zeros(3), 0.0))]), (45, [("gnss", far_fix)]), (60, [])]
+    _, verdicts = _verdicts(_moving_at_20(), _config(), steps)
+    assert verdicts == [("imu", False), ("gnss", True)]
+
+
+def test_nothing_is_reported_for_messages_no_gate_judged():
+    # Older than the filter (stale), or before any filter exists: counted by the filter, no verdict.
+    empty = FusionState()
+    _, verdicts = _verdicts(empty, _config(), [(20, [("wheel", WheelSpeed(5 * MS, 3.0))])])
+    assert verdicts == []
+
+
+def test_a_quarantined_stream_is_judged_but_never_applied():
+    cfg = _config()
+    steps = [(t, [("wheel", WheelSpeed(t * MS, 20.0 if t < 60 else 0.0))]) for t in range(20, 121, 20)]
+    state = _moving_at_20()
+    verdicts = []
+    for t_ms, arrivals in steps:
+        state, out = fusion_step(state, arrivals, t_ms * MS, cfg, quarantined=frozenset({"wheel"}))
+        verdicts.extend(out.ego_verdicts)
+    # Readings of 20 and 40 ms pass the gate (counted quarantined, not applied); 60..100 ms refused.
+    assert verdicts == [("wheel", False)] * 2 + [("wheel", True)] * 3
+    c = state.ego_filter.counters
+    assert (c.applied, c.quarantined, c.wheel_outliers) == (0, 2, 3)
+    # Nothing applied: the speed is the prior's, untouched by any reading.
+    assert state.ego_filter.x[3] == 20.0
