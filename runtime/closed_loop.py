@@ -80,6 +80,13 @@ def sync_streams(scenario: ScenarioConfig, rig: SensorRig | None, stack_cfg: Sta
     return streams
 
 
+def next_sample_ns(due_ns: int, period_ns: int, t_ns: int) -> int:
+    """The first instant of the nominal grid ``due_ns + k * period_ns`` after ``t_ns``: a late
+    sample keeps the grid (the mean rate holds), and instants already passed are skipped, never
+    sampled in a burst."""
+    return due_ns + ((t_ns - due_ns) // period_ns + 1) * period_ns
+
+
 def startup_localisation(scenario: ScenarioConfig, road) -> EgoFilterState:
     """The pose a vehicle is engaged from: its configured start on the map (lane, arc length,
     speed), with the uncertainty of a map-based localiser, not the simulator's truth."""
@@ -151,6 +158,18 @@ class ClosedLoop:
         self._physics_dt_ns = s_to_ns(1.0 / stack_cfg.rates_hz.physics)
         self._objects_period_ns = s_to_ns(1.0 / scenario.oracle.rate_hz)
         self._ego_period_ns = s_to_ns(1.0 / EGO_ORACLE_RATE_HZ)
+        # The oracle streams sample the truth at physics ticks: one message per tick at most.
+        oracle_rates = {"oracle.rate_hz": scenario.oracle.rate_hz} if self.oracle_objects_on else {}
+        if self.rig is None:
+            oracle_rates["the oracle ego stream's rate"] = EGO_ORACLE_RATE_HZ
+        for what, rate_hz in oracle_rates.items():
+            if rate_hz > stack_cfg.rates_hz.physics:
+                raise UsageError(f"{what} ({rate_hz:g} Hz) is above the physics rate, rates_hz.physics "
+                                 f"({stack_cfg.rates_hz.physics:g} Hz): the oracle samples the world at its ticks")
+        # The next nominal sample time of each oracle stream: a rate that does not divide the physics
+        # rate (30 Hz at 100 Hz), or a physics tick skipped in real time, samples at the first tick
+        # at or after it (a modulo test on the tick time never fired for 30 Hz: one message a run).
+        self._next_objects_ns = self._next_ego_ns = 0
         self._ego_noise = EgoNoise.from_config(scenario.oracle)
         self.trajectory: list[tuple[float, float, float, float, float]] = []  # t_s, x, y, speed, accel
         self.drive_by_wire = DriveByWireState()  # the physics ticks start at t = 0
@@ -167,11 +186,13 @@ class ClosedLoop:
         ego, actors = world.ego_truth(), world.actors_truth()
         self.metrics.update(ego, actors)
         self.trajectory.append((ns_to_s(t_ns), ego.pose[0], ego.pose[1], ego.speed_mps, ego.accel_mps2))
-        if self.oracle_objects_on and t_ns % self._objects_period_ns == 0:
+        if self.oracle_objects_on and t_ns >= self._next_objects_ns:
             sched.post(t_ns, "/sensors/oracle", oracle_objects(ego, actors, self._rng_objects, self.scenario.oracle))
+            self._next_objects_ns = next_sample_ns(self._next_objects_ns, self._objects_period_ns, t_ns)
         if self.rig is None:
-            if t_ns % self._ego_period_ns == 0:
+            if t_ns >= self._next_ego_ns:
                 sched.post(t_ns, "/sensors/ego", oracle_ego(ego, self._rng_ego, self._ego_noise))
+                self._next_ego_ns = next_sample_ns(self._next_ego_ns, self._ego_period_ns, t_ns)
         else:
             for name in self.rig.sensors:
                 # Captures land on the physics grid: exact for rates dividing the physics rate.
