@@ -159,6 +159,12 @@ class ScenarioConfig:
         vehicle = self.ego.vehicle
         boxes = [("the ego", self.ego.lane, self.ego.s_m + vehicle.rear_axle_to_center_m, vehicle.length_m)]
         boxes += [(f"actors[{i}]", a.lane, a.s_m, a.length_m) for i, a in enumerate(self.actors)]
+        for name, _, centre, box_len in boxes:
+            # A box reaching past either end starts partly off the map (the road end is a standing
+            # obstacle for the planner, and actors leave the world there).
+            if centre - 0.5 * box_len < 0.0 or centre + 0.5 * box_len > length:
+                raise ValueError(f"{name}.s_m: its {box_len:g} m box (centre at {centre:g} m) reaches past the "
+                                 f"road, which runs from 0 to {length:g} m")
         for j, (name, lane, centre, box_len) in enumerate(boxes[1:], start=1):
             for other, other_lane, other_centre, other_len in boxes[:j]:
                 apart, need = abs(centre - other_centre), 0.5 * (box_len + other_len)

@@ -48,6 +48,10 @@ def write(tmp_path, text):
      "starts overlapping the ego"),
     ("[[actors]]\nlane = 2\ns_m = 200.0\n[[actors]]\nlane = 2\ns_m = 200.0\n", "actors[1].s_m",
      "starts overlapping actors[0]"),
+    # A 20 m box centred 0.1 m before the end of a 200 m road reaches 9.9 m past it.
+    ("[road]\nsegments = [{ length_m = 200.0 }]\n[[actors]]\nlane = 0\ns_m = 199.9\nlength_m = 20.0\n",
+     "actors[0].s_m", "reaches past the road, which runs from 0 to 200 m"),
+    ("[ego]\ns_m = 0.0\n", "ego.s_m", "reaches past the road"),
 ])
 def test_errors_name_file_and_key(tmp_path, text, key, words):
     path = write(tmp_path, text)
