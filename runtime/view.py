@@ -6,6 +6,13 @@ plan in green, the ego in white, the safety mode as a banner) above four timelin
 (true speed, true acceleration, safety mode, per-stage compute time) with a cursor at the frame's time.
 
 Outputs by suffix: .mp4 (cv2.VideoWriter, mp4v), .gif (Pillow), .png (one frame, at ``--at``).
+
+The log is read for the topics drawn (``drawn_topic``) and no others: the raw sensor messages
+(camera images, lidar sweeps, radar scans, IMU, wheel, GNSS), nearly all of a run's bytes, are
+passed over undecoded, though every chunk's CRC is still checked (damage there is an error, or the
+cut of ``--salvage``); a message of a topic not drawn that fails to decode is no damage to the view.
+Before, every message was decoded and held: ~195 MB for a 4 s full-stack run (peak RSS 640 MB),
+growing with the run's length; now ~15 MB (460 MB, nearly all of it the modules the CLI imports).
 """
 from __future__ import annotations
 
@@ -46,8 +53,20 @@ class _Stream:
         return self.msgs[i] if i >= 0 else None
 
 
+_DRAWN_TOPICS = frozenset({"/truth/ego", "/truth/actors", "/sensors/oracle", "/fusion/tracks", "/planning/plan",
+                           "/safety/status"})
+_DRAWN_PREFIXES = ("/perception/", "/timing/")
+
+
+def drawn_topic(topic: str) -> bool:
+    """Whether the view draws ``topic``: ground truth, the object detections fed to fusion (the
+    oracle's and perception's), tracks, the plan, the safety status and the stage timings."""
+    return topic in _DRAWN_TOPICS or topic.startswith(_DRAWN_PREFIXES)
+
+
 class RunView:
     def __init__(self, messages, metadata: dict[str, str]) -> None:
+        """``messages``: a log's messages in arrival order; those of topics not drawn are ignored."""
         if "scenario_json" not in metadata:
             raise UsageError("the log carries no scenario (recorded elsewhere?): the view needs the road")
         scenario = from_mapping(ScenarioConfig, json.loads(metadata["scenario_json"]), "<log metadata>")
@@ -55,6 +74,8 @@ class RunView:
         self.road: Road = build_road(scenario.road)
         by_topic: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
         for m in messages:
+            if not drawn_topic(m.topic):
+                continue
             times, msgs = by_topic[m.topic]
             times.append(m.arrival_ns)
             msgs.append(m.msg)
@@ -259,15 +280,16 @@ def view_args(parser) -> None:
 
 
 def view_main(args) -> int:
+    # Not runtime.record's EXTRA_TYPES: the one type it adds (SyncRecord) is on no topic the view draws,
+    # and importing the recorder would load the whole stack (onnxruntime included) for nothing.
     from runtime.logs import LogCorruptError, read
-    from runtime.record import EXTRA_TYPES
 
     if not 0.1 <= args.fps <= 60.0:
         raise UsageError(f"--fps: {args.fps} is out of range; allowed [0.1, 60]")
     if args.at_s is not None and not math.isfinite(args.at_s):  # before reading the log
         raise UsageError(f"--at: {args.at_s} is not a finite number of seconds")
     try:
-        contents = read(args.log, salvage=args.salvage, order="arrival", extra_types=EXTRA_TYPES)
+        contents = read(args.log, salvage=args.salvage, order="arrival", topics=drawn_topic)
     except FileNotFoundError as exc:
         raise UsageError(f"no such log: {args.log}") from exc
     except OSError as exc:  # a folder, no permission: the user's path, not a bug

@@ -4,7 +4,10 @@
 ``read(path, salvage=True)`` instead returns the intact messages that precede the damage, with the
 damage recorded in ``LogContents.damage``. Display-only companions (``/viz/...``) are skipped, and so
 are channels whose schema is not an rtdrive message (a log recorded by another tool may carry them);
-their topics are listed in ``skipped_topics``.
+their topics are listed in ``skipped_topics``. ``topics`` (a collection of names, or a predicate on a
+name) picks the topics to keep before anything is decoded: the others' messages are passed over
+undecoded (a reader that draws a few topics never builds a camera image), so a message of another
+topic that does not decode is no damage to that read; the file's CRCs are checked all the same.
 
 ``stream(path, streamed=...)`` is ``read`` for logs too long to hold: one walk validates the file
 and decodes every message (so damage is found, and salvage cuts, exactly where ``read`` does), but
@@ -55,19 +58,23 @@ class LogContents:
         return None if self.damage is None else self.damage.offset
 
 
+Topics = Collection[str] | Callable[[str], bool] | None
+
+
 def read(path: str | Path, salvage: bool = False, *, order: str = "log_time",
-         topics: Collection[str] | None = None, extra_types: Iterable[type] = ()) -> LogContents:
+         topics: Topics = None, extra_types: Iterable[type] = ()) -> LogContents:
     """All messages of ``path`` decoded, sorted by ``order``.
 
     order: "log_time" (MCAP log time, then write order), "arrival" (arrival_ns, then write order: the order a
-    replay feeds inputs) or "file" (write order). ``topics`` limits the result to those topics.
+    replay feeds inputs) or "file" (write order). ``topics`` (names, or a predicate on a name) limits the
+    result to those topics; the other topics' messages are not decoded.
     """
     walked = _collect(str(path), salvage, order, topics, LogCodec(extra_types), lambda _topic: False)
     return LogContents(walked.resident, walked.metadata, walked.damage, walked.skipped_topics)
 
 
 def stream(path: str | Path, salvage: bool = False, *, order: str = "log_time",
-           topics: Collection[str] | None = None, extra_types: Iterable[type] = (),
+           topics: Topics = None, extra_types: Iterable[type] = (),
            streamed: Callable[[str], bool] = lambda topic: topic.startswith("/sensors/")) -> "LogStream":
     """``read`` in bounded memory: the messages of the topics ``streamed`` picks stay in the file
     until ``LogStream.streamed()`` yields them; the rest are decoded in ``LogStream.resident``."""
@@ -137,9 +144,11 @@ class _Collector:
     """The walk's sink: decodes each message as its chunk passes its CRC, keeps the resident ones
     and the places of the streamed ones, and stops keeping at the first message that does not decode."""
 
-    def __init__(self, path: str, order: str, topics: Collection[str] | None, codec: LogCodec,
+    def __init__(self, path: str, order: str, topics: Topics, codec: LogCodec,
                  streamed: Callable[[str], bool]) -> None:
-        self.path, self.order, self.topics, self.codec, self.is_streamed = path, order, topics, codec, streamed
+        self.path, self.order, self.codec, self.is_streamed = path, order, codec, streamed
+        self.wanted: Callable[[str], bool] | None = (topics if topics is None or callable(topics)
+                                                     else frozenset(topics).__contains__)
         self.index = 0  # write order over every message of the file
         self.resident: list[tuple[tuple[int, int], LogMessage]] = []
         self.places: list[tuple[tuple[int, int], int, int, int]] = []  # (key, record offset, position, arrival)
@@ -155,8 +164,8 @@ class _Collector:
             if self.damage is not None:
                 continue  # past a message that does not decode: nothing more is kept
             schema_id, topic, encoding, channel_meta = walked.channels[raw.channel_id]
-            if self.topics is not None and topic not in self.topics:
-                continue
+            if self.wanted is not None and not self.wanted(topic):
+                continue  # before decoding: a topic nobody asked for costs no decode
             if channel_meta.get(ROLE_KEY) == ROLE_VIZ:
                 continue
             name, schema_encoding, schema_data = walked.schemas.get(schema_id, ("", "", b""))
@@ -181,7 +190,7 @@ class _Collector:
                 self.resident.append((key, LogMessage(topic, raw.log_time, raw.publish_time, raw.sequence, msg)))
 
 
-def _collect(path: str, salvage: bool, order: str, topics: Collection[str] | None, codec: LogCodec,
+def _collect(path: str, salvage: bool, order: str, topics: Topics, codec: LogCodec,
           streamed: Callable[[str], bool]) -> LogStream:
     if order not in ORDERS:
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
