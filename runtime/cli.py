@@ -41,7 +41,9 @@ def _add_sim(sub) -> None:
                         "radar:delay=0.3@2-4, camera:nan=0.01@3; repeatable")
     p.add_argument("--config", type=Path, default=None, help="stack config TOML overriding the defaults")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    p.add_argument("--fail-on-collision", action="store_true", help="exit 1 when the run had a collision")
+    p.add_argument("--fail-on-collision", action="store_true",
+                   help="exit 1 when the run had a collision; leaving the road is no collision and does not "
+                        "count here (see max_off_road_m and off_road_s in --json)")
     from runtime.record import record_args
     record_args(p)
 

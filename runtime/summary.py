@@ -40,6 +40,9 @@ def format_summary(s: dict) -> str:
                                          for name, r in s["providers"].items())] if s.get("providers") else []),
         "",
         f"  collisions            {s['collisions']}",
+        # Beside the collisions: a run that leaves the road can have none. Seconds to 10 ms (one
+        # physics tick), so a single tick off the road does not print as 0.0 s.
+        f"  off road              {s['max_off_road_m']:.2f} m max, {s['off_road_s']:.2f} s",
         f"  min TTC               {_fmt(s['min_ttc_s'], 's')}",
         f"  min distance          {_fmt(s['min_distance_m'], 'm')}",
         f"  mean speed            {s['mean_speed_mps']:.2f} m/s   progress {s['progress_m']:.1f} m",

@@ -265,7 +265,8 @@ def remote_perception(sched: Scheduler, stack, procs: PerceptionProcesses) -> No
 
 
 def closed_loop_metrics(summary: dict) -> dict:
-    keys = ("collisions", "min_ttc_s", "min_distance_m", "mean_speed_mps", "max_abs_jerk_mps3", "final_mode")
+    keys = ("collisions", "max_off_road_m", "off_road_s", "min_ttc_s", "min_distance_m", "mean_speed_mps",
+            "max_abs_jerk_mps3", "final_mode")
     # A realtime run whose control loop stalls past the vehicle's command timeout stops the car:
     # the report must say so, or a braked run would read as a slow one.
     return {**{k: summary.get(k) for k in keys},

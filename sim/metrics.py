@@ -10,7 +10,13 @@ Conventions (all values plain floats or ints, JSON-safe):
 - max_abs_lat_accel_mps2: v * yaw_rate = v^2 kappa;
 - lane_center_rmse_m: lateral offset of the vehicle frame origin (rear axle, the point plans
   refer to) from the nearest lane centre;
-- progress_m: distance along the road covered by the box centre.
+- progress_m: distance along the road covered by the box centre;
+- max_off_road_m / off_road_s: road departure of the ego's footprint (the same oriented box as for
+  collisions): the largest distance any corner was outside the paved road, past an edge or past
+  either end of the road (sim/road_departure.py defines it), 0.0 if never; and the sum, over the
+  ticks where any corner was off, of the interval since the previous tick (the run's first tick
+  covers no time, so it never exceeds the run's duration). Without them a run that leaves the road
+  reads as clean: nothing is there to collide with.
 
 Cost model: the recorder is fed every physics tick, where a handful of numpy calls on a few actors
 costs far more in call overhead than in arithmetic. So ``update`` does only the scalar ego
@@ -27,9 +33,11 @@ import math
 
 import numpy as np
 
+from core.clock import ns_to_s
 from core.geometry import box_corners_2d, boxes_overlap
 from core.road import Road
 from core.vehicle import VehicleParams
+from sim.road_departure import footprint_off_road, points_off_road
 from sim.truth import ActorsTruth, EgoTruth
 
 _NO_IDS = np.zeros(0, dtype=np.int64)
@@ -59,9 +67,12 @@ class MetricsRecorder:
         self._max_jerk = 0.0
         self._max_lat = 0.0
         self._lane_sq_sum = 0.0
-        # The open block: per tick the ego's (x, y, yaw, centre x, centre y, length, width, speed), and the
-        # actors' per-tick columns in rows of preallocated arrays; the per-run columns (ids and
-        # footprint sizes) are the block's, held by reference.
+        self._max_off_road_m = 0.0
+        self._off_road_ns = 0
+        # The open block: per tick the ego's (x, y, yaw, centre x, centre y, length, width, speed, and
+        # the interval since the previous tick [ns]), and the actors' per-tick columns in rows of
+        # preallocated arrays; the per-run columns (ids and footprint sizes) are the block's, held by
+        # reference.
         self._ego_rows: list[tuple[float, ...]] = []
         self._ids: np.ndarray | None = None
         self._length: np.ndarray | None = None
@@ -94,12 +105,13 @@ class MetricsRecorder:
                 if jerk > self._max_jerk:
                     self._max_jerk = jerk
         self._prev = (t_ns, accel, speed)
+        dt_ns = 0 if prev is None else t_ns - prev[0]
 
         if not self._same_actors(actors) or len(self._ego_rows) == self._block_ticks:
             self._flush()
             self._open_block(actors)
         k = len(self._ego_rows)
-        self._ego_rows.append((ego_x, ego_y, ego_yaw, c_x, c_y, ego.length_m, ego.width_m, speed))
+        self._ego_rows.append((ego_x, ego_y, ego_yaw, c_x, c_y, ego.length_m, ego.width_m, speed, dt_ns))
         if self._ids.shape[0] == 0:
             return
         # Stored as they come: non-finite rows are found, counted and zeroed for the whole block at
@@ -133,7 +145,7 @@ class MetricsRecorder:
         if not rows:
             return
         k = len(rows)
-        ego = np.array(rows)  # (K, 8): x, y, yaw, centre x, centre y, length, width, speed
+        ego = np.array(rows)  # (K, 9): x, y, yaw, centre x, centre y, length, width, speed, dt_ns
         n = self._ids.shape[0]
         pts = np.empty((k, n + 2, 2))  # one projection for the ego's rear axle, its centre and every actor
         pts[:, 0] = ego[:, 0:2]
@@ -141,6 +153,7 @@ class MetricsRecorder:
         pts[:, 2:] = self._xy[:k]
         s, d = self._road.to_frenet(pts)
         ego_d_axle, ego_s, ego_d = d[:, 0], s[:, 1], d[:, 1]
+        self._road_departure(ego, ego_s)
         road = self._road
         # Road.lane_center_d(Road.lane_of(d)), written out so that it stays elementwise float maths.
         lane = np.minimum(np.maximum(np.floor(ego_d_axle / road.lane_width_m + 0.5 * road.num_lanes), 0),
@@ -158,6 +171,27 @@ class MetricsRecorder:
         else:
             self._contact_ids = _NO_IDS
         self._ego_rows = []
+
+    def _road_departure(self, ego: np.ndarray, centre_s_m: np.ndarray) -> None:
+        """The block's footprint departure (sim/road_departure.py): corners that look off the road
+        from the centre's foot point are projected again from their nearest sample, which on the
+        road (nearly every tick) costs nothing."""
+        road = self._road
+        tables = (road.s_m, road.xy_m, road.heading_rad, road.curvature_1pm, road.length_m, road.samples_per_m,
+                  road.half_width_m)
+        off_m, corners = footprint_off_road(ego, centre_s_m, *tables)
+        looks_off = off_m > 0.0
+        if not looks_off.any():
+            return
+        xy = corners[looks_off]
+        off_m[looks_off] = np.minimum(off_m[looks_off],
+                                      points_off_road(xy, road.s_m[road.nearest_sample(xy)], *tables))
+        tick_m = off_m.max(axis=1)
+        off = tick_m > 0.0
+        if off.any():
+            self._max_off_road_m = max(self._max_off_road_m, float(tick_m.max()))
+            # Whole nanoseconds, exact in float64: the sum is exact in any order, whatever the block size.
+            self._off_road_ns += int(ego[off, 8].sum())
 
     def _block_validity(self, k: int) -> np.ndarray:
         """(K, N) True where the actor's sample of that tick is finite. Non-finite samples are
@@ -237,6 +271,8 @@ class MetricsRecorder:
             "max_abs_jerk_mps3": self._max_jerk,
             "max_abs_lat_accel_mps2": self._max_lat,
             "lane_center_rmse_m": math.sqrt(self._lane_sq_sum / n),
+            "max_off_road_m": self._max_off_road_m,
+            "off_road_s": ns_to_s(self._off_road_ns),
             "steps": self._steps,
             "invalid_actor_samples": self._invalid_actor_samples,
         }

@@ -190,6 +190,7 @@ def test_cli_timing_gate_exit_code_names_planning(tmp_path, capsys):
     assert rep["stages"]["planning"]["budget_ms"] == 0.001 and rep["stages"]["planning"]["misses"] > 0
     # The vehicle's command watchdog is reported from the world's process (it never tripped here).
     assert "drive_by_wire_tripped_at_s" in rep["closed_loop"] and rep["closed_loop"]["drive_by_wire_tripped_at_s"] is None
+    assert rep["closed_loop"]["off_road_s"] == 0.0 and rep["closed_loop"]["max_off_road_m"] == 0.0
     assert main(["timing", "--load", "-1", "--no-latency-loop"]) == 2
 
 

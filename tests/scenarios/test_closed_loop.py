@@ -1,4 +1,5 @@
-"""Closed loop, oracle perception: every scenario, seeds 0..9, zero collisions; determinism."""
+"""Closed loop, oracle perception: every scenario, seeds 0..9, zero collisions, never off the road;
+determinism."""
 import json
 
 import pytest
@@ -16,6 +17,9 @@ def test_every_scenario_seeds_0_to_9_collision_free(name):
     for seed in range(10):
         s = ClosedLoop(scenario, RunOptions(seed=seed)).run()
         assert s["collisions"] == 0, (name, seed, s["min_distance_m"])
+        # Collision-free is not enough: leaving the road collides with nothing (no actor off the road).
+        assert s["off_road_s"] == 0.0 and s["max_off_road_m"] == 0.0, (name, seed, s["max_off_road_m"],
+                                                                     s["off_road_s"])
         assert s["progress_m"] > 50.0, (name, seed)  # it drove, it did not just stand still
         assert s["final_mode"] == "NOMINAL", (name, seed, s["modes"])
         # A stage that raises is contained (and the run may still look NOMINAL): none may here.
