@@ -44,7 +44,7 @@ def _add_sim(sub) -> None:
     p.add_argument("--fail-on-collision", action="store_true",
                    help="exit 1 when the run had a collision; leaving the road is no collision and does not "
                         "count here (see max_off_road_m and off_road_s in --json)")
-    from runtime.record import record_args
+    from runtime.cli_args import record_args
     record_args(p)
 
 
@@ -190,7 +190,7 @@ def _run_delegated(command: str, argv: list[str]) -> int:
 
 
 def _add_view(sub) -> None:
-    from runtime.view import view_args
+    from runtime.cli_args import view_args
     view_args(sub.add_parser("view", help="render a recorded run: bird's-eye view and timelines (mp4, gif, png)",
                              description="Render a recorded log headless: road, ego, ground truth, detections, "
                                          "tracks, plan and mode, plus speed, acceleration, mode and stage-time "
@@ -203,7 +203,7 @@ def _cmd_view(args) -> int:
 
 
 def _add_replay(sub) -> None:
-    from runtime.replay import replay_args
+    from runtime.cli_args import replay_args
     replay_args(sub.add_parser("replay", help="replay a recorded MCAP log through the stack (--check: bit-exact)",
                                description="Feed a recorded log's inputs through the same stack on the log's "
                                            "clock; --check compares every stage output with the recording."))

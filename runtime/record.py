@@ -149,13 +149,6 @@ class RunRecorder(AbstractContextManager):
         self.close(failed=exc_type is not None)
 
 
-def record_args(parser) -> None:
-    """The ``--record PATH`` option of ``rtdrive sim``."""
-    parser.add_argument("--record", type=Path, default=None, metavar="PATH",
-                        help="record the run to an MCAP file (inputs, stage outputs, health, timings, "
-                             "sync decisions, ground truth); replay it with `rtdrive replay PATH`")
-
-
 def recording(loop: ClosedLoop, path: Path | None, config_path: Path | None = None) -> AbstractContextManager:
     """What ``rtdrive sim`` wraps its run in: a RunRecorder when ``--record`` was given, else nothing."""
     if path is None:

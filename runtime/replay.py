@@ -313,22 +313,6 @@ def _compare_sync(recorded: list[SyncRecord], replayed: list[SyncRecord], start:
 
 
 # -- command line --------------------------------------------------------------------------------
-def replay_args(parser) -> None:
-    parser.add_argument("log", help="MCAP log recorded with `rtdrive sim --record` (or sensor inputs in "
-                                    "rtdrive's schemas)")
-    parser.add_argument("--check", action="store_true",
-                        help="compare every stage output with the recorded one (bit for bit in ideal mode); "
-                             "exit 1 on the first divergence")
-    parser.add_argument("--from", dest="from_s", type=float, default=None, metavar="S",
-                        help="check from S seconds on (the stack still replays from the start: its state at S "
-                             "depends on everything before)")
-    parser.add_argument("--to", dest="to_s", type=float, default=None, metavar="S", help="stop the replay at S seconds")
-    parser.add_argument("--salvage", action="store_true",
-                        help="on a damaged log, replay the intact messages before the damage")
-    parser.add_argument("--scenario", default=None,
-                        help="scenario (name or TOML) for a log without rtdrive run metadata")
-
-
 def format_report(report: ReplayReport, path: str) -> str:
     s, o = report.setup, report.setup.opts
     incomplete = ""

@@ -270,15 +270,6 @@ def write_view(view: RunView, out: Path, fps: float = 10.0, at_s: float | None =
     raise UsageError(f"-o {out}: unknown format; use .mp4, .gif or .png")
 
 
-def view_args(parser) -> None:
-    parser.add_argument("log", help="MCAP log recorded with `rtdrive sim --record`")
-    parser.add_argument("-o", "--out", type=Path, required=True, metavar="FILE", help="out.mp4, out.gif or out.png")
-    parser.add_argument("--fps", type=float, default=10.0, help="frames per second of log time (default 10)")
-    parser.add_argument("--at", dest="at_s", type=float, default=None, metavar="S",
-                        help="time of the frame for .png, inside the log's time range (default: the middle of the run)")
-    parser.add_argument("--salvage", action="store_true", help="render the intact part of a damaged log")
-
-
 def view_main(args) -> int:
     # Not runtime.record's EXTRA_TYPES: the one type it adds (SyncRecord) is on no topic the view draws,
     # and importing the recorder would load the whole stack (onnxruntime included) for nothing.
