@@ -68,3 +68,19 @@ def test_a_quarantined_stream_is_judged_but_never_applied():
     assert (c.applied, c.quarantined, c.wheel_outliers) == (0, 2, 3)
     # Nothing applied: the speed is the prior's, untouched by any reading.
     assert state.ego_filter.x[3] == 20.0
+
+
+def test_a_quarantined_imu_no_longer_drives_the_prediction():
+    cfg = _config()
+    state = _moving_at_20()
+    # An applied sample sets the held acceleration (the motion model's control input) to 2 m/s^2.
+    state, _ = fusion_step(state, [("imu", ImuSample(10 * MS, np.array([2.0, 0.0, 0.0]), 0.0))], 15 * MS, cfg)
+    state, _ = fusion_step(state, [], 30 * MS, cfg)  # released 10 ms (the window) after its stamp
+    assert state.ego_filter.accel_mps2 == 2.0
+    # Quarantined, a sample passing the gate neither updates nor keeps the old one driving.
+    quarantined = frozenset({"imu"})
+    sample = ImuSample(40 * MS, np.array([2.0, 0.0, 0.0]), 0.0)
+    state, _ = fusion_step(state, [("imu", sample)], 45 * MS, cfg, quarantined=quarantined)
+    state, out = fusion_step(state, [], 60 * MS, cfg, quarantined=quarantined)
+    assert out.ego_verdicts == (("imu", False),)
+    assert state.ego_filter.accel_mps2 == 0.0 and state.ego_filter.counters.quarantined == 1
