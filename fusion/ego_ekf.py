@@ -206,15 +206,17 @@ def ego_update(state: EgoFilterState, msg: EgoMessage, cfg: EgoConfig, apply: bo
 
     ``apply=False`` (a quarantined stream: the safety monitor counts it lost because the gates
     kept refusing it) runs the gates alone: a refusal is counted as usual, a pass is counted as
-    ``quarantined`` and the measurement is not used (an IMU sample's acceleration is not taken as
-    the control input either). A receiver gone noisy has fixes pass the gate now and then, more as
-    the covariance grows without it; applied, each pulled the estimate metres off."""
+    ``quarantined`` and the measurement is not used. A quarantined IMU sample, refused or not, also
+    sets the held acceleration to 0, so the last applied one stops driving the prediction; a
+    quarantined GNSS fix never starts a filter (after a reset). A receiver gone noisy has fixes
+    pass the gate now and then, more as the covariance grows without it; applied, each pulled the
+    estimate metres off."""
     if not isinstance(msg, (ImuSample, WheelSpeed, GnssFix)):
         raise TypeError(f"ego_update takes ImuSample, WheelSpeed or GnssFix, not {type(msg).__name__}")
     if not _finite(msg):
         return replace(state, counters=state.counters.add(rejected_nonfinite=1))
     if state.t_ns is None:
-        if isinstance(msg, GnssFix):
+        if isinstance(msg, GnssFix) and apply:
             return replace(_init_from_gnss(msg, cfg), counters=state.counters.add(applied=1))
         return replace(state, counters=state.counters.add(waiting_for_gnss=1))
     if msg.t_ns < state.t_ns:
@@ -226,11 +228,12 @@ def ego_update(state: EgoFilterState, msg: EgoMessage, cfg: EgoConfig, apply: bo
         r = cfg.imu_yaw_rate_sigma_rps**2
         accel = float(msg.accel_mps2[0])
         # ``not <=`` so that a NaN spread (a broken filter) refuses too.
+        # Quarantined: the acceleration held from the last applied sample would otherwise drive
+        # every prediction from here on; constant speed instead, the wheel speed correcting it.
+        held = state.accel_mps2 if apply else 0.0
         if not (y * y <= gate_sq * (float(state.p[4, 4]) + r) and abs(accel) <= cfg.max_abs_accel_mps2):
-            return replace(state, counters=state.counters.add(imu_outliers=1))
+            return replace(state, accel_mps2=held, counters=state.counters.add(imu_outliers=1))
         if not apply:
-            # The acceleration held from the last applied sample would otherwise drive every
-            # prediction from here on: constant speed instead, the wheel speed correcting it.
             return replace(state, accel_mps2=0.0, counters=state.counters.add(quarantined=1))
         return _update(replace(state, accel_mps2=accel), np.array([y]), _H_YAW_RATE, np.array([[r]]))
     if isinstance(msg, WheelSpeed):

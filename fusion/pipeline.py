@@ -64,7 +64,8 @@ class FusionOutput:
     # (stream, refused) of each ego-sensor message the ego filter judged in this step, in order:
     # refused by its gates (an IMU or wheel reading outside its motion gate, a GNSS fix outside its
     # NIS gate) or applied. A wheel stuck at 0 while the car moves keeps arriving, fresh and finite,
-    # and every reading is refused: stream health counts refusals in a row (safety/health.py).
+    # and every reading is refused: the stack counts refusals over a window and quarantines such a
+    # stream (DrivingStack._count_refusals).
     ego_verdicts: tuple[tuple[str, bool], ...] = ()
 
 
@@ -106,7 +107,7 @@ def fusion_step(state: FusionState, arrivals: Iterable[tuple[str, Any]], t_ns: i
 
     ``quarantined``: ego-sensor streams whose messages are judged by the ego filter's gates (the
     verdicts come out as ever) but not applied: the stack quarantines a stream the gates keep
-    refusing, until they stop."""
+    refusing, for the rest of the run."""
     sync, released, records = sync_step(state.sync, arrivals, t_ns, cfg.sync)
     # The synchroniser's counters say whether this step dropped anything: the records are read
     # only then (nearly never), not once per message.

@@ -84,10 +84,11 @@ class DrivingStack:
         # one NaN in a frozen stream then reset its repeat count for good.
         self._last_accepted: dict[str, Any] = {}
         # Per sensor stream, the messages kept from every stage because the stream was frozen when
-        # they arrived, and the last of them (its perception run, triggered by the scheduler,
-        # recognises it by identity).
+        # they arrived, and those of them whose perception run (triggered by the scheduler, which
+        # holds the message) has not come yet: recognised by identity when it does. A detector with
+        # a backlog has several queued; a run on a later message supersedes the older ones.
         self.withheld_frozen: dict[str, int] = {}
-        self._withheld_last: dict[str, Any] = {}
+        self._withheld_pending: dict[str, list[Any]] = {}
         # Per ego sensor stream, fusion's latest verdicts on its messages (True: the ego filter's
         # gates refused it; SafetyConfig.refusal_window of them), whether it was quarantined (1) and
         # the quarantined streams (_count_refusals).
@@ -167,7 +168,8 @@ class DrivingStack:
                 # localisation rule fires, and the GNSS fixes are gated out as outliers). Kept
                 # out, the stream is as good as lost for the filters too, as it is for the monitor.
                 self.withheld_frozen[stream] = self.withheld_frozen.get(stream, 0) + 1
-                self._withheld_last[stream] = msg
+                if stream in PERCEIVED_SENSORS:
+                    self._withheld_pending.setdefault(stream, []).append(msg)
                 return
             if stream not in PERCEIVED_SENSORS and finite:
                 self.bus.fusion_inbox.append((stream, msg))
@@ -213,8 +215,15 @@ class DrivingStack:
     def _perceive(self, p, t_ns: int, message) -> list:
         if not well_formed(message):
             return []  # counted as malformed by the health monitor when it arrived
-        if message is self._withheld_last.get(p.sensor):
-            return []  # a frozen stream's message, counted as withheld when it arrived
+        pending = self._withheld_pending.get(p.sensor)
+        if pending:
+            # Runs come in arrival order: withheld messages before this one were superseded.
+            for i, withheld in enumerate(pending):
+                if withheld is message:
+                    del pending[:i + 1]
+                    return []  # a frozen stream's message, counted as withheld when it arrived
+            if message.t_ns >= pending[-1].t_ns:
+                pending.clear()
         state, detections = p.step(self.perception_states[p.sensor], message, t_ns, self._ego())
         self.perception_states[p.sensor] = state
         if not p.output_healthy(state):
@@ -228,7 +237,7 @@ class DrivingStack:
 
     def _fusion(self, t_ns: int) -> list:
         inbox, self.bus.fusion_inbox = self.bus.fusion_inbox, []
-        # A stream the ego filter keeps refusing is judged but not applied until the refusals stop.
+        # A stream the ego filter kept refusing is judged but never applied again (quarantined).
         self.fusion_state, out = self.steps.fusion_step(self.fusion_state, inbox, t_ns,
                                                         quarantined=self._refused_streams)
         self.sync_records.extend(out.records)

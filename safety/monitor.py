@@ -39,8 +39,8 @@ class SafetyConfig:
     picture: PictureConfig = field(default_factory=PictureConfig)
     stages: StageWatchConfig = field(default_factory=StageWatchConfig)
     freeze: FreezeConfig = field(default_factory=FreezeConfig)
-    # An ego sensor counts as lost while the ego filter's gates refused at least ``max_refused`` of
-    # its last ``refusal_window`` judged messages (max_refused 0: not watched). A wheel stuck at 0
+    # An ego sensor is lost once the ego filter's gates refused ``max_refused`` of its last
+    # ``refusal_window`` judged messages (max_refused 0: not watched), and stays lost. A wheel stuck at 0
     # while the car moves delivers fresh, finite data, never repeating a noisy value, and the EKF
     # refuses every reading; a GNSS receiver gone noisy has a few fixes pass the gate among many
     # refused (4x its noise: 65% refused). Half the window: the simulated receiver's multipath

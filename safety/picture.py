@@ -20,8 +20,9 @@ class PictureConfig:
     max_position_sigma_m: float = field(default=1.0, metadata=rng(0.05, 100.0))
     # ... or when the 1-sigma heading uncertainty exceeds this [rad]: steering follows the heading,
     # and 0.05 rad puts the path 0.5 m off at 10 m of preview and 1 m/s sideways at 20 m/s. The
-    # IMU's yaw rate keeps it near 0.01; without it the sigma passes 0.05 within ~0.3 s, long
-    # before the position sigma says anything, while the heading error grows to tenths of a radian.
+    # IMU's yaw rate keeps it near 0.01 (at rest too: its process noise scales with speed);
+    # without it the sigma passes 0.05 within ~0.45 s, long before the position sigma says
+    # anything, while the heading error grows to tenths of a radian.
     max_heading_sigma_rad: float = field(default=0.05, metadata=rng(0.001, 3.2))
     # "Close ahead": a track whose centre lies within this distance in front of the ego ...
     close_ahead_m: float = field(default=40.0, metadata=rng(1.0, 500.0))

@@ -84,3 +84,24 @@ def test_a_quarantined_imu_no_longer_drives_the_prediction():
     state, out = fusion_step(state, [], 60 * MS, cfg, quarantined=quarantined)
     assert out.ego_verdicts == (("imu", False),)
     assert state.ego_filter.accel_mps2 == 0.0 and state.ego_filter.counters.quarantined == 1
+
+
+def test_a_refused_quarantined_imu_sample_also_drops_the_held_acceleration():
+    cfg = _config()
+    state, _ = fusion_step(_moving_at_20(), [("imu", ImuSample(10 * MS, np.array([2.0, 0.0, 0.0]), 0.0))], 15 * MS,
+                           cfg)
+    wild = ImuSample(20 * MS, np.array([2.0, 0.0, 0.0]), 5.0)  # 5 rad/s: far outside the motion gate
+    state, _ = fusion_step(state, [("imu", wild)], 25 * MS, cfg, quarantined=frozenset({"imu"}))
+    state, out = fusion_step(state, [], 40 * MS, cfg, quarantined=frozenset({"imu"}))
+    assert out.ego_verdicts == (("imu", True),)
+    assert state.ego_filter.accel_mps2 == 0.0 and state.ego_filter.counters.imu_outliers == 1
+
+
+def test_a_quarantined_gnss_fix_never_starts_a_filter():
+    # After a clock reset the filter is empty again; a quarantined receiver must not place it.
+    from fusion.ego_ekf import EgoConfig, ego_update
+
+    fix = GnssFix(30 * MS, np.array([123.0, -45.0]), 1.0)
+    state = ego_update(EgoFilterState.empty(), fix, EgoConfig(), apply=False)
+    assert state.t_ns is None and state.counters.applied == 0 and state.counters.waiting_for_gnss == 1
+    assert ego_update(EgoFilterState.empty(), fix, EgoConfig()).t_ns == 30 * MS

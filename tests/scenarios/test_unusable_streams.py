@@ -179,3 +179,24 @@ def test_a_gnss_receiver_gone_noisy_is_quarantined_for_good():
     assert s["ego_filter"]["quarantined"] > 0
     assert gnss["rejected_by_ego_filter"] + s["ego_filter"]["quarantined"] >= 45
     assert s["lane_center_rmse_m"] < 0.3 and s["collisions"] == 0
+
+
+def test_every_withheld_message_of_a_detector_backlog_is_kept_from_it():
+    # A detector with a backlog has several frozen scans queued (latency mode, a slow detector):
+    # each must be recognised when its run comes, not only the latest.
+    loop = ClosedLoop(light_scenario("free_road"), RunOptions(seed=0, duration_s=1.5, sensors=True,
+                                                                  perception="classical", faults=("lidar:freeze@1",)))
+    loop.run()
+    stack = loop.stack
+    lidar_step = next(p for p in stack.steps.perception if p.sensor == "lidar")
+    perceived = []
+    counting = dataclasses.replace(lidar_step, step=lambda *a: perceived.append(a[1]) or lidar_step.step(*a))
+    last = stack._last_accepted["lidar"]
+    queued = [dataclasses.replace(last, t_ns=last.t_ns + k * 100_000_000) for k in (1, 2, 3)]
+    before = stack.withheld_frozen["lidar"]
+    for msg in queued:  # all three arrive before the first run
+        stack._on_message(msg.t_ns + 50_000_000, "/sensors/lidar", msg)
+    assert stack.withheld_frozen["lidar"] == before + 3
+    for msg in queued:
+        assert stack._perceive(counting, msg.t_ns + 60_000_000, msg) == []
+    assert perceived == []
