@@ -1,7 +1,7 @@
 """The `rtdrive` command line.
 
 Exit codes: 0 success; 1 a run completed but failed its gate (e.g. collisions with --fail-on-collision,
-a timing budget broken); 2 bad usage or bad input (unknown scenario, malformed file, bad fault spec);
+leaving the road with --fail-on-off-road, a timing budget broken); 2 bad usage or bad input (unknown scenario, malformed file, bad fault spec);
 130 interrupted (Ctrl-C), with one line saying where.
 """
 from __future__ import annotations
@@ -43,7 +43,9 @@ def _add_sim(sub) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--fail-on-collision", action="store_true",
                    help="exit 1 when the run had a collision; leaving the road is no collision and does not "
-                        "count here (see max_off_road_m and off_road_s in --json)")
+                        "count here (see --fail-on-off-road)")
+    p.add_argument("--fail-on-off-road", action="store_true",
+                   help="exit 1 when any corner of the ego's footprint left the paved road (off_road_s > 0)")
     from runtime.cli_args import record_args
     record_args(p)
 
@@ -76,7 +78,8 @@ def _cmd_sim(args) -> int:
         from runtime.record import interrupted
         raise KeyboardInterrupt(interrupted(loop, recorder)) from None
     print(json.dumps(summary, sort_keys=True) if args.json else format_summary(summary))
-    return 1 if args.fail_on_collision and summary["collisions"] else 0
+    failed = (args.fail_on_collision and summary["collisions"]) or (args.fail_on_off_road and summary["off_road_s"] > 0)
+    return 1 if failed else 0
 
 
 def _cmd_scenarios(args) -> int:
