@@ -244,7 +244,7 @@ def ego_update(state: EgoFilterState, msg: EgoMessage, cfg: EgoConfig, apply: bo
         if not (y * y <= gate_sq * (float(state.p[4, 4]) + r) and abs(accel) <= cfg.max_abs_accel_mps2):
             return replace(state, accel_mps2=held, counters=state.counters.add(imu_outliers=1))
         if not apply:
-            return replace(state, accel_mps2=0.0, counters=state.counters.add(quarantined=1))
+            return replace(state, accel_mps2=held, counters=state.counters.add(quarantined=1))
         return _update(replace(state, accel_mps2=accel), np.array([y]), _H_YAW_RATE, np.array([[r]]))
     if isinstance(msg, WheelSpeed):
         v, gain = float(state.x[3]), 1.0 + float(state.x[5])  # speed and wheel scale factor

@@ -268,7 +268,7 @@ def sensor_counters(stack: DrivingStack, rig: SensorRig | None) -> dict:
         seen["stale_or_duplicate"] = 0 if h is None else h.stale_or_duplicate
         seen["frozen"] = 0 if h is None else h.frozen_events
         seen["withheld_frozen"] = stack.withheld_frozen.get(spec.name, 0)
-        seen["refused"] = stack.refused_events.get(spec.name, 0)
+        seen["refused"] = int(spec.name in stack.refused_streams)
         seen["rejected_by_sync"] = sync_late.get(spec.name, 0)
         gate = EGO_GATE_REJECTIONS.get(spec.name)
         seen["rejected_by_ego_filter"] = getattr(ego, gate) if gate is not None else 0

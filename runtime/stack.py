@@ -90,11 +90,10 @@ class DrivingStack:
         self.withheld_frozen: dict[str, int] = {}
         self._withheld_pending: dict[str, list[Any]] = {}
         # Per ego sensor stream, fusion's latest verdicts on its messages (True: the ego filter's
-        # gates refused it; SafetyConfig.refusal_window of them), whether it was quarantined (1) and
-        # the quarantined streams (_count_refusals).
+        # gates refused it; SafetyConfig.refusal_window of them), and the streams quarantined for
+        # good (_count_refusals).
         self._verdicts: dict[str, deque[bool]] = {}
-        self.refused_events: dict[str, int] = {}
-        self._refused_streams: frozenset[str] = frozenset()
+        self.refused_streams: frozenset[str] = frozenset()
         self.counters: dict[str, StageCounters] = {}
         self.perception_states = {p.sensor: p.init() for p in steps.perception}
         self.fusion_state = steps.fusion_init()
@@ -217,13 +216,11 @@ class DrivingStack:
             return []  # counted as malformed by the health monitor when it arrived
         pending = self._withheld_pending.get(p.sensor)
         if pending:
-            # Runs come in arrival order: withheld messages before this one were superseded.
-            for i, withheld in enumerate(pending):
-                if withheld is message:
-                    del pending[:i + 1]
-                    return []  # a frozen stream's message, counted as withheld when it arrived
-            if message.t_ns >= pending[-1].t_ns:
-                pending.clear()
+            # Runs come in arrival order: withheld messages up to this one are done or superseded.
+            withheld = any(m is message for m in pending)
+            pending[:] = [m for m in pending if m.t_ns > message.t_ns]
+            if withheld:
+                return []  # a frozen stream's message, counted as withheld when it arrived
         state, detections = p.step(self.perception_states[p.sensor], message, t_ns, self._ego())
         self.perception_states[p.sensor] = state
         if not p.output_healthy(state):
@@ -239,7 +236,7 @@ class DrivingStack:
         inbox, self.bus.fusion_inbox = self.bus.fusion_inbox, []
         # A stream the ego filter kept refusing is judged but never applied again (quarantined).
         self.fusion_state, out = self.steps.fusion_step(self.fusion_state, inbox, t_ns,
-                                                        quarantined=self._refused_streams)
+                                                        quarantined=self.refused_streams)
         self.sync_records.extend(out.records)
         # A message the synchroniser dropped (late, from the future) was of no use to the stack:
         # its stream's health must not count it (safety/health.py).
@@ -263,19 +260,15 @@ class DrivingStack:
         cfg = self.steps.safety_cfg
         if cfg.max_refused <= 0:
             return
-        added = []
         for stream, verdict in verdicts:
-            if stream in self._refused_streams:
+            if stream in self.refused_streams:
                 continue
             window = self._verdicts.get(stream)
             if window is None:
                 window = self._verdicts[stream] = deque(maxlen=cfg.refusal_window)
             window.append(verdict)
-            if verdict and sum(window) >= cfg.max_refused and stream not in added:
-                added.append(stream)
-                self.refused_events[stream] = self.refused_events.get(stream, 0) + 1
-        if added:
-            self._refused_streams = self._refused_streams | frozenset(added)
+            if verdict and sum(window) >= cfg.max_refused:
+                self.refused_streams = self.refused_streams | {stream}
 
     def _limits(self):
         status: SafetyStatus | None = self.bus.latest.get("/safety/status")
@@ -361,5 +354,5 @@ class DrivingStack:
     def _safety(self, t_ns: int) -> list:
         self.monitor_state, status = safety_step(self.monitor_state, self.health, self.stream_specs,
                                                  self.stage_flags(t_ns), DEFAULT_RULES, t_ns,
-                                                 self.steps.safety_cfg, self._refused_streams)
+                                                 self.steps.safety_cfg, self.refused_streams)
         return [("/safety/status", status)]

@@ -236,20 +236,16 @@ def traffic_step(s_m, d_m, v_mps, lane_followed, lane, active, lc_from_d_m, lc_t
                  road_length_m, centre_offset_lanes, t_s, dt_s):
     """The world's traffic step in one call: ``follow_rows`` (with ``lane_followed``, the lanes
     before this step's lane-change decisions), ``script_override_rows`` and ``integrate_into`` (with
-    ``lane``, the lanes after them); returns integrate_rows' (block, active', any leaving, any
-    changing). One call instead of three: at tens of vehicles the calls' argument unboxing and the
-    boxing of their returned arrays cost more than the arithmetic."""
+    ``lane``, the lanes after them, through integrate_rows); returns integrate_rows' (block, active',
+    any leaving, any changing). One call instead of three: at tens of vehicles the calls' argument
+    unboxing and the boxing of their returned arrays cost more than the arithmetic."""
     n = s_m.shape[0]
     accel, gap = np.empty(n), np.empty(n)
     follow_rows(s_m, d_m, v_mps, lane_followed, active, pm_half_lanes, half_len_sum_m, free_term, ego_s_m, ego_v_mps,
                 ego_lo, ego_hi, lane_width_m, half_num_lanes, top_lane, idm_consts, accel, gap)
     script_override_rows(accel, v_mps, decel_mps2, braking, stopped, dt_s)
-    out = np.empty((5, n))
-    active1 = np.empty(n, dtype=np.bool_)
-    any_leaving, any_changing = integrate_into(s_m, d_m, v_mps, accel, active, lane, lc_from_d_m, lc_t0_s,
-                                               lane_change_s, curvature_1pm, samples_per_m, straight, road_length_m,
-                                               lane_width_m, centre_offset_lanes, t_s, dt_s, out, active1)
-    return out, active1, any_leaving, any_changing
+    return integrate_rows(s_m, d_m, v_mps, accel, active, lane, lc_from_d_m, lc_t0_s, lane_change_s, curvature_1pm,
+                          samples_per_m, straight, road_length_m, lane_width_m, centre_offset_lanes, t_s, dt_s)
 
 
 @kernel("Tuple((int64, float64, int64, float64))(float64, int64, float64[:], int64[:], int64[:], boolean[:])")
