@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from core.config import ConfigError
-from runtime.errors import UsageError, check_output_paths, check_run_options
+from runtime.errors import UsageError, check_output_paths, check_run_options, warn_late_faults
 from runtime.host_probe import DEFAULT_PROBE_SECONDS
 from runtime.perception_modes import DEFAULT_PERCEPTION, PERCEPTION_MODES
 from sim.faults import FaultSpecError, check_fault_windows, parse_faults
@@ -59,8 +59,9 @@ def _cmd_sim(args) -> int:
     scenario = load_scenario(args.scenario)
     stack_cfg = load_stack_config(args.config) if args.config else StackConfig()
     check_run_options(args.duration, args.seed, args.threads)
-    # The --fault windows against the run's length; not the scenario file's own faults: a --duration
-    # that cuts a scenario short may drop its late faults on purpose.
+    # A --fault is asked for on this very command line, so one that starts after the run is a
+    # contradiction: refused. The scenario file's faults were written for its own duration, and a
+    # --duration that cuts it short may leave its late faults out on purpose: a warning each.
     check_fault_windows(parse_faults(args.fault), args.duration if args.duration is not None else scenario.duration_s)
     opts = RunOptions(seed=args.seed, duration_s=args.duration, mode=args.mode, perception=args.perception,
                       sensors=args.sensors, faults=tuple(args.fault), provider=args.provider,
@@ -71,6 +72,7 @@ def _cmd_sim(args) -> int:
         recorder = recording(loop, args.record, args.config)
     except OSError as exc:  # the file's opening only: an OSError during the run is no usage error
         raise UsageError(f"--record {args.record}: cannot write: {exc.strerror or exc}") from None
+    warn_late_faults("sim", scenario, args.duration)  # here, once no usage error can stop the run
     try:
         with recorder:
             summary = loop.run()

@@ -1,6 +1,8 @@
-"""User-facing errors of the runtime: reported as one line, exit code 2, no traceback."""
+"""User-facing errors of the runtime: reported as one line, exit code 2, no traceback; and the
+warnings a run goes on after, one line each on stderr."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 # The longest closed-loop run the commands accept: a run keeps its trajectory, timing and
@@ -27,6 +29,17 @@ def check_run_options(duration_s: float | None = None, seed: int = 0, threads: i
     if seed < 0:  # the world's and numpy's generators take no negative seed
         raise UsageError(f"--seed: {seed} is out of range; allowed >= 0")
     check_threads(threads)
+
+
+def warn_late_faults(command: str, scenario, duration_s: float | None) -> None:
+    """One warning line on stderr per fault of ``scenario`` (its file's ``faults``) that starts at
+    or after the end of a ``duration_s`` run (None: the scenario's own duration); the run goes on
+    without it. Every command that runs a scenario for a --duration calls this one function, so
+    that each says it alike. A malformed fault raises FaultSpecError, as the run itself would."""
+    from sim.faults import late_fault_notes
+    end_s = scenario.duration_s if duration_s is None else duration_s
+    for note in late_fault_notes(scenario.faults, end_s):
+        print(f"rtdrive {command}: warning: scenario {scenario.name}: {note}", file=sys.stderr)
 
 
 def check_threads(threads: int, option: str = "--threads") -> None:

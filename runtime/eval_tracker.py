@@ -319,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def eval_tracker_main(argv: list[str] | None) -> int:
-    from runtime.errors import UsageError, check_run_options
+    from runtime.errors import UsageError, check_run_options, warn_late_faults
     from sim.scenario import load_scenario
 
     args = build_parser().parse_args(argv)
@@ -331,8 +331,10 @@ def eval_tracker_main(argv: list[str] | None) -> int:
         # refused a negative seed naming --seeds, the option this command has.
         check_run_options(args.duration)
         scenarios = args.scenario or list(DEFAULT_SCENARIOS)
-        for name in scenarios:  # all of them before the first run: a typo must not cost the runs before it
-            load_scenario(name)
+        # All of them before the first run: a typo must not cost the runs before it; and the
+        # warnings only once no error will stop the evaluation.
+        for scenario in [load_scenario(name) for name in scenarios]:
+            warn_late_faults("eval-tracker", scenario, args.duration)
         runs, per_run = [], []
         n_runs, wall_start = len(scenarios) * len(seeds), time.perf_counter()
         for name in scenarios:

@@ -43,7 +43,7 @@ def cmd_timing(args) -> int:
     from dataclasses import replace
 
     from runtime.closed_loop import RunOptions
-    from runtime.errors import UsageError, check_output_paths, check_run_options
+    from runtime.errors import UsageError, check_output_paths, check_run_options, warn_late_faults
     from runtime.stack_config import StackConfig, load_stack_config
     from runtime.timing import TimingBudgets, latency_in_the_loop, time_log, time_scenario, with_budgets
     from runtime.timing_load import MAX_LOAD_PROCESSES
@@ -70,6 +70,7 @@ def cmd_timing(args) -> int:
         scenario = load_scenario(args.scenario or "cut_in")
         base_cfg = load_stack_config(args.config) if args.config else StackConfig()
         stack_cfg = with_budgets(base_cfg, budgets, source)
+        warn_late_faults("timing", scenario, args.duration)
         report = time_scenario(scenario, opts, stack_cfg, args.load, budgets.e2e_p99_ms, args.rt_priority)
         if args.latency_loop:
             print("  latency-in-the-loop run (simulated clock, measured compute delays)...", file=sys.stderr)

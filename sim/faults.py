@@ -135,6 +135,26 @@ def check_fault_windows(faults: tuple[FaultSpec, ...], duration_s: float) -> Non
                                  f"{duration_s:g} s")
 
 
+def late_fault_notes(specs, duration_s: float) -> list[str]:
+    """One line for each fault of ``specs`` (the texts as written, e.g. a scenario file's) whose
+    window starts at or after the end of a ``duration_s`` run; empty when every fault starts
+    inside it. Unlike check_fault_windows this refuses nothing: a --duration that cuts a scenario
+    short may mean to leave out its late faults, but the run must not pass as one that survived
+    them. A window that starts inside the run and ends after it is no concern: it lasts to the end."""
+    notes = []
+    for text in specs:
+        f = parse_fault(text)
+        # The run processes events up to and including its end (Scheduler.run_until), so a window
+        # starting exactly there still acts on that last instant's captures and stage runs.
+        if f.start_s > duration_s:
+            notes.append(f"fault {text.strip()} starts at {float(f.start_s)} s, after the run ends at "
+                         f"{float(duration_s)} s; it is not injected")
+        elif f.start_s == duration_s:
+            notes.append(f"fault {text.strip()} starts at {float(f.start_s)} s, as the run ends; it acts on "
+                         "that last instant only")
+    return notes
+
+
 def noise_multiplier(faults: tuple[FaultSpec, ...], sensor: str, t_ns: int) -> float:
     """Product of the active noise=K faults on ``sensor`` at capture time ``t_ns`` (1 when none)."""
     k = 1.0
