@@ -102,7 +102,11 @@ class EgoFilterState:
     p: np.ndarray  # (6, 6)
     accel_mps2: float  # last longitudinal specific force, held as the control input
     counters: EgoCounters = field(default_factory=EgoCounters)
-    last_nis: float = float("nan")  # NIS of the latest GNSS fix, for consistency monitoring
+    # Normalised innovation squared of the latest judged measurement (refused or not): 1 degree of
+    # freedom for an IMU yaw rate or a wheel speed, 2 for a GNSS fix (``nis_dof``). The stack sums
+    # it over a window per stream: a sensor gone noisy while most of its data still pass the gates
+    # shows there, and nowhere else.
+    last_nis: float = float("nan")
     # (x, y, yaw) of the vehicle in the odometry frame, which starts at the first map pose
     odom: tuple[float, float, float] = (0.0, 0.0, 0.0)
     # (x, y, t_ns) of the first GNSS fix while the heading is unknown (started without a prior)
@@ -159,16 +163,17 @@ def _predict(state: EgoFilterState, t_ns: int, cfg: EgoConfig) -> EgoFilterState
                           measured_ns=state.measured_ns)
 
 
-def _update(state: EgoFilterState, y: np.ndarray, h: np.ndarray, r: np.ndarray) -> EgoFilterState:
-    """Update with the innovation y (z - h(x)); ``h`` is the measurement matrix or Jacobian."""
+def _update(state: EgoFilterState, y: np.ndarray, h: np.ndarray, r: np.ndarray, nis: float) -> EgoFilterState:
+    """Update with the innovation y (z - h(x)), whose NIS is ``nis``; ``h`` is the measurement
+    matrix or Jacobian."""
     x, p = joseph_update(state.x, state.p, y, h, r)
     p, repaired, broken = kalman.repair_covariance(p[None])
     if broken[0] or not all(map(math.isfinite, x.tolist())):
-        return replace(state, counters=state.counters.add(nonfinite_updates=1))
+        return replace(state, last_nis=nis, counters=state.counters.add(nonfinite_updates=1))
     x[2] = (x[2] + math.pi) % math.tau - math.pi  # core.geometry.wrap_angle, on a float
     return EgoFilterState(t_ns=state.t_ns, x=x, p=p[0], accel_mps2=state.accel_mps2,
                           counters=state.counters.add(applied=1, covariance_repaired=int(repaired[0])),
-                          last_nis=state.last_nis, odom=state.odom, heading_anchor=state.heading_anchor,
+                          last_nis=nis, odom=state.odom, heading_anchor=state.heading_anchor,
                           measured_ns=state.t_ns)
 
 
@@ -199,8 +204,14 @@ def _bootstrap_heading(state: EgoFilterState, msg: GnssFix, sigma_m: float, cfg:
     p[:, :3] = 0.0
     p[0, 0] = p[1, 1] = sigma_m**2
     p[2, 2] = (2.0 * sigma_m / dist_m) ** 2
-    return replace(state, x=x, p=p, heading_anchor=None, measured_ns=int(msg.t_ns),
+    # No innovation was judged: the fix re-seeded the pose.
+    return replace(state, x=x, p=p, heading_anchor=None, measured_ns=int(msg.t_ns), last_nis=math.nan,
                    counters=state.counters.add(applied=1, heading_bootstraps=1))
+
+
+def nis_dof(msg: EgoMessage) -> int:
+    """Degrees of freedom of the innovation ``ego_update`` judges ``msg`` by (``last_nis``)."""
+    return 2 if isinstance(msg, GnssFix) else 1
 
 
 def _finite(msg: EgoMessage) -> bool:
@@ -241,11 +252,13 @@ def ego_update(state: EgoFilterState, msg: EgoMessage, cfg: EgoConfig, apply: bo
         # Quarantined: the acceleration held from the last applied sample would otherwise drive
         # every prediction from here on; constant speed instead, the wheel speed correcting it.
         held = state.accel_mps2 if apply else 0.0
-        if not (y * y <= gate_sq * (float(state.p[4, 4]) + r) and abs(accel) <= cfg.max_abs_accel_mps2):
-            return replace(state, accel_mps2=held, counters=state.counters.add(imu_outliers=1))
+        spread = float(state.p[4, 4]) + r
+        nis = y * y / spread
+        if not (y * y <= gate_sq * spread and abs(accel) <= cfg.max_abs_accel_mps2):
+            return replace(state, accel_mps2=held, last_nis=nis, counters=state.counters.add(imu_outliers=1))
         if not apply:
-            return replace(state, accel_mps2=held, counters=state.counters.add(quarantined=1))
-        return _update(replace(state, accel_mps2=accel), np.array([y]), _H_YAW_RATE, np.array([[r]]))
+            return replace(state, accel_mps2=held, last_nis=nis, counters=state.counters.add(quarantined=1))
+        return _update(replace(state, accel_mps2=accel), np.array([y]), _H_YAW_RATE, np.array([[r]]), nis)
     if isinstance(msg, WheelSpeed):
         v, gain = float(state.x[3]), 1.0 + float(state.x[5])  # speed and wheel scale factor
         h = np.zeros((1, N_STATE))
@@ -254,11 +267,12 @@ def ego_update(state: EgoFilterState, msg: EgoMessage, cfg: EgoConfig, apply: bo
         r = cfg.wheel_speed_sigma_mps**2
         p = state.p  # the innovation's variance h P h^T + r, with h nonzero at speed and scale only
         spread = gain * gain * float(p[3, 3]) + 2.0 * gain * v * float(p[3, 5]) + v * v * float(p[5, 5])
+        nis = y * y / (spread + r)
         if not y * y <= gate_sq * (spread + r):
-            return replace(state, counters=state.counters.add(wheel_outliers=1))
+            return replace(state, last_nis=nis, counters=state.counters.add(wheel_outliers=1))
         if not apply:
-            return replace(state, counters=state.counters.add(quarantined=1))
-        return _update(state, np.array([y]), h, np.array([[r]]))
+            return replace(state, last_nis=nis, counters=state.counters.add(quarantined=1))
+        return _update(state, np.array([y]), h, np.array([[r]]), nis)
     sigma = max(float(msg.sigma_m), cfg.gnss_sigma_floor_m)
     if state.heading_anchor is not None and apply:
         seeded = _bootstrap_heading(state, msg, sigma, cfg)
@@ -271,7 +285,7 @@ def ego_update(state: EgoFilterState, msg: EgoMessage, cfg: EgoConfig, apply: bo
         return replace(state, last_nis=nis, counters=state.counters.add(gnss_outliers=1))
     if not apply:
         return replace(state, last_nis=nis, counters=state.counters.add(quarantined=1))
-    return replace(_update(state, y, _H_POS, r), last_nis=nis)
+    return _update(state, y, _H_POS, r, nis)
 
 
 def _map_ego(s: EgoFilterState) -> EgoState:

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 import numpy as np
 
 from core.config import rng
 from core.messages import Detections2D, Detections3D, EgoState, GnssFix, ImuSample, Tracks, WheelSpeed
-from fusion.ego_ekf import EgoConfig, EgoFilterState, ego_odom_output, ego_outputs, ego_update
+from fusion.ego_ekf import EgoConfig, EgoFilterState, ego_odom_output, ego_outputs, ego_update, nis_dof
 from fusion.odom_frame import tracks_to_map
 from fusion.sensor_models import CameraModel, RadarModel
 from fusion.sync import Decision, SyncConfig, SyncRecord, SyncState, sync_step
@@ -39,6 +39,16 @@ class FusionConfig:
     radar: RadarModel | None = None  # range/azimuth/range-rate model of radar clusters
     # Ego estimates older than this are not handed on (the safety monitor sees the gap).
     max_ego_age_s: float = field(default=0.5, metadata=rng(0.01, 10.0))
+
+
+class EgoVerdict(NamedTuple):
+    """The ego filter's judgement of one ego-sensor message."""
+    stream: str
+    refused: bool  # by its gates: outside an IMU or wheel motion gate, or a GNSS fix's NIS gate
+    # Its normalised innovation squared (NaN where none was judged: the fix that started or
+    # re-seeded the filter) and that innovation's degrees of freedom.
+    nis: float
+    dof: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,12 +71,12 @@ class FusionOutput:
     # must not count it (safety/health.py sync_dropped). Duplicates are left out: health never
     # counted them. Derived from ``records``.
     dropped: tuple[tuple[str, int], ...] = ()
-    # (stream, refused) of each ego-sensor message the ego filter judged in this step, in order:
-    # refused by its gates (an IMU or wheel reading outside its motion gate, a GNSS fix outside its
-    # NIS gate) or applied. A wheel stuck at 0 while the car moves keeps arriving, fresh and finite,
-    # and every reading is refused: the stack counts refusals over a window and quarantines such a
-    # stream (DrivingStack._count_refusals).
-    ego_verdicts: tuple[tuple[str, bool], ...] = ()
+    # The ego filter's verdict on each ego-sensor message it judged in this step, in order (a
+    # quarantined stream's messages included). A wheel stuck at 0 while the car moves keeps
+    # arriving, fresh and finite, and every reading is refused; a receiver gone noisy has most of
+    # its fixes pass, each with a large NIS. The stack watches both per stream and quarantines such
+    # a stream (DrivingStack._judge_ego_streams).
+    ego_verdicts: tuple[EgoVerdict, ...] = ()
 
 
 _DROPS_HEALTH_SEES = (Decision.DROPPED_LATE, Decision.DROPPED_FUTURE)
@@ -125,9 +135,9 @@ def fusion_step(state: FusionState, arrivals: Iterable[tuple[str, Any]], t_ns: i
             ego_filter = ego_update(ego_filter, msg, cfg.ego, item.stream not in quarantined)
             after = ego_filter.counters
             if _gate_refusals(after) != _gate_refusals(before):
-                verdicts.append((item.stream, True))
+                verdicts.append(EgoVerdict(item.stream, True, ego_filter.last_nis, nis_dof(msg)))
             elif after.applied != before.applied or after.quarantined != before.quarantined:
-                verdicts.append((item.stream, False))
+                verdicts.append(EgoVerdict(item.stream, False, ego_filter.last_nis, nis_dof(msg)))
         elif isinstance(msg, EgoState):
             oracle_ego = msg
         elif isinstance(msg, (Detections3D, Detections2D)):

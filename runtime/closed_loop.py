@@ -249,7 +249,8 @@ def sensor_counters(stack: DrivingStack, rig: SensorRig | None) -> dict:
     monitor saw (``frozen``: how often it found the stream repeating its last data for its
     max_repeats messages in a row; ``withheld_frozen``: the messages kept from every stage while
     it was), what the synchroniser dropped as late or duplicate, and what the ego filter's gates
-    refused (``refused``: 1 once they refused enough of its messages for it to be quarantined)."""
+    refused (``refused``: 1 once they refused enough of its messages for it to be quarantined;
+    ``inconsistent``: 1 once its innovations failed the NIS window test, quarantined alike)."""
     sync_late: dict[str, int] = {}
     for rec in stack.sync_records:
         if rec.decision in (Decision.DROPPED_LATE, Decision.DROPPED_DUPLICATE, Decision.DROPPED_FUTURE):
@@ -268,7 +269,8 @@ def sensor_counters(stack: DrivingStack, rig: SensorRig | None) -> dict:
         seen["stale_or_duplicate"] = 0 if h is None else h.stale_or_duplicate
         seen["frozen"] = 0 if h is None else h.frozen_events
         seen["withheld_frozen"] = stack.withheld_frozen.get(spec.name, 0)
-        seen["refused"] = int(spec.name in stack.refused_streams)
+        seen["refused"] = int(spec.name in stack.ego_streams.refused)
+        seen["inconsistent"] = int(spec.name in stack.ego_streams.inconsistent)
         seen["rejected_by_sync"] = sync_late.get(spec.name, 0)
         gate = EGO_GATE_REJECTIONS.get(spec.name)
         seen["rejected_by_ego_filter"] = getattr(ego, gate) if gate is not None else 0

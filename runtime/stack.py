@@ -9,7 +9,6 @@ Topics: inputs arrive on /sensors/<name>; outputs are /fusion/ego, /fusion/track
 """
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -23,6 +22,7 @@ from runtime.scheduler import Scheduler, TaskOutcome, TaskSpec
 from runtime.stack_config import STAGES, StackConfig
 from runtime.stages import StageSteps
 from safety.arbitration import arbitrate
+from safety.ego_streams import EgoStreamWatch, judge_ego_streams
 from sim.faults import FaultSpec
 from safety.health import (HealthState, StreamSpec, message_finite, observe, repeats_previous, stream_frozen,
                            sync_dropped)
@@ -89,11 +89,9 @@ class DrivingStack:
         # a backlog has several queued; a run on a later message supersedes the older ones.
         self.withheld_frozen: dict[str, int] = {}
         self._withheld_pending: dict[str, list[Any]] = {}
-        # Per ego sensor stream, fusion's latest verdicts on its messages (True: the ego filter's
-        # gates refused it; SafetyConfig.refusal_window of them), and the streams quarantined for
-        # good (_count_refusals).
-        self._verdicts: dict[str, deque[bool]] = {}
-        self.refused_streams: frozenset[str] = frozenset()
+        # The ego sensors whose data the ego filter keeps refusing or finds inconsistent with their
+        # noise, judged from fusion's verdicts: quarantined for good (safety/ego_streams.py).
+        self.ego_streams = EgoStreamWatch.start(steps.safety_cfg)
         self.counters: dict[str, StageCounters] = {}
         self.perception_states = {p.sensor: p.init() for p in steps.perception}
         self.fusion_state = steps.fusion_init()
@@ -236,7 +234,7 @@ class DrivingStack:
         inbox, self.bus.fusion_inbox = self.bus.fusion_inbox, []
         # A stream the ego filter kept refusing is judged but never applied again (quarantined).
         self.fusion_state, out = self.steps.fusion_step(self.fusion_state, inbox, t_ns,
-                                                        quarantined=self.refused_streams)
+                                                        quarantined=self.ego_streams.quarantined)
         self.sync_records.extend(out.records)
         # A message the synchroniser dropped (late, from the future) was of no use to the stack:
         # its stream's health must not count it (safety/health.py).
@@ -245,30 +243,11 @@ class DrivingStack:
             if spec is not None:
                 self.health = sync_dropped(self.health, spec, msg_t_ns, t_ns)
         if out.ego_verdicts:
-            self._count_refusals(out.ego_verdicts)
+            self.ego_streams = judge_ego_streams(self.ego_streams, out.ego_verdicts, self.steps.safety_cfg)
         outputs = [("/fusion/tracks", out.tracks)]
         if out.ego is not None:
             outputs.append(("/fusion/ego", out.ego))
         return outputs
-
-    def _count_refusals(self, verdicts: tuple[tuple[str, bool], ...]) -> None:
-        """Quarantine an ego sensor stream once the ego filter's gates refused ``max_refused`` of
-        its last ``refusal_window`` judged messages, for the rest of the run. No release: the
-        filter dead-reckons meanwhile, its gate widens with its covariance, and fixes of a noisy
-        receiver then pass it; released on that evidence, one such fix pulled the estimate 1.6 m
-        off and the car drove off the road in DEGRADED (cut_in, gnss:noise=4@2)."""
-        cfg = self.steps.safety_cfg
-        if cfg.max_refused <= 0:
-            return
-        for stream, verdict in verdicts:
-            if stream in self.refused_streams:
-                continue
-            window = self._verdicts.get(stream)
-            if window is None:
-                window = self._verdicts[stream] = deque(maxlen=cfg.refusal_window)
-            window.append(verdict)
-            if verdict and sum(window) >= cfg.max_refused:
-                self.refused_streams = self.refused_streams | {stream}
 
     def _limits(self):
         status: SafetyStatus | None = self.bus.latest.get("/safety/status")
@@ -354,5 +333,6 @@ class DrivingStack:
     def _safety(self, t_ns: int) -> list:
         self.monitor_state, status = safety_step(self.monitor_state, self.health, self.stream_specs,
                                                  self.stage_flags(t_ns), DEFAULT_RULES, t_ns,
-                                                 self.steps.safety_cfg, self.refused_streams)
+                                                 self.steps.safety_cfg, self.ego_streams.refused,
+                                                 self.ego_streams.inconsistent)
         return [("/safety/status", status)]

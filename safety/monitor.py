@@ -6,7 +6,8 @@ during that hold (then holds again for the rest of the way). Every transition is
 and reason.
 A frozen stream (fresh messages repeating the same data, safety/health.py) counts as lost, for
 the policy table as for everything below, and raises ``<stream>.frozen`` so that the reason names it;
-so does an ego sensor whose data the ego filter keeps refusing (``<stream>.refused``).
+so does an ego sensor whose data the ego filter keeps refusing (``<stream>.refused``) or whose
+innovations are too large for its noise (``<stream>.inconsistent``; safety/ego_streams.py).
 The monitor adds its own flags: per-stream rate and data quality (of streams still alive: a lost
 stream is reported as lost), the loop's heartbeat (the interval between its own runs, and time
 never going backwards), and it holds the ``picture.*`` flags from the last step at which some object
@@ -46,9 +47,14 @@ class SafetyConfig:
     # refused (4x its noise: 65% refused). Half the window: the simulated receiver's multipath
     # jumps (1% of fixes, independent) put 4 in 11 fixes on one seed in 25 runs, each rightly
     # refused, and 3 of 10 sent that run into a minimal-risk stop. The stack then quarantines the
-    # stream (judged, never applied) for the rest of the run (DrivingStack._count_refusals says why).
+    # stream (judged, never applied) for the rest of the run (safety/ego_streams.py says why).
     max_refused: int = field(default=5, metadata=rng(0, 1_000_000))
     refusal_window: int = field(default=10, metadata=rng(1, 1_000_000))
+    # An ego sensor is also lost once the NIS of its last ``consistency_window`` messages that passed
+    # the gates sums past the chi-square quantile ``consistency_probability`` (0: not watched;
+    # safety/ego_streams.py). 20 messages: 0.2 s of IMU or wheel data, 2 s of GNSS fixes.
+    consistency_window: int = field(default=20, metadata=rng(0, 100_000))
+    consistency_probability: float = field(default=0.999999, metadata=rng(0.5, 1.0 - 1e-12))
 
     def __post_init__(self) -> None:
         # A window of fewer messages can never hold that many refusals: the rule would never fire.
@@ -109,20 +115,22 @@ def monitor_flags(state: MonitorState, health: HealthState, streams: tuple[Strea
 
 def safety_step(state: MonitorState, health: HealthState, streams: tuple[StreamSpec, ...],
                 flags: frozenset[str], rules: tuple[PolicyRule, ...], t_ns: int,
-                cfg: SafetyConfig, refused: frozenset[str] = frozenset()) -> tuple[MonitorState, SafetyStatus]:
+                cfg: SafetyConfig, refused: frozenset[str] = frozenset(),
+                inconsistent: frozenset[str] = frozenset()) -> tuple[MonitorState, SafetyStatus]:
     """``refused``: streams whose data fusion's ego filter refused ``cfg.max_refused`` times within
-    their last ``cfg.refusal_window`` judged messages (the stack counts them from fusion's
-    verdicts): as good as lost."""
+    their last ``cfg.refusal_window`` judged messages; ``inconsistent``: streams whose innovations
+    failed the NIS window test (both judged from fusion's verdicts, safety/ego_streams.py): as
+    good as lost."""
     alive = {s.name: stream_alive(health, s, t_ns) for s in streams}
     for s in streams:
         if s.max_repeats and alive[s.name] and stream_frozen(health, s):
             alive[s.name] = False  # fresh messages, stale data: as good as lost
             flags = flags | {f"{s.name}.frozen"}
-    if refused:
-        for name in refused:
+    for judged, cause in ((refused, "refused"), (inconsistent, "inconsistent")):
+        for name in judged:
             if alive.get(name):
                 alive[name] = False  # fresh, finite data that contradict the other ego sensors
-                flags = flags | {f"{name}.refused"}
+                flags = flags | {f"{name}.{cause}"}
     lost = frozenset(name for name, ok in alive.items() if not ok)
     seen, picture = monitor_flags(state, health, streams, alive, flags, t_ns, cfg)
     demanded, reason = evaluate(rules, lost, seen)

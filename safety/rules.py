@@ -38,6 +38,8 @@ DEFAULT_RULES: tuple[PolicyRule, ...] = (
       for name in OBJECT_SENSORS + EGO_SENSORS),
     *(PolicyRule(DEG, f"{name} refused: the ego filter rejects its data", flag=f"{name}.refused")
       for name in EGO_SENSORS),
+    *(PolicyRule(DEG, f"{name} inconsistent: its innovations exceed its noise", flag=f"{name}.inconsistent")
+      for name in EGO_SENSORS),
     PolicyRule(MRM, "ego localisation lost: position uncertainty over its limit", flag="localisation.lost"),
     PolicyRule(MRM, "ego localisation lost: heading uncertainty over its limit", flag="localisation.heading_lost"),
     PolicyRule(DEG, "a stream's rate is out of tolerance", flag="stream.rate_low"),

@@ -266,7 +266,7 @@ def test_an_update_that_overflows_is_refused_and_counted():
     state = EgoFilterState.at(0, np.zeros(3), 10.0, (0.5, 0.5, 0.05), 0.5)
     h = np.zeros((1, 6))
     h[0, 3] = 1.0
-    out = ego_ekf._update(state, np.array([np.inf]), h, np.array([[0.01]]))
+    out = ego_ekf._update(state, np.array([np.inf]), h, np.array([[0.01]]), np.inf)
     assert out.counters.nonfinite_updates == 1 and out.counters.applied == 0
     np.testing.assert_array_equal(out.x, state.x)
     assert out.measured_ns == state.measured_ns == 0

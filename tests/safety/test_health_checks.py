@@ -164,3 +164,18 @@ def test_streams_the_ego_filter_keeps_refusing_count_as_lost():
     assert two.mode == Mode.MINIMAL_RISK and "two of three ego sensors lost" in two.reason
     _, none = safety_step(MonitorState(), health, specs, frozenset(), DEFAULT_RULES, 10_000_000, SafetyConfig())
     assert none.mode == Mode.NOMINAL
+
+
+def test_streams_whose_innovations_exceed_their_noise_count_as_lost():
+    specs = tuple(StreamSpec(name, 20_000_000) for name in ("gnss", "imu", "wheel"))
+    health = HealthState()
+    for name in ("gnss", "imu", "wheel"):
+        health = observe(health, name, 0, 0, True)
+    _, one = safety_step(MonitorState(), health, specs, frozenset(), DEFAULT_RULES, 10_000_000, SafetyConfig(),
+                         inconsistent=frozenset({"gnss"}))
+    assert one.mode == Mode.DEGRADED
+    assert one.reason == "gnss lost: dead reckoning; gnss inconsistent: its innovations exceed its noise"
+    assert not one.stream_alive["gnss"] and one.stream_alive["imu"]
+    _, two = safety_step(MonitorState(), health, specs, frozenset(), DEFAULT_RULES, 10_000_000, SafetyConfig(),
+                         refused=frozenset({"wheel"}), inconsistent=frozenset({"imu"}))
+    assert two.mode == Mode.MINIMAL_RISK and "two of three ego sensors lost" in two.reason
