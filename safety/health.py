@@ -11,7 +11,10 @@ future (``sync_dropped``, fed back from fusion's records) is withdrawn from live
 it had never come. A drop is only known when fusion next runs, so a fresh arrival counts at once;
 but once drops have left the stream without a usable message for its maximum age, its arrivals
 are held out until no drop has come for that long, so that each new message of a stream the
-synchroniser keeps dropping cannot make it look alive again until fusion drops it too.
+synchroniser keeps dropping cannot make it look alive again until fusion drops it too. "Without a
+usable message" is counted from the last usable arrival or, before any, from the start, as
+``stream_alive`` counts it: a first message dropped inside the start-up grace leaves the grace, and
+the arrivals inside it, as if that message had never come.
 
 A stream is frozen when its messages keep coming, fresh, but each repeats the data of the one
 before (``repeats_previous``: content, not identity; a frozen sensor delivers new buffers holding
@@ -67,7 +70,11 @@ class StreamHealth:
     recent_arrivals_ns: tuple[int, ...] = ()  # the last RATE_WINDOW usable arrivals, oldest first
     recent_t_ns: tuple[int, ...] = ()  # their t_ns (a sync drop names its message by it)
     sync_dropped: int = 0  # messages the synchroniser dropped as late or from the future
-    held_out_until_ns: int = NEVER_NS  # arrivals up to here are held out of liveness (see above)
+    # Arrivals in (held_out_from_ns, held_out_until_ns] are held out of liveness (see above). The
+    # window opens where the stream, without a usable message, becomes lost (which may still be
+    # ahead when the drop is reported); a usable arrival before then closes it.
+    held_out_from_ns: int = NEVER_NS
+    held_out_until_ns: int = NEVER_NS
     held_out: int = 0  # accepted messages held out of liveness that way
     repeats: int = 0  # consecutive accepted messages repeating their predecessor's data
     frozen_events: int = 0  # times ``repeats`` reached the stream's max_repeats
@@ -90,16 +97,17 @@ def observe(state: HealthState, stream: str, t_ns: int, arrival_ns: int, finite:
     acc, stale, nonfin, bad = p.accepted, p.stale_or_duplicate, p.nonfinite, p.malformed
     last_arr, last_t, last_bad, recent = p.last_arrival_ns, p.last_t_ns, p.last_bad_arrival_ns, p.recent_arrivals_ns
     recent_t, dropped, held_until, held = p.recent_t_ns, p.sync_dropped, p.held_out_until_ns, p.held_out
+    held_from = p.held_out_from_ns
     reps, frozen = p.repeats, p.frozen_events
     if not well_formed:
         new = StreamHealth(last_arr, last_t, acc, stale, nonfin, bad + 1, int(arrival_ns), recent, recent_t, dropped,
-                           held_until, held, reps, frozen)
+                           held_from, held_until, held, reps, frozen)
     elif t_ns <= last_t:
         new = StreamHealth(last_arr, last_t, acc, stale + 1, nonfin, bad, last_bad, recent, recent_t, dropped,
-                           held_until, held, reps, frozen)
+                           held_from, held_until, held, reps, frozen)
     elif not finite:
         new = StreamHealth(last_arr, last_t, acc, stale, nonfin + 1, bad, int(arrival_ns), recent, recent_t, dropped,
-                           held_until, held, reps, frozen)
+                           held_from, held_until, held, reps, frozen)
     else:
         if repeated:
             reps += 1
@@ -107,18 +115,19 @@ def observe(state: HealthState, stream: str, t_ns: int, arrival_ns: int, finite:
                 frozen += 1
         else:
             reps = 0
-        if arrival_ns <= held_until:
+        if held_from < arrival_ns <= held_until:
             # Fresh, but the synchroniser has been dropping this stream: not usable until it stops.
             new = StreamHealth(last_arr, int(t_ns), acc + 1, stale, nonfin, bad, last_bad, recent, recent_t, dropped,
-                               held_until, held + 1, reps, frozen)
+                               held_from, held_until, held + 1, reps, frozen)
         else:
             if len(recent) >= RATE_WINDOW:
                 recent, recent_t = (recent[1 - RATE_WINDOW:] + (int(arrival_ns),),
                                     recent_t[1 - RATE_WINDOW:] + (int(t_ns),))
             else:
                 recent, recent_t = recent + (int(arrival_ns),), recent_t + (int(t_ns),)
+            # Usable: the stream is not without a message any more, so a window still ahead closes.
             new = StreamHealth(int(arrival_ns), int(t_ns), acc + 1, stale, nonfin, bad, last_bad, recent, recent_t,
-                               dropped, held_until, held, reps, frozen)
+                               dropped, NEVER_NS, NEVER_NS, held, reps, frozen)
     streams = dict(state.streams)
     streams[stream] = new
     return HealthState(streams, state.start_ns)
@@ -127,8 +136,9 @@ def observe(state: HealthState, stream: str, t_ns: int, arrival_ns: int, finite:
 def sync_dropped(state: HealthState, spec: StreamSpec, t_ns: int, now_ns: int) -> HealthState:
     """Fusion's synchroniser, running at ``now_ns``, dropped the message of ``spec``'s stream stamped
     ``t_ns`` (on the stream's own clock, as it arrived) as late or from the future: it is withdrawn
-    from the usable arrivals. If the stream is then without a usable message for its maximum age,
-    its arrivals are held out for that long again (see the module's note).
+    from the usable arrivals. Arrivals up to the stream's maximum age from ``now_ns`` are then held
+    out from the moment the stream has been without a usable message for that long (see the
+    module's note): at once if it already has, later if that moment is still ahead.
 
     A duplicate is not reported here: its ``t_ns`` is not newer than the last accepted one, so
     ``observe`` never counted it. Runs only for dropped messages, never on the healthy path."""
@@ -138,12 +148,16 @@ def sync_dropped(state: HealthState, spec: StreamSpec, t_ns: int, now_ns: int) -
         i = recent_t.index(t_ns)
         recent, recent_t = recent[:i] + recent[i + 1:], recent_t[:i] + recent_t[i + 1:]
     last_arr = recent[-1] if recent else -1
-    held_until = p.held_out_until_ns
-    if last_arr < 0 or now_ns - last_arr > spec.max_age_ns:
-        held_until = max(held_until, now_ns + spec.max_age_ns)
+    # Before any usable message the age runs from the start, as in stream_alive: a first message
+    # dropped inside the start-up grace must not end the grace, nor hold out the good ones after it.
+    since_ns = last_arr if last_arr >= 0 else state.start_ns
+    # The start is replaced, not the earlier one kept: between two drops with no usable arrival
+    # (which closes the window) withdrawals can only move ``since_ns`` back.
+    held_from = since_ns + spec.max_age_ns
+    held_until = max(p.held_out_until_ns, now_ns + spec.max_age_ns)
     new = StreamHealth(last_arr, p.last_t_ns, p.accepted, p.stale_or_duplicate, p.nonfinite, p.malformed,
-                       p.last_bad_arrival_ns, recent, recent_t, p.sync_dropped + 1, held_until, p.held_out,
-                       p.repeats, p.frozen_events)
+                       p.last_bad_arrival_ns, recent, recent_t, p.sync_dropped + 1, held_from, held_until,
+                       p.held_out, p.repeats, p.frozen_events)
     streams = dict(state.streams)
     streams[spec.name] = new
     return HealthState(streams, state.start_ns)
