@@ -16,7 +16,7 @@ from core.messages import EgoState, ModeLimits, Plan, Tracks
 from core.road import Road
 from planning.acc_law import AccGains, rollout
 from planning.frenet_plan import frenet_to_plan, lane_stretch
-from planning.road_end import road_end_in_reach, with_road_end
+from planning.road_end import road_end_gap
 from planning.track_frenet import curvature_at, road_heading_curvature, select_lead, tracks_to_frenet
 
 # The config names each gain as AccGains does, so the gains array is read from the config in
@@ -186,13 +186,14 @@ def acc_plan_step(state: AccPlannerState, ego: EgoState, tracks: Tracks, limits:
     d_lane = float(road.lane_center_d(lane))
 
     ft, n_bad = tracks_to_frenet(tracks, road, t_ns, cfg.min_existence)
-    if road_end_in_reach(road, s_ego, ego.speed_mps, cfg.horizon_s, cfg.cruise_decel_mps2):
-        ft = with_road_end(ft, road)
     i_lead, gap = select_lead(ft, s_ego, d_lane, cfg.ego_front_m, cfg.ego_half_width_m,
                               cfg.corridor_margin_m, cfg.cut_in_horizon_s)
+    end_gap = road_end_gap(road, s_ego, cfg.ego_front_m, ego.speed_mps, cfg.horizon_s, cfg.cruise_decel_mps2)
     # The law runs in distance along the lane and physical speeds (profile_plan converts back);
-    # the gap is one of s, and a metre of s is 1 - k d metres of a lane at offset d.
-    gap *= lane_stretch(road_heading_curvature(road, s_ego)[1], d_lane)
+    # the gaps are ones of s, and a metre of s is 1 - k d metres of a lane at offset d.
+    stretch = lane_stretch(road_heading_curvature(road, s_ego)[1], d_lane)
+    gap *= stretch
+    end_gap *= stretch
     lead_id, v_lead, a_lead = -1, 0.0, 0.0
     if i_lead >= 0:
         lead_id, v_lead = int(ft.ids[i_lead]), float(ft.vs_mps[i_lead])
@@ -206,13 +207,13 @@ def acc_plan_step(state: AccPlannerState, ego: EgoState, tracks: Tracks, limits:
     gains = cfg.gains(max(cfg.time_gap_s, limits.time_gap_s))
     steps = int(round(cfg.horizon_s / cfg.step_s)) + 1
     s, v, a, emergency, following = rollout(ego.speed_mps, initial_accel(state.last_plan, ego, t_ns), v_target, gap, v_lead,
-                                 a_lead, limits.stop_decel_mps2, gains, cfg.step_s, steps)
+                                 a_lead, limits.stop_decel_mps2, gains, cfg.step_s, steps, end_gap)
     if limits.stop_decel_mps2 > 0.0:
         behaviour = "mrm"
     elif emergency:
         behaviour = "emergency_brake"
     elif following:
-        behaviour = "follow"
+        behaviour = "stop" if end_gap < gap else "follow"  # the nearer of the end and the lead
     else:
         behaviour = "cruise"
     plan = profile_plan(road, t_ns, s_ego, d_lane, s, v, a, cfg, emergency, behaviour)

@@ -4,6 +4,7 @@ a lane change worthwhile exactly when the neighbour lane is faster by more than 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,7 +57,8 @@ def _crossed_by_lane_changers(ft: FrenetTracks, s_ego_m: float, lanes: np.ndarra
 
 def lane_references(ft: FrenetTracks, accel_tracks_mps2: np.ndarray, s_ego_m: float, lane: int,
                     v0_mps: float, a0_mps2: float, limits: ModeLimits, road: Road, kappa_1pm: float,
-                    acc: AccPlannerConfig, t_ref_s: np.ndarray, interp_ref: np.ndarray) -> LaneReferences:
+                    acc: AccPlannerConfig, t_ref_s: np.ndarray, interp_ref: np.ndarray,
+                    end_gap_m: float = math.inf) -> LaneReferences:
     """The ACC roll-outs run on the coarser uniform grid ``t_ref_s`` (three scalar roll-outs at the
     plan's step would dominate the planner's budget), then are mapped onto the plan's grid by the
     linear-interpolation matrix ``interp_ref`` (K, R).
@@ -68,7 +70,10 @@ def lane_references(ft: FrenetTracks, accel_tracks_mps2: np.ndarray, s_ego_m: fl
     The target speed (limit, cap, curve preview) is a speed along a lane; each lane's roll-out runs
     in reference-line rates, so it targets v_target / (1 - k d) with that lane's centre d and the
     curvature k at the ego, ``kappa_1pm`` (the caller has it from placing the ego on the road).
-    Otherwise the outer lane of a curve would drive above the limit and the inner one below it."""
+    Otherwise the outer lane of a curve would drive above the limit and the inner one below it.
+
+    ``end_gap_m``: the road's end ahead of the front bumper [m of reference line], the same for
+    every lane (planning/road_end.py); infinite where it is not in play."""
     if not 0 <= lane < road.num_lanes:  # the ego lane's roll-out stands in for every invalid lane
         raise ValueError(f"ego lane {lane} is not a lane of a {road.num_lanes}-lane road")
     # Three lanes: their validity in plain Python (numpy calls on 3 elements cost more than the logic).
@@ -102,7 +107,7 @@ def lane_references(ft: FrenetTracks, accel_tracks_mps2: np.ndarray, s_ego_m: fl
             coarse[j] = coarse[1] if not valid_py[j] else coarse[done[key]]
             continue
         coarse[j], emerg, _ = rollout_profiles(v0_mps, a0_mps2, key[3], key[0], key[1], key[2],
-                                               limits.stop_decel_mps2, gains, reference_step_s, ref_steps)
+                                               limits.stop_decel_mps2, gains, reference_step_s, ref_steps, end_gap_m)
         done[key] = j
         if j == 1:
             emergency = emerg

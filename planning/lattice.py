@@ -40,7 +40,7 @@ from planning.lattice_grid import lateral_family_tabled
 from planning.lattice_obstacles import MAX_OBJECTS, followers_in_lane, obstacle_terms
 from planning.lattice_tables import LatticeTables, tables_for
 from planning.prediction import predict
-from planning.road_end import road_end_in_reach, with_road_end
+from planning.road_end import road_end_gap, with_road_end
 from planning.track_frenet import curvature_at, road_heading_curvature, tracks_to_frenet
 
 __all__ = ["LatticeConfig", "LatticeState", "LatticeTables", "lattice_plan_step"]
@@ -120,8 +120,12 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
         near = np.sort(np.argpartition(np.abs(ft.s_m - s0), MAX_OBJECTS)[:MAX_OBJECTS])
         dropped = len(ft) - MAX_OBJECTS
         ft = type(ft)(*(getattr(ft, f)[near] for f in ft.__slots__))
-    if road_end_in_reach(road, s0, v0, float(t_s[-1]), acc.cruise_decel_mps2):
-        ft = with_road_end(ft, road)  # after the selection above: the end of the map is never dropped
+    # The road's end: a stopping point for the ACC references, and a standing object for the
+    # collision check (appended after the selection above: the end of the map is never dropped).
+    end_gap = road_end_gap(road, s0, acc.ego_front_m, v0, float(t_s[-1]), acc.cruise_decel_mps2)
+    ft_tracks = ft
+    if end_gap < math.inf:
+        ft = with_road_end(ft, road)
     dt_mem = (t_ns - state.track_t_ns) * 1e-9 if state.track_t_ns >= 0 else 0.0
     yaw_rate, accel_tr = _track_rates(ft, state, dt_mem, cfg.track_accel_smoothing)
     pred = predict(ft, yaw_rate, road, t_s, cfg.prediction, accel_tr, tab.prediction)
@@ -130,7 +134,9 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
                   dropped_tracks=state.dropped_tracks + dropped, tables=tab)
 
     # Behaviour: reachable lanes and their ACC roll-outs; a lane change under way stays committed.
-    refs = lane_references(ft, accel_tr, s0, lane, v0, a0, limits, road, kappa, acc, tab.t_ref_s, tab.interp_ref)
+    # The end is no lead (the tracks before it, the law's own demand for it).
+    refs = lane_references(ft_tracks, accel_tr[:len(ft_tracks)], s0, lane, v0, a0, limits, road, kappa, acc,
+                           tab.t_ref_s, tab.interp_ref, end_gap)
     if v0 < cfg.lane_change_min_speed_mps and state.target_lane not in (lane - 1, lane + 1):
         # No lane change starts at walking pace (one under way carries on): the search does not
         # check path curvature there, and a lane change from standstill is a sideways slide.
@@ -189,6 +195,11 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     ignore = followers_in_lane(pred, s0 + cfg.rear_axle_to_center_m, d0, cfg.ego_length_m, cfg.ego_width_m)
     obs = obstacle_terms(pred, lat.x, cfg.ego_length_m, cfg.ego_width_m, cfg.inflation_sigmas,
                          cfg.lat_margin_m, cfg.lon_margin_m, ignore, cfg.rss_object_brake_mps2)
+    if end_gap < math.inf and not ignore[-1]:
+        # No proximity cost around the end (the last object): it stands where the map says, with
+        # no uncertainty to keep clear of, and its bump, reaching ~6 m ahead of the front bumper,
+        # would hold the car short of the references' stopping point, standstill_gap before it.
+        obs.lat_w[:, :, -1, :] = 0.0
     # Per-family rows by one flat index each (take() on a row-flattened view gathers several times
     # faster than indexing with two arrays): candidate idx = il * (n_v * n_T) + jv, where
     # jv = iv * n_T + iT is its longitudinal row and jl = il * n_T + iT its lateral one.
@@ -252,6 +263,8 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     elif target_lane != lane:
         behaviour = "lane_change_left" if target_lane > lane else "lane_change_right"
     else:
-        behaviour = "follow" if refs.own_lead_index >= 0 and v[-1] < lane_caps[lane_slot[il]] - 0.5 else "cruise"
+        slower = v[-1] < lane_caps[lane_slot[il]] - 0.5
+        behaviour = ("follow" if refs.own_lead_index >= 0 and slower else
+                     "stop" if end_gap < math.inf and slower else "cruise")
     plan = frenet_to_plan(road, t_ns, t_s, s, d, d_s, d_ss, np.maximum(v, 0.0), a, emergency, behaviour)
     return replace(state, last_plan=plan, last_d_m=d, last_dd_mps2=ddd, target_lane=target_lane, **counters), plan
