@@ -2,10 +2,11 @@
 
 Our own walk rather than ``mcap.stream_reader``: it knows the offset of every record, so damage is
 reported where it is, and it keeps what preceded it. It checks
-- every record's length against the bytes that remain (truncation),
+- every record's length against the bytes that remain (truncation; in a file that still ends with
+  the magic, a damaged length: named at the record whose length misled the walk),
 - every chunk's uncompressed size and CRC-32 (a flipped byte in a chunk),
 - the data-section CRC in DataEnd (damage between chunks, e.g. in a message index),
-- the summary CRC in the footer, and the closing magic.
+- the frame (``mcap_frame``): magic, Header, Footer offsets, the summary CRC, the closing magic.
 A CRC stored as 0 means "not computed" (MCAP spec) and is not checked.
 
 Messages are kept per chunk: a chunk either passes its CRC and yields all its messages or yields
@@ -24,28 +25,13 @@ from typing import BinaryIO
 
 import zstandard
 
-MAGIC = b"\x89MCAP0\r\n"
-OP_HEADER, OP_FOOTER, OP_SCHEMA, OP_CHANNEL, OP_MESSAGE, OP_CHUNK = 0x01, 0x02, 0x03, 0x04, 0x05, 0x06
-OP_METADATA, OP_DATA_END = 0x0C, 0x0F
-_OP_NAMES = {0x01: "Header", 0x02: "Footer", 0x03: "Schema", 0x04: "Channel", 0x05: "Message",
-             0x06: "Chunk", 0x07: "MessageIndex", 0x08: "ChunkIndex", 0x09: "Attachment",
-             0x0A: "AttachmentIndex", 0x0B: "Statistics", 0x0C: "Metadata", 0x0D: "MetadataIndex",
-             0x0E: "SummaryOffset", 0x0F: "DataEnd"}
+from runtime.logs.mcap_frame import (MAGIC, OP_CHANNEL, OP_CHUNK, OP_DATA_END, OP_FOOTER, OP_MESSAGE, OP_METADATA,
+                                     OP_NAMES, OP_SCHEMA, OP_SUMMARY_OFFSET, RECORD_HEAD, LogCorruptError,
+                                     bad_magic, check_footer, check_header, misaligned, op_name)
+
 _U16, _U32, _U64 = struct.Struct("<H"), struct.Struct("<I"), struct.Struct("<Q")
-_RECORD_HEAD = struct.Struct("<BQ")
 _MESSAGE_HEAD = struct.Struct("<HIQQ")
 _CHUNK_HEAD = struct.Struct("<QQQI")
-
-
-class LogCorruptError(ValueError):
-    """A truncated or corrupt MCAP file; ``offset`` is the byte where the damage was found."""
-
-    def __init__(self, offset: int, reason: str, path: str = ""):
-        self.offset = offset
-        self.reason = reason
-        self.path = path
-        where = f"{path}: " if path else ""
-        super().__init__(f"{where}corrupt or truncated MCAP log at byte {offset}: {reason}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,12 +105,12 @@ def _records(buf, start: int, end: int, base: int | None = None):
     pos = start
     while pos < end:
         at = pos if base is None else base
-        if pos + _RECORD_HEAD.size > end:
+        if pos + RECORD_HEAD.size > end:
             raise LogCorruptError(at, f"truncated: {end - pos} bytes left, too few for a record header")
-        opcode, length = _RECORD_HEAD.unpack_from(buf, pos)
-        body = pos + _RECORD_HEAD.size
+        opcode, length = RECORD_HEAD.unpack_from(buf, pos)
+        body = pos + RECORD_HEAD.size
         if length > end - body:
-            raise LogCorruptError(at, f"truncated: {_OP_NAMES.get(opcode, hex(opcode))} record declares "
+            raise LogCorruptError(at, f"truncated: {op_name(opcode)} record declares "
                                       f"{length} bytes but only {end - body} remain")
         yield pos, opcode, body, body + length
         pos = body + length
@@ -209,10 +195,10 @@ def read_record_messages(f: BinaryIO, offset: int, channels: dict) -> list[RawMe
     what a reader that keeps only the messages' places needs to decode them later."""
     out = WalkResult(channels=channels)
     f.seek(offset)
-    head = f.read(_RECORD_HEAD.size)
-    if len(head) < _RECORD_HEAD.size:
+    head = f.read(RECORD_HEAD.size)
+    if len(head) < RECORD_HEAD.size:
         raise LogCorruptError(offset, "truncated: the file changed since it was walked")
-    opcode, length = _RECORD_HEAD.unpack(head)
+    opcode, length = RECORD_HEAD.unpack(head)
     content = memoryview(f.read(length))
     if len(content) != length:
         raise LogCorruptError(offset, "truncated: the file changed since it was walked")
@@ -230,59 +216,82 @@ def _walk(f: BinaryIO, out: WalkResult, sink: Sink) -> None:
     f.seek(0)
     magic = f.read(len(MAGIC))
     if magic != MAGIC:
-        raise LogCorruptError(0, "missing MCAP magic: not an MCAP file")
+        raise bad_magic(magic, 0, "missing MCAP magic: not an MCAP file")
+    # A file that still ends with the magic was not cut short: a record running past its end has a
+    # damaged length, and saying "truncated" would send the user looking for the wrong cause.
+    f.seek(size - len(MAGIC))
+    closed = size >= 2 * len(MAGIC) and f.read(len(MAGIC)) == MAGIC
+    f.seek(len(MAGIC))
     data_crc = zlib.crc32(magic)  # of every byte before DataEnd, as the DataEnd record stores it
     data_end_seen = False
     summary_start = 0
+    first_offset = 0  # of the first SummaryOffset record, where the footer points
+    previous: tuple[int, int, int] | None = None  # (offset, opcode, end) of the record before ``pos``
+    anchor: tuple[int, int, int] | None = None  # the last record with an MCAP opcode
+    stranger: tuple[int, int] | None = None  # the first data-section record with no MCAP opcode
+    header_extra = 0  # bytes of the Header past its strings [bytes]
     pos = len(MAGIC)
     while pos < size:
-        if pos + _RECORD_HEAD.size > size:
+        if pos + RECORD_HEAD.size > size:
+            left = f.read(size - pos)
+            if closed and previous is not None:
+                if left == MAGIC:
+                    raise LogCorruptError(previous[0], "Footer record damaged: the record before the closing "
+                                                       f"magic has opcode {previous[1]:#04x}, a Footer's is 0x02")
+                raise misaligned(anchor or previous, pos, f"only {size - pos} bytes remain")
             raise LogCorruptError(pos, f"truncated: {size - pos} bytes left, too few for a record header")
-        head = f.read(_RECORD_HEAD.size)
-        opcode, length = _RECORD_HEAD.unpack(head)
-        body = pos + _RECORD_HEAD.size
+        head = f.read(RECORD_HEAD.size)
+        opcode, length = RECORD_HEAD.unpack(head)
+        body = pos + RECORD_HEAD.size
         if length > size - body:
-            raise LogCorruptError(pos, f"truncated: {_OP_NAMES.get(opcode, hex(opcode))} record declares "
-                                       f"{length} bytes but only {size - body} remain")
+            name = op_name(opcode)
+            # No MCAP opcode and a length past the end: most likely the walk is misaligned, led here
+            # by a damaged length of the last true record (a chunk's CRC vouches for its content only).
+            if closed and opcode not in OP_NAMES and anchor is not None and anchor[1] != OP_CHUNK:
+                raise misaligned(anchor, pos, f"found opcode {opcode:#04x} declaring {length} bytes")
+            if closed:
+                raise LogCorruptError(pos, f"{name} record damaged: its length says {length} bytes but only "
+                                           f"{size - body} remain, and the file is not cut short (it ends "
+                                           "with the closing magic)")
+            raise LogCorruptError(pos, f"truncated: {name} record declares {length} bytes but only "
+                                       f"{size - body} remain")
         content = memoryview(f.read(length))
         end = body + length
-        if opcode == OP_CHUNK:
+        if pos == len(MAGIC):
+            header_extra = check_header(f, opcode, content, size)
+        elif opcode == OP_CHUNK:
             _chunk(content, 0, length, pos, out, sink)
         elif opcode == OP_DATA_END:
             stored = _Cursor(content, 0, length, pos).u32()
             if stored and data_crc != stored:
-                raise LogCorruptError(pos, "data section CRC mismatch: damage outside the chunks "
-                                           f"somewhere in bytes 0..{pos}")
+                # The CRC cannot say where; a record of no MCAP opcode, or a Header longer than its
+                # strings, is the likely place (each is legal alone, so no damage by itself).
+                suspect = "" if stranger is None else (f"; the record at byte {stranger[0]} has opcode "
+                                                       f"{stranger[1]:#04x}, no MCAP record's")
+                if header_extra:
+                    suspect += (f"; the Header at byte {len(MAGIC)} holds {header_extra} bytes past its profile "
+                                "and library: its library's length is likely damaged")
+                raise LogCorruptError(pos, "data section CRC mismatch: damage outside the chunks somewhere in "
+                                           f"bytes 0..{pos} (the Header at byte {len(MAGIC)}, the Metadata and "
+                                           f"MessageIndex records, or a record's opcode or length){suspect}")
             data_end_seen = True
             summary_start = end
         elif opcode == OP_FOOTER:
-            cur = _Cursor(content, 0, length, pos)
-            start, _, crc = cur.u64(), cur.u64(), cur.u32()
-            if crc and start and _crc_of(f, start, end - 4) != crc:
-                raise LogCorruptError(start, "summary section CRC mismatch")
-            f.seek(end)
-            if f.read(len(MAGIC) + 1) != MAGIC:
-                raise LogCorruptError(end, "file does not end with the MCAP magic after the footer")
+            check_footer(f, content, pos, size, summary_start if data_end_seen else None, first_offset)
             return
-        elif not data_end_seen and opcode not in (OP_HEADER,):
+        elif not data_end_seen:
+            if opcode not in OP_NAMES and stranger is None:
+                stranger = (pos, opcode)
             staged: list[RawMessage] = []
             _parse_inner(content, opcode, 0, length, pos, out, staged)
             sink(out, staged)
+        elif opcode == OP_SUMMARY_OFFSET and not first_offset:
+            first_offset = pos
         if not data_end_seen:
             data_crc = zlib.crc32(content, zlib.crc32(head, data_crc))
+        previous = (pos, opcode, end)
+        if opcode in OP_NAMES:
+            anchor = previous
         pos = end
     where = "before DataEnd" if not data_end_seen else f"in the summary (from byte {summary_start})"
     raise LogCorruptError(size, f"truncated: file ends {where}, no footer")
-
-
-def _crc_of(f: BinaryIO, start: int, end: int, block: int = 1 << 20) -> int:
-    """CRC-32 of bytes [start, end) of ``f``, read a block at a time (the file position moves)."""
-    crc = 0
-    f.seek(start)
-    while start < end:
-        piece = f.read(min(block, end - start))
-        if not piece:
-            break
-        crc = zlib.crc32(piece, crc)
-        start += len(piece)
-    return crc
