@@ -23,7 +23,7 @@ from core.messages import Mode, SafetyStatus
 from safety.health import (FreezeConfig, HealthState, StreamSpec, stream_alive, stream_bad_data, stream_frozen,
                            stream_rate_ok)
 from safety.picture import PictureConfig
-from safety.policy import MODE_LIMITS, PolicyRule, evaluate
+from safety.policy import PolicyRule, evaluate, stop_limits
 from safety.rules import DEFAULT_RULES, OBJECT_STREAMS
 from safety.stage_health import StageWatchConfig
 
@@ -156,4 +156,4 @@ def safety_step(state: MonitorState, health: HealthState, streams: tuple[StreamS
         since = -1
     # The heartbeat is remembered as the latest time seen, so one backwards step cannot rewind it.
     new = MonitorState(mode, why, since, transitions, max(t_ns, state.last_step_ns), picture, hold_mode, hold_reason)
-    return new, SafetyStatus(t_ns, mode, why, MODE_LIMITS[mode], alive)
+    return new, SafetyStatus(t_ns, mode, why, stop_limits(mode, rules, lost, seen), alive)

@@ -2,11 +2,13 @@
 
 A rule names its conditions: at least ``min_lost`` of its ``streams`` lost, and/or its ``flag`` set
 (a named health condition, e.g. "planning.missed_3"). A rule with both needs both. The most severe
-firing rule decides the mode; every firing rule's reason is reported.
+firing rule decides the mode; every firing rule's reason is reported. A rule may also ask for a
+firmer stop than its mode's (``stop_decel_mps2``): while it fires, a stopping mode stops at the
+firmest deceleration any firing rule asks for (``stop_limits``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from core.messages import Mode, ModeLimits
 
@@ -18,10 +20,15 @@ class PolicyRule:
     streams: tuple[str, ...] = ()
     min_lost: int = 1
     flag: str = ""
+    # > 0: a stop at least this firm while the rule fires (0: the mode's own deceleration).
+    stop_decel_mps2: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.streams and not self.flag:
             raise ValueError(f"policy rule {self.reason!r} has no condition")
+        if self.stop_decel_mps2 < 0.0 or (self.stop_decel_mps2 > 0.0 and self.mode < Mode.MINIMAL_RISK):
+            raise ValueError(f"policy rule {self.reason!r}: stop_decel_mps2={self.stop_decel_mps2} needs a "
+                             f"stopping mode (MINIMAL_RISK or EMERGENCY_STOP) and a value >= 0")
         if self.streams and not 1 <= self.min_lost <= len(self.streams):
             raise ValueError(f"policy rule {self.reason!r}: min_lost={self.min_lost} outside 1..{len(self.streams)}")
 
@@ -59,3 +66,15 @@ def evaluate(rules: tuple[PolicyRule, ...], lost: frozenset[str], flags: frozens
             reasons.append(rule.reason)
             mode = max(mode, rule.mode)
     return Mode(mode), "; ".join(reasons)
+
+
+def stop_limits(mode: Mode, rules: tuple[PolicyRule, ...], lost: frozenset[str], flags: frozenset[str]) -> ModeLimits:
+    """The limits of ``mode``, its stop made as firm as the firmest firing rule asks (a mode that does
+    not stop keeps its limits: the monitor may hold a mode while the rules that demanded it are
+    quiet, and a DEGRADED hold never stops)."""
+    limits = MODE_LIMITS[mode]
+    if limits.stop_decel_mps2 <= 0.0 or (not lost and not flags):
+        return limits
+    firmest = max((r.stop_decel_mps2 for r in rules if r.stop_decel_mps2 > limits.stop_decel_mps2
+                   and r.fires(lost, flags)), default=0.0)
+    return replace(limits, stop_decel_mps2=firmest) if firmest > 0.0 else limits

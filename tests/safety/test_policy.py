@@ -144,3 +144,36 @@ def test_ftti_table_modes_agree_with_the_policy_table():
     for entry in FTTI_TABLE:
         if entry.detection in flag_of:
             assert table_mode(frozenset(), frozenset({flag_of[entry.detection]})) == entry.mode, entry.fault
+
+
+def test_a_car_that_lost_its_position_stops_firmer_than_minimal_risk_asks():
+    from safety.policy import MODE_LIMITS
+    from safety.rules import LOCALISATION_LOST_STOP_DECEL_MPS2
+    comfortable = MODE_LIMITS[Mode.MINIMAL_RISK].stop_decel_mps2
+    assert comfortable < LOCALISATION_LOST_STOP_DECEL_MPS2 <= 4.0  # UN R157's aim for an MRM
+    _, gnss_gone = _step(frozenset(), frozenset({"localisation.lost"}))
+    _, two_ego = _step(frozenset({"gnss", "wheel"}))
+    _, two_objects = _step(frozenset({"lidar", "radar"}))
+    _, heading_only = _step(frozenset(), frozenset({"localisation.heading_lost"}))
+    assert gnss_gone.mode == two_ego.mode == two_objects.mode == heading_only.mode == Mode.MINIMAL_RISK
+    assert gnss_gone.limits.stop_decel_mps2 == two_ego.limits.stop_decel_mps2 == LOCALISATION_LOST_STOP_DECEL_MPS2
+    # Every other limit is the mode's own.
+    assert gnss_gone.limits.speed_cap_mps == MODE_LIMITS[Mode.MINIMAL_RISK].speed_cap_mps and gnss_gone.limits.hazard
+    assert two_objects.limits == heading_only.limits == MODE_LIMITS[Mode.MINIMAL_RISK]
+    # An emergency stop stays as firm as it is.
+    from safety.policy import stop_limits
+    estop = stop_limits(Mode.EMERGENCY_STOP, DEFAULT_RULES, frozenset(), frozenset({"localisation.lost"}))
+    assert estop == MODE_LIMITS[Mode.EMERGENCY_STOP] and estop.stop_decel_mps2 > LOCALISATION_LOST_STOP_DECEL_MPS2
+
+
+def test_a_firmer_stop_is_only_for_rules_of_a_stopping_mode():
+    with pytest.raises(ValueError, match="needs a stopping mode"):
+        PolicyRule(Mode.DEGRADED, "x lost", streams=("x",), stop_decel_mps2=3.0)
+    with pytest.raises(ValueError, match="needs a stopping mode"):
+        PolicyRule(Mode.MINIMAL_RISK, "x lost", streams=("x",), stop_decel_mps2=-1.0)
+    # A held MINIMAL_RISK whose rules went quiet stops at the mode's own deceleration.
+    from safety.policy import MODE_LIMITS, stop_limits
+    rule = PolicyRule(Mode.MINIMAL_RISK, "x lost", streams=("x",), stop_decel_mps2=3.0)
+    assert stop_limits(Mode.MINIMAL_RISK, (rule,), frozenset({"x"}), frozenset()).stop_decel_mps2 == 3.0
+    assert stop_limits(Mode.MINIMAL_RISK, (rule,), frozenset(), frozenset()) == MODE_LIMITS[Mode.MINIMAL_RISK]
+    assert stop_limits(Mode.DEGRADED, (rule,), frozenset({"x"}), frozenset()) == MODE_LIMITS[Mode.DEGRADED]

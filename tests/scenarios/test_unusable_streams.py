@@ -220,3 +220,29 @@ def test_every_withheld_message_of_a_detector_backlog_is_kept_from_it():
     for msg in queued:
         assert stack._perceive(counting, msg.t_ns + 60_000_000, msg) == []
     assert perceived == []
+
+
+def test_a_car_that_lost_its_gnss_stops_at_the_firmer_localisation_deceleration():
+    # Dead-reckoned, the lateral error grows with every metre: the stop is 3.5 m/s^2, not the
+    # comfortable 2 m/s^2 of other minimal-risk stops (safety/rules.py).
+    from safety.rules import LOCALISATION_LOST_STOP_DECEL_MPS2
+    loop = ClosedLoop(light_scenario("free_road", ("imu", "wheel", "gnss")),
+                      RunOptions(seed=0, duration_s=16.0, sensors=True, perception="oracle", faults=("gnss:dropout@1",)))
+    samples = []  # (t_s, speed, accel, stop deceleration the monitor asks for)
+    for k in range(1, 161):
+        loop.advance_to(k * 100_000_000)
+        truth, status = loop.world.ego_truth(), loop.stack.bus.latest.get("/safety/status")
+        samples.append((k * 0.1, truth.speed_mps, truth.accel_mps2, status.limits.stop_decel_mps2))
+    s = loop.summary(1.0)
+    assert [m["mode"] for m in s["modes"]] == ["DEGRADED", "MINIMAL_RISK"]
+    assert s["modes"][1]["reason"].endswith("position uncertainty over its limit")
+    mrm_t = s["modes"][1]["t_s"]
+    during = [x for x in samples if x[0] > mrm_t + 0.1]
+    assert all(x[3] == LOCALISATION_LOST_STOP_DECEL_MPS2 for x in during)
+    v0 = next(x[1] for x in samples if x[0] >= mrm_t)
+    stopped_t = next(x[0] for x in during if x[1] < 0.05)
+    # v0 / 3.5 plus the jerk-limited onset and the soft end (7.6 s from 21 m/s); at 2 m/s^2 a stop
+    # takes more than v0 / 2.
+    assert stopped_t - mrm_t < v0 / LOCALISATION_LOST_STOP_DECEL_MPS2 + 2.0 < v0 / 2.0
+    assert min(x[2] for x in during) > -(LOCALISATION_LOST_STOP_DECEL_MPS2 + 0.5)  # no harsher than asked
+    assert s["collisions"] == 0
