@@ -207,14 +207,20 @@ def time_scenario(scenario: ScenarioConfig, opts: RunOptions, stack_cfg: StackCo
 def time_log(path: str, opts: RunOptions, budgets: TimingBudgets, budgets_source: str, load: int,
              duration_s: float | None, rt_priority: int = 0, config: Path | None = None) -> dict:
     """The recorded inputs of an MCAP log fed at their arrival times on the wall clock, through the
-    recorded stack with ``config``'s keys laid over it (``overlay_config``), then ``budgets``."""
-    from runtime.logs import LogCorruptError, read
+    recorded stack with ``config``'s keys laid over it (``overlay_config``), then ``budgets``.
+    The inputs are streamed from the file a window ahead of the run (``runtime.timing_feed``)."""
+    from runtime.logs import LogCorruptError, stream
     from runtime.record import EXTRA_TYPES
     from runtime.replay import setup_from_log
-    from runtime.replay_feed import stream_topic  # one topic convention for both feeds
+    from runtime.timing_feed import LogFeed, run_fed
+
+    def is_input(topic: str) -> bool:
+        return topic.startswith("/sensors/")
 
     try:
-        contents = read(path, order="arrival", extra_types=EXTRA_TYPES)
+        # Only the sensor inputs are fed: the other topics are never decoded, the inputs stay in the
+        # file until the run reaches them. The walk still checks the whole file before the run.
+        contents = stream(path, order="arrival", extra_types=EXTRA_TYPES, topics=is_input, streamed=is_input)
     except FileNotFoundError as exc:
         raise UsageError(f"no such log: {path}") from exc
     except OSError as exc:  # a folder, no permission: the user's path, not a bug
@@ -232,27 +238,24 @@ def time_log(path: str, opts: RunOptions, budgets: TimingBudgets, budgets_source
     loop.stack.register(sched)
     log = DeliveryLog()
     sched.add_listener(log)
-    last_ns = max((m.arrival_ns for m in contents.messages), default=0)
+    last_ns = contents.last_arrival_any_ns  # the recording's end: outputs included, not only the inputs
     end_ns = min(last_ns, s_to_ns(duration_s)) if duration_s is not None else last_ns
     streams = {spec.name for spec in loop.stack.stream_specs}
-    fed = 0
-    for m in contents.messages:
-        topic = stream_topic(m.topic, streams) if m.topic.startswith("/sensors/") else None
-        if topic is not None and m.arrival_ns <= end_ns:
-            sched.post(m.arrival_ns, topic, m.msg)
-            fed += 1
-    if fed == 0:
-        raise UsageError(f"{path}: no sensor message this stack consumes ({', '.join(sorted(streams))})")
-    session = SessionOptions(provider=run_opts.provider, intra_op_threads=run_opts.threads)
-    with PerceptionProcesses(tuple(p for p in loop.perception.steps if p.sensor in PROCESS_SENSORS),
-                             run_opts.perception, setup.scenario.sensors, session) as procs:
-        remote_perception(sched, loop.stack, procs)
-        wall_s, rt = _realtime(sched, clock, end_ns, load, sched.run_until, 0, rt_priority)
+    with LogFeed(contents.streamed(), streams, end_ns) as feed:
+        if feed.first_arrival_ns() is None:
+            raise UsageError(f"{path}: no sensor message this stack consumes ({', '.join(sorted(streams))})")
+        session = SessionOptions(provider=run_opts.provider, intra_op_threads=run_opts.threads)
+        with PerceptionProcesses(tuple(p for p in loop.perception.steps if p.sensor in PROCESS_SENSORS),
+                                 run_opts.perception, setup.scenario.sensors, session) as procs:
+            remote_perception(sched, loop.stack, procs)
+            wall_s, rt = _realtime(sched, clock, end_ns, load, lambda end: run_fed(sched, clock, feed, end),
+                                   0, rt_priority)
     report = analyse(sched, loop.stack.sync_records, log, s_to_ns(1.0 / stack_cfg.rates_hz.control),
                      budgets.e2e_p99_ms)
     return {"source": f"log {path}", "duration_s": end_ns / NS_PER_S, "wall_s": round(wall_s, 3),
             "perception": run_opts.perception, "providers": loop.perception.providers, "load": load,
-            "loop_rt_priority": rt_priority if rt else 0, "messages_fed": fed, **report}
+            "loop_rt_priority": rt_priority if rt else 0, "messages_fed": feed.fed,
+            "log_feed_wait_s": round(feed.wait_s, 4), **report}
 
 
 def remote_perception(sched: Scheduler, stack, procs: PerceptionProcesses) -> None:

@@ -87,8 +87,11 @@ class LogStream:
 
     def __init__(self, path: str, resident: tuple[LogMessage, ...], places: list[tuple[tuple[int, int], int, int, int]],
                  streamed_topics: frozenset[str], metadata: dict[str, str], damage: LogCorruptError | None,
-                 skipped: tuple[str, ...], walked: WalkResult, codec: LogCodec) -> None:
+                 skipped: tuple[str, ...], walked: WalkResult, codec: LogCodec, last_arrival_any_ns: int = 0) -> None:
         self.path, self.resident, self.streamed_topics = path, resident, streamed_topics
+        # The latest arrival of any message ``read`` would return with no ``topics`` filter, kept or
+        # not: where the recording ends even when only some of its topics were asked for.
+        self.last_arrival_any_ns = last_arrival_any_ns
         self.metadata, self.damage, self.skipped_topics = metadata, damage, skipped
         self._places, self._walked, self._codec = places, walked, codec
 
@@ -154,6 +157,8 @@ class _Collector:
         self.places: list[tuple[tuple[int, int], int, int, int]] = []  # (key, record offset, position, arrival)
         self.skipped: set[str] = set()
         self.streamed_topics: set[str] = set()
+        self.ours: dict[int, bool] = {}  # channel id -> whether its messages decode to ours
+        self.last_arrival_any_ns = 0
         self.damage: LogCorruptError | None = None
         self.cause: ValueError | None = None
 
@@ -164,12 +169,18 @@ class _Collector:
             if self.damage is not None:
                 continue  # past a message that does not decode: nothing more is kept
             schema_id, topic, encoding, channel_meta = walked.channels[raw.channel_id]
-            if self.wanted is not None and not self.wanted(topic):
-                continue  # before decoding: a topic nobody asked for costs no decode
             if channel_meta.get(ROLE_KEY) == ROLE_VIZ:
                 continue
             name, schema_encoding, schema_data = walked.schemas.get(schema_id, ("", "", b""))
-            if encoding != "protobuf" or schema_encoding != "protobuf" or not _is_ours(self.codec, name):
+            ours = self.ours.get(raw.channel_id)
+            if ours is None:
+                ours = self.ours[raw.channel_id] = (encoding == "protobuf" and schema_encoding == "protobuf"
+                                                    and _is_ours(self.codec, name))
+            if ours and raw.publish_time > self.last_arrival_any_ns:
+                self.last_arrival_any_ns = raw.publish_time
+            if self.wanted is not None and not self.wanted(topic):
+                continue  # before decoding: a topic nobody asked for costs no decode
+            if not ours:
                 self.skipped.add(topic)
                 continue
             try:
@@ -211,7 +222,7 @@ def _collect(path: str, salvage: bool, order: str, topics: Topics, codec: LogCod
     metadata = {**walked.metadata.get(METADATA_NAME, {}), **walked.metadata.get(END_METADATA_NAME, {})}
     return LogStream(path, tuple(m for _, m in collector.resident), collector.places,
                      frozenset(collector.streamed_topics), metadata, damage, tuple(sorted(collector.skipped)),
-                     walked, codec)
+                     walked, codec, collector.last_arrival_any_ns)
 
 
 def _is_ours(codec: LogCodec, schema_name: str) -> bool:
