@@ -8,6 +8,9 @@ from pathlib import Path
 from core.config import load_toml
 from runtime.perception_modes import DEFAULT_PERCEPTION, PERCEPTION_MODES
 
+# Above this many MB (10^6 bytes) of a log's sensor inputs, --log streams them during the run.
+LOG_PRELOAD_MB = 1024.0
+
 
 def add_timing(sub) -> None:
     p = sub.add_parser("timing", help="run the stack in real time and check every stage against its budget",
@@ -20,6 +23,10 @@ def add_timing(sub) -> None:
     src.add_argument("--scenario", default=None, help="built-in name or TOML path (default cut_in)")
     src.add_argument("--log", default=None, metavar="L.mcap", help="feed a recorded log's sensor inputs instead")
     p.add_argument("--duration", type=float, default=None, metavar="S", help="seconds (default: the scenario's)")
+    p.add_argument("--log-preload-mb", type=float, default=None, metavar="MB",
+                   help="with --log: decode and post the log's sensor inputs before the run when they total "
+                        "at most MB megabytes (10^6 bytes), else stream them during the run, which adds "
+                        f"their decoding to the measured loop (default {LOG_PRELOAD_MB:g}; 0: always stream)")
     p.add_argument("--seed", type=int, default=None,
                    help="seed of the simulated world (default 0); not with --log, whose inputs are recorded")
     p.add_argument("--load", type=int, default=0, metavar="N", help="N busy processes alongside the run")
@@ -54,6 +61,11 @@ def cmd_timing(args) -> int:
         raise UsageError(f"--rt-priority: {args.rt_priority} is out of range; allowed 0..99")
     if args.log and args.seed is not None:
         raise UsageError("--seed has no meaning with --log: the log's inputs are recorded, nothing is simulated")
+    if args.log_preload_mb is not None and not args.log:
+        raise UsageError("--log-preload-mb has no meaning without --log: a scenario's inputs are simulated, not read")
+    preload_mb = LOG_PRELOAD_MB if args.log_preload_mb is None else args.log_preload_mb
+    if not preload_mb >= 0:  # NaN too
+        raise UsageError(f"--log-preload-mb: {args.log_preload_mb} is out of range; allowed 0 or more MB")
     seed = 0 if args.seed is None else args.seed
     check_run_options(args.duration, seed, args.threads)
     check_output_paths(files={"--json": args.json}, folders={"--plot": args.plot})  # before the run, not after
@@ -63,7 +75,7 @@ def cmd_timing(args) -> int:
                       provider=args.provider, threads=args.threads)
     if args.log:
         report = time_log(args.log, replace(opts, perception=args.perception), budgets, source, args.load,
-                          args.duration, args.rt_priority, args.config)
+                          args.duration, args.rt_priority, args.config, preload_mb)
     else:
         from sim.scenario import load_scenario
 
@@ -104,8 +116,10 @@ def format_report(r: dict) -> str:
     j = r["control_jitter"]
     # Reports written before the period was part of them held the default 10 ms control period.
     lines += ["", f"  control period jitter |interval - {j.get('period_ms', 10.0):g} ms|: p50 {j['p50_abs_ms']:.3f} ms  "
-                  f"p99 {j['p99_abs_ms']:.3f} ms  max {j['max_abs_ms']:.3f} ms  ({j['intervals']} intervals)",
-              "", f"  {'end-to-end':<19}{'msgs':>6}{'used':>6}{'p50':>8}{'p99':>8}{'max':>8}   "
+                  f"p99 {j['p99_abs_ms']:.3f} ms  max {j['max_abs_ms']:.3f} ms  ({j['intervals']} intervals)"]
+    if "log_feed" in r:
+        lines.append(_log_feed_line(r))  # beside the jitter: a streamed feed's decoding is part of it
+    lines += ["", f"  {'end-to-end':<19}{'msgs':>6}{'used':>6}{'p50':>8}{'p99':>8}{'max':>8}   "
                   f"(ms, capture -> first command; p99 limit {r['e2e_p99_limit_ms']:g} ms)"]
     for name, e in r["e2e"].items():
         lines.append(f"  {name:<19}{e['messages']:>6}{e['resolved']:>6}{e['p50_ms']:>8.1f}{e['p99_ms']:>8.1f}"
@@ -119,6 +133,20 @@ def format_report(r: dict) -> str:
             lines.append(f"  {key:<22}" + "".join(f"{_cell(m.get(key)):>22}" for _, m in loops))
     lines += ["", "  gate: " + ("PASS" if not r["broken"] else f"FAIL ({len(r['broken'])} broken)")]
     return "\n".join(lines)
+
+
+def format_mb(mb: float) -> str:
+    return f"{mb:,.0f}" if mb >= 10 else f"{mb:.2g}"
+
+
+def _log_feed_line(r: dict) -> str:
+    size = format_mb(r["log_input_mb"])
+    if r["log_feed"] == "preloaded":
+        return (f"  log feed: preloaded before the run: {r['messages_fed']} inputs, {size} MB "
+                f"(--log-preload-mb {r['log_preload_mb']:g})")
+    return (f"  log feed: streamed during the run, decoding alongside the loop: {r['messages_fed']} inputs, "
+            f"{size} MB (--log-preload-mb {r['log_preload_mb']:g}), the loop waited "
+            f"{r['log_feed_wait_s']:.3f} s for inputs")
 
 
 def _cell(v) -> str:

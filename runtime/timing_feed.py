@@ -1,10 +1,17 @@
-"""The timing harness's inputs from a recorded log, streamed: memory holds a window of the log.
+"""The timing harness's inputs from a recorded log: preloaded before the run, or streamed during it.
 
-``rtdrive timing --log`` used to decode every message of the log and post every sensor input on
-the scheduler before the run, so its memory grew with the log (peak RSS 660 MiB for a 3 s camera
-and lidar log, 1050 MiB for 12 s; 516 and 518 MiB streamed). Now the log is walked once up front
-(``runtime.logs.stream``: CRCs, damage and decoding checked before the run, as before) and its
-sensor inputs stay in the file:
+Preloaded (every input decoded and posted before the run, ``LogFeed.preload``), the measured loop
+has the CPU to itself, but memory grows with the log: peak RSS 622 MiB for a 3 s camera and lidar
+log (134 MB of inputs; 1050 MiB for 12 s when every topic was decoded). Streamed, memory holds a
+window (516-527 MiB, flat in length) but the decoding runs during the run: on the shared 2-core
+host control jitter p99 read 0.11-0.30 ms preloaded against 0.69-3.97 ms streamed for the 3 s log
+(three runs each, alternating; 9-18 against 23-29 ms on a busier day). So ``time_log`` preloads a
+log whose sensor inputs total at most ``--log-preload-mb`` (``input_bytes``: from the file's message
+indexes, nothing decoded) and streams a longer one. Both post through ``LogFeed.feed_for`` from the
+same decoder thread: the same inputs, at the same times, in the same order.
+
+Streamed, the log is walked once up front (``runtime.logs.stream``: CRCs, damage and decoding
+checked before the run, as for a preloaded one) and its sensor inputs stay in the file:
 
 - a decoder thread reads them back in arrival order and queues at most ``DEPTH`` decoded ones.
   Reading back costs about 1 ms a message (decompression, CRC, protobuf): on the loop thread that
@@ -19,26 +26,34 @@ order as with everything posted up front. The one order the slices could change 
 nanosecond between an input and a stage output stamped more than ``LEAD_NS`` past the wall clock
 of the last feed; the input would then come second instead of first.
 
-The price is CPU during the run: the decoding that used to precede it (about 0.2 s per second of
-a camera and lidar log) now runs alongside the stack, as the world process does for a scenario.
+The price is CPU during the run: the decoding a preloaded log gets done before it (about 0.2 s
+per second of a camera and lidar log) runs alongside the stack, as the world process does for a scenario.
 On an idle multi-core host it takes a core the stack does not use; on a loaded two-core one it
 competes with the stack, and the run's control jitter shows it.
 """
 from __future__ import annotations
 
 import queue
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from runtime.logs import LogMessage
 from runtime.replay_feed import stream_topic
+from runtime.timing_cli import format_mb
 
 SLICE_NS = 100_000_000  # the run advances this far between feeds
 LEAD_NS = 200_000_000  # inputs are posted this far ahead of the slice's end: two slices of slack
 DEPTH = 64  # decoded inputs the decoder thread may hold ready [messages]; ~0.3 s of a camera+lidar log
 _END = object()  # the decoder thread's last item
 _PUT_POLL_S = 0.1  # how often a blocked decoder thread checks whether the feed was closed
+MB = 1_000_000  # --log-preload-mb's unit [bytes]
+_MESSAGE_INDEX_OP = 0x07
+_MESSAGE_RECORD_HEAD = 1 + 8 + 2 + 4 + 8 + 8  # opcode, length, channel, sequence, log and publish time [bytes]
+_INDEX_HEAD = struct.Struct("<BQHI")  # MessageIndex: opcode, record length, channel id, records length
+_INDEX_ENTRY = struct.Struct("<QQ")  # log time, offset of the message record in the uncompressed chunk
 
 
 class LogFeed:
@@ -66,6 +81,13 @@ class LogFeed:
     def close(self) -> None:
         self._closed.set()
         self._thread.join(timeout=5.0)
+
+    def preload(self, post: Callable[[int, str, object], None]) -> None:
+        """``post`` every input (up to the end) now, before the run, and let the decoder thread end:
+        nothing is decoded once the run starts. The same ``feed_for`` a streamed run posts through."""
+        self.feed_for(post, self._end_ns)
+        self._thread.join()  # it queued its last item: _END (nothing is due past the end)
+        self.wait_s = 0.0  # waiting for the decoder before the run is no part of the run
 
     def first_arrival_ns(self) -> int | None:
         """The arrival time of the first input, waiting for the decoder (None: no input at all)."""
@@ -129,3 +151,78 @@ def run_fed(sched, clock, feed: LogFeed, end_ns: int) -> None:
         if t_ns >= end_ns:
             return
         t_ns = min(t_ns + SLICE_NS, end_ns)
+
+
+def preloads(input_bytes: int, preload_mb: float) -> bool:
+    """Whether a log with ``input_bytes`` of sensor inputs is preloaded under ``--log-preload-mb``
+    (0: never). Compared in MB, so a limit written as ``input_bytes / MB`` is "at" it exactly."""
+    return preload_mb > 0 and input_bytes / MB <= preload_mb
+
+
+def streamed_note(input_bytes: int, preload_mb: float) -> str:
+    """The stderr line of a streamed run: the timing it reports includes the feed's decoding."""
+    return (f"rtdrive timing: the log's {format_mb(input_bytes / MB)} MB of sensor inputs are over "
+            f"--log-preload-mb {preload_mb:g}: streamed during the run, which adds decoding to the measured loop")
+
+
+def input_bytes(path: str | Path, is_input: Callable[[str], bool]) -> int:
+    """The raw size of the messages of the topics ``is_input`` picks, in a file already walked
+    (``runtime.logs.stream`` checked it): from its summary and message indexes, nothing decompressed,
+    or, where the file has no complete index, from a walk that decompresses but decodes nothing.
+
+    From the index, a message's size is the distance to the next indexed message of its chunk less
+    the record's head; a Schema or Channel record written between two messages (once per channel, a
+    few KB at most) counts towards the one before it, so this can exceed the exact sum by that much."""
+    with open(path, "rb") as f:
+        try:
+            indexed = _indexed_input_bytes(f, is_input)
+        except Exception:  # an index we cannot use (another writer's) is a reason to count, not to fail
+            indexed = None
+        if indexed is not None:
+            return indexed
+        return _walked_input_bytes(f, is_input)
+
+
+def _indexed_input_bytes(f, is_input: Callable[[str], bool]) -> int | None:
+    """The sum from the message indexes; None when the file has none, or they miss a message."""
+    from mcap.reader import make_reader
+
+    summary = make_reader(f).get_summary()
+    if summary is None or summary.statistics is None:
+        return None
+    inputs = {cid for cid, channel in summary.channels.items() if is_input(channel.topic)}
+    total = counted = 0
+    for chunk in summary.chunk_indexes:
+        f.seek(chunk.chunk_start_offset + chunk.chunk_length)
+        data = f.read(chunk.message_index_length)
+        places: list[tuple[int, int]] = []  # (offset in the uncompressed chunk, channel id)
+        pos = 0
+        while pos < len(data):
+            op, length, channel_id, entries_length = _INDEX_HEAD.unpack_from(data, pos)
+            if op != _MESSAGE_INDEX_OP:
+                return None
+            first = pos + _INDEX_HEAD.size
+            places += [(offset, channel_id) for _, offset
+                       in _INDEX_ENTRY.iter_unpack(data[first:first + entries_length])]
+            pos += 9 + length  # the record's opcode and length, then its content
+        places.sort()
+        ends = [offset for offset, _ in places[1:]] + [chunk.uncompressed_size]
+        total += sum(end - offset - _MESSAGE_RECORD_HEAD
+                     for (offset, channel_id), end in zip(places, ends) if channel_id in inputs)
+        counted += len(places)
+    # Messages outside chunks, or chunks written without message indexes: the index does not hold them.
+    return total if counted == summary.statistics.message_count else None
+
+
+def _walked_input_bytes(f, is_input: Callable[[str], bool]) -> int:
+    from runtime.logs.mcap_walk import walk_file
+
+    total = 0
+
+    def count(walked, raws) -> None:
+        nonlocal total
+        total += sum(len(raw.data) for raw in raws if is_input(walked.channels[raw.channel_id][1]))
+
+    f.seek(0)
+    walk_file(f, count)
+    return total
