@@ -56,6 +56,15 @@ class EgoConfig:
     # 1e200) otherwise overflows the filter.
     motion_gate_sigma: float = field(default=6.0, metadata=rng(3.0, 1e6))
     max_abs_accel_mps2: float = field(default=50.0, metadata=rng(1.0, 1000.0))
+    # The IMU's acceleration drives the prediction only while its newest sample is at most this old;
+    # past it the prediction takes no acceleration and the speed's process noise widens to
+    # unknown_accel_sigma_mps2. Held instead (an IMU gone silent), the last sample's acceleration
+    # was assumed known to accel_sigma_mps2 through the minimal-risk stop that followed: the speed
+    # lagged the braking car by 0.7 m/s, the healthy wheel speed failed the NIS window test and was
+    # quarantined, and the stopped car drove off again (lead_brake, imu:dropout@3). 0.25 s: twice
+    # the largest sync window (the output is predicted that far past the newest released sample).
+    accel_input_timeout_s: float = field(default=0.25, metadata=rng(0.001, 10.0))
+    unknown_accel_sigma_mps2: float = field(default=4.0, metadata=rng(1e-4, 50.0))
     max_step_s: float = field(default=0.05, metadata=rng(1e-3, 1.0))  # prediction sub-step
     # Beyond max_substeps * max_step_s the sub-steps lengthen instead of multiplying: through a
     # total outage of the ego sensors every output predicts from the last measurement, and with
@@ -115,6 +124,9 @@ class EgoFilterState:
     # age the fusion stage checks. ``t_ns`` moves with every prediction, also to a GNSS fix that
     # the gate then rejects, so it says nothing about whether anything was measured.
     measured_ns: int | None = None
+    # Time of the IMU sample whose acceleration ``accel_mps2`` holds (or of the prior that set it);
+    # None: no acceleration input (EgoConfig.accel_input_timeout_s).
+    accel_ns: int | None = None
 
     @staticmethod
     def empty() -> "EgoFilterState":
@@ -127,7 +139,7 @@ class EgoFilterState:
         x = np.array([pose[0], pose[1], pose[2], speed_mps, 0.0, 0.0], dtype=np.float64)
         p = np.diag(np.square([*pose_sigma, speed_sigma_mps, 0.1, wheel_scale_sigma]))
         return EgoFilterState(int(t_ns), x, p, 0.0, odom=(float(x[0]), float(x[1]), float(x[2])),
-                              measured_ns=int(t_ns))
+                              measured_ns=int(t_ns), accel_ns=int(t_ns))
 
 
 def _noise_rates(cfg: EgoConfig) -> np.ndarray:
@@ -147,6 +159,11 @@ def _predict(state: EgoFilterState, t_ns: int, cfg: EgoConfig) -> EgoFilterState
     n_steps = min(max(1, math.ceil(remaining / cfg.max_step_s)), cfg.max_substeps)
     dt = remaining / n_steps
     q_rate = _noise_rates(cfg)
+    accel = state.accel_mps2
+    if state.accel_ns is None or (t_ns - state.accel_ns) * 1e-9 > cfg.accel_input_timeout_s:
+        accel = 0.0
+        q_rate = q_rate.copy()
+        q_rate[3] = max(q_rate[3], cfg.unknown_accel_sigma_mps2**2)
     full_speed = cfg.yaw_noise_full_speed_mps
     for _ in range(n_steps):
         v, w = float(x[3]), float(x[4])
@@ -156,11 +173,11 @@ def _predict(state: EgoFilterState, t_ns: int, cfg: EgoConfig) -> EgoFilterState
         if abs(v) < full_speed:
             q = q_rate.copy()
             q[2] *= abs(v) / full_speed
-        x, p = motion_step(x, p, state.accel_mps2, dt, q)
+        x, p = motion_step(x, p, accel, dt, q)
     # A constructor call, not dataclasses.replace: this runs for every ego message and output.
     return EgoFilterState(t_ns=int(t_ns), x=x, p=p, accel_mps2=state.accel_mps2, counters=state.counters,
                           last_nis=state.last_nis, odom=(ox, oy, oyaw), heading_anchor=state.heading_anchor,
-                          measured_ns=state.measured_ns)
+                          measured_ns=state.measured_ns, accel_ns=state.accel_ns)
 
 
 def _update(state: EgoFilterState, y: np.ndarray, h: np.ndarray, r: np.ndarray, nis: float) -> EgoFilterState:
@@ -174,7 +191,7 @@ def _update(state: EgoFilterState, y: np.ndarray, h: np.ndarray, r: np.ndarray, 
     return EgoFilterState(t_ns=state.t_ns, x=x, p=p[0], accel_mps2=state.accel_mps2,
                           counters=state.counters.add(applied=1, covariance_repaired=int(repaired[0])),
                           last_nis=nis, odom=state.odom, heading_anchor=state.heading_anchor,
-                          measured_ns=state.t_ns)
+                          measured_ns=state.t_ns, accel_ns=state.accel_ns)
 
 
 def _init_from_gnss(msg: GnssFix, cfg: EgoConfig) -> EgoFilterState:
@@ -251,14 +268,18 @@ def ego_update(state: EgoFilterState, msg: EgoMessage, cfg: EgoConfig, apply: bo
         # ``not <=`` so that a NaN spread (a broken filter) refuses too.
         # Quarantined: the acceleration held from the last applied sample would otherwise drive
         # every prediction from here on; constant speed instead, the wheel speed correcting it.
-        held = state.accel_mps2 if apply else 0.0
+        # (No acceleration input at all: the prediction's speed noise widens at once.)
+        held, held_ns = (state.accel_mps2, state.accel_ns) if apply else (0.0, None)
         spread = float(state.p[4, 4]) + r
         nis = y * y / spread
         if not (y * y <= gate_sq * spread and abs(accel) <= cfg.max_abs_accel_mps2):
-            return replace(state, accel_mps2=held, last_nis=nis, counters=state.counters.add(imu_outliers=1))
+            return replace(state, accel_mps2=held, accel_ns=held_ns, last_nis=nis,
+                           counters=state.counters.add(imu_outliers=1))
         if not apply:
-            return replace(state, accel_mps2=held, last_nis=nis, counters=state.counters.add(quarantined=1))
-        return _update(replace(state, accel_mps2=accel), np.array([y]), _H_YAW_RATE, np.array([[r]]), nis)
+            return replace(state, accel_mps2=held, accel_ns=held_ns, last_nis=nis,
+                           counters=state.counters.add(quarantined=1))
+        return _update(replace(state, accel_mps2=accel, accel_ns=int(msg.t_ns)), np.array([y]), _H_YAW_RATE,
+                       np.array([[r]]), nis)
     if isinstance(msg, WheelSpeed):
         v, gain = float(state.x[3]), 1.0 + float(state.x[5])  # speed and wheel scale factor
         h = np.zeros((1, N_STATE))

@@ -279,3 +279,25 @@ def test_measured_time_moves_with_applied_messages_only():
     state = ego_update(state, GnssFix(100 * MS, np.array([500.0, 300.0]), 1.0), CFG)  # an outlier
     assert state.counters.gnss_outliers == 1
     assert state.t_ns == 100 * MS and state.measured_ns == 20 * MS
+
+
+def test_an_imu_gone_silent_stops_driving_the_prediction_and_its_speed_noise_widens():
+    from fusion.ego_ekf import _predict
+    cfg = EgoConfig()
+    state = EgoFilterState.at(0, np.zeros(3), 10.0, (0.5, 0.5, 0.05), 0.5)
+    state = ego_update(state, ImuSample(10_000_000, np.array([2.0, 0.0, 9.81]), 0.0), cfg)
+    assert state.accel_mps2 == 2.0 and state.accel_ns == 10_000_000
+    fresh = _predict(state, 110_000_000, cfg)  # 0.1 s after the sample: within the timeout
+    assert fresh.x[3] == pytest.approx(10.0 + 2.0 * 0.1, abs=1e-9)
+    stale = _predict(state, 510_000_000, cfg)  # 0.5 s after: past accel_input_timeout_s (0.25)
+    assert stale.x[3] == pytest.approx(10.0, abs=1e-9)  # no acceleration taken
+    grown = stale.p[3, 3] - state.p[3, 3]
+    assert grown == pytest.approx(cfg.unknown_accel_sigma_mps2**2 * 0.5, rel=1e-9)  # q [m^2/s^3] x 0.5 s
+
+
+def test_a_quarantined_imu_gives_no_acceleration_input_at_once():
+    cfg = EgoConfig()
+    state = EgoFilterState.at(0, np.zeros(3), 10.0, (0.5, 0.5, 0.05), 0.5)
+    state = ego_update(state, ImuSample(10_000_000, np.array([2.0, 0.0, 9.81]), 0.0), cfg)
+    state = ego_update(state, ImuSample(20_000_000, np.array([2.0, 0.0, 9.81]), 0.0), cfg, apply=False)
+    assert state.accel_mps2 == 0.0 and state.accel_ns is None

@@ -246,3 +246,18 @@ def test_a_car_that_lost_its_gnss_stops_at_the_firmer_localisation_deceleration(
     assert stopped_t - mrm_t < v0 / LOCALISATION_LOST_STOP_DECEL_MPS2 + 2.0 < v0 / 2.0
     assert min(x[2] for x in during) > -(LOCALISATION_LOST_STOP_DECEL_MPS2 + 0.5)  # no harsher than asked
     assert s["collisions"] == 0
+
+
+def test_after_the_imu_goes_silent_the_healthy_wheel_stays_trusted_and_the_car_stays_stopped():
+    # The held acceleration of the last IMU sample drove the prediction through the minimal-risk
+    # stop: the speed estimate lagged the braking car, the healthy wheel failed the NIS window test
+    # and was quarantined, and with no speed measurement the estimate ran off: the GNSS fixes were
+    # refused next and the run ended in EMERGENCY_STOP at 7.41 s (lead_brake with imu:dropout@3 at
+    # a 1 - 1e-6 quantile: 4.34 s off the road, 2.39 m/s at the end).
+    loop = ClosedLoop(light_scenario("stopped_vehicle", ("imu", "wheel", "gnss")),
+                      RunOptions(seed=0, sensors=True, perception="oracle", faults=("imu:dropout@1",)))
+    s = loop.run()
+    assert [m["mode"] for m in s["modes"]] == ["DEGRADED", "MINIMAL_RISK"]
+    assert all(s["sensors"][n]["inconsistent"] == 0 and s["sensors"][n]["refused"] == 0 for n in ("wheel", "gnss"))
+    assert s["max_off_road_m"] == 0.0 and s["collisions"] == 0
+    assert loop.world.ego_truth().speed_mps < 0.05
