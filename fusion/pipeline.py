@@ -75,7 +75,7 @@ class FusionOutput:
     # quarantined stream's messages included). A wheel stuck at 0 while the car moves keeps
     # arriving, fresh and finite, and every reading is refused; a receiver gone noisy has most of
     # its fixes pass, each with a large NIS. The stack watches both per stream and quarantines such
-    # a stream (DrivingStack._judge_ego_streams).
+    # a stream (safety/ego_streams.py).
     ego_verdicts: tuple[EgoVerdict, ...] = ()
 
 

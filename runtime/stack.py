@@ -232,7 +232,8 @@ class DrivingStack:
 
     def _fusion(self, t_ns: int) -> list:
         inbox, self.bus.fusion_inbox = self.bus.fusion_inbox, []
-        # A stream the ego filter kept refusing is judged but never applied again (quarantined).
+        # A stream the ego filter kept refusing, or found inconsistent with its noise, is judged but
+        # never applied again (quarantined).
         self.fusion_state, out = self.steps.fusion_step(self.fusion_state, inbox, t_ns,
                                                         quarantined=self.ego_streams.quarantined)
         self.sync_records.extend(out.records)

@@ -12,7 +12,8 @@ the ego filter's judgement of each message (fusion's ``EgoVerdict``). Two tests 
   messages that passed the gates sum past the ``consistency_probability`` quantile of the
   chi-square distribution with (window x degrees of freedom) degrees of freedom, the distribution
   that sum follows while the sensor's noise is what the filter assumes (Bar-Shalom's NIS test,
-  over a sliding window). A sensor gone noisy has most of its data pass the gates and pulls the
+  over a sliding window), scaled by ``consistency_noise_factor`` squared: a sensor somewhat
+  noisier than assumed (a receiver misreporting its sigma by 25%) is tolerated. A sensor gone noisy has most of its data pass the gates and pulls the
   estimate with each: an IMU at 50x its noise had 11% of its samples refused and put the car
   0.63 m (RMS) off its lane centre in NOMINAL. Refused messages stay out of this sum: the refusal
   test counts them, and a multipath jump (rightly refused) would otherwise count twice.
@@ -24,6 +25,7 @@ same faulty data then pass them: released on that evidence, one noisy GNSS fix p
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Protocol
 
@@ -42,8 +44,11 @@ class Verdict(Protocol):
 
 def nis_window_limit(dof: int, cfg: SafetyConfig) -> float:
     """The largest NIS sum over ``cfg.consistency_window`` messages of ``dof`` degrees of freedom
-    each that the test accepts (its quantile via the survival function: exact for p near 1)."""
-    return float(chi2.isf(1.0 - cfg.consistency_probability, dof * cfg.consistency_window))
+    each that the test accepts: the chi-square quantile (via the survival function: exact for p
+    near 1) of a sensor ``cfg.consistency_noise_factor`` times noisier than the filter assumes
+    (its NIS scales with the square of that factor)."""
+    quantile = float(chi2.isf(1.0 - cfg.consistency_probability, dof * cfg.consistency_window))
+    return cfg.consistency_noise_factor**2 * quantile
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +92,8 @@ def judge_ego_streams(watch: EgoStreamWatch, verdicts: Iterable[Verdict], cfg: S
             if v.refused and sum(window) >= cfg.max_refused:
                 refused = refused | {stream}
                 continue
-        # ``v.nis == v.nis``: no NaN (the fix that started the filter judged no innovation).
-        if cfg.consistency_window > 0 and not v.refused and v.nis == v.nis:
+        # NaN: the fix that started the filter judged no innovation.
+        if cfg.consistency_window > 0 and not v.refused and not math.isnan(v.nis):
             window = (nis.get(stream, ()) + (float(v.nis),))[-cfg.consistency_window:]
             nis[stream] = window
             if len(window) == cfg.consistency_window and sum(window) > watch.nis_limits[v.dof]:

@@ -26,8 +26,20 @@ def _judge(cfg, verdicts, watch=None):
 
 def test_the_window_limit_of_one_two_dof_message_is_the_closed_form_quantile():
     # chi-square with 2 degrees of freedom: P(X > x) = exp(-x / 2), so the quantile is -2 ln(1 - p).
-    cfg = SafetyConfig(consistency_window=1, consistency_probability=0.999)
+    cfg = SafetyConfig(consistency_window=1, consistency_probability=0.999, consistency_noise_factor=1.0)
     assert nis_window_limit(2, cfg) == pytest.approx(-2.0 * math.log(0.001), rel=1e-12)
+    # A sensor allowed to be 1.25x noisier than assumed has NIS 1.5625x as large.
+    looser = SafetyConfig(consistency_window=1, consistency_probability=0.999, consistency_noise_factor=1.25)
+    assert nis_window_limit(2, looser) == pytest.approx(1.5625 * -2.0 * math.log(0.001), rel=1e-12)
+
+
+def test_a_receiver_a_little_noisier_than_it_reports_is_tolerated():
+    # 1.3x its reported sigma (NIS 1.69x): common in real receivers, no reason for a minimal-risk stop.
+    rng = np.random.default_rng(3)
+    verdicts = [V("gnss", False, float(x), 2) for x in 1.69 * rng.chisquare(2, 20_000)]
+    assert _judge(SafetyConfig(), verdicts).inconsistent == frozenset()
+    # The plain chi-square test (no allowance) fails it.
+    assert _judge(SafetyConfig(consistency_noise_factor=1.0), verdicts).inconsistent == frozenset({"gnss"})
 
 
 def test_five_refusals_in_ten_lose_a_stream_four_do_not():
