@@ -241,6 +241,19 @@ def _user_errors() -> tuple[type[Exception], ...]:
             ProviderUnavailableError)
 
 
+def _caused_by_interrupt(exc: BaseException) -> bool:
+    """Whether Ctrl-C is behind ``exc``: an interrupt that lands inside an import of a compiled
+    module (open3d, onnxruntime) comes out as that module's ImportError, caused by it."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in DELEGATED_HELP:  # listed in --help, parsed by their own modules
@@ -252,6 +265,11 @@ def main(argv: list[str] | None = None) -> int:
         except KeyboardInterrupt:  # as below: train and the evaluations stop with one line too
             print(f"rtdrive {argv[0]}: interrupted", file=sys.stderr)
             return 130
+        except Exception as exc:
+            if not _caused_by_interrupt(exc):
+                raise
+            print(f"rtdrive {argv[0]}: interrupted", file=sys.stderr)
+            return 130
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
@@ -260,6 +278,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt as exc:  # Ctrl-C: one line, exit 130 (128 + SIGINT) as a shell reports it
         print(f"rtdrive {args.command}: {exc.args[0] if exc.args else 'interrupted'}", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if not _caused_by_interrupt(exc):
+            raise
+        print(f"rtdrive {args.command}: interrupted", file=sys.stderr)
         return 130
 
 
