@@ -134,6 +134,11 @@ def safety_step(state: MonitorState, health: HealthState, streams: tuple[StreamS
         if s.max_repeats and alive[s.name] and stream_frozen(health, s):
             alive[s.name] = False  # fresh messages, stale data: as good as lost
             flags = flags | {f"{s.name}.frozen"}
+    for s in streams:
+        # Its detector missed 3 runs in a row (hung or overrunning): fresh input, no detections.
+        if alive.get(s.name) and f"perception.{s.name}.missed_3" in flags:
+            alive[s.name] = False
+            flags = flags | {f"{s.name}.detector_missed"}
     for judged, cause in ((refused, "refused"), (inconsistent, "inconsistent")):
         for name in judged:
             if alive.get(name):

@@ -49,6 +49,8 @@ DEFAULT_RULES: tuple[PolicyRule, ...] = (
       for name in EGO_SENSORS),
     *(PolicyRule(DEG, f"{name} inconsistent: its innovations exceed its noise", flag=f"{name}.inconsistent")
       for name in EGO_SENSORS),
+    *(PolicyRule(DEG, f"{name} detector missed 3 runs in a row: no detections", flag=f"{name}.detector_missed")
+      for name in OBJECT_SENSORS),
     PolicyRule(MRM, "ego localisation lost: position uncertainty over its limit", flag="localisation.lost",
                stop_decel_mps2=LOCALISATION_LOST_STOP_DECEL_MPS2),
     # Not when the heading alone is lost (the IMU gone): that stop weaves, and a firmer one (3.5 m/s^2,

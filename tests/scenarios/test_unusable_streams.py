@@ -260,3 +260,14 @@ def test_after_the_imu_goes_silent_the_healthy_wheel_stays_trusted_and_the_car_s
     assert all(s["sensors"][n]["inconsistent"] == 0 and s["sensors"][n]["refused"] == 0 for n in ("wheel", "gnss"))
     assert s["max_off_road_m"] == 0.0 and s["collisions"] == 0
     assert loop.world.ego_truth().speed_mps < 0.05
+
+
+def test_hung_detectors_count_their_sensors_lost():
+    # A detector that hangs publishes nothing while its sensor's stream stays fresh; in ideal mode
+    # the run stayed NOMINAL and the car ran into the lead (rtdrive sim --fault detector:hang@2:
+    # 1 collision). Three runs in a row without output now make the sensor lost.
+    s = run("classical", ("detector:hang@1",), duration_s=3.0)
+    assert s["modes"][-1]["mode"] == "MINIMAL_RISK"
+    assert "two of three object sensors lost" in s["modes"][-1]["reason"]
+    assert "detector missed 3 runs in a row: no detections" in s["modes"][0]["reason"]
+    assert 1.0 < s["modes"][0]["t_s"] < 1.5 and s["collisions"] == 0
