@@ -243,10 +243,11 @@ def ego_update(state: EgoFilterState, msg: EgoMessage, cfg: EgoConfig, apply: bo
     """Predict to ``msg.t_ns`` and apply the measurement (or count why it was not applied).
 
     ``apply=False`` (a quarantined stream: the safety monitor counts it lost because the gates
-    kept refusing it or its innovations exceeded its noise) runs the gates alone: a refusal is counted as usual, a pass is counted as
-    ``quarantined`` and the measurement is not used. A quarantined IMU sample, refused or not, also
-    sets the held acceleration to 0, so the last applied one stops driving the prediction; a
-    quarantined GNSS fix never starts a filter (after a reset). A receiver gone noisy has fixes
+    kept refusing it or its innovations exceeded its noise) runs the gates alone: a refusal is
+    counted as usual, a pass is counted as ``quarantined`` and the measurement is not used. A
+    quarantined IMU sample, refused or not, also leaves no acceleration input, so the last applied
+    one stops driving the prediction; a quarantined GNSS fix never starts a filter (after a
+    reset). A receiver gone noisy has fixes
     pass the gate now and then, more as the covariance grows without it; applied, each pulled the
     estimate metres off."""
     if not isinstance(msg, (ImuSample, WheelSpeed, GnssFix)):

@@ -1,8 +1,9 @@
 """The `rtdrive` command line.
 
-Exit codes: 0 success; 1 a run completed but failed its gate (e.g. collisions with --fail-on-collision,
-leaving the road with --fail-on-off-road, a timing budget broken); 2 bad usage or bad input (unknown scenario, malformed file, bad fault spec);
-130 interrupted (Ctrl-C), with one line saying where.
+Exit codes: 0 success; 1 a run completed but failed its gate (e.g. collisions with
+--fail-on-collision, leaving the road with --fail-on-off-road, a timing budget broken); 2 bad usage
+or bad input (unknown scenario, malformed file, bad fault spec); 130 interrupted (Ctrl-C, also
+inside an import), with one line saying where.
 """
 from __future__ import annotations
 

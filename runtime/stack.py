@@ -94,8 +94,12 @@ class DrivingStack:
         self.ego_streams = EgoStreamWatch.start(steps.safety_cfg)
         self.counters: dict[str, StageCounters] = {}
         self.perception_states = {p.sensor: p.init() for p in steps.perception}
-        self._perception_missed_flags = tuple((f"perception.{p.sensor}", f"perception.{p.sensor}.missed_{MISSES_IN_A_ROW}")
-                                              for p in steps.perception)
+        # Every stage watched for misses in a row: the periodic ones and this stack's detectors. A
+        # detector that hangs or overruns run after run publishes nothing while its sensor's
+        # stream stays fresh; the monitor counts that sensor lost (safety/monitor.py). Without it
+        # a hung detector in ideal mode stayed NOMINAL and the car ran into the lead.
+        self._missed_flags = MISSED_FLAGS + tuple(
+            (f"perception.{p.sensor}", f"perception.{p.sensor}.missed_{MISSES_IN_A_ROW}") for p in steps.perception)
         self.fusion_state = steps.fusion_init()
         self.sync_records: list = []  # every synchroniser decision of the run, in order
         self.planner_state = steps.planner_init()
@@ -291,13 +295,7 @@ class DrivingStack:
         flags = set()
         sched = self.scheduler
         if sched is not None:
-            for stage, flag in MISSED_FLAGS:
-                if sched.missed_in_a_row(stage) >= MISSES_IN_A_ROW:
-                    flags.add(flag)
-            # A detector that hangs or overruns run after run publishes nothing while its sensor's
-            # stream stays fresh: the monitor counts that sensor lost (safety/monitor.py). Without
-            # this a hung detector in ideal mode stayed NOMINAL and the car ran into the lead.
-            for stage, flag in self._perception_missed_flags:
+            for stage, flag in self._missed_flags:
                 if sched.missed_in_a_row(stage) >= MISSES_IN_A_ROW:
                     flags.add(flag)
         # The monitor runs first at its instants (PRIORITY), so an exception at or after its previous

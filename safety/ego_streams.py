@@ -13,9 +13,10 @@ the ego filter's judgement of each message (fusion's ``EgoVerdict``). Two tests 
   chi-square distribution with (window x degrees of freedom) degrees of freedom, the distribution
   that sum follows while the sensor's noise is what the filter assumes (Bar-Shalom's NIS test,
   over a sliding window), scaled by ``consistency_noise_factor`` squared: a sensor somewhat
-  noisier than assumed (a receiver misreporting its sigma by 25%) is tolerated. A sensor gone noisy has most of its data pass the gates and pulls the
-  estimate with each: an IMU at 50x its noise had 11% of its samples refused and put the car
-  0.63 m (RMS) off its lane centre in NOMINAL. Refused messages stay out of this sum: the refusal
+  noisier than assumed (a receiver misreporting its sigma by 25%) is tolerated. A sensor gone
+  noisy has most of its data pass the gates and pulls the estimate with each: an IMU at 50x its
+  noise had 11% of its samples refused and put the car 0.63 m (RMS) off its lane centre in
+  NOMINAL. Refused messages stay out of this sum: the refusal
   test counts them, and a multipath jump (rightly refused) would otherwise count twice.
 
 A stream found either way stays lost for the rest of the run: the stack quarantines it (judged,

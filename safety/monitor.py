@@ -131,12 +131,13 @@ def safety_step(state: MonitorState, health: HealthState, streams: tuple[StreamS
     good as lost."""
     alive = {s.name: stream_alive(health, s, t_ns) for s in streams}
     for s in streams:
-        if s.max_repeats and alive[s.name] and stream_frozen(health, s):
+        if not alive[s.name]:
+            continue
+        if s.max_repeats and stream_frozen(health, s):
             alive[s.name] = False  # fresh messages, stale data: as good as lost
             flags = flags | {f"{s.name}.frozen"}
-    for s in streams:
-        # Its detector missed 3 runs in a row (hung or overrunning): fresh input, no detections.
-        if alive.get(s.name) and f"perception.{s.name}.missed_3" in flags:
+        elif f"perception.{s.name}.missed_3" in flags:
+            # Its detector missed 3 runs in a row (hung or overrunning): fresh input, no detections.
             alive[s.name] = False
             flags = flags | {f"{s.name}.detector_missed"}
     for judged, cause in ((refused, "refused"), (inconsistent, "inconsistent")):

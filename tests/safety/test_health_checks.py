@@ -149,11 +149,17 @@ def test_stage_watch_config_rejects_a_miss_limit_its_window_cannot_hold():
     StageWatchConfig(window_runs=15, max_misses_in_window=15)  # a full window may be the limit
 
 
-def test_streams_the_ego_filter_keeps_refusing_count_as_lost():
+def _healthy_ego_streams():
+    """The three ego streams, each with a fresh message at t = 0."""
     specs = tuple(StreamSpec(name, 20_000_000) for name in ("gnss", "imu", "wheel"))
     health = HealthState()
     for name in ("gnss", "imu", "wheel"):
         health = observe(health, name, 0, 0, True)
+    return specs, health
+
+
+def test_streams_the_ego_filter_keeps_refusing_count_as_lost():
+    specs, health = _healthy_ego_streams()
     _, one = safety_step(MonitorState(), health, specs, frozenset(), DEFAULT_RULES, 10_000_000, SafetyConfig(),
                          refused=frozenset({"wheel"}))
     assert one.mode == Mode.DEGRADED
@@ -167,10 +173,7 @@ def test_streams_the_ego_filter_keeps_refusing_count_as_lost():
 
 
 def test_streams_whose_innovations_exceed_their_noise_count_as_lost():
-    specs = tuple(StreamSpec(name, 20_000_000) for name in ("gnss", "imu", "wheel"))
-    health = HealthState()
-    for name in ("gnss", "imu", "wheel"):
-        health = observe(health, name, 0, 0, True)
+    specs, health = _healthy_ego_streams()
     _, one = safety_step(MonitorState(), health, specs, frozenset(), DEFAULT_RULES, 10_000_000, SafetyConfig(),
                          inconsistent=frozenset({"gnss"}))
     assert one.mode == Mode.DEGRADED
