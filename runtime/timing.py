@@ -24,8 +24,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from core.clock import NS_PER_S, s_to_ns
-from core.config import from_mapping, read_toml, rng
+from core.clock import NS_PER_S, ns_to_s, s_to_ns
+from core.config import ConfigError, from_mapping, read_toml, rng
 from core.messages import Mode
 from fusion.sync import Decision
 from perception.onnx_model import SessionOptions
@@ -196,14 +196,19 @@ def time_scenario(scenario: ScenarioConfig, opts: RunOptions, stack_cfg: StackCo
         wall_s, rt = _realtime(loop.scheduler, clock, s_to_ns(loop.duration_s), load, loop.advance_to,
                                lead_ns, rt_priority)
         summary = {**world.finish(), "final_mode": Mode(loop.stack.monitor_state.mode).name,
-                   "mode_changes": [{"t_s": tr.t_ns / NS_PER_S, "mode": Mode(tr.mode).name, "reason": tr.reason}
-                                    for tr in loop.stack.monitor_state.transitions]}
+                   "mode_changes": mode_changes(loop.stack.monitor_state)}
     report = analyse(loop.scheduler, loop.stack.sync_records, log,
                      s_to_ns(1.0 / stack_cfg.rates_hz.control), e2e_limit_ms)
     return {"source": f"scenario {scenario.name}", "duration_s": loop.duration_s, "wall_s": round(wall_s, 3),
             "perception": opts.perception, "providers": loop.perception.providers, "load": load,
             "loop_rt_priority": rt_priority if rt else 0, "closed_loop": closed_loop_metrics(summary),
             "mode_changes": summary["mode_changes"], **report}
+
+
+def mode_changes(monitor_state) -> list[dict]:
+    """The safety monitor's transitions of a timing run, as the report lists them."""
+    return [{"t_s": tr.t_ns / NS_PER_S, "mode": Mode(tr.mode).name, "reason": tr.reason}
+            for tr in monitor_state.transitions]
 
 
 def time_log(path: str, opts: RunOptions, budgets: TimingBudgets, budgets_source: str, load: int,
@@ -215,7 +220,7 @@ def time_log(path: str, opts: RunOptions, budgets: TimingBudgets, budgets_source
     streamed from the file a window ahead of it, said on stderr (``runtime.timing_feed``)."""
     from runtime.logs import LogCorruptError, stream
     from runtime.record import EXTRA_TYPES
-    from runtime.replay import setup_from_log
+    from runtime.replay import recorded_stop_ns, setup_from_log
     from runtime.timing_feed import MB, LogFeed, input_bytes, preloads, run_fed, streamed_note
 
     def is_input(topic: str) -> bool:
@@ -231,7 +236,15 @@ def time_log(path: str, opts: RunOptions, budgets: TimingBudgets, budgets_source
         raise UsageError(f"cannot read log {path}: {exc.strerror or exc}") from None
     except LogCorruptError as exc:
         raise UsageError(str(exc)) from exc
-    setup = setup_from_log(contents.metadata)
+    try:
+        setup = setup_from_log(contents.metadata)
+        stopped_ns = recorded_stop_ns(contents.metadata)
+    except ConfigError as exc:  # the log's own metadata: name the log, not just "<log metadata>"
+        raise UsageError(f"{path}: {exc}") from None
+    if stopped_ns is not None:
+        # The inputs end where the recorded run stopped: the timing covers that much, not the plan.
+        print(f"incomplete log: the recorded run stopped at {ns_to_s(stopped_ns + 1):.2f} s (interrupted or "
+              "failed); timing its inputs up to there", file=sys.stderr)
     stack_cfg = with_budgets(overlay_config(setup.stack_cfg, config), budgets, budgets_source)
     # The recorded perception mode unless one is asked for: the log's sensors fit it.
     run_opts = replace(setup.opts, mode="realtime", perception=opts.perception or setup.opts.perception,
@@ -244,6 +257,9 @@ def time_log(path: str, opts: RunOptions, budgets: TimingBudgets, budgets_source
     sched.add_listener(log)
     last_ns = contents.last_arrival_any_ns  # the recording's end: outputs included, not only the inputs
     end_ns = min(last_ns, s_to_ns(duration_s)) if duration_s is not None else last_ns
+    if duration_s is not None and s_to_ns(duration_s) > last_ns:
+        print(f"--duration {duration_s:g} s is past the log's end at {ns_to_s(last_ns):.2f} s: timing the "
+              f"{ns_to_s(last_ns):.2f} s it holds", file=sys.stderr)
     streams = {spec.name for spec in loop.stack.stream_specs}
     # Decoding during the run competes with the stack for the CPU (on a loaded 2-core host control
     # jitter p99 9-18 -> 23-29 ms for a 3 s camera+lidar log); holding every input costs memory that
@@ -269,7 +285,9 @@ def time_log(path: str, opts: RunOptions, budgets: TimingBudgets, budgets_source
             "perception": run_opts.perception, "providers": loop.perception.providers, "load": load,
             "loop_rt_priority": rt_priority if rt else 0, "messages_fed": feed.fed,
             "log_feed": "preloaded" if preload else "streamed", "log_feed_wait_s": round(feed.wait_s, 4),
-            "log_input_mb": round(n_bytes / MB, 3), "log_preload_mb": preload_mb, **report}
+            "log_input_mb": round(n_bytes / MB, 3), "log_preload_mb": preload_mb,
+            "log_complete": stopped_ns is None, "final_mode": Mode(loop.stack.monitor_state.mode).name,
+            "mode_changes": mode_changes(loop.stack.monitor_state), **report}
 
 
 def remote_perception(sched: Scheduler, stack, procs: PerceptionProcesses) -> None:

@@ -131,6 +131,9 @@ def format_report(r: dict) -> str:
         lines += ["", f"  {'closed loop':<22}" + "".join(f"{title[k]:>22}" for k, _ in loops)]
         for key in loops[0][1]:
             lines.append(f"  {key:<22}" + "".join(f"{_cell(m.get(key)):>22}" for _, m in loops))
+    if "mode_changes" in r:  # reports written before log runs carried them had it for scenarios only
+        lines += ["", f"  safety modes: final {r.get('final_mode') or (r.get('closed_loop') or {}).get('final_mode')}"]
+        lines += [f"    t={m['t_s']:7.2f} s  {m['mode']:<15} {m['reason']}" for m in r["mode_changes"]]
     lines += ["", "  gate: " + ("PASS" if not r["broken"] else f"FAIL ({len(r['broken'])} broken)")]
     return "\n".join(lines)
 
