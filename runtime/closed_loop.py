@@ -40,9 +40,11 @@ from sim.sensors.rig import SensorRig
 from sim.world import World
 
 EGO_ORACLE_RATE_HZ = 50.0
+# Added to each stream's worst-case arrival delay to form its sync window: the least wait in
+# fusion's inbox a window allows; a slower fusion rate allows its period (sync_streams).
 SYNC_MARGIN_S = 0.02
 STARTUP_POSE_SIGMA = (0.3, 0.3, 0.01)  # x [m], y [m], yaw [rad] of the start-up localisation
-STARTUP_SPEED_SIGMA_MPS = 0.5  # added to each stream's worst-case arrival delay to form its sync window
+STARTUP_SPEED_SIGMA_MPS = 0.5  # [m/s] of the start-up localisation's speed
 # The ego filter's gate rejections, each charged to the stream whose messages it refused. Its other
 # counters (updates refused as non-finite, stale or pre-GNSS messages) are no one stream's: the
 # summary's "ego_filter" object carries all of them.
@@ -65,8 +67,13 @@ class RunOptions:
 def sync_streams(scenario: ScenarioConfig, rig: SensorRig | None, stack_cfg: StackConfig,
                  oracle_objects_on: bool = True) -> dict[str, StreamConfig]:
     """Each fusion input with its latency window: the worst arrival delay the setup allows (sensor
-    latency and jitter, plus the budget of the perception stage in between) and a margin."""
-    margin_only = StreamConfig(s_to_ns(SYNC_MARGIN_S))  # delivered at capture: no latency to wait for
+    latency and jitter, plus the budget of the perception stage in between) and the wait in
+    fusion's inbox (``inbox_wait_s``)."""
+    # A message arriving just after a fusion run waits a whole fusion period before the synchroniser
+    # sees it: at rates_hz.fusion = 25 the 20 ms margin alone dropped half the IMU samples as late
+    # and the rate rule degraded a healthy run.
+    inbox_wait_s = max(SYNC_MARGIN_S, 1.0 / stack_cfg.rates_hz.fusion)
+    margin_only = StreamConfig(s_to_ns(inbox_wait_s))  # delivered at capture: no latency to wait for
     streams: dict[str, StreamConfig] = {"oracle": margin_only} if oracle_objects_on else {}
     if rig is None:
         streams["ego"] = margin_only
@@ -74,7 +81,7 @@ def sync_streams(scenario: ScenarioConfig, rig: SensorRig | None, stack_cfg: Sta
     for name in rig.sensors:
         sc = scenario.sensors.sensor(name)
         stage_s = stack_cfg.budget_ns(f"perception.{name}") * 1e-9 if name in PERCEIVED_SENSORS else 0.0
-        window_ns = s_to_ns(sc.latency_s + sc.jitter_s + stage_s + SYNC_MARGIN_S)
+        window_ns = s_to_ns(sc.latency_s + sc.jitter_s + stage_s + inbox_wait_s)
         # The calibrated clock offset moves the sensor's stamps back onto the stack clock.
         streams[name] = StreamConfig(window_ns, -s_to_ns(sc.clock_offset_s))
     return streams
