@@ -342,9 +342,10 @@ def replay_main(args) -> int:
     from sim.scenario import load_scenario
 
     for option, value in (("--from", args.from_s), ("--to", args.to_s)):
-        if value is not None and not (math.isfinite(value) and abs(value) <= _MAX_S):
-            raise UsageError(f"{option}: {value} is out of range; allowed a finite number of seconds, "
-                             f"at most {_MAX_S:g} in magnitude")
+        # Log time starts at 0: a negative bound names no instant of it (and "--from -1" reads like
+        # "the last second", which it would not be).
+        if value is not None and not (math.isfinite(value) and 0.0 <= value <= _MAX_S):
+            raise UsageError(f"{option}: {value} is out of range; allowed 0 to {_MAX_S:g} seconds of log time")
     try:
         contents = stream(args.log, salvage=args.salvage, order="arrival", extra_types=EXTRA_TYPES)
     except FileNotFoundError as exc:

@@ -36,7 +36,8 @@ def write_log(path, metadata, **edits):
 
 
 @pytest.mark.parametrize("option, value", [("--to", "nan"), ("--to", "inf"), ("--from", "inf"),
-                                           ("--from", "-inf"), ("--to", "1e300")])
+                                           ("--from", "-inf"), ("--to", "1e300"),
+                                           ("--from", "-1"), ("--to", "-0.5")])
 def test_replay_non_finite_window_exit_2(tmp_path, metadata, capsys, option, value):
     log = write_log(tmp_path / "run.mcap", metadata)
     assert main(["replay", str(log), f"{option}={value}"]) == 2
@@ -160,7 +161,7 @@ def test_replay_bad_run_metadata_names_log_and_field(tmp_path, metadata, capsys,
 
 
 @pytest.mark.parametrize("window, named", [
-    (["--to=-1"], "--to -1.0: "),
+    (["--from", "0.5", "--to", "0"], "--from 0.5, --to 0.0: "),
     (["--from", "1e6"], "--from 1000000.0: "),  # said "--to None": an option the user never gave
     (["--from", "1e6", "--to", "1e5"], "--from 1000000.0, --to 100000.0: "),
 ])
