@@ -33,3 +33,10 @@ def test_fusion_stack_benchmarks_time_steady_state_work():
     results = run_benchmarks(BENCHMARKS, list(BENCHMARKS), repeat=20, host_probe_s=0.0)
     assert set(results) == {"ego_ekf_update", "tracker_camera_8", "tracker_radar_8"}
     assert all(r["n"] == 20 and 0.0 < r["median_ms"] <= r["max_ms"] for r in results.values())
+
+
+def test_the_standalone_fusion_benchmark_has_a_run_count_for_each_benchmark():
+    """``python -m benchmarks.bench_fusion`` raised KeyError: tracker_imm_100x3 had no run count."""
+    from benchmarks.bench_fusion import BENCHMARKS, STANDALONE_RUNS
+
+    assert set(STANDALONE_RUNS) == set(BENCHMARKS)
