@@ -37,9 +37,18 @@ class _InterruptingFile:
         self._file.close()
 
 
+@pytest.fixture
+def python_sigint_handler():
+    """Python's own SIGINT handler, as in an interactive run (a job started in the background of a
+    non-interactive shell has SIGINT ignored, and then the recorder leaves it alone)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.parametrize("interrupt_at", [4, 6, 9])
-def test_interrupt_inside_the_writer_leaves_a_readable_log(tmp_path, monkeypatch, interrupt_at):
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+def test_interrupt_inside_the_writer_leaves_a_readable_log(tmp_path, monkeypatch, python_sigint_handler,
+                                                            interrupt_at):
     path = tmp_path / "interrupted.mcap"
     monkeypatch.setattr(recorder_module, "open", lambda p, mode: _InterruptingFile(p, interrupt_at), raising=False)
     sent = [WheelSpeed(i, float(i)) if i % 2 else GnssFix(i, np.array([float(i), 1.0]), 0.5) for i in range(1, 40)]
