@@ -41,10 +41,11 @@ def _assert_same(decoded: object, original: object) -> None:
     for f in dataclasses.fields(original):
         a, b = getattr(original, f.name), getattr(decoded, f.name)
         assert type(b) is type(a), f.name
-        if isinstance(a, np.ndarray):
+        if isinstance(a, (np.ndarray, np.generic)):  # numpy scalars too: compared as 0-d arrays
+            a, b = np.asarray(a), np.asarray(b)
             assert (b.dtype, b.shape, b.tobytes()) == (a.dtype, a.shape, a.tobytes()), f.name
         else:
-            assert np.asarray(b).tobytes() == np.asarray(a).tobytes() if isinstance(a, np.generic) else b == a
+            assert b == a, f.name
     assert first_difference(original, decoded) is None
 
 
