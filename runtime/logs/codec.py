@@ -5,7 +5,10 @@
   is logged without touching this file) and the sim ground-truth snapshots use rtdrive's own
   protobuf schemas built at run time (see ``dataclass_proto``), all in one ``rtdrive/messages.proto``;
 - types defined elsewhere (e.g. a synchroniser's decision record in runtime/) are passed as
-  ``extra_types`` to both the recorder and the reader.
+  ``extra_types`` to both the recorder and the reader;
+- a malformed message of any of these types (``core.validation.well_formed`` is False: a corrupted
+  sensor payload) uses ``rtdrive.MalformedMessage`` instead (see ``malformed``), which holds any
+  shape; it is logged on the same topic through a channel of its own.
 
 Decoding always yields the exact core dataclass: arrays keep dtype and shape, bit for bit.
 """
@@ -22,7 +25,9 @@ from mcap_protobuf.schema import build_file_descriptor_set
 
 import core.messages as core_messages
 from core.messages import CameraImage, Detections3D, EgoState, LidarScan, Tracks
+from core.validation import well_formed
 from runtime.logs import foxglove_codec as fox
+from runtime.logs import malformed
 from runtime.logs.dataclass_proto import DataclassProtoSchema
 from sim.truth import ActorsTruth, EgoTruth
 
@@ -62,6 +67,8 @@ class LogCodec:
             for name, cls in fox.FOXGLOVE_CLASSES.items()}
         for tp in self._own.types:
             self._schema_data[self._own.schema_name(tp)] = self._own.file_descriptor_set
+        self._malformed = malformed.MalformedCodec(self.message_types)
+        self._schema_data[malformed.SCHEMA_NAME] = self._malformed.file_descriptor_set
         self._logged_classes: dict[bytes, dict[str, type]] = {}
 
     @property
@@ -74,6 +81,10 @@ class LogCodec:
 
     # ------------------------------------------------------------------------------------------
     def encode(self, msg: object) -> Encoded:
+        # What arrived is what the log holds: a malformed message (which the stack's health monitor
+        # counts as such) goes through the schema that holds any shape, not dropped or reshaped.
+        if not well_formed(msg):
+            return Encoded(malformed.SCHEMA_NAME, self._malformed.encode(msg))
         if isinstance(msg, CameraImage):
             return Encoded(*fox.encode_camera(msg))
         if isinstance(msg, LidarScan):
@@ -105,6 +116,8 @@ class LogCodec:
             return fox.decode_compressed_image(payload)
         if schema_name == "foxglove.PointCloud":
             return fox.decode_point_cloud(payload, channel_metadata.get(fox.SENSOR_KEY, ""))
+        if schema_name == malformed.SCHEMA_NAME:
+            return self._malformed.decode(payload)
         tp = self._own.type_for(schema_name)
         if tp is None:
             raise ValueError(f"schema {schema_name!r} is not an rtdrive message type "

@@ -81,7 +81,7 @@ class DataclassProtoSchema:
         for tp in types:
             self._collect(tp)
         fdp = descriptor_pb2.FileDescriptorProto(name=file_name, package=PACKAGE, syntax="proto2")
-        self._add_ndarray(fdp)
+        add_ndarray_message(fdp)
         for enum_cls in self._enums:
             enum = fdp.enum_type.add(name=enum_cls.__name__)
             for member in enum_cls:
@@ -134,14 +134,6 @@ class DataclassProtoSchema:
                 raise TypeError(f"{owner.__name__}.{name}: only dict[str, scalar] is supported, got {hint}")
             return _FieldPlan(name, "dict", value_tp)
         raise TypeError(f"{owner.__name__}.{name}: unsupported field type {hint!r} for the log schema")
-
-    @staticmethod
-    def _add_ndarray(fdp: descriptor_pb2.FileDescriptorProto) -> None:
-        msg = fdp.message_type.add(name=_NDARRAY)
-        msg.field.add(name="dtype", number=1, label=_FDP.LABEL_OPTIONAL, type=_FDP.TYPE_STRING)
-        shape = msg.field.add(name="shape", number=2, label=_FDP.LABEL_REPEATED, type=_FDP.TYPE_UINT64)
-        shape.options.packed = True
-        msg.field.add(name="data", number=3, label=_FDP.LABEL_OPTIONAL, type=_FDP.TYPE_BYTES)
 
     def _add_message(self, fdp: descriptor_pb2.FileDescriptorProto, tp: type) -> None:
         msg = fdp.message_type.add(name=tp.__name__)
@@ -216,7 +208,7 @@ class DataclassProtoSchema:
             value = getattr(obj, plan.name)
             where = f"{type(obj).__name__}.{plan.name}"
             if plan.kind == "ndarray":
-                _fill_ndarray(getattr(pb, plan.name), value, where)
+                fill_ndarray(getattr(pb, plan.name), value, where)
             elif plan.kind == "nested":
                 if type(value) is not plan.py_type:
                     raise TypeError(f"{where}: expected {plan.py_type.__name__}, got {type(value).__name__}")
@@ -240,7 +232,7 @@ class DataclassProtoSchema:
         for plan in self._plans[tp]:
             raw = getattr(pb, plan.name)
             if plan.kind == "ndarray":
-                kwargs[plan.name] = _build_ndarray(raw)
+                kwargs[plan.name] = build_ndarray(raw)
             elif plan.kind == "nested":
                 kwargs[plan.name] = self._build(plan.py_type, raw)
             elif plan.kind == "dict":
@@ -252,7 +244,16 @@ class DataclassProtoSchema:
         return tp(**kwargs)
 
 
-def _fill_ndarray(pb, value: object, where: str) -> None:
+def add_ndarray_message(fdp: descriptor_pb2.FileDescriptorProto) -> None:
+    """Add ``rtdrive.NDArray {dtype, shape, data}`` to ``fdp`` (every rtdrive schema file has its own)."""
+    msg = fdp.message_type.add(name=_NDARRAY)
+    msg.field.add(name="dtype", number=1, label=_FDP.LABEL_OPTIONAL, type=_FDP.TYPE_STRING)
+    shape = msg.field.add(name="shape", number=2, label=_FDP.LABEL_REPEATED, type=_FDP.TYPE_UINT64)
+    shape.options.packed = True
+    msg.field.add(name="data", number=3, label=_FDP.LABEL_OPTIONAL, type=_FDP.TYPE_BYTES)
+
+
+def fill_ndarray(pb, value: object, where: str) -> None:
     if not isinstance(value, np.ndarray):
         raise TypeError(f"{where}: expected a numpy array, got {type(value).__name__}")
     if value.dtype.hasobject or value.dtype.fields is not None:
@@ -263,7 +264,7 @@ def _fill_ndarray(pb, value: object, where: str) -> None:
     pb.data = value.tobytes()
 
 
-def _build_ndarray(pb) -> np.ndarray:
+def build_ndarray(pb) -> np.ndarray:
     dtype = np.dtype(pb.dtype)
     shape = tuple(pb.shape)
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize

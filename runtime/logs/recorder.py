@@ -16,10 +16,18 @@ crash) still closes a valid file, and without it a reader could not tell that fi
 run: it would take the planned duration from the start record. The reader merges the end record's
 keys into the metadata; a log written before the end record existed simply lacks them.
 
+Ctrl-C: Python raises KeyboardInterrupt at whatever bytecode the main thread is at, which can be
+inside the writer, between writing bytes and counting them into the data CRC, or between a chunk's
+header and its body; closing that writer then wrote a file whose CRC check fails (2 of 15 interrupted
+`sim --record` runs). So while the recorder writes or closes, a SIGINT is held and raised as soon as
+the write is done, when the writer's state matches its file again (see ``_InterruptGuard``).
+
 The recorder does no I/O beyond its file: the git revision is a parameter, found by the CLI.
 """
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Iterable, Mapping
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
@@ -76,11 +84,52 @@ def _check_time(name: str, value: object) -> int:
     return as_int
 
 
+class _InterruptGuard:
+    """Holds SIGINT while the recorder is inside the writer, and raises it right after.
+
+    Installed only where Python's own SIGINT handler is (the main thread, nobody else's handler set):
+    it then behaves exactly like that handler outside a write. Elsewhere it does nothing, and an
+    interrupt in a write can still tear the file (a reader reports it, salvage keeps what precedes)."""
+
+    def __init__(self) -> None:
+        self._writing = False
+        self._pending = False
+        self._installed = (threading.current_thread() is threading.main_thread()
+                           and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+        if self._installed:
+            signal.signal(signal.SIGINT, self._on_sigint)
+
+    def _on_sigint(self, signum: int, frame: object) -> None:
+        if self._writing:
+            self._pending = True  # raised by leave(), once the writer is consistent
+            return
+        signal.default_int_handler(signum, frame)
+
+    def enter(self) -> None:
+        self._writing = True
+
+    def leave(self) -> None:
+        """End of a write; raise the interrupt that came during it, now that the file is consistent."""
+        self._writing = False
+        if self._pending:
+            self._pending = False
+            raise KeyboardInterrupt
+
+    def uninstall(self) -> None:
+        # Only if still ours: whoever replaced it after us owns SIGINT now.
+        if self._installed and signal.getsignal(signal.SIGINT) == self._on_sigint:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        self._installed = False
+
+
 class Recorder:
     """Write core messages to an MCAP file.
 
     >>> with Recorder("run.mcap", run_metadata("cut_in", 7, toml_text, rev)) as rec:
     ...     rec.write("/sensors/lidar/top", scan, arrival_ns=scan.t_ns + latency_ns)
+
+    From construction to ``close()``, a recorder made in the main thread holds the SIGINT handler
+    (see ``_InterruptGuard``); ``close()`` gives Python's own back.
     """
 
     def __init__(self, path: str, metadata: Mapping[str, object], *, chunk_size: int = DEFAULT_CHUNK_SIZE,
@@ -101,6 +150,7 @@ class Recorder:
         self._sequence = 0
         self._closed = False
         self.bytes_in = 0  # payload bytes handed to the writer (before compression)
+        self._guard = _InterruptGuard()  # last: nothing after it can fail and leave it installed
 
     # ------------------------------------------------------------------------------------------
     def write(self, topic: str, msg: object, log_time_ns: int | None = None, *,
@@ -115,10 +165,15 @@ class Recorder:
             raise TypeError(f"topic {topic} carries {known.__name__}; refusing a {type(msg).__name__}")
         log_time = _check_time("log_time_ns", msg.t_ns if log_time_ns is None else log_time_ns)
         arrival = _check_time("arrival_ns", log_time if arrival_ns is None else arrival_ns)
-        self._add(topic, self._codec.encode(msg), log_time, arrival)
-        if self._viz:
-            for suffix, encoded in self._codec.viz(msg):
-                self._add(viz_topic(topic, suffix), encoded, log_time, arrival)
+        self._guard.enter()
+        try:
+            self._add(topic, self._codec.encode(msg), log_time, arrival)
+            if self._viz:
+                for suffix, encoded in self._codec.viz(msg):
+                    self._add(viz_topic(topic, suffix), encoded, log_time, arrival)
+        finally:
+            # An error of the write itself propagates; a held Ctrl-C is raised here otherwise.
+            self._guard.leave()
 
     def _add(self, topic: str, encoded: Encoded, log_time: int, arrival: int) -> None:
         key = (topic, encoded.schema_name, encoded.channel_metadata)
@@ -142,12 +197,15 @@ class Recorder:
         if self._closed:
             return
         self._closed = True
+        self._guard.enter()  # a second Ctrl-C while closing must not cut the summary short
         try:
             if end is not None:
                 self._writer.add_metadata(END_METADATA_NAME, _string_map(end))
             self._writer.finish()
         finally:
             self._file.close()
+            self._guard.uninstall()
+            self._guard.leave()
 
     def __enter__(self) -> "Recorder":
         return self
