@@ -9,8 +9,12 @@ import math
 from bisect import bisect_right
 from dataclasses import dataclass, field
 
+import numpy as np
+from numba import types
+
 from control.pure_pursuit import TrackPath, pure_pursuit_steer, track_path
 from core.config import rng
+from core.jit import kernel
 from core.messages import ControlCommand, EgoState, Plan
 from core.vehicle import VehicleParams
 
@@ -64,11 +68,47 @@ class ControllerState:
 
 def _finite_plan(plan: Plan) -> bool:
     """One sum per array: a finite total proves every element finite (an overflowing sum is refused
-    too, which is the right answer for a plan that large)."""
+    too, which is the right answer for a plan that large).
+
+    The five sums are five numpy calls; one compiled pass (``_plan_magnitude``) gives the same
+    verdict wherever no sum can overflow, and the sums decide only the rest (a value beyond
+    ``_NO_OVERFLOW_ABS`` in a finite plan, or arrays of another type than float64)."""
     if plan.t_s.shape[0] == 0:
         return False
+    try:
+        largest = _plan_magnitude(plan.t_s, plan.xy_m, plan.yaw_rad, plan.speed_mps, plan.accel_mps2)
+    except TypeError:  # not the kernel's array types: the sums alone
+        largest = math.inf
+    if largest <= _NO_OVERFLOW_ABS:
+        return True
+    if math.isnan(largest):
+        return False  # a NaN or inf element makes its array's sum, and the total, NaN or inf
     return math.isfinite(float(plan.xy_m.sum()) + float(plan.speed_mps.sum()) + float(plan.accel_mps2.sum())
                          + float(plan.yaw_rad.sum()) + float(plan.t_s.sum()))
+
+
+# Below this magnitude no sum of fewer than 1e8 values (in any order of addition) can overflow.
+_NO_OVERFLOW_ABS = 1e300
+_PLAN_VALUES = types.Array(types.float64, 1, "A", readonly=True)
+
+
+@kernel(types.float64(_PLAN_VALUES, types.Array(types.float64, 2, "A", readonly=True), _PLAN_VALUES, _PLAN_VALUES,
+                      _PLAN_VALUES))
+def _plan_magnitude(t_s, xy, yaw, speed, accel):
+    """The largest magnitude in the plan's arrays; NaN as soon as one element is not finite."""
+    largest = 0.0
+    for values in (t_s, yaw, speed, accel):
+        for v in values:
+            if not math.isfinite(v):
+                return math.nan
+            largest = max(largest, abs(v))
+    for i in range(xy.shape[0]):
+        for j in range(xy.shape[1]):
+            v = xy[i, j]
+            if not math.isfinite(v):
+                return math.nan
+            largest = max(largest, abs(v))
+    return largest
 
 
 def plan_track(plan: Plan) -> PlanTrack:
@@ -140,9 +180,12 @@ def _brake(state: ControllerState, t_ns: int, dt_s: float, vehicle: VehicleParam
 
 def control_step(state: ControllerState, plan: Plan | None, ego: EgoState, t_ns: int,
                  vehicle: VehicleParams, cfg: ControllerConfig) -> tuple[ControllerState, ControlCommand]:
+    # Clamps below are conditional expressions with min()/max()'s exact results (see _limit).
     dt_s = cfg.nominal_period_s if state.t_ns < 0 else (t_ns - state.t_ns) * 1e-9
     # Time going backwards (or repeating) allows no command change at all rather than a jump.
-    dt_s = min(max(dt_s, 0.0), cfg.max_step_s)
+    dt_s = 0.0 if 0.0 > dt_s else dt_s
+    max_step_s = cfg.max_step_s
+    dt_s = max_step_s if max_step_s < dt_s else dt_s
     track = state.track
     if plan is not None and (track is None or track.plan is not plan):
         track = plan_track(plan)
@@ -160,25 +203,30 @@ def control_step(state: ControllerState, plan: Plan | None, ego: EgoState, t_ns:
     speed = float(ego.speed_mps)
     err = v_ref - speed
     integral = state.speed_integral_mps + err * dt_s
-    lim = cfg.integral_limit_mps2 / max(cfg.speed_ki_1ps2, 1e-9)
-    integral = min(max(integral, -lim), lim)
-    accel = a_ff + cfg.speed_kp_1ps * err + cfg.speed_ki_1ps2 * integral
-    if (v_ref < cfg.standstill_speed_mps and speed < cfg.standstill_speed_mps and a_ff <= 0.0
-            and interp(t_rel_s + cfg.accel_preview_s, track.t_s, track.speed_mps) < cfg.standstill_speed_mps):
+    ki = cfg.speed_ki_1ps2
+    lim = cfg.integral_limit_mps2 / (1e-9 if 1e-9 > ki else ki)
+    integral = -lim if -lim > integral else integral
+    integral = lim if lim < integral else integral
+    accel = a_ff + cfg.speed_kp_1ps * err + ki * integral
+    standstill_mps = cfg.standstill_speed_mps
+    if (v_ref < standstill_mps and speed < standstill_mps and a_ff <= 0.0
+            and interp(t_rel_s + cfg.accel_preview_s, track.t_s, track.speed_mps) < standstill_mps):
         # Hold the car at standstill instead of letting the PID dither around zero speed, but only
         # while the plan stays still: a plan pulling away starts at 0 m/s and is still under the
         # threshold at the next replan, so holding on the speed now alone would never let go.
-        accel = min(accel, -cfg.standstill_hold_mps2)
+        hold = -cfg.standstill_hold_mps2
+        accel = hold if hold < accel else accel
         integral = 0.0
     elif not (-vehicle.max_decel_mps2 < accel < vehicle.max_accel_mps2):
         integral = state.speed_integral_mps  # anti-windup: freeze while saturated
 
     # Lateral.
-    lookahead_m = max(cfg.lookahead_min_m, cfg.lookahead_time_s * abs(speed))
+    lookahead_min_m, lookahead_m = cfg.lookahead_min_m, cfg.lookahead_time_s * abs(speed)
+    lookahead_m = lookahead_m if lookahead_m > lookahead_min_m else lookahead_min_m
     x, y, yaw = pose
     steer, lat_err = pure_pursuit_steer(track.path, x, y, yaw, lookahead_m, vehicle.wheelbase_m)
     jerk = vehicle.max_jerk_mps3 if plan.emergency else cfg.comfort_jerk_mps3
     accel, steer = _limit(state, accel, steer, dt_s, vehicle, jerk)
     new_state = ControllerState(t_ns, integral, accel, steer, state.rejected_inputs, state.stale_plans, lat_err,
                                 track)
-    return new_state, ControlCommand(t_ns, accel, steer, plan.t_ns, hazard=plan.emergency)
+    return new_state, ControlCommand(t_ns, accel, steer, plan.t_ns, plan.emergency)
