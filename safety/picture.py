@@ -8,8 +8,10 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from numba import types
 
 from core.config import rng
+from core.jit import kernel
 from core.messages import EgoState, Tracks
 
 
@@ -87,17 +89,32 @@ def obstacle_close_ahead(ego: EgoState | None, tracks: Tracks | None, cfg: Pictu
     if not (math.isfinite(x0) and math.isfinite(y0) and math.isfinite(yaw)):
         return False
     c, s = math.cos(yaw), math.sin(yaw)
-    # Plain floats per track: a picture holds a handful of tracks, and the dozen ufunc calls of the
-    # array form cost several times this loop (the same IEEE operations, so the same verdict).
-    # Whole rows, of which x and y are read: slicing the array first costs more than the columns.
-    states = _float64_array(tracks.states)
-    rows = states.tolist() if states.ndim == 2 else states[:, :2].tolist()  # the latter raises as it did
     ahead_max, half_width, min_existence = cfg.close_ahead_m, cfg.close_half_width_m, cfg.min_existence
-    for row, existence in zip(rows, _float64_array(tracks.existence).tolist()):
-        x, y = row[:2]
+    states, existence = _float64_array(tracks.states), _float64_array(tracks.existence)
+    if states.ndim == 2 and states.shape[1] >= 2 and existence.ndim == 1:
+        return _any_close_ahead(states, existence, x0, y0, c, s, ahead_max, half_width, min_existence)
+    # Any other shape, as the kernel's Python form (where it raises, it raises as before).
+    for (x, y), p_exist in zip(states[:, :2].tolist(), existence.tolist()):
         dx, dy = x - x0, y - y0
+        ahead, lateral = c * dx + s * dy, -s * dx + c * dy
+        if 0.0 < ahead <= ahead_max and abs(lateral) <= half_width and p_exist >= min_existence:
+            return True
+    return False
+
+
+_TRACK_VALUES = types.Array(types.float64, 2, "A", readonly=True)
+
+
+@kernel(types.boolean(_TRACK_VALUES, types.Array(types.float64, 1, "A", readonly=True), types.float64, types.float64,
+                      types.float64, types.float64, types.float64, types.float64, types.float64))
+def _any_close_ahead(states, existence, x0, y0, c, s, ahead_max, half_width, min_existence):
+    """True if a track (rows of states: x, y, ...) with its existence at least ``min_existence``
+    lies in the close-ahead box of the ego at (x0, y0) heading (cos c, sin s): one compiled call
+    instead of the per-track Python loop (and its conversions), with the same IEEE operations."""
+    for i in range(min(states.shape[0], existence.shape[0])):  # zip's length
+        dx, dy = states[i, 0] - x0, states[i, 1] - y0
         ahead, lateral = c * dx + s * dy, -s * dx + c * dy  # the track centre in the vehicle frame
         # NaN compares false: a non-finite track never counts as close.
-        if 0.0 < ahead <= ahead_max and abs(lateral) <= half_width and existence >= min_existence:
+        if 0.0 < ahead <= ahead_max and abs(lateral) <= half_width and existence[i] >= min_existence:
             return True
     return False
