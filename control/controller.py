@@ -291,8 +291,10 @@ def control_step(state: ControllerState, plan: Plan | None, ego: EgoState, t_ns:
         cfg.lookahead_min_m, cfg.lookahead_time_s, vehicle.max_decel_mps2, vehicle.max_accel_mps2,
         vehicle.max_jerk_mps3, vehicle.max_jerk_mps3 if plan.emergency else cfg.comfort_jerk_mps3,
         vehicle.max_steer_rad, vehicle.max_steer_rate_rps, vehicle.wheelbase_m)
-    if done != _OK:  # a malformed plan: the exception its Python form raised
-        raise IndexError("list index out of range") if done == _INDEX_ERROR else ZeroDivisionError("float division by zero")
+    if done == _INDEX_ERROR:  # a malformed plan: the exception its Python form raised
+        raise IndexError("list index out of range")
+    if done == _ZERO_DIVISION:
+        raise ZeroDivisionError("float division by zero")
     new_state = ControllerState(t_ns, integral, accel, steer, state.rejected_inputs, state.stale_plans, lat_err,
                                 track)
     return new_state, ControlCommand(t_ns, accel, steer, plan.t_ns, plan.emergency)

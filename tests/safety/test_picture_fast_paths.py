@@ -22,7 +22,8 @@ def _ref_obstacle_close_ahead(ego: EgoState, tracks: Tracks, cfg: PictureConfig)
     for (x, y), existence in zip(xy, np.asarray(tracks.existence, dtype=np.float64).tolist()):
         dx, dy = x - x0, y - y0
         ahead, lateral = c * dx + s * dy, -s * dx + c * dy
-        if 0.0 < ahead <= cfg.close_ahead_m and abs(lateral) <= cfg.close_half_width_m and existence >= cfg.min_existence:
+        if (0.0 < ahead <= cfg.close_ahead_m and abs(lateral) <= cfg.close_half_width_m
+                and existence >= cfg.min_existence):
             return True
     return False
 
