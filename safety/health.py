@@ -177,13 +177,32 @@ def stream_alive(state: HealthState, spec: StreamSpec, now_ns: int) -> bool:
     return now_ns - h.last_arrival_ns <= spec.max_age_ns
 
 
+def stream_checks(state: HealthState, spec: StreamSpec, now_ns: int) -> tuple[bool, bool, bool]:
+    """``stream_alive``, ``stream_rate_ok`` and ``stream_bad_data`` of one stream with one lookup of
+    its health: the monitor asks all three of every stream at 100 Hz. Rate and data are judged
+    only for a live stream; a lost one gives (False, True, False)."""
+    h = state.streams.get(spec.name)
+    if h is None or h.last_arrival_ns < 0:  # no usable message yet
+        if now_ns - state.start_ns > spec.max_age_ns:
+            return False, True, False
+        if h is None:
+            return True, True, False
+    elif now_ns - h.last_arrival_ns > spec.max_age_ns:
+        return False, True, False
+    return True, _rate_ok(h, spec, now_ns), now_ns - h.last_bad_arrival_ns <= spec.max_age_ns
+
+
 def stream_rate_ok(state: HealthState, spec: StreamSpec, now_ns: int) -> bool:
     """False while the mean interval between recent usable arrivals exceeds the tolerance.
     Intervals beyond the maximum age are outages (reported as a lost stream), not a rate, and are
     left out; the interval still open counts once it is longer than the mean, so a stream thinning
     out is seen before its next message."""
     h = state.streams.get(spec.name)
-    if h is None or len(h.recent_arrivals_ns) <= RATE_MIN_INTERVALS:
+    return h is None or _rate_ok(h, spec, now_ns)
+
+
+def _rate_ok(h: StreamHealth, spec: StreamSpec, now_ns: int) -> bool:
+    if len(h.recent_arrivals_ns) <= RATE_MIN_INTERVALS:
         return True
     recent, max_age = h.recent_arrivals_ns, spec.max_age_ns
     # With no outage in the window (nearly always) the intervals telescope to the window's span.
