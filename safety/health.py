@@ -243,10 +243,13 @@ def message_finite(msg: Any) -> bool:
     Runs for every message of the stack (~370 a second in an oracle run). A message's arrays are
     small, so numpy's per-call cost, not the arithmetic, decided the time: each float array is
     flattened, all are copied into one float64 buffer (a float32 or float64 value keeps its
-    finiteness) and one compiled pass reads it. A float scalar is checked as it is met."""
+    finiteness) and one compiled pass reads it. A float scalar is checked as it is met; a field of
+    a type that is never data (a stamp, a name, a flag, a map) is passed by one set lookup."""
     arrays = []
     for name in getattr(msg, "__slots__", ()):
         v = getattr(msg, name)
+        if type(v) in _NEVER_DATA:
+            continue
         if isinstance(v, float):
             if not math.isfinite(v):
                 return False
@@ -255,6 +258,10 @@ def message_finite(msg: Any) -> bool:
     if not arrays:
         return True
     return _all_finite(np.concatenate(arrays, dtype=np.float64))
+
+
+# Exact types (not subclasses) that are neither a float nor an array: skipped without isinstance.
+_NEVER_DATA = frozenset({int, bool, str, bytes, dict, type(None)})
 
 
 @kernel("boolean(float64[::1])")
