@@ -6,11 +6,14 @@ Pure step: ``control_step(state, plan, ego, t_ns, vehicle, cfg) -> (state, comma
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
 from dataclasses import dataclass, field
 
-from control.pure_pursuit import TrackPath, pure_pursuit_steer, track_path
+import numpy as np
+from numba import types
+
+from control.pure_pursuit import _VERTICES, TrackPath, _pursue, track_path
 from core.config import rng
+from core.jit import kernel
 from core.messages import ControlCommand, EgoState, Plan
 from core.vehicle import VehicleParams
 
@@ -38,14 +41,14 @@ class ControllerConfig:
 @dataclass(frozen=True, slots=True)
 class PlanTrack:
     """What the controller derives from a plan once and reuses for every step that tracks it (a plan
-    lives for about ten control steps): its finiteness verdict, its time tables as plain floats
-    for scalar interpolation, and its path geometry."""
+    lives for about ten control steps): its finiteness verdict, its time tables and its path
+    geometry."""
 
     plan: Plan  # the plan these were derived from (compared by identity)
     finite: bool
-    t_s: list[float]
-    speed_mps: list[float]
-    accel_mps2: list[float]
+    t_s: np.ndarray  # float64, C-contiguous (the kernel's layout; a plan's own arrays as they are)
+    speed_mps: np.ndarray
+    accel_mps2: np.ndarray
     path: TrackPath | None  # None when the plan is not finite
 
 
@@ -64,31 +67,61 @@ class ControllerState:
 
 def _finite_plan(plan: Plan) -> bool:
     """One sum per array: a finite total proves every element finite (an overflowing sum is refused
-    too, which is the right answer for a plan that large)."""
+    too, which is the right answer for a plan that large).
+
+    The five sums are five numpy calls; one compiled pass (``_plan_magnitude``) gives the same
+    verdict wherever no sum can overflow, and the sums decide only the rest (a value beyond
+    ``_NO_OVERFLOW_ABS`` in a finite plan, or arrays of another type than float64)."""
     if plan.t_s.shape[0] == 0:
         return False
+    try:
+        largest = _plan_magnitude(plan.t_s, plan.xy_m, plan.yaw_rad, plan.speed_mps, plan.accel_mps2)
+    except TypeError:  # not the kernel's array types: the sums alone
+        largest = math.inf
+    if largest <= _NO_OVERFLOW_ABS:
+        return True
+    if math.isnan(largest):
+        return False  # a NaN or inf element makes its array's sum, and the total, NaN or inf
     return math.isfinite(float(plan.xy_m.sum()) + float(plan.speed_mps.sum()) + float(plan.accel_mps2.sum())
                          + float(plan.yaw_rad.sum()) + float(plan.t_s.sum()))
 
 
+# Below this magnitude no sum of fewer than 1e8 values (in any order of addition) can overflow.
+_NO_OVERFLOW_ABS = 1e300
+_PLAN_VALUES = types.Array(types.float64, 1, "A", readonly=True)
+
+
+@kernel(types.float64(_PLAN_VALUES, types.Array(types.float64, 2, "A", readonly=True), _PLAN_VALUES, _PLAN_VALUES,
+                      _PLAN_VALUES))
+def _plan_magnitude(t_s, xy, yaw, speed, accel):
+    """The largest magnitude in the plan's arrays; NaN as soon as one element is not finite."""
+    largest = 0.0
+    for values in (t_s, yaw, speed, accel):
+        for v in values:
+            if not math.isfinite(v):
+                return math.nan
+            largest = max(largest, abs(v))
+    for i in range(xy.shape[0]):
+        for j in range(xy.shape[1]):
+            v = xy[i, j]
+            if not math.isfinite(v):
+                return math.nan
+            largest = max(largest, abs(v))
+    return largest
+
+
 def plan_track(plan: Plan) -> PlanTrack:
     if not _finite_plan(plan):
-        return PlanTrack(plan, False, [], [], [], None)
-    return PlanTrack(plan, True, plan.t_s.tolist(), plan.speed_mps.tolist(), plan.accel_mps2.tolist(),
+        return PlanTrack(plan, False, _NO_TABLE, _NO_TABLE, _NO_TABLE, None)
+    return PlanTrack(plan, True, _table(plan.t_s), _table(plan.speed_mps), _table(plan.accel_mps2),
                      track_path(plan.xy_m, float(plan.yaw_rad[-1])))
 
 
-def interp(x: float, xs: list[float], fs: list[float]) -> float:
-    """np.interp for one point on plain floats (ascending xs, clamped at both ends): a numpy call
-    costs more than this whole lookup on a 50-sample plan."""
-    if x <= xs[0]:
-        return fs[0]
-    if x >= xs[-1]:
-        return fs[-1]
-    j = bisect_right(xs, x) - 1
-    if xs[j] == x:
-        return fs[j]
-    return (fs[j + 1] - fs[j]) / (xs[j + 1] - xs[j]) * (x - xs[j]) + fs[j]
+_NO_TABLE = np.empty(0)
+
+
+def _table(values: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(values, dtype=np.float64)
 
 
 def _finite_pose(ego: EgoState) -> tuple[float, float, float] | None:
@@ -138,11 +171,103 @@ def _brake(state: ControllerState, t_ns: int, dt_s: float, vehicle: VehicleParam
     return new_state, ControlCommand(t_ns, accel, steer, -1, hazard=True)
 
 
+_TABLE = types.Array(types.float64, 1, "C", readonly=True)
+_F = types.float64
+_OK, _INDEX_ERROR, _ZERO_DIVISION = 0.0, 1.0, 2.0  # how a law evaluation ended (the Python form's exceptions)
+
+
+@kernel(types.UniTuple(_F, 2)(_F, _TABLE, _TABLE))
+def _interp_checked(x, xs, fs):
+    """np.interp for one point (ascending xs, clamped at both ends) in the former Python form's
+    operations (tests/control/test_track_law.py): (how it ended, the value). Where that form
+    raised (an index past ``fs``: a malformed plan) the caller raises the same exception."""
+    n, m = xs.shape[0], fs.shape[0]
+    if n == 0 or m == 0:
+        return _INDEX_ERROR, 0.0
+    if x <= xs[0]:
+        return _OK, fs[0]
+    if x >= xs[n - 1]:
+        return _OK, fs[m - 1]
+    lo, hi = 0, n  # bisect_right
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if x < xs[mid]:
+            hi = mid
+        else:
+            lo = mid + 1
+    j = lo - 1
+    if xs[j] == x:
+        return (_OK, fs[j]) if j < m else (_INDEX_ERROR, 0.0)
+    if j + 1 >= m:
+        return _INDEX_ERROR, 0.0
+    den = xs[j + 1] - xs[j]
+    if den == 0.0:
+        return _ZERO_DIVISION, 0.0
+    return _OK, (fs[j + 1] - fs[j]) / den * (x - xs[j]) + fs[j]
+
+
+@kernel(types.UniTuple(_F, 5)(
+    _TABLE, _TABLE, _TABLE, _VERTICES, types.float64[:, ::1], types.float64[::1], types.float64[::1],
+    types.float64[::1], *([_F] * 25)))
+def _track_law(t_s, speed_ref, accel_ref, xy, seg, seg_len2, seg_len, cum, yaw_end,
+               t_rel_s, preview_s, speed, dt_s, integral_prev, accel_prev, steer_prev, x, y, yaw,
+               kp, ki, integral_limit, standstill_mps, standstill_hold, lookahead_min, lookahead_time,
+               max_decel, max_accel, max_jerk, jerk, max_steer, max_steer_rate, wheelbase):
+    """One tracking step as one compiled call: (how it ended, accel, steer, speed integral, lateral
+    error). The Python statements of ``_track_law_py`` in their order, as IEEE operations (the
+    kernels' settings, core/jit.py): the same bits."""
+    done, v_ref = _interp_checked(t_rel_s, t_s, speed_ref)
+    if done != _OK:
+        return done, 0.0, 0.0, 0.0, 0.0
+    done, a_ff = _interp_checked(t_rel_s + preview_s, t_s, accel_ref)
+    if done != _OK:
+        return done, 0.0, 0.0, 0.0, 0.0
+    err = v_ref - speed
+    integral = integral_prev + err * dt_s
+    lim = integral_limit / (1e-9 if 1e-9 > ki else ki)
+    integral = -lim if -lim > integral else integral
+    integral = lim if lim < integral else integral
+    accel = a_ff + kp * err + ki * integral
+    hold_still = v_ref < standstill_mps and speed < standstill_mps and a_ff <= 0.0
+    if hold_still:
+        done, v_preview = _interp_checked(t_rel_s + preview_s, t_s, speed_ref)
+        if done != _OK:
+            return done, 0.0, 0.0, 0.0, 0.0
+        hold_still = v_preview < standstill_mps
+    if hold_still:
+        hold = -standstill_hold
+        accel = hold if hold < accel else accel
+        integral = 0.0
+    elif not (-max_decel < accel < max_accel):
+        integral = integral_prev
+    lookahead = lookahead_time * abs(speed)
+    lookahead = lookahead if lookahead > lookahead_min else lookahead_min
+    steer, lat_err = _pursue(xy, seg, seg_len2, seg_len, cum, yaw_end, x, y, yaw, lookahead, wheelbase)
+    # _limit
+    lo, hi = -max_decel, max_accel
+    accel = lo if lo > accel else accel
+    accel = hi if hi < accel else accel
+    da = (max_jerk if max_jerk < jerk else jerk) * dt_s
+    lo, hi = accel_prev - da, accel_prev + da
+    accel = lo if lo > accel else accel
+    accel = hi if hi < accel else accel
+    steer = -max_steer if -max_steer > steer else steer
+    steer = max_steer if max_steer < steer else steer
+    ds = max_steer_rate * dt_s
+    lo, hi = steer_prev - ds, steer_prev + ds
+    steer = lo if lo > steer else steer
+    steer = hi if hi < steer else steer
+    return _OK, accel, steer, integral, lat_err
+
+
 def control_step(state: ControllerState, plan: Plan | None, ego: EgoState, t_ns: int,
                  vehicle: VehicleParams, cfg: ControllerConfig) -> tuple[ControllerState, ControlCommand]:
+    # Clamps below are conditional expressions with min()/max()'s exact results (see _limit).
     dt_s = cfg.nominal_period_s if state.t_ns < 0 else (t_ns - state.t_ns) * 1e-9
     # Time going backwards (or repeating) allows no command change at all rather than a jump.
-    dt_s = min(max(dt_s, 0.0), cfg.max_step_s)
+    dt_s = 0.0 if 0.0 > dt_s else dt_s
+    max_step_s = cfg.max_step_s
+    dt_s = max_step_s if max_step_s < dt_s else dt_s
     track = state.track
     if plan is not None and (track is None or track.plan is not plan):
         track = plan_track(plan)
@@ -153,32 +278,23 @@ def control_step(state: ControllerState, plan: Plan | None, ego: EgoState, t_ns:
         return _brake(state, t_ns, dt_s, vehicle, cfg, track, stale=1)
 
     # Longitudinal: speed reference now; feedforward previewed by the actuator lag (previewing the
-    # speed too would bias the feedback by the planned speed change over the preview).
-    t_rel_s = (t_ns - plan.t_ns) * 1e-9
-    v_ref = interp(t_rel_s, track.t_s, track.speed_mps)
-    a_ff = interp(t_rel_s + cfg.accel_preview_s, track.t_s, track.accel_mps2)
-    speed = float(ego.speed_mps)
-    err = v_ref - speed
-    integral = state.speed_integral_mps + err * dt_s
-    lim = cfg.integral_limit_mps2 / max(cfg.speed_ki_1ps2, 1e-9)
-    integral = min(max(integral, -lim), lim)
-    accel = a_ff + cfg.speed_kp_1ps * err + cfg.speed_ki_1ps2 * integral
-    if (v_ref < cfg.standstill_speed_mps and speed < cfg.standstill_speed_mps and a_ff <= 0.0
-            and interp(t_rel_s + cfg.accel_preview_s, track.t_s, track.speed_mps) < cfg.standstill_speed_mps):
-        # Hold the car at standstill instead of letting the PID dither around zero speed, but only
-        # while the plan stays still: a plan pulling away starts at 0 m/s and is still under the
-        # threshold at the next replan, so holding on the speed now alone would never let go.
-        accel = min(accel, -cfg.standstill_hold_mps2)
-        integral = 0.0
-    elif not (-vehicle.max_decel_mps2 < accel < vehicle.max_accel_mps2):
-        integral = state.speed_integral_mps  # anti-windup: freeze while saturated
-
-    # Lateral.
-    lookahead_m = max(cfg.lookahead_min_m, cfg.lookahead_time_s * abs(speed))
+    # speed too would bias the feedback by the planned speed change over the preview); PID with
+    # anti-windup and a standstill hold; lateral: pure pursuit; then the actuator limits. One
+    # compiled call (_track_law; its Python form is kept in tests/control/test_track_law.py).
     x, y, yaw = pose
-    steer, lat_err = pure_pursuit_steer(track.path, x, y, yaw, lookahead_m, vehicle.wheelbase_m)
-    jerk = vehicle.max_jerk_mps3 if plan.emergency else cfg.comfort_jerk_mps3
-    accel, steer = _limit(state, accel, steer, dt_s, vehicle, jerk)
+    path = track.path
+    done, accel, steer, integral, lat_err = _track_law(
+        track.t_s, track.speed_mps, track.accel_mps2, path.xy_m, path.seg_m, path.seg_len2_m2, path.seg_len_m,
+        path.cum_m, path.yaw_end_rad, (t_ns - plan.t_ns) * 1e-9, cfg.accel_preview_s, float(ego.speed_mps), dt_s,
+        state.speed_integral_mps, state.accel_cmd_mps2, state.steer_cmd_rad, x, y, yaw, cfg.speed_kp_1ps,
+        cfg.speed_ki_1ps2, cfg.integral_limit_mps2, cfg.standstill_speed_mps, cfg.standstill_hold_mps2,
+        cfg.lookahead_min_m, cfg.lookahead_time_s, vehicle.max_decel_mps2, vehicle.max_accel_mps2,
+        vehicle.max_jerk_mps3, vehicle.max_jerk_mps3 if plan.emergency else cfg.comfort_jerk_mps3,
+        vehicle.max_steer_rad, vehicle.max_steer_rate_rps, vehicle.wheelbase_m)
+    if done == _INDEX_ERROR:  # a malformed plan: the exception its Python form raised
+        raise IndexError("list index out of range")
+    if done == _ZERO_DIVISION:
+        raise ZeroDivisionError("float division by zero")
     new_state = ControllerState(t_ns, integral, accel, steer, state.rejected_inputs, state.stale_plans, lat_err,
                                 track)
-    return new_state, ControlCommand(t_ns, accel, steer, plan.t_ns, hazard=plan.emergency)
+    return new_state, ControlCommand(t_ns, accel, steer, plan.t_ns, plan.emergency)

@@ -78,6 +78,13 @@ class StreamHealth:
     held_out: int = 0  # accepted messages held out of liveness that way
     repeats: int = 0  # consecutive accepted messages repeating their predecessor's data
     frozen_events: int = 0  # times ``repeats`` reached the stream's max_repeats
+    # Derived once per arrival (in C: map, max), read by the 100 Hz rate check: the longest interval
+    # between consecutive recent usable arrivals (0 with fewer than two).
+    max_interval_ns: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        recent = self.recent_arrivals_ns
+        object.__setattr__(self, "max_interval_ns", max(map(sub, recent[1:], recent[:-1])) if len(recent) > 1 else 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,18 +177,36 @@ def stream_alive(state: HealthState, spec: StreamSpec, now_ns: int) -> bool:
     return now_ns - h.last_arrival_ns <= spec.max_age_ns
 
 
+def stream_checks(state: HealthState, spec: StreamSpec, now_ns: int) -> tuple[bool, bool, bool]:
+    """``stream_alive``, ``stream_rate_ok`` and ``stream_bad_data`` of one stream with one lookup of
+    its health: the monitor asks all three of every stream at 100 Hz. Rate and data are judged
+    only for a live stream; a lost one gives (False, True, False)."""
+    h = state.streams.get(spec.name)
+    if h is None or h.last_arrival_ns < 0:  # no usable message yet
+        if now_ns - state.start_ns > spec.max_age_ns:
+            return False, True, False
+        if h is None:
+            return True, True, False
+    elif now_ns - h.last_arrival_ns > spec.max_age_ns:
+        return False, True, False
+    return True, _rate_ok(h, spec, now_ns), now_ns - h.last_bad_arrival_ns <= spec.max_age_ns
+
+
 def stream_rate_ok(state: HealthState, spec: StreamSpec, now_ns: int) -> bool:
     """False while the mean interval between recent usable arrivals exceeds the tolerance.
     Intervals beyond the maximum age are outages (reported as a lost stream), not a rate, and are
     left out; the interval still open counts once it is longer than the mean, so a stream thinning
     out is seen before its next message."""
     h = state.streams.get(spec.name)
-    if h is None or len(h.recent_arrivals_ns) <= RATE_MIN_INTERVALS:
+    return h is None or _rate_ok(h, spec, now_ns)
+
+
+def _rate_ok(h: StreamHealth, spec: StreamSpec, now_ns: int) -> bool:
+    if len(h.recent_arrivals_ns) <= RATE_MIN_INTERVALS:
         return True
     recent, max_age = h.recent_arrivals_ns, spec.max_age_ns
-    # The intervals' maximum in C (map, max) rather than a Python loop over them: with no outage in
-    # the window (nearly always) the intervals telescope to the window's span.
-    if max(map(sub, recent[1:], recent[:-1])) <= max_age:
+    # With no outage in the window (nearly always) the intervals telescope to the window's span.
+    if h.max_interval_ns <= max_age:
         total_ns, count = recent[-1] - recent[0], len(recent) - 1
     else:
         total_ns, count = 0, 0
@@ -218,10 +243,13 @@ def message_finite(msg: Any) -> bool:
     Runs for every message of the stack (~370 a second in an oracle run). A message's arrays are
     small, so numpy's per-call cost, not the arithmetic, decided the time: each float array is
     flattened, all are copied into one float64 buffer (a float32 or float64 value keeps its
-    finiteness) and one compiled pass reads it. A float scalar is checked as it is met."""
+    finiteness) and one compiled pass reads it. A float scalar is checked as it is met; a field of
+    a type that is never data (a stamp, a name, a flag, a map) is passed by one set lookup."""
     arrays = []
     for name in getattr(msg, "__slots__", ()):
         v = getattr(msg, name)
+        if type(v) in _NEVER_DATA:
+            continue
         if isinstance(v, float):
             if not math.isfinite(v):
                 return False
@@ -230,6 +258,10 @@ def message_finite(msg: Any) -> bool:
     if not arrays:
         return True
     return _all_finite(np.concatenate(arrays, dtype=np.float64))
+
+
+# Exact types (not subclasses) that are neither a float nor an array: skipped without isinstance.
+_NEVER_DATA = frozenset({int, bool, str, bytes, dict, type(None)})
 
 
 @kernel("boolean(float64[::1])")

@@ -20,8 +20,7 @@ from dataclasses import dataclass, field
 from core.clock import s_to_ns
 from core.config import rng
 from core.messages import Mode, SafetyStatus
-from safety.health import (FreezeConfig, HealthState, StreamSpec, stream_alive, stream_bad_data, stream_frozen,
-                           stream_rate_ok)
+from safety.health import FreezeConfig, HealthState, StreamSpec, stream_checks, stream_frozen
 from safety.picture import PictureConfig
 from safety.policy import PolicyRule, evaluate, stop_limits
 from safety.rules import DEFAULT_RULES, OBJECT_STREAMS
@@ -91,24 +90,14 @@ class MonitorState:
     hold_reason: str = ""
 
 
-def monitor_flags(state: MonitorState, health: HealthState, streams: tuple[StreamSpec, ...],
-                  alive: dict[str, bool], flags: frozenset[str], t_ns: int,
-                  cfg: SafetyConfig) -> tuple[frozenset[str], frozenset[str]]:
+def monitor_flags(state: MonitorState, alive: dict[str, bool], flags: frozenset[str], rate_low: bool,
+                  bad_data: bool, t_ns: int, cfg: SafetyConfig) -> tuple[frozenset[str], frozenset[str]]:
     """The flags the policy sees (the stack's, the monitor's own, the held picture) and the
-    picture flags to hold from here on."""
-    # Plain loops rather than generator expressions: this runs at 100 Hz, nearly always on no flags.
-    out = {f for f in flags if not f.startswith(PICTURE_PREFIX)} if flags else set()
-    rate_low = bad_data = False
-    for s in streams:
-        if alive[s.name]:
-            rate_low = rate_low or not stream_rate_ok(health, s, t_ns)
-            bad_data = bad_data or stream_bad_data(health, s, t_ns)
-    if rate_low:
-        out.add("stream.rate_low")
-    if bad_data:
-        out.add("stream.bad_data")
-    if state.last_step_ns >= 0 and not 0 < t_ns - state.last_step_ns <= s_to_ns(cfg.heartbeat_timeout_s):
-        out.add("loop.heartbeat_late")  # a stall, a repeated instant or time going backwards
+    picture flags to hold from here on. ``rate_low``, ``bad_data``: of some stream still alive."""
+    # Plain loops and early exits rather than generator expressions: this runs at 100 Hz, nearly
+    # always on no flags or on the picture's alone, with every stream alive and healthy.
+    last_ns = state.last_step_ns
+    heartbeat_late = last_ns >= 0 and not 0 < t_ns - last_ns <= s_to_ns(cfg.heartbeat_timeout_s)
     fresh = False
     for name in OBJECT_STREAMS:
         if alive.get(name, False):
@@ -118,6 +107,18 @@ def monitor_flags(state: MonitorState, health: HealthState, streams: tuple[Strea
         picture = frozenset(f for f in flags if f.startswith(PICTURE_PREFIX)) if flags else frozenset()
     else:
         picture = state.picture_flags
+    if not (rate_low or bad_data or heartbeat_late):
+        if not flags:
+            return picture, picture
+        if fresh and len(picture) == len(flags):
+            return flags, picture  # the stack's flags are all picture flags, and fresh: seen as they are
+    out = {f for f in flags if not f.startswith(PICTURE_PREFIX)} if flags else set()
+    if rate_low:
+        out.add("stream.rate_low")
+    if bad_data:
+        out.add("stream.bad_data")
+    if heartbeat_late:
+        out.add("loop.heartbeat_late")  # a stall, a repeated instant or time going backwards
     return frozenset(out | picture), picture
 
 
@@ -129,24 +130,36 @@ def safety_step(state: MonitorState, health: HealthState, streams: tuple[StreamS
     their last ``cfg.refusal_window`` judged messages; ``inconsistent``: streams whose innovations
     failed the NIS window test (both judged from fusion's verdicts, safety/ego_streams.py): as
     good as lost."""
-    alive = {s.name: stream_alive(health, s, t_ns) for s in streams}
+    alive, quality = {}, []  # quality: (name, rate ok, bad data) of each stream alive so far
     for s in streams:
-        if not alive[s.name]:
-            continue
-        if s.max_repeats and stream_frozen(health, s):
-            alive[s.name] = False  # fresh messages, stale data: as good as lost
-            flags = flags | {f"{s.name}.frozen"}
-        elif f"perception.{s.name}.missed_3" in flags:
+        name = s.name
+        is_alive, rate_ok, bad = stream_checks(health, s, t_ns)
+        if not is_alive:
+            alive[name] = False
+        elif s.max_repeats and stream_frozen(health, s):
+            alive[name] = False  # fresh messages, stale data: as good as lost
+            flags = flags | {f"{name}.frozen"}
+        elif flags and f"perception.{name}.missed_3" in flags:
             # Its detector missed 3 runs in a row (hung or overrunning): fresh input, no detections.
-            alive[s.name] = False
-            flags = flags | {f"{s.name}.detector_missed"}
-    for judged, cause in ((refused, "refused"), (inconsistent, "inconsistent")):
-        for name in judged:
-            if alive.get(name):
-                alive[name] = False  # fresh, finite data that contradict the other ego sensors
-                flags = flags | {f"{name}.{cause}"}
-    lost = frozenset(name for name, ok in alive.items() if not ok)
-    seen, picture = monitor_flags(state, health, streams, alive, flags, t_ns, cfg)
+            alive[name] = False
+            flags = flags | {f"{name}.detector_missed"}
+        else:
+            alive[name] = True
+            quality.append((name, rate_ok, bad))
+    if refused or inconsistent:
+        for judged, cause in ((refused, "refused"), (inconsistent, "inconsistent")):
+            for name in judged:
+                if alive.get(name):
+                    alive[name] = False  # fresh, finite data that contradict the other ego sensors
+                    flags = flags | {f"{name}.{cause}"}
+    lost = frozenset(name for name, ok in alive.items() if not ok) if False in alive.values() else frozenset()
+    # Rate and data quality of the streams still alive: a lost stream is reported as lost.
+    rate_low = bad_data = False
+    for name, rate_ok, bad in quality:
+        if alive[name]:
+            rate_low = rate_low or not rate_ok
+            bad_data = bad_data or bad
+    seen, picture = monitor_flags(state, alive, flags, rate_low, bad_data, t_ns, cfg)
     demanded, reason = evaluate(rules, lost, seen)
     mode, why, since, transitions = state.mode, state.reason, state.lower_demand_since_ns, state.transitions
     hold_mode, hold_reason = state.hold_mode, state.hold_reason

@@ -90,8 +90,8 @@ def watch_step(watch: StageWatch, timings: Sequence[StageTiming], counts: Mappin
     # records stand as they are and only the time-dependent flags below are re-evaluated.
     if counts is None:
         counts = {}
-    if len(timings) > watch.timings_seen or any(
-            c != (stages[name].counts if name in stages else _NO_COUNTS) for name, c in counts.items()):
+    if len(timings) > watch.timings_seen or (counts and any(
+            c != (stages[name].counts if name in stages else _NO_COUNTS) for name, c in counts.items())):
         stages = dict(stages)
         mask = (1 << cfg.window_runs) - 1
         for rec in timings[watch.timings_seen:]:

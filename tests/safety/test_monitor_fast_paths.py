@@ -101,3 +101,23 @@ def test_unrolled_policy_equals_reference():
         lost = frozenset(s for s in streams if rng.random() < 0.15)
         flags = frozenset(f for f in flag_names if rng.random() < 0.1)
         assert evaluate(rules, lost, flags) == _ref_evaluate(rules, lost, flags)
+
+
+def test_stream_checks_equal_the_three_checks():
+    from safety.health import stream_alive, stream_bad_data, stream_checks, sync_dropped
+    rng = np.random.default_rng(41)
+    spec = StreamSpec("imu", period_ns=10 * MS)
+    for _ in range(200):
+        h, t = HealthState(start_ns=int(rng.integers(0, 50 * MS))), 0
+        for _ in range(int(rng.integers(0, 30))):
+            t += int(rng.choice([10 * MS, 12 * MS, 31 * MS, 200 * MS, 0]) + rng.integers(-MS, MS))
+            kind = rng.random()
+            if kind < 0.1:
+                h = sync_dropped(h, spec, t, t + 5 * MS)
+            else:
+                h = observe(h, "imu", t, t, finite=kind > 0.2, well_formed=kind > 0.15)
+            for now in (t, t + 16 * MS, t + 29 * MS, t + 31 * MS, t + 500 * MS):
+                alive = stream_alive(h, spec, now)
+                expected = (alive, stream_rate_ok(h, spec, now), stream_bad_data(h, spec, now)) if alive else (
+                    False, True, False)
+                assert stream_checks(h, spec, now) == expected
