@@ -92,12 +92,16 @@ def _predicted(state: TrackerState, t_ns: int, cfg: TrackerConfig) -> tuple[np.n
     return xt.T, pt.transpose(2, 0, 1)
 
 
-def _output(state: TrackerState, x: np.ndarray, p: np.ndarray, t_ns: int) -> Tracks:
+def _output(state: TrackerState, x: np.ndarray, p: np.ndarray, t_ns: int, fresh: bool = False) -> Tracks:
+    """The confirmed tracks of ``state`` with states x, covariances p; ``fresh``: x and p are
+    C-ordered arrays of this output's own (a prediction's), handed on without a copy."""
     keep = state.confirmed
     labels = state.labels  # computed afresh: never aliases the state
     if keep.all():
         # The steady state: plain copies, cheaper than the boolean indexing below, which copies too.
-        return Tracks(t_ns=t_ns, ids=state.ids.copy(), states=x.copy(), covariances=p.copy(),
+        if not fresh:
+            x, p = x.copy(), p.copy()
+        return Tracks(t_ns=t_ns, ids=state.ids.copy(), states=x, covariances=p,
                       yaws=state.yaw.copy(), sizes=state.size.copy(), labels=labels,
                       existence=state.existence.copy())
     return Tracks(t_ns=t_ns, ids=state.ids[keep], states=x[keep], covariances=p[keep],
@@ -110,6 +114,10 @@ def tracker_predict(state: TrackerState, t_ns: int, cfg: TrackerConfig) -> Track
     if state.t_ns is None:
         return Tracks.empty(t_ns)
     t_out = max(t_ns, state.t_ns)
+    if cfg.motion_model == "cv" and t_out > state.t_ns and len(state):
+        # The CV prediction straight into the output's own arrays (``_predicted``'s values).
+        x, p = kalman.cv_predicted_tracks(state.x, state.p, (t_out - state.t_ns) * 1e-9, cfg.accel_psd_m2ps3)
+        return _output(state, x, p, t_out, fresh=True)
     x, p = _predicted(state, t_out, cfg)
     return _output(state, x, p, t_out)
 
