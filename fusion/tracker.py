@@ -21,6 +21,7 @@ from core.messages import Detections3D, EgoState, Tracks
 from fusion import kalman, motion_imm
 from fusion.association import associate, gate_threshold
 from fusion.detection_screen import check_shapes, valid_rows
+from fusion.quiet_frame import quiet_cv_frame
 from fusion.frames import MapMeasurements, ego_pose_at, to_map
 from fusion.track_hits import hit_rows
 from fusion.track_merge import duplicates
@@ -222,6 +223,11 @@ def tracker_update(state: TrackerState, detections: Detections3D, ego: EgoState,
                   scores.astype(np.float64), True,
                   {"rejected_nonfinite": n_nonfinite, "rejected_label": n_label,
                    "invalidated_velocity": n_badvel}, detections.source)
+    if cfg.motion_model != "imm" and not state.mode_prob.shape[-1]:
+        # Most frames are quiet: one compiled call gives apply_frame's result (fusion/quiet_frame.py).
+        quiet = quiet_cv_frame(state, frame, src, cfg, _class_log_terms(frame.scores))
+        if quiet is not None:
+            return quiet
 
     def update(x, p, ti, di):
         if _is_range(di, meas.z.shape[0]):
