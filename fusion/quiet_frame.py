@@ -53,13 +53,13 @@ _SIGNATURE = _OUT(
     types.float64[:, :], types.float64[:, :, :], _readonly(types.boolean, 1), types.int64[::1], _F1, _F2,
     _readonly(types.int64, 1), _F1, _F1, _F1, types.int64,
     # the source: its bit, whether it confirms alone, and its coverage (see tracker._in_coverage)
-    types.uint8, types.boolean, types.float64, types.float64, types.float64, types.float64,
+    types.int64, types.boolean, types.float64, types.float64, types.float64, types.float64,
     types.float64, types.float64, types.float64, types.float64, types.float64, types.float64,
     types.boolean, types.float64, types.float64, types.float64, types.boolean, types.float64,
     # the configuration
     types.float64, types.float64, types.float64, types.float64, types.float64, types.float64,
-    types.int64, types.float64, types.float64, types.float64, types.float64, types.uint32, types.int64,
-    types.uint8, types.float64)
+    types.int64, types.float64, types.float64, types.float64, types.float64, types.int64, types.int64,
+    types.int64, types.float64)
 
 
 # The outcomes of _quiet_cv_frame: the frame is not quiet; it is; it is unless
@@ -238,14 +238,14 @@ def quiet_cv_frame(state: TrackerState, frame, src: SourceModel, cfg: TrackerCon
         state.source_mask, state.trusted_misses, state.confirmed, state.yaw, state.size, state.class_loglik,
         meas.z, meas.r, meas.velocity_valid, meas.z[:, 0].argsort(kind="stable"), meas.yaw, frame.sizes,
         frame.labels, log_score, log_other, frame.scores, frame.t_ns,
-        cfg.source_bit(frame.source), src.confirms_alone, math.cos(yaw_rad), math.sin(yaw_rad),
+        int(cfg.source_bit(frame.source)), src.confirms_alone, math.cos(yaw_rad), math.sin(yaw_rad),
         float(pose[0]), float(pose[1]), src.x_min_m, src.x_max_m, src.y_min_m, src.y_max_m,
         src.mount_x_m, src.mount_y_m, bool(src.mount_yaw_rad), math.cos(src.mount_yaw_rad),
         math.sin(src.mount_yaw_rad), src.max_range_m, src.fov_half_rad >= np.pi, math.cos(src.fov_half_rad),
         gate_threshold(cfg.gate_probability), cfg.detection_probability, cfg.init_min_score, cfg.yaw_gain,
         cfg.size_gain, MIN_EIGENVALUE, cfg.max_trusted_misses, cfg.max_position_sigma_m,
         cfg.max_coast_confirmed_s, cfg.max_coast_tentative_s, cfg.min_existence,
-        np.uint32((1 << cfg.confirm_window) - 1), cfg.confirm_hits, cfg.alone_bits(), cfg.merge_margin_m)
+        (1 << cfg.confirm_window) - 1, cfg.confirm_hits, int(cfg.alone_bits()), cfg.merge_margin_m)
     status, x, sym, yaw, size, class_ll, e, hh, hits, misses, last_hit, nis, mask, trusted, confirmed = out
     if status == NOT_QUIET:
         return None

@@ -98,7 +98,7 @@ def _output(state: TrackerState, x: np.ndarray, p: np.ndarray, t_ns: int, fresh:
     C-ordered arrays of this output's own (a prediction's), handed on without a copy."""
     keep = state.confirmed
     labels = state.labels  # computed afresh: never aliases the state
-    if keep.all():
+    if np.count_nonzero(keep) == keep.shape[0]:  # keep.all(), at a quarter of its call overhead
         # The steady state: plain copies, cheaper than the boolean indexing below, which copies too.
         if not fresh:
             x, p = x.copy(), p.copy()
