@@ -23,7 +23,7 @@ _STRAIGHT_YAW_RATE_RPS = 1e-6
 def ego_pose_at(ego: EgoState, t_ns: int) -> np.ndarray:
     """The ego pose (x, y, yaw) extrapolated from ``ego.t_ns`` to ``t_ns`` (either direction)."""
     dt = (t_ns - ego.t_ns) * 1e-9
-    x, y, yaw = (float(v) for v in ego.pose)
+    x, y, yaw = ego.pose.tolist()  # Python floats, as float() of each element gives
     v, w = float(ego.speed_mps), float(ego.yaw_rate_rps)
     if abs(w) < _STRAIGHT_YAW_RATE_RPS:
         return np.array([x + v * dt * np.cos(yaw), y + v * dt * np.sin(yaw), yaw + w * dt])

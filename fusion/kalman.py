@@ -193,6 +193,17 @@ def cv_predict_components(x: np.ndarray, p: np.ndarray, dt_s: float,
                                           cv_process_noise(float(dt_s), accel_psd_m2ps3))
 
 
+def cv_predicted_tracks(x: np.ndarray, p: np.ndarray, dt_s: float,
+                        accel_psd_m2ps3: float) -> tuple[np.ndarray, np.ndarray]:
+    """``cv_predict``'s values for an output message, as fresh C-ordered (N, 4), (N, 4, 4) arrays,
+    in one compiled call that also takes the place of the (4, 4) process-noise matrix: its
+    entries are ``cv_process_noise``'s (each a float64 product by the spectral density, exactly
+    as numpy multiplies the matrix), passed as three scalars."""
+    dt_s = float(dt_s)
+    return kalman_kernels.cv_predicted_tracks(x, p, dt_s, dt_s**3 / 3.0 * accel_psd_m2ps3,
+                                              dt_s**2 / 2.0 * accel_psd_m2ps3, dt_s * accel_psd_m2ps3)
+
+
 def repair_covariance(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Symmetrise P and lift eigenvalues below MIN_EIGENVALUE.
 

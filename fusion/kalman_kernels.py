@@ -51,6 +51,42 @@ def cv_predict_rows(x, p, dt_s, q):
     return xt, pt
 
 
+@kernel("Tuple((float64[:, ::1], float64[:, :, ::1]))(float64[:, :], float64[:, :, :], float64,"
+        " float64, float64, float64)")
+def cv_predicted_tracks(x, p, dt_s, q_pos, q_pos_vel, q_vel):
+    """``cv_predict_rows`` for an output message: the same operations, x' (N, 4) and P' (N, 4, 4)
+    written N-major (C-contiguous, as a copy of cv_predict_rows' N-major views would be), with
+    the process noise given by its three distinct entries (``kalman.cv_process_noise`` times the
+    spectral density: position, position-velocity and velocity; every other entry is 0.0 and is
+    added all the same)."""
+    n = x.shape[0]
+    xo = np.empty((n, 4))
+    po = np.empty((n, 4, 4))
+    q = np.zeros((4, 4))
+    q[0, 0] = q[1, 1] = q_pos
+    q[0, 2] = q[2, 0] = q[1, 3] = q[3, 1] = q_pos_vel
+    q[2, 2] = q[3, 3] = q_vel
+    b = np.empty((4, 4))
+    for i in range(n):
+        xo[i, 0] = x[i, 0] + dt_s * x[i, 2]
+        xo[i, 1] = x[i, 1] + dt_s * x[i, 3]
+        xo[i, 2] = x[i, 2]
+        xo[i, 3] = x[i, 3]
+        for r in range(4):
+            for c in range(4):
+                b[r, c] = p[i, r, c]
+        for r in range(2):
+            for c in range(4):
+                b[r, c] += dt_s * b[r + 2, c]
+        for r in range(4):
+            for c in range(2):
+                b[r, c] += dt_s * b[r, c + 2]
+        for r in range(4):
+            for c in range(4):
+                po[i, r, c] = b[r, c] + q[r, c]
+    return xo, po
+
+
 @kernel("Tuple((float64[:, ::1], float64[:, :, ::1]))(float64[:, :], float64[:, :, :], float64[:, :],"
         " float64[:, :, :])")
 def update_leading_rows(x, p, z, r):

@@ -99,7 +99,7 @@ def extrapolate_ego(ego: EgoState, t_ns: int) -> EgoState:
     dt = max(t_ns - ego.t_ns, 0) * 1e-9
     if dt == 0.0:
         return ego
-    x, y, yaw = (float(v) for v in ego.pose)
+    x, y, yaw = ego.pose.tolist()  # Python floats, as float() of each element gives
     v, w = ego.speed_mps, ego.yaw_rate_rps
     if abs(w) > 1e-9:
         x += v / w * (math.sin(yaw + w * dt) - math.sin(yaw))
@@ -126,7 +126,8 @@ def fusion_step(state: FusionState, arrivals: Iterable[tuple[str, Any]], t_ns: i
     ego_filter, tracker, oracle_ego = state.ego_filter, state.tracker, state.oracle_ego
     unused, resets = state.unused_messages, state.resets
     verdicts = []
-    if any(r.decision == Decision.RESET for r in records):
+    # The synchroniser counts every RESET record it makes: the counter, not a scan of the records.
+    if sync.resets != state.sync.resets:
         ego_filter, tracker, oracle_ego, resets = EgoFilterState.empty(), TrackerState.empty(), None, resets + 1
     for item in released:
         msg = item.msg

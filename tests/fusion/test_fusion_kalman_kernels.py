@@ -99,6 +99,21 @@ def test_cv_predict_rows_gives_the_block_algebra_bits(layout):
     assert empty[0].shape == (4, 0) and empty[1].shape == (4, 4, 0)
 
 
+@pytest.mark.parametrize("layout", [np.ascontiguousarray, _component_major_view])
+def test_cv_predicted_tracks_gives_cv_predict_bits_in_c_order(layout):
+    rng = np.random.default_rng(23)
+    n = 120
+    x = _salted(rng, rng.normal(size=(n, 4)) * 30)
+    p = _salted(rng, _spd(rng, n, 4))
+    for dt_s in (0.0, 0.02, 0.1371, 1e-9):
+        for psd in (2.0, 0.37):
+            xo, po = kalman.cv_predicted_tracks(layout(x), layout(p), dt_s, psd)
+            x_ref, p_ref = kalman.cv_predict(x, p, dt_s, psd)
+            assert xo.flags.c_contiguous and po.flags.c_contiguous
+            _same_bits(xo, x_ref)
+            _same_bits(po, p_ref)
+
+
 @pytest.mark.parametrize("m", [1, 2, 4])
 @pytest.mark.parametrize("n_state", [4, 5])
 @pytest.mark.parametrize("layout", [np.ascontiguousarray, _component_major_view])

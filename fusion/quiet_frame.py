@@ -1,0 +1,260 @@
+"""The tracker's quiet frame in one compiled call: a constant-velocity Cartesian frame (lidar,
+oracle) in which nothing but filtering happens.
+
+``tracker.apply_frame`` spends about a hundred numpy calls on a frame, each on arrays of a few
+tracks, where the per-call overhead, not the arithmetic, is the cost. Most frames are quiet: each
+detection gates with one track at most and each track with one detection at most (no assignment
+to solve), nothing is born, no covariance needs repair, nothing dies, no two tracks are one.
+``quiet_cv_frame`` runs such a frame through the compiled kernels apply_frame itself uses
+(predict, gate, update, hit rows, covariance check, merge certificate) and apply_frame's
+bookkeeping, operation for operation, so it gives apply_frame's bits
+(tests/fusion/test_fusion_quiet_frame.py compares the two frame by frame). Where the merge
+certificate cannot rule a pair out (tracks in neighbouring lanes side by side), the exact test,
+track_merge.duplicates, runs on the result. At the first sign that the frame is not quiet it
+gives up (None), and the caller runs apply_frame, which decides everything as it always has.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import types
+
+from core.jit import kernel
+from fusion.association import _gated_pairs, gate_threshold
+from fusion.kalman import MIN_EIGENVALUE
+from fusion.kalman_kernels import cv_predicted_tracks, symmetrised_checked, update_leading_at
+from fusion.track_hits import hit_rows
+from fusion.track_merge import _apart, duplicates
+from fusion.tracker_state import SourceModel, TrackerConfig, TrackerState
+
+
+def _readonly(dtype, ndim):
+    return types.Array(dtype, ndim, "A", readonly=True)
+
+
+_F1, _F2 = _readonly(types.float64, 1), _readonly(types.float64, 2)
+_OUT = types.Tuple((
+    types.int64,  # NOT_QUIET (nothing below is meaningful), QUIET, or QUIET_UNLESS_DUPLICATES
+    types.float64[:, ::1], types.float64[:, :, ::1],  # x (N, 4); symmetrised P, component-major (4, 4, N)
+    types.float64[::1], types.float64[:, ::1], types.float64[:, ::1], types.float64[::1],  # yaw, size, class, existence
+    types.uint32[::1], types.int32[::1], types.int32[::1],  # hit_history, hits, misses
+    types.int64[::1], types.float64[::1], types.uint8[::1], types.int32[::1],  # last_hit_ns, last_nis, source_mask, trusted
+    types.boolean[::1]))  # confirmed
+_SIGNATURE = _OUT(
+    # the state: x, p (writable, as kalman_kernels takes them), the dt [s] to predict by (0:
+    # none) and the process noise entries
+    types.float64[:, :], types.float64[:, :, :], types.float64, types.float64, types.float64, types.float64,
+    _F1, _readonly(types.uint32, 1), _readonly(types.int32, 1), _readonly(types.int32, 1),
+    _readonly(types.int64, 1), _F1, _readonly(types.uint8, 1), _readonly(types.int32, 1),
+    _readonly(types.boolean, 1), _F1, _F2, _F2,
+    # the frame: map measurements z (M, 4), r (M, 4, 4), velocity validity, x order, box yaw and
+    # size, labels, class log terms, scores, time
+    types.float64[:, :], types.float64[:, :, :], _readonly(types.boolean, 1), types.int64[::1], _F1, _F2,
+    _readonly(types.int64, 1), _F1, _F1, _F1, types.int64,
+    # the source: its bit, whether it confirms alone, and its coverage (see tracker._in_coverage)
+    types.int64, types.boolean, types.float64, types.float64, types.float64, types.float64,
+    types.float64, types.float64, types.float64, types.float64, types.float64, types.float64,
+    types.boolean, types.float64, types.float64, types.float64, types.boolean, types.float64,
+    # the configuration
+    types.float64, types.float64, types.float64, types.float64, types.float64, types.float64,
+    types.int64, types.float64, types.float64, types.float64, types.float64, types.int64, types.int64,
+    types.int64, types.float64)
+
+
+# The outcomes of _quiet_cv_frame: the frame is not quiet; it is; it is unless
+# track_merge.duplicates finds a pair among the tracks (which the kernel could not rule out).
+NOT_QUIET, QUIET, QUIET_UNLESS_DUPLICATES = 0, 1, 2
+
+
+@kernel("int64(int64)")
+def _popcount(v):
+    """Set bits of ``v`` (np.bitwise_count's)."""
+    count = 0
+    while v:
+        count += v & 1
+        v >>= 1
+    return count
+
+
+@kernel(_SIGNATURE)
+def _quiet_cv_frame(x, p, dt_s, q_pos, q_pos_vel, q_vel,
+                    existence, hit_history, hits, misses, last_hit_ns, last_nis, source_mask, trusted_misses,
+                    confirmed, yaw, size, class_loglik,
+                    z, r, velocity_valid, order, det_yaw, det_size, labels, log_score, log_other, scores,
+                    t_meas,
+                    bit, confirms_alone, cos_yaw, sin_yaw, pose_x, pose_y, x_min_m, x_max_m, y_min_m, y_max_m,
+                    mount_x_m, mount_y_m, mount_turned, cos_mount, sin_mount, max_range_m, full_fov, cos_fov,
+                    gate_d2, detection_probability, init_min_score, yaw_gain, size_gain, min_eigenvalue,
+                    max_trusted_misses, max_position_sigma_m, max_coast_confirmed_s, max_coast_tentative_s,
+                    min_existence, confirm_window_mask, confirm_hits, alone_bits, merge_margin_m):
+    """apply_frame (CV model, shape-valid Cartesian frame) when the frame is quiet; see the
+    module docstring. Each step names the apply_frame code it performs."""
+    n, m = x.shape[0], z.shape[0]
+    nothing = (NOT_QUIET, np.empty((0, 4)), np.empty((4, 4, 0)), np.empty(0), np.empty((0, 3)),
+               np.empty((0, class_loglik.shape[1])), np.empty(0), np.empty(0, np.uint32),
+               np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0, np.int64), np.empty(0),
+               np.empty(0, np.uint8), np.empty(0, np.int32), np.empty(0, np.bool_))
+    # _predicted: the CV prediction to the frame time, or the state as it is.
+    if dt_s > 0.0:
+        xp, pp = cv_predicted_tracks(x, p, dt_s, q_pos, q_pos_vel, q_vel)
+    else:
+        xp, pp = x.copy(), p.copy()
+    # associate: the gated pairs; an assignment to solve is apply_frame's.
+    ii, jj, d2, _det, _row_count, col_count, contested = _gated_pairs(xp, pp, z[:, :2], r[:, :2, :2],
+                                                                      order, gate_d2)
+    if contested:
+        return nothing
+    k = ii.shape[0]
+    # Births: a detection in no gate and confident enough.
+    if k != m:
+        for j in range(m):
+            if col_count[j] == 0 and scores[j] >= init_min_score:
+                return nothing
+    # update (apply_linear_updates): each matched track by its detection, position and velocity
+    # where that is valid, position only elsewhere.
+    zk = np.empty((k, 4))
+    rk = np.empty((k, 4, 4))
+    vk = np.empty(k, np.bool_)
+    for a in range(k):
+        j = jj[a]
+        vk[a] = velocity_valid[j]
+        for b in range(4):
+            zk[a, b] = z[j, b]
+            for c in range(4):
+                rk[a, b, c] = r[j, b, c]
+    xu, pu = update_leading_at(xp, pp, ii, zk, rk, vk)
+    # The bookkeeping of hits and misses (apply_frame's partial-frame formulas, which give the
+    # all-hit branch's values when every track is hit).
+    all_hit = k == n
+    hit = np.zeros(n, np.bool_)
+    for a in range(k):
+        hit[ii[a]] = True
+    e = np.empty(n)
+    hh = np.empty(n, np.uint32)
+    hits_out = np.empty(n, np.int32)
+    misses_out = np.empty(n, np.int32)
+    last_hit = np.empty(n, np.int64)
+    nis = np.empty(n)
+    mask = np.empty(n, np.uint8)
+    trusted = np.empty(n, np.int32)
+    keep_prob = 1.0 - detection_probability
+    for i in range(n):
+        seen = hit[i]
+        if not seen:  # _in_coverage, for a track the frame did not hit
+            dx, dy = xu[i, 0] - pose_x, xu[i, 1] - pose_y
+            fwd, left = cos_yaw * dx + sin_yaw * dy, cos_yaw * dy - sin_yaw * dx
+            seen = fwd >= x_min_m and fwd <= x_max_m and left >= y_min_m and left <= y_max_m
+            fwd, left = fwd - mount_x_m, left - mount_y_m
+            if mount_turned:
+                fwd, left = cos_mount * fwd + sin_mount * left, cos_mount * left - sin_mount * fwd
+            rng_m = np.hypot(fwd, left)
+            seen = seen and rng_m <= max_range_m
+            if not full_fov:
+                seen = seen and fwd >= cos_fov * rng_m
+        missed = seen and not hit[i]
+        e[i] = (existence[i] * keep_prob / (1.0 - existence[i] * detection_probability) if missed
+                else existence[i])
+        hh[i] = (hit_history[i] << (1 if seen else 0)) | (1 if hit[i] else 0)
+        hits_out[i] = hits[i] + (1 if hit[i] else 0)
+        misses_out[i] = 0 if hit[i] else misses[i] + (1 if missed else 0)
+        last_hit[i] = t_meas if hit[i] else last_hit_ns[i]
+        nis[i] = last_nis[i]
+        mask[i] = source_mask[i] | bit if hit[i] else source_mask[i]
+        if confirms_alone:
+            trusted[i] = 0 if hit[i] else trusted_misses[i] + (1 if missed else 0)
+        else:
+            trusted[i] = trusted_misses[i]
+    for a in range(k):
+        nis[ii[a]] = d2[a]
+    yaw_out, size_out, class_out, e = hit_rows(yaw, size, class_loglik, e, ii, jj, det_yaw, det_size, True,
+                                               yaw_gain, size_gain, labels, log_score, log_other, scores)
+    # repair_covariance: nothing to repair and nothing broken, or apply_frame decides.
+    sym, broken, pivots_ok = symmetrised_checked(pu, min_eigenvalue)
+    if not pivots_ok:
+        return nothing
+    for i in range(n):
+        if broken[i]:
+            return nothing
+        for a in range(4):
+            if not math.isfinite(xu[i, a]):
+                return nothing
+    # alive: every track stays, or apply_frame deletes.
+    all_confirmed = True
+    for i in range(n):
+        all_confirmed &= confirmed[i]
+    check_coast = not (all_hit and max_coast_confirmed_s >= 0.0 and max_coast_tentative_s >= 0.0)
+    for i in range(n):
+        if trusted[i] > max_trusted_misses:
+            return nothing
+        if not np.sqrt(max(sym[0, 0, i], sym[1, 1, i])) <= max_position_sigma_m:
+            return nothing
+        if check_coast:
+            age_s = (t_meas - last_hit[i]) * 1e-9
+            if not age_s <= (max_coast_confirmed_s if confirmed[i] else max_coast_tentative_s):
+                return nothing
+        if not all_confirmed and not (confirmed[i] or e[i] >= min_existence):
+            return nothing
+    # Confirmation (sticky): M of the last N frames, from a source trusted alone or two sources.
+    confirmed_out = np.empty(n, np.bool_)
+    for i in range(n):
+        corroborated = (mask[i] & alone_bits) != 0 or _popcount(np.int64(mask[i])) >= 2
+        confirmed_out[i] = confirmed[i] or (
+            _popcount(np.int64(hh[i] & confirm_window_mask)) >= confirm_hits and corroborated)
+    # duplicates: apart (the merge certificate), or the caller looks at the pairs.
+    status = QUIET
+    if n >= 2:
+        half_diagonal_m = 0.0
+        length_m = size_out[0, 0]
+        for i in range(n):
+            if not (math.isfinite(size_out[i, 0]) and math.isfinite(size_out[i, 1])):
+                return nothing
+            h = np.hypot(0.5 * size_out[i, 0] + merge_margin_m, 0.5 * size_out[i, 1] + merge_margin_m)
+            half_diagonal_m = h if i == 0 or h > half_diagonal_m else half_diagonal_m
+            length_m = size_out[i, 0] if size_out[i, 0] > length_m else length_m
+        reach_m = length_m + merge_margin_m
+        if half_diagonal_m > reach_m:
+            reach_m = half_diagonal_m
+        if not _apart(xu[:, :2], reach_m):
+            status = QUIET_UNLESS_DUPLICATES
+    return (status, xu, sym, yaw_out, size_out, class_out, e, hh, hits_out, misses_out, last_hit, nis,
+            mask, trusted, confirmed_out)
+
+
+def quiet_cv_frame(state: TrackerState, frame, src: SourceModel, cfg: TrackerConfig,
+                   class_log_terms: tuple[np.ndarray, np.ndarray]) -> TrackerState | None:
+    """``apply_frame(state, frame, src, <the Cartesian update>, cfg)`` for a quiet frame under
+    the CV motion model (the caller checks the model, a shape-valid frame and a state without
+    IMM models); None when the frame is not quiet. ``class_log_terms``: apply_frame's
+    (log_score, log_other) of the frame's scores, numpy's logarithms."""
+    pose, meas = frame.pose, frame.meas
+    dt_s = (frame.t_ns - state.t_ns) * 1e-9 if state.t_ns is not None and frame.t_ns > state.t_ns else 0.0
+    psd = cfg.accel_psd_m2ps3
+    log_score, log_other = class_log_terms
+    yaw_rad = pose[2]
+    out = _quiet_cv_frame(
+        state.x, state.p, dt_s, dt_s**3 / 3.0 * psd, dt_s**2 / 2.0 * psd, dt_s * psd,
+        state.existence, state.hit_history, state.hits, state.misses, state.last_hit_ns, state.last_nis,
+        state.source_mask, state.trusted_misses, state.confirmed, state.yaw, state.size, state.class_loglik,
+        meas.z, meas.r, meas.velocity_valid, meas.z[:, 0].argsort(kind="stable"), meas.yaw, frame.sizes,
+        frame.labels, log_score, log_other, frame.scores, frame.t_ns,
+        int(cfg.source_bit(frame.source)), src.confirms_alone, math.cos(yaw_rad), math.sin(yaw_rad),
+        float(pose[0]), float(pose[1]), src.x_min_m, src.x_max_m, src.y_min_m, src.y_max_m,
+        src.mount_x_m, src.mount_y_m, bool(src.mount_yaw_rad), math.cos(src.mount_yaw_rad),
+        math.sin(src.mount_yaw_rad), src.max_range_m, src.fov_half_rad >= np.pi, math.cos(src.fov_half_rad),
+        gate_threshold(cfg.gate_probability), cfg.detection_probability, cfg.init_min_score, cfg.yaw_gain,
+        cfg.size_gain, MIN_EIGENVALUE, cfg.max_trusted_misses, cfg.max_position_sigma_m,
+        cfg.max_coast_confirmed_s, cfg.max_coast_tentative_s, cfg.min_existence,
+        (1 << cfg.confirm_window) - 1, cfg.confirm_hits, int(cfg.alone_bits()), cfg.merge_margin_m)
+    status, x, sym, yaw, size, class_ll, e, hh, hits, misses, last_hit, nis, mask, trusted, confirmed = out
+    if status == NOT_QUIET:
+        return None
+    if status == QUIET_UNLESS_DUPLICATES and duplicates(x[:, :2], yaw, size, confirmed, hits, state.ids,
+                                                        cfg.merge_margin_m)[0].any():
+        return None
+    return TrackerState(
+        t_ns=frame.t_ns, next_id=state.next_id, counters=state.counters.add(frames=1, **frame.rejected),
+        ids=state.ids, x=x, p=sym.transpose(2, 0, 1), yaw=yaw, size=size, class_loglik=class_ll,
+        hit_history=hh, hits=hits, misses=misses, confirmed=confirmed, existence=e, last_hit_ns=last_hit,
+        last_nis=nis, source_mask=mask, trusted_misses=trusted, mode_prob=state.mode_prob, xm=state.xm,
+        pm=state.pm)
