@@ -18,12 +18,17 @@ from sim.traffic import (Fleet, IdmParams, MobilParams, Neighbourhood, TrafficSt
                          lane_span, mobil_targets, signed_half_widths, spawn_positions, start_lane_changes)
 from sim.traffic_kernels import ROW_A, ROW_D, ROW_LC_T0, ROW_S, ROW_V, follow_accel
 from sim.truth import ActorsTruth, EgoTruth
-from sim.vehicle_model import BicycleState, step_bicycle
-from sim.world_kernels import (ROW_ACTIVE, STEP_ROWS, actor_truth, row_slices, truth_slices,
-                               world_step)
+from sim.vehicle_model import BicycleState
+from sim.world_kernels import (EGO_CENTRE_X, EGO_CENTRE_Y, EGO_YAW, EGO_X, ROW_ACTIVE, STEP_ROWS, actor_truth,
+                               ego_slice, row_slices, truth_slices, vehicle_constants, world_step)
 
 NS_PER_S = 1_000_000_000
 ACTOR_CLEARANCE_M = 30.0  # traffic is not spawned this close to a scripted actor in its lanes
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
 
 
 class World:
@@ -46,7 +51,13 @@ class World:
         self._ego = BicycleState(float(xy[0]), float(xy[1]), float(heading), ego_cfg.speed_mps, 0.0, 0.0)
 
         self._ego_s_m = float(ego_cfg.s_m)
-        self._ego_centre_m = self._ego_centre()  # (x, y) of the box centre, kept with self._ego
+        # The ego's box centre (x, y) and, for ego_truth, its pose and centre arrays and yaw rate: kept
+        # with self._ego (world_step computes them with each step).
+        self._ego_centre_m = self._ego_centre()
+        e = self._ego
+        self._ego_pose = _read_only(np.array([e.x_m, e.y_m, e.yaw_rad]))
+        self._ego_centre_xy = _read_only(np.array(self._ego_centre_m))
+        self._ego_yaw_rate = e.v_mps * math.tan(e.steer_rad) / self.vehicle.wheelbase_m
         self._fleet, self._state = self._populate(scenario, rng)
         # The actors' truth of the current state: computed with the state (by world_step, or here
         # for the start) into a buffer; actors_truth wraps it once per tick.
@@ -125,9 +136,13 @@ class World:
         self._step_constants = (self._pm_half_lanes, self._half_len_sum, fleet.lane_change_s, fleet.decel_mps2,
                                 self._stopped, self._idm_terms, *reference_line, road.lane_width_m,
                                 0.5 * road.num_lanes, road.num_lanes - 1, centre_offset_lanes,
-                                0.5 * self.vehicle.width_m)
+                                0.5 * self.vehicle.width_m, vehicle_constants(self.vehicle))
         self._truth_constants = (fleet.lane_change_s, *reference_line, road.lane_width_m, centre_offset_lanes)
         self._step_rows = row_slices(n)
+        ego_at = ego_slice(n)
+        self._ego_at = ego_at
+        self._ego_pose_at = slice(ego_at.start + EGO_X, ego_at.start + EGO_YAW + 1)
+        self._ego_centre_at = slice(ego_at.start + EGO_CENTRE_X, ego_at.start + EGO_CENTRE_Y + 1)
 
     # -- neighbours --------------------------------------------------------------------------------
     def _ego_frenet(self) -> tuple[float, float]:
@@ -186,26 +201,31 @@ class World:
                 self._next_mobil_t_s += self._mobil_period_s * max(1.0, math.ceil(
                     (t_s - self._next_mobil_t_s) / self._mobil_period_s))
         t1_ns = self.t_ns + int(dt_ns)
-        self._state = self._traffic_step(lane_followed, state, track_ego, ego_s, ego_d, t_s, dt_s, t1_ns)
-        self._ego = step_bicycle(self._ego, accel_cmd_mps2, steer_cmd_rad, dt_s, self.vehicle)
-        self._ego_centre_m = self._ego_centre()
+        self._state = self._step_all(accel_cmd_mps2, steer_cmd_rad, lane_followed, state, track_ego, ego_s, ego_d,
+                                     t_s, dt_s, t1_ns)
         self.t_ns = t1_ns
 
-    def _traffic_step(self, lane_followed: np.ndarray, state: TrafficState, track_ego: bool, ego_s: float,
-                      ego_d: float, t_s: float, dt_s: float, t1_ns: int) -> TrafficState:
-        """The traffic at t_s + dt_s (the tick t1_ns) and its truth, in one compiled call
+    def _step_all(self, accel_cmd_mps2: float, steer_cmd_rad: float, lane_followed: np.ndarray, state: TrafficState,
+                  track_ego: bool, ego_s: float, ego_d: float, t_s: float, dt_s: float, t1_ns: int) -> TrafficState:
+        """The traffic at t_s + dt_s (the tick t1_ns), its truth and the ego, in one compiled call
         (world_kernels.world_step): the ego's Frenet tracking (unless ``track_ego`` is False and
         ``ego_s``, ``ego_d`` are this step's), _follow's IDM accelerations (in ``lane_followed``),
-        the scripts' overrides (sim.actors.scripted_accel), traffic.integrate, then to_cartesian and
-        the actors' motion columns of the new state, with those steps' bits."""
+        the scripts' overrides (sim.actors.scripted_accel), traffic.integrate, to_cartesian and the
+        actors' motion columns of the new state, and step_bicycle with the commands held, with those
+        steps' bits. Sets the ego's state; returns the traffic's."""
         cx, cy = self._ego_centre_m
         free_term = state.v_mps / self._fleet.v0_mps
         free_term **= self._idm.delta  # numpy's power: the kernel's pow may differ in the last bit
         buf, any_leaving, any_changing, truth_changing, ego_s, ego_d = world_step(
-            track_ego, cx, cy, ego_s, ego_d, self._ego.v_mps, state.s_m, state.d_m, state.v_mps, lane_followed,
-            state.lane, state.active, state.lc_from_d_m, state.lc_t0_s, free_term, self._braking, t_s, dt_s,
-            t1_ns / NS_PER_S, *self._step_constants)
+            *self._ego, accel_cmd_mps2, steer_cmd_rad, track_ego, cx, cy, ego_s, ego_d, state.s_m, state.d_m,
+            state.v_mps, lane_followed, state.lane, state.active, state.lc_from_d_m, state.lc_t0_s, free_term,
+            self._braking, t_s, dt_s, t1_ns / NS_PER_S, *self._step_constants)
         self._ego_s_m = ego_s
+        x, y, yaw, v, a, steer, centre_x, centre_y, self._ego_yaw_rate = buf[self._ego_at].tolist()
+        self._ego = BicycleState(x, y, yaw, v, a, steer)
+        self._ego_centre_m = (centre_x, centre_y)
+        # Shared by the tick's ego truths (a fresh pair per call cost two array constructions).
+        self._ego_pose, self._ego_centre_xy = _read_only(buf[self._ego_pose_at]), _read_only(buf[self._ego_centre_at])
         rows = self._step_rows
         active = state.active
         if any_leaving:
@@ -290,11 +310,11 @@ class World:
 
     def ego_truth(self) -> EgoTruth:
         e, p = self._ego, self.vehicle
-        yaw_rate = e.v_mps * math.tan(e.steer_rad) / p.wheelbase_m
         # Positional (t_ns, pose, center_xy_m, speed, accel, yaw rate, steer, length, width, height):
-        # the keyword form costs a microsecond more, every tick.
-        return EgoTruth(self.t_ns, np.array([e.x_m, e.y_m, e.yaw_rad]), np.array(self._ego_centre_m), e.v_mps, e.a_mps2,
-                        yaw_rate, e.steer_rad, p.length_m, p.width_m, p.height_m)
+        # the keyword form costs a microsecond more, every tick. The arrays are read-only, shared by
+        # the truths of one tick.
+        return EgoTruth(self.t_ns, self._ego_pose, self._ego_centre_xy, e.v_mps, e.a_mps2, self._ego_yaw_rate,
+                        e.steer_rad, p.length_m, p.width_m, p.height_m)
 
     def _on_road_changed(self, active: np.ndarray) -> None:
         """Gather the per-vehicle constants of the rows on the road (``active``), which change only

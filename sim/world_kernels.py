@@ -28,8 +28,15 @@ from sim.traffic_kernels import (ROW_A, ROW_D, ROW_LC_T0, ROW_S, ROW_V, along_he
 STEP_ROWS = 6
 ROW_ACTIVE = 5
 # Truth columns after them, for the M vehicles on the road: xy (M, 2), then yaw, speed along the
-# heading, acceleration and the lateral rate d' (M each).
+# heading, acceleration and the lateral rate d' (M each); room is left for all N.
 TRUTH_COLUMNS = 6
+# The ego after the step, last in the buffer (from (STEP_ROWS + TRUTH_COLUMNS) * N): BicycleState's
+# fields (x, y, yaw, v, a, steer), then its box centre (x, y) and yaw rate, as World.ego_truth reads them.
+EGO_FIELDS = 9
+EGO_X, EGO_Y, EGO_YAW, EGO_V, EGO_A, EGO_STEER, EGO_CENTRE_X, EGO_CENTRE_Y, EGO_YAW_RATE = range(EGO_FIELDS)
+# Layout of the vehicle constants array (VehicleParams, derived once per run: vehicle_constants).
+(VEH_WHEELBASE, VEH_MAX_ACCEL, VEH_MAX_DECEL, VEH_MAX_JERK, VEH_MAX_STEER, VEH_MAX_STEER_RATE, VEH_ACCEL_LAG,
+ VEH_STEER_LAG, VEH_REAR_AXLE_TO_CENTRE) = range(9)
 
 
 class TruthSlices(NamedTuple):
@@ -50,9 +57,103 @@ def truth_slices(start: int, m: int) -> TruthSlices:
                        slice(start + 5 * m, start + 6 * m))
 
 
+def ego_slice(n: int) -> slice:
+    """The ego's EGO_FIELDS values in ``world_step``'s buffer for a fleet of ``n``."""
+    start = (STEP_ROWS + TRUTH_COLUMNS) * n
+    return slice(start, start + EGO_FIELDS)
+
+
+def vehicle_constants(p) -> np.ndarray:
+    """The VEH_* array of VehicleParams ``p``."""
+    out = np.empty(9)
+    out[VEH_WHEELBASE], out[VEH_MAX_ACCEL], out[VEH_MAX_DECEL] = p.wheelbase_m, p.max_accel_mps2, p.max_decel_mps2
+    out[VEH_MAX_JERK], out[VEH_MAX_STEER], out[VEH_MAX_STEER_RATE] = p.max_jerk_mps3, p.max_steer_rad, p.max_steer_rate_rps
+    out[VEH_ACCEL_LAG], out[VEH_STEER_LAG], out[VEH_REAR_AXLE_TO_CENTRE] = p.accel_lag_s, p.steer_lag_s, p.rear_axle_to_center_m
+    return out
+
+
 def row_slices(n: int) -> tuple[slice, ...]:
     """The STEP_ROWS per-vehicle rows of ``world_step``'s buffer for a fleet of ``n``, by row index."""
     return tuple(slice(row * n, (row + 1) * n) for row in range(STEP_ROWS))
+
+
+@kernel("float64(float64, float64)")
+def remainder(x, y):
+    """math.remainder(x, y): CPython's m_remainder operation for operation. Every operation in it is
+    exact (fmod, the subtractions of values within a factor of two, the halving), so it gives the
+    correctly rounded IEEE remainder whatever the library; raises ValueError where math.remainder
+    does (x infinite, y zero)."""
+    if math.isfinite(x) and math.isfinite(y):
+        if y == 0.0:
+            raise ValueError("math domain error")
+        absx, absy = abs(x), abs(y)
+        m = np.fmod(absx, absy)
+        c = absy - m
+        if m < c:
+            r = m
+        elif m > c:
+            r = -c
+        else:  # half way: the even multiple
+            r = m - 2.0 * np.fmod(0.5 * (absx - m), absy)
+        return np.copysign(1.0, x) * r
+    if x != x:
+        return x
+    if y != y:
+        return y
+    if math.isinf(x):
+        raise ValueError("math domain error")
+    return x
+
+
+@kernel("float64(float64, float64, float64, float64)")
+def lag(current, target, tau_s, dt_s):
+    """sim.vehicle_model._lag: first-order lag, exact for a command held over the step."""
+    if tau_s <= 0.0:
+        return target
+    return target + (current - target) * math.exp(-dt_s / tau_s)
+
+
+@kernel("void(float64, float64, float64, float64, float64, float64, float64, float64, float64, float64[::1],"
+        " float64[::1])")
+def bicycle_into(x_m, y_m, yaw_rad, v_mps, a_mps2, steer_rad, accel_cmd_mps2, steer_cmd_rad, dt_s, vehicle, out):
+    """sim.vehicle_model.step_bicycle from the state (x_m .. steer_rad) with the commands held for
+    dt_s (checked finite and positive by the caller), operation for operation, into ``out``'s
+    EGO_* fields, with the new state's box centre (World._ego_centre) and yaw rate (World.ego_truth's
+    v tan(steer) / wheelbase). ``vehicle``: the VEH_* constants."""
+    max_decel, max_accel, max_steer = vehicle[VEH_MAX_DECEL], vehicle[VEH_MAX_ACCEL], vehicle[VEH_MAX_STEER]
+    a0 = a_mps2
+    a_cmd = accel_cmd_mps2
+    a_cmd = -max_decel if a_cmd < -max_decel else (max_accel if a_cmd > max_accel else a_cmd)
+    a_lagged = lag(a0, a_cmd, vehicle[VEH_ACCEL_LAG], dt_s)
+    max_da = vehicle[VEH_MAX_JERK] * dt_s
+    a = a0 - max_da if a_lagged < a0 - max_da else (a0 + max_da if a_lagged > a0 + max_da else a_lagged)
+    steer0 = steer_rad
+    steer_cmd = -max_steer if steer_cmd_rad < -max_steer else (max_steer if steer_cmd_rad > max_steer else steer_cmd_rad)
+    steer_lagged = lag(steer0, steer_cmd, vehicle[VEH_STEER_LAG], dt_s)
+    max_dsteer = vehicle[VEH_MAX_STEER_RATE] * dt_s
+    steer = steer0 - max_dsteer if steer_lagged < steer0 - max_dsteer else (
+        steer0 + max_dsteer if steer_lagged > steer0 + max_dsteer else steer_lagged)
+    steer = -max_steer if steer < -max_steer else (max_steer if steer > max_steer else steer)
+    v0 = v_mps
+    v1 = v0 + a * dt_s
+    if v1 >= 0.0:
+        dist = 0.5 * (v0 + v1) * dt_s
+    else:
+        dist = 0.5 * v0 * v0 / -a if a < 0.0 else 0.0
+        v1 = 0.0
+    if v1 == 0.0 and a < 0.0:
+        a = 0.0
+    wheelbase = vehicle[VEH_WHEELBASE]
+    kappa = math.tan(steer) / wheelbase
+    dyaw = kappa * dist
+    chord = 2.0 * math.sin(0.5 * dyaw) / kappa if abs(dyaw) > 1e-9 else dist
+    mid = yaw_rad + 0.5 * dyaw
+    yaw = remainder(yaw_rad + dyaw, 2.0 * math.pi)
+    x, y = x_m + chord * math.cos(mid), y_m + chord * math.sin(mid)
+    r = vehicle[VEH_REAR_AXLE_TO_CENTRE]
+    out[EGO_X], out[EGO_Y], out[EGO_YAW], out[EGO_V], out[EGO_A], out[EGO_STEER] = x, y, yaw, v1, a, steer
+    out[EGO_CENTRE_X], out[EGO_CENTRE_Y] = x + r * math.cos(yaw), y + r * math.sin(yaw)
+    out[EGO_YAW_RATE] = v1 * math.tan(steer) / wheelbase
 
 
 @kernel("Tuple((int64, int64))(float64, float64, float64, float64, int64)")
@@ -124,39 +225,42 @@ def actor_truth(s_m, d_m, v_mps, a_mps2, lc_t0_s, lane, lc_from_d_m, rows, t_s, 
 # durations, braking decelerations, stopped mask and the IDM_* constants; the road's reference line
 # (tables, length, samples per metre, straightness, the first heading's cosine and sine), lane
 # width, half the lane count, the top lane, the lane-centre offset 0.5 (num_lanes - 1); the ego's
-# half width [m].
+# half width [m] and its VEH_* constants.
 _STEP_CONSTANTS = (" float64[:, :], float64[:, :], float64[:], float64[:], boolean[:], float64[::1], float64[::1],"
                    " float64[:, ::1], float64[::1], float64[::1], float64, float64, boolean, float64, float64, float64,"
-                   " float64, int64, float64, float64")
+                   " float64, int64, float64, float64, float64[::1]")
 
 
-@kernel("Tuple((float64[::1], boolean, boolean, boolean, float64, float64))(boolean, float64, float64, float64,"
-        " float64, float64, float64[:], float64[:], float64[:], int64[:], int64[:], boolean[:], float64[:], float64[:],"
-        " float64[:], boolean[:], float64, float64, float64," + _STEP_CONSTANTS + ")")
-def world_step(track_ego, ego_x_m, ego_y_m, ego_s_m, ego_d_m, ego_v_mps, s_m, d_m, v_mps, lane_followed, lane, active,
-               lc_from_d_m, lc_t0_s, free_term, braking, t_s, dt_s, truth_t_s, pm_half_lanes, half_len_sum_m,
+@kernel("Tuple((float64[::1], boolean, boolean, boolean, float64, float64))(float64, float64, float64, float64,"
+        " float64, float64, float64, float64, boolean, float64, float64, float64, float64, float64[:], float64[:],"
+        " float64[:], int64[:], int64[:], boolean[:], float64[:], float64[:], float64[:], boolean[:], float64, float64,"
+        " float64," + _STEP_CONSTANTS + ")")
+def world_step(ego_x_m, ego_y_m, ego_yaw_rad, ego_v_mps, ego_a_mps2, ego_steer_rad, accel_cmd_mps2, steer_cmd_rad,
+               track_ego, ego_centre_x_m, ego_centre_y_m, ego_s_m, ego_d_m, s_m, d_m, v_mps, lane_followed, lane,
+               active, lc_from_d_m, lc_t0_s, free_term, braking, t_s, dt_s, truth_t_s, pm_half_lanes, half_len_sum_m,
                lane_change_s, decel_mps2, stopped, idm_consts, s_table, xy_table, heading_table, curvature_table,
                road_length_m, samples_per_m, straight, cos_0, sin_0, lane_width_m, half_num_lanes, top_lane,
-               centre_offset_lanes, ego_half_width_m):
+               centre_offset_lanes, ego_half_width_m, vehicle):
     """The world's step from t_s to t_s + dt_s and the truth of the state it reaches (at
     ``truth_t_s``, the new tick time): (buffer, whether any vehicle left the road, whether a lane
     change ran in the step, whether one runs in the truth (its yaw then wants numpy's arctan2
     added), the ego's Frenet s and d).
 
     The ego's Frenet coordinates are tracked from ``ego_s_m`` as Road.track_frenet does for its box
-    centre (``ego_x_m``, ``ego_y_m``) when ``track_ego``; otherwise ``ego_s_m``, ``ego_d_m`` are the
+    centre (``ego_centre_x_m``, ``ego_centre_y_m``) when ``track_ego``; otherwise ``ego_s_m``, ``ego_d_m`` are the
     ones the caller already tracked this step (for a script trigger or a MOBIL decision). Then
     traffic_kernels.traffic_step's parts: follow_rows in ``lane_followed`` with the ego spanning
     ego_lane_span's lanes, script_override_rows, integrate_into in ``lane``. The buffer holds
     STEP_ROWS rows of N (row_slices), then the truth columns of the M vehicles left on the road
-    (truth_slices(STEP_ROWS * N, M)), computed from the new state as actor_truth_into does.
+    (truth_slices(STEP_ROWS * N, M)), computed from the new state as actor_truth_into does, and last
+    the ego after step_bicycle with the commands held (bicycle_into, ego_slice).
     """
     if track_ego:
-        ego_s_m, ego_d_m = newton_frenet(ego_x_m, ego_y_m, ego_s_m, s_table, xy_table, heading_table,
+        ego_s_m, ego_d_m = newton_frenet(ego_centre_x_m, ego_centre_y_m, ego_s_m, s_table, xy_table, heading_table,
                                          curvature_table, road_length_m, samples_per_m)
     ego_lo, ego_hi = ego_lane_span(ego_d_m, ego_half_width_m, lane_width_m, half_num_lanes, top_lane)
     n = s_m.shape[0]
-    out = np.empty(STEP_ROWS * n + TRUTH_COLUMNS * n)
+    out = np.empty((STEP_ROWS + TRUTH_COLUMNS) * n + EGO_FIELDS)
     accel, gap = np.empty(n), np.empty(n)
     follow_rows(s_m, d_m, v_mps, lane_followed, active, pm_half_lanes, half_len_sum_m, free_term, ego_s_m, ego_v_mps,
                 ego_lo, ego_hi, lane_width_m, half_num_lanes, top_lane, idm_consts, accel, gap)
@@ -184,4 +288,7 @@ def world_step(track_ego, ego_x_m, ego_y_m, ego_s_m, ego_d_m, ego_v_mps, s_m, d_
                                       truth_t_s, out[STEP_ROWS * n:STEP_ROWS * n + TRUTH_COLUMNS * m], lane_change_s,
                                       s_table, xy_table, heading_table, curvature_table, road_length_m,
                                       samples_per_m, straight, cos_0, sin_0, lane_width_m, centre_offset_lanes)
+    ego_at = (STEP_ROWS + TRUTH_COLUMNS) * n
+    bicycle_into(ego_x_m, ego_y_m, ego_yaw_rad, ego_v_mps, ego_a_mps2, ego_steer_rad, accel_cmd_mps2, steer_cmd_rad,
+                 dt_s, vehicle, out[ego_at:ego_at + EGO_FIELDS])
     return out, any_leaving, any_changing, truth_changing, ego_s_m, ego_d_m

@@ -9,11 +9,13 @@ import math
 import numpy as np
 import pytest
 
+from core.vehicle import VehicleParams
 from sim.actors import KIND_HARD_BRAKE, KIND_STOPPED
+from sim.vehicle_model import BicycleState
 from sim.traffic import TrafficState, idm_terms, integrated_state, signed_half_widths
 from sim.traffic_kernels import MOTION_ACCEL, MOTION_D_RATE, MOTION_SPEED, MOTION_YAW, actor_motion, traffic_step
-from sim.world_kernels import (ROW_ACTIVE, STEP_ROWS, actor_truth, ego_lane_span, row_slices, truth_slices,
-                               world_step)
+from sim.world_kernels import (EGO_FIELDS, ROW_ACTIVE, STEP_ROWS, actor_truth, bicycle_into, ego_lane_span,
+                               ego_slice, remainder, row_slices, truth_slices, vehicle_constants, world_step)
 
 from traffic_reference import ROADS, IDM, busy_world, random_accel, random_fleet_state, same_bits
 
@@ -91,11 +93,14 @@ def test_world_step_is_tracking_span_traffic_step_and_truth(road_name, n):
         given_d = float(rng.uniform(-5.0, 5.0))
         ego_v = float(rng.uniform(0.0, 30.0))
         truth_t_s = (round(t_s * 1e9) + 10_000_000) / 1e9
+        vehicle = VehicleParams()
         constants = (pm_half, half_len_sum, fleet.lane_change_s, fleet.decel_mps2, stopped, idm_terms(IDM),
                      *road_constants(road), road.lane_width_m, 0.5 * road.num_lanes, road.num_lanes - 1,
-                     0.5 * (road.num_lanes - 1), half_w)
+                     0.5 * (road.num_lanes - 1), half_w, vehicle_constants(vehicle))
+        ego = BicycleState(cx - 1.4, cy, float(rng.uniform(-0.2, 0.2)), ego_v, float(rng.uniform(-3.0, 1.0)), 0.01)
+        accel_cmd, steer_cmd = float(rng.uniform(-8.0, 3.0)), float(rng.uniform(-0.3, 0.3))
         buf, any_leaving, any_changing, truth_changing, ego_s, ego_d = world_step(
-            track, cx, cy, guess, given_d, ego_v, state.s_m, state.d_m, state.v_mps, lane_followed, state.lane,
+            *ego, accel_cmd, steer_cmd, track, cx, cy, guess, given_d, state.s_m, state.d_m, state.v_mps, lane_followed, state.lane,
             state.active, state.lc_from_d_m, state.lc_t0_s, free_term, braking, t_s, dt_s, truth_t_s, *constants)
 
         ref_s, ref_d = road.track_frenet(cx, cy, guess) if track else (guess, given_d)
@@ -120,6 +125,9 @@ def test_world_step_is_tracking_span_traffic_step_and_truth(road_name, n):
         ref_xy, ref_motion, ref_truth_changing = reference_truth(road, new, fleet.lane_change_s, on, truth_t_s)
         assert truth_changing == ref_truth_changing
         assert_truth_equal(buf, truth_slices(STEP_ROWS * n, on.shape[0]), ref_xy, ref_motion, on.shape[0])
+        ego_ref = np.empty(EGO_FIELDS)
+        bicycle_into(*ego, accel_cmd, steer_cmd, dt_s, vehicle_constants(vehicle), ego_ref)
+        assert same_bits(buf[ego_slice(n)], ego_ref)
 
         alone, alone_changing = actor_truth(new.s_m, new.d_m, new.v_mps, new.a_mps2, new.lc_t0_s, new.lane,
                                             new.lc_from_d_m, on, truth_t_s, fleet.lane_change_s,
@@ -152,3 +160,41 @@ def test_world_truth_and_state_match_the_separate_calls_over_a_busy_run(name):
         assert ego.center_xy_m.tolist() == list(world._ego_centre())
         checked_changing += int(changing)
     assert checked_changing > 0
+
+
+def test_remainder_is_math_remainder():
+    rng = np.random.default_rng(17)
+    two_pi = 2.0 * math.pi
+    xs = np.concatenate([rng.normal(0.0, 4.0, 20000), rng.normal(0.0, 1e6, 2000), np.arange(-40, 41) * math.pi,
+                         [0.0, -0.0, 5e-324, -5e-324, 1e308, -1e308, math.pi, -math.pi, two_pi, -two_pi]])
+    for x in xs.tolist():
+        for y in (two_pi, 2.0, 0.75, -3.0):
+            assert same_bits(remainder(x, y), math.remainder(x, y)), (x, y)
+    for x in (np.arange(-20, 21) + 0.5).tolist():  # exact half-way cases: the even multiple
+        assert same_bits(remainder(x, 1.0), math.remainder(x, 1.0))
+    assert math.isnan(remainder(math.nan, 1.0)) and remainder(3.0, math.inf) == 3.0
+    for bad in ((math.inf, 1.0), (1.0, 0.0)):
+        with pytest.raises(ValueError):
+            remainder(*bad)
+
+
+def test_bicycle_into_is_step_bicycle_with_the_centre_and_yaw_rate():
+    from sim.vehicle_model import step_bicycle
+
+    rng = np.random.default_rng(23)
+    params = [VehicleParams(), VehicleParams(accel_lag_s=0.0, steer_lag_s=0.0, max_jerk_mps3=100.0),
+              VehicleParams(wheelbase_m=3.4, max_steer_rad=0.3, max_steer_rate_rps=5.0, rear_axle_to_center_m=0.0)]
+    out = np.empty(EGO_FIELDS)
+    for trial in range(6000):
+        p = params[trial % len(params)]
+        state = BicycleState(*rng.uniform(-500.0, 500.0, 2).tolist(), float(rng.uniform(-3.2, 3.2)),
+                             float(rng.choice([0.0, 0.01, rng.uniform(0.0, 40.0)])), float(rng.uniform(-8.0, 3.0)),
+                             float(rng.uniform(-0.6, 0.6)))
+        accel, steer = float(rng.uniform(-12.0, 5.0)), float(rng.uniform(-1.0, 1.0))
+        dt = float(rng.choice([0.01, 0.05, 1.0]))
+        ref = step_bicycle(state, accel, steer, dt, p)
+        bicycle_into(*state, accel, steer, dt, vehicle_constants(p), out)
+        r = p.rear_axle_to_center_m
+        expected = [*ref, ref.x_m + r * math.cos(ref.yaw_rad), ref.y_m + r * math.sin(ref.yaw_rad),
+                    ref.v_mps * math.tan(ref.steer_rad) / p.wheelbase_m]
+        assert same_bits(out, np.array(expected)), trial
