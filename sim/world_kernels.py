@@ -67,8 +67,9 @@ def vehicle_constants(p) -> np.ndarray:
     """The VEH_* array of VehicleParams ``p``."""
     out = np.empty(9)
     out[VEH_WHEELBASE], out[VEH_MAX_ACCEL], out[VEH_MAX_DECEL] = p.wheelbase_m, p.max_accel_mps2, p.max_decel_mps2
-    out[VEH_MAX_JERK], out[VEH_MAX_STEER], out[VEH_MAX_STEER_RATE] = p.max_jerk_mps3, p.max_steer_rad, p.max_steer_rate_rps
-    out[VEH_ACCEL_LAG], out[VEH_STEER_LAG], out[VEH_REAR_AXLE_TO_CENTRE] = p.accel_lag_s, p.steer_lag_s, p.rear_axle_to_center_m
+    out[VEH_MAX_JERK], out[VEH_MAX_STEER] = p.max_jerk_mps3, p.max_steer_rad
+    out[VEH_MAX_STEER_RATE], out[VEH_ACCEL_LAG], out[VEH_STEER_LAG] = p.max_steer_rate_rps, p.accel_lag_s, p.steer_lag_s
+    out[VEH_REAR_AXLE_TO_CENTRE] = p.rear_axle_to_center_m
     return out
 
 
@@ -128,7 +129,8 @@ def bicycle_into(x_m, y_m, yaw_rad, v_mps, a_mps2, steer_rad, accel_cmd_mps2, st
     max_da = vehicle[VEH_MAX_JERK] * dt_s
     a = a0 - max_da if a_lagged < a0 - max_da else (a0 + max_da if a_lagged > a0 + max_da else a_lagged)
     steer0 = steer_rad
-    steer_cmd = -max_steer if steer_cmd_rad < -max_steer else (max_steer if steer_cmd_rad > max_steer else steer_cmd_rad)
+    steer_cmd = -max_steer if steer_cmd_rad < -max_steer else (
+        max_steer if steer_cmd_rad > max_steer else steer_cmd_rad)
     steer_lagged = lag(steer0, steer_cmd, vehicle[VEH_STEER_LAG], dt_s)
     max_dsteer = vehicle[VEH_MAX_STEER_RATE] * dt_s
     steer = steer0 - max_dsteer if steer_lagged < steer0 - max_dsteer else (

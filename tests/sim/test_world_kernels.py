@@ -100,8 +100,9 @@ def test_world_step_is_tracking_span_traffic_step_and_truth(road_name, n):
         ego = BicycleState(cx - 1.4, cy, float(rng.uniform(-0.2, 0.2)), ego_v, float(rng.uniform(-3.0, 1.0)), 0.01)
         accel_cmd, steer_cmd = float(rng.uniform(-8.0, 3.0)), float(rng.uniform(-0.3, 0.3))
         buf, any_leaving, any_changing, truth_changing, ego_s, ego_d = world_step(
-            *ego, accel_cmd, steer_cmd, track, cx, cy, guess, given_d, state.s_m, state.d_m, state.v_mps, lane_followed, state.lane,
-            state.active, state.lc_from_d_m, state.lc_t0_s, free_term, braking, t_s, dt_s, truth_t_s, *constants)
+            *ego, accel_cmd, steer_cmd, track, cx, cy, guess, given_d, state.s_m, state.d_m, state.v_mps,
+            lane_followed, state.lane, state.active, state.lc_from_d_m, state.lc_t0_s, free_term, braking, t_s, dt_s,
+            truth_t_s, *constants)
 
         ref_s, ref_d = road.track_frenet(cx, cy, guess) if track else (guess, given_d)
         assert (ego_s, ego_d) == (ref_s, ref_d)
@@ -152,7 +153,9 @@ def test_world_truth_and_state_match_the_separate_calls_over_a_busy_run(name):
         assert isinstance(state, TrafficState)
         on = np.flatnonzero(state.active)
         xy, motion, changing = reference_truth(road, state, fleet.lane_change_s, on, world.t_ns / 1e9)
-        yaw = motion[MOTION_YAW] + np.arctan2(motion[MOTION_D_RATE], state.v_mps[on]) if changing else motion[MOTION_YAW]
+        yaw = motion[MOTION_YAW]
+        if changing:
+            yaw = yaw + np.arctan2(motion[MOTION_D_RATE], state.v_mps[on])
         assert same_bits(truth.xy_m, xy) and same_bits(truth.yaw_rad, yaw)
         assert same_bits(truth.speed_mps, motion[MOTION_SPEED]) and same_bits(truth.accel_mps2, motion[MOTION_ACCEL])
         assert same_bits(truth.ids, fleet.ids[on]) and same_bits(truth.length_m, fleet.length_m[on])
