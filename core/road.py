@@ -107,6 +107,12 @@ class Road:
         self._cos_h, self._sin_h = np.cos(self.heading_rad), np.sin(self.heading_rad)
         self._line_cos_sin = (float(self._cos_h[0]), float(self._sin_h[0]))
 
+    @property
+    def line_cos_sin(self) -> tuple[float, float]:
+        """Cosine and sine of the first sample's heading (a straight road's one heading): the
+        straight-road arguments of the Frenet-to-map kernel."""
+        return self._line_cos_sin
+
     def nearest_sample(self, xy: np.ndarray) -> np.ndarray:
         """Index of the reference-line sample nearest to each point of xy (N, 2) -> (N,) int64.
 
@@ -189,7 +195,7 @@ class Road:
         up to three Newton steps on the exact arc geometry from the guess (a point that moved well
         under a metre since its last s reaches micrometres in two). s is clamped to the road; a
         non-finite guess raises as Python's int() does."""
-        return _newton_frenet(x_m, y_m, s_guess_m, self.s_m, self.xy_m, self.heading_rad, self.curvature_1pm,
+        return newton_frenet(x_m, y_m, s_guess_m, self.s_m, self.xy_m, self.heading_rad, self.curvature_1pm,
                               self.length_m, self.samples_per_m)
 
     def _line_point_to_frenet(self, x: float, y: float) -> tuple[float, float]:
@@ -272,11 +278,12 @@ class _Pieces:
 _POINTS = "Array(float64, 1, 'A', readonly=True)"
 
 
-@kernel(f"Tuple((float64[:, ::1], float64[::1]))({_POINTS}, {_POINTS}, float64[::1], float64[:, ::1], float64[::1],"
-        " float64[::1], float64, float64, boolean, float64, float64)")
-def _frenet_to_map(s_m, d_m, s_table, xy_table, heading_table, curvature_table, length_m, samples_per_m, straight,
-                   cos_0, sin_0):
-    """Road.to_cartesian of N points: map xy (N, 2) and the reference heading (N,).
+@kernel(f"void({_POINTS}, {_POINTS}, float64[::1], float64[:, ::1], float64[::1], float64[::1], float64, float64,"
+        " boolean, float64, float64, float64[:, ::1], float64[::1])")
+def frenet_to_map_into(s_m, d_m, s_table, xy_table, heading_table, curvature_table, length_m, samples_per_m, straight,
+                       cos_0, sin_0, xy, heading):
+    """Road.to_cartesian of N points into ``xy`` (N, 2), map xy, and ``heading`` (N,), the reference
+    heading (the world's step kernel fills its own buffer with it; ``_frenet_to_map`` allocates).
 
     Operation for operation the numpy forms it replaced (tests/core/test_road_kernels.py keeps them
     as the bit-exact reference). A curved road: Road.interpolate (s clipped to the road, the exact
@@ -287,8 +294,6 @@ def _frenet_to_map(s_m, d_m, s_table, xy_table, heading_table, curvature_table, 
     """
     n = s_m.shape[0]
     last = s_table.shape[0] - 2
-    xy = np.empty((n, 2))
-    heading = np.empty(n)
     for j in range(n):
         s, d = s_m[j], d_m[j]
         if straight:
@@ -314,12 +319,23 @@ def _frenet_to_map(s_m, d_m, s_table, xy_table, heading_table, curvature_table, 
             heading[j] = h
             xy[j, 0] = xy_table[i, 0] + chord * math.cos(mid) + d * -math.sin(h)
             xy[j, 1] = xy_table[i, 1] + chord * math.sin(mid) + d * math.cos(h)
+
+
+@kernel(f"Tuple((float64[:, ::1], float64[::1]))({_POINTS}, {_POINTS}, float64[::1], float64[:, ::1], float64[::1],"
+        " float64[::1], float64, float64, boolean, float64, float64)")
+def _frenet_to_map(s_m, d_m, s_table, xy_table, heading_table, curvature_table, length_m, samples_per_m, straight,
+                   cos_0, sin_0):
+    """Road.to_cartesian of N points: ``frenet_to_map_into`` new arrays, (xy (N, 2), heading (N,))."""
+    n = s_m.shape[0]
+    xy, heading = np.empty((n, 2)), np.empty(n)
+    frenet_to_map_into(s_m, d_m, s_table, xy_table, heading_table, curvature_table, length_m, samples_per_m, straight,
+                       cos_0, sin_0, xy, heading)
     return xy, heading
 
 
 @kernel("Tuple((float64, float64))(float64, float64, float64, float64[::1], float64[:, ::1], float64[::1],"
         " float64[::1], float64, float64)")
-def _newton_frenet(x_m, y_m, s_guess_m, s_table, xy_table, heading_table, curvature_table, length_m, samples_per_m):
+def newton_frenet(x_m, y_m, s_guess_m, s_table, xy_table, heading_table, curvature_table, length_m, samples_per_m):
     """Road.track_frenet: the operations of the scalar Python loop it replaced (kept in
     tests/core/test_road_kernels.py as the bit-exact reference), Python's min/max included
     (``max(a, b)`` is ``b if b > a else a``)."""

@@ -14,15 +14,21 @@ from core.messages import LABEL_VEHICLE
 from sim.actors import (KIND_HARD_BRAKE, KIND_STOPPED, KIND_TRAFFIC, actor_columns, cut_in_starts,
                         next_trigger_t_s, time_to_collision_s, update_triggers)
 from sim.scenario import ScenarioConfig, build_road
-from sim.traffic import (Fleet, IdmParams, MobilParams, Neighbourhood, TrafficState, idm_terms, integrated_state,
+from sim.traffic import (Fleet, IdmParams, MobilParams, Neighbourhood, TrafficState, idm_terms,
                          lane_span, mobil_targets, signed_half_widths, spawn_positions, start_lane_changes)
-from sim.traffic_kernels import (MOTION_ACCEL, MOTION_D_RATE, MOTION_SPEED, MOTION_YAW, actor_motion, follow_accel,
-                                 traffic_step)
+from sim.traffic_kernels import ROW_A, ROW_D, ROW_LC_T0, ROW_S, ROW_V, follow_accel
 from sim.truth import ActorsTruth, EgoTruth
-from sim.vehicle_model import BicycleState, step_bicycle
+from sim.vehicle_model import BicycleState
+from sim.world_kernels import (EGO_CENTRE_X, EGO_CENTRE_Y, EGO_YAW, EGO_X, ROW_ACTIVE, STEP_ROWS, actor_truth,
+                               ego_slice, row_slices, truth_slices, vehicle_constants, world_step)
 
 NS_PER_S = 1_000_000_000
 ACTOR_CLEARANCE_M = 30.0  # traffic is not spawned this close to a scripted actor in its lanes
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
 
 
 class World:
@@ -45,13 +51,23 @@ class World:
         self._ego = BicycleState(float(xy[0]), float(xy[1]), float(heading), ego_cfg.speed_mps, 0.0, 0.0)
 
         self._ego_s_m = float(ego_cfg.s_m)
+        # The ego's box centre (x, y) and, for ego_truth, its pose and centre arrays and yaw rate: kept
+        # with self._ego (world_step computes them with each step).
+        self._ego_centre_m = self._ego_centre()
+        e = self._ego
+        self._ego_pose = _read_only(np.array([e.x_m, e.y_m, e.yaw_rad]))
+        self._ego_centre_xy = _read_only(np.array(self._ego_centre_m))
+        self._ego_yaw_rate = e.v_mps * math.tan(e.steer_rad) / self.vehicle.wheelbase_m
         self._fleet, self._state = self._populate(scenario, rng)
+        # The actors' truth of the current state: computed with the state (by world_step, or here
+        # for the start) into a buffer; actors_truth wraps it once per tick.
         self._truth_t_ns = -1
         self._actors_truth: ActorsTruth | None = None
-        self._truth_active: np.ndarray | None = None  # the active mask the cached columns were gathered for
-        self._truth_on = np.zeros(0, dtype=np.int64)  # the active rows
-        self._truth_all = False  # whether they are all the rows
-        self._truth_columns: tuple[np.ndarray, ...] = ()
+        self._on_road_changed(self._state.active)
+        self._truth_buffer, self._truth_changing = actor_truth(
+            self._state.s_m, self._state.d_m, self._state.v_mps, self._state.a_mps2, self._state.lc_t0_s,
+            self._state.lane, self._state.lc_from_d_m, self._truth_on, self.t_ns / NS_PER_S, *self._truth_constants)
+        self._truth_at = truth_slices(0, self._truth_on.shape[0])
 
     # -- construction ------------------------------------------------------------------------------
     def _populate(self, scenario: ScenarioConfig, rng: np.random.Generator) -> tuple[Fleet, TrafficState]:
@@ -112,12 +128,27 @@ class World:
         self._half_len_sum = 0.5 * (fleet.length_m[:, None] + self._length_all[None, :])
         self._pm_half_lanes = signed_half_widths(self.road, fleet.width_m)
         self._stopped = fleet.kind == KIND_STOPPED
+        road = self.road
+        reference_line = (road.s_m, road.xy_m, road.heading_rad, road.curvature_1pm, road.length_m,
+                          road.samples_per_m, road.is_straight, *road.line_cos_sin)
+        centre_offset_lanes = 0.5 * (road.num_lanes - 1)
+        # world_step's and actor_truth's trailing arguments (world_kernels._STEP_CONSTANTS, _TRUTH_CONSTANTS).
+        self._step_constants = (self._pm_half_lanes, self._half_len_sum, fleet.lane_change_s, fleet.decel_mps2,
+                                self._stopped, self._idm_terms, *reference_line, road.lane_width_m,
+                                0.5 * road.num_lanes, road.num_lanes - 1, centre_offset_lanes,
+                                0.5 * self.vehicle.width_m, vehicle_constants(self.vehicle))
+        self._truth_constants = (fleet.lane_change_s, *reference_line, road.lane_width_m, centre_offset_lanes)
+        self._step_rows = row_slices(n)
+        ego_at = ego_slice(n)
+        self._ego_at = ego_at
+        self._ego_pose_at = slice(ego_at.start + EGO_X, ego_at.start + EGO_YAW + 1)
+        self._ego_centre_at = slice(ego_at.start + EGO_CENTRE_X, ego_at.start + EGO_CENTRE_Y + 1)
 
     # -- neighbours --------------------------------------------------------------------------------
     def _ego_frenet(self) -> tuple[float, float]:
         """Frenet (s, d) of the ego's box centre, tracked from the last step's s (Road.track_frenet:
         the ego moves well under a metre per step, a fraction of a nearest-sample search's cost)."""
-        cx, cy = self._ego_centre()
+        cx, cy = self._ego_centre_m
         self._ego_s_m, d = self.road.track_frenet(cx, cy, self._ego_s_m)
         return self._ego_s_m, d
 
@@ -154,36 +185,61 @@ class World:
         dt_s, t_s = dt_ns / NS_PER_S, self.t_ns / NS_PER_S
         fleet, state = self._fleet, self._state
 
-        ego_s, ego_d = self._ego_frenet()
         # Car following sees the lanes of the step's start; the scripts and MOBIL below decide lane
-        # changes that only the integration sees (neither reads the accelerations).
+        # changes that only the integration sees (neither reads the accelerations). They need the
+        # ego's Frenet coordinates first; on other steps world_step tracks them itself.
         lane_followed = state.lane
-        if self._has_scripts and t_s >= self._next_trigger_t_s and self._a_script_starts(state, t_s, ego_s):
-            state = self._trigger(fleet, state, t_s, ego_s)
-        if t_s >= self._next_mobil_t_s:
-            state = self._lane_change_decisions(fleet, state, ego_s, ego_d, t_s)
-            self._next_mobil_t_s += self._mobil_period_s * max(1.0, math.ceil(
-                (t_s - self._next_mobil_t_s) / self._mobil_period_s))
-        self._state = self._traffic_step(lane_followed, state, ego_s, ego_d, t_s, dt_s)
-        self._ego = step_bicycle(self._ego, accel_cmd_mps2, steer_cmd_rad, dt_s, self.vehicle)
-        self.t_ns += int(dt_ns)
+        track_ego, ego_s, ego_d = True, self._ego_s_m, 0.0
+        script_due = self._has_scripts and t_s >= self._next_trigger_t_s
+        if script_due or t_s >= self._next_mobil_t_s:
+            ego_s, ego_d = self._ego_frenet()
+            track_ego = False
+            if script_due and self._a_script_starts(state, t_s, ego_s):
+                state = self._trigger(fleet, state, t_s, ego_s)
+            if t_s >= self._next_mobil_t_s:
+                state = self._lane_change_decisions(fleet, state, ego_s, ego_d, t_s)
+                self._next_mobil_t_s += self._mobil_period_s * max(1.0, math.ceil(
+                    (t_s - self._next_mobil_t_s) / self._mobil_period_s))
+        t1_ns = self.t_ns + int(dt_ns)
+        self._state = self._step_all(accel_cmd_mps2, steer_cmd_rad, lane_followed, state, track_ego, ego_s, ego_d,
+                                     t_s, dt_s, t1_ns)
+        self.t_ns = t1_ns
 
-    def _traffic_step(self, lane_followed: np.ndarray, state: TrafficState, ego_s: float, ego_d: float, t_s: float,
-                      dt_s: float) -> TrafficState:
-        """The traffic at t_s + dt_s: _follow's IDM accelerations (in ``lane_followed``), the
-        scripts' overrides (sim.actors.scripted_accel) and traffic.integrate, in one compiled call
-        (traffic_kernels.traffic_step) that gives those three steps' bits."""
-        ego_lo, ego_hi = self._ego_span(ego_d)
-        road, fleet = self.road, self._fleet
-        free_term = state.v_mps / fleet.v0_mps
+    def _step_all(self, accel_cmd_mps2: float, steer_cmd_rad: float, lane_followed: np.ndarray, state: TrafficState,
+                  track_ego: bool, ego_s: float, ego_d: float, t_s: float, dt_s: float, t1_ns: int) -> TrafficState:
+        """The traffic at t_s + dt_s (the tick t1_ns), its truth and the ego, in one compiled call
+        (world_kernels.world_step): the ego's Frenet tracking (unless ``track_ego`` is False and
+        ``ego_s``, ``ego_d`` are this step's), _follow's IDM accelerations (in ``lane_followed``),
+        the scripts' overrides (sim.actors.scripted_accel), traffic.integrate, to_cartesian and the
+        actors' motion columns of the new state, and step_bicycle with the commands held, with those
+        steps' bits. Sets the ego's state; returns the traffic's."""
+        cx, cy = self._ego_centre_m
+        free_term = state.v_mps / self._fleet.v0_mps
         free_term **= self._idm.delta  # numpy's power: the kernel's pow may differ in the last bit
-        rows, active1, any_leaving, any_changing = traffic_step(
-            state.s_m, state.d_m, state.v_mps, lane_followed, state.lane, state.active, state.lc_from_d_m,
-            state.lc_t0_s, free_term, self._pm_half_lanes, self._half_len_sum, fleet.lane_change_s, fleet.decel_mps2,
-            self._braking, self._stopped, ego_s, self._ego.v_mps, ego_lo, ego_hi, self._idm_terms, road.lane_width_m,
-            0.5 * road.num_lanes, road.num_lanes - 1, road.curvature_1pm, road.samples_per_m, road.is_straight,
-            road.length_m, 0.5 * (road.num_lanes - 1), t_s, dt_s)
-        return integrated_state(state, rows, active1, any_leaving, any_changing)
+        buf, any_leaving, any_changing, truth_changing, ego_s, ego_d = world_step(
+            *self._ego, accel_cmd_mps2, steer_cmd_rad, track_ego, cx, cy, ego_s, ego_d, state.s_m, state.d_m,
+            state.v_mps, lane_followed, state.lane, state.active, state.lc_from_d_m, state.lc_t0_s, free_term,
+            self._braking, t_s, dt_s, t1_ns / NS_PER_S, *self._step_constants)
+        self._ego_s_m = ego_s
+        x, y, yaw, v, a, steer, centre_x, centre_y, self._ego_yaw_rate = buf[self._ego_at].tolist()
+        self._ego = BicycleState(x, y, yaw, v, a, steer)
+        self._ego_centre_m = (centre_x, centre_y)
+        # Shared by the tick's ego truths (a fresh pair per call cost two array constructions).
+        self._ego_pose, self._ego_centre_xy = _read_only(buf[self._ego_pose_at]), _read_only(buf[self._ego_centre_at])
+        rows = self._step_rows
+        active = state.active
+        if any_leaving:
+            active = buf[rows[ROW_ACTIVE]] > 0.0
+            self._on_road_changed(active)
+        self._truth_buffer, self._truth_changing = buf, truth_changing
+        self._truth_at = self._step_truth_at
+        # d and the lane-change starts move only while a lane change runs (traffic.integrated_state).
+        if any_changing:
+            d1, lc_t0 = buf[rows[ROW_D]], buf[rows[ROW_LC_T0]]
+        else:
+            d1, lc_t0 = state.d_m, state.lc_t0_s
+        return TrafficState(buf[rows[ROW_S]], d1, buf[rows[ROW_V]], buf[rows[ROW_A]], state.lane, state.lc_from_d_m,
+                            lc_t0, active, state.triggered)
 
     @staticmethod
     def _waiting_scripts(fleet: Fleet, triggered: np.ndarray) -> list[tuple[int, float, float, float]]:
@@ -254,45 +310,36 @@ class World:
 
     def ego_truth(self) -> EgoTruth:
         e, p = self._ego, self.vehicle
-        yaw_rate = e.v_mps * math.tan(e.steer_rad) / p.wheelbase_m
         # Positional (t_ns, pose, center_xy_m, speed, accel, yaw rate, steer, length, width, height):
-        # the keyword form costs a microsecond more, every tick.
-        return EgoTruth(self.t_ns, np.array([e.x_m, e.y_m, e.yaw_rad]), np.array(self._ego_centre()), e.v_mps, e.a_mps2,
-                        yaw_rate, e.steer_rad, p.length_m, p.width_m, p.height_m)
+        # the keyword form costs a microsecond more, every tick. The arrays are read-only, shared by
+        # the truths of one tick.
+        return EgoTruth(self.t_ns, self._ego_pose, self._ego_centre_xy, e.v_mps, e.a_mps2, self._ego_yaw_rate,
+                        e.steer_rad, p.length_m, p.width_m, p.height_m)
+
+    def _on_road_changed(self, active: np.ndarray) -> None:
+        """Gather the per-vehicle constants of the rows on the road (``active``), which change only
+        when a vehicle leaves it: handing out the same column objects meanwhile lets consumers (the
+        metrics) recognise an unchanged actor set by identity."""
+        fleet = self._fleet
+        on = np.flatnonzero(active)
+        self._truth_on = on
+        self._truth_columns = (fleet.ids[on], fleet.length_m[on], fleet.width_m[on], fleet.height_m[on],
+                               fleet.labels[on], fleet.colors_bgr[on])
+        for col in self._truth_columns:  # shared by many ticks' truths: nobody may write into them
+            col.flags.writeable = False
+        self._step_truth_at = truth_slices(STEP_ROWS * self._n, on.shape[0])
 
     def actors_truth(self) -> ActorsTruth:
         """Active actors (past the road end they leave the world); cached per time step."""
         if self._actors_truth is not None and self._truth_t_ns == self.t_ns:
             return self._actors_truth
-        fleet, state, road = self._fleet, self._state, self.road
-        if self._truth_active is not state.active:
-            # The per-vehicle constants of the active rows change only when a vehicle leaves the
-            # road; handing out the same column objects meanwhile lets consumers (the metrics)
-            # recognise an unchanged actor set by identity.
-            on = np.flatnonzero(state.active)
-            self._truth_active, self._truth_on = state.active, on
-            # Everyone on the road: the per-tick columns that only feed new arrays are read as they
-            # are instead of through gathers (the same values).
-            self._truth_all = on.shape[0] == state.active.shape[0]
-            self._truth_columns = (fleet.ids[on], fleet.length_m[on], fleet.width_m[on], fleet.height_m[on],
-                                   fleet.labels[on], fleet.colors_bgr[on])
-            for col in self._truth_columns:  # shared by many ticks' truths: nobody may write into them
-                col.flags.writeable = False
-        on = self._truth_on
         ids, length, width, height, labels, colors = self._truth_columns
-        if self._truth_all:
-            s_m, d_m = state.s_m, state.d_m
-        else:
-            s_m, d_m = state.s_m[on], state.d_m[on]
-        xy, heading = road.to_cartesian(s_m, d_m)
-        motion, changing = actor_motion(heading, state.v_mps, state.a_mps2, state.lc_t0_s, state.lane,
-                                        state.lc_from_d_m, fleet.lane_change_s, on, road.lane_width_m,
-                                        0.5 * (road.num_lanes - 1), self.t_ns / NS_PER_S)
-        yaw = motion[MOTION_YAW]
-        if changing:  # heading + atan2(d', v), numpy's arctan2 (actor_motion leaves it out)
-            yaw += np.arctan2(motion[MOTION_D_RATE], state.v_mps[on])
+        buf, at = self._truth_buffer, self._truth_at
+        yaw = buf[at.yaw]
+        if self._truth_changing:  # heading + atan2(d', v), numpy's arctan2 (the kernel leaves it out)
+            yaw = yaw + np.arctan2(buf[at.d_rate], self._state.v_mps[self._truth_on])
         # Positional, in ActorsTruth's field order: as in ego_truth, a microsecond a tick.
-        truth = ActorsTruth(self.t_ns, ids, xy.reshape(-1, 2), yaw, motion[MOTION_SPEED], motion[MOTION_ACCEL], length,
+        truth = ActorsTruth(self.t_ns, ids, buf[at.xy].reshape(-1, 2), yaw, buf[at.speed], buf[at.accel], length,
                             width, height, labels, colors)
         self._actors_truth, self._truth_t_ns = truth, self.t_ns
         return truth
