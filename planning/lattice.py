@@ -27,7 +27,7 @@ from typing import Callable
 
 import numpy as np
 
-from core.geometry import wrap_angle
+from core.jit import kernel
 from core.messages import EgoState, ModeLimits, Plan, Tracks
 from core.road import Road
 from planning.acc_planner import ego_from_plan, ego_is_finite, initial_accel, stop_profile_plan
@@ -49,20 +49,40 @@ __all__ = ["LatticeConfig", "LatticeState", "LatticeTables", "lattice_plan_step"
 def _track_rates(ft, state: LatticeState, dt_s: float, smoothing: float) -> tuple[np.ndarray, np.ndarray]:
     """Yaw rate and along-road acceleration per track, from the memory of the same id in the
     previous plan (0 for new ids): the yaw by finite difference of the wrapped angle, the
-    acceleration by finite difference low-passed by ``smoothing`` and clipped. One sorted lookup
-    of the ids serves both."""
+    acceleration by finite difference low-passed by ``smoothing`` and clipped."""
     n = ft.ids.shape[0]
-    yaw_rate, accel = np.zeros(n), np.zeros(n)
     if state.track_ids.shape[0] == 0 or dt_s <= 0.0 or n == 0:
-        return yaw_rate, accel
-    order = np.argsort(state.track_ids, kind="stable")
-    pos = np.minimum(np.searchsorted(state.track_ids[order], ft.ids), order.shape[0] - 1)
-    found = state.track_ids[order[pos]] == ft.ids
-    j = order[pos[found]]
-    yaw_rate[found] = wrap_angle(ft.yaw_rad[found] - state.track_yaws[j]) / dt_s
-    raw = (ft.s_rate_mps[found] - state.track_vs[j]) / dt_s
-    accel[found] = state.track_accel[j] + smoothing * (raw - state.track_accel[j])
-    return yaw_rate, np.minimum(np.maximum(accel, -12.0), 6.0)
+        return np.zeros(n), np.zeros(n)
+    return _rates_from_memory(ft.ids, ft.yaw_rad, ft.s_rate_mps, state.track_ids, state.track_yaws, state.track_vs,
+                              state.track_accel, float(dt_s), float(smoothing))
+
+
+# FrenetTracks fields and the state's memory may be read-only views (a decoded log, a column).
+_ROW = "Array(float64, 1, 'A', readonly=True)"
+_IDS = "Array(int64, 1, 'A', readonly=True)"
+
+
+@kernel(f"UniTuple(float64[::1], 2)({_IDS}, {_ROW}, {_ROW}, {_IDS}, {_ROW}, {_ROW}, {_ROW}, float64, float64)")
+def _rates_from_memory(ids, yaw_rad, s_rate_mps, prev_ids, prev_yaws, prev_vs, prev_accel, dt_s, smoothing):
+    """_track_rates for N > 0 tracks and a non-empty memory, one loop instead of ~20 numpy calls on a
+    few elements. A track's memory is the first of the previous ids equal to its id (a stable
+    argsort and a left searchsorted found that one); the numpy form's operations in its order:
+    wrap_angle's (a + pi) % 2 pi - pi (Python's float remainder, numpy's too), the clip to
+    [-12, 6] m/s^2 as np.minimum(np.maximum(.)) (NaN stays NaN)."""
+    n, m = ids.shape[0], prev_ids.shape[0]
+    yaw_rate = np.zeros(n)
+    accel = np.zeros(n)
+    for i in range(n):
+        for j in range(m):
+            if prev_ids[j] == ids[i]:
+                yaw_rate[i] = ((yaw_rad[i] - prev_yaws[j] + np.pi) % (2.0 * np.pi) - np.pi) / dt_s
+                raw = (s_rate_mps[i] - prev_vs[j]) / dt_s
+                accel[i] = prev_accel[j] + smoothing * (raw - prev_accel[j])
+                break
+        a = accel[i]
+        a = a if (a > -12.0 or a != a) else -12.0
+        accel[i] = a if (a < 6.0 or a != a) else 6.0
+    return yaw_rate, accel
 
 
 def _lane_of(road: Road, d_m: float) -> int:
