@@ -338,8 +338,9 @@ def test_select_leads_kernel_equals_numpy_reference():
 
 
 def test_read_only_tracks_pass_through_the_lead_search():
-    # A Tracks decoded from a log holds read-only arrays; with every track kept, length_m and
-    # width_m are views of its sizes.
+    # A Tracks decoded from a log holds read-only arrays; the Frenet tracks built from it are made
+    # read-only too (tracks_to_frenet copies, but a FrenetTracks may hold views of such arrays), so
+    # that the lead search is run on read-only fields.
     from core.messages import Tracks
     from planning.track_frenet import select_leads, tracks_to_frenet
     from sim.scenario import build_road, load_scenario
@@ -352,6 +353,8 @@ def test_read_only_tracks_pass_through_the_lead_search():
         a.flags.writeable = False
     road = build_road(load_scenario("free_road").road)
     ft, n_bad = tracks_to_frenet(Tracks(t_ns=0, **fields), road, 0, 0.5)
-    assert n_bad == 0 and len(ft) == n and not ft.length_m.flags.writeable
+    assert n_bad == 0 and len(ft) == n
+    for name in type(ft).__slots__:
+        getattr(ft, name).flags.writeable = False
     idx, gap = select_leads(ft, float(ft.s_m[0]) - 20.0, np.array([float(ft.d_m[0])]), 3.9, 0.95, 0.3, 2.0)
     assert idx[0] == 0 and gap[0] > 0.0
