@@ -33,7 +33,7 @@ from core.road import Road
 from planning.acc_planner import ego_from_plan, ego_is_finite, initial_accel, stop_profile_plan
 from planning.behaviour import lane_references
 from planning.frenet_plan import frenet_to_plan, lane_stretch
-from planning.lattice_batch import batch_terms, best_rss_safe
+from planning.lattice_batch import search_batch
 from planning.lattice_config import LatticeConfig, LatticeState
 from planning.lattice_bounds import candidate_bounds, longitudinal_family_terms
 from planning.lattice_grid import lateral_family_tabled
@@ -41,7 +41,7 @@ from planning.lattice_obstacles import MAX_OBJECTS, followers_in_lane, obstacle_
 from planning.lattice_tables import LatticeTables, tables_for
 from planning.prediction import predict
 from planning.road_end import road_end_gap, with_road_end
-from planning.track_frenet import curvature_at, road_heading_curvature, tracks_to_frenet
+from planning.track_frenet import road_heading_curvature, tracks_to_frenet
 
 __all__ = ["LatticeConfig", "LatticeState", "LatticeTables", "lattice_plan_step"]
 
@@ -220,13 +220,11 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
         # no uncertainty to keep clear of, and its bump, reaching ~6 m ahead of the front bumper,
         # would hold the car short of the references' stopping point, standstill_gap before it.
         obs.lat_w[:, :, -1, :] = 0.0
-    # Per-family rows by one flat index each (take() on a row-flattened view gathers several times
-    # faster than indexing with two arrays): candidate idx = il * (n_v * n_T) + jv, where
-    # jv = iv * n_T + iT is its longitudinal row and jl = il * n_T + iT its lateral one.
+    # Per-family rows: candidate idx = il * (n_v * n_T) + jv, where jv = iv * n_T + iT is its
+    # longitudinal row and jl = il * n_T + iT its lateral one.
     lon_x_rows, lon_v_rows, lat_a_rows = lon_x.reshape(-1, steps), lon_v.reshape(-1, steps), lat.a.reshape(-1, steps)
     lat_overlap_rows = obs.lat_overlap.reshape((n_d * n_T,) + obs.lat_overlap.shape[2:])
     lat_w_rows = obs.lat_w.reshape(lat_overlap_rows.shape)
-    no_curvature = np.zeros((0, steps))
     best_cost, best = math.inf, -1
     evaluated, hit_deadline = 0, False
     start, size = 0, min(cfg.first_batch_size, cfg.batch_size)
@@ -238,29 +236,17 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
             break
         idx = order[start:start + size]
         start, size = start + size, min(2 * size, cfg.batch_size)
-        il, jv = np.divmod(idx, n_v * n_T)
-        jl = il * n_T + jv % n_T
-        s_b, v_b = lon_x_rows.take(jv, axis=0), lon_v_rows.take(jv, axis=0)
-        # Road curvature is piecewise constant per sample: a lookup, only for the visited profiles.
-        road_curv = no_curvature if road.is_straight else curvature_at(road, s_b)
-        lon_w, feasible = batch_terms(jv, jl, lon_x_rows, lon_v_rows, lat_a_rows, road_curv, lat_overlap_rows,
-                                      obs.s_obj_rel, obs.inv_half_l, obs.s_ref_m, cfg.rear_axle_to_center_m,
-                                      cfg.max_curvature_1pm, cfg.max_lat_accel_mps2)
-        if lon_w.shape[1]:
-            prox = np.einsum("bnk,bnk->b", lat_w_rows.take(jl, axis=0), lon_w) * dt
-        else:
-            # No object: no proximity cost, set here. numpy's einsum over the empty object axis
-            # can read a stale NaN (DESIGN.md, "No np.einsum over an axis that can be empty"):
-            # that was the rare track-free emergency plan.
-            prox = np.zeros(idx.shape[0], np.float32)
-        total = np.where(feasible, flat[idx] + cfg.w_proximity * prox, np.inf)
+        # The coupled terms, the proximity cost and the RSS rule of the batch, compiled; the batch's
+        # best feasible, RSS-safe candidate if it beats the best so far.
+        found, cost = search_batch(
+            idx, n_v * n_T, n_T, lon_x_rows, lon_v_rows, lat_a_rows, road.is_straight, road.curvature_1pm,
+            road.length_m, road.samples_per_m, lat_overlap_rows, lat_w_rows, obs.s_obj_rel, obs.inv_half_l, obs.s_ref_m,
+            cfg.rear_axle_to_center_m, cfg.max_curvature_1pm, cfg.max_lat_accel_mps2, flat, cfg.w_proximity, dt,
+            tab.lane_slot, obs.stop_rel, obs.rear_rel, cfg.rear_axle_to_center_m + 0.5 * cfg.ego_length_m,
+            cfg.rss_reaction_s, cfg.rss_ego_brake_mps2, best_cost)
         evaluated += idx.shape[0]
-        # The batch's best that also passes the RSS rule if it changes lanes (slot 1: own lane).
-        i = best_rss_safe(total, tab.lane_slot[il] != 1, s_b, v_b, lat_overlap_rows, jl, obs.stop_rel, obs.rear_rel,
-                          obs.s_ref_m, cfg.rear_axle_to_center_m + 0.5 * cfg.ego_length_m, cfg.rss_reaction_s,
-                          cfg.rss_ego_brake_mps2, best_cost)
-        if i >= 0:
-            best_cost, best = float(total[i]), int(idx[i])
+        if found >= 0:
+            best_cost, best = cost, found
     counters = dict(memory, evaluated=evaluated, deadline_hits=state.deadline_hits + int(hit_deadline))
     if best < 0:
         st = replace(state, infeasible=state.infeasible + 1, **{k: v for k, v in counters.items() if k != "evaluated"})
