@@ -35,7 +35,7 @@ from planning.behaviour import lane_references
 from planning.frenet_plan import frenet_to_plan, lane_stretch
 from planning.lattice_batch import search_batch
 from planning.lattice_config import LatticeConfig, LatticeState
-from planning.lattice_bounds import candidate_bounds, longitudinal_family_terms
+from planning.lattice_bounds import candidate_bounds, longitudinal_family_terms, slot_speed_ok
 from planning.lattice_grid import lateral_family_tabled
 from planning.lattice_obstacles import MAX_OBJECTS, followers_in_lane, obstacle_terms
 from planning.lattice_tables import LatticeTables, tables_for
@@ -83,6 +83,28 @@ def _rates_from_memory(ids, yaw_rad, s_rate_mps, prev_ids, prev_yaws, prev_vs, p
         a = a if (a > -12.0 or a != a) else -12.0
         accel[i] = a if (a < 6.0 or a != a) else 6.0
     return yaw_rate, accel
+
+
+_PROFILE = "Array(float64, 1, 'A', readonly=True)"
+
+
+@kernel(f"UniTuple(float64[::1], 3)({_PROFILE}, {_PROFILE}, {_PROFILE}, {_PROFILE})")
+def _path_terms(v_mps, dd_mps, ddd_mps2, a_mps2):
+    """The chosen candidate's path d(s) from d(t): d' = clip(d_t / s_t, -1, 1) and
+    d'' = (d_tt - d' s_tt) / s_t^2 with s_t floored at 1 m/s, and the speed floored at 0, as the
+    numpy form np.minimum(np.maximum(dd / sdot, -1.0), 1.0) etc. (NaN kept) in its order."""
+    n = v_mps.shape[0]
+    d_s, d_ss, v_ahead = np.empty(n), np.empty(n), np.empty(n)
+    for k in range(n):
+        v = v_mps[k]
+        sdot = v if (v > 1.0 or v != v) else 1.0
+        z = dd_mps[k] / sdot
+        z = z if (z > -1.0 or z != z) else -1.0
+        z = z if (z < 1.0 or z != z) else 1.0
+        d_s[k] = z
+        d_ss[k] = (ddd_mps2[k] - z * a_mps2[k]) / (sdot * sdot)
+        v_ahead[k] = v if (v > 0.0 or v != v) else 0.0
+    return d_s, d_ss, v_ahead
 
 
 def _lane_of(road: Road, d_m: float) -> int:
@@ -190,8 +212,7 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     lon_x, lon_v, lon_a = lon_xva  # (n_v + 3, n_T, K) each
     # Above the cap (cap just lowered) only profiles that slow down pass: per lane slot, a profile
     # may not exceed max(its cap, v0), with longitudinal_family_terms' tolerance.
-    slot_v_hi = np.maximum(lane_caps, v0) + 0.05
-    lon_ok_slot = lon_ok[None] & (lon_v.max(axis=2)[None] <= slot_v_hi[:, None, None])  # (3, n_v + 3, n_T)
+    lon_ok_slot = slot_speed_ok(lon_ok, lon_v, lane_caps, v0)  # (3, n_v + 3, n_T)
 
     # Lateral consistency with the previous plan, sampled on this plan's grid.
     use_previous = last is not None and state.last_d_m.shape[0] == steps
@@ -257,9 +278,7 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     il, iv = divmod(rest, n_v)
     d, dd, ddd = lat.x[il, iT], lat.v[il, iT], lat.a[il, iT]
     s, v, a = lon_x[iv, iT], lon_v[iv, iT], lon_a[iv, iT]
-    sdot = np.maximum(v, 1.0)
-    d_s = np.minimum(np.maximum(dd / sdot, -1.0), 1.0)
-    d_ss = (ddd - d_s * a) / (sdot * sdot)
+    d_s, d_ss, v_ahead = _path_terms(v, dd, ddd, a)
     target_lane = int(refs.lanes[lane_slot[il]])
     emergency = bool(lon_emergency[iv, iT])
     if limits.stop_decel_mps2 > 0.0:
@@ -272,5 +291,5 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
         slower = v[-1] < lane_caps[lane_slot[il]] - 0.5
         behaviour = ("follow" if refs.own_lead_index >= 0 and slower else
                      "stop" if end_gap < math.inf and slower else "cruise")
-    plan = frenet_to_plan(road, t_ns, t_s, s, d, d_s, d_ss, np.maximum(v, 0.0), a, emergency, behaviour)
+    plan = frenet_to_plan(road, t_ns, t_s, s, d, d_s, d_ss, v_ahead, a, emergency, behaviour)
     return replace(state, last_plan=plan, last_d_m=d, last_dd_mps2=ddd, target_lane=target_lane, **counters), plan
