@@ -53,8 +53,9 @@ def _track_rates(ft, state: LatticeState, dt_s: float, smoothing: float) -> tupl
     n = ft.ids.shape[0]
     if state.track_ids.shape[0] == 0 or dt_s <= 0.0 or n == 0:
         return np.zeros(n), np.zeros(n)
-    return _rates_from_memory(ft.ids, ft.yaw_rad, ft.s_rate_mps, state.track_ids, state.track_yaws, state.track_vs,
-                              state.track_accel, float(dt_s), float(smoothing))
+    yaw_rate, accel = _rates_from_memory(ft.ids, ft.yaw_rad, ft.s_rate_mps, state.track_ids, state.track_yaws,
+                                         state.track_vs, state.track_accel, float(dt_s), float(smoothing))
+    return yaw_rate, accel
 
 
 # FrenetTracks fields and the state's memory may be read-only views (a decoded log, a column).
@@ -62,7 +63,7 @@ _ROW = "Array(float64, 1, 'A', readonly=True)"
 _IDS = "Array(int64, 1, 'A', readonly=True)"
 
 
-@kernel(f"UniTuple(float64[::1], 2)({_IDS}, {_ROW}, {_ROW}, {_IDS}, {_ROW}, {_ROW}, {_ROW}, float64, float64)")
+@kernel(f"float64[:, ::1]({_IDS}, {_ROW}, {_ROW}, {_IDS}, {_ROW}, {_ROW}, {_ROW}, float64, float64)")
 def _rates_from_memory(ids, yaw_rad, s_rate_mps, prev_ids, prev_yaws, prev_vs, prev_accel, dt_s, smoothing):
     """_track_rates for N > 0 tracks and a non-empty memory, one loop instead of ~20 numpy calls on a
     few elements. A track's memory is the first of the previous ids equal to its id (a stable
@@ -70,8 +71,8 @@ def _rates_from_memory(ids, yaw_rad, s_rate_mps, prev_ids, prev_yaws, prev_vs, p
     wrap_angle's (a + pi) % 2 pi - pi (Python's float remainder, numpy's too), the clip to
     [-12, 6] m/s^2 as np.minimum(np.maximum(.)) (NaN stays NaN)."""
     n, m = ids.shape[0], prev_ids.shape[0]
-    yaw_rate = np.zeros(n)
-    accel = np.zeros(n)
+    rates = np.zeros((2, n))  # one array out: yaw rate, acceleration
+    yaw_rate, accel = rates[0], rates[1]
     for i in range(n):
         for j in range(m):
             if prev_ids[j] == ids[i]:
@@ -82,19 +83,21 @@ def _rates_from_memory(ids, yaw_rad, s_rate_mps, prev_ids, prev_yaws, prev_vs, p
         a = accel[i]
         a = a if (a > -12.0 or a != a) else -12.0
         accel[i] = a if (a < 6.0 or a != a) else 6.0
-    return yaw_rate, accel
+    return rates
 
 
 _PROFILE = "Array(float64, 1, 'A', readonly=True)"
 
 
-@kernel(f"UniTuple(float64[::1], 3)({_PROFILE}, {_PROFILE}, {_PROFILE}, {_PROFILE})")
+@kernel(f"float64[:, ::1]({_PROFILE}, {_PROFILE}, {_PROFILE}, {_PROFILE})")
 def _path_terms(v_mps, dd_mps, ddd_mps2, a_mps2):
-    """The chosen candidate's path d(s) from d(t): d' = clip(d_t / s_t, -1, 1) and
+    """The chosen candidate's path d(s) from d(t), rows (3, K): d' = clip(d_t / s_t, -1, 1) and
     d'' = (d_tt - d' s_tt) / s_t^2 with s_t floored at 1 m/s, and the speed floored at 0, as the
-    numpy form np.minimum(np.maximum(dd / sdot, -1.0), 1.0) etc. (NaN kept) in its order."""
+    numpy form np.minimum(np.maximum(dd / sdot, -1.0), 1.0) etc. (NaN kept) in its order. One
+    array out: each array a kernel returns costs about a microsecond to hand to Python."""
     n = v_mps.shape[0]
-    d_s, d_ss, v_ahead = np.empty(n), np.empty(n), np.empty(n)
+    rows = np.empty((3, n))
+    d_s, d_ss, v_ahead = rows[0], rows[1], rows[2]
     for k in range(n):
         v = v_mps[k]
         sdot = v if (v > 1.0 or v != v) else 1.0
@@ -104,7 +107,7 @@ def _path_terms(v_mps, dd_mps, ddd_mps2, a_mps2):
         d_s[k] = z
         d_ss[k] = (ddd_mps2[k] - z * a_mps2[k]) / (sdot * sdot)
         v_ahead[k] = v if (v > 0.0 or v != v) else 0.0
-    return d_s, d_ss, v_ahead
+    return rows
 
 
 def _lane_of(road: Road, d_m: float) -> int:
