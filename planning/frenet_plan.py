@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 
+from core.jit import kernel
 from core.messages import Plan
 from core.road import Road
 
@@ -76,10 +77,22 @@ def yaw_curvature(k, d_m: np.ndarray, dd_ds: np.ndarray, d2d_ds2: np.ndarray) ->
     return delta, ((d2d_ds2 + k * dd_ds * np.tan(delta)) * cos_d * cos_d / one_kd + k) * cos_d / one_kd
 
 
-def _straight_yaw_curvature(dd_ds: np.ndarray, d2d_ds2: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """yaw_curvature(0.0, ...) for finite d and d', to the bit, in 6 array operations instead of 15:
-    one_kd is 1 (dividing by it is exact), and k d' tan(delta) is a signed zero (tan is finite for
-    finite d'), which can change only the sign of a zero sum, and "+ k" (+0.0) then clears that sign."""
-    delta = np.arctan2(dd_ds, 1.0)
-    cos_d = np.cos(delta)
-    return delta, (d2d_ds2 * cos_d * cos_d + 0.0) * cos_d
+_PROFILE = "Array(float64, 1, 'A', readonly=True)"
+
+
+@kernel(f"UniTuple(float64[::1], 2)({_PROFILE}, {_PROFILE})")
+def _straight_yaw_curvature(dd_ds, d2d_ds2):
+    """yaw_curvature(0.0, ...) for finite d and d', to the bit, in one loop instead of 15 array
+    operations: one_kd is 1 (dividing by it is exact), and k d' tan(delta) is a signed zero (tan is
+    finite for finite d'), which can change only the sign of a zero sum, and "+ k" (+0.0) then clears
+    that sign. atan2 and cos are libm's, as numpy's float64 loops call them on this baseline
+    (core/road.py's kernels rely on the same)."""
+    n = dd_ds.shape[0]
+    delta = np.empty(n)
+    curvature = np.empty(n)
+    for k in range(n):
+        dlt = math.atan2(dd_ds[k], 1.0)
+        cos_d = math.cos(dlt)
+        delta[k] = dlt
+        curvature[k] = (d2d_ds2[k] * cos_d * cos_d + 0.0) * cos_d
+    return delta, curvature

@@ -27,21 +27,21 @@ from typing import Callable
 
 import numpy as np
 
-from core.geometry import wrap_angle
+from core.jit import kernel
 from core.messages import EgoState, ModeLimits, Plan, Tracks
 from core.road import Road
 from planning.acc_planner import ego_from_plan, ego_is_finite, initial_accel, stop_profile_plan
 from planning.behaviour import lane_references
 from planning.frenet_plan import frenet_to_plan, lane_stretch
-from planning.lattice_batch import batch_terms, best_rss_safe
+from planning.lattice_batch import search_batch
 from planning.lattice_config import LatticeConfig, LatticeState
-from planning.lattice_bounds import candidate_bounds, longitudinal_family_terms
+from planning.lattice_bounds import candidate_bounds, longitudinal_family_terms, slot_speed_ok
 from planning.lattice_grid import lateral_family_tabled
 from planning.lattice_obstacles import MAX_OBJECTS, followers_in_lane, obstacle_terms
 from planning.lattice_tables import LatticeTables, tables_for
 from planning.prediction import predict
 from planning.road_end import road_end_gap, with_road_end
-from planning.track_frenet import curvature_at, road_heading_curvature, tracks_to_frenet
+from planning.track_frenet import road_heading_curvature, tracks_to_frenet
 
 __all__ = ["LatticeConfig", "LatticeState", "LatticeTables", "lattice_plan_step"]
 
@@ -49,20 +49,65 @@ __all__ = ["LatticeConfig", "LatticeState", "LatticeTables", "lattice_plan_step"
 def _track_rates(ft, state: LatticeState, dt_s: float, smoothing: float) -> tuple[np.ndarray, np.ndarray]:
     """Yaw rate and along-road acceleration per track, from the memory of the same id in the
     previous plan (0 for new ids): the yaw by finite difference of the wrapped angle, the
-    acceleration by finite difference low-passed by ``smoothing`` and clipped. One sorted lookup
-    of the ids serves both."""
+    acceleration by finite difference low-passed by ``smoothing`` and clipped."""
     n = ft.ids.shape[0]
-    yaw_rate, accel = np.zeros(n), np.zeros(n)
     if state.track_ids.shape[0] == 0 or dt_s <= 0.0 or n == 0:
-        return yaw_rate, accel
-    order = np.argsort(state.track_ids, kind="stable")
-    pos = np.minimum(np.searchsorted(state.track_ids[order], ft.ids), order.shape[0] - 1)
-    found = state.track_ids[order[pos]] == ft.ids
-    j = order[pos[found]]
-    yaw_rate[found] = wrap_angle(ft.yaw_rad[found] - state.track_yaws[j]) / dt_s
-    raw = (ft.s_rate_mps[found] - state.track_vs[j]) / dt_s
-    accel[found] = state.track_accel[j] + smoothing * (raw - state.track_accel[j])
-    return yaw_rate, np.minimum(np.maximum(accel, -12.0), 6.0)
+        return np.zeros(n), np.zeros(n)
+    yaw_rate, accel = _rates_from_memory(ft.ids, ft.yaw_rad, ft.s_rate_mps, state.track_ids, state.track_yaws,
+                                         state.track_vs, state.track_accel, float(dt_s), float(smoothing))
+    return yaw_rate, accel
+
+
+# FrenetTracks fields and the state's memory may be read-only views (a decoded log, a column).
+_ROW = "Array(float64, 1, 'A', readonly=True)"
+_IDS = "Array(int64, 1, 'A', readonly=True)"
+
+
+@kernel(f"float64[:, ::1]({_IDS}, {_ROW}, {_ROW}, {_IDS}, {_ROW}, {_ROW}, {_ROW}, float64, float64)")
+def _rates_from_memory(ids, yaw_rad, s_rate_mps, prev_ids, prev_yaws, prev_vs, prev_accel, dt_s, smoothing):
+    """_track_rates for N > 0 tracks and a non-empty memory, one loop instead of ~20 numpy calls on a
+    few elements. A track's memory is the first of the previous ids equal to its id (a stable
+    argsort and a left searchsorted found that one); the numpy form's operations in its order:
+    wrap_angle's (a + pi) % 2 pi - pi (Python's float remainder, numpy's too), the clip to
+    [-12, 6] m/s^2 as np.minimum(np.maximum(.)) (NaN stays NaN)."""
+    n, m = ids.shape[0], prev_ids.shape[0]
+    rates = np.zeros((2, n))  # one array out: yaw rate, acceleration
+    yaw_rate, accel = rates[0], rates[1]
+    for i in range(n):
+        for j in range(m):
+            if prev_ids[j] == ids[i]:
+                yaw_rate[i] = ((yaw_rad[i] - prev_yaws[j] + np.pi) % (2.0 * np.pi) - np.pi) / dt_s
+                raw = (s_rate_mps[i] - prev_vs[j]) / dt_s
+                accel[i] = prev_accel[j] + smoothing * (raw - prev_accel[j])
+                break
+        a = accel[i]
+        a = a if (a > -12.0 or a != a) else -12.0
+        accel[i] = a if (a < 6.0 or a != a) else 6.0
+    return rates
+
+
+_PROFILE = "Array(float64, 1, 'A', readonly=True)"
+
+
+@kernel(f"float64[:, ::1]({_PROFILE}, {_PROFILE}, {_PROFILE}, {_PROFILE})")
+def _path_terms(v_mps, dd_mps, ddd_mps2, a_mps2):
+    """The chosen candidate's path d(s) from d(t), rows (3, K): d' = clip(d_t / s_t, -1, 1) and
+    d'' = (d_tt - d' s_tt) / s_t^2 with s_t floored at 1 m/s, and the speed floored at 0, as the
+    numpy form np.minimum(np.maximum(dd / sdot, -1.0), 1.0) etc. (NaN kept) in its order. One
+    array out: each array a kernel returns costs about a microsecond to hand to Python."""
+    n = v_mps.shape[0]
+    rows = np.empty((3, n))
+    d_s, d_ss, v_ahead = rows[0], rows[1], rows[2]
+    for k in range(n):
+        v = v_mps[k]
+        sdot = v if (v > 1.0 or v != v) else 1.0
+        z = dd_mps[k] / sdot
+        z = z if (z > -1.0 or z != z) else -1.0
+        z = z if (z < 1.0 or z != z) else 1.0
+        d_s[k] = z
+        d_ss[k] = (ddd_mps2[k] - z * a_mps2[k]) / (sdot * sdot)
+        v_ahead[k] = v if (v > 0.0 or v != v) else 0.0
+    return rows
 
 
 def _lane_of(road: Road, d_m: float) -> int:
@@ -170,8 +215,7 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     lon_x, lon_v, lon_a = lon_xva  # (n_v + 3, n_T, K) each
     # Above the cap (cap just lowered) only profiles that slow down pass: per lane slot, a profile
     # may not exceed max(its cap, v0), with longitudinal_family_terms' tolerance.
-    slot_v_hi = np.maximum(lane_caps, v0) + 0.05
-    lon_ok_slot = lon_ok[None] & (lon_v.max(axis=2)[None] <= slot_v_hi[:, None, None])  # (3, n_v + 3, n_T)
+    lon_ok_slot = slot_speed_ok(lon_ok, lon_v, lane_caps, v0)  # (3, n_v + 3, n_T)
 
     # Lateral consistency with the previous plan, sampled on this plan's grid.
     use_previous = last is not None and state.last_d_m.shape[0] == steps
@@ -200,13 +244,11 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
         # no uncertainty to keep clear of, and its bump, reaching ~6 m ahead of the front bumper,
         # would hold the car short of the references' stopping point, standstill_gap before it.
         obs.lat_w[:, :, -1, :] = 0.0
-    # Per-family rows by one flat index each (take() on a row-flattened view gathers several times
-    # faster than indexing with two arrays): candidate idx = il * (n_v * n_T) + jv, where
-    # jv = iv * n_T + iT is its longitudinal row and jl = il * n_T + iT its lateral one.
+    # Per-family rows: candidate idx = il * (n_v * n_T) + jv, where jv = iv * n_T + iT is its
+    # longitudinal row and jl = il * n_T + iT its lateral one.
     lon_x_rows, lon_v_rows, lat_a_rows = lon_x.reshape(-1, steps), lon_v.reshape(-1, steps), lat.a.reshape(-1, steps)
     lat_overlap_rows = obs.lat_overlap.reshape((n_d * n_T,) + obs.lat_overlap.shape[2:])
     lat_w_rows = obs.lat_w.reshape(lat_overlap_rows.shape)
-    no_curvature = np.zeros((0, steps))
     best_cost, best = math.inf, -1
     evaluated, hit_deadline = 0, False
     start, size = 0, min(cfg.first_batch_size, cfg.batch_size)
@@ -218,29 +260,17 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
             break
         idx = order[start:start + size]
         start, size = start + size, min(2 * size, cfg.batch_size)
-        il, jv = np.divmod(idx, n_v * n_T)
-        jl = il * n_T + jv % n_T
-        s_b, v_b = lon_x_rows.take(jv, axis=0), lon_v_rows.take(jv, axis=0)
-        # Road curvature is piecewise constant per sample: a lookup, only for the visited profiles.
-        road_curv = no_curvature if road.is_straight else curvature_at(road, s_b)
-        lon_w, feasible = batch_terms(jv, jl, lon_x_rows, lon_v_rows, lat_a_rows, road_curv, lat_overlap_rows,
-                                      obs.s_obj_rel, obs.inv_half_l, obs.s_ref_m, cfg.rear_axle_to_center_m,
-                                      cfg.max_curvature_1pm, cfg.max_lat_accel_mps2)
-        if lon_w.shape[1]:
-            prox = np.einsum("bnk,bnk->b", lat_w_rows.take(jl, axis=0), lon_w) * dt
-        else:
-            # No object: no proximity cost, set here. numpy's einsum over the empty object axis
-            # can read a stale NaN (DESIGN.md, "No np.einsum over an axis that can be empty"):
-            # that was the rare track-free emergency plan.
-            prox = np.zeros(idx.shape[0], np.float32)
-        total = np.where(feasible, flat[idx] + cfg.w_proximity * prox, np.inf)
+        # The coupled terms, the proximity cost and the RSS rule of the batch, compiled; the batch's
+        # best feasible, RSS-safe candidate if it beats the best so far.
+        found, cost = search_batch(
+            idx, n_v * n_T, n_T, lon_x_rows, lon_v_rows, lat_a_rows, road.is_straight, road.curvature_1pm,
+            road.length_m, road.samples_per_m, lat_overlap_rows, lat_w_rows, obs.s_obj_rel, obs.inv_half_l, obs.s_ref_m,
+            cfg.rear_axle_to_center_m, cfg.max_curvature_1pm, cfg.max_lat_accel_mps2, flat, cfg.w_proximity, dt,
+            tab.lane_slot, obs.stop_rel, obs.rear_rel, cfg.rear_axle_to_center_m + 0.5 * cfg.ego_length_m,
+            cfg.rss_reaction_s, cfg.rss_ego_brake_mps2, best_cost)
         evaluated += idx.shape[0]
-        # The batch's best that also passes the RSS rule if it changes lanes (slot 1: own lane).
-        i = best_rss_safe(total, tab.lane_slot[il] != 1, s_b, v_b, lat_overlap_rows, jl, obs.stop_rel, obs.rear_rel,
-                          obs.s_ref_m, cfg.rear_axle_to_center_m + 0.5 * cfg.ego_length_m, cfg.rss_reaction_s,
-                          cfg.rss_ego_brake_mps2, best_cost)
-        if i >= 0:
-            best_cost, best = float(total[i]), int(idx[i])
+        if found >= 0:
+            best_cost, best = cost, found
     counters = dict(memory, evaluated=evaluated, deadline_hits=state.deadline_hits + int(hit_deadline))
     if best < 0:
         st = replace(state, infeasible=state.infeasible + 1, **{k: v for k, v in counters.items() if k != "evaluated"})
@@ -251,9 +281,7 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     il, iv = divmod(rest, n_v)
     d, dd, ddd = lat.x[il, iT], lat.v[il, iT], lat.a[il, iT]
     s, v, a = lon_x[iv, iT], lon_v[iv, iT], lon_a[iv, iT]
-    sdot = np.maximum(v, 1.0)
-    d_s = np.minimum(np.maximum(dd / sdot, -1.0), 1.0)
-    d_ss = (ddd - d_s * a) / (sdot * sdot)
+    d_s, d_ss, v_ahead = _path_terms(v, dd, ddd, a)
     target_lane = int(refs.lanes[lane_slot[il]])
     emergency = bool(lon_emergency[iv, iT])
     if limits.stop_decel_mps2 > 0.0:
@@ -266,5 +294,5 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
         slower = v[-1] < lane_caps[lane_slot[il]] - 0.5
         behaviour = ("follow" if refs.own_lead_index >= 0 and slower else
                      "stop" if end_gap < math.inf and slower else "cruise")
-    plan = frenet_to_plan(road, t_ns, t_s, s, d, d_s, d_ss, np.maximum(v, 0.0), a, emergency, behaviour)
+    plan = frenet_to_plan(road, t_ns, t_s, s, d, d_s, d_ss, v_ahead, a, emergency, behaviour)
     return replace(state, last_plan=plan, last_d_m=d, last_dd_mps2=ddd, target_lane=target_lane, **counters), plan

@@ -171,6 +171,32 @@ def longitudinal_family_terms(lon_map, levels_mps2, horizons_s, s0, v0, a0, v_ma
     return xva, ok, emergency, cost, vv
 
 
+@kernel("boolean[:, :, ::1](boolean[:, ::1], float64[:, :, :], float64[::1], float64)")
+def slot_speed_ok(lon_ok, lon_v, lane_caps_mps, v0_mps):
+    """``lon_ok`` (n_v + 3, n_T) per target lane slot (3, n_v + 3, n_T): a profile may not exceed
+    max(the slot's cap, v0) + 0.05 (longitudinal_family_terms' tolerance) in that lane. As the numpy
+    form lon_ok[None] & (lon_v.max(axis=2)[None] <= np.maximum(lane_caps, v0)[:, None, None] + 0.05):
+    a NaN speed makes the maximum NaN and fails the test, a NaN cap too."""
+    n_rows, n_t, n_k = lon_v.shape
+    out = np.empty((3, n_rows, n_t), np.bool_)
+    v_hi = np.empty(3)
+    for j in range(3):
+        cap = lane_caps_mps[j]
+        v_hi[j] = (cap if (cap > v0_mps or cap != cap) else v0_mps) + 0.05
+    for r in range(n_rows):
+        for h in range(n_t):
+            top = lon_v[r, h, 0]
+            for k in range(1, n_k):
+                if top != top:
+                    break
+                v = lon_v[r, h, k]
+                if v > top or v != v:
+                    top = v
+            for j in range(3):
+                out[j, r, h] = lon_ok[r, h] and top <= v_hi[j]
+    return out
+
+
 @kernel("Tuple((float64[::1], int64[::1]))(float64[:, :, :, ::1], float64[::1], int64[::1], float64[::1],"
         " int64[::1], int64, boolean[::1], float64[:, :], float64[::1], float64[::1], boolean, boolean[:, :, ::1],"
         " float64[:, ::1], float64[::1], float64[:, ::1], float64, float64[::1], float64, float64, float64, float64,"

@@ -97,22 +97,24 @@ def obstacle_terms(pred: Prediction, lat_d: np.ndarray, ego_length_m: float, ego
         width, length = pred.width_m, pred.length_m
         d_obj, s_obj, sig_d, sig_s = pred.d_m, pred.s_m, pred.sigma_d_m, pred.sigma_s_m
     f64 = np.float64
-    return ObstacleTerms(*_obstacle_arrays(
+    lat_overlap, lat_w, along, s_ref = _obstacle_arrays(
         np.ascontiguousarray(lat_d, f64), np.ascontiguousarray(d_obj, f64), np.ascontiguousarray(s_obj, f64),
         np.ascontiguousarray(sig_d, f64), np.ascontiguousarray(sig_s, f64), width.astype(f64, copy=False),
         length.astype(f64, copy=False), np.ascontiguousarray(pred.t_s, f64), float(ego_length_m),
         float(ego_width_m), float(inflation_sigmas), float(lat_margin_m), float(lon_margin_m),
-        float(object_brake_mps2)))
+        float(object_brake_mps2))
+    s_obj_rel, inv_half_l, stop_rel, rear_rel = along
+    return ObstacleTerms(lat_overlap, lat_w, s_obj_rel, inv_half_l, stop_rel, rear_rel, s_ref)
 
 
-@kernel("Tuple((boolean[:, :, :, ::1], float32[:, :, :, ::1], float32[:, ::1], float32[:, ::1], float32[:, ::1],"
-        " float32[:, ::1], float64))(float64[:, :, ::1], float64[:, ::1], float64[:, ::1], float64[:, ::1],"
-        " float64[:, ::1], float64[:], float64[:], float64[::1], float64, float64, float64, float64, float64,"
-        " float64)")
+@kernel("Tuple((boolean[:, :, :, ::1], float32[:, :, :, ::1], float32[:, :, ::1], float64))(float64[:, :, ::1],"
+        " float64[:, ::1], float64[:, ::1], float64[:, ::1], float64[:, ::1], float64[:], float64[:], float64[::1],"
+        " float64, float64, float64, float64, float64, float64)")
 def _obstacle_arrays(lat_d, d_obj, s_obj, sig_d, sig_s, width, length, t_s, ego_length_m, ego_width_m,
                      inflation_sigmas, lat_margin_m, lon_margin_m, object_brake_mps2):
     """The fields of ``ObstacleTerms`` for N objects (N, K) and lateral profiles ``lat_d``
-    (n_d, n_T, K). Per object and step the inflated half extents are
+    (n_d, n_T, K), the four float32 (N, K) ones stacked (s_obj_rel, inv_half_l, stop_rel, rear_rel:
+    each array a kernel returns costs about a microsecond to hand to Python). Per object and step the inflated half extents are
     half_w = (ego_width + width) / 2 + inflation_sigmas sigma_d + lat_margin (half_l likewise along s);
     the scaled lateral offset r = (d_ego - d_obj) / half_w (float32) gives the overlap |r| < 1 and the
     proximity bump max(1 - r^2, 0), a cheap compact stand-in for a Gaussian, both from one square:
@@ -121,7 +123,8 @@ def _obstacle_arrays(lat_d, d_obj, s_obj, sig_d, sig_s, width, length, t_s, ego_
     n_d, n_t, n_k = lat_d.shape
     n_obj = d_obj.shape[0]
     inv_half_w = np.empty((n_obj, n_k), np.float32)
-    inv_half_l = np.empty((n_obj, n_k), np.float32)
+    along = np.empty((4, n_obj, n_k), np.float32)
+    s_rel, inv_half_l, stop_rel, rear_rel = along[0], along[1], along[2], along[3]
     for n in range(n_obj):
         w0 = 0.5 * (ego_width_m + width[n])
         l0 = 0.5 * (ego_length_m + length[n])
@@ -148,9 +151,6 @@ def _obstacle_arrays(lat_d, d_obj, s_obj, sig_d, sig_s, width, length, t_s, ego_
                 s_ref = s_obj[n, 0]
                 if np.isnan(s_ref):
                     break
-    s_rel = np.empty((n_obj, n_k), np.float32)
-    rear_rel = np.empty((n_obj, n_k), np.float32)
-    stop_rel = np.empty((n_obj, n_k), np.float32)
     brake_factor = 0.5 / object_brake_mps2
     for n in range(n_obj):
         for k in range(n_k):
@@ -165,7 +165,7 @@ def _obstacle_arrays(lat_d, d_obj, s_obj, sig_d, sig_s, width, length, t_s, ego_
             s_rel[n, k] = np.float32(s_obj[n, k] - s_ref)
             rear_rel[n, k] = np.float32(rear)
             stop_rel[n, k] = np.float32(rear + v * v * brake_factor)
-    return lat_overlap, lat_w, s_rel, inv_half_l, stop_rel, rear_rel, s_ref
+    return lat_overlap, lat_w, along, s_ref
 
 
 def followers_in_lane(pred: Prediction, s_center0_m: float, d0_m: float, ego_length_m: float,
@@ -174,6 +174,23 @@ def followers_in_lane(pred: Prediction, s_center0_m: float, d0_m: float, ego_len
     ego's to avoid by braking (that would make them worse), so the planner ignores them."""
     if len(pred) == 0:
         return np.zeros(0, bool)
-    behind = pred.s_m[:, 0] + 0.5 * pred.length_m < s_center0_m - 0.5 * ego_length_m
-    beside = np.abs(pred.d_m[:, 0] - d0_m) < 0.5 * (ego_width_m + pred.width_m)
-    return behind & beside
+    return _followers(pred.s_m, pred.d_m, pred.length_m, pred.width_m, float(s_center0_m), float(d0_m),
+                      float(ego_length_m), float(ego_width_m))
+
+
+_ROWS = "Array(float64, 2, 'A', readonly=True)"
+_SIZES = "Array(float64, 1, 'A', readonly=True)"
+
+
+@kernel(f"boolean[::1]({_ROWS}, {_ROWS}, {_SIZES}, {_SIZES}, float64, float64, float64, float64)")
+def _followers(s_m, d_m, length_m, width_m, s_center0_m, d0_m, ego_length_m, ego_width_m):
+    """followers_in_lane's two tests per object at the first step, the numpy form's operations
+    (s + 0.5 l < s_c - 0.5 L and |d - d0| < 0.5 (W + w)) in its order; one call instead of ten."""
+    n = s_m.shape[0]
+    out = np.empty(n, np.bool_)
+    ego_rear = s_center0_m - 0.5 * ego_length_m
+    for i in range(n):
+        behind = s_m[i, 0] + 0.5 * length_m[i] < ego_rear
+        beside = abs(d_m[i, 0] - d0_m) < 0.5 * (ego_width_m + width_m[i])
+        out[i] = behind and beside
+    return out

@@ -67,32 +67,68 @@ def tracks_to_frenet(tracks: Tracks, road: Road, t_ns: int, min_existence: float
     sizes = np.asarray(tracks.sizes, dtype=np.float64).reshape(n, 3)
     yaws = np.asarray(tracks.yaws, dtype=np.float64).reshape(n)
     existence = np.asarray(tracks.existence, dtype=np.float64).reshape(n)
-    # Row sums: a finite sum proves the row finite (an overflowing one is dropped too, rightly).
-    # Existence is in it: a NaN would fail the threshold below and vanish uncounted.
-    finite = np.isfinite(states.sum(axis=1) + sizes.sum(axis=1) + yaws + existence)
-    finite &= (sizes[:, 0] >= 0.0) & (sizes[:, 1] >= 0.0)
-    keep = finite & (existence >= min_existence)
-    if keep.all():
-        keep = slice(None)  # the usual case: views instead of boolean-index copies (ids and yaws,
-        # which the planner keeps in its state, are still copied below: the message may be reused)
-    st = states[keep]
-    xy = st[:, :2] + st[:, 2:] * ((t_ns - tracks.t_ns) * 1e-9)
-    s, d = road.to_frenet(xy) if xy.shape[0] else (np.zeros(0), np.zeros(0))
-    if road.is_straight:  # one heading everywhere (Road.interpolate's h0 + 0 * u)
+    straight = road.is_straight
+    if straight:  # one heading everywhere (Road.interpolate's h0 + 0 * u)
         h = float(road.heading_rad[0])
         c, sn = math.cos(h), math.sin(h)
-        vs = st[:, 2] * c + st[:, 3] * sn
+    else:
+        c = sn = 0.0  # unused: the headings come from the road at each track's s
+    xy, cols, keep, n_bad = _kept_tracks(states, sizes, yaws, existence, float(min_existence),
+                                         (t_ns - tracks.t_ns) * 1e-9, straight, c, sn)
+    vx, vy, length, width, yaw, vs, vd = cols
+    s, d = road.to_frenet(xy) if xy.shape[0] else (np.zeros(0), np.zeros(0))
+    if straight:
         s_rate = vs
     else:
         _, heading, k = road.interpolate(s)
         c, sn = np.cos(heading), np.sin(heading)
-        vs = st[:, 2] * c + st[:, 3] * sn
+        vs = vx * c + vy * sn
+        vd = -vx * sn + vy * c
         s_rate = vs / np.maximum(1.0 - k * d, ONE_KD_FLOOR)
-    out = FrenetTracks(ids=np.array(np.asarray(tracks.ids)[keep]), s_m=s, d_m=d,
-                       vs_mps=vs, vd_mps=-st[:, 2] * sn + st[:, 3] * c, s_rate_mps=s_rate,
-                       length_m=sizes[keep, 0], width_m=sizes[keep, 1], x_m=xy[:, 0], y_m=xy[:, 1],
-                       vx_mps=st[:, 2], vy_mps=st[:, 3], yaw_rad=np.array(yaws[keep]))
-    return out, int(n - np.count_nonzero(finite))
+    out = FrenetTracks(ids=np.asarray(tracks.ids).take(keep), s_m=s, d_m=d, vs_mps=vs, vd_mps=vd, s_rate_mps=s_rate,
+                       length_m=length, width_m=width, x_m=xy[:, 0], y_m=xy[:, 1], vx_mps=vx, vy_mps=vy, yaw_rad=yaw)
+    return out, n_bad
+
+
+_MATRIX = "Array(float64, 2, 'A', readonly=True)"
+_VECTOR = "Array(float64, 1, 'A', readonly=True)"
+
+
+@kernel(f"Tuple((float64[:, ::1], float64[:, ::1], int64[::1], int64))({_MATRIX}, {_MATRIX}, {_VECTOR}, {_VECTOR},"
+        " float64, float64, boolean, float64, float64)")
+def _kept_tracks(states, sizes, yaws, existence, min_existence, dt_s, straight, cos_h, sin_h):
+    """tracks_to_frenet's selection and propagation in one loop (it was ~25 numpy calls on a few
+    tracks): a track is finite if the sum of its states, sizes, yaw and existence is (an
+    overflowing sum drops it too, rightly), it has non-negative length and width, and is kept if
+    also existence >= min_existence. Returns the kept tracks' positions propagated by ``dt_s`` at
+    constant velocity (M, 2), their columns (7, M) vx, vy, length, width, yaw and, on a straight
+    road (heading cosine and sine ``cos_h``, ``sin_h``), the velocity along and across it (else
+    left for the caller), their indices (M,) and the count of non-finite tracks. The numpy form's
+    element operations in its order, so its bits."""
+    n = states.shape[0]
+    kept = np.empty(n, np.int64)
+    m, n_bad = 0, 0
+    for i in range(n):
+        total = (((states[i, 0] + states[i, 1]) + states[i, 2]) + states[i, 3]) + ((sizes[i, 0] + sizes[i, 1]) + sizes[i, 2])
+        finite = np.isfinite((total + yaws[i]) + existence[i]) and sizes[i, 0] >= 0.0 and sizes[i, 1] >= 0.0
+        if not finite:
+            n_bad += 1
+        elif existence[i] >= min_existence:
+            kept[m] = i
+            m += 1
+    xy = np.empty((m, 2))
+    cols = np.empty((7, m))
+    for j in range(m):
+        i = kept[j]
+        vx, vy = states[i, 2], states[i, 3]
+        xy[j, 0] = states[i, 0] + vx * dt_s
+        xy[j, 1] = states[i, 1] + vy * dt_s
+        cols[0, j], cols[1, j] = vx, vy
+        cols[2, j], cols[3, j], cols[4, j] = sizes[i, 0], sizes[i, 1], yaws[i]
+        if straight:
+            cols[5, j] = vx * cos_h + vy * sin_h
+            cols[6, j] = -vx * sin_h + vy * cos_h
+    return xy, cols, kept[:m].copy(), n_bad
 
 
 def select_lead(ft: FrenetTracks, s_ego_m: float, d_lane_m: float, ego_front_m: float,

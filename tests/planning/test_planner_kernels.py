@@ -338,8 +338,9 @@ def test_select_leads_kernel_equals_numpy_reference():
 
 
 def test_read_only_tracks_pass_through_the_lead_search():
-    # A Tracks decoded from a log holds read-only arrays; with every track kept, length_m and
-    # width_m are views of its sizes.
+    # A Tracks decoded from a log holds read-only arrays; the Frenet tracks built from it are made
+    # read-only too (tracks_to_frenet copies, but a FrenetTracks may hold views of such arrays), so
+    # that the lead search is run on read-only fields.
     from core.messages import Tracks
     from planning.track_frenet import select_leads, tracks_to_frenet
     from sim.scenario import build_road, load_scenario
@@ -352,6 +353,25 @@ def test_read_only_tracks_pass_through_the_lead_search():
         a.flags.writeable = False
     road = build_road(load_scenario("free_road").road)
     ft, n_bad = tracks_to_frenet(Tracks(t_ns=0, **fields), road, 0, 0.5)
-    assert n_bad == 0 and len(ft) == n and not ft.length_m.flags.writeable
+    assert n_bad == 0 and len(ft) == n
+    for name in type(ft).__slots__:
+        getattr(ft, name).flags.writeable = False
     idx, gap = select_leads(ft, float(ft.s_m[0]) - 20.0, np.array([float(ft.d_m[0])]), 3.9, 0.95, 0.3, 2.0)
     assert idx[0] == 0 and gap[0] > 0.0
+
+
+def test_sum_products_f32_is_numpy_einsum_to_the_bit():
+    """The search's proximity sum (lattice_batch.search_batch) is np.einsum("bnk,bnk->b") of the
+    float32 weights, per b: the kernel must give einsum's bits for any object count and length."""
+    from planning.lattice_batch import sum_products_f32
+    rng = np.random.default_rng(0)
+    for case in range(2000):
+        b, n, k = int(rng.integers(1, 6)), int(rng.integers(0, 9)), int(rng.choice([1, 3, 16, 17, 33, 51, 64]))
+        x = (rng.random((b, n, k)) * 10.0 ** rng.integers(-3, 3)).astype(np.float32)
+        y = (rng.random((b, n, k)) * 10.0 ** rng.integers(-3, 3)).astype(np.float32)
+        if case % 10 == 0 and x.size:
+            x.flat[int(rng.integers(0, x.size))] = np.nan
+        ref = np.einsum("bnk,bnk->b", x, y)
+        got = np.array([sum_products_f32(x[j].ravel(), y[j].ravel()) for j in range(b)], np.float32)
+        nan = np.isnan(ref)
+        assert np.array_equal(nan, np.isnan(got)) and ref[~nan].tobytes() == got[~nan].tobytes()
