@@ -292,23 +292,26 @@ class DrivingStack:
         return [("/control/command", command)]
 
     def stage_flags(self, t_ns: int) -> frozenset[str]:
-        flags = set()
+        # Runs at 100 Hz and nearly always raises no flag but the picture's: a set is built only
+        # once some other flag is raised, else the picture's own frozenset goes out as it is.
+        raised: list[str] = []
         sched = self.scheduler
         if sched is not None:
             for stage, flag in self._missed_flags:
                 if sched.missed_in_a_row(stage) >= MISSES_IN_A_ROW:
-                    flags.add(flag)
+                    raised.append(flag)
         # The monitor runs first at its instants (PRIORITY), so an exception at or after its previous
         # run is one it has not seen yet: flagged whatever the hold, which may be shorter than a
         # monitor period (0 is allowed).
         last_exception_ns = self._last_exception_ns
         if (t_ns - last_exception_ns <= self._exception_hold_ns
                 or last_exception_ns >= self.monitor_state.last_step_ns >= 0):
-            flags.add("stage.exception")
+            raised.append("stage.exception")
         ego = self._ego()
         if ego is not None and t_ns - ego.t_ns > self._control_timeout_ns:
-            flags.add("control.stale_input")
-        flags |= self._picture(ego, self.bus.latest.get("/fusion/tracks"))
+            raised.append("control.stale_input")
+        picture = self._picture(ego, self.bus.latest.get("/fusion/tracks"))
+        watched = NO_FLAGS
         if sched is not None:
             # The watch compares counts only when a counter moved (None: none did since the last run).
             counts = None
@@ -322,8 +325,9 @@ class DrivingStack:
             timings = sched.timings if sched.mode != "ideal" else ()
             self.stage_watch, watched = watch_step(self.stage_watch, timings, counts, t_ns,
                                                    self.steps.safety_cfg.stages)
-            flags |= watched
-        return frozenset(flags) if flags else NO_FLAGS
+        if not raised and not watched:
+            return picture if picture else NO_FLAGS
+        return frozenset((*raised, *picture, *watched))
 
     def _picture(self, ego: EgoState | None, tracks: Tracks | None) -> frozenset[str]:
         if self._picture_inputs[0] is not ego or self._picture_inputs[1] is not tracks:
