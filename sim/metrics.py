@@ -227,7 +227,9 @@ class MetricsRecorder:
             boxes = box_corners_2d(self._xy[near_k, near_j], length[near_j], width[near_j],
                                    self._yaw[near_k, near_j])
             touching[near_k, near_j] = boxes_overlap(ego_boxes, boxes)
-        touching_before_block = np.isin(ids, self._contact_ids)
+        # Nearly always nobody touched the ego before the block: then no isin (a sort and a search).
+        touching_before_block = (np.isin(ids, self._contact_ids) if self._contact_ids.shape[0]
+                                 else np.zeros(ids.shape[0], dtype=bool))
         if not valid.all():
             # A non-finite sample says nothing about contact: it carries the last known state on,
             # so one bad sample inside a contact does not split it into two collisions.
