@@ -19,8 +19,8 @@ from sim.traffic import (Fleet, IdmParams, MobilParams, Neighbourhood, TrafficSt
 from sim.traffic_kernels import ROW_A, ROW_D, ROW_LC_T0, ROW_S, ROW_V, follow_accel
 from sim.truth import ActorsTruth, EgoTruth
 from sim.vehicle_model import BicycleState
-from sim.world_kernels import (EGO_CENTRE_X, EGO_CENTRE_Y, EGO_YAW, EGO_X, ROW_ACTIVE, STEP_ROWS, actor_truth,
-                               ego_slice, row_slices, truth_slices, vehicle_constants, world_step)
+from sim.world_kernels import (EGO_CENTRE_X, EGO_CENTRE_Y, EGO_YAW, EGO_X, ROW_ACTIVE, ROW_V_OVER_V0, STEP_ROWS,
+                               actor_truth, ego_slice, row_slices, truth_slices, vehicle_constants, world_step)
 
 NS_PER_S = 1_000_000_000
 ACTOR_CLEARANCE_M = 30.0  # traffic is not spawned this close to a scripted actor in its lanes
@@ -59,6 +59,11 @@ class World:
         self._ego_centre_xy = _read_only(np.array(self._ego_centre_m))
         self._ego_yaw_rate = e.v_mps * math.tan(e.steer_rad) / self.vehicle.wheelbase_m
         self._fleet, self._state = self._populate(scenario, rng)
+        # The last step's speeds (the traffic state's v column) and their quotient v / v0 from the
+        # step's buffer (ROW_V_OVER_V0): the next step's free-road term starts from it while the
+        # state still holds those very speeds. None until the first step.
+        self._quotient_of_v: np.ndarray | None = None
+        self._v_over_v0: np.ndarray | None = None
         # The actors' truth of the current state: computed with the state (by world_step, or here
         # for the start) into a buffer; actors_truth wraps it once per tick.
         self._truth_t_ns = -1
@@ -136,13 +141,10 @@ class World:
         self._step_constants = (self._pm_half_lanes, self._half_len_sum, fleet.lane_change_s, fleet.decel_mps2,
                                 self._stopped, self._idm_terms, *reference_line, road.lane_width_m,
                                 0.5 * road.num_lanes, road.num_lanes - 1, centre_offset_lanes,
-                                0.5 * self.vehicle.width_m, vehicle_constants(self.vehicle))
+                                0.5 * self.vehicle.width_m, vehicle_constants(self.vehicle), fleet.v0_mps)
         self._truth_constants = (fleet.lane_change_s, *reference_line, road.lane_width_m, centre_offset_lanes)
         self._step_rows = row_slices(n)
-        ego_at = ego_slice(n)
-        self._ego_at = ego_at
-        self._ego_pose_at = slice(ego_at.start + EGO_X, ego_at.start + EGO_YAW + 1)
-        self._ego_centre_at = slice(ego_at.start + EGO_CENTRE_X, ego_at.start + EGO_CENTRE_Y + 1)
+        self._ego_at = ego_slice(n)
 
     # -- neighbours --------------------------------------------------------------------------------
     def _ego_frenet(self) -> tuple[float, float]:
@@ -177,7 +179,8 @@ class World:
     # -- stepping ----------------------------------------------------------------------------------
     def step(self, accel_cmd_mps2: float, steer_cmd_rad: float, dt_ns: int) -> None:
         """Advance by dt_ns with the ego's commands held. Raises ValueError on bad input."""
-        if isinstance(dt_ns, bool) or not isinstance(dt_ns, (int, np.integer)) or dt_ns <= 0:
+        # type() first: a plain int (every runtime call) settles it without the two isinstance calls.
+        if (type(dt_ns) is not int and (isinstance(dt_ns, bool) or not isinstance(dt_ns, np.integer))) or dt_ns <= 0:
             raise ValueError(f"dt_ns must be a positive integer, got {dt_ns!r}")
         accel_cmd_mps2, steer_cmd_rad = float(accel_cmd_mps2), float(steer_cmd_rad)
         if not (math.isfinite(accel_cmd_mps2) and math.isfinite(steer_cmd_rad)):
@@ -214,18 +217,27 @@ class World:
         actors' motion columns of the new state, and step_bicycle with the commands held, with those
         steps' bits. Sets the ego's state; returns the traffic's."""
         cx, cy = self._ego_centre_m
-        free_term = state.v_mps / self._fleet.v0_mps
-        free_term **= self._idm.delta  # numpy's power: the kernel's pow may differ in the last bit
+        # numpy's power: the kernel's pow may differ in the last bit. The quotient comes from the last
+        # step's buffer while the state holds that step's speeds (a division saved; the buffer row
+        # is left as it is, so nothing that shares the buffer sees it change).
+        if state.v_mps is self._quotient_of_v:
+            free_term = self._v_over_v0 ** self._idm.delta
+        else:
+            free_term = state.v_mps / self._fleet.v0_mps
+            free_term **= self._idm.delta
         buf, any_leaving, any_changing, truth_changing, ego_s, ego_d = world_step(
             *self._ego, accel_cmd_mps2, steer_cmd_rad, track_ego, cx, cy, ego_s, ego_d, state.s_m, state.d_m,
             state.v_mps, lane_followed, state.lane, state.active, state.lc_from_d_m, state.lc_t0_s, free_term,
             self._braking, t_s, dt_s, t1_ns / NS_PER_S, *self._step_constants)
         self._ego_s_m = ego_s
-        x, y, yaw, v, a, steer, centre_x, centre_y, self._ego_yaw_rate = buf[self._ego_at].tolist()
+        # The ego's fields, read-only: the truth's pose and centre below are views of this view, so
+        # they are read-only too (one flag set instead of two).
+        ego_fields = _read_only(buf[self._ego_at])
+        x, y, yaw, v, a, steer, centre_x, centre_y, self._ego_yaw_rate = ego_fields.tolist()
         self._ego = BicycleState(x, y, yaw, v, a, steer)
         self._ego_centre_m = (centre_x, centre_y)
         # Shared by the tick's ego truths (a fresh pair per call cost two array constructions).
-        self._ego_pose, self._ego_centre_xy = _read_only(buf[self._ego_pose_at]), _read_only(buf[self._ego_centre_at])
+        self._ego_pose, self._ego_centre_xy = ego_fields[EGO_X:EGO_YAW + 1], ego_fields[EGO_CENTRE_X:EGO_CENTRE_Y + 1]
         rows = self._step_rows
         active = state.active
         if any_leaving:
@@ -238,8 +250,10 @@ class World:
             d1, lc_t0 = buf[rows[ROW_D]], buf[rows[ROW_LC_T0]]
         else:
             d1, lc_t0 = state.d_m, state.lc_t0_s
-        return TrafficState(buf[rows[ROW_S]], d1, buf[rows[ROW_V]], buf[rows[ROW_A]], state.lane, state.lc_from_d_m,
-                            lc_t0, active, state.triggered)
+        v1 = buf[rows[ROW_V]]
+        self._quotient_of_v, self._v_over_v0 = v1, buf[rows[ROW_V_OVER_V0]]
+        return TrafficState(buf[rows[ROW_S]], d1, v1, buf[rows[ROW_A]], state.lane, state.lc_from_d_m, lc_t0, active,
+                            state.triggered)
 
     @staticmethod
     def _waiting_scripts(fleet: Fleet, triggered: np.ndarray) -> list[tuple[int, float, float, float]]:
@@ -323,6 +337,9 @@ class World:
         fleet = self._fleet
         on = np.flatnonzero(active)
         self._truth_on = on
+        # With every vehicle on the road (nearly always) a column's rows on it are the column itself:
+        # actors_truth then skips the gather (a copy of the same values).
+        self._all_on = on.shape[0] == self._n
         self._truth_columns = (fleet.ids[on], fleet.length_m[on], fleet.width_m[on], fleet.height_m[on],
                                fleet.labels[on], fleet.colors_bgr[on])
         for col in self._truth_columns:  # shared by many ticks' truths: nobody may write into them
@@ -337,7 +354,8 @@ class World:
         buf, at = self._truth_buffer, self._truth_at
         yaw = buf[at.yaw]
         if self._truth_changing:  # heading + atan2(d', v), numpy's arctan2 (the kernel leaves it out)
-            yaw = yaw + np.arctan2(buf[at.d_rate], self._state.v_mps[self._truth_on])
+            v_on = self._state.v_mps if self._all_on else self._state.v_mps[self._truth_on]
+            yaw = yaw + np.arctan2(buf[at.d_rate], v_on)
         # Positional, in ActorsTruth's field order: as in ego_truth, a microsecond a tick.
         truth = ActorsTruth(self.t_ns, ids, buf[at.xy].reshape(-1, 2), yaw, buf[at.speed], buf[at.accel], length,
                             width, height, labels, colors)

@@ -24,9 +24,13 @@ from sim.traffic_kernels import (ROW_A, ROW_D, ROW_LC_T0, ROW_S, ROW_V, along_he
                                  script_override_rows)
 
 # Per-vehicle rows of the step's buffer, each N long: traffic_kernels' ROW_* rows (s', v', a_eff,
-# d', lane-change starts') and then active' as 1.0 / 0.0 (read only when someone left the road).
-STEP_ROWS = 6
+# d', lane-change starts'), then active' as 1.0 / 0.0 (read only when someone left the road), then
+# v' / v0, the quotient of the next step's IDM free-road term (v / v0)^delta (the world raises it to
+# the power with numpy, whose pow may differ from the kernel's in the last bit; the division is
+# correctly rounded in both, so the row holds numpy's quotient's bits).
+STEP_ROWS = 7
 ROW_ACTIVE = 5
+ROW_V_OVER_V0 = 6
 # Truth columns after them, for the M vehicles on the road: xy (M, 2), then yaw, speed along the
 # heading, acceleration and the lateral rate d' (M each); room is left for all N.
 TRUTH_COLUMNS = 6
@@ -227,10 +231,10 @@ def actor_truth(s_m, d_m, v_mps, a_mps2, lc_t0_s, lane, lc_from_d_m, rows, t_s, 
 # durations, braking decelerations, stopped mask and the IDM_* constants; the road's reference line
 # (tables, length, samples per metre, straightness, the first heading's cosine and sine), lane
 # width, half the lane count, the top lane, the lane-centre offset 0.5 (num_lanes - 1); the ego's
-# half width [m] and its VEH_* constants.
+# half width [m] and its VEH_* constants; the fleet's desired speeds v0 [m/s].
 _STEP_CONSTANTS = (" float64[:, :], float64[:, :], float64[:], float64[:], boolean[:], float64[::1], float64[::1],"
                    " float64[:, ::1], float64[::1], float64[::1], float64, float64, boolean, float64, float64, float64,"
-                   " float64, int64, float64, float64, float64[::1]")
+                   " float64, int64, float64, float64, float64[::1], float64[:]")
 
 
 @kernel("Tuple((float64[::1], boolean, boolean, boolean, float64, float64))(float64, float64, float64, float64,"
@@ -242,7 +246,7 @@ def world_step(ego_x_m, ego_y_m, ego_yaw_rad, ego_v_mps, ego_a_mps2, ego_steer_r
                active, lc_from_d_m, lc_t0_s, free_term, braking, t_s, dt_s, truth_t_s, pm_half_lanes, half_len_sum_m,
                lane_change_s, decel_mps2, stopped, idm_consts, s_table, xy_table, heading_table, curvature_table,
                road_length_m, samples_per_m, straight, cos_0, sin_0, lane_width_m, half_num_lanes, top_lane,
-               centre_offset_lanes, ego_half_width_m, vehicle):
+               centre_offset_lanes, ego_half_width_m, vehicle, v0_mps):
     """The world's step from t_s to t_s + dt_s and the truth of the state it reaches (at
     ``truth_t_s``, the new tick time): (buffer, whether any vehicle left the road, whether a lane
     change ran in the step, whether one runs in the truth (its yaw then wants numpy's arctan2
@@ -276,6 +280,7 @@ def world_step(ego_x_m, ego_y_m, ego_yaw_rad, ego_v_mps, ego_a_mps2, ego_steer_r
     for i in range(n):
         out[ROW_ACTIVE * n + i] = 1.0 if active1[i] else 0.0
         m += 1 if active1[i] else 0
+        out[ROW_V_OVER_V0 * n + i] = rows[ROW_V, i] / v0_mps[i]
     on = np.empty(m, dtype=np.int64)
     k = 0
     for i in range(n):

@@ -13,9 +13,10 @@ from core.vehicle import VehicleParams
 from sim.actors import KIND_HARD_BRAKE, KIND_STOPPED
 from sim.vehicle_model import BicycleState
 from sim.traffic import TrafficState, idm_terms, integrated_state, signed_half_widths
-from sim.traffic_kernels import MOTION_ACCEL, MOTION_D_RATE, MOTION_SPEED, MOTION_YAW, actor_motion, traffic_step
-from sim.world_kernels import (EGO_FIELDS, ROW_ACTIVE, STEP_ROWS, actor_truth, bicycle_into, ego_lane_span,
-                               ego_slice, remainder, row_slices, truth_slices, vehicle_constants, world_step)
+from sim.traffic_kernels import MOTION_ACCEL, MOTION_D_RATE, MOTION_SPEED, MOTION_YAW, ROW_V, actor_motion, traffic_step
+from sim.world_kernels import (EGO_FIELDS, ROW_ACTIVE, ROW_V_OVER_V0, STEP_ROWS, actor_truth, bicycle_into,
+                               ego_lane_span, ego_slice, remainder, row_slices, truth_slices, vehicle_constants,
+                               world_step)
 
 from traffic_reference import ROADS, IDM, busy_world, random_accel, random_fleet_state, same_bits
 
@@ -96,7 +97,7 @@ def test_world_step_is_tracking_span_traffic_step_and_truth(road_name, n):
         vehicle = VehicleParams()
         constants = (pm_half, half_len_sum, fleet.lane_change_s, fleet.decel_mps2, stopped, idm_terms(IDM),
                      *road_constants(road), road.lane_width_m, 0.5 * road.num_lanes, road.num_lanes - 1,
-                     0.5 * (road.num_lanes - 1), half_w, vehicle_constants(vehicle))
+                     0.5 * (road.num_lanes - 1), half_w, vehicle_constants(vehicle), fleet.v0_mps)
         ego = BicycleState(cx - 1.4, cy, float(rng.uniform(-0.2, 0.2)), ego_v, float(rng.uniform(-3.0, 1.0)), 0.01)
         accel_cmd, steer_cmd = float(rng.uniform(-8.0, 3.0)), float(rng.uniform(-0.3, 0.3))
         buf, any_leaving, any_changing, truth_changing, ego_s, ego_d = world_step(
@@ -120,6 +121,8 @@ def test_world_step_is_tracking_span_traffic_step_and_truth(road_name, n):
                 continue  # d' and the starts' are filled only while a lane change runs
             assert same_bits(buf[sl[row]], rows[row]), row
         assert same_bits(buf[sl[ROW_ACTIVE]] > 0.0, active1)
+        # The next step's free-road quotient: numpy's v' / v0 (the world raises it to delta).
+        assert same_bits(buf[sl[ROW_V_OVER_V0]], rows[ROW_V] / fleet.v0_mps)
 
         new = integrated_state(state, rows, active1, ref_leaving, ref_changing)
         on = np.flatnonzero(new.active)
