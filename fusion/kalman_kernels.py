@@ -95,14 +95,19 @@ def cv_predicted_tracks(x, p, dt_s, q_pos, q_pos_vel, q_vel):
     return xo, po
 
 
-@kernel("void(float64[:, :], float64[:, :, :], float64, float64, float64, float64, float64[:, :],"
-        " float64[:, ::1], float64[:, :, ::1], int16[::1])")
-def cv_track_output(x, p, dt_s, q_pos, q_pos_vel, q_vel, class_loglik, xo, po, labels):
+@kernel("int64(float64[:, :], float64[:, :, :], float64, float64, float64, float64, float64[:, :],"
+        " boolean[:], float64[:, ::1], float64[:, :, ::1], int16[::1])")
+def cv_track_output(x, p, dt_s, q_pos, q_pos_vel, q_vel, class_loglik, confirmed, xo, po, labels):
     """The tracker's output in one call: ``cv_predict_into`` into ``xo``, ``po``, and each
     track's label, the argmax of its class log-likelihood row (numpy's: the first maximum, or
-    the first NaN where there is one), into ``labels``. The caller allocates the outputs: a
-    returned array costs numba about a microsecond to box, np.empty a fifth of that."""
+    the first NaN where there is one), into ``labels``; returns how many tracks are
+    ``confirmed``. The caller allocates the outputs: a returned array costs numba about a
+    microsecond to box, np.empty a fifth of that."""
     cv_predict_into(x, p, dt_s, q_pos, q_pos_vel, q_vel, xo, po)
+    n_confirmed = 0
+    for i in range(confirmed.shape[0]):
+        if confirmed[i]:
+            n_confirmed += 1
     for i in range(class_loglik.shape[0]):
         best = 0
         best_v = class_loglik[i, 0]
@@ -113,6 +118,7 @@ def cv_track_output(x, p, dt_s, q_pos, q_pos_vel, q_vel, class_loglik, xo, po, l
             if v > best_v or v != v:
                 best, best_v = c, v
         labels[i] = best
+    return n_confirmed
 
 
 @kernel("Tuple((float64[:, ::1], float64[:, :, ::1]))(float64[:, :], float64[:, :, :], float64[:, :],"

@@ -126,7 +126,9 @@ def test_cv_track_output_gives_the_prediction_and_numpy_argmax_labels(layout):
     ll[::11, 4] = np.nan
     ll[::5, 0] = -0.0
     for dt_s in (0.02, 0.1371):
-        xo, po, labels = kalman.cv_track_output(layout(x), layout(p), dt_s, 2.0, ll)
+        confirmed = rng.random(n) < 0.7
+        xo, po, labels, n_confirmed = kalman.cv_track_output(layout(x), layout(p), dt_s, 2.0, ll, confirmed)
+        assert n_confirmed == np.count_nonzero(confirmed)
         x_ref, p_ref = kalman.cv_predicted_tracks(x, p, dt_s, 2.0)
         _same_bits(xo, x_ref)
         _same_bits(po, p_ref)
