@@ -204,6 +204,20 @@ def cv_predicted_tracks(x: np.ndarray, p: np.ndarray, dt_s: float,
                                               dt_s**2 / 2.0 * accel_psd_m2ps3, dt_s * accel_psd_m2ps3)
 
 
+def cv_track_output(x: np.ndarray, p: np.ndarray, dt_s: float, accel_psd_m2ps3: float,
+                    class_loglik: np.ndarray, confirmed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """``cv_predicted_tracks``' x (N, 4), P (N, 4, 4), the tracks' labels, (N,) int16 argmax of
+    ``class_loglik`` (N, L), and the count of ``confirmed`` (N,) bool, in one compiled call into
+    fresh arrays of the caller's."""
+    dt_s = float(dt_s)
+    n = x.shape[0]
+    xo, po, labels = np.empty((n, 4)), np.empty((n, 4, 4)), np.empty(n, np.int16)
+    n_confirmed = kalman_kernels.cv_track_output(
+        x, p, dt_s, dt_s**3 / 3.0 * accel_psd_m2ps3, dt_s**2 / 2.0 * accel_psd_m2ps3, dt_s * accel_psd_m2ps3,
+        class_loglik, confirmed, xo, po, labels)
+    return xo, po, labels, n_confirmed
+
+
 def repair_covariance(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Symmetrise P and lift eigenvalues below MIN_EIGENVALUE.
 

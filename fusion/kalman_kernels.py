@@ -51,17 +51,15 @@ def cv_predict_rows(x, p, dt_s, q):
     return xt, pt
 
 
-@kernel("Tuple((float64[:, ::1], float64[:, :, ::1]))(float64[:, :], float64[:, :, :], float64,"
-        " float64, float64, float64)")
-def cv_predicted_tracks(x, p, dt_s, q_pos, q_pos_vel, q_vel):
-    """``cv_predict_rows`` for an output message: the same operations, x' (N, 4) and P' (N, 4, 4)
-    written N-major (C-contiguous, as a copy of cv_predict_rows' N-major views would be), with
-    the process noise given by its three distinct entries (``kalman.cv_process_noise`` times the
-    spectral density: position, position-velocity and velocity; every other entry is 0.0 and is
-    added all the same)."""
+@kernel("void(float64[:, :], float64[:, :, :], float64, float64, float64, float64, float64[:, ::1],"
+        " float64[:, :, ::1])")
+def cv_predict_into(x, p, dt_s, q_pos, q_pos_vel, q_vel, xo, po):
+    """``cv_predict_rows``' operations, x' (N, 4) and P' (N, 4, 4) written N-major into ``xo``,
+    ``po`` (C-contiguous, as a copy of cv_predict_rows' N-major views would be), with the process
+    noise given by its three distinct entries (``kalman.cv_process_noise`` times the spectral
+    density: position, position-velocity and velocity; every other entry is 0.0 and is added all
+    the same)."""
     n = x.shape[0]
-    xo = np.empty((n, 4))
-    po = np.empty((n, 4, 4))
     q = np.zeros((4, 4))
     q[0, 0] = q[1, 1] = q_pos
     q[0, 2] = q[2, 0] = q[1, 3] = q[3, 1] = q_pos_vel
@@ -84,7 +82,43 @@ def cv_predicted_tracks(x, p, dt_s, q_pos, q_pos_vel, q_vel):
         for r in range(4):
             for c in range(4):
                 po[i, r, c] = b[r, c] + q[r, c]
+
+
+@kernel("Tuple((float64[:, ::1], float64[:, :, ::1]))(float64[:, :], float64[:, :, :], float64,"
+        " float64, float64, float64)")
+def cv_predicted_tracks(x, p, dt_s, q_pos, q_pos_vel, q_vel):
+    """``cv_predict_into`` into fresh arrays: x' (N, 4), P' (N, 4, 4)."""
+    n = x.shape[0]
+    xo = np.empty((n, 4))
+    po = np.empty((n, 4, 4))
+    cv_predict_into(x, p, dt_s, q_pos, q_pos_vel, q_vel, xo, po)
     return xo, po
+
+
+@kernel("int64(float64[:, :], float64[:, :, :], float64, float64, float64, float64, float64[:, :],"
+        " boolean[:], float64[:, ::1], float64[:, :, ::1], int16[::1])")
+def cv_track_output(x, p, dt_s, q_pos, q_pos_vel, q_vel, class_loglik, confirmed, xo, po, labels):
+    """The tracker's output in one call: ``cv_predict_into`` into ``xo``, ``po``, and each
+    track's label, the argmax of its class log-likelihood row (numpy's: the first maximum, or
+    the first NaN where there is one), into ``labels``; returns how many tracks are
+    ``confirmed``. The caller allocates the outputs: a returned array costs numba about a
+    microsecond to box, np.empty a fifth of that."""
+    cv_predict_into(x, p, dt_s, q_pos, q_pos_vel, q_vel, xo, po)
+    n_confirmed = 0
+    for i in range(confirmed.shape[0]):
+        if confirmed[i]:
+            n_confirmed += 1
+    for i in range(class_loglik.shape[0]):
+        best = 0
+        best_v = class_loglik[i, 0]
+        for c in range(1, class_loglik.shape[1]):
+            if best_v != best_v:
+                break  # a NaN is numpy's maximum: the first one wins
+            v = class_loglik[i, c]
+            if v > best_v or v != v:
+                best, best_v = c, v
+        labels[i] = best
+    return n_confirmed
 
 
 @kernel("Tuple((float64[:, ::1], float64[:, :, ::1]))(float64[:, :], float64[:, :, :], float64[:, :],"

@@ -34,14 +34,15 @@ def _readonly(dtype, ndim):
 
 
 _F1, _F2 = _readonly(types.float64, 1), _readonly(types.float64, 2)
-_OUT = types.Tuple((
-    types.int64,  # NOT_QUIET (nothing below is meaningful), QUIET, or QUIET_UNLESS_DUPLICATES
+# The outputs, written into arrays the caller allocates: a numba array handed back costs about a
+# microsecond to box, an np.empty a fifth of that, and the kernel otherwise returned 14 of them.
+_OUTPUTS = (
     types.float64[:, ::1], types.float64[:, :, ::1],  # x (N, 4); symmetrised P, component-major (4, 4, N)
     types.float64[::1], types.float64[:, ::1], types.float64[:, ::1], types.float64[::1],  # yaw, size, class, existence
     types.uint32[::1], types.int32[::1], types.int32[::1],  # hit_history, hits, misses
     types.int64[::1], types.float64[::1], types.uint8[::1], types.int32[::1],  # last_hit_ns, last_nis, source_mask, trusted
-    types.boolean[::1]))  # confirmed
-_SIGNATURE = _OUT(
+    types.boolean[::1])  # confirmed
+_SIGNATURE = types.int64(  # NOT_QUIET (the outputs are then meaningless), QUIET or QUIET_UNLESS_DUPLICATES
     # the state: x, p (writable, as kalman_kernels takes them), the dt [s] to predict by (0:
     # none) and the process noise entries
     types.float64[:, :], types.float64[:, :, :], types.float64, types.float64, types.float64, types.float64,
@@ -59,7 +60,8 @@ _SIGNATURE = _OUT(
     # the configuration
     types.float64, types.float64, types.float64, types.float64, types.float64, types.float64,
     types.int64, types.float64, types.float64, types.float64, types.float64, types.int64, types.int64,
-    types.int64, types.float64)
+    types.int64, types.float64,
+    *_OUTPUTS)
 
 
 # The outcomes of _quiet_cv_frame: the frame is not quiet; it is; it is unless
@@ -87,14 +89,13 @@ def _quiet_cv_frame(x, p, dt_s, q_pos, q_pos_vel, q_vel,
                     mount_x_m, mount_y_m, mount_turned, cos_mount, sin_mount, max_range_m, full_fov, cos_fov,
                     gate_d2, detection_probability, init_min_score, yaw_gain, size_gain, min_eigenvalue,
                     max_trusted_misses, max_position_sigma_m, max_coast_confirmed_s, max_coast_tentative_s,
-                    min_existence, confirm_window_mask, confirm_hits, alone_bits, merge_margin_m):
+                    min_existence, confirm_window_mask, confirm_hits, alone_bits, merge_margin_m,
+                    x_out, sym_out, yaw_out, size_out, class_out, e, hh, hits_out, misses_out, last_hit, nis,
+                    mask, trusted, confirmed_out):
     """apply_frame (CV model, shape-valid Cartesian frame) when the frame is quiet; see the
     module docstring. Each step names the apply_frame code it performs."""
     n, m = x.shape[0], z.shape[0]
-    nothing = (NOT_QUIET, np.empty((0, 4)), np.empty((4, 4, 0)), np.empty(0), np.empty((0, 3)),
-               np.empty((0, class_loglik.shape[1])), np.empty(0), np.empty(0, np.uint32),
-               np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0, np.int64), np.empty(0),
-               np.empty(0, np.uint8), np.empty(0, np.int32), np.empty(0, np.bool_))
+    nothing = NOT_QUIET
     # _predicted: the CV prediction to the frame time, or the state as it is.
     if dt_s > 0.0:
         xp, pp = cv_predicted_tracks(x, p, dt_s, q_pos, q_pos_vel, q_vel)
@@ -130,14 +131,6 @@ def _quiet_cv_frame(x, p, dt_s, q_pos, q_pos_vel, q_vel,
     hit = np.zeros(n, np.bool_)
     for a in range(k):
         hit[ii[a]] = True
-    e = np.empty(n)
-    hh = np.empty(n, np.uint32)
-    hits_out = np.empty(n, np.int32)
-    misses_out = np.empty(n, np.int32)
-    last_hit = np.empty(n, np.int64)
-    nis = np.empty(n)
-    mask = np.empty(n, np.uint8)
-    trusted = np.empty(n, np.int32)
     keep_prob = 1.0 - detection_probability
     for i in range(n):
         seen = hit[i]
@@ -167,8 +160,12 @@ def _quiet_cv_frame(x, p, dt_s, q_pos, q_pos_vel, q_vel,
             trusted[i] = trusted_misses[i]
     for a in range(k):
         nis[ii[a]] = d2[a]
-    yaw_out, size_out, class_out, e = hit_rows(yaw, size, class_loglik, e, ii, jj, det_yaw, det_size, True,
-                                               yaw_gain, size_gain, labels, log_score, log_other, scores)
+    yaw_h, size_h, class_h, e_h = hit_rows(yaw, size, class_loglik, e, ii, jj, det_yaw, det_size, True,
+                                           yaw_gain, size_gain, labels, log_score, log_other, scores)
+    yaw_out[:] = yaw_h
+    size_out[:] = size_h
+    class_out[:] = class_h
+    e[:] = e_h
     # repair_covariance: nothing to repair and nothing broken, or apply_frame decides.
     sym, broken, pivots_ok = symmetrised_checked(pu, min_eigenvalue)
     if not pivots_ok:
@@ -196,7 +193,6 @@ def _quiet_cv_frame(x, p, dt_s, q_pos, q_pos_vel, q_vel,
         if not all_confirmed and not (confirmed[i] or e[i] >= min_existence):
             return nothing
     # Confirmation (sticky): M of the last N frames, from a source trusted alone or two sources.
-    confirmed_out = np.empty(n, np.bool_)
     for i in range(n):
         corroborated = (mask[i] & alone_bits) != 0 or _popcount(np.int64(mask[i])) >= 2
         confirmed_out[i] = confirmed[i] or (
@@ -217,8 +213,9 @@ def _quiet_cv_frame(x, p, dt_s, q_pos, q_pos_vel, q_vel,
             reach_m = half_diagonal_m
         if not _apart(xu[:, :2], reach_m):
             status = QUIET_UNLESS_DUPLICATES
-    return (status, xu, sym, yaw_out, size_out, class_out, e, hh, hits_out, misses_out, last_hit, nis,
-            mask, trusted, confirmed_out)
+    x_out[:] = xu
+    sym_out[:] = sym
+    return status
 
 
 def quiet_cv_frame(state: TrackerState, frame, src: SourceModel, cfg: TrackerConfig,
@@ -232,21 +229,27 @@ def quiet_cv_frame(state: TrackerState, frame, src: SourceModel, cfg: TrackerCon
     psd = cfg.accel_psd_m2ps3
     log_score, log_other = class_log_terms
     yaw_rad = pose[2]
-    out = _quiet_cv_frame(
+    n = state.x.shape[0]
+    x, sym, yaw, size = np.empty((n, 4)), np.empty((4, 4, n)), np.empty(n), np.empty((n, 3))
+    class_ll, e = np.empty(state.class_loglik.shape), np.empty(n)
+    hh, hits, misses = np.empty(n, np.uint32), np.empty(n, np.int32), np.empty(n, np.int32)
+    last_hit, nis, mask = np.empty(n, np.int64), np.empty(n), np.empty(n, np.uint8)
+    trusted, confirmed = np.empty(n, np.int32), np.empty(n, np.bool_)
+    status = _quiet_cv_frame(
         state.x, state.p, dt_s, dt_s**3 / 3.0 * psd, dt_s**2 / 2.0 * psd, dt_s * psd,
         state.existence, state.hit_history, state.hits, state.misses, state.last_hit_ns, state.last_nis,
         state.source_mask, state.trusted_misses, state.confirmed, state.yaw, state.size, state.class_loglik,
         meas.z, meas.r, meas.velocity_valid, meas.z[:, 0].argsort(kind="stable"), meas.yaw, frame.sizes,
         frame.labels, log_score, log_other, frame.scores, frame.t_ns,
-        int(cfg.source_bit(frame.source)), src.confirms_alone, math.cos(yaw_rad), math.sin(yaw_rad),
+        cfg.source_bit_int(frame.source), src.confirms_alone, math.cos(yaw_rad), math.sin(yaw_rad),
         float(pose[0]), float(pose[1]), src.x_min_m, src.x_max_m, src.y_min_m, src.y_max_m,
         src.mount_x_m, src.mount_y_m, bool(src.mount_yaw_rad), math.cos(src.mount_yaw_rad),
         math.sin(src.mount_yaw_rad), src.max_range_m, src.fov_half_rad >= np.pi, math.cos(src.fov_half_rad),
         gate_threshold(cfg.gate_probability), cfg.detection_probability, cfg.init_min_score, cfg.yaw_gain,
         cfg.size_gain, MIN_EIGENVALUE, cfg.max_trusted_misses, cfg.max_position_sigma_m,
         cfg.max_coast_confirmed_s, cfg.max_coast_tentative_s, cfg.min_existence,
-        (1 << cfg.confirm_window) - 1, cfg.confirm_hits, int(cfg.alone_bits()), cfg.merge_margin_m)
-    status, x, sym, yaw, size, class_ll, e, hh, hits, misses, last_hit, nis, mask, trusted, confirmed = out
+        (1 << cfg.confirm_window) - 1, cfg.confirm_hits, cfg.alone_bits_int(), cfg.merge_margin_m,
+        x, sym, yaw, size, class_ll, e, hh, hits, misses, last_hit, nis, mask, trusted, confirmed)
     if status == NOT_QUIET:
         return None
     if status == QUIET_UNLESS_DUPLICATES and duplicates(x[:, :2], yaw, size, confirmed, hits, state.ids,

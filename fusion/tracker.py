@@ -93,12 +93,18 @@ def _predicted(state: TrackerState, t_ns: int, cfg: TrackerConfig) -> tuple[np.n
     return xt.T, pt.transpose(2, 0, 1)
 
 
-def _output(state: TrackerState, x: np.ndarray, p: np.ndarray, t_ns: int, fresh: bool = False) -> Tracks:
+def _output(state: TrackerState, x: np.ndarray, p: np.ndarray, t_ns: int, fresh: bool = False,
+            labels: np.ndarray | None = None, n_confirmed: int | None = None) -> Tracks:
     """The confirmed tracks of ``state`` with states x, covariances p; ``fresh``: x and p are
-    C-ordered arrays of this output's own (a prediction's), handed on without a copy."""
+    C-ordered arrays of this output's own (a prediction's), handed on without a copy; ``labels``
+    and ``n_confirmed``: the state's labels, computed afresh already, and its count of confirmed
+    tracks (or None: computed here)."""
     keep = state.confirmed
-    labels = state.labels  # computed afresh: never aliases the state
-    if np.count_nonzero(keep) == keep.shape[0]:  # keep.all(), at a quarter of its call overhead
+    if labels is None:
+        labels = state.labels  # computed afresh: never aliases the state
+    if n_confirmed is None:
+        n_confirmed = np.count_nonzero(keep)  # for keep.all(), at a quarter of its call overhead
+    if n_confirmed == keep.shape[0]:
         # The steady state: plain copies, cheaper than the boolean indexing below, which copies too.
         if not fresh:
             x, p = x.copy(), p.copy()
@@ -116,9 +122,11 @@ def tracker_predict(state: TrackerState, t_ns: int, cfg: TrackerConfig) -> Track
         return Tracks.empty(t_ns)
     t_out = max(t_ns, state.t_ns)
     if cfg.motion_model == "cv" and t_out > state.t_ns and len(state):
-        # The CV prediction straight into the output's own arrays (``_predicted``'s values).
-        x, p = kalman.cv_predicted_tracks(state.x, state.p, (t_out - state.t_ns) * 1e-9, cfg.accel_psd_m2ps3)
-        return _output(state, x, p, t_out, fresh=True)
+        # The CV prediction (``_predicted``'s values) and the labels straight into the output's
+        # own arrays, in one compiled call.
+        x, p, labels, n_confirmed = kalman.cv_track_output(state.x, state.p, (t_out - state.t_ns) * 1e-9,
+                                                           cfg.accel_psd_m2ps3, state.class_loglik, state.confirmed)
+        return _output(state, x, p, t_out, fresh=True, labels=labels, n_confirmed=n_confirmed)
     x, p = _predicted(state, t_out, cfg)
     return _output(state, x, p, t_out)
 

@@ -114,6 +114,27 @@ def test_cv_predicted_tracks_gives_cv_predict_bits_in_c_order(layout):
             _same_bits(po, p_ref)
 
 
+@pytest.mark.parametrize("layout", [np.ascontiguousarray, _component_major_view])
+def test_cv_track_output_gives_the_prediction_and_numpy_argmax_labels(layout):
+    rng = np.random.default_rng(29)
+    n, n_labels = 60, 5
+    x = _salted(rng, rng.normal(size=(n, 4)) * 30)
+    p = _salted(rng, _spd(rng, n, 4))
+    # Class rows with ties (the first maximum wins), NaNs (the first NaN wins) and -0.0 against 0.0.
+    ll = rng.integers(-3, 1, size=(n, n_labels)).astype(np.float64)
+    ll[::7, 2] = np.nan
+    ll[::11, 4] = np.nan
+    ll[::5, 0] = -0.0
+    for dt_s in (0.02, 0.1371):
+        confirmed = rng.random(n) < 0.7
+        xo, po, labels, n_confirmed = kalman.cv_track_output(layout(x), layout(p), dt_s, 2.0, ll, confirmed)
+        assert n_confirmed == np.count_nonzero(confirmed)
+        x_ref, p_ref = kalman.cv_predicted_tracks(x, p, dt_s, 2.0)
+        _same_bits(xo, x_ref)
+        _same_bits(po, p_ref)
+        assert labels.dtype == np.int16 and np.array_equal(labels, ll.argmax(axis=1).astype(np.int16))
+
+
 @pytest.mark.parametrize("m", [1, 2, 4])
 @pytest.mark.parametrize("n_state", [4, 5])
 @pytest.mark.parametrize("layout", [np.ascontiguousarray, _component_major_view])
