@@ -170,3 +170,21 @@ def test_map_frame_rollout_kernel_matches_the_numpy_form():
         got = _map_frame_rollout(model, free, yaw_rate, vx, vy, vs, vd, x, y, t_s)
         ref = _reference_map_frame_rollout(model, free, yaw_rate, vx, vy, vs, vd, x, y, t_s)
         assert got.dtype == ref.dtype and got.shape == ref.shape and got.tobytes() == ref.tobytes()
+
+
+@pytest.mark.parametrize("start_pose", [(0.0, 0.0, 0.0), (4.0, -3.0, 0.35)])
+def test_tracks_projected_in_the_selection_kernel_match_road_to_frenet(start_pose):
+    """On a straight road _kept_tracks projects the propagated tracks itself (line_point_frenet):
+    the same bits as Road.to_frenet of their positions, points off the road's ends included."""
+    from core.road import Road, RoadSegment
+    road = Road((RoadSegment(600.0),), num_lanes=3, lane_width_m=3.5, speed_limit_mps=30.0, start_pose=start_pose)
+    rng = np.random.default_rng(31)
+    for _ in range(50):
+        n = int(rng.integers(1, 20))
+        s, d = rng.uniform(-30.0, 630.0, n), rng.uniform(-8.0, 8.0, n)
+        xy, _ = road.to_cartesian(s, d)
+        tracks = make_tracks(1_000_000_000, xy, rng.normal(0.0, 10.0, (n, 2)))
+        ft, n_bad = tracks_to_frenet(tracks, road, 1_050_000_000, 0.5)
+        assert n_bad == 0 and len(ft) == n
+        s_ref, d_ref = road.to_frenet(np.stack([ft.x_m, ft.y_m], axis=1))
+        assert ft.s_m.tobytes() == s_ref.tobytes() and ft.d_m.tobytes() == d_ref.tobytes()
