@@ -14,6 +14,7 @@ model's fast growth) would smear a stopped car over the neighbour lanes and bloc
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -89,9 +90,10 @@ def predict(ft: FrenetTracks, yaw_rate_rps: np.ndarray, road: Road, t_s: np.ndar
     k = t_s.shape[0]
     if accel_mps2 is None:
         accel_mps2 = np.zeros(len(ft))  # no braking follower: every object at its rate
+    yaw_rate, t_s64 = np.ascontiguousarray(yaw_rate_rps, np.float64), np.ascontiguousarray(t_s, np.float64)
     model, free, rows = _rollout(
-        ft.s_m, ft.d_m, ft.vs_mps, ft.vd_mps, ft.s_rate_mps, np.ascontiguousarray(yaw_rate_rps, np.float64),
-        np.ascontiguousarray(accel_mps2, np.float64), np.ascontiguousarray(t_s, np.float64),
+        ft.s_m, ft.d_m, ft.vs_mps, ft.vd_mps, ft.s_rate_mps, yaw_rate,
+        np.ascontiguousarray(accel_mps2, np.float64), t_s64,
         grid.lateral_drift_s[0], road.half_width_m, road.lane_width_m, float(road.num_lanes), p.lateral_decay_s,
         p.lane_align_rad, p.lane_min_speed_mps, p.ctrv_min_yaw_rate_rps, p.brake_threshold_mps2,
         p.static_speed_mps, p.sigma0_m, p.sigma_rate_s_mps, p.sigma_rate_d_mps, p.static_factor,
@@ -99,15 +101,8 @@ def predict(ft: FrenetTracks, yaw_rate_rps: np.ndarray, road: Road, t_s: np.ndar
     s, d, sigma_s, sigma_d = rows
     if free.any():
         # Map-frame CTRV roll-out (CV where the yaw rate is ~0), projected onto the road in one query.
-        t = t_s[None, :]
-        w = np.where(model == MODEL_CTRV, yaw_rate_rps, 0.0)[free, None]
-        heading0 = np.arctan2(ft.vy_mps[free], ft.vx_mps[free])[:, None]
-        v = np.hypot(ft.vs_mps, ft.vd_mps)[free, None]
-        turning = np.abs(w) > 1e-6
-        w_safe = np.where(turning, w, 1.0)
-        dx = np.where(turning, v / w_safe * (np.sin(heading0 + w * t) - np.sin(heading0)), v * np.cos(heading0) * t)
-        dy = np.where(turning, v / w_safe * (np.cos(heading0) - np.cos(heading0 + w * t)), v * np.sin(heading0) * t)
-        xy = np.stack([ft.x_m[free, None] + dx, ft.y_m[free, None] + dy], axis=-1).reshape(-1, 2)
+        xy = _map_frame_rollout(model, free, yaw_rate, ft.vx_mps, ft.vy_mps, ft.vs_mps, ft.vd_mps, ft.x_m, ft.y_m,
+                                t_s64)
         sf, df = road.to_frenet(xy)
         s[free], d[free] = sf.reshape(-1, k), df.reshape(-1, k)
     return Prediction(t_s, s, d, sigma_s, sigma_d,
@@ -184,3 +179,40 @@ def _rollout(s_m, d_m, vs_mps, vd_mps, s_rate_mps, yaw_rate_rps, accel_mps2, t_s
             z = z if (z > lo or z != z) else lo
             d[i, k] = z if (z < hi or z != z) else hi
     return model, free, rows
+
+
+@kernel(f"float64[:, ::1](int8[::1], boolean[::1], float64[::1], {_FIELD}, {_FIELD}, {_FIELD}, {_FIELD}, {_FIELD},"
+        f" {_FIELD}, float64[::1])")
+def _map_frame_rollout(model, free, yaw_rate_rps, vx_mps, vy_mps, vs_mps, vd_mps, x_m, y_m, t_s):
+    """predict's map-frame roll-out of the free tracks: positions (M * K, 2), track-major, of the
+    M tracks with ``free`` set, at the K times ``t_s``. CTRV (model MODEL_CTRV) where the yaw rate
+    is over 1e-6 rad/s in size, else constant velocity, from the heading atan2(vy, vx) and the
+    speed hypot(vs, vd). The numpy form's operations per element in its order (kept in
+    tests/planning/test_lattice_prediction.py as the bit-exact reference); atan2, hypot, sin and
+    cos are libm's, as numpy's float64 loops call them on this baseline."""
+    n_t = t_s.shape[0]
+    m = 0
+    for i in range(free.shape[0]):
+        if free[i]:
+            m += 1
+    xy = np.empty((m * n_t, 2))
+    row = 0
+    for i in range(free.shape[0]):
+        if not free[i]:
+            continue
+        w = yaw_rate_rps[i] if model[i] == MODEL_CTRV else 0.0
+        heading0 = math.atan2(vy_mps[i], vx_mps[i])
+        v = math.hypot(vs_mps[i], vd_mps[i])
+        turning = abs(w) > 1e-6
+        for k in range(n_t):
+            t = t_s[k]
+            if turning:
+                dx = v / w * (math.sin(heading0 + w * t) - math.sin(heading0))
+                dy = v / w * (math.cos(heading0) - math.cos(heading0 + w * t))
+            else:
+                dx = v * math.cos(heading0) * t
+                dy = v * math.sin(heading0) * t
+            xy[row, 0] = x_m[i] + dx
+            xy[row, 1] = y_m[i] + dy
+            row += 1
+    return xy

@@ -8,7 +8,7 @@ import numpy as np
 
 from core.jit import kernel
 from core.messages import Tracks
-from core.road import Road
+from core.road import Road, line_point_frenet
 from planning.frenet_plan import ONE_KD_FLOOR
 
 
@@ -71,15 +71,17 @@ def tracks_to_frenet(tracks: Tracks, road: Road, t_ns: int, min_existence: float
     if straight:  # one heading everywhere (Road.interpolate's h0 + 0 * u)
         h = float(road.heading_rad[0])
         c, sn = math.cos(h), math.sin(h)
+        line = road.line_frenet_args  # the kernel projects the tracks itself (Road.to_frenet's line path)
     else:
         c = sn = 0.0  # unused: the headings come from the road at each track's s
+        line = (0.0, 0.0, 0.0, road.s_m, road.xy_m, 0.0, 0.0)  # unused
     xy, cols, keep, n_bad = _kept_tracks(states, sizes, yaws, existence, float(min_existence),
-                                         (t_ns - tracks.t_ns) * 1e-9, straight, c, sn)
-    vx, vy, length, width, yaw, vs, vd = cols
-    s, d = road.to_frenet(xy) if xy.shape[0] else (np.zeros(0), np.zeros(0))
+                                         (t_ns - tracks.t_ns) * 1e-9, straight, c, sn, *line)
+    vx, vy, length, width, yaw, vs, vd, s, d = cols
     if straight:
         s_rate = vs
     else:
+        s, d = road.to_frenet(xy) if xy.shape[0] else (np.zeros(0), np.zeros(0))
         _, heading, k = road.interpolate(s)
         c, sn = np.cos(heading), np.sin(heading)
         vs = vx * c + vy * sn
@@ -95,16 +97,19 @@ _VECTOR = "Array(float64, 1, 'A', readonly=True)"
 
 
 @kernel(f"Tuple((float64[:, ::1], float64[:, ::1], int64[::1], int64))({_MATRIX}, {_MATRIX}, {_VECTOR}, {_VECTOR},"
-        " float64, float64, boolean, float64, float64)")
-def _kept_tracks(states, sizes, yaws, existence, min_existence, dt_s, straight, cos_h, sin_h):
+        " float64, float64, boolean, float64, float64, float64, float64, float64, float64[::1], float64[:, ::1], float64,"
+        " float64)")
+def _kept_tracks(states, sizes, yaws, existence, min_existence, dt_s, straight, cos_h, sin_h, to_index_x, to_index_y,
+                 index0, s_table, xy_table, line_cos, line_sin):
     """tracks_to_frenet's selection and propagation in one loop (it was ~25 numpy calls on a few
     tracks): a track is finite if the sum of its states, sizes, yaw and existence is (an
     overflowing sum drops it too, rightly), it has non-negative length and width, and is kept if
     also existence >= min_existence. Returns the kept tracks' positions propagated by ``dt_s`` at
-    constant velocity (M, 2), their columns (7, M) vx, vy, length, width, yaw and, on a straight
-    road (heading cosine and sine ``cos_h``, ``sin_h``), the velocity along and across it (else
-    left for the caller), their indices (M,) and the count of non-finite tracks. The numpy form's
-    element operations in its order, so its bits."""
+    constant velocity (M, 2), their columns (9, M) vx, vy, length, width, yaw and, on a straight
+    road (heading cosine and sine ``cos_h``, ``sin_h``), the velocity along and across it and the
+    positions' s and d (Road.to_frenet's line path, core/road.py line_point_frenet, with the road's
+    line_frenet_args after ``sin_h``) (else left for the caller), their indices (M,) and the count of
+    non-finite tracks. The numpy form's element operations in its order, so its bits."""
     n = states.shape[0]
     kept = np.empty(n, np.int64)
     m, n_bad = 0, 0
@@ -117,7 +122,7 @@ def _kept_tracks(states, sizes, yaws, existence, min_existence, dt_s, straight, 
             kept[m] = i
             m += 1
     xy = np.empty((m, 2))
-    cols = np.empty((7, m))
+    cols = np.empty((9, m))
     for j in range(m):
         i = kept[j]
         vx, vy = states[i, 2], states[i, 3]
@@ -128,6 +133,8 @@ def _kept_tracks(states, sizes, yaws, existence, min_existence, dt_s, straight, 
         if straight:
             cols[5, j] = vx * cos_h + vy * sin_h
             cols[6, j] = -vx * sin_h + vy * cos_h
+            cols[7, j], cols[8, j] = line_point_frenet(xy[j, 0], xy[j, 1], to_index_x, to_index_y, index0, s_table,
+                                                       xy_table, line_cos, line_sin)
     return xy, cols, kept[:m].copy(), n_bad
 
 

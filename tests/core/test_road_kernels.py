@@ -207,3 +207,38 @@ def test_roads_a_multiple_of_the_spacing_long_keep_their_bits(name):
     old_i = np.clip((s_in / SAMPLE_SPACING_M).astype(np.int64), 0, len(road.s_m) - 2)
     new_i = np.clip((s_in * road.samples_per_m).astype(np.int64), 0, len(road.s_m) - 2)
     assert np.array_equal(old_i, new_i)
+
+
+# --- to_frenet of point sets on a straight road (core/road.py ``_line_to_frenet``) ------------------
+def reference_line_to_frenet(road: Road, xy):
+    """Road.to_frenet's numpy form for (N, 2) points on a road without arcs: nearest_sample's
+    rounded foot index, then the projection onto that sample's (the line's) tangent."""
+    to_index = road._line_to_index_xy
+    idx_f = xy[:, 0] * to_index[0] + xy[:, 1] * to_index[1] + road._line_index0
+    i = np.rint(np.fmin(np.fmax(idx_f, 0.0), road.s_m.shape[0] - 1)).astype(np.int64)
+    delta = xy - road.xy_m[i]
+    cos_h, sin_h = road.line_cos_sin
+    dx, dy = delta[:, 0], delta[:, 1]
+    return road.s_m[i] + (dx * cos_h + dy * sin_h), -dx * sin_h + dy * cos_h
+
+
+@pytest.mark.parametrize("name", ["straight", "rotated_straight"])
+def test_to_frenet_of_points_on_a_line_matches_the_numpy_form(name):
+    road, rng = ROADS[name], np.random.default_rng(5)
+    s, d = frenet_points(road, rng, 20000)
+    xy, _ = road.to_cartesian(s, d)
+    # Points exactly half way between samples (ties of the rounding), off both ends, and non-finite.
+    mid = 0.5 * (road.xy_m[:-1] + road.xy_m[1:])
+    xy = np.concatenate([xy, mid[::7], [[np.nan, 0.0], [np.inf, 1.0], [-np.inf, 1.0], [0.0, np.nan]]])
+    with np.errstate(invalid="ignore"):
+        s_ref, d_ref = reference_line_to_frenet(road, xy)
+        s_got, d_got = road.to_frenet(xy)
+    for got, ref in ((s_got, s_ref), (d_got, d_ref)):
+        assert np.array_equal(np.isnan(got), np.isnan(ref))
+        assert same_bits(got[~np.isnan(ref)], ref[~np.isnan(ref)])
+    # Strided and read-only inputs, and no points.
+    finite = xy[:-4]
+    view = np.broadcast_to(finite[:1], (5, 2))
+    assert all(same_bits(a, b) for a, b in zip(road.to_frenet(view), reference_line_to_frenet(road, view)))
+    assert all(same_bits(a, b) for a, b in zip(road.to_frenet(finite[::3]), reference_line_to_frenet(road, finite[::3])))
+    assert all(a.shape == (0,) and a.dtype == np.float64 for a in road.to_frenet(np.zeros((0, 2))))

@@ -110,3 +110,24 @@ def test_plan_speed_of_a_weaving_path_is_its_speed_along_the_lane(k):
     if k == 0.0:
         np.testing.assert_array_equal(plan.speed_mps, s_dot)
         np.testing.assert_array_equal(plan.accel_mps2, s_ddot)
+
+
+@pytest.mark.parametrize("start_pose", [(0.0, 0.0, 0.0), (3.0, -2.0, 0.4)])
+def test_straight_plan_kernel_matches_the_composed_kernels(start_pose):
+    """frenet_to_plan's one-call straight-road geometry (_straight_plan_geometry) against the calls
+    it fused, to the bit: Road.to_cartesian, _straight_yaw_curvature and heading + delta; views of
+    lattice rows, signed zeros, huge d'' and arc lengths off both ends of the road."""
+    road = Road((RoadSegment(800.0),), num_lanes=3, lane_width_m=3.5, speed_limit_mps=30.0, start_pose=start_pose)
+    rng = np.random.default_rng(11)
+    t_s = np.arange(51) * 0.1
+    for _ in range(100):
+        rows = rng.normal(0.0, 2.0, (4, 2, 51))  # rows of a larger family, as the lattice passes them
+        s = rng.uniform(-20.0, 820.0, 51)
+        d, dd, d2 = rows[0, 1], rows[1, 0] * rng.choice([1.0, 1e-8], 51), rows[2, 1] * rng.choice([1.0, 1e300], 51)
+        d[rng.random(51) < 0.2], dd[rng.random(51) < 0.2], d2[rng.random(51) < 0.2] = -0.0, -0.0, 0.0
+        plan = frenet_to_plan(road, 7, t_s, s, d, dd, d2, s, d, False, "cruise")
+        xy, heading = road.to_cartesian(s, d)
+        delta, curvature = _straight_yaw_curvature(dd, d2)
+        for got, ref in ((plan.xy_m, xy), (plan.yaw_rad, heading + delta), (plan.curvature_1pm, curvature)):
+            assert got.dtype == ref.dtype and got.shape == ref.shape and got.tobytes() == ref.tobytes()
+            assert got.flags.c_contiguous

@@ -137,3 +137,54 @@ def test_lane_prediction_on_a_curve_follows_the_car_along_its_lane(k, d_lane):
     np.testing.assert_allclose(road.to_cartesian(pred.s_m[0], pred.d_m[0])[0], true_xy, atol=1e-6)
     # 1 - k d = 1 -+ 0.07: were s to advance at v, it would be 6.5-7.5 m off after 5 s.
     assert abs((pred.s_m[0, -1] - s0) - v * 5.0) > 6.5
+
+
+def _reference_map_frame_rollout(model, free, yaw_rate, vx, vy, vs, vd, x, y, t_s):
+    """predict's numpy form of the free tracks' map-frame roll-out (before _map_frame_rollout)."""
+    t = t_s[None, :]
+    w = np.where(model == MODEL_CTRV, yaw_rate, 0.0)[free, None]
+    heading0 = np.arctan2(vy[free], vx[free])[:, None]
+    v = np.hypot(vs, vd)[free, None]
+    turning = np.abs(w) > 1e-6
+    w_safe = np.where(turning, w, 1.0)
+    dx = np.where(turning, v / w_safe * (np.sin(heading0 + w * t) - np.sin(heading0)), v * np.cos(heading0) * t)
+    dy = np.where(turning, v / w_safe * (np.cos(heading0) - np.cos(heading0 + w * t)), v * np.sin(heading0) * t)
+    return np.stack([x[free, None] + dx, y[free, None] + dy], axis=-1).reshape(-1, 2)
+
+
+def test_map_frame_rollout_kernel_matches_the_numpy_form():
+    """The compiled free-track roll-out against the numpy form, to the bit: CV and CTRV tracks,
+    yaw rates around the 1e-6 threshold, signed zero velocities, mixed free flags."""
+    from planning.prediction import _map_frame_rollout
+    rng = np.random.default_rng(23)
+    t_s = np.arange(51) * 0.1
+    for _ in range(200):
+        n = int(rng.integers(0, 12))
+        model = rng.choice(np.array([MODEL_CV, MODEL_CTRV, MODEL_LANE], np.int8), n)
+        free = rng.random(n) < 0.7
+        yaw_rate = rng.normal(0.0, 0.3, n) * rng.choice([1.0, 1e-6, 1e-7, 0.0], n)
+        vx, vy = rng.normal(10.0, 8.0, n), rng.normal(0.0, 3.0, n)
+        vx[rng.random(n) < 0.1], vy[rng.random(n) < 0.2] = -0.0, 0.0
+        vs, vd = rng.normal(10.0, 8.0, n), rng.normal(0.0, 1.0, n)
+        x, y = rng.uniform(-50.0, 500.0, n), rng.uniform(-10.0, 10.0, n)
+        got = _map_frame_rollout(model, free, yaw_rate, vx, vy, vs, vd, x, y, t_s)
+        ref = _reference_map_frame_rollout(model, free, yaw_rate, vx, vy, vs, vd, x, y, t_s)
+        assert got.dtype == ref.dtype and got.shape == ref.shape and got.tobytes() == ref.tobytes()
+
+
+@pytest.mark.parametrize("start_pose", [(0.0, 0.0, 0.0), (4.0, -3.0, 0.35)])
+def test_tracks_projected_in_the_selection_kernel_match_road_to_frenet(start_pose):
+    """On a straight road _kept_tracks projects the propagated tracks itself (line_point_frenet):
+    the same bits as Road.to_frenet of their positions, points off the road's ends included."""
+    from core.road import Road, RoadSegment
+    road = Road((RoadSegment(600.0),), num_lanes=3, lane_width_m=3.5, speed_limit_mps=30.0, start_pose=start_pose)
+    rng = np.random.default_rng(31)
+    for _ in range(50):
+        n = int(rng.integers(1, 20))
+        s, d = rng.uniform(-30.0, 630.0, n), rng.uniform(-8.0, 8.0, n)
+        xy, _ = road.to_cartesian(s, d)
+        tracks = make_tracks(1_000_000_000, xy, rng.normal(0.0, 10.0, (n, 2)))
+        ft, n_bad = tracks_to_frenet(tracks, road, 1_050_000_000, 0.5)
+        assert n_bad == 0 and len(ft) == n
+        s_ref, d_ref = road.to_frenet(np.stack([ft.x_m, ft.y_m], axis=1))
+        assert ft.s_m.tobytes() == s_ref.tobytes() and ft.d_m.tobytes() == d_ref.tobytes()
