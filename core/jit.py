@@ -23,7 +23,6 @@ from typing import Callable
 import numba
 
 
-def kernel(signature: str | list[str]) -> Callable[[Callable], Callable]:
-    """Decorator: compile a function with numba for ``signature`` (numba's signature syntax), or
-    for each of a list of them (a call then dispatches on its argument types)."""
+def kernel(signature: str) -> Callable[[Callable], Callable]:
+    """Decorator: compile a function with numba for ``signature`` (numba's signature syntax)."""
     return numba.njit(signature, cache=True, nogil=True, fastmath=False, error_model="numpy")
