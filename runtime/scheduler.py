@@ -195,16 +195,20 @@ class Scheduler:
 
     def _run_until_on_loop(self, end_ns: int) -> None:
         """Every task on the loop thread (latency mode, or realtime with nothing off the loop)."""
-        events, tasks, wait_until, pop = self._queue, self._tasks, self.clock.wait_until, heapq.heappop
+        events = self._queue
         while events and events[0][0] <= end_ns:
-            t_ns, _, _, payload = pop(events)
-            wait_until(t_ns)
-            self.now_ns = t_ns
-            kind, name_or_topic, trigger_or_message, ready_ns = payload
-            if kind == "deliver":
-                self._deliver(t_ns, name_or_topic, trigger_or_message)
-            else:
-                self._run_task(tasks[name_or_topic], t_ns, trigger_or_message, ready_ns, kind == "run")
+            self._process_next()
+
+    def _process_next(self) -> None:
+        """Take the next event off the queue, move the clock to it and deliver or run it."""
+        t_ns, _, _, payload = heapq.heappop(self._queue)
+        self.clock.wait_until(t_ns)
+        self.now_ns = t_ns
+        kind, name_or_topic, trigger_or_message, ready_ns = payload
+        if kind == "deliver":
+            self._deliver(t_ns, name_or_topic, trigger_or_message)
+        else:
+            self._run_task(self._tasks[name_or_topic], t_ns, trigger_or_message, ready_ns, kind == "run")
 
     def _run_until_ideal(self, end_ns: int) -> None:
         """Ideal mode, the closed-loop simulation's: the same events in the same order as
@@ -251,21 +255,14 @@ class Scheduler:
 
     def _run_until_off_loop(self, end_ns: int) -> None:
         """Realtime with tasks on worker threads: their reports come through the inbox."""
-        events, tasks, wait_until, pop = self._queue, self._tasks, self.clock.wait_until, heapq.heappop
+        events = self._queue
         while True:
             self._drain_inbox()
             if not events or events[0][0] > end_ns:
                 break
             if self._wait_inbox(events[0][0]):
                 continue  # a worker reported before the next event was due: its outputs may come first
-            t_ns, _, _, payload = pop(events)
-            wait_until(t_ns)
-            self.now_ns = t_ns
-            kind, name_or_topic, trigger_or_message, ready_ns = payload
-            if kind == "deliver":
-                self._deliver(t_ns, name_or_topic, trigger_or_message)
-            else:
-                self._run_task(tasks[name_or_topic], t_ns, trigger_or_message, ready_ns, kind == "run")
+            self._process_next()
 
     def _deliver(self, t_ns: int, topic: str, message: Any) -> None:
         for listener in self._listeners:
