@@ -20,6 +20,22 @@ import numpy as np
 from core.jit import kernel
 
 
+@kernel("void(float64[:, :, :], int64, float64, float64[:, ::1])")
+def _cv_propagate_covariance(p, i, dt_s, b):
+    """F P F^T of track ``i``'s covariance into ``b`` (4, 4), by blocks: P's position rows += dt
+    velocity rows, then its position columns += dt velocity columns. The one sequence of operations
+    every constant-velocity predict kernel performs, so all give the same bits."""
+    for r in range(4):
+        for c in range(4):
+            b[r, c] = p[i, r, c]
+    for r in range(2):
+        for c in range(4):
+            b[r, c] += dt_s * b[r + 2, c]
+    for r in range(4):
+        for c in range(2):
+            b[r, c] += dt_s * b[r, c + 2]
+
+
 @kernel("Tuple((float64[:, ::1], float64[:, :, ::1]))(float64[:, :], float64[:, :, :], float64,"
         " float64[:, ::1])")
 def cv_predict_rows(x, p, dt_s, q):
@@ -36,15 +52,7 @@ def cv_predict_rows(x, p, dt_s, q):
         xt[1, i] = x[i, 1] + dt_s * x[i, 3]
         xt[2, i] = x[i, 2]
         xt[3, i] = x[i, 3]
-        for r in range(4):
-            for c in range(4):
-                b[r, c] = p[i, r, c]
-        for r in range(2):
-            for c in range(4):
-                b[r, c] += dt_s * b[r + 2, c]
-        for r in range(4):
-            for c in range(2):
-                b[r, c] += dt_s * b[r, c + 2]
+        _cv_propagate_covariance(p, i, dt_s, b)
         for r in range(4):
             for c in range(4):
                 pt[r, c, i] = b[r, c] + q[r, c]
@@ -70,15 +78,7 @@ def cv_predict_into(x, p, dt_s, q_pos, q_pos_vel, q_vel, xo, po):
         xo[i, 1] = x[i, 1] + dt_s * x[i, 3]
         xo[i, 2] = x[i, 2]
         xo[i, 3] = x[i, 3]
-        for r in range(4):
-            for c in range(4):
-                b[r, c] = p[i, r, c]
-        for r in range(2):
-            for c in range(4):
-                b[r, c] += dt_s * b[r + 2, c]
-        for r in range(4):
-            for c in range(2):
-                b[r, c] += dt_s * b[r, c + 2]
+        _cv_propagate_covariance(p, i, dt_s, b)
         for r in range(4):
             for c in range(4):
                 po[i, r, c] = b[r, c] + q[r, c]
