@@ -129,10 +129,13 @@ class RunRecorder(AbstractContextManager):
         if self.complete is not None:
             return
         self.complete, self.end_ns = self._span(failed)
-        try:
-            self._flush_side_records()
-        finally:
-            self._rec.close(end=end_metadata(self.complete, self.end_ns))
+        # One held section: the end record vouches for every timing and sync decision up to end_ns,
+        # so a second Ctrl-C must not stop the flush of the last ones part way.
+        with self._rec.interrupts_held():
+            try:
+                self._flush_side_records()
+            finally:
+                self._rec.close(end=end_metadata(self.complete, self.end_ns))
 
     def _span(self, failed: bool) -> tuple[bool, int]:
         sched = self._loop.scheduler

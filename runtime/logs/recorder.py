@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from types import TracebackType
 from typing import BinaryIO
@@ -92,7 +93,7 @@ class _InterruptGuard:
     interrupt in a write can still tear the file (a reader reports it, salvage keeps what precedes)."""
 
     def __init__(self) -> None:
-        self._writing = False
+        self._depth = 0  # enter() minus leave(): sections nest (a run's closing flush holds its writes)
         self._pending = False
         self._installed = (threading.current_thread() is threading.main_thread()
                            and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
@@ -100,18 +101,19 @@ class _InterruptGuard:
             signal.signal(signal.SIGINT, self._on_sigint)
 
     def _on_sigint(self, signum: int, frame: object) -> None:
-        if self._writing:
-            self._pending = True  # raised by leave(), once the writer is consistent
+        if self._depth:
+            self._pending = True  # raised by the outermost leave(), once the writer is consistent
             return
         signal.default_int_handler(signum, frame)
 
     def enter(self) -> None:
-        self._writing = True
+        self._depth += 1
 
     def leave(self) -> None:
-        """End of a write; raise the interrupt that came during it, now that the file is consistent."""
-        self._writing = False
-        if self._pending:
+        """End of a held section; the outermost one raises the interrupt that came during it, now
+        that the file is consistent."""
+        self._depth -= 1
+        if self._pending and not self._depth:
             self._pending = False
             raise KeyboardInterrupt
 
@@ -205,6 +207,18 @@ class Recorder:
         finally:
             self._file.close()
             self._guard.uninstall()
+            self._guard.leave()
+
+    @contextmanager
+    def interrupts_held(self) -> Iterator[None]:
+        """Hold Ctrl-C over several writes (and a close), not only within each: a caller whose
+        records belong together (a run's last timings and sync decisions, then the end record
+        that vouches for them) gets them all or none interrupted. The held interrupt is raised
+        when the block ends."""
+        self._guard.enter()
+        try:
+            yield
+        finally:
             self._guard.leave()
 
     def __enter__(self) -> "Recorder":

@@ -65,3 +65,56 @@ def test_interrupt_inside_the_writer_leaves_a_readable_log(tmp_path, monkeypatch
     assert [m.msg.t_ns for m in contents.messages] == [m.t_ns for m in sent[:written + 1]]
     # Closed: SIGINT is Python's own again.
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+
+def test_an_interrupt_in_a_runs_closing_flush_keeps_what_its_end_record_vouches_for(tmp_path, monkeypatch,
+                                                                                     python_sigint_handler):
+    """A run stopped by Ctrl-C flushes its last stage timings and sync decisions at close, one write
+    each, then writes the end record that says the log is whole up to the stop. A second Ctrl-C at
+    the first of those writes used to end the flush there while the end record was still written:
+    a log claiming records it did not hold. Now the flush and the close are one held section."""
+    from core.clock import s_to_ns
+    from runtime.closed_loop import ClosedLoop, RunOptions
+    from runtime.logs.topics import SYNC_DECISIONS
+    from runtime.record import EXTRA_TYPES, RunRecorder
+    from sim.scenario import load_scenario
+
+    path = tmp_path / "closing.mcap"
+    loop = ClosedLoop(load_scenario("cut_in"), RunOptions(seed=3, duration_s=1.0, perception="oracle"))
+
+    def first_ctrl_c(t_ns: int, topic: str, _msg) -> None:
+        # Registered before the recorder's listener: the instant's timings are not flushed yet.
+        if topic in ("/fusion/tracks", "/fusion/ego") and t_ns >= s_to_ns(0.5):
+            raise KeyboardInterrupt
+
+    loop.scheduler.add_listener(first_ctrl_c)
+    real_write = Recorder.write
+    second = []
+
+    def write_then_ctrl_c(self, topic, msg, *args, **kwargs):
+        real_write(self, topic, msg, *args, **kwargs)
+        if closing and not second:
+            second.append(topic)
+            signal.raise_signal(signal.SIGINT)  # Python's handler runs before raise_signal returns
+
+    monkeypatch.setattr(Recorder, "write", write_then_ctrl_c)
+    closing = False
+    with pytest.raises(KeyboardInterrupt):
+        with RunRecorder(loop, path) as run:
+            try:
+                loop.run()
+            except KeyboardInterrupt:
+                pending = (len(loop.scheduler.timings) - run._timings_done
+                           + len(loop.stack.sync_records) - run._sync_done)
+                closing = True
+                raise
+    assert pending >= 2, "the stop must leave records to flush for this test to mean anything"
+    assert second, "the closing flush wrote nothing"
+    contents = read(path, order="file", extra_types=EXTRA_TYPES)
+    assert contents.damage is None
+    topics = [m.topic for m in contents.messages]
+    assert sum(t.startswith("/timing/") for t in topics) == len(loop.scheduler.timings)
+    assert topics.count(SYNC_DECISIONS) == len(loop.stack.sync_records)
+    assert run.complete is False
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
