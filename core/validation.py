@@ -29,9 +29,13 @@ def well_formed(msg) -> bool:
         return _rows(n, (msg.range_m, None), (msg.azimuth_rad, None), (msg.range_rate_mps, None),
                      (msg.rcs_dbsm, None))
     if isinstance(msg, CameraImage):
-        if msg.jpeg:
-            return True
-        return msg.image.ndim == 3 and msg.image.shape[2] == 3 and msg.image.dtype == np.uint8
+        image = msg.image
+        if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3
+                and image.dtype == np.uint8):
+            return False
+        # A JPEG payload stands in for the pixels, which are then the empty (0, 0, 3) image: a
+        # message carrying both is ambiguous (the log encoder refuses it too).
+        return not msg.jpeg or image.size == 0
     if isinstance(msg, ImuSample):
         return isinstance(msg.accel_mps2, np.ndarray) and msg.accel_mps2.shape == (3,)
     if isinstance(msg, GnssFix):

@@ -33,7 +33,11 @@ def _malformed_samples() -> list[object]:
             corrupt_shape(GnssFix(9, np.array([1.0e6, -2.5e5]), 0.8)),
             # Bits a decimal round trip would lose: -0.0, NaN payload, an int beyond float precision.
             WheelSpeed(2**62 + 1, np.array([-0.0, np.nan])),
-            LidarScan(10, "", np.float64(-0.0), np.zeros((2, 2, 2), ">f4"), np.zeros(0, np.int32))]
+            LidarScan(10, "", np.float64(-0.0), np.zeros((2, 2, 2), ">f4"), np.zeros(0, np.int32)),
+            # A JPEG payload beside pixels, or beside an image of the wrong shape: counted as well
+            # formed before, and then the Foxglove image encoder refused it and the recording raised.
+            CameraImage(11, "front", rng.integers(0, 256, (2, 3, 3), dtype=np.uint8), b"\xff\xd8jpeg"),
+            CameraImage(12, "front", np.zeros((0, 0), np.uint8), b"\xff\xd8jpeg")]
 
 
 def _assert_same(decoded: object, original: object) -> None:
