@@ -28,3 +28,12 @@ if [ ! -f .venv/.rtdrive-installed ] || [ pyproject.toml -nt .venv/.rtdrive-inst
   .venv/bin/python -m pip install -q -e ".[test]"
   touch .venv/.rtdrive-installed
 fi
+
+# The numba kernels compile at their first import; do it here, on all cores, with progress, rather
+# than silently inside the first run (over a minute on one core). Again only after a kernel
+# module changed (numba's cache in __pycache__ then holds stale code for it).
+stamp=.venv/.rtdrive-kernels
+if [ ! -f "$stamp" ] || [ -n "$(find core sim perception fusion planning control safety runtime -name '*.py' -newer "$stamp" -print -quit)" ]; then
+  .venv/bin/python -m runtime.kernel_warmup
+  touch "$stamp"
+fi
