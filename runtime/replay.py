@@ -41,6 +41,7 @@ from runtime.closed_loop import ClosedLoop, RunOptions
 from runtime.errors import UsageError
 from runtime.heap import long_lived_frozen
 from runtime.logs import LogContents, LogMessage, LogStream
+from runtime.logs.mcap_frame import HEADER_OFFSET
 from runtime.logs.topics import SYNC_DECISIONS
 from runtime.record import EXTRA_TYPES, REPLAYED_OPTIONS
 from runtime.replay_feed import SensorFeed, split_inputs
@@ -357,8 +358,10 @@ def replay_main(args) -> int:
     if contents.damage is not None and not contents.recovered:
         raise UsageError(f"{contents.damage}\n  nothing intact precedes the damage: no message to replay")
     if contents.damage is not None:
-        print(f"damaged log: {contents.damage}\n  salvaged {contents.recovered} intact messages before "
-              f"byte {contents.damage_offset}; replaying those", file=sys.stderr)
+        where = ("after the damaged Header record" if contents.damage_offset == HEADER_OFFSET
+                 else f"before byte {contents.damage_offset}")
+        print(f"damaged log: {contents.damage}\n  salvaged {contents.recovered} intact messages {where}; "
+              "replaying those", file=sys.stderr)
     scenario = load_scenario(args.scenario) if args.scenario else None
     try:
         setup = setup_from_log(contents.metadata, scenario)

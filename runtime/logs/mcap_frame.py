@@ -14,6 +14,7 @@ import zlib
 from typing import BinaryIO
 
 MAGIC = b"\x89MCAP0\r\n"
+HEADER_OFFSET = len(MAGIC)  # the Header record follows the magic
 OP_HEADER, OP_FOOTER, OP_SCHEMA, OP_CHANNEL, OP_MESSAGE, OP_CHUNK = 0x01, 0x02, 0x03, 0x04, 0x05, 0x06
 OP_METADATA, OP_SUMMARY_OFFSET, OP_DATA_END = 0x0C, 0x0E, 0x0F
 OP_NAMES = {0x01: "Header", 0x02: "Footer", 0x03: "Schema", 0x04: "Channel", 0x05: "Message",

@@ -175,17 +175,24 @@ def walk(buf: bytes) -> WalkResult:
     return walk_file(io.BytesIO(buf))
 
 
-def walk_file(f: BinaryIO, sink: Sink = _keep) -> WalkResult:
+def walk_file(f: BinaryIO, sink: Sink = _keep, step_over_header: bool = False) -> WalkResult:
     """Walk an MCAP file record by record from ``f`` (seekable), holding one record at a time.
 
     ``sink(result, messages)`` receives each intact chunk's messages (or one message outside any
     chunk) as the walk reaches them, with ``result.schemas`` and ``result.channels`` as known so
     far; the default keeps them all in ``result.messages``. Damage is recorded in ``result.error``
-    (never raised): every message handed to the sink precedes it."""
+    (never raised): every message handed to the sink precedes it, with one exception:
+    ``step_over_header`` (a salvage) steps over a damaged Header record, which describes the file
+    and holds no data, to the first record after it (``_record_after_header``). The Header's
+    damage stays ``result.error``; the walk goes on from there as usual but for the data-section
+    CRC, which the damaged bytes break (every chunk has its own)."""
     out = WalkResult()
     try:
-        _walk(f, out, sink)
+        _walk(f, out, sink, step_over_header)
     except LogCorruptError as exc:
+        if out.error is not None:  # the Header's, stepped over: the cut is this later damage's place
+            exc = LogCorruptError(exc.offset, f"{exc.reason} (and the Header record at byte {out.error.offset} "
+                                              f"is damaged: {out.error.reason})")
         out.error = exc
     return out
 
@@ -210,7 +217,66 @@ def read_record_messages(f: BinaryIO, offset: int, channels: dict) -> list[RawMe
     return found
 
 
-def _walk(f: BinaryIO, out: WalkResult, sink: Sink) -> None:
+def _record_after_header(f: BinaryIO, size: int) -> int | None:
+    """Where the first record after a damaged Header starts, or None when none is found.
+
+    The Header's own length says so unless that length is what was damaged; so the candidates are
+    tried in order, that end first, then every byte from the Header's content on: a candidate
+    holds a record that may follow a Header (Metadata, Schema, Channel, Message or Chunk) whose
+    length ends inside the file, where another MCAP record starts. Two records in a row, not one,
+    because a single plausible head turns up by chance within a few kilobytes of string bytes.
+    Only the first ``_RESYNC_SPAN`` bytes are searched: an rtdrive log's first Metadata record
+    follows its Header directly."""
+    f.seek(len(MAGIC))
+    window = f.read(RECORD_HEAD.size + _RESYNC_SPAN)
+    f.seek(len(MAGIC) + RECORD_HEAD.size)
+    candidates = []
+    if len(window) >= RECORD_HEAD.size:
+        declared_end = len(MAGIC) + RECORD_HEAD.size + RECORD_HEAD.unpack_from(window, 0)[1]
+        if declared_end < size:
+            candidates.append(declared_end)
+    candidates += range(len(MAGIC) + RECORD_HEAD.size, min(size, len(MAGIC) + len(window)))
+    for at in candidates:
+        second = _plausible_record(f, at, size, _AFTER_HEADER)
+        if second is not None and _plausible_record(f, second, size, OP_NAMES) is not None:
+            return at
+    return None
+
+
+_AFTER_HEADER = frozenset({OP_METADATA, OP_SCHEMA, OP_CHANNEL, OP_MESSAGE, OP_CHUNK})
+_RESYNC_SPAN = 1 << 16  # bytes searched past a damaged Header (its strings are a few dozen)
+
+
+def _plausible_record(f: BinaryIO, at: int, size: int, opcodes) -> int | None:
+    """The end of the record at ``at`` if it has one of ``opcodes`` and fits in the file, else None."""
+    if at + RECORD_HEAD.size > size:
+        return None
+    f.seek(at)
+    opcode, length = RECORD_HEAD.unpack(f.read(RECORD_HEAD.size))
+    end = at + RECORD_HEAD.size + length
+    return end if opcode in opcodes and end <= size else None
+
+
+def _header_damage(f: BinaryIO, size: int) -> LogCorruptError | None:
+    """The damage the walk would report at the Header record (right after the magic), or None."""
+    at = len(MAGIC)
+    f.seek(at)
+    head = f.read(RECORD_HEAD.size)
+    if len(head) < RECORD_HEAD.size:
+        return None  # too short to hold anything: the walk reports the truncation
+    opcode, length = RECORD_HEAD.unpack(head)
+    if length > size - at - RECORD_HEAD.size:
+        return LogCorruptError(at, f"Header record damaged: its length says {length} bytes but only "
+                                   f"{size - at - RECORD_HEAD.size} remain")
+    content = memoryview(f.read(length))
+    try:
+        check_header(f, opcode, content, size)
+    except LogCorruptError as exc:
+        return exc
+    return None
+
+
+def _walk(f: BinaryIO, out: WalkResult, sink: Sink, step_over_header: bool = False) -> None:
     f.seek(0, io.SEEK_END)
     size = f.tell()
     f.seek(0)
@@ -231,6 +297,17 @@ def _walk(f: BinaryIO, out: WalkResult, sink: Sink) -> None:
     stranger: tuple[int, int] | None = None  # the first data-section record with no MCAP opcode
     header_extra = 0  # bytes of the Header past its strings [bytes]
     pos = len(MAGIC)
+    header_stepped_over = False
+    if step_over_header:
+        header_damage = _header_damage(f, size)
+        if header_damage is not None:
+            restart = _record_after_header(f, size)
+            if restart is None:
+                raise header_damage
+            out.error = header_damage
+            header_stepped_over = True
+            pos = restart
+        f.seek(pos)
     while pos < size:
         if pos + RECORD_HEAD.size > size:
             left = f.read(size - pos)
@@ -263,7 +340,7 @@ def _walk(f: BinaryIO, out: WalkResult, sink: Sink) -> None:
             _chunk(content, 0, length, pos, out, sink)
         elif opcode == OP_DATA_END:
             stored = _Cursor(content, 0, length, pos).u32()
-            if stored and data_crc != stored:
+            if stored and data_crc != stored and not header_stepped_over:
                 # The CRC cannot say where; a record of no MCAP opcode, or a Header longer than its
                 # strings, is the likely place (each is legal alone, so no damage by itself).
                 suspect = "" if stranger is None else (f"; the record at byte {stranger[0]} has opcode "

@@ -2,7 +2,8 @@
 
 ``read(path)`` raises ``LogCorruptError`` (with the byte offset) on a truncated or corrupt file;
 ``read(path, salvage=True)`` instead returns the intact messages that precede the damage, with the
-damage recorded in ``LogContents.damage``. Display-only companions (``/viz/...``) are skipped, and so
+damage recorded in ``LogContents.damage``; a damaged Header record (file metadata, no data) is
+stepped over, and the messages after it are returned. Display-only companions (``/viz/...``) are skipped, and so
 are channels whose schema is not an rtdrive message (a log recorded by another tool may carry them);
 their topics are listed in ``skipped_topics``. ``topics`` (a collection of names, or a predicate on a
 name) picks the topics to keep before anything is decoded: the others' messages are passed over
@@ -207,7 +208,7 @@ def _collect(path: str, salvage: bool, order: str, topics: Topics, codec: LogCod
         raise ValueError(f"order must be one of {ORDERS}, got {order!r}")
     collector = _Collector(path, order, topics, codec, streamed)
     with open(path, "rb") as f:
-        walked = walk_file(f, collector)
+        walked = walk_file(f, collector, step_over_header=salvage)
     damage = walked.error
     if damage is not None:
         damage = LogCorruptError(damage.offset, damage.reason, path)

@@ -79,13 +79,49 @@ def test_header_damage_is_named_at_the_header(tmp_path, log_bytes, byte, xor, re
     assert re.search(reason, error.reason), error.reason
 
 
-def test_header_damage_leaves_nothing_to_salvage_and_the_cli_says_where(tmp_path, log_bytes, capsys):
+def test_header_damage_fails_a_plain_read_and_the_cli_says_where(tmp_path, log_bytes, capsys):
     path = _flip(tmp_path, log_bytes, HEADER_AT + 20)
-    assert read(path, salvage=True).recovered == 0  # every message follows the damaged header
     assert main(["replay", str(path)]) == 2
     err = capsys.readouterr().err
     assert f"at byte {HEADER_AT}: Header record damaged: its library is not UTF-8" in err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 2  # the error and the --salvage hint
+
+
+@pytest.mark.parametrize("byte, xor", [
+    (HEADER_AT, 0xFF),  # its opcode
+    (HEADER_AT + 1, 0x80),  # its length, far past the file's end
+    (HEADER_AT + 1, 0x01),  # its length, one byte off: the declared end is no record start
+    (HEADER_AT + 9, 0xFF),  # the profile's length
+    (HEADER_AT + 20, 0xFF),  # a library byte (not UTF-8)
+])
+def test_salvage_steps_over_a_damaged_header_to_every_message(tmp_path, log_bytes, byte, xor):
+    """The Header describes the file and holds no data: a salvage used to recover nothing past it."""
+    contents = read(_flip(tmp_path, log_bytes, byte, xor), salvage=True)
+    assert contents.damage is not None and contents.damage.offset == HEADER_AT
+    assert "Header record damaged" in contents.damage.reason
+    assert [m.msg.t_ns for m in contents.messages] == [i * 10_000_000 for i in range(N_MESSAGES)]
+    assert contents.metadata["scenario"] == "s"  # the run's metadata record follows the Header
+
+
+def test_damage_past_a_stepped_over_header_cuts_there_and_names_both(tmp_path, log_bytes):
+    damaged = bytearray(log_bytes)
+    damaged[HEADER_AT] ^= 0xFF
+    chunks = [pos for pos, op, _ in _records(log_bytes) if op == 0x06]
+    damaged[chunks[3] + 40] ^= 0xFF  # inside the fourth chunk's compressed data: its CRC fails
+    path = tmp_path / "twice.mcap"
+    path.write_bytes(bytes(damaged))
+    contents = read(path, salvage=True)
+    assert contents.damage.offset == chunks[3]
+    assert "Header record at byte 8 is damaged" in contents.damage.reason
+    kept = [m.msg.t_ns for m in contents.messages]
+    assert 0 < len(kept) < N_MESSAGES and kept == [i * 10_000_000 for i in range(len(kept))]
+
+
+def test_replay_salvage_of_a_log_with_a_damaged_header_says_so(tmp_path, log_bytes, capsys):
+    path = _flip(tmp_path, log_bytes, HEADER_AT + 20)
+    main(["replay", str(path), "--salvage"])
+    err = capsys.readouterr().err
+    assert f"salvaged {N_MESSAGES} intact messages after the damaged Header record" in err
 
 
 @pytest.mark.parametrize("byte", range(8))
@@ -174,3 +210,21 @@ def test_every_byte_of_the_frame_is_checked(log_bytes):
                 assert named or crc_only, (at, xor, damage)
             else:
                 assert damage.offset >= data_end and len(walked.messages) == N_MESSAGES, (at, xor, damage)
+
+
+def test_a_salvage_keeps_every_message_whatever_header_byte_is_damaged(log_bytes):
+    """Any single flip in the Header record costs a salvage nothing: it is either stepped over or,
+    where the strings still read (a library bit), caught only by the data-section CRC at DataEnd,
+    after every message."""
+    import io
+
+    from runtime.logs.mcap_walk import walk_file
+
+    metadata = _first(log_bytes, 0x0C)
+    for at in range(HEADER_AT, metadata):
+        for xor in (0x01, 0x80, 0xFF):
+            damaged = bytearray(log_bytes)
+            damaged[at] ^= xor
+            walked = walk_file(io.BytesIO(bytes(damaged)), step_over_header=True)
+            assert walked.error is not None, (at, xor)
+            assert len(walked.messages) == N_MESSAGES, (at, xor, walked.error)
