@@ -129,8 +129,8 @@ class RunRecorder(AbstractContextManager):
         if self.complete is not None:
             return
         self.complete, self.end_ns = self._span(failed)
-        # One held section: the end record vouches for every timing and sync decision up to end_ns,
-        # so a second Ctrl-C must not stop the flush of the last ones part way.
+        # One held section: a second Ctrl-C does not stop the flush of the last timings and sync
+        # decisions part way, so the log holds every record the stack produced up to the stop.
         with self._rec.interrupts_held():
             try:
                 self._flush_side_records()

@@ -205,16 +205,21 @@ class Recorder:
                 self._writer.add_metadata(END_METADATA_NAME, _string_map(end))
             self._writer.finish()
         finally:
-            self._file.close()
-            self._guard.uninstall()
-            self._guard.leave()
+            # Each cleanup runs even if the one before raised (a full disk fails the file's last
+            # flush): a guard left installed would swallow every later Ctrl-C of the process.
+            try:
+                self._file.close()
+            finally:
+                try:
+                    self._guard.uninstall()
+                finally:
+                    self._guard.leave()
 
     @contextmanager
     def interrupts_held(self) -> Iterator[None]:
         """Hold Ctrl-C over several writes (and a close), not only within each: a caller whose
-        records belong together (a run's last timings and sync decisions, then the end record
-        that vouches for them) gets them all or none interrupted. The held interrupt is raised
-        when the block ends."""
+        records belong together (a run's last timings and sync decisions, then the end record)
+        writes them all before the interrupt is raised, when the block ends."""
         self._guard.enter()
         try:
             yield

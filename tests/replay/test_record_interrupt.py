@@ -71,9 +71,10 @@ def test_interrupt_inside_the_writer_leaves_a_readable_log(tmp_path, monkeypatch
 def test_an_interrupt_in_a_runs_closing_flush_keeps_what_its_end_record_vouches_for(tmp_path, monkeypatch,
                                                                                      python_sigint_handler):
     """A run stopped by Ctrl-C flushes its last stage timings and sync decisions at close, one write
-    each, then writes the end record that says the log is whole up to the stop. A second Ctrl-C at
-    the first of those writes used to end the flush there while the end record was still written:
-    a log claiming records it did not hold. Now the flush and the close are one held section."""
+    each, then writes the end record. A second Ctrl-C at the first of those writes used to end the
+    flush there (those records were of the interrupted instant, which end_ns excludes, so replay
+    was not misled; the log was short of them). Now the flush and the close are one held section
+    and the log holds every record the stack produced."""
     from core.clock import s_to_ns
     from runtime.closed_loop import ClosedLoop, RunOptions
     from runtime.logs.topics import SYNC_DECISIONS
@@ -118,3 +119,27 @@ def test_an_interrupt_in_a_runs_closing_flush_keeps_what_its_end_record_vouches_
     assert topics.count(SYNC_DECISIONS) == len(loop.stack.sync_records)
     assert run.complete is False
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_failing_file_close_still_gives_sigint_back_and_raises_the_held_interrupt(tmp_path, monkeypatch,
+                                                                                    python_sigint_handler):
+    """A full disk can fail the file's last flush inside close(); the guard used to stay installed
+    (swallowing every later Ctrl-C of the process) and the interrupt held during the close was lost."""
+
+    class _FullDisk(_InterruptingFile):
+        def close(self) -> None:
+            super().close()
+            raise OSError(28, "No space left on device")
+
+    path = tmp_path / "full.mcap"
+    monkeypatch.setattr(recorder_module, "open", lambda p, mode: _FullDisk(p, interrupt_at=10**9), raising=False)
+    rec = Recorder(str(path), run_metadata("unit", 0, ""))
+    rec.write("/sensors/wheel_speed", WheelSpeed(1, 1.0))
+    with pytest.raises(KeyboardInterrupt) as raised:
+        with rec.interrupts_held():
+            signal.raise_signal(signal.SIGINT)  # held: the block is still writing
+            rec.close()
+    assert isinstance(raised.value.__context__, OSError)  # the disk's error is kept, not lost
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with pytest.raises(KeyboardInterrupt):
+        signal.raise_signal(signal.SIGINT)  # a later Ctrl-C is Python's own again
