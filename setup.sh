@@ -30,10 +30,7 @@ if [ ! -f .venv/.rtdrive-installed ] || [ pyproject.toml -nt .venv/.rtdrive-inst
 fi
 
 # The numba kernels compile at their first import; do it here, on all cores, with progress, rather
-# than silently inside the first run (over a minute on one core). Again only after a kernel
-# module changed (numba's cache in __pycache__ then holds stale code for it).
-stamp=.venv/.rtdrive-kernels
-if [ ! -f "$stamp" ] || [ -n "$(find core sim perception fusion planning control safety runtime -name '*.py' -newer "$stamp" -print -quit)" ]; then
-  .venv/bin/python -m runtime.kernel_warmup
-  touch "$stamp"
-fi
+# than silently inside the first run (over a minute on one core). Only when a kernel module, numba
+# or Python changed since the last warm-up (the stamp holds their fingerprint); numba's cache is
+# cleared first then, since it keys each module on its own source only.
+.venv/bin/python -m runtime.kernel_warmup --stamp .venv/.rtdrive-kernels

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from runtime.kernel_warmup import FOUNDATIONS, SLOWEST, import_order, kernel_modules, main, warm
+from runtime.kernel_warmup import (FOUNDATIONS, SLOWEST, WarmupError, default_workers, import_order,
+                                   kernel_modules, main, warm, warm_if_changed)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,3 +50,55 @@ def test_a_bad_worker_count_is_a_usage_error(capsys):
         main(["--workers", "0"])
     assert exit_info.value.code == 2
     assert "--workers: 0; at least 1" in capsys.readouterr().err
+
+
+def _fake_tree(tmp_path, monkeypatch, modules: dict[str, str]) -> tuple[Path, tuple[str]]:
+    """A package of its own name (so the real packages stay as imported) whose modules are given
+    as source; importable by the forked workers through sys.path."""
+    package = f"warmfake_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / package).mkdir()
+    (tmp_path / package / "__init__.py").write_text("")
+    for name, source in modules.items():
+        (tmp_path / package / f"{name}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path, (package,)
+
+
+GOOD = "def kernel(sig):\n    return lambda f: f\n\n@kernel('void()')\ndef ok():\n    pass\n"
+
+
+def test_a_module_whose_import_raises_is_named(tmp_path, monkeypatch):
+    root, packages = _fake_tree(tmp_path, monkeypatch, {"good": GOOD, "bad": GOOD + "raise RuntimeError('LLVM says no')\n"})
+    with pytest.raises(WarmupError, match=rf"{packages[0]}\.bad: RuntimeError: LLVM says no"):
+        warm(root, 2, out=io.StringIO(), packages=packages)
+
+
+def test_a_worker_that_dies_fails_the_warm_up_instead_of_hanging_it(tmp_path, monkeypatch):
+    # multiprocessing.Pool replaced a dead worker and waited for its task for ever.
+    root, packages = _fake_tree(tmp_path, monkeypatch, {"good": GOOD, "dies": GOOD + "import os\nos._exit(137)\n"})
+    with pytest.raises(WarmupError, match="a worker died"):
+        warm(root, 2, out=io.StringIO(), packages=packages)
+
+
+def test_the_stamp_skips_an_unchanged_tree_and_a_change_clears_numbas_cache(tmp_path, monkeypatch):
+    root, packages = _fake_tree(tmp_path, monkeypatch, {"good": GOOD})
+    stamp = tmp_path / "stamp"
+    cache = root / packages[0] / "__pycache__"
+    cache.mkdir()
+    (cache / "good.ok-5.py311.nbi").write_bytes(b"stale index")
+    assert warm_if_changed(root, stamp, 1, out=io.StringIO(), packages=packages)
+    assert not (cache / "good.ok-5.py311.nbi").exists()  # no stamp: whatever was cached is suspect
+    assert not warm_if_changed(root, stamp, 1, out=io.StringIO(), packages=packages)
+    (cache / "good.ok-5.py311.nbc").write_bytes(b"code")
+    (root / packages[0] / "good.py").write_text(GOOD + "\n# changed\n")
+    out = io.StringIO()
+    assert warm_if_changed(root, stamp, 1, out=out, packages=packages)
+    assert not (cache / "good.ok-5.py311.nbc").exists()
+    assert "1 cached files removed" in out.getvalue()
+
+
+def test_the_default_worker_count_is_the_usable_cores_at_most_the_modules():
+    import os
+
+    assert default_workers(100) == len(os.sched_getaffinity(0))
+    assert default_workers(1) == 1
