@@ -16,6 +16,7 @@ from core.messages import EgoState, ModeLimits, Plan, Tracks
 from core.road import Road
 from planning.acc_law import AccGains, rollout
 from planning.frenet_plan import frenet_to_plan, lane_stretch
+from planning.interp import interp_value
 from planning.road_end import road_end_gap
 from planning.track_frenet import curvature_at, road_heading_curvature, select_lead, tracks_to_frenet
 
@@ -141,7 +142,7 @@ def initial_accel(prev: Plan | None, ego: EgoState, t_ns: int) -> float:
     if prev is not None:
         t = (t_ns - prev.t_ns) * 1e-9
         if 0.0 <= t <= prev.t_s[-1]:
-            return float(np.interp(t, prev.t_s, prev.accel_mps2))
+            return interp_value(t, prev.t_s, prev.accel_mps2)
     return float(ego.accel_mps2) if math.isfinite(ego.accel_mps2) else 0.0
 
 
