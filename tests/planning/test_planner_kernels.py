@@ -407,3 +407,22 @@ def test_curved_road_rates_kernel_equals_numpy_reference(start_pose):
         for g, w in zip(got, want):
             nan = np.isnan(w)
             assert np.array_equal(np.isnan(g), nan) and g[~nan].tobytes() == w[~nan].tobytes(), trial
+
+
+def test_curve_preview_speed_kernel_equals_numpy_reference():
+    """target_speed's curve preview (_curve_preview_speed) against its numpy form, to the bit: ego
+    positions before, on and past the road, NaN, previews long and short, one whose linspace step
+    underflows to zero."""
+    from planning.acc_planner import _curve_preview_speed, numpy_curve_preview_speed
+
+    segments = (RoadSegment(150.0, 0.02), RoadSegment(100.0), RoadSegment(200.0, -0.05), RoadSegment(57.3, 0.0))
+    road = Road(segments, num_lanes=3, lane_width_m=3.5, speed_limit_mps=30.0)
+    rng = np.random.default_rng(31)
+    for trial in range(2000):
+        s = float(rng.choice([rng.uniform(-50.0, road.length_m + 50.0), 0.0, -0.0, road.length_m, np.nan]))
+        preview = float(rng.choice([rng.uniform(0.0, 200.0), 5e-324, 0.0, 150.0, np.nan]))
+        lat, two_decel = float(rng.uniform(0.5, 5.0)), float(rng.choice([2.0, rng.uniform(0.0, 8.0)]))
+        with np.errstate(all="ignore"):
+            want = numpy_curve_preview_speed(road, s, preview, lat, 0.5 * two_decel)
+        got = _curve_preview_speed(s, preview, road.curvature_1pm, road.length_m, road.samples_per_m, lat, two_decel)
+        assert (math.isnan(got) and math.isnan(want)) or np.float64(got).tobytes() == np.float64(want).tobytes(), trial
