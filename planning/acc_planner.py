@@ -12,10 +12,12 @@ from dataclasses import dataclass, field, fields, replace
 import numpy as np
 
 from core.config import rng
+from core.jit import kernel
 from core.messages import EgoState, ModeLimits, Plan, Tracks
 from core.road import Road
 from planning.acc_law import AccGains, rollout
 from planning.frenet_plan import frenet_to_plan, lane_stretch
+from planning.interp import interp_value
 from planning.road_end import road_end_gap
 from planning.track_frenet import curvature_at, road_heading_curvature, select_lead, tracks_to_frenet
 
@@ -115,11 +117,59 @@ def target_speed(road: Road, s_ego_m: float, v_mps: float, limits: ModeLimits, c
     if cfg.curve_preview_s <= 0.0 or road.is_straight:
         # Nothing to slow for: zero curvature allows sqrt(max_lat_accel / 1e-9), tens of km/s.
         return v_max
-    ahead = np.linspace(0.0, max(v_mps, 5.0) * cfg.curve_preview_s, 32)
+    v_allow = _curve_preview_speed(float(s_ego_m), max(v_mps, 5.0) * cfg.curve_preview_s, road.curvature_1pm,
+                                   road.length_m, road.samples_per_m, cfg.max_lat_accel_mps2,
+                                   2.0 * cfg.cruise_decel_mps2)
+    return float(min(v_max, v_allow))
+
+
+def numpy_curve_preview_speed(road: Road, s_ego_m: float, preview_m: float, max_lat_accel_mps2: float,
+                              cruise_decel_mps2: float) -> float:
+    """target_speed's curve preview in numpy, the reference of ``_curve_preview_speed``: the least
+    speed over 32 points up to ``preview_m`` ahead that still reaches each point's curve speed."""
+    ahead = np.linspace(0.0, preview_m, 32)
     k = curvature_at(road, s_ego_m + ahead)
-    v_curve2 = cfg.max_lat_accel_mps2 / np.maximum(np.abs(k), 1e-9)
-    v_allow = np.sqrt(v_curve2 + 2.0 * cfg.cruise_decel_mps2 * ahead)
-    return float(min(v_max, v_allow.min()))
+    v_curve2 = max_lat_accel_mps2 / np.maximum(np.abs(k), 1e-9)
+    v_allow = np.sqrt(v_curve2 + 2.0 * cruise_decel_mps2 * ahead)
+    return v_allow.min()
+
+
+_PREVIEW_POINTS = 32
+
+
+@kernel("float64(float64, float64, float64[::1], float64, float64, float64, float64)")
+def _curve_preview_speed(s_ego_m, preview_m, curvature_table, length_m, samples_per_m, max_lat_accel_mps2,
+                         two_cruise_decel_mps2):
+    """numpy_curve_preview_speed in one loop (it was ~15 numpy calls a plan on a curved road), the
+    numpy form's operations in its order: np.linspace(0, preview, 32) (i * step + 0.0, or (i / 31)
+    * preview where the step underflows to zero, the last point preview itself), curvature_at's
+    lookup (np.minimum(np.maximum(.)) clamps, NaN's index 0), the curve speed and the minimum,
+    a NaN anywhere making it NaN as ndarray.min."""
+    div = _PREVIEW_POINTS - 1
+    step = (preview_m - 0.0) / div
+    last = curvature_table.shape[0] - 2
+    best = np.inf
+    for i in range(_PREVIEW_POINTS):
+        if i == div:
+            ahead = preview_m
+        elif step == 0.0:
+            ahead = (i / div) * (preview_m - 0.0) + 0.0
+        else:
+            ahead = i * step + 0.0
+        s = s_ego_m + ahead
+        s = s if (s > 0.0 or s != s) else 0.0
+        s = s if (s < length_m or s != s) else length_m
+        x = s * samples_per_m
+        j = 0 if x != x else np.int64(x)
+        j = 0 if j < 0 else (last if j > last else j)
+        k = abs(curvature_table[j])
+        k = k if (k > 1e-9 or k != k) else 1e-9
+        v_allow = math.sqrt(max_lat_accel_mps2 / k + two_cruise_decel_mps2 * ahead)
+        if v_allow < best or v_allow != v_allow:
+            best = v_allow
+            if best != best:
+                break
+    return best
 
 
 def profile_plan(road: Road, t_ns: int, s0_m: float, d_m: float, s: np.ndarray, v: np.ndarray,
@@ -141,7 +191,7 @@ def initial_accel(prev: Plan | None, ego: EgoState, t_ns: int) -> float:
     if prev is not None:
         t = (t_ns - prev.t_ns) * 1e-9
         if 0.0 <= t <= prev.t_s[-1]:
-            return float(np.interp(t, prev.t_s, prev.accel_mps2))
+            return interp_value(t, prev.t_s, prev.accel_mps2)
     return float(ego.accel_mps2) if math.isfinite(ego.accel_mps2) else 0.0
 
 

@@ -12,10 +12,10 @@ import numpy as np
 from core.jit import kernel
 from core.messages import ModeLimits
 from core.road import Road
-from planning.acc_law import rollout_profiles
+from planning.acc_law import _rollout
 from planning.acc_planner import AccPlannerConfig, target_speed
-from planning.frenet_plan import lane_stretch
-from planning.track_frenet import FrenetTracks, select_leads
+from planning.frenet_plan import ONE_KD_FLOOR
+from planning.track_frenet import FrenetTracks, _select_leads
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,18 +31,6 @@ class LaneReferences:
     a_mps2: np.ndarray  # (3, K) its acceleration
     emergency: bool  # the own-lane ACC already needs more than comfortable braking
     own_lead_index: int  # index into the Frenet tracks, -1 if none
-
-
-def _crossed_by_lane_changers(ft: FrenetTracks, s_ego_m: float, lanes: np.ndarray, road: Road,
-                              acc: AccPlannerConfig) -> np.ndarray:
-    """(len(lanes),) bool: a nearby vehicle moving sideways is leaving or entering the lane. Changing
-    into such a lane means racing it for the same space (overtaking a car as it merges in from the
-    target lane, say); its prediction alone cannot rule out that it carries on, slows or aborts."""
-    if len(ft) == 0:
-        return np.zeros(lanes.shape[0], bool)
-    return _crossed(ft.s_m, ft.d_m, ft.vd_mps, float(s_ego_m), lanes, road.lane_width_m, road.num_lanes,
-                    acc.lane_changer_speed_mps, acc.lane_changer_behind_m, acc.lane_changer_ahead_m,
-                    acc.cut_in_horizon_s)
 
 
 _FIELD = "Array(float64, 1, 'A', readonly=True)"
@@ -95,9 +83,8 @@ def lane_references(ft: FrenetTracks, accel_tracks_mps2: np.ndarray, s_ego_m: fl
     plan's step would dominate the planner's budget), then are mapped onto the plan's grid by the
     linear-interpolation matrix ``interp_ref`` (K, R).
 
-    One compiled scalar roll-out per lane (planning/acc_law.py) rather than one vectorised over the
-    three lanes: the law branches per step, and with three lanes numpy's per-call overhead (~45
-    calls per step) costs far more than the arithmetic.
+    The three lanes' validity, leads and roll-outs are one compiled call (``_lane_rollouts``): in
+    Python they were ~40 small calls and conversions a plan, more than the roll-outs themselves.
 
     The target speed (limit, cap, curve preview) is a speed along a lane; each lane's roll-out runs
     in reference-line rates, so it targets v_target / (1 - k d) with that lane's centre d and the
@@ -108,42 +95,88 @@ def lane_references(ft: FrenetTracks, accel_tracks_mps2: np.ndarray, s_ego_m: fl
     every lane (planning/road_end.py); infinite where it is not in play."""
     if not 0 <= lane < road.num_lanes:  # the ego lane's roll-out stands in for every invalid lane
         raise ValueError(f"ego lane {lane} is not a lane of a {road.num_lanes}-lane road")
-    # Three lanes: their validity in plain Python (numpy calls on 3 elements cost more than the logic).
-    lanes = np.array([lane - 1, lane, lane + 1], dtype=np.int64)
     may_change = limits.lane_change_allowed and limits.stop_decel_mps2 <= 0.0
-    valid_py = [0 <= ln < road.num_lanes and (ln == lane or may_change) for ln in (lane - 1, lane, lane + 1)]
-    # While someone crosses into or out of the ego lane, keep the lane and let the ACC law react: a
-    # lane change then would start from a half-reacted speed and race the crossing car.
-    crossed = _crossed_by_lane_changers(ft, s_ego_m, lanes, road, acc).tolist()
-    for j in (0, 2):
-        valid_py[j] = valid_py[j] and not (crossed[j] or crossed[1])
-    valid = np.array(valid_py)
     v_target = target_speed(road, s_ego_m, v0_mps, limits, acc)
     gains = acc.gains_array(max(acc.time_gap_s, limits.time_gap_s))
-    ref_steps, reference_step_s = interp_ref.shape[1], float(t_ref_s[1] - t_ref_s[0])
-    centres_py = [(ln - 0.5 * (road.num_lanes - 1)) * road.lane_width_m for ln in (lane - 1, lane, lane + 1)]
-    centres = np.array(centres_py)
-    stretch_py = [lane_stretch(kappa_1pm, c) for c in centres_py]  # exactly 1.0 on a straight road
-    targets = [v_target / st for st in stretch_py]
-    leads, gaps = select_leads(ft, s_ego_m, centres, acc.ego_front_m, acc.ego_half_width_m,
-                               acc.corridor_margin_m, acc.cut_in_horizon_s)
-    leads, gaps = leads.tolist(), gaps.tolist()
-    speeds, accels = ft.s_rate_mps.tolist(), accel_tracks_mps2.tolist()
+    ref_steps = interp_ref.shape[1]
     coarse = np.empty((3, 3, ref_steps))  # per lane: distance, speed, acceleration on the coarse grid
-    done: dict[tuple, int] = {}  # identical roll-out inputs (two free neighbour lanes): run once
-    emergency = False
-    for j in (1, 0, 2):  # the three lanes: a fixed, tiny loop; the lead search is vectorised above
-        i = leads[j]
-        key = (gaps[j], speeds[i] if i >= 0 else 0.0, accels[i] if i >= 0 else 0.0, targets[j])
-        if not valid_py[j] or key in done:
-            coarse[j] = coarse[1] if not valid_py[j] else coarse[done[key]]
-            continue
-        coarse[j], emerg, _ = rollout_profiles(v0_mps, a0_mps2, key[3], key[0], key[1], key[2],
-                                               limits.stop_decel_mps2, gains, reference_step_s, ref_steps, end_gap_m)
-        done[key] = j
-        if j == 1:
-            emergency = emerg
+    lane_rows = np.empty((2, 3))  # per lane: centre, stretch
+    valid = np.empty(3, np.bool_)
+    emergency, own_lead = _lane_rollouts(
+        ft.s_m, ft.d_m, ft.vd_mps, ft.length_m, ft.width_m, ft.s_rate_mps, accel_tracks_mps2, float(s_ego_m), lane,
+        road.num_lanes, road.lane_width_m, may_change, float(kappa_1pm), v_target, float(v0_mps), float(a0_mps2),
+        limits.stop_decel_mps2, gains, float(t_ref_s[1] - t_ref_s[0]), float(end_gap_m), acc.lane_changer_speed_mps,
+        acc.lane_changer_behind_m, acc.lane_changer_ahead_m, acc.cut_in_horizon_s, acc.ego_front_m,
+        acc.ego_half_width_m, acc.corridor_margin_m, coarse, lane_rows, valid)
     # (3, 3, K): linear interpolation onto the plan grid, one product.
     out = coarse @ interp_ref.T
-    return LaneReferences(lanes, centres, np.array(stretch_py), valid, out[:, 0], out[:, 1], out[:, 2], emergency,
-                          leads[1])
+    return LaneReferences(np.array([lane - 1, lane, lane + 1], dtype=np.int64), lane_rows[0], lane_rows[1], valid,
+                          out[:, 0], out[:, 1], out[:, 2], emergency, own_lead)
+
+
+@kernel(f"Tuple((boolean, int64))({_FIELD}, {_FIELD}, {_FIELD}, {_FIELD}, {_FIELD}, {_FIELD}, {_FIELD}, float64, int64,"
+        " int64, float64, boolean, float64, float64, float64, float64, float64, float64[::1], float64, float64,"
+        " float64, float64, float64, float64, float64, float64, float64, float64[:, :, ::1], float64[:, ::1],"
+        " boolean[::1])")
+def _lane_rollouts(s_m, d_m, vd_mps, length_m, width_m, s_rate_mps, accel_mps2, s_ego_m, lane, num_lanes,
+                   lane_width_m, may_change, kappa_1pm, v_target_mps, v0_mps, a0_mps2, stop_decel_mps2, gains,
+                   reference_step_s, end_gap_m, lane_changer_speed_mps, lane_changer_behind_m, lane_changer_ahead_m,
+                   cut_in_horizon_s, ego_front_m, ego_half_width_m, corridor_margin_m, coarse, lane_rows, valid):
+    """The three lanes (right neighbour, own, left neighbour) of ``lane_references``: into ``valid``
+    (3,) whether each may be targeted (on the road; a neighbour only if lane changes are allowed
+    and nobody crosses into or out of it or the own lane, ``_crossed``), into ``lane_rows`` (2, 3)
+    each centre and its stretch 1 - k d (floored as lane_stretch, Python's max), into ``coarse``
+    (3, 3, R) each lane's ACC roll-out (acc_law._rollout against its lead from ``_select_leads``,
+    targeting v_target / stretch; an invalid lane gets the own lane's). Returns whether the own
+    lane's roll-out starts as an emergency, and its lead's index (-1: none).
+
+    Two lanes with equal roll-out inputs (two free neighbours) share one roll-out, as the Python
+    form's dictionary of inputs did (its keys compared by ==, so 0.0 and -0.0 match). The lanes'
+    arithmetic is the Python form's on floats; tests/planning/test_lattice_tables.py keeps that
+    form as the reference."""
+    for j in range(3):
+        ln = lane - 1 + j
+        centre = (ln - 0.5 * (num_lanes - 1)) * lane_width_m
+        stretch = 1.0 - kappa_1pm * centre
+        lane_rows[0, j] = centre
+        lane_rows[1, j] = ONE_KD_FLOOR if ONE_KD_FLOOR > stretch else stretch
+        valid[j] = 0 <= ln < num_lanes and (ln == lane or may_change)
+    lanes = np.empty(3, np.int64)
+    for j in range(3):
+        lanes[j] = lane - 1 + j
+    # While someone crosses into or out of the ego lane, keep the lane and let the ACC law react: a
+    # lane change then would start from a half-reacted speed and race the crossing car.
+    crossed = _crossed(s_m, d_m, vd_mps, s_ego_m, lanes, lane_width_m, num_lanes, lane_changer_speed_mps,
+                       lane_changer_behind_m, lane_changer_ahead_m, cut_in_horizon_s)
+    valid[0] = valid[0] and not (crossed[0] or crossed[1])
+    valid[2] = valid[2] and not (crossed[2] or crossed[1])
+    leads, gaps = _select_leads(s_m, d_m, vd_mps, length_m, width_m, s_ego_m, lane_rows[0], ego_front_m,
+                                ego_half_width_m, corridor_margin_m, cut_in_horizon_s)
+    keys = np.empty((3, 4))  # per lane run: gap, lead speed, lead acceleration, target
+    ran = np.zeros(3, np.bool_)
+    emergency = False
+    ref_steps = coarse.shape[2]
+    for step in range(3):
+        j = 1 if step == 0 else (0 if step == 1 else 2)  # the own lane first: it stands in for the others
+        i = leads[j]
+        keys[j, 0] = gaps[j]
+        keys[j, 1] = s_rate_mps[i] if i >= 0 else 0.0
+        keys[j, 2] = accel_mps2[i] if i >= 0 else 0.0
+        keys[j, 3] = v_target_mps / lane_rows[1, j]
+        source = 1 if not valid[j] else -1
+        if valid[j]:
+            for other in (1, 0, 2):
+                if ran[other] and (keys[other, 0] == keys[j, 0] and keys[other, 1] == keys[j, 1]
+                                   and keys[other, 2] == keys[j, 2] and keys[other, 3] == keys[j, 3]):
+                    source = other
+                    break
+        if source >= 0:
+            coarse[j] = coarse[source]
+            continue
+        profiles, emerg, _ = _rollout(v0_mps, a0_mps2, keys[j, 3], keys[j, 0], keys[j, 1], keys[j, 2], end_gap_m,
+                                      stop_decel_mps2, gains, reference_step_s, ref_steps)
+        coarse[j] = profiles
+        ran[j] = True
+        if j == 1:
+            emergency = emerg
+    return emergency, leads[1]

@@ -56,6 +56,26 @@ def frenet_to_plan(road: Road, t_ns: int, t_s: np.ndarray, s_m: np.ndarray, d_m:
                     yaw_rad=geometry[2 * n:3 * n], speed_mps=np.asarray(speed_mps, dtype=np.float64),
                     accel_mps2=np.asarray(accel_mps2, dtype=np.float64), curvature_1pm=geometry[3 * n:],
                     emergency=bool(emergency), behaviour=behaviour)
+    if (not road.is_straight and s_m.ndim == 1 and d_m.shape == s_m.shape == dd_ds.shape == d2d_ds2.shape
+            and np.shape(speed_mps) == s_m.shape and np.shape(accel_mps2) == s_m.shape):
+        # The general branch below for 1-D profiles (every plan on a curved road), in one compiled
+        # call: it was ~40 numpy calls (Road.interpolate, the normal, yaw_curvature, the rates).
+        n = s_m.shape[0]
+        out = _curved_plan_geometry(s_m, d_m, dd_ds, d2d_ds2, np.asarray(speed_mps, dtype=np.float64),
+                                    np.asarray(accel_mps2, dtype=np.float64), road.s_m, road.xy_m, road.heading_rad,
+                                    road.curvature_1pm, road.length_m, road.samples_per_m)
+        return Plan(t_ns=int(t_ns), t_s=np.asarray(t_s, dtype=np.float64), xy_m=out[:2 * n].reshape(n, 2),
+                    yaw_rad=out[2 * n:3 * n], speed_mps=out[4 * n:5 * n], accel_mps2=out[5 * n:],
+                    curvature_1pm=out[3 * n:4 * n], emergency=bool(emergency), behaviour=behaviour)
+    return numpy_frenet_to_plan(road, t_ns, t_s, s_m, d_m, dd_ds, d2d_ds2, speed_mps, accel_mps2, emergency,
+                                behaviour)
+
+
+def numpy_frenet_to_plan(road: Road, t_ns: int, t_s: np.ndarray, s_m: np.ndarray, d_m: np.ndarray,
+                         dd_ds: np.ndarray, d2d_ds2: np.ndarray, speed_mps: np.ndarray,
+                         accel_mps2: np.ndarray, emergency: bool, behaviour: str) -> Plan:
+    """frenet_to_plan in numpy, for any shapes (float64 s, d, d', d''): what the compiled branches
+    replace for 1-D profiles, kept as their bit-exact reference (tests/planning/test_frenet_plan.py)."""
     if road.is_straight:
         # Road.to_cartesian's line path: the same values as the general branch with k == 0 (the
         # chord is u, the heading the sample's), without the arc terms' dozen array operations.
@@ -130,4 +150,46 @@ def _straight_plan_geometry(s_m, d_m, dd_ds, d2d_ds2, s_table, xy_table, heading
         cos_d = math.cos(dlt)
         out[2 * n + k] = heading[k] + dlt
         out[3 * n + k] = (d2d_ds2[k] * cos_d * cos_d + 0.0) * cos_d
+    return out
+
+
+@kernel(f"float64[::1]({_PROFILE}, {_PROFILE}, {_PROFILE}, {_PROFILE}, {_PROFILE}, {_PROFILE}, float64[::1],"
+        " float64[:, ::1], float64[::1], float64[::1], float64, float64)")
+def _curved_plan_geometry(s_m, d_m, dd_ds, d2d_ds2, speed_mps, accel_mps2, s_table, xy_table, heading_table,
+                          curvature_table, length_m, samples_per_m):
+    """frenet_to_plan's general branch for N samples, packed in one buffer (6N,): xy (N, 2)
+    row-major, yaw, curvature, speed and acceleration (N,) each. The numpy form's element
+    operations in its order (tests/planning/test_frenet_plan.py keeps it as the reference):
+    Road.interpolate (s as np.clip: NaN kept, -0.0 lifted to 0.0; the sample index truncated, NaN's
+    most negative integer clamped to 0; the exact arc from that sample), the point d along the
+    normal (-sin h, cos h), yaw_curvature with the sample's k, and the rates times 1 - k d.
+    sin, cos, tan and atan2 are libm's, as numpy's float64 loops call them on this baseline."""
+    n = s_m.shape[0]
+    out = np.empty(6 * n)
+    last = s_table.shape[0] - 2
+    for j in range(n):
+        s, d, dd = s_m[j], d_m[j], dd_ds[j]
+        s = s if (s != s or s > 0.0) else 0.0  # np.clip: max(s, 0), then min(., length)
+        s = s if (s != s or s < length_m) else length_m
+        if s != s:
+            i = 0
+        else:
+            i = np.int64(s * samples_per_m)
+            i = 0 if i < 0 else (last if i > last else i)
+        u = s - s_table[i]
+        k, h0 = curvature_table[i], heading_table[i]
+        heading = h0 + k * u
+        mid = h0 + 0.5 * k * u
+        chord = 2.0 * math.sin(0.5 * k * u) / k if abs(k) > 1e-12 else u
+        out[2 * j] = (xy_table[i, 0] + chord * math.cos(mid)) + d * -math.sin(heading)
+        out[2 * j + 1] = (xy_table[i, 1] + chord * math.sin(mid)) + d * math.cos(heading)
+        one_kd = 1.0 - k * d
+        one_kd = one_kd if (one_kd > ONE_KD_FLOOR or one_kd != one_kd) else ONE_KD_FLOOR  # np.maximum
+        delta = math.atan2(dd, one_kd)
+        cos_d = math.cos(delta)
+        out[2 * n + j] = heading + delta
+        out[3 * n + j] = ((d2d_ds2[j] + k * dd * math.tan(delta)) * cos_d * cos_d / one_kd + k) * cos_d / one_kd
+        v = speed_mps[j]
+        out[5 * n + j] = accel_mps2[j] * one_kd - k * dd * v * v
+        out[4 * n + j] = v * one_kd
     return out

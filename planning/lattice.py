@@ -33,6 +33,7 @@ from core.road import Road
 from planning.acc_planner import ego_from_plan, ego_is_finite, initial_accel, stop_profile_plan
 from planning.behaviour import lane_references
 from planning.frenet_plan import frenet_to_plan, lane_stretch
+from planning.interp import interp_at, interp_value, search_with_guess
 from planning.lattice_batch import search_batch
 from planning.lattice_config import LatticeConfig, LatticeState
 from planning.lattice_bounds import candidate_bounds, longitudinal_family_terms, slot_speed_ok
@@ -110,6 +111,36 @@ def _path_terms(v_mps, dd_mps, ddd_mps2, a_mps2):
     return rows
 
 
+def _previous_plan_rows(age_s: float, t_s: np.ndarray, last_t_s: np.ndarray,
+                        last_d_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The previous plan's lateral offset on this plan's grid ``t_s``, ``age_s`` after it started, and
+    the consistency weight per step: 1 up to the previous plan's end, 0 past it (no penalty there).
+    Compiled for float64 profiles of two or more samples (every lattice plan); numpy otherwise."""
+    n = last_t_s.shape[0]
+    if n >= 2 and last_d_m.shape == (n,) and last_t_s.dtype == np.float64 and last_d_m.dtype == np.float64:
+        rows = np.empty((2, t_s.shape[0]))
+        _previous_rows_into(float(age_s), t_s, last_t_s, last_d_m, rows)
+        return rows[0], rows[1]
+    t_prev = age_s + t_s
+    return np.interp(t_prev, last_t_s, last_d_m), (t_prev <= last_t_s[-1]).astype(np.float64)
+
+
+@kernel(f"void(float64, {_PROFILE}, {_PROFILE}, {_PROFILE}, float64[:, ::1])")
+def _previous_rows_into(age_s, t_s, last_t_s, last_d_m, rows):
+    """_previous_plan_rows' numpy form into ``rows`` (2, K): t = age_s + t_s, np.interp (interp.py,
+    its bits) and (t <= last_t_s[-1]) as 1.0 or 0.0 (NaN: 0.0)."""
+    j = 0
+    end = last_t_s[last_t_s.shape[0] - 1]
+    for k in range(t_s.shape[0]):
+        t = age_s + t_s[k]
+        if t != t:
+            rows[0, k] = t
+        else:
+            j = search_with_guess(t, last_t_s, j)
+            rows[0, k] = interp_at(t, last_t_s, last_d_m, j)
+        rows[1, k] = 1.0 if t <= end else 0.0
+
+
 def _lane_of(road: Road, d_m: float) -> int:
     """Road.lane_of for one float, without numpy's per-call overhead."""
     return min(max(math.floor(d_m / road.lane_width_m + 0.5 * road.num_lanes), 0), road.num_lanes - 1)
@@ -156,7 +187,7 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     last = state.last_plan
     prev_dd = 0.0
     if last is not None and state.last_dd_mps2.shape[0] == last.t_s.shape[0]:
-        prev_dd = float(np.interp((t_ns - last.t_ns) * 1e-9, last.t_s, state.last_dd_mps2))
+        prev_dd = interp_value((t_ns - last.t_ns) * 1e-9, last.t_s, state.last_dd_mps2)
 
     # Tracks: Frenet, nearest MAX_OBJECTS, rate memories, predictions.
     ft, n_bad = tracks_to_frenet(tracks, road, t_ns, acc.min_existence)
@@ -221,9 +252,7 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     use_previous = last is not None and state.last_d_m.shape[0] == steps
     previous_d = previous_weight = np.zeros(0)
     if use_previous:
-        t_prev = (t_ns - last.t_ns) * 1e-9 + t_s
-        previous_d = np.interp(t_prev, last.t_s, state.last_d_m)
-        previous_weight = (t_prev <= last.t_s[-1]).astype(np.float64)  # no penalty past the previous plan's end
+        previous_d, previous_weight = _previous_plan_rows((t_ns - last.t_ns) * 1e-9, t_s, last.t_s, state.last_d_m)
     # Every candidate's lower bound (n_d, n_v + 3, n_T) from the per-family terms, and the
     # feasible ones in order of it. v @ references stays numpy's (BLAS's summation order).
     v_ref_dot = lon_v.reshape(-1, steps) @ refs.v_mps.T  # ((n_v + 3) * n_T, 3)

@@ -88,81 +88,93 @@ def obstacle_terms(pred: Prediction, lat_d: np.ndarray, ego_length_m: float, ego
                    ignore: np.ndarray, object_brake_mps2: float = 8.0) -> ObstacleTerms:
     """``lat_d`` (n_d, n_T, K) ego lateral offsets; ``ignore`` (N,) objects excluded (followers in the
     ego's own lane); ``object_brake_mps2`` the worst-case braking assumed of an object ahead."""
-    if ignore.any():
-        keep = np.flatnonzero(~ignore)  # take() by index: cheaper than six boolean-mask copies
-        width, length = pred.width_m.take(keep), pred.length_m.take(keep)
-        d_obj, s_obj = pred.d_m.take(keep, axis=0), pred.s_m.take(keep, axis=0)
-        sig_d, sig_s = pred.sigma_d_m.take(keep, axis=0), pred.sigma_s_m.take(keep, axis=0)
-    else:  # the usual case: the prediction's own arrays, no boolean-index copies
-        width, length = pred.width_m, pred.length_m
-        d_obj, s_obj, sig_d, sig_s = pred.d_m, pred.s_m, pred.sigma_d_m, pred.sigma_s_m
+    ignore = np.asarray(ignore, np.bool_)
+    if ignore.shape != (pred.s_m.shape[0],):  # the kernel indexes it per object, unchecked
+        raise ValueError(f"ignore has shape {ignore.shape}, the prediction {pred.s_m.shape[0]} objects")
     f64 = np.float64
+    fields = (pred.d_m, pred.s_m, pred.sigma_d_m, pred.sigma_s_m, pred.width_m, pred.length_m, pred.t_s)
+    if not (fields[0].dtype == f64 and fields[1].dtype == f64 and fields[2].dtype == f64 and fields[3].dtype == f64
+            and fields[4].dtype == f64 and fields[5].dtype == f64 and fields[6].dtype == f64):
+        fields = tuple(np.asarray(a, f64) for a in fields)
     lat_overlap, lat_w, along, s_ref = _obstacle_arrays(
-        np.ascontiguousarray(lat_d, f64), np.ascontiguousarray(d_obj, f64), np.ascontiguousarray(s_obj, f64),
-        np.ascontiguousarray(sig_d, f64), np.ascontiguousarray(sig_s, f64), width.astype(f64, copy=False),
-        length.astype(f64, copy=False), np.ascontiguousarray(pred.t_s, f64), float(ego_length_m),
+        np.ascontiguousarray(lat_d, f64), *fields, ignore, float(ego_length_m),
         float(ego_width_m), float(inflation_sigmas), float(lat_margin_m), float(lon_margin_m),
         float(object_brake_mps2))
-    s_obj_rel, inv_half_l, stop_rel, rear_rel = along
-    return ObstacleTerms(lat_overlap, lat_w, s_obj_rel, inv_half_l, stop_rel, rear_rel, s_ref)
+    return ObstacleTerms(lat_overlap, lat_w, along[0], along[1], along[2], along[3], s_ref)
 
 
-@kernel("Tuple((boolean[:, :, :, ::1], float32[:, :, :, ::1], float32[:, :, ::1], float64))(float64[:, :, ::1],"
-        " float64[:, ::1], float64[:, ::1], float64[:, ::1], float64[:, ::1], float64[:], float64[:], float64[::1],"
+# The prediction's arrays as they come (rows of one buffer, a test's broadcast columns, read-only).
+_ROWS = "Array(float64, 2, 'A', readonly=True)"
+_SIZES = "Array(float64, 1, 'A', readonly=True)"
+
+
+@kernel(f"Tuple((boolean[:, :, :, ::1], float32[:, :, :, ::1], float32[:, :, ::1], float64))(float64[:, :, ::1],"
+        f" {_ROWS}, {_ROWS}, {_ROWS}, {_ROWS}, {_SIZES}, {_SIZES}, {_SIZES}, Array(boolean, 1, 'A', readonly=True),"
         " float64, float64, float64, float64, float64, float64)")
-def _obstacle_arrays(lat_d, d_obj, s_obj, sig_d, sig_s, width, length, t_s, ego_length_m, ego_width_m,
-                     inflation_sigmas, lat_margin_m, lon_margin_m, object_brake_mps2):
-    """The fields of ``ObstacleTerms`` for N objects (N, K) and lateral profiles ``lat_d``
-    (n_d, n_T, K), the four float32 (N, K) ones stacked (s_obj_rel, inv_half_l, stop_rel, rear_rel:
-    each array a kernel returns costs about a microsecond to hand to Python). Per object and step the inflated half extents are
+def _obstacle_arrays(lat_d, d_all, s_all, sig_d_all, sig_s_all, width_all, length_all, t_s, ignore, ego_length_m,
+                     ego_width_m, inflation_sigmas, lat_margin_m, lon_margin_m, object_brake_mps2):
+    """The fields of ``ObstacleTerms`` for the N objects of a prediction (N, K) that ``ignore`` does
+    not exclude, in their order (the numpy form took them out by index first), and lateral
+    profiles ``lat_d`` (n_d, n_T, K), the four float32 (N, K) ones stacked (s_obj_rel, inv_half_l,
+    stop_rel, rear_rel: each array a kernel returns costs about a microsecond to hand to Python).
+    Per object and step the inflated half extents are
     half_w = (ego_width + width) / 2 + inflation_sigmas sigma_d + lat_margin (half_l likewise along s);
     the scaled lateral offset r = (d_ego - d_obj) / half_w (float32) gives the overlap |r| < 1 and the
     proximity bump max(1 - r^2, 0), a cheap compact stand-in for a Gaussian, both from one square:
     |r| < 1 iff r^2 < 1 (for r < 1, r^2 rounds to at most r). Along s everything is relative to
     s_ref, the nearest object's arc length now, so float32 keeps millimetres."""
     n_d, n_t, n_k = lat_d.shape
-    n_obj = d_obj.shape[0]
+    keep = np.empty(d_all.shape[0], np.int64)
+    n_obj = 0
+    for n in range(d_all.shape[0]):
+        if not ignore[n]:
+            keep[n_obj] = n
+            n_obj += 1
     inv_half_w = np.empty((n_obj, n_k), np.float32)
     along = np.empty((4, n_obj, n_k), np.float32)
     s_rel, inv_half_l, stop_rel, rear_rel = along[0], along[1], along[2], along[3]
     for n in range(n_obj):
-        w0 = 0.5 * (ego_width_m + width[n])
-        l0 = 0.5 * (ego_length_m + length[n])
+        o = keep[n]
+        w0 = 0.5 * (ego_width_m + width_all[o])
+        l0 = 0.5 * (ego_length_m + length_all[o])
         for k in range(n_k):
-            inv_half_w[n, k] = np.float32(1.0 / (w0 + inflation_sigmas * sig_d[n, k] + lat_margin_m))
-            inv_half_l[n, k] = np.float32(1.0 / (l0 + inflation_sigmas * sig_s[n, k] + lon_margin_m))
+            inv_half_w[n, k] = np.float32(1.0 / (w0 + inflation_sigmas * sig_d_all[o, k] + lat_margin_m))
+            inv_half_l[n, k] = np.float32(1.0 / (l0 + inflation_sigmas * sig_s_all[o, k] + lon_margin_m))
     lat_overlap = np.empty((n_d, n_t, n_obj, n_k), np.bool_)
     lat_w = np.empty((n_d, n_t, n_obj, n_k), np.float32)
     one, zero = np.float32(1.0), np.float32(0.0)
     for i in range(n_d):
         for t in range(n_t):
             for n in range(n_obj):
+                o = keep[n]
                 for k in range(n_k):
-                    r = np.float32(lat_d[i, t, k] - d_obj[n, k]) * inv_half_w[n, k]
+                    r = np.float32(lat_d[i, t, k] - d_all[o, k]) * inv_half_w[n, k]
                     r2 = r * r
                     lat_overlap[i, t, n, k] = r2 < one
                     bump = one - r2
                     lat_w[i, t, n, k] = zero if bump < zero else bump  # NaN stays NaN, as np.maximum
     s_ref = 0.0
     if n_obj:
-        s_ref = s_obj[0, 0]
+        s_ref = s_all[keep[0], 0]
         for n in range(1, n_obj):  # the minimum, NaN propagating as ndarray.min
-            if s_obj[n, 0] < s_ref or np.isnan(s_obj[n, 0]):
-                s_ref = s_obj[n, 0]
+            s0 = s_all[keep[n], 0]
+            if s0 < s_ref or np.isnan(s0):
+                s_ref = s0
                 if np.isnan(s_ref):
                     break
     brake_factor = 0.5 / object_brake_mps2
     for n in range(n_obj):
+        o = keep[n]
         for k in range(n_k):
-            rear = s_obj[n, k] - 0.5 * length[n] - s_ref
+            rear = s_all[o, k] - 0.5 * length_all[o] - s_ref
             # Along-road speed, forward differences (the last step repeats the one before).
             if n_k > 1:
                 j = k if k < n_k - 1 else k - 1
-                v = (s_obj[n, j + 1] - s_obj[n, j]) / (t_s[j + 1] - t_s[j])
+                v = (s_all[o, j + 1] - s_all[o, j]) / (t_s[j + 1] - t_s[j])
                 v = 0.0 if v < 0.0 else v
             else:
                 v = 0.0
-            s_rel[n, k] = np.float32(s_obj[n, k] - s_ref)
+            s_rel[n, k] = np.float32(s_all[o, k] - s_ref)
             rear_rel[n, k] = np.float32(rear)
             stop_rel[n, k] = np.float32(rear + v * v * brake_factor)
     return lat_overlap, lat_w, along, s_ref
@@ -176,10 +188,6 @@ def followers_in_lane(pred: Prediction, s_center0_m: float, d0_m: float, ego_len
         return np.zeros(0, bool)
     return _followers(pred.s_m, pred.d_m, pred.length_m, pred.width_m, float(s_center0_m), float(d0_m),
                       float(ego_length_m), float(ego_width_m))
-
-
-_ROWS = "Array(float64, 2, 'A', readonly=True)"
-_SIZES = "Array(float64, 1, 'A', readonly=True)"
 
 
 @kernel(f"boolean[::1]({_ROWS}, {_ROWS}, {_SIZES}, {_SIZES}, float64, float64, float64, float64)")

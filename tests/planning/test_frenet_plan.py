@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from core.road import Road, RoadSegment
-from planning.frenet_plan import _straight_yaw_curvature, frenet_to_plan, yaw_curvature
+from planning.frenet_plan import _straight_yaw_curvature, frenet_to_plan, numpy_frenet_to_plan, yaw_curvature
 
 
 def test_straight_road_path_is_bit_identical_to_the_general_path():
@@ -20,7 +20,7 @@ def test_straight_road_path_is_bit_identical_to_the_general_path():
         fast = frenet_to_plan(road, 0, t_s, s, d, d_s, d_ss, s, d, False, "cruise")
         road.is_straight = False  # a plain attribute: force the general branch on the same geometry
         try:
-            general = frenet_to_plan(road, 0, t_s, s, d, d_s, d_ss, s, d, False, "cruise")
+            general = numpy_frenet_to_plan(road, 0, t_s, s, d, d_s, d_ss, s, d, False, "cruise")
         finally:
             road.is_straight = True
         for f in ("xy_m", "yaw_rad", "curvature_1pm"):
@@ -57,7 +57,8 @@ def test_float32_profiles_match_the_general_path():
     fast = frenet_to_plan(road, 0, t_s, s, d, d_s, d_ss, s, s, False, "cruise")
     road.is_straight = False
     try:
-        general = frenet_to_plan(road, 0, t_s, s, d, d_s, d_ss, s, s, False, "cruise")
+        general = numpy_frenet_to_plan(road, 0, t_s, s, np.asarray(d, np.float64), np.asarray(d_s, np.float64),
+                                           np.asarray(d_ss, np.float64), s, s, False, "cruise")
     finally:
         road.is_straight = True
     assert fast.xy_m.shape == (6, 2)
@@ -131,3 +132,38 @@ def test_straight_plan_kernel_matches_the_composed_kernels(start_pose):
         for got, ref in ((plan.xy_m, xy), (plan.yaw_rad, heading + delta), (plan.curvature_1pm, curvature)):
             assert got.dtype == ref.dtype and got.shape == ref.shape and got.tobytes() == ref.tobytes()
             assert got.flags.c_contiguous
+
+
+@pytest.mark.parametrize("start_pose", [(0.0, 0.0, 0.0), (3.0, -2.0, 0.4)])
+def test_curved_plan_kernel_matches_the_numpy_form(start_pose):
+    """frenet_to_plan's one-call curved-road branch (_curved_plan_geometry) against the numpy form,
+    to the bit: arcs both ways and a straight piece, rows of a larger family, arc lengths off both
+    ends and at 0.0 and -0.0, signed zeros, offsets past the centre of curvature (the 1 - k d
+    floor), huge d'', NaN and inf."""
+    segments = (RoadSegment(150.0, 0.02), RoadSegment(100.0), RoadSegment(200.0, -0.05), RoadSegment(57.3, 0.004))
+    road = Road(segments, num_lanes=3, lane_width_m=3.5, speed_limit_mps=30.0, start_pose=start_pose)
+    assert not road.is_straight
+    rng = np.random.default_rng(12)
+    t_s = np.arange(51) * 0.1
+    for trial in range(300):
+        rows = rng.normal(0.0, 3.0, (6, 2, 51))  # rows of a larger family, as the lattice passes them
+        s = rng.uniform(-20.0, road.length_m + 20.0, 51)
+        s[rng.random(51) < 0.05] = rng.choice([0.0, -0.0, road.length_m])
+        d, dd = rows[0, 1] * rng.choice([1.0, 10.0], 51), rows[1, 0] * rng.choice([1.0, 1e-8], 51)
+        d2 = rows[2, 1] * rng.choice([1.0, 1e300], 51)
+        v, a = rows[3, 0] + 15.0, rows[4, 1]
+        d[rng.random(51) < 0.1], dd[rng.random(51) < 0.1], d2[rng.random(51) < 0.1] = -0.0, -0.0, 0.0
+        if trial % 10 == 0:
+            for z in (s, d, dd, d2, v, a):
+                z[rng.integers(51)] = rng.choice([np.nan, np.inf, -np.inf])
+        with np.errstate(all="ignore"):
+            ref = numpy_frenet_to_plan(road, 7, t_s, s, d, dd, d2, v, a, False, "cruise")
+        plan = frenet_to_plan(road, 7, t_s, s, d, dd, d2, v, a, False, "cruise")
+        for f in ("xy_m", "yaw_rad", "curvature_1pm", "speed_mps", "accel_mps2"):
+            got, want = getattr(plan, f), getattr(ref, f)
+            assert got.dtype == want.dtype and got.shape == want.shape, (trial, f)
+            # Bits where finite or infinite; NaN where NaN (its sign and payload are the operand
+            # order's, which LLVM may commute: the precedent of the other kernels' tests).
+            nan = np.isnan(want)
+            assert np.array_equal(np.isnan(got), nan), (trial, f)
+            assert got[~nan].tobytes() == want[~nan].tobytes(), (trial, f)

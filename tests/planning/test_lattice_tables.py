@@ -11,7 +11,10 @@ from acc_loop import make_tracks, straight_road
 from core.messages import EgoState, ModeLimits
 from core.road import Road, RoadSegment
 from planning.acc_law import desired_accel
-from planning.behaviour import lane_references
+from planning.acc_law import rollout_profiles
+from planning.acc_planner import target_speed
+from planning.behaviour import LaneReferences, _crossed, lane_references
+from planning.frenet_plan import lane_stretch
 from planning.lattice import LatticeConfig, LatticeState, lattice_plan_step
 from planning.lattice_grid import lateral_family, lateral_family_tabled, longitudinal_family
 from planning.lattice_tables import build_tables, tables_for
@@ -181,3 +184,91 @@ def test_prediction_holds_static_objects_and_ends_lane_changes_at_a_centre():
     # -0.56 m); a lane keeper with a little lateral noise stays in its lane.
     assert pred.d_m[1, -1] == pytest.approx(0.0) and pred.d_m[1].min() >= 0.0
     assert np.allclose(pred.d_m[2], -3.5)
+
+
+# --- reference: lane_references before its three lanes became one kernel ---
+def _python_lane_references(ft: FrenetTracks, accel_tracks_mps2: np.ndarray, s_ego_m: float, lane: int,
+                    v0_mps: float, a0_mps2: float, limits: ModeLimits, road: Road, kappa_1pm: float,
+                    acc: AccPlannerConfig, t_ref_s: np.ndarray, interp_ref: np.ndarray,
+                    end_gap_m: float = math.inf) -> LaneReferences:
+    """The Python form before _lane_rollouts (session 16), the reference: per lane in Python floats."""
+    if not 0 <= lane < road.num_lanes:  # the ego lane's roll-out stands in for every invalid lane
+        raise ValueError(f"ego lane {lane} is not a lane of a {road.num_lanes}-lane road")
+    # Three lanes: their validity in plain Python (numpy calls on 3 elements cost more than the logic).
+    lanes = np.array([lane - 1, lane, lane + 1], dtype=np.int64)
+    may_change = limits.lane_change_allowed and limits.stop_decel_mps2 <= 0.0
+    valid_py = [0 <= ln < road.num_lanes and (ln == lane or may_change) for ln in (lane - 1, lane, lane + 1)]
+    # While someone crosses into or out of the ego lane, keep the lane and let the ACC law react: a
+    # lane change then would start from a half-reacted speed and race the crossing car.
+    crossed = (np.zeros(3, bool) if len(ft) == 0 else
+               _crossed(ft.s_m, ft.d_m, ft.vd_mps, float(s_ego_m), lanes, road.lane_width_m, road.num_lanes,
+                        acc.lane_changer_speed_mps, acc.lane_changer_behind_m, acc.lane_changer_ahead_m,
+                        acc.cut_in_horizon_s)).tolist()
+    for j in (0, 2):
+        valid_py[j] = valid_py[j] and not (crossed[j] or crossed[1])
+    valid = np.array(valid_py)
+    v_target = target_speed(road, s_ego_m, v0_mps, limits, acc)
+    gains = acc.gains_array(max(acc.time_gap_s, limits.time_gap_s))
+    ref_steps, reference_step_s = interp_ref.shape[1], float(t_ref_s[1] - t_ref_s[0])
+    centres_py = [(ln - 0.5 * (road.num_lanes - 1)) * road.lane_width_m for ln in (lane - 1, lane, lane + 1)]
+    centres = np.array(centres_py)
+    stretch_py = [lane_stretch(kappa_1pm, c) for c in centres_py]  # exactly 1.0 on a straight road
+    targets = [v_target / st for st in stretch_py]
+    leads, gaps = select_leads(ft, s_ego_m, centres, acc.ego_front_m, acc.ego_half_width_m,
+                               acc.corridor_margin_m, acc.cut_in_horizon_s)
+    leads, gaps = leads.tolist(), gaps.tolist()
+    speeds, accels = ft.s_rate_mps.tolist(), accel_tracks_mps2.tolist()
+    coarse = np.empty((3, 3, ref_steps))  # per lane: distance, speed, acceleration on the coarse grid
+    done: dict[tuple, int] = {}  # identical roll-out inputs (two free neighbour lanes): run once
+    emergency = False
+    for j in (1, 0, 2):  # the three lanes: a fixed, tiny loop; the lead search is vectorised above
+        i = leads[j]
+        key = (gaps[j], speeds[i] if i >= 0 else 0.0, accels[i] if i >= 0 else 0.0, targets[j])
+        if not valid_py[j] or key in done:
+            coarse[j] = coarse[1] if not valid_py[j] else coarse[done[key]]
+            continue
+        coarse[j], emerg, _ = rollout_profiles(v0_mps, a0_mps2, key[3], key[0], key[1], key[2],
+                                               limits.stop_decel_mps2, gains, reference_step_s, ref_steps, end_gap_m)
+        done[key] = j
+        if j == 1:
+            emergency = emerg
+    # (3, 3, K): linear interpolation onto the plan grid, one product.
+    out = coarse @ interp_ref.T
+    return LaneReferences(lanes, centres, np.array(stretch_py), valid, out[:, 0], out[:, 1], out[:, 2], emergency,
+                          leads[1])
+
+
+@pytest.mark.parametrize("curved", [False, True])
+def test_lane_references_kernel_equals_python_reference(curved):
+    """lane_references (one compiled call for the three lanes) against the Python form, to the bit:
+    random tracks around the ego (lane changers, leads, none), lanes at both road edges, modes that
+    forbid lane changes, the road's end, shared roll-outs of free neighbours."""
+    segments = (RoadSegment(300.0, 0.01), RoadSegment(700.0)) if curved else (RoadSegment(1000.0),)
+    tab = build_tables(CFG)
+    rng = np.random.default_rng(5 + curved)
+    shared = 0
+    for trial in range(400):
+        num_lanes = int(rng.integers(1, 5))
+        road = Road(segments, num_lanes=num_lanes, lane_width_m=3.5, speed_limit_mps=float(rng.uniform(10.0, 35.0)))
+        n = int(rng.integers(0, 6))
+        pos = np.column_stack([rng.uniform(80.0, 220.0, n), rng.uniform(-road.half_width_m, road.half_width_m, n)])
+        vel = np.column_stack([rng.uniform(0.0, 30.0, n), rng.choice([0.0, 0.3, -1.5, 1.5], n)])
+        ft, _ = tracks_to_frenet(make_tracks(0, pos, vel), road, 0, 0.3)
+        accel = rng.choice([0.0, -0.0, -3.0, 1.0], len(ft))
+        lane = int(rng.integers(0, num_lanes))
+        limits = ModeLimits(lane_change_allowed=bool(rng.random() < 0.8),
+                            stop_decel_mps2=float(rng.choice([0.0, 0.0, 2.0])),
+                            speed_cap_mps=float(rng.choice([math.inf, 15.0])))
+        v0, a0 = float(rng.uniform(0.0, 30.0)), float(rng.uniform(-3.0, 1.5))
+        kappa = float(rng.choice([0.0, 0.01, -0.02])) if curved else 0.0
+        end_gap = float(rng.choice([math.inf, rng.uniform(5.0, 200.0)]))
+        args = (ft, accel, 150.0, lane, v0, a0, limits, road, kappa, CFG.acc, tab.t_ref_s, tab.interp_ref, end_gap)
+        got, want = lane_references(*args), _python_lane_references(*args)
+        for f in LaneReferences.__slots__:
+            g, w = getattr(got, f), getattr(want, f)
+            if isinstance(w, np.ndarray):
+                assert g.dtype == w.dtype and g.shape == w.shape and g.tobytes() == w.tobytes(), (trial, f)
+            else:
+                assert type(g) is type(w) and g == w, (trial, f)
+        shared += bool(np.array_equal(want.s_m[0], want.s_m[2]) and want.valid[0] and want.valid[2])
+    assert shared > 10  # free neighbours shared one roll-out

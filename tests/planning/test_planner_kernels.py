@@ -8,10 +8,12 @@ import math
 import numpy as np
 import pytest
 
+from core.road import Road, RoadSegment
 from planning.acc_law import AccGains, desired_accel, rollout
 from planning.acc_planner import AccPlannerConfig
 from planning.lattice_obstacles import ObstacleTerms, obstacle_terms
 from planning.prediction import Prediction
+from planning.track_frenet import _curved_road_rates, numpy_curved_road_rates
 
 
 # --- reference: the ACC law in Python floats (the code before it was compiled) ---
@@ -375,3 +377,52 @@ def test_sum_products_f32_is_numpy_einsum_to_the_bit():
         got = np.array([sum_products_f32(x[j].ravel(), y[j].ravel()) for j in range(b)], np.float32)
         nan = np.isnan(ref)
         assert np.array_equal(nan, np.isnan(got)) and ref[~nan].tobytes() == got[~nan].tobytes()
+
+
+@pytest.mark.parametrize("start_pose", [(0.0, 0.0, 0.0), (3.0, -2.0, 0.4)])
+def test_curved_road_rates_kernel_equals_numpy_reference(start_pose):
+    """tracks_to_frenet's velocities on a curved road (_curved_road_rates) against the numpy form, to
+    the bit: arc lengths off both ends and at 0.0 and -0.0, offsets past the centre of curvature
+    (the 1 - k d floor), read-only columns, signed zeros, NaN and inf (NaN where NaN: its sign is
+    the operand order's)."""
+    segments = (RoadSegment(150.0, 0.02), RoadSegment(100.0), RoadSegment(200.0, -0.05), RoadSegment(57.3, 0.004))
+    road = Road(segments, num_lanes=3, lane_width_m=3.5, speed_limit_mps=30.0, start_pose=start_pose)
+    rng = np.random.default_rng(21)
+    for trial in range(300):
+        n = int(rng.integers(0, 12))
+        cols = rng.normal(0.0, 10.0, (4, n))
+        s, d, vx, vy = cols
+        s[:] = rng.uniform(-20.0, road.length_m + 20.0, n)
+        d *= rng.choice([1.0, 5.0], n)
+        if n:
+            s[rng.random(n) < 0.1] = rng.choice([0.0, -0.0, road.length_m])
+            vx[rng.random(n) < 0.1], vy[rng.random(n) < 0.1] = -0.0, 0.0
+            if trial % 10 == 0:
+                cols[rng.integers(4), rng.integers(n)] = rng.choice([np.nan, np.inf, -np.inf])
+        cols.flags.writeable = False
+        with np.errstate(all="ignore"):
+            want = numpy_curved_road_rates(road, s, d, vx, vy)
+        got = _curved_road_rates(s, d, vx, vy, road.s_m, road.heading_rad, road.curvature_1pm, road.length_m,
+                                 road.samples_per_m)
+        for g, w in zip(got, want):
+            nan = np.isnan(w)
+            assert np.array_equal(np.isnan(g), nan) and g[~nan].tobytes() == w[~nan].tobytes(), trial
+
+
+def test_curve_preview_speed_kernel_equals_numpy_reference():
+    """target_speed's curve preview (_curve_preview_speed) against its numpy form, to the bit: ego
+    positions before, on and past the road, NaN, previews long and short, one whose linspace step
+    underflows to zero."""
+    from planning.acc_planner import _curve_preview_speed, numpy_curve_preview_speed
+
+    segments = (RoadSegment(150.0, 0.02), RoadSegment(100.0), RoadSegment(200.0, -0.05), RoadSegment(57.3, 0.0))
+    road = Road(segments, num_lanes=3, lane_width_m=3.5, speed_limit_mps=30.0)
+    rng = np.random.default_rng(31)
+    for trial in range(2000):
+        s = float(rng.choice([rng.uniform(-50.0, road.length_m + 50.0), 0.0, -0.0, road.length_m, np.nan]))
+        preview = float(rng.choice([rng.uniform(0.0, 200.0), 5e-324, 0.0, 150.0, np.nan]))
+        lat, two_decel = float(rng.uniform(0.5, 5.0)), float(rng.choice([2.0, rng.uniform(0.0, 8.0)]))
+        with np.errstate(all="ignore"):
+            want = numpy_curve_preview_speed(road, s, preview, lat, 0.5 * two_decel)
+        got = _curve_preview_speed(s, preview, road.curvature_1pm, road.length_m, road.samples_per_m, lat, two_decel)
+        assert (math.isnan(got) and math.isnan(want)) or np.float64(got).tobytes() == np.float64(want).tobytes(), trial
