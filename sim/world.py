@@ -43,6 +43,7 @@ class World:
         self.t_ns = 0
         self._idm = IdmParams.from_config(scenario.traffic)
         self._idm_terms = idm_terms(self._idm)
+        self._idm_delta = self._idm.delta
         self._mobil = MobilParams.from_config(scenario.traffic)
         self._mobil_period_s = scenario.traffic.mobil_period_s
         self._next_mobil_t_s = 0.0
@@ -233,10 +234,10 @@ class World:
         # step's buffer while the state holds that step's speeds (a division saved; the buffer row
         # is left as it is, so nothing that shares the buffer sees it change).
         if state.v_mps is self._quotient_of_v:
-            free_term = self._v_over_v0 ** self._idm.delta
+            free_term = self._v_over_v0 ** self._idm_delta
         else:
             free_term = state.v_mps / self._fleet.v0_mps
-            free_term **= self._idm.delta
+            free_term **= self._idm_delta
         buf = np.empty(self._buffer_length)
         any_leaving, any_changing, truth_changing, self._ego_s_m, _ = world_step(
             self._ego_fields, accel_cmd_mps2, steer_cmd_rad, track_ego, ego_s, ego_d, state.s_m, state.d_m,
@@ -244,7 +245,9 @@ class World:
             self._braking, t_s, dt_s, t1_ns / NS_PER_S, buf, *self._step_constants)
         # The ego's fields, read-only: the truth's pose and centre are views of this view, so they
         # are read-only too (one flag set instead of two).
-        self._set_ego_fields(_read_only(buf[self._ego_at]))
+        ego_fields = buf[self._ego_at]
+        ego_fields.flags.writeable = False
+        self._set_ego_fields(ego_fields)
         rows = self._step_rows
         active = state.active
         if any_leaving:
