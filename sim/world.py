@@ -130,6 +130,7 @@ class World:
         n = fleet.length_m.shape[0]
         self._n = n
         self._length_all = np.append(fleet.length_m, self.vehicle.length_m)
+        self._v0_with_ego = np.append(fleet.v0_mps, self.road.speed_limit_mps)  # MOBIL's, the ego last
         # Bumper-gap offset between follower i and every vehicle j (the ego last): follow_gap's term.
         self._half_len_sum = 0.5 * (fleet.length_m[:, None] + self._length_all[None, :])
         self._pm_half_lanes = signed_half_widths(self.road, fleet.width_m)
@@ -317,12 +318,13 @@ class World:
         lo, hi = lane_span(self.road, state.d_m, fleet.width_m)
         ego_lo, ego_hi = self._ego_span(ego_d)
         ego_lane = int(self.road.lane_of(ego_d))
-        nb = Neighbourhood(s_m=np.append(state.s_m, ego_s), v_mps=np.append(state.v_mps, self._ego.v_mps),
-                           v0_mps=np.append(fleet.v0_mps, self.road.speed_limit_mps),
-                           length_m=self._length_all, lane=np.append(state.lane, ego_lane),
-                           lo=np.append(lo, ego_lo), hi=np.append(hi, ego_hi),
-                           active=np.append(state.active, True))
-        target = mobil_targets(nb, np.append(eligible, False), self.road.num_lanes, self._idm,
+        # np.append's own operation (a concatenation), without its two calls of argument handling.
+        nb = Neighbourhood(s_m=np.concatenate((state.s_m, (ego_s,))),
+                           v_mps=np.concatenate((state.v_mps, (float(self._ego_fields[EGO_V]),))),
+                           v0_mps=self._v0_with_ego, length_m=self._length_all,
+                           lane=np.concatenate((state.lane, (ego_lane,))), lo=np.concatenate((lo, (ego_lo,))),
+                           hi=np.concatenate((hi, (ego_hi,))), active=np.concatenate((state.active, (True,))))
+        target = mobil_targets(nb, np.concatenate((eligible, (False,))), self.road.num_lanes, self._idm,
                                self._mobil)[:-1]
         return start_lane_changes(state, target >= 0, target, t_s)
 
