@@ -206,8 +206,9 @@ class ClosedLoop:
                 while self.rig.next_capture_ns(name) <= t_ns:
                     for arrival in self.rig.capture(name, self.rig.next_capture_ns(name), ego, actors):
                         sched.post(arrival.arrival_ns, f"/sensors/{name}", arrival.message)
-        if self._progress is not None:
-            self._progress.update(t_ns)
+        progress = self._progress
+        if progress is not None and progress.stream is not None:  # no call where nobody reads progress
+            progress.update(t_ns)
         return []
 
     def _on_message(self, _t_ns: int, topic: str, msg) -> None:

@@ -20,7 +20,8 @@ Conventions (all values plain floats or ints, JSON-safe):
 
 Cost model: the recorder is fed every physics tick, where a handful of numpy calls on a few actors
 costs far more in call overhead than in arithmetic. So ``update`` does only the scalar ego
-bookkeeping and copies the actor columns into a block of preallocated rows; the actors' finiteness
+bookkeeping and copies the ego row and the actor columns into a block of preallocated rows, all in
+one compiled call (sim/metrics_kernels.py); the actors' finiteness
 and the geometric metrics (Frenet projection, footprint overlaps, gaps and TTC) are computed for a
 whole block of ticks at once when it fills, when the set of actors changes, or when the summary is
 asked for. Every element is computed with the same operations as a per-tick evaluation would, and
@@ -37,13 +38,15 @@ from core.clock import ns_to_s
 from core.geometry import box_corners_2d, boxes_overlap
 from core.road import Road
 from core.vehicle import VehicleParams
+from sim.metrics_kernels import (COUNT_PREV_T_NS, COUNT_STEPS, EGO_ROW, FLOAT_TALLIES, INT_TALLIES, NON_FINITE_EGO,
+                                  RECORDED, TALLY_MAX_JERK, TALLY_MAX_LAT, TALLY_SPEED_SUM, record_tick)
 from sim.road_departure import footprint_off_road, points_off_road
 from sim.truth import ActorsTruth, EgoTruth
 
 _NO_IDS = np.zeros(0, dtype=np.int64)
 _NO_IDS.flags.writeable = False  # shared empty contact set: nobody may write into it in place
 _BROAD_PHASE_MARGIN_M = 1e-6  # keeps exactly touching corners (which count) inside the broad phase
-BLOCK_TICKS = 128  # ticks evaluated together: amortises numpy's per-call cost over a second of 100 Hz
+BLOCK_TICKS = 512  # ticks evaluated together: amortises numpy's per-call cost over five seconds of 100 Hz
 
 
 class MetricsRecorder:
@@ -54,73 +57,53 @@ class MetricsRecorder:
         self._road, self._vehicle = road, vehicle
         self._jerk_min_speed_mps = jerk_min_speed_mps
         self._block_ticks = block_ticks
-        self._steps = 0
         self._invalid_actor_samples = 0
         self._collisions = 0
         self._contact_ids = _NO_IDS  # actors touching the ego at the last evaluated tick
         self._min_ttc_s = math.inf
         self._min_gap_m = math.inf
-        self._speed_sum = 0.0
+        # The per-tick ego tallies, updated in place by record_tick (metrics_kernels' TALLY_* and
+        # COUNT_* layouts): steps, speed sum, peak lateral acceleration and jerk, the previous tick.
+        self._tallies = np.zeros(FLOAT_TALLIES)
+        self._counts = np.zeros(INT_TALLIES, dtype=np.int64)
         self._s_start: float | None = None
         self._s_last = 0.0
-        self._prev: tuple[int, float, float] | None = None  # t_ns, accel, speed
-        self._max_jerk = 0.0
-        self._max_lat = 0.0
         self._lane_sq_sum = 0.0
         self._max_off_road_m = 0.0
         self._off_road_ns = 0
-        # The open block: per tick the ego's (x, y, yaw, centre x, centre y, length, width, speed, and
-        # the interval since the previous tick [ns]), and the actors' per-tick columns in rows of
-        # preallocated arrays; the per-run columns (ids and footprint sizes) are the block's, held by
-        # reference.
-        self._ego_rows: list[tuple[float, ...]] = []
+        # The open block: its first ``_filled`` rows hold, per tick, the ego's row (metrics_kernels'
+        # EGO_ROW: x, y, yaw, centre x, centre y, length, width, speed, and the interval since the
+        # previous tick [ns]) and the actors' per-tick columns; the per-run columns (ids and
+        # footprint sizes) are the block's, held by reference.
+        self._filled = 0
+        self._ego_rows = np.empty((block_ticks, EGO_ROW))
         self._ids: np.ndarray | None = None
         self._length: np.ndarray | None = None
         self._width: np.ndarray | None = None
-        self._xy = self._yaw = self._speed = np.zeros(0)
+        self._xy, self._yaw, self._speed = np.empty((block_ticks, 0, 2)), np.empty((block_ticks, 0)), np.empty(
+            (block_ticks, 0))
 
     def update(self, ego: EgoTruth, actors: ActorsTruth) -> None:
-        # Plain floats: every per-tick scalar below is Python math, numpy only for per-actor columns
-        # (tolist: one call per array instead of an indexing and a float() per element).
-        ego_x, ego_y, ego_yaw = ego.pose.tolist()
-        c_x, c_y = ego.center_xy_m.tolist()
-        t_ns, speed, accel, yaw_rate = ego.t_ns, ego.speed_mps, ego.accel_mps2, ego.yaw_rate_rps
-        isfinite = math.isfinite
-        if not (isfinite(ego_x) and isfinite(ego_y) and isfinite(ego_yaw) and isfinite(c_x) and isfinite(c_y)
-                and isfinite(speed) and isfinite(accel) and isfinite(yaw_rate)):
-            raise ValueError(f"non-finite ego truth at t_ns={t_ns}")
-        prev = self._prev
-        if prev is not None and t_ns <= prev[0]:
-            raise ValueError(f"metrics updates must move forward in time: {t_ns} after {prev[0]}")
-        self._steps += 1
-        self._speed_sum += speed
-        # Comparisons in place of max(): the same result (max keeps the first of equals), no call.
-        lat = abs(speed * yaw_rate)
-        if lat > self._max_lat:
-            self._max_lat = lat
-        if prev is not None:
-            t_prev, a_prev, v_prev = prev
-            if min(v_prev, speed) > self._jerk_min_speed_mps:
-                jerk = abs((accel - a_prev) / ((t_ns - t_prev) * 1e-9))
-                if jerk > self._max_jerk:
-                    self._max_jerk = jerk
-        self._prev = (t_ns, accel, speed)
-        dt_ns = 0 if prev is None else t_ns - prev[0]
-
         # The identity test first, inline (nearly every tick: see _same_actors), without the call.
+        # A block is evaluated before the tick's checks: evaluating it earlier or later gives the same
+        # metrics (the block size never shows in them), so a rejected tick changes nothing either way.
         same_columns = actors.ids is self._ids and actors.length_m is self._length and actors.width_m is self._width
-        if not (same_columns or self._same_actors(actors)) or len(self._ego_rows) == self._block_ticks:
+        if not (same_columns or self._same_actors(actors)) or self._filled == self._block_ticks:
             self._flush()
             self._open_block(actors)
-        k = len(self._ego_rows)
-        self._ego_rows.append((ego_x, ego_y, ego_yaw, c_x, c_y, ego.length_m, ego.width_m, speed, dt_ns))
-        if self._ids.shape[0] == 0:
-            return
-        # Stored as they come: non-finite rows are found, counted and zeroed for the whole block at
-        # once when it is evaluated (_flush), not with per-tick reductions.
-        self._xy[k] = actors.xy_m
-        self._yaw[k] = actors.yaw_rad
-        self._speed[k] = actors.speed_mps
+        # One compiled call (metrics_kernels.record_tick): the checks, the tallies and the block's rows.
+        outcome = record_tick(ego.pose, ego.center_xy_m, ego.t_ns, ego.speed_mps, ego.accel_mps2, ego.yaw_rate_rps,
+                              ego.length_m, ego.width_m, actors.xy_m, actors.yaw_rad, actors.speed_mps,
+                              self._jerk_min_speed_mps, self._filled, self._ego_rows, self._xy, self._yaw,
+                              self._speed, self._tallies, self._counts)
+        if outcome != RECORDED:
+            if outcome == NON_FINITE_EGO:
+                raise ValueError(f"non-finite ego truth at t_ns={ego.t_ns}")
+            raise ValueError(f"metrics updates must move forward in time: {ego.t_ns} after "
+                             f"{int(self._counts[COUNT_PREV_T_NS])}")
+        # Actor samples are stored as they come: non-finite rows are found, counted and zeroed for
+        # the whole block at once when it is evaluated (_flush), not with per-tick reductions.
+        self._filled += 1
 
     # -- blocks ------------------------------------------------------------------------------------
     def _same_actors(self, actors: ActorsTruth) -> bool:
@@ -138,16 +121,15 @@ class MetricsRecorder:
     def _open_block(self, actors: ActorsTruth) -> None:
         n, k = len(actors), self._block_ticks
         self._ids, self._length, self._width = actors.ids, actors.length_m, actors.width_m
-        if self._xy.shape[:2] != (k, n):
+        if self._xy.shape[1] != n:
             self._xy, self._yaw, self._speed = np.empty((k, n, 2)), np.empty((k, n)), np.empty((k, n))
 
     def _flush(self) -> None:
         """Evaluate the open block's ticks and empty it."""
-        rows = self._ego_rows
-        if not rows:
+        k = self._filled
+        if not k:
             return
-        k = len(rows)
-        ego = np.array(rows)  # (K, 9): x, y, yaw, centre x, centre y, length, width, speed, dt_ns
+        ego = self._ego_rows[:k]  # (K, EGO_ROW): x, y, yaw, centre x, centre y, length, width, speed, dt_ns
         n = self._ids.shape[0]
         pts = np.empty((k, n + 2, 2))  # one projection for the ego's rear axle, its centre and every actor
         pts[:, 0] = ego[:, 0:2]
@@ -172,7 +154,7 @@ class MetricsRecorder:
             self._gaps(ego, valid, s[:, 2:], d[:, 2:], ego_s, ego_d)
         else:
             self._contact_ids = _NO_IDS
-        self._ego_rows = []
+        self._filled = 0
 
     def _road_departure(self, ego: np.ndarray, centre_s_m: np.ndarray) -> None:
         """The block's footprint departure (sim/road_departure.py): corners that look off the road
@@ -265,18 +247,20 @@ class MetricsRecorder:
 
     def summary(self) -> dict:
         self._flush()
-        n = max(self._steps, 1)
+        steps = int(self._counts[COUNT_STEPS])
+        n = max(steps, 1)
+        speed_sum, max_lat, max_jerk = self._tallies[[TALLY_SPEED_SUM, TALLY_MAX_LAT, TALLY_MAX_JERK]].tolist()
         return {
             "collisions": self._collisions,
             "min_ttc_s": None if math.isinf(self._min_ttc_s) else self._min_ttc_s,
             "min_distance_m": None if math.isinf(self._min_gap_m) else self._min_gap_m,
-            "mean_speed_mps": self._speed_sum / n,
+            "mean_speed_mps": speed_sum / n,
             "progress_m": 0.0 if self._s_start is None else self._s_last - self._s_start,
-            "max_abs_jerk_mps3": self._max_jerk,
-            "max_abs_lat_accel_mps2": self._max_lat,
+            "max_abs_jerk_mps3": max_jerk,
+            "max_abs_lat_accel_mps2": max_lat,
             "lane_center_rmse_m": math.sqrt(self._lane_sq_sum / n),
             "max_off_road_m": self._max_off_road_m,
             "off_road_s": ns_to_s(self._off_road_ns),
-            "steps": self._steps,
+            "steps": steps,
             "invalid_actor_samples": self._invalid_actor_samples,
         }

@@ -34,8 +34,9 @@ def _checked_pose(ego: EgoTruth) -> tuple[float, float, float]:
 class EgoNoise:
     """The oracle ego's noise model, derived once per run from its config (it never changes)."""
 
-    # 1-sigma of x, y [m], yaw [rad], speed [m/s], yaw rate [rad/s] and acceleration [m/s^2].
-    sigmas: tuple[float, float, float, float, float, float]
+    # 1-sigma of x, y [m], yaw [rad], speed [m/s], yaw rate [rad/s] and acceleration [m/s^2]
+    # (the order of oracle_ego's draws), read-only.
+    sigmas: np.ndarray
     covariance: np.ndarray  # (5, 5) read-only: one array shared by every EgoState of the run
 
     @staticmethod
@@ -45,7 +46,9 @@ class EgoNoise:
         # A floor keeps the matrix invertible for filters when a sigma is configured 0.
         covariance = np.diag(np.maximum(sig, 1e-6) ** 2)
         covariance.flags.writeable = False
-        return EgoNoise((*sig.tolist(), float(cfg.ego_accel_sigma_mps2)), covariance)
+        sigmas = np.append(sig, float(cfg.ego_accel_sigma_mps2))
+        sigmas.flags.writeable = False
+        return EgoNoise(sigmas, covariance)
 
 
 def oracle_objects(ego: EgoTruth, actors: ActorsTruth, rng: np.random.Generator,
@@ -124,14 +127,35 @@ def oracle_ego(ego: EgoTruth, rng: np.random.Generator, noise: EgoNoise) -> EgoS
     """Noisy ego pose and motion; the covariance is the diagonal of the noise actually applied.
 
     The speed is clipped at zero like a wheel-speed-based estimate would be, so at standstill its
-    error is half-normal, not the Gaussian the covariance states. Scalar maths on plain floats (this
-    runs at 50 Hz on six numbers): the same IEEE operations as the array form, so the same bits.
+    error is half-normal, not the Gaussian the covariance states. The noise is applied in one
+    compiled call (``_noisy_ego``): at 50 Hz, on six numbers, the Python float maths it replaced
+    (kept in tests/sim/test_oracle_kernel.py as the reference) cost more in interpretation than
+    in arithmetic; the operations are the same, so the bits are.
     """
-    x, y, yaw = _checked_pose(ego)
-    z_x, z_y, z_yaw, z_v, z_w, z_a = rng.normal(0.0, 1.0, 6).tolist()
-    s_x, s_y, s_yaw, s_v, s_w, s_a = noise.sigmas
-    n_x, n_y, n_yaw, n_v, n_w, n_a = z_x * s_x, z_y * s_y, z_yaw * s_yaw, z_v * s_v, z_w * s_w, z_a * s_a
-    yaw_noisy = (yaw + n_yaw + math.pi) % (2.0 * math.pi) - math.pi  # core.geometry.wrap_angle on a float
+    z = rng.normal(0.0, 1.0, 6)
+    pose = np.empty(3)
+    finite, speed, accel, yaw_rate = _noisy_ego(ego.pose, ego.speed_mps, ego.accel_mps2, ego.yaw_rate_rps, z,
+                                                noise.sigmas, pose)
+    if not finite:  # the draws are made by then: harmless, as the error ends the run
+        _checked_pose(ego)  # raises its error for the non-finite pose or speed
     # Positional, in EgoState's field order (t_ns, pose, speed, accel, yaw rate, covariance).
-    return EgoState(ego.t_ns, np.array([x + n_x, y + n_y, yaw_noisy]), max(ego.speed_mps + n_v, 0.0),
-                    ego.accel_mps2 + n_a, ego.yaw_rate_rps + n_w, noise.covariance)
+    return EgoState(ego.t_ns, pose, speed, accel, yaw_rate, noise.covariance)
+
+
+@kernel(f"Tuple((boolean, float64, float64, float64))({_R1}, float64, float64, float64, float64[::1], {_R1},"
+        " float64[::1])")
+def _noisy_ego(pose, speed_mps, accel_mps2, yaw_rate_rps, z, sigmas, pose_out):
+    """oracle_ego's noise on the ego truth from six standard normal draws ``z`` (x, y, yaw, speed,
+    yaw rate, acceleration) and their sigmas: (whether the pose and speed are finite (nothing is
+    written if not), speed, acceleration, yaw rate), the pose written into ``pose_out``. The yaw is
+    wrapped as core.geometry.wrap_angle does (Python's float modulo, which numba's % follows), the
+    speed clipped at zero as Python's max(v, 0.0) does (v itself unless 0.0 > v)."""
+    x, y, yaw = pose[0], pose[1], pose[2]
+    if not (math.isfinite(x) and math.isfinite(y) and math.isfinite(yaw) and math.isfinite(speed_mps)):
+        return False, speed_mps, accel_mps2, yaw_rate_rps
+    n_x, n_y, n_yaw = z[0] * sigmas[0], z[1] * sigmas[1], z[2] * sigmas[2]
+    n_v, n_w, n_a = z[3] * sigmas[3], z[4] * sigmas[4], z[5] * sigmas[5]
+    pose_out[0], pose_out[1] = x + n_x, y + n_y
+    pose_out[2] = (yaw + n_yaw + math.pi) % (2.0 * math.pi) - math.pi
+    v = speed_mps + n_v
+    return True, (0.0 if 0.0 > v else v), accel_mps2 + n_a, yaw_rate_rps + n_w

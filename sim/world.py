@@ -19,8 +19,9 @@ from sim.traffic import (Fleet, IdmParams, MobilParams, Neighbourhood, TrafficSt
 from sim.traffic_kernels import ROW_A, ROW_D, ROW_LC_T0, ROW_S, ROW_V, follow_accel
 from sim.truth import ActorsTruth, EgoTruth
 from sim.vehicle_model import BicycleState
-from sim.world_kernels import (EGO_CENTRE_X, EGO_CENTRE_Y, EGO_YAW, EGO_X, ROW_ACTIVE, ROW_V_OVER_V0, STEP_ROWS,
-                               actor_truth, ego_slice, row_slices, truth_slices, vehicle_constants, world_step)
+from sim.world_kernels import (EGO_CENTRE_X, EGO_CENTRE_Y, EGO_STEER, EGO_V, EGO_X, EGO_YAW, ROW_ACTIVE, ROW_V_OVER_V0,
+                               STEP_ROWS, actor_truth, buffer_length, ego_slice, row_slices, step_constants,
+                               truth_slices, vehicle_constants, world_step)
 
 NS_PER_S = 1_000_000_000
 ACTOR_CLEARANCE_M = 30.0  # traffic is not spawned this close to a scripted actor in its lanes
@@ -42,22 +43,22 @@ class World:
         self.t_ns = 0
         self._idm = IdmParams.from_config(scenario.traffic)
         self._idm_terms = idm_terms(self._idm)
+        self._idm_delta = self._idm.delta
         self._mobil = MobilParams.from_config(scenario.traffic)
         self._mobil_period_s = scenario.traffic.mobil_period_s
         self._next_mobil_t_s = 0.0
 
         ego_cfg = scenario.ego
         xy, heading = self.road.to_cartesian(ego_cfg.s_m, self.road.lane_center_d(ego_cfg.lane))
-        self._ego = BicycleState(float(xy[0]), float(xy[1]), float(heading), ego_cfg.speed_mps, 0.0, 0.0)
-
+        e = BicycleState(float(xy[0]), float(xy[1]), float(heading), ego_cfg.speed_mps, 0.0, 0.0)
         self._ego_s_m = float(ego_cfg.s_m)
-        # The ego's box centre (x, y) and, for ego_truth, its pose and centre arrays and yaw rate: kept
-        # with self._ego (world_step computes them with each step).
-        self._ego_centre_m = self._ego_centre()
-        e = self._ego
-        self._ego_pose = _read_only(np.array([e.x_m, e.y_m, e.yaw_rad]))
-        self._ego_centre_xy = _read_only(np.array(self._ego_centre_m))
-        self._ego_yaw_rate = e.v_mps * math.tan(e.steer_rad) / self.vehicle.wheelbase_m
+        # The ego's EGO_FIELDS (world_kernels: its BicycleState fields, box centre and yaw rate),
+        # read-only: from the first step on, the step buffer's ego slice (world_step reads the ego
+        # from it and writes the next); ego_truth's pose and centre arrays are views of it.
+        r = self.vehicle.rear_axle_to_center_m
+        self._set_ego_fields(_read_only(np.array([
+            *e, e.x_m + r * math.cos(e.yaw_rad), e.y_m + r * math.sin(e.yaw_rad),
+            e.v_mps * math.tan(e.steer_rad) / self.vehicle.wheelbase_m])))
         self._fleet, self._state = self._populate(scenario, rng)
         # The last step's speeds (the traffic state's v column) and their quotient v / v0 from the
         # step's buffer (ROW_V_OVER_V0): the next step's free-road term starts from it while the
@@ -129,6 +130,7 @@ class World:
         n = fleet.length_m.shape[0]
         self._n = n
         self._length_all = np.append(fleet.length_m, self.vehicle.length_m)
+        self._v0_with_ego = np.append(fleet.v0_mps, self.road.speed_limit_mps)  # MOBIL's, the ego last
         # Bumper-gap offset between follower i and every vehicle j (the ego last): follow_gap's term.
         self._half_len_sum = 0.5 * (fleet.length_m[:, None] + self._length_all[None, :])
         self._pm_half_lanes = signed_half_widths(self.road, fleet.width_m)
@@ -137,20 +139,33 @@ class World:
         reference_line = (road.s_m, road.xy_m, road.heading_rad, road.curvature_1pm, road.length_m,
                           road.samples_per_m, road.is_straight, *road.line_cos_sin)
         centre_offset_lanes = 0.5 * (road.num_lanes - 1)
-        # world_step's and actor_truth's trailing arguments (world_kernels._STEP_CONSTANTS, _TRUTH_CONSTANTS).
-        self._step_constants = (self._pm_half_lanes, self._half_len_sum, fleet.lane_change_s, fleet.decel_mps2,
-                                self._stopped, self._idm_terms, *reference_line, road.lane_width_m,
-                                0.5 * road.num_lanes, road.num_lanes - 1, centre_offset_lanes,
-                                0.5 * self.vehicle.width_m, vehicle_constants(self.vehicle), fleet.v0_mps)
+        # world_step's and actor_truth's trailing arguments (world_kernels.StepConstants, _TRUTH_CONSTANTS).
+        self._step_constants = step_constants(
+            self._pm_half_lanes, self._half_len_sum, fleet.lane_change_s, fleet.decel_mps2, self._stopped,
+            self._idm_terms, *reference_line, road.lane_width_m, 0.5 * road.num_lanes, road.num_lanes - 1,
+            centre_offset_lanes, 0.5 * self.vehicle.width_m, vehicle_constants(self.vehicle), fleet.v0_mps)
         self._truth_constants = (fleet.lane_change_s, *reference_line, road.lane_width_m, centre_offset_lanes)
         self._step_rows = row_slices(n)
         self._ego_at = ego_slice(n)
+        self._buffer_length = buffer_length(n)
+
+    # -- the ego ----------------------------------------------------------------------------------
+    def _set_ego_fields(self, fields: np.ndarray) -> None:
+        """The ego is now ``fields`` (EGO_FIELDS, read-only); its pose and centre arrays, views of
+        them, are shared by the tick's ego truths (a fresh pair per call cost two array constructions)."""
+        self._ego_fields = fields
+        self._ego_pose, self._ego_centre_xy = fields[EGO_X:EGO_YAW + 1], fields[EGO_CENTRE_X:EGO_CENTRE_Y + 1]
+
+    @property
+    def _ego(self) -> BicycleState:
+        """The ego's dynamic state (from its fields: the rarer paths and the tests ask for it)."""
+        return BicycleState(*self._ego_fields[:EGO_STEER + 1].tolist())
 
     # -- neighbours --------------------------------------------------------------------------------
     def _ego_frenet(self) -> tuple[float, float]:
         """Frenet (s, d) of the ego's box centre, tracked from the last step's s (Road.track_frenet:
         the ego moves well under a metre per step, a fraction of a nearest-sample search's cost)."""
-        cx, cy = self._ego_centre_m
+        cx, cy = self._ego_fields[EGO_CENTRE_X:EGO_CENTRE_Y + 1].tolist()
         self._ego_s_m, d = self.road.track_frenet(cx, cy, self._ego_s_m)
         return self._ego_s_m, d
 
@@ -216,28 +231,24 @@ class World:
         the scripts' overrides (sim.actors.scripted_accel), traffic.integrate, to_cartesian and the
         actors' motion columns of the new state, and step_bicycle with the commands held, with those
         steps' bits. Sets the ego's state; returns the traffic's."""
-        cx, cy = self._ego_centre_m
         # numpy's power: the kernel's pow may differ in the last bit. The quotient comes from the last
         # step's buffer while the state holds that step's speeds (a division saved; the buffer row
         # is left as it is, so nothing that shares the buffer sees it change).
         if state.v_mps is self._quotient_of_v:
-            free_term = self._v_over_v0 ** self._idm.delta
+            free_term = self._v_over_v0 ** self._idm_delta
         else:
             free_term = state.v_mps / self._fleet.v0_mps
-            free_term **= self._idm.delta
-        buf, any_leaving, any_changing, truth_changing, ego_s, ego_d = world_step(
-            *self._ego, accel_cmd_mps2, steer_cmd_rad, track_ego, cx, cy, ego_s, ego_d, state.s_m, state.d_m,
+            free_term **= self._idm_delta
+        buf = np.empty(self._buffer_length)
+        any_leaving, any_changing, truth_changing, self._ego_s_m, _ = world_step(
+            self._ego_fields, accel_cmd_mps2, steer_cmd_rad, track_ego, ego_s, ego_d, state.s_m, state.d_m,
             state.v_mps, lane_followed, state.lane, state.active, state.lc_from_d_m, state.lc_t0_s, free_term,
-            self._braking, t_s, dt_s, t1_ns / NS_PER_S, *self._step_constants)
-        self._ego_s_m = ego_s
-        # The ego's fields, read-only: the truth's pose and centre below are views of this view, so
-        # they are read-only too (one flag set instead of two).
-        ego_fields = _read_only(buf[self._ego_at])
-        x, y, yaw, v, a, steer, centre_x, centre_y, self._ego_yaw_rate = ego_fields.tolist()
-        self._ego = BicycleState(x, y, yaw, v, a, steer)
-        self._ego_centre_m = (centre_x, centre_y)
-        # Shared by the tick's ego truths (a fresh pair per call cost two array constructions).
-        self._ego_pose, self._ego_centre_xy = ego_fields[EGO_X:EGO_YAW + 1], ego_fields[EGO_CENTRE_X:EGO_CENTRE_Y + 1]
+            self._braking, t_s, dt_s, t1_ns / NS_PER_S, buf, *self._step_constants)
+        # The ego's fields, read-only: the truth's pose and centre are views of this view, so they
+        # are read-only too (one flag set instead of two).
+        ego_fields = buf[self._ego_at]
+        ego_fields.flags.writeable = False
+        self._set_ego_fields(ego_fields)
         rows = self._step_rows
         active = state.active
         if any_leaving:
@@ -268,7 +279,7 @@ class World:
         scripted vehicles still waiting, in Python floats with _trigger's operations (a cut-in
         waiting for its time to collision is asked every step, and nearly always says no)."""
         ego_back = ego_s_m + 0.5 * self.vehicle.length_m
-        ego_v = self._ego.v_mps
+        ego_v = float(self._ego_fields[EGO_V])
         for row, trigger_t_s, trigger_ttc_s, half_length in self._pending_scripts:
             if not t_s >= trigger_t_s:
                 continue
@@ -307,12 +318,13 @@ class World:
         lo, hi = lane_span(self.road, state.d_m, fleet.width_m)
         ego_lo, ego_hi = self._ego_span(ego_d)
         ego_lane = int(self.road.lane_of(ego_d))
-        nb = Neighbourhood(s_m=np.append(state.s_m, ego_s), v_mps=np.append(state.v_mps, self._ego.v_mps),
-                           v0_mps=np.append(fleet.v0_mps, self.road.speed_limit_mps),
-                           length_m=self._length_all, lane=np.append(state.lane, ego_lane),
-                           lo=np.append(lo, ego_lo), hi=np.append(hi, ego_hi),
-                           active=np.append(state.active, True))
-        target = mobil_targets(nb, np.append(eligible, False), self.road.num_lanes, self._idm,
+        # np.append's own operation (a concatenation), without its two calls of argument handling.
+        nb = Neighbourhood(s_m=np.concatenate((state.s_m, (ego_s,))),
+                           v_mps=np.concatenate((state.v_mps, (float(self._ego_fields[EGO_V]),))),
+                           v0_mps=self._v0_with_ego, length_m=self._length_all,
+                           lane=np.concatenate((state.lane, (ego_lane,))), lo=np.concatenate((lo, (ego_lo,))),
+                           hi=np.concatenate((hi, (ego_hi,))), active=np.concatenate((state.active, (True,))))
+        target = mobil_targets(nb, np.concatenate((eligible, (False,))), self.road.num_lanes, self._idm,
                                self._mobil)[:-1]
         return start_lane_changes(state, target >= 0, target, t_s)
 
@@ -323,12 +335,13 @@ class World:
         return int(round(self.scenario.duration_s * NS_PER_S))
 
     def ego_truth(self) -> EgoTruth:
-        e, p = self._ego, self.vehicle
+        p = self.vehicle
+        _, _, _, v, a, steer, _, _, yaw_rate = self._ego_fields.tolist()
         # Positional (t_ns, pose, center_xy_m, speed, accel, yaw rate, steer, length, width, height):
         # the keyword form costs a microsecond more, every tick. The arrays are read-only, shared by
         # the truths of one tick.
-        return EgoTruth(self.t_ns, self._ego_pose, self._ego_centre_xy, e.v_mps, e.a_mps2, self._ego_yaw_rate,
-                        e.steer_rad, p.length_m, p.width_m, p.height_m)
+        return EgoTruth(self.t_ns, self._ego_pose, self._ego_centre_xy, v, a, yaw_rate, steer, p.length_m, p.width_m,
+                        p.height_m)
 
     def _on_road_changed(self, active: np.ndarray) -> None:
         """Gather the per-vehicle constants of the rows on the road (``active``), which change only

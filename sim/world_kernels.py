@@ -7,7 +7,9 @@ truth of the state it produces: the reference line's Frenet-to-map transform
 (core.road.frenet_to_map_into) and the actors' motion columns (traffic_kernels.actor_motion's).
 At tens of vehicles a kernel call's own cost (unboxing each argument, boxing each returned array:
 about 0.1 us and 1 us on the tick's host) is most of a tick, so the world makes this one call
-instead of four, and everything it returns is laid out in one float64 buffer (``BufferLayout``).
+instead of four, writes everything into one float64 buffer the caller allocates (buffer_length:
+a returned array costs more than an allocated one passed in), reads the ego from the previous
+step's buffer, and takes its per-run constants packed into six arrays (``step_constants``).
 Every part performs the same operations in the same order as its standalone form, so the buffer
 holds the standalone parts' bits (tests/sim/test_world_kernels.py).
 """
@@ -59,6 +61,11 @@ def truth_slices(start: int, m: int) -> TruthSlices:
     return TruthSlices(slice(start, start + 2 * m), slice(start + 2 * m, start + 3 * m),
                        slice(start + 3 * m, start + 4 * m), slice(start + 4 * m, start + 5 * m),
                        slice(start + 5 * m, start + 6 * m))
+
+
+def buffer_length(n: int) -> int:
+    """The length of ``world_step``'s buffer for a fleet of ``n``."""
+    return (STEP_ROWS + TRUTH_COLUMNS) * n + EGO_FIELDS
 
 
 def ego_slice(n: int) -> slice:
@@ -226,49 +233,98 @@ def actor_truth(s_m, d_m, v_mps, a_mps2, lc_t0_s, lane, lc_from_d_m, rows, t_s, 
     return out, any_changing
 
 
-# The per-run constants that world_step takes last, in this order (the world builds them once): the
-# fleet's (2, N) signed half widths in lanes, (N, N + 1) half length sums with the ego last, lane-change
-# durations, braking decelerations, stopped mask and the IDM_* constants; the road's reference line
-# (tables, length, samples per metre, straightness, the first heading's cosine and sine), lane
-# width, half the lane count, the top lane, the lane-centre offset 0.5 (num_lanes - 1); the ego's
-# half width [m] and its VEH_* constants; the fleet's desired speeds v0 [m/s].
-_STEP_CONSTANTS = (" float64[:, :], float64[:, :], float64[:], float64[:], boolean[:], float64[::1], float64[::1],"
-                   " float64[:, ::1], float64[::1], float64[::1], float64, float64, boolean, float64, float64, float64,"
-                   " float64, int64, float64, float64, float64[::1], float64[:]")
+# world_step's per-run constants, packed once per run by ``step_constants`` into six arrays: a kernel
+# argument costs about 0.1 us to pass, so the 22 constants the step needs cost more as separate
+# arguments than the step's own arithmetic on a few vehicles. Every value is copied unchanged (the
+# integers and the flag are exact in float64), so the step computes with the same bits.
+# Rows of the per-vehicle (FLEET_ROWS, N) array: lane-change durations [s], braking decelerations
+# [m/s^2], desired speeds v0 [m/s], and the (2, N) signed half widths in lanes (signed_half_widths).
+FLEET_LANE_CHANGE_S, FLEET_DECEL, FLEET_V0, FLEET_HALF_LANES = range(4)
+FLEET_ROWS = 5
+# Rows of the road's (3, S) tables: arc length [m], heading [rad] and curvature [1/m] per sample.
+ROAD_S, ROAD_HEADING, ROAD_CURVATURE = range(3)
+# Slots of the scalars array: the road's length [m], samples per metre, straightness (1.0 / 0.0), the
+# first heading's cosine and sine, lane width [m], half the lane count, the top lane, the lane-centre
+# offset 0.5 (num_lanes - 1), the ego's half width [m]; then the ego's VEH_* constants, then the
+# IDM_* constants to the end.
+(SC_ROAD_LENGTH, SC_SAMPLES_PER_M, SC_STRAIGHT, SC_COS_0, SC_SIN_0, SC_LANE_WIDTH, SC_HALF_NUM_LANES, SC_TOP_LANE,
+ SC_CENTRE_OFFSET, SC_EGO_HALF_WIDTH) = range(10)
+SC_VEHICLE = 10
+SC_IDM = SC_VEHICLE + 9
 
 
-@kernel("Tuple((float64[::1], boolean, boolean, boolean, float64, float64))(float64, float64, float64, float64,"
-        " float64, float64, float64, float64, boolean, float64, float64, float64, float64, float64[:], float64[:],"
-        " float64[:], int64[:], int64[:], boolean[:], float64[:], float64[:], float64[:], boolean[:], float64, float64,"
-        " float64," + _STEP_CONSTANTS + ")")
-def world_step(ego_x_m, ego_y_m, ego_yaw_rad, ego_v_mps, ego_a_mps2, ego_steer_rad, accel_cmd_mps2, steer_cmd_rad,
-               track_ego, ego_centre_x_m, ego_centre_y_m, ego_s_m, ego_d_m, s_m, d_m, v_mps, lane_followed, lane,
-               active, lc_from_d_m, lc_t0_s, free_term, braking, t_s, dt_s, truth_t_s, pm_half_lanes, half_len_sum_m,
-               lane_change_s, decel_mps2, stopped, idm_consts, s_table, xy_table, heading_table, curvature_table,
-               road_length_m, samples_per_m, straight, cos_0, sin_0, lane_width_m, half_num_lanes, top_lane,
-               centre_offset_lanes, ego_half_width_m, vehicle, v0_mps):
+class StepConstants(NamedTuple):
+    """world_step's per-run constants (``step_constants``), its last arguments in this order."""
+
+    fleet: np.ndarray  # (FLEET_ROWS, N) float64
+    stopped: np.ndarray  # (N,) bool: scripted to stand still
+    half_len_sum_m: np.ndarray  # (N, N + 1) bumper-gap offsets, the ego last
+    road_tables: np.ndarray  # (3, S): ROAD_* rows
+    xy_table: np.ndarray  # (S, 2) reference-line points [m]
+    scalars: np.ndarray  # SC_* slots, then VEH_*, then IDM_*
+
+
+def step_constants(pm_half_lanes, half_len_sum_m, lane_change_s, decel_mps2, stopped, idm_consts, s_table, xy_table,
+                   heading_table, curvature_table, road_length_m, samples_per_m, straight, cos_0, sin_0, lane_width_m,
+                   half_num_lanes, top_lane, centre_offset_lanes, ego_half_width_m, vehicle,
+                   v0_mps) -> StepConstants:
+    """The per-run constants packed for world_step: the fleet's (2, N) signed half widths in lanes,
+    (N, N + 1) half length sums with the ego last, lane-change durations, braking decelerations,
+    stopped mask and the IDM_* constants; the road's reference line (tables, length, samples per
+    metre, straightness, the first heading's cosine and sine), lane width, half the lane count, the
+    top lane, the lane-centre offset 0.5 (num_lanes - 1); the ego's half width [m] and its VEH_*
+    constants; the fleet's desired speeds v0 [m/s]."""
+    n = np.shape(v0_mps)[0]
+    fleet = np.empty((FLEET_ROWS, n))
+    fleet[FLEET_LANE_CHANGE_S], fleet[FLEET_DECEL], fleet[FLEET_V0] = lane_change_s, decel_mps2, v0_mps
+    fleet[FLEET_HALF_LANES:FLEET_HALF_LANES + 2] = pm_half_lanes
+    road_tables = np.empty((3, np.shape(s_table)[0]))
+    road_tables[ROAD_S], road_tables[ROAD_HEADING], road_tables[ROAD_CURVATURE] = s_table, heading_table, curvature_table
+    scalars = np.concatenate([[road_length_m, samples_per_m, 1.0 if straight else 0.0, cos_0, sin_0, lane_width_m,
+                               half_num_lanes, top_lane, centre_offset_lanes, ego_half_width_m], vehicle, idm_consts])
+    return StepConstants(fleet, np.ascontiguousarray(stopped, dtype=np.bool_),
+                         np.ascontiguousarray(half_len_sum_m, dtype=np.float64), road_tables,
+                         np.ascontiguousarray(xy_table, dtype=np.float64), scalars)
+
+
+@kernel("Tuple((boolean, boolean, boolean, float64, float64))(Array(float64, 1, 'A', readonly=True), float64, float64,"
+        " boolean, float64, float64, float64[:], float64[:], float64[:], int64[:], int64[:], boolean[:], float64[:],"
+        " float64[:], float64[:], boolean[:], float64, float64, float64, float64[::1], float64[:, ::1], boolean[::1],"
+        " float64[:, ::1], float64[:, ::1], float64[:, ::1], float64[::1])")
+def world_step(ego, accel_cmd_mps2, steer_cmd_rad, track_ego, ego_s_m, ego_d_m, s_m, d_m, v_mps, lane_followed, lane,
+               active, lc_from_d_m, lc_t0_s, free_term, braking, t_s, dt_s, truth_t_s, out, fleet, stopped,
+               half_len_sum_m, road_tables, xy_table, scalars):
     """The world's step from t_s to t_s + dt_s and the truth of the state it reaches (at
-    ``truth_t_s``, the new tick time): (buffer, whether any vehicle left the road, whether a lane
-    change ran in the step, whether one runs in the truth (its yaw then wants numpy's arctan2
-    added), the ego's Frenet s and d).
+    ``truth_t_s``, the new tick time), written into ``out`` (buffer_length(N) values): (whether any
+    vehicle left the road, whether a lane change ran in the step, whether one runs in the truth (its
+    yaw then wants numpy's arctan2 added), the ego's Frenet s and d). ``ego``: the ego before the
+    step, EGO_FIELDS values (the previous step's ego slice); the last six arguments: StepConstants.
 
     The ego's Frenet coordinates are tracked from ``ego_s_m`` as Road.track_frenet does for its box
-    centre (``ego_centre_x_m``, ``ego_centre_y_m``) when ``track_ego``; otherwise ``ego_s_m``, ``ego_d_m`` are the
-    ones the caller already tracked this step (for a script trigger or a MOBIL decision). Then
-    traffic_kernels.traffic_step's parts: follow_rows in ``lane_followed`` with the ego spanning
-    ego_lane_span's lanes, script_override_rows, integrate_into in ``lane``. The buffer holds
-    STEP_ROWS rows of N (row_slices), then the truth columns of the M vehicles left on the road
-    (truth_slices(STEP_ROWS * N, M)), computed from the new state as actor_truth_into does, and last
-    the ego after step_bicycle with the commands held (bicycle_into, ego_slice).
+    centre when ``track_ego``; otherwise ``ego_s_m``, ``ego_d_m`` are the ones the caller already
+    tracked this step (for a script trigger or a MOBIL decision). Then traffic_kernels.traffic_step's
+    parts: follow_rows in ``lane_followed`` with the ego spanning ego_lane_span's lanes,
+    script_override_rows, integrate_into in ``lane``. The buffer holds STEP_ROWS rows of N
+    (row_slices), then the truth columns of the M vehicles left on the road (truth_slices(STEP_ROWS *
+    N, M)), computed from the new state as actor_truth_into does, and last the ego after
+    step_bicycle with the commands held (bicycle_into, ego_slice).
     """
+    lane_change_s, decel_mps2, v0_mps = fleet[FLEET_LANE_CHANGE_S], fleet[FLEET_DECEL], fleet[FLEET_V0]
+    pm_half_lanes = fleet[FLEET_HALF_LANES:FLEET_HALF_LANES + 2]
+    s_table, heading_table = road_tables[ROAD_S], road_tables[ROAD_HEADING]
+    curvature_table = road_tables[ROAD_CURVATURE]
+    road_length_m, samples_per_m = scalars[SC_ROAD_LENGTH], scalars[SC_SAMPLES_PER_M]
+    straight, cos_0, sin_0 = scalars[SC_STRAIGHT] != 0.0, scalars[SC_COS_0], scalars[SC_SIN_0]
+    lane_width_m, half_num_lanes = scalars[SC_LANE_WIDTH], scalars[SC_HALF_NUM_LANES]
+    top_lane, centre_offset_lanes = np.int64(scalars[SC_TOP_LANE]), scalars[SC_CENTRE_OFFSET]
+    vehicle, idm_consts = scalars[SC_VEHICLE:SC_IDM], scalars[SC_IDM:]
     if track_ego:
-        ego_s_m, ego_d_m = newton_frenet(ego_centre_x_m, ego_centre_y_m, ego_s_m, s_table, xy_table, heading_table,
-                                         curvature_table, road_length_m, samples_per_m)
-    ego_lo, ego_hi = ego_lane_span(ego_d_m, ego_half_width_m, lane_width_m, half_num_lanes, top_lane)
+        ego_s_m, ego_d_m = newton_frenet(ego[EGO_CENTRE_X], ego[EGO_CENTRE_Y], ego_s_m, s_table, xy_table,
+                                         heading_table, curvature_table, road_length_m, samples_per_m)
+    ego_lo, ego_hi = ego_lane_span(ego_d_m, scalars[SC_EGO_HALF_WIDTH], lane_width_m, half_num_lanes, top_lane)
     n = s_m.shape[0]
-    out = np.empty((STEP_ROWS + TRUTH_COLUMNS) * n + EGO_FIELDS)
     accel, gap = np.empty(n), np.empty(n)
-    follow_rows(s_m, d_m, v_mps, lane_followed, active, pm_half_lanes, half_len_sum_m, free_term, ego_s_m, ego_v_mps,
+    follow_rows(s_m, d_m, v_mps, lane_followed, active, pm_half_lanes, half_len_sum_m, free_term, ego_s_m, ego[EGO_V],
                 ego_lo, ego_hi, lane_width_m, half_num_lanes, top_lane, idm_consts, accel, gap)
     script_override_rows(accel, v_mps, decel_mps2, braking, stopped, dt_s)
     rows = out[:5 * n].reshape((5, n))
@@ -296,6 +352,6 @@ def world_step(ego_x_m, ego_y_m, ego_yaw_rad, ego_v_mps, ego_a_mps2, ego_steer_r
                                       s_table, xy_table, heading_table, curvature_table, road_length_m,
                                       samples_per_m, straight, cos_0, sin_0, lane_width_m, centre_offset_lanes)
     ego_at = (STEP_ROWS + TRUTH_COLUMNS) * n
-    bicycle_into(ego_x_m, ego_y_m, ego_yaw_rad, ego_v_mps, ego_a_mps2, ego_steer_rad, accel_cmd_mps2, steer_cmd_rad,
-                 dt_s, vehicle, out[ego_at:ego_at + EGO_FIELDS])
-    return out, any_leaving, any_changing, truth_changing, ego_s_m, ego_d_m
+    bicycle_into(ego[EGO_X], ego[EGO_Y], ego[EGO_YAW], ego[EGO_V], ego[EGO_A], ego[EGO_STEER], accel_cmd_mps2,
+                 steer_cmd_rad, dt_s, vehicle, out[ego_at:ego_at + EGO_FIELDS])
+    return any_leaving, any_changing, truth_changing, ego_s_m, ego_d_m

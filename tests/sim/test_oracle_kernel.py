@@ -4,13 +4,14 @@ operations in the same order, so the detections must be equal to the bit (core/j
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
 
 from core.geometry import map_to_se2, wrap_angle
 from core.messages import Detections3D
-from sim.oracle import SOURCE, oracle_objects
+from sim.oracle import SOURCE, EgoNoise, oracle_ego, oracle_objects
 from sim.scenario import OracleConfig
 from sim.truth import ActorsTruth, EgoTruth
 
@@ -91,3 +92,50 @@ def test_detect_matches_the_numpy_oracle(n, read_only):
             ref = reference_oracle_objects(ego, actors, np.random.default_rng(seed), cfg)
         got = oracle_objects(ego, actors, np.random.default_rng(seed), cfg)
         assert same_detections(got, ref)
+
+
+# --- reference: the Python-float oracle_ego --------------------------------------------------------------
+def reference_oracle_ego(ego: EgoTruth, rng: np.random.Generator, sigmas: tuple[float, ...]) -> tuple:
+    """The former oracle_ego's arithmetic: (pose, speed, accel, yaw rate), or None where it raised."""
+    x, y, yaw = ego.pose.tolist()
+    if not (math.isfinite(x) and math.isfinite(y) and math.isfinite(yaw) and math.isfinite(ego.speed_mps)):
+        return None
+    z_x, z_y, z_yaw, z_v, z_w, z_a = rng.normal(0.0, 1.0, 6).tolist()
+    s_x, s_y, s_yaw, s_v, s_w, s_a = sigmas
+    n_x, n_y, n_yaw, n_v, n_w, n_a = z_x * s_x, z_y * s_y, z_yaw * s_yaw, z_v * s_v, z_w * s_w, z_a * s_a
+    yaw_noisy = (yaw + n_yaw + math.pi) % (2.0 * math.pi) - math.pi
+    return (np.array([x + n_x, y + n_y, yaw_noisy]), max(ego.speed_mps + n_v, 0.0), ego.accel_mps2 + n_a,
+            ego.yaw_rate_rps + n_w)
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+def test_oracle_ego_matches_the_python_float_reference(read_only):
+    rng = np.random.default_rng(11)
+    configs = [OracleConfig(), OracleConfig(ego_position_sigma_m=0.3, ego_yaw_sigma_rad=0.02, ego_speed_sigma_mps=0.4,
+                                            ego_yaw_rate_sigma_rps=0.01, ego_accel_sigma_mps2=0.2),
+               OracleConfig(ego_position_sigma_m=0.0, ego_yaw_sigma_rad=0.0, ego_speed_sigma_mps=0.0,
+                            ego_yaw_rate_sigma_rps=0.0, ego_accel_sigma_mps2=0.0)]
+    for trial in range(3000):
+        pose = np.array([rng.uniform(-500.0, 500.0), rng.uniform(-500.0, 500.0),
+                         rng.choice([rng.uniform(-4.0, 4.0), np.pi, -np.pi, 0.0])])
+        speed = float(rng.choice([rng.uniform(0.0, 30.0), 0.0, 0.05]))
+        if trial % 97 == 0:
+            pose[trial % 3] = np.nan
+        if trial % 89 == 0:
+            speed = math.inf
+        pose.flags.writeable = not read_only
+        ego = EgoTruth(7 + trial, pose, pose[:2] + 1.4, speed, float(rng.uniform(-6.0, 3.0)),
+                       float(rng.uniform(-0.5, 0.5)), 0.0, 4.6, 1.9, 1.5)
+        cfg = configs[trial % len(configs)]
+        noise = EgoNoise.from_config(cfg)
+        seed = int(rng.integers(0, 2**31))
+        ref = reference_oracle_ego(ego, np.random.default_rng(seed), tuple(noise.sigmas.tolist()))
+        if ref is None:
+            with pytest.raises(ValueError, match="non-finite ego truth"):
+                oracle_ego(ego, np.random.default_rng(seed), noise)
+            continue
+        got = oracle_ego(ego, np.random.default_rng(seed), noise)
+        assert got.t_ns == ego.t_ns and got.covariance is noise.covariance
+        assert got.pose.dtype == np.float64 and got.pose.tobytes() == ref[0].tobytes()
+        for value, expected in zip((got.speed_mps, got.accel_mps2, got.yaw_rate_rps), ref[1:]):
+            assert type(value) is float and np.float64(value).tobytes() == np.float64(expected).tobytes()

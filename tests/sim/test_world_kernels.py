@@ -15,8 +15,8 @@ from sim.vehicle_model import BicycleState
 from sim.traffic import TrafficState, idm_terms, integrated_state, signed_half_widths
 from sim.traffic_kernels import MOTION_ACCEL, MOTION_D_RATE, MOTION_SPEED, MOTION_YAW, ROW_V, actor_motion, traffic_step
 from sim.world_kernels import (EGO_FIELDS, ROW_ACTIVE, ROW_V_OVER_V0, STEP_ROWS, actor_truth, bicycle_into,
-                               ego_lane_span, ego_slice, remainder, row_slices, truth_slices, vehicle_constants,
-                               world_step)
+                               buffer_length, ego_lane_span, ego_slice, remainder, row_slices, step_constants,
+                               truth_slices, vehicle_constants, world_step)
 
 from traffic_reference import ROADS, IDM, busy_world, random_accel, random_fleet_state, same_bits
 
@@ -100,10 +100,14 @@ def test_world_step_is_tracking_span_traffic_step_and_truth(road_name, n):
                      0.5 * (road.num_lanes - 1), half_w, vehicle_constants(vehicle), fleet.v0_mps)
         ego = BicycleState(cx - 1.4, cy, float(rng.uniform(-0.2, 0.2)), ego_v, float(rng.uniform(-3.0, 1.0)), 0.01)
         accel_cmd, steer_cmd = float(rng.uniform(-8.0, 3.0)), float(rng.uniform(-0.3, 0.3))
-        buf, any_leaving, any_changing, truth_changing, ego_s, ego_d = world_step(
-            *ego, accel_cmd, steer_cmd, track, cx, cy, guess, given_d, state.s_m, state.d_m, state.v_mps,
+        # The ego before the step as world_step reads it: its fields with the box centre (cx, cy).
+        ego_fields = np.array([*ego, cx, cy, float(rng.uniform(-0.3, 0.3))])
+        ego_fields.flags.writeable = False
+        buf = np.full(buffer_length(n), np.nan)
+        any_leaving, any_changing, truth_changing, ego_s, ego_d = world_step(
+            ego_fields, accel_cmd, steer_cmd, track, guess, given_d, state.s_m, state.d_m, state.v_mps,
             lane_followed, state.lane, state.active, state.lc_from_d_m, state.lc_t0_s, free_term, braking, t_s, dt_s,
-            truth_t_s, *constants)
+            truth_t_s, buf, *step_constants(*constants))
 
         ref_s, ref_d = road.track_frenet(cx, cy, guess) if track else (guess, given_d)
         assert (ego_s, ego_d) == (ref_s, ref_d)
