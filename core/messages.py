@@ -208,3 +208,25 @@ class StageTiming:
     duration_ns: int  # compute time measured by the injected timer
     budget_ns: int
     missed: bool
+
+
+# The dtype and number of dimensions of every array field, as documented above (where the shapes
+# and units are): what the compiled finiteness check of safety/health.py is built for. A message
+# whose arrays differ is still checked, the general way (message_finite).
+ARRAY_FIELDS: dict[type, dict[str, tuple[type, int]]] = {
+    CameraImage: {"image": (np.uint8, 3)},
+    LidarScan: {"points": (np.float32, 2), "intensity": (np.float32, 1), "time_offset_ns": (np.int32, 1)},
+    RadarScan: {"range_m": (np.float32, 1), "azimuth_rad": (np.float32, 1), "range_rate_mps": (np.float32, 1),
+                "rcs_dbsm": (np.float32, 1)},
+    ImuSample: {"accel_mps2": (np.float64, 1)},
+    GnssFix: {"position_m": (np.float64, 1)},
+    Detections3D: {"boxes": (np.float32, 2), "velocities_mps": (np.float32, 2), "velocity_valid": (np.bool_, 1),
+                   "labels": (np.int16, 1), "scores": (np.float32, 1)},
+    Detections2D: {"boxes_px": (np.float32, 2), "labels": (np.int16, 1), "scores": (np.float32, 1),
+                   "range_m": (np.float32, 1), "range_sigma_m": (np.float32, 1)},
+    EgoState: {"pose": (np.float64, 1), "covariance": (np.float64, 2)},
+    Tracks: {"ids": (np.int64, 1), "states": (np.float64, 2), "covariances": (np.float64, 3),
+             "yaws": (np.float64, 1), "sizes": (np.float64, 2), "labels": (np.int16, 1), "existence": (np.float64, 1)},
+    Plan: {"t_s": (np.float64, 1), "xy_m": (np.float64, 2), "yaw_rad": (np.float64, 1), "speed_mps": (np.float64, 1),
+           "accel_mps2": (np.float64, 1), "curvature_1pm": (np.float64, 1)},
+}
