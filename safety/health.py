@@ -36,9 +36,9 @@ import numpy as np
 from numba import literal_unroll, types
 
 from core import messages
-
 from core.config import rng
 from core.jit import kernel
+from core.records import fast_frozen_init
 from safety.rules import EGO_SENSORS, EGO_STREAMS, OBJECT_SENSORS, OBJECT_STREAMS
 
 NEVER_NS = -(2**62)
@@ -62,6 +62,7 @@ class StreamSpec:
         object.__setattr__(self, "max_age_ns", int(self.max_missed_periods * self.period_ns))
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class StreamHealth:
     """Per stream: last usable arrival and last data time, the recent usable arrivals, and counters."""
@@ -93,6 +94,7 @@ class StreamHealth:
         object.__setattr__(self, "max_interval_ns", max(map(sub, recent[1:], recent[:-1])) if len(recent) > 1 else 0)
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class HealthState:
     streams: dict[str, StreamHealth] = field(default_factory=dict)

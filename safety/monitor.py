@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from core.clock import s_to_ns
 from core.config import rng
 from core.messages import Mode, SafetyStatus
+from core.records import fast_frozen_init
 from safety.health import FreezeConfig, HealthState, StreamSpec, stream_checks, stream_frozen
 from safety.picture import PictureConfig
 from safety.policy import PolicyRule, evaluate, stop_limits
@@ -69,6 +70,7 @@ class SafetyConfig:
             raise ValueError(f"max_refused ({self.max_refused}) must be <= refusal_window ({self.refusal_window})")
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class Transition:
     t_ns: int
@@ -76,6 +78,7 @@ class Transition:
     reason: str
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class MonitorState:
     mode: Mode = Mode.NOMINAL
