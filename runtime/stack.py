@@ -27,7 +27,7 @@ from sim.faults import FaultSpec
 from safety.health import (HealthState, StreamSpec, message_finite, observe, repeats_previous, stream_frozen,
                            sync_dropped)
 from safety.monitor import DEFAULT_RULES, MonitorState, safety_step
-from safety.picture import heading_lost, localisation_lost, obstacle_close_ahead
+from safety.picture import picture_flags
 from safety.stage_health import NO_FLAGS, StageCounts, StageWatch, watch_step
 from safety.policy import MODE_LIMITS
 
@@ -331,14 +331,8 @@ class DrivingStack:
 
     def _picture(self, ego: EgoState | None, tracks: Tracks | None) -> frozenset[str]:
         if self._picture_inputs[0] is not ego or self._picture_inputs[1] is not tracks:
-            picture_cfg, flags = self.steps.safety_cfg.picture, set()
-            if localisation_lost(ego, picture_cfg):
-                flags.add("localisation.lost")
-            if heading_lost(ego, picture_cfg):
-                flags.add("localisation.heading_lost")
-            if obstacle_close_ahead(ego, tracks, picture_cfg):
-                flags.add("picture.obstacle_close_ahead")
-            self._picture_inputs, self._picture_flags = (ego, tracks), frozenset(flags)
+            self._picture_inputs = (ego, tracks)
+            self._picture_flags = picture_flags(ego, tracks, self.steps.safety_cfg.picture)
         return self._picture_flags
 
     def _safety(self, t_ns: int) -> list:
