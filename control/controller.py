@@ -15,6 +15,7 @@ from control.pure_pursuit import _VERTICES, TrackPath, _pursue, track_path
 from core.config import rng
 from core.jit import kernel
 from core.messages import ControlCommand, EgoState, Plan
+from core.records import fast_frozen_init
 from core.vehicle import VehicleParams
 
 
@@ -38,6 +39,7 @@ class ControllerConfig:
     comfort_jerk_mps3: float = field(default=4.0, metadata=rng(0.1, 100.0))
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class PlanTrack:
     """What the controller derives from a plan once and reuses for every step that tracks it (a plan
@@ -52,6 +54,7 @@ class PlanTrack:
     path: TrackPath | None  # None when the plan is not finite
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class ControllerState:
     t_ns: int = -1  # time of the previous step; -1 before the first

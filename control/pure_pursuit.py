@@ -23,8 +23,10 @@ import numpy as np
 from numba import types
 
 from core.jit import kernel
+from core.records import fast_frozen_init
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class TrackPath:
     """The per-plan geometry of a polyline path of K >= 1 vertices (all C-contiguous float64)."""

@@ -11,18 +11,20 @@ Python code they replace:
   checked against recorded runs (DESIGN.md, "fast paths must give the general path's bits").
 - ``error_model="numpy"``: a division by zero gives inf or NaN as numpy does, never an exception
   from inside a kernel.
-- an explicit signature: the kernel compiles once, at import, for exactly those types. A call with
-  other types is a TypeError, never a silent recompilation in the middle of a real-time loop.
+- an explicit signature (or a list of them): the kernel compiles once, at import, for exactly
+  those types. A call with other types is a TypeError, never a silent recompilation in the middle
+  of a real-time loop.
 - ``cache=True``: the machine code is kept beside the module (``__pycache__``); only the first
   import after a change compiles (about a second per kernel), later imports load it.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import numba
 
 
-def kernel(signature: str) -> Callable[[Callable], Callable]:
-    """Decorator: compile a function with numba for ``signature`` (numba's signature syntax)."""
+def kernel(signature: Any) -> Callable[[Callable], Callable]:
+    """Decorator: compile a function with numba for ``signature`` (numba's signature syntax or a
+    numba signature object), or for each of a list of them."""
     return numba.njit(signature, cache=True, nogil=True, fastmath=False, error_model="numpy")

@@ -1,7 +1,8 @@
 """Message types passed between sim/, the stages and runtime/.
 
 Every message is a frozen, slotted dataclass holding numpy arrays, one array per field (struct of
-arrays). Every message carries ``t_ns``: the time the data is about (capture or measurement) in
+arrays), built by ``fast_frozen_init``'s constructor (core/records.py: the stack builds thousands a
+second). Every message carries ``t_ns``: the time the data is about (capture or measurement) in
 integer monotonic nanoseconds on the stack's clock. Frames follow REP 103: vehicle frame x forward,
 y left, z up; map frame ENU. Units are SI, angles radians.
 """
@@ -11,6 +12,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 import numpy as np
+
+from core.records import fast_frozen_init
 
 # Object classes shared by ground truth, detectors and the tracker.
 LABEL_VEHICLE = 0
@@ -25,6 +28,7 @@ def _empty(shape: tuple[int, ...], dtype) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 # Raw sensor data
 # ----------------------------------------------------------------------------------------------
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class CameraImage:
     t_ns: int
@@ -33,6 +37,7 @@ class CameraImage:
     jpeg: bytes = b""  # JPEG-encoded payload when the camera is configured to compress
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class LidarScan:
     t_ns: int  # start of the sweep
@@ -42,6 +47,7 @@ class LidarScan:
     time_offset_ns: np.ndarray  # (N,) int32 per-point offset from t_ns
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class RadarScan:
     t_ns: int
@@ -54,6 +60,7 @@ class RadarScan:
     rcs_dbsm: np.ndarray  # (N,) float32
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class ImuSample:
     t_ns: int
@@ -61,12 +68,14 @@ class ImuSample:
     yaw_rate_rps: float
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class WheelSpeed:
     t_ns: int
     speed_mps: float
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class GnssFix:
     t_ns: int
@@ -77,6 +86,7 @@ class GnssFix:
 # ----------------------------------------------------------------------------------------------
 # Stage outputs
 # ----------------------------------------------------------------------------------------------
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class Detections3D:
     """3D objects in the vehicle frame (lidar detector, oracle sensor, radar clusters)."""
@@ -98,6 +108,7 @@ class Detections3D:
         return int(self.boxes.shape[0])
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class Detections2D:
     """Camera detections in pixels, with a range estimate from the ground plane."""
@@ -114,6 +125,7 @@ class Detections2D:
         return int(self.boxes_px.shape[0])
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class EgoState:
     t_ns: int
@@ -124,6 +136,7 @@ class EgoState:
     covariance: np.ndarray  # (5, 5) float64 over x, y, yaw, speed, yaw_rate
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class Tracks:
     """Fused object tracks in the map frame."""
@@ -147,6 +160,7 @@ class Tracks:
         return int(self.ids.shape[0])
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class Plan:
     """A time-parameterised trajectory in the map frame, starting at ``t_ns``."""
@@ -162,6 +176,7 @@ class Plan:
     behaviour: str = ""  # short label for logs: "cruise", "follow", "stop", "mrm", ...
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class ControlCommand:
     t_ns: int
@@ -178,6 +193,7 @@ class Mode(IntEnum):
     EMERGENCY_STOP = 3
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class ModeLimits:
     """What the safety layer allows the planner and controller to do."""
@@ -189,6 +205,7 @@ class ModeLimits:
     hazard: bool = False
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class SafetyStatus:
     t_ns: int
@@ -198,6 +215,7 @@ class SafetyStatus:
     stream_alive: dict[str, bool] = field(default_factory=dict)
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class StageTiming:
     """One run of a scheduled task."""
@@ -208,3 +226,25 @@ class StageTiming:
     duration_ns: int  # compute time measured by the injected timer
     budget_ns: int
     missed: bool
+
+
+# The dtype and number of dimensions of every array field, as documented above (where the shapes
+# and units are): what the compiled finiteness check of safety/health.py is built for. A message
+# whose arrays differ is still checked, the general way (message_finite).
+ARRAY_FIELDS: dict[type, dict[str, tuple[type, int]]] = {
+    CameraImage: {"image": (np.uint8, 3)},
+    LidarScan: {"points": (np.float32, 2), "intensity": (np.float32, 1), "time_offset_ns": (np.int32, 1)},
+    RadarScan: {"range_m": (np.float32, 1), "azimuth_rad": (np.float32, 1), "range_rate_mps": (np.float32, 1),
+                "rcs_dbsm": (np.float32, 1)},
+    ImuSample: {"accel_mps2": (np.float64, 1)},
+    GnssFix: {"position_m": (np.float64, 1)},
+    Detections3D: {"boxes": (np.float32, 2), "velocities_mps": (np.float32, 2), "velocity_valid": (np.bool_, 1),
+                   "labels": (np.int16, 1), "scores": (np.float32, 1)},
+    Detections2D: {"boxes_px": (np.float32, 2), "labels": (np.int16, 1), "scores": (np.float32, 1),
+                   "range_m": (np.float32, 1), "range_sigma_m": (np.float32, 1)},
+    EgoState: {"pose": (np.float64, 1), "covariance": (np.float64, 2)},
+    Tracks: {"ids": (np.int64, 1), "states": (np.float64, 2), "covariances": (np.float64, 3),
+             "yaws": (np.float64, 1), "sizes": (np.float64, 2), "labels": (np.int16, 1), "existence": (np.float64, 1)},
+    Plan: {"t_s": (np.float64, 1), "xy_m": (np.float64, 2), "yaw_rad": (np.float64, 1), "speed_mps": (np.float64, 1),
+           "accel_mps2": (np.float64, 1), "curvature_1pm": (np.float64, 1)},
+}

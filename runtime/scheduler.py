@@ -218,10 +218,14 @@ class Scheduler:
         50x real time allows, so the branches per event count."""
         events, tasks, wait_until, pop, push = self._queue, self._tasks, self.clock.wait_until, heapq.heappop, heapq.heappush
         timer, timings, deliver = self.timer, self.timings, self._deliver
+        listeners, subscribers = self._listeners, self._subscribers
         nominal_miss = NOMINAL_UTILISATION > 1.0  # the watchdog's modelled verdict (see _finish)
+        clock_ns = None  # the instant the clock was last moved to: events share instants (~4 per tick)
         while events and events[0][0] <= end_ns:
             t_ns, _, _, payload = pop(events)
-            wait_until(t_ns)
+            if t_ns != clock_ns:  # a clock is monotonic: waiting again for the same instant is a no-op
+                wait_until(t_ns)
+                clock_ns = t_ns
             self.now_ns = t_ns
             kind, name_or_topic, trigger, ready_ns = payload
             if kind == "deliver":
@@ -250,8 +254,11 @@ class Scheduler:
                 task.missed_in_a_row = task.missed_in_a_row + 1 if nominal_miss else 0
                 timings.append(StageTiming(spec.name, t_ns, ready_ns, duration_ns, spec.budget_ns,
                                            duration_ns > spec.budget_ns))
-            for topic, message in result:
-                deliver(t_ns, topic, message)  # visible at once, at the run's own instant
+            for topic, message in result:  # visible at once, at the run's own instant: _deliver, inline
+                for listener in listeners:
+                    listener(t_ns, topic, message)
+                if subscribers.get(topic):
+                    self._trigger_subscribers(t_ns, topic, message)
 
     def _run_until_off_loop(self, end_ns: int) -> None:
         """Realtime with tasks on worker threads: their reports come through the inbox."""
@@ -267,10 +274,13 @@ class Scheduler:
     def _deliver(self, t_ns: int, topic: str, message: Any) -> None:
         for listener in self._listeners:
             listener(t_ns, topic, message)
-        subscribers = self._subscribers.get(topic)
-        if subscribers:
-            for name in subscribers:
-                self._push(t_ns, self._tasks[name].spec.priority, ("run", name, (topic, message), t_ns))
+        if self._subscribers.get(topic):
+            self._trigger_subscribers(t_ns, topic, message)
+
+    def _trigger_subscribers(self, t_ns: int, topic: str, message: Any) -> None:
+        """Queue a run of every task triggered by ``topic`` (delivered at ``t_ns``)."""
+        for name in self._subscribers[topic]:
+            self._push(t_ns, self._tasks[name].spec.priority, ("run", name, (topic, message), t_ns))
 
     def _wait_inbox(self, t_ns: int) -> bool:
         """Sleep until t_ns unless a worker reports first (then handle it and return True)."""
@@ -403,3 +413,9 @@ class Scheduler:
 
     def missed_in_a_row(self, name: str) -> int:
         return self._tasks[name].missed_in_a_row
+
+    def missing(self, names: Iterable[str], in_a_row: int) -> list[str]:
+        """Those of ``names`` whose last ``in_a_row`` runs (or more) all missed: ``missed_in_a_row``
+        of several tasks in one call (the safety monitor asks at 100 Hz)."""
+        tasks = self._tasks
+        return [name for name in names if tasks[name].missed_in_a_row >= in_a_row]

@@ -27,7 +27,7 @@ from sim.faults import FaultSpec
 from safety.health import (HealthState, StreamSpec, message_finite, observe, repeats_previous, stream_frozen,
                            sync_dropped)
 from safety.monitor import DEFAULT_RULES, MonitorState, safety_step
-from safety.picture import heading_lost, localisation_lost, obstacle_close_ahead
+from safety.picture import picture_flags
 from safety.stage_health import NO_FLAGS, StageCounts, StageWatch, watch_step
 from safety.policy import MODE_LIMITS
 
@@ -54,6 +54,8 @@ class StageCounters:
 
 # Raw sensor streams that go to a perception stage rather than straight to fusion.
 PERCEIVED_SENSORS = ("camera", "lidar", "radar")
+# Topics the stack does more with than keep the latest: sensor inputs and perception outputs.
+_INPUT_PREFIXES = ("/sensors/", "/perception/")
 
 
 @dataclass(slots=True)
@@ -98,8 +100,8 @@ class DrivingStack:
         # detector that hangs or overruns run after run publishes nothing while its sensor's
         # stream stays fresh; the monitor counts that sensor lost (safety/monitor.py). Without it
         # a hung detector in ideal mode stayed NOMINAL and the car ran into the lead.
-        self._missed_flags = MISSED_FLAGS + tuple(
-            (f"perception.{p.sensor}", f"perception.{p.sensor}.missed_{MISSES_IN_A_ROW}") for p in steps.perception)
+        self._missed_flags = dict(MISSED_FLAGS + tuple(
+            (f"perception.{p.sensor}", f"perception.{p.sensor}.missed_{MISSES_IN_A_ROW}") for p in steps.perception))
         self.fusion_state = steps.fusion_init()
         self.sync_records: list = []  # every synchroniser decision of the run, in order
         self.planner_state = steps.planner_init()
@@ -149,6 +151,8 @@ class DrivingStack:
 
     def _on_message(self, arrival_ns: int, topic: str, msg: Any) -> None:
         self.bus.latest[topic] = msg
+        if not topic.startswith(_INPUT_PREFIXES):
+            return  # a stage's output (most deliveries): the latest per topic is all the bus keeps
         if topic.startswith("/sensors/"):
             stream = topic[len("/sensors/"):]
             ok_shape = well_formed(msg)
@@ -199,6 +203,12 @@ class DrivingStack:
             self._last_exception_ns = max(self._last_exception_ns, t_ns)
             counters.last_error = f"{type(exc).__name__}: {exc}"
             return []
+        if not faults and type(outputs) is list:
+            for _, msg in outputs:
+                if not message_finite(msg):
+                    break
+            else:
+                return outputs  # every output finite (nearly always): published as the stage made them
         kept = []
         for topic, msg in outputs:
             if message_finite(msg):
@@ -297,9 +307,8 @@ class DrivingStack:
         raised: list[str] = []
         sched = self.scheduler
         if sched is not None:
-            for stage, flag in self._missed_flags:
-                if sched.missed_in_a_row(stage) >= MISSES_IN_A_ROW:
-                    raised.append(flag)
+            for stage in sched.missing(self._missed_flags, MISSES_IN_A_ROW):
+                raised.append(self._missed_flags[stage])
         # The monitor runs first at its instants (PRIORITY), so an exception at or after its previous
         # run is one it has not seen yet: flagged whatever the hold, which may be shorter than a
         # monitor period (0 is allowed).
@@ -331,14 +340,8 @@ class DrivingStack:
 
     def _picture(self, ego: EgoState | None, tracks: Tracks | None) -> frozenset[str]:
         if self._picture_inputs[0] is not ego or self._picture_inputs[1] is not tracks:
-            picture_cfg, flags = self.steps.safety_cfg.picture, set()
-            if localisation_lost(ego, picture_cfg):
-                flags.add("localisation.lost")
-            if heading_lost(ego, picture_cfg):
-                flags.add("localisation.heading_lost")
-            if obstacle_close_ahead(ego, tracks, picture_cfg):
-                flags.add("picture.obstacle_close_ahead")
-            self._picture_inputs, self._picture_flags = (ego, tracks), frozenset(flags)
+            self._picture_inputs = (ego, tracks)
+            self._picture_flags = picture_flags(ego, tracks, self.steps.safety_cfg.picture)
         return self._picture_flags
 
     def _safety(self, t_ns: int) -> list:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from core.clock import s_to_ns
 from core.config import rng
 from core.messages import Mode, SafetyStatus
+from core.records import fast_frozen_init
 from safety.health import FreezeConfig, HealthState, StreamSpec, stream_checks, stream_frozen
 from safety.picture import PictureConfig
 from safety.policy import PolicyRule, evaluate, stop_limits
@@ -29,6 +30,7 @@ from safety.stage_health import StageWatchConfig
 __all__ = ["DEFAULT_RULES", "MonitorState", "SafetyConfig", "Transition", "safety_step"]
 
 PICTURE_PREFIX = "picture."
+_NONE_LOST: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,7 @@ class SafetyConfig:
             raise ValueError(f"max_refused ({self.max_refused}) must be <= refusal_window ({self.refusal_window})")
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class Transition:
     t_ns: int
@@ -76,6 +79,7 @@ class Transition:
     reason: str
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class MonitorState:
     mode: Mode = Mode.NOMINAL
@@ -131,34 +135,46 @@ def safety_step(state: MonitorState, health: HealthState, streams: tuple[StreamS
     failed the NIS window test (both judged from fusion's verdicts, safety/ego_streams.py): as
     good as lost."""
     alive, quality = {}, []  # quality: (name, rate ok, bad data) of each stream alive so far
+    # Rate and data quality of the streams alive: a lost stream is reported as lost. Folded in as
+    # the streams are checked, unless the ego filter's verdicts may take some of them out after.
+    judged = bool(refused or inconsistent)
+    any_lost = rate_low = bad_data = False
     for s in streams:
         name = s.name
         is_alive, rate_ok, bad = stream_checks(health, s, t_ns)
         if not is_alive:
             alive[name] = False
+            any_lost = True
         elif s.max_repeats and stream_frozen(health, s):
             alive[name] = False  # fresh messages, stale data: as good as lost
+            any_lost = True
             flags = flags | {f"{name}.frozen"}
         elif flags and f"perception.{name}.missed_3" in flags:
             # Its detector missed 3 runs in a row (hung or overrunning): fresh input, no detections.
             alive[name] = False
+            any_lost = True
             flags = flags | {f"{name}.detector_missed"}
         else:
             alive[name] = True
-            quality.append((name, rate_ok, bad))
-    if refused or inconsistent:
-        for judged, cause in ((refused, "refused"), (inconsistent, "inconsistent")):
-            for name in judged:
+            if judged:
+                quality.append((name, rate_ok, bad))
+            else:
+                if not rate_ok:
+                    rate_low = True
+                if bad:
+                    bad_data = True
+    if judged:
+        for judged_streams, cause in ((refused, "refused"), (inconsistent, "inconsistent")):
+            for name in judged_streams:
                 if alive.get(name):
                     alive[name] = False  # fresh, finite data that contradict the other ego sensors
+                    any_lost = True
                     flags = flags | {f"{name}.{cause}"}
-    lost = frozenset(name for name, ok in alive.items() if not ok) if False in alive.values() else frozenset()
-    # Rate and data quality of the streams still alive: a lost stream is reported as lost.
-    rate_low = bad_data = False
-    for name, rate_ok, bad in quality:
-        if alive[name]:
-            rate_low = rate_low or not rate_ok
-            bad_data = bad_data or bad
+        for name, rate_ok, bad in quality:
+            if alive[name]:
+                rate_low = rate_low or not rate_ok
+                bad_data = bad_data or bad
+    lost = frozenset(name for name, ok in alive.items() if not ok) if any_lost else _NONE_LOST
     seen, picture = monitor_flags(state, alive, flags, rate_low, bad_data, t_ns, cfg)
     demanded, reason = evaluate(rules, lost, seen)
     mode, why, since, transitions = state.mode, state.reason, state.lower_demand_since_ns, state.transitions

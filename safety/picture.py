@@ -1,6 +1,8 @@
 """Judging the fused picture: is the ego still localised, and is an obstacle close ahead of it.
 
 Both read only core messages (EgoState, Tracks) and are vectorised over the tracks.
+``picture_flags`` gives all three verdicts (the monitor's picture.* and localisation.* flags) with
+one compiled call.
 """
 from __future__ import annotations
 
@@ -118,3 +120,106 @@ def _any_close_ahead(states, existence, x0, y0, c, s, ahead_max, half_width, min
         if 0.0 < ahead <= ahead_max and abs(lateral) <= half_width and existence[i] >= min_existence:
             return True
     return False
+
+
+LOCALISATION_LOST = "localisation.lost"
+HEADING_LOST = "localisation.heading_lost"
+OBSTACLE_CLOSE_AHEAD = "picture.obstacle_close_ahead"
+# The verdict bits of ``_picture_bits``; UNDECIDED: the Python forms decide.
+_LOCALISATION_BIT, _HEADING_BIT, _OBSTACLE_BIT, _UNDECIDED = 1, 2, 4, 8
+# Each combination of the three verdicts as its flag set (a fixed table of 8, built at import).
+_FLAG_SETS = tuple(frozenset(flag for bit, flag in ((_LOCALISATION_BIT, LOCALISATION_LOST),
+                                                     (_HEADING_BIT, HEADING_LOST),
+                                                     (_OBSTACLE_BIT, OBSTACLE_CLOSE_AHEAD)) if bits & bit)
+                   for bits in range(8))
+_NO_STATES = np.zeros((0, 2))
+_NO_EXISTENCE = np.zeros(0)
+for _empty in (_NO_STATES, _NO_EXISTENCE):
+    _empty.flags.writeable = False
+# The compiled position sigma (libm's hypot) may differ from Python's math.hypot in the last bit: a
+# sigma this close to its limit (relative) is left to ``position_sigma_m``, so that the verdict is
+# the Python form's whatever the last bit.
+_SIGMA_MARGIN = 1e-9
+
+
+def picture_flags(ego: EgoState | None, tracks: Tracks | None, cfg: PictureConfig) -> frozenset[str]:
+    """The flags of ``localisation_lost``, ``heading_lost`` and ``obstacle_close_ahead``, in one
+    compiled call (recomputed at 50 Hz, with each fused picture) where the ego and the tracks hold
+    float64 arrays of the documented ranks; the three Python forms decide anything else (where
+    they raise, they raise as before)."""
+    if ego is None:
+        return _FLAG_SETS[0]
+    pose, covariance = ego.pose, ego.covariance
+    bits = _UNDECIDED
+    if type(pose) is np.ndarray and type(covariance) is np.ndarray:
+        states, existence, present = _NO_STATES, _NO_EXISTENCE, False
+        arrays_ok = True
+        if tracks is not None:
+            ids = tracks.ids
+            if type(ids) is np.ndarray and ids.ndim > 0:
+                present = ids.shape[0] != 0
+                if present:
+                    states, existence = tracks.states, tracks.existence
+                    arrays_ok = type(states) is np.ndarray and type(existence) is np.ndarray
+            else:
+                arrays_ok = False
+        if arrays_ok:
+            try:
+                bits = _picture_bits(pose, covariance, states, existence, present, cfg.max_position_sigma_m,
+                                     cfg.max_heading_sigma_rad, cfg.close_ahead_m, cfg.close_half_width_m,
+                                     cfg.min_existence)
+            except TypeError:  # not float64 arrays of the kernel's ranks: the Python forms
+                bits = _UNDECIDED
+    if bits & _UNDECIDED:
+        bits = ((_LOCALISATION_BIT if localisation_lost(ego, cfg) else 0) | (_HEADING_BIT if heading_lost(ego, cfg) else 0)
+                | (_OBSTACLE_BIT if obstacle_close_ahead(ego, tracks, cfg) else 0))
+    return _FLAG_SETS[bits]
+
+
+_POSE = types.Array(types.float64, 1, "A", readonly=True)
+_MATRIX = types.Array(types.float64, 2, "A", readonly=True)
+
+
+@kernel(types.int64(_POSE, _MATRIX, _TRACK_VALUES, _POSE, types.boolean, types.float64, types.float64, types.float64,
+                    types.float64, types.float64))
+def _picture_bits(pose, covariance, states, existence, tracks_present, max_position_sigma_m, max_heading_sigma_rad,
+                  close_ahead_m, close_half_width_m, min_existence):
+    """``picture_flags``' verdicts as bits, each by its Python form's operations (``localisation_lost``,
+    ``heading_lost``, ``obstacle_close_ahead``); ``_UNDECIDED`` where the Python forms must decide: a
+    pose of another length than 3, tracks with fewer than 2 columns, or a position sigma within
+    ``_SIGMA_MARGIN`` of its limit."""
+    if pose.shape[0] != 3 or (tracks_present and states.shape[1] < 2):
+        return _UNDECIDED
+    bits = 0
+    x0, y0, yaw = pose[0], pose[1], pose[2]
+    pose_finite = math.isfinite(x0) and math.isfinite(y0) and math.isfinite(yaw)
+    rows, cols = covariance.shape[0], covariance.shape[1]
+    if not pose_finite:
+        bits |= _LOCALISATION_BIT
+    elif rows < 2 or cols < 2:
+        if math.inf > max_position_sigma_m:
+            bits |= _LOCALISATION_BIT
+    else:
+        a, d = covariance[0, 0], covariance[1, 1]
+        b = 0.5 * (covariance[0, 1] + covariance[1, 0])
+        if not (math.isfinite(a) and math.isfinite(b) and math.isfinite(d)) or a < 0.0 or d < 0.0:
+            if math.inf > max_position_sigma_m:
+                bits |= _LOCALISATION_BIT
+        else:
+            lam = 0.5 * (a + d) + math.hypot(0.5 * (a - d), b)
+            sigma = math.sqrt(0.0 if 0.0 > lam else lam)  # max(lam, 0.0)
+            if abs(sigma - max_position_sigma_m) <= _SIGMA_MARGIN * max_position_sigma_m:
+                return _UNDECIDED
+            if sigma > max_position_sigma_m:
+                bits |= _LOCALISATION_BIT
+    heading_sigma = math.inf
+    if rows >= 3 and cols >= 3:
+        var = covariance[2, 2]
+        if math.isfinite(var) and var >= 0.0:
+            heading_sigma = math.sqrt(var)
+    if heading_sigma > max_heading_sigma_rad:
+        bits |= _HEADING_BIT
+    if tracks_present and pose_finite and _any_close_ahead(states, existence, x0, y0, math.cos(yaw), math.sin(yaw),
+                                                           close_ahead_m, close_half_width_m, min_existence):
+        bits |= _OBSTACLE_BIT
+    return bits

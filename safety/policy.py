@@ -54,12 +54,36 @@ MODE_LIMITS: dict[Mode, ModeLimits] = {
 }
 
 
+class PolicyTable(tuple):
+    """A rule table: the rules in order (a tuple, as any table), and, built once with it, the rules
+    that need nothing but their flag, by flag.
+
+    With no stream lost (the monitor's picture at nearly every run) only such a rule can fire: a
+    rule with streams needs at least one of them lost. ``evaluate`` then looks up the few set
+    flags instead of walking the whole table (~45 rules, at 100 Hz while an obstacle is close
+    ahead)."""
+
+    flag_only: dict[str, tuple[tuple[int, PolicyRule], ...]]  # flag -> (position, rule), in table order
+
+    def __new__(cls, rules) -> "PolicyTable":
+        table = super().__new__(cls, rules)
+        flag_only: dict[str, list[tuple[int, PolicyRule]]] = {}
+        for position, rule in enumerate(table):
+            if rule.flag and not rule.streams:
+                flag_only.setdefault(rule.flag, []).append((position, rule))
+        table.flag_only = {flag: tuple(rules) for flag, rules in flag_only.items()}
+        return table
+
+
 def evaluate(rules: tuple[PolicyRule, ...], lost: frozenset[str], flags: frozenset[str]) -> tuple[Mode, str]:
     """Mode demanded by the table for this health picture, and the reasons (';'-joined)."""
-    if not lost and not flags:
-        # Every rule needs a lost stream or a set flag (``__post_init__`` enforces it): the healthy
-        # picture, which the monitor sees at nearly every one of its 100 Hz runs, fires nothing.
-        return Mode.NOMINAL, ""
+    if not lost:
+        if not flags:
+            # Every rule needs a lost stream or a set flag (``__post_init__`` enforces it): the healthy
+            # picture, which the monitor sees at nearly every one of its 100 Hz runs, fires nothing.
+            return Mode.NOMINAL, ""
+        if type(rules) is PolicyTable:
+            return _evaluate_flags_only(rules, flags)
     mode, reasons = Mode.NOMINAL, []
     for rule in rules:
         # ``rule.fires`` unrolled (a method call per rule and run cost more than the test): most
@@ -76,6 +100,27 @@ def evaluate(rules: tuple[PolicyRule, ...], lost: frozenset[str], flags: frozens
         if rule.mode > mode:
             mode = rule.mode
     return Mode(mode), "; ".join(reasons)
+
+
+def _evaluate_flags_only(table: PolicyTable, flags: frozenset[str]) -> tuple[Mode, str]:
+    """``evaluate`` with no stream lost: the flag-only rules of the set flags, in table order."""
+    fired: list[tuple[int, PolicyRule]] = []
+    for flag in flags:
+        rules = table.flag_only.get(flag)
+        if rules:
+            fired.extend(rules)
+    if not fired:
+        return Mode.NOMINAL, ""
+    fired.sort(key=_position)
+    mode = Mode.NOMINAL
+    for _, rule in fired:
+        if rule.mode > mode:
+            mode = rule.mode
+    return Mode(mode), "; ".join(rule.reason for _, rule in fired)
+
+
+def _position(fired: tuple[int, PolicyRule]) -> int:
+    return fired[0]
 
 
 def stop_limits(mode: Mode, rules: tuple[PolicyRule, ...], lost: frozenset[str], flags: frozenset[str]) -> ModeLimits:

@@ -9,7 +9,7 @@ A frozen sensor (fresh messages repeating the same data) counts as lost; ``<sens
 from __future__ import annotations
 
 from core.messages import Mode
-from safety.policy import PolicyRule
+from safety.policy import PolicyRule, PolicyTable
 
 OBJECT_SENSORS = ("camera", "lidar", "radar")
 EGO_SENSORS = ("imu", "wheel", "gnss")
@@ -26,7 +26,7 @@ DEG, MRM, ESTOP = Mode.DEGRADED, Mode.MINIMAL_RISK, Mode.EMERGENCY_STOP
 # (5.5.1) aims a minimal-risk manoeuvre's deceleration at.
 LOCALISATION_LOST_STOP_DECEL_MPS2 = 3.5
 
-DEFAULT_RULES: tuple[PolicyRule, ...] = (
+DEFAULT_RULES: tuple[PolicyRule, ...] = PolicyTable((
     PolicyRule(DEG, "lidar lost", streams=("lidar",)),
     PolicyRule(DEG, "camera lost", streams=("camera",)),
     PolicyRule(DEG, "radar lost", streams=("radar",)),
@@ -70,4 +70,4 @@ DEFAULT_RULES: tuple[PolicyRule, ...] = (
     PolicyRule(MRM, "a stage produced non-finite output", flag="stage.nonfinite"),
     PolicyRule(MRM, "loop heartbeat late", flag="loop.heartbeat_late"),
     PolicyRule(ESTOP, "control input older than its timeout", flag="control.stale_input"),
-)
+))

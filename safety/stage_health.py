@@ -13,10 +13,12 @@ from typing import Mapping, Sequence
 from core.clock import s_to_ns
 from core.config import rng
 from core.messages import StageTiming
+from core.records import fast_frozen_init
 
 NEVER_NS = -(2**62)
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class StageWatchConfig:
     window_runs: int = field(default=20, metadata=rng(1, 60))
@@ -34,6 +36,7 @@ class StageWatchConfig:
                              f"({self.window_runs})")
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class StageCounts:
     """What the stack counted for one stage so far (monotonic totals)."""
@@ -42,6 +45,7 @@ class StageCounts:
     unhealthy_frames: int = 0
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class StageRecord:
     miss_bits: int = 0  # bit i: the run i runs ago missed its deadline
@@ -57,6 +61,7 @@ _NO_COUNTS = StageCounts()
 NO_FLAGS: frozenset[str] = frozenset()  # one shared empty flag set: nearly every 100 Hz run raises none
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class StageWatch:
     stages: dict[str, StageRecord] = field(default_factory=dict)

@@ -1,6 +1,9 @@
 """The compiled finiteness check of a message against the numpy form it replaced, kept here as the
 reference: every message type of the stack, float32 and float64 arrays of any shape and layout
-(empty, 0-d, strided), float and numpy-float scalars, with NaN and +-inf planted anywhere."""
+(empty, 0-d, strided, read-only), float and numpy-float scalars, with NaN and +-inf planted
+anywhere, and fields holding what their type does not declare (a float stamp, a float array where
+an integer one belongs, another precision or rank): the per-type fast path must give the general
+verdict for every one of them."""
 from __future__ import annotations
 
 import math
@@ -8,8 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from core.messages import ControlCommand, Detections3D, EgoState, Mode, ModeLimits, Plan, SafetyStatus, Tracks
-from safety.health import message_finite
+from core.messages import (ARRAY_FIELDS, CameraImage, ControlCommand, Detections2D, Detections3D, EgoState, GnssFix,
+                           ImuSample, LidarScan, Mode, ModeLimits, Plan, RadarScan, SafetyStatus, Tracks, WheelSpeed)
+from safety.health import _LAYOUTS, message_finite
 
 
 # --- reference: the check before the kernel (runtime/stack.py _message_finite + safety/health.py all_finite) ---
@@ -46,6 +50,8 @@ def _array(rng: np.random.Generator, shape: tuple[int, ...], dtype, p_bad: float
         a.flat[int(rng.integers(a.size))] = BAD[int(rng.integers(3))]
     if a.ndim == 2 and a.shape[0] > 1 and rng.random() < 0.3:
         a = a[::-1]  # a strided view
+    if rng.random() < 0.3:
+        a.flags.writeable = False  # world truth reaches messages as read-only views
     return a
 
 
@@ -64,6 +70,30 @@ def _messages(rng: np.random.Generator, p_bad: float):
                        np.zeros(n, np.int16), f((n,), np.float32))
     yield ControlCommand(1, _scalar(rng, p_bad), _scalar(rng, p_bad), -1)
     yield SafetyStatus(1, Mode.NOMINAL, "", ModeLimits(), {"oracle": True})
+    yield LidarScan(1, "lidar", f((n, 3), np.float32), f((n,), np.float32), np.zeros(n, np.int32))
+    yield RadarScan(1, "radar", *(f((n,), np.float32) for _ in range(4)))
+    yield ImuSample(1, f((3,)), _scalar(rng, p_bad))
+    yield WheelSpeed(1, _scalar(rng, p_bad))
+    yield GnssFix(1, f((2,)), _scalar(rng, p_bad))
+    yield Detections2D(1, "camera", f((n, 4), np.float32), np.zeros(n, np.int16), f((n,), np.float32),
+                       f((n,), np.float32), f((n,), np.float32))
+    yield CameraImage(1, "camera", np.zeros((4, 6, 3), np.uint8))
+
+
+def _odd(rng: np.random.Generator, msg: Any) -> Any:
+    """``msg`` with one field holding what its type does not declare."""
+    name = msg.__slots__[int(rng.integers(len(msg.__slots__)))]
+    value = getattr(msg, name)
+    bad = BAD[int(rng.integers(3))] if rng.random() < 0.5 else 1.0
+    if isinstance(value, np.ndarray):
+        with np.errstate(over="ignore", invalid="ignore"):  # casting large or non-finite values
+            choices = [value.astype(np.float16), value.astype(np.int64),
+                       value.reshape(value.shape + (1,) * (4 - value.ndim)), np.full(value.shape, bad),
+                       np.full(value.shape, bad, np.float32), value.astype(np.complex128)]
+    else:
+        choices = [bad, np.float64(bad), np.full((2,), bad), np.float32(bad), int(rng.integers(5)), None]
+    odd = choices[int(rng.integers(len(choices)))]
+    return type(msg)(**{**{k: getattr(msg, k) for k in msg.__slots__}, name: odd})
 
 
 def test_equals_reference_on_random_messages():
@@ -76,6 +106,27 @@ def test_equals_reference_on_random_messages():
                 assert message_finite(msg) == expected, msg
                 seen[expected] += 1
     assert min(seen.values()) > 1000
+
+
+def test_fields_of_undeclared_types_give_the_general_verdict():
+    rng = np.random.default_rng(12)
+    seen = {True: 0, False: 0}
+    for p_bad in (0.0, 0.05):
+        for _ in range(300):
+            for msg in _messages(rng, p_bad):
+                odd = _odd(rng, msg)
+                expected = _ref_message_finite(odd)
+                assert message_finite(odd) == expected, odd
+                seen[expected] += 1
+    assert min(seen.values()) > 500
+
+
+def test_every_message_type_with_float_arrays_has_a_fast_path():
+    # ARRAY_FIELDS declares every array field of those types; a message as declared takes its layout.
+    for cls in (LidarScan, RadarScan, ImuSample, GnssFix, Detections3D, Detections2D, EgoState, Tracks, Plan):
+        assert cls in _LAYOUTS and set(ARRAY_FIELDS[cls]) <= set(cls.__slots__)
+    for cls in (CameraImage, ControlCommand, SafetyStatus, WheelSpeed, ModeLimits):
+        assert cls not in _LAYOUTS  # no float array: the general way is as fast
 
 
 def test_every_position_of_a_bad_value_is_found():

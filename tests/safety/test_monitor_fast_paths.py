@@ -7,7 +7,7 @@ import numpy as np
 
 from core.messages import Mode, StageTiming
 from safety.health import RATE_MIN_INTERVALS, HealthState, StreamSpec, observe, stream_rate_ok
-from safety.policy import PolicyRule, evaluate
+from safety.policy import PolicyRule, PolicyTable, evaluate
 from safety.rules import DEFAULT_RULES
 from safety.stage_health import NEVER_NS, StageCounts, StageWatch, StageWatchConfig, watch_step
 from core.clock import s_to_ns
@@ -96,11 +96,17 @@ def test_unrolled_policy_equals_reference():
     streams = sorted({s for r in DEFAULT_RULES for s in r.streams})
     flag_names = sorted({r.flag for r in DEFAULT_RULES if r.flag}) + ["other.flag"]
     rules = DEFAULT_RULES + (PolicyRule(Mode.DEGRADED, "custom", streams=("lidar", "radar"), min_lost=2,
-                                        flag="stream.bad_data"),)
-    for _ in range(3000):
-        lost = frozenset(s for s in streams if rng.random() < 0.15)
+                                        flag="stream.bad_data"),
+                             PolicyRule(Mode.EMERGENCY_STOP, "custom flag", flag="stream.bad_data"))
+    table = PolicyTable(rules)  # the flag-only rules indexed; a plain tuple walks the table
+    assert type(DEFAULT_RULES) is PolicyTable and table == rules
+    for _ in range(6000):
+        lost = frozenset(s for s in streams if rng.random() < 0.15) if rng.random() < 0.5 else frozenset()
         flags = frozenset(f for f in flag_names if rng.random() < 0.1)
-        assert evaluate(rules, lost, flags) == _ref_evaluate(rules, lost, flags)
+        expected = _ref_evaluate(rules, lost, flags)
+        assert evaluate(rules, lost, flags) == expected
+        assert evaluate(table, lost, flags) == expected
+        assert evaluate(DEFAULT_RULES, lost, flags) == _ref_evaluate(DEFAULT_RULES, lost, flags)
 
 
 def test_stream_checks_equal_the_three_checks():

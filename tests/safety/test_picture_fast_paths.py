@@ -1,13 +1,17 @@
 """The picture checks' fast paths against the Python forms they replaced (kept here as references),
-over random egos and tracks with NaN, inf, signed zeros and boundary values planted."""
+over random egos and tracks with NaN, inf, signed zeros and boundary values planted, and the one
+compiled call of all three (``picture_flags``) against the three checks, arrays of odd types,
+ranks and layouts included."""
 from __future__ import annotations
 
 import math
 
 import numpy as np
+import pytest
 
 from core.messages import EgoState, Tracks
-from safety.picture import PictureConfig, heading_sigma_rad, obstacle_close_ahead, position_sigma_m
+from safety.picture import (PictureConfig, heading_lost, heading_sigma_rad, localisation_lost, obstacle_close_ahead,
+                            picture_flags, position_sigma_m)
 
 
 # --- references: the forms before the fast paths ---
@@ -91,3 +95,71 @@ def test_sigmas_equal_reference():
         for c in (cov, cov.astype(np.float32), cov.astype(">f8"), cov[:2, :2], cov[::-1, ::-1], cov.tolist()):
             assert np.float64(position_sigma_m(c)).tobytes() == np.float64(_ref_position_sigma_m(c)).tobytes()
             assert np.float64(heading_sigma_rad(c)).tobytes() == np.float64(_ref_heading_sigma_rad(c)).tobytes()
+
+
+def _ref_picture_flags(ego, tracks, cfg: PictureConfig) -> frozenset[str]:
+    """The stack's picture before the one compiled call: the three checks, one by one."""
+    flags = set()
+    if localisation_lost(ego, cfg):
+        flags.add("localisation.lost")
+    if heading_lost(ego, cfg):
+        flags.add("localisation.heading_lost")
+    if obstacle_close_ahead(ego, tracks, cfg):
+        flags.add("picture.obstacle_close_ahead")
+    return frozenset(flags)
+
+
+def _odd_array(rng: np.random.Generator, a: np.ndarray) -> np.ndarray:
+    """``a`` as it may come: mostly as it is, else read-only, strided, float32, big-endian or reshaped."""
+    choice = int(rng.integers(24))
+    if choice == 0:
+        a = a.copy()
+        a.flags.writeable = False
+    elif choice == 1 and a.ndim == 2 and a.shape[0] > 1:
+        a = a[::-1]
+    elif choice == 2:
+        a = a.astype(np.float32)
+    elif choice == 3:
+        a = a.astype(">f8")
+    elif choice == 4:
+        a = a.reshape(-1)
+    elif choice == 5 and a.ndim == 2:
+        a = a[:, :int(rng.integers(a.shape[1] + 1))]
+    return a
+
+
+def test_picture_flags_equal_the_three_checks():
+    rng = np.random.default_rng(23)
+    cfg = PictureConfig()
+    seen: dict[frozenset, int] = {}
+    for i in range(6000):
+        pose = np.array([rng.normal(0.0, 5.0), rng.normal(0.0, 2.0), rng.uniform(-0.5, 0.5)])
+        if rng.random() < 0.1:
+            pose[int(rng.integers(3))] = SPECIAL[int(rng.integers(3))]
+        if rng.random() < 0.05:
+            pose = pose[:int(rng.integers(1, 3))] if rng.random() < 0.5 else np.append(pose, 1.0)
+        cov = rng.normal(0.0, 1.0, (5, 5)) * rng.choice([1e-3, 0.02, 0.5, 1.0])
+        cov = cov @ cov.T if rng.random() < 0.8 else cov
+        if rng.random() < 0.2:
+            cov[int(rng.integers(3)), int(rng.integers(3))] = SPECIAL[int(rng.integers(len(SPECIAL)))]
+        if rng.random() < 0.1:  # the position sigma at its limit, or within a few ulps of it
+            cov[0, 1] = cov[1, 0] = 0.0
+            cov[0, 0] = cov[1, 1] = np.nextafter(cfg.max_position_sigma_m ** 2, rng.choice([0.0, 2.0]))
+        if rng.random() < 0.05:
+            cov = cov[:int(rng.integers(1, 4)), :int(rng.integers(1, 4))]
+        ego = EgoState(0, _odd_array(rng, pose), 10.0, 0.0, 0.0, _odd_array(rng, cov)) if rng.random() > 0.02 else None
+        tracks = _tracks(rng, int(rng.choice([0, 1, 3, 8])), rng.choice([np.float64, np.float32]))
+        if rng.random() < 0.1:
+            tracks = None
+        elif rng.random() < 0.1:
+            tracks = Tracks(0, tracks.ids, _odd_array(rng, tracks.states), tracks.covariances, tracks.yaws,
+                            tracks.sizes, tracks.labels, _odd_array(rng, tracks.existence))
+        try:
+            expected = _ref_picture_flags(ego, tracks, cfg)
+        except Exception as exc:  # the same error, raised the same way
+            with pytest.raises(type(exc)):
+                picture_flags(ego, tracks, cfg)
+            continue
+        assert picture_flags(ego, tracks, cfg) == expected, i
+        seen[expected] = seen.get(expected, 0) + 1
+    assert len(seen) >= 6 and min(seen.values()) > 20, seen
