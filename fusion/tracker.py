@@ -21,7 +21,7 @@ from core.messages import Detections3D, EgoState, Tracks
 from fusion import kalman, motion_imm
 from fusion.association import associate, gate_threshold
 from fusion.detection_screen import check_shapes, valid_rows
-from fusion.quiet_frame import quiet_cv_frame
+from fusion.quiet_frame import quiet_cv_frame, quiet_cv_message
 from fusion.frames import MapMeasurements, ego_pose_at, to_map
 from fusion.track_hits import hit_rows
 from fusion.track_merge import duplicates
@@ -210,6 +210,16 @@ def tracker_update(state: TrackerState, detections: Detections3D, ego: EgoState,
     state moves to ``detections.t_ns``. A fusion cycle applies every frame it released and then
     asks ``tracker_predict`` once for its output."""
     check_shapes(detections)
+    cv_only = cfg.motion_model != "imm" and not state.mode_prob.shape[-1]
+    if cv_only:
+        # Most frames are clean and quiet: one compiled call from the message to the new state
+        # (fusion/quiet_frame.py).
+        quiet, screened = quiet_cv_message(state, detections, ego, cfg,
+                                           _class_log_terms(detections.scores.astype(np.float64)))
+        if quiet is not None:
+            return quiet
+        # A screened frame that is not quiet is not quiet below either: apply_frame decides.
+        cv_only = not screened
     t_meas = int(detections.t_ns)
     ok, unapplied = frame_pose(state, t_meas, ego, cfg)
     if unapplied is not None:
@@ -231,8 +241,8 @@ def tracker_update(state: TrackerState, detections: Detections3D, ego: EgoState,
                   scores.astype(np.float64), True,
                   {"rejected_nonfinite": n_nonfinite, "rejected_label": n_label,
                    "invalidated_velocity": n_badvel}, detections.source)
-    if cfg.motion_model != "imm" and not state.mode_prob.shape[-1]:
-        # Most frames are quiet: one compiled call gives apply_frame's result (fusion/quiet_frame.py).
+    if cv_only:
+        # A frame with rows rejected may still be quiet (fusion/quiet_frame.py).
         quiet = quiet_cv_frame(state, frame, src, cfg, _class_log_terms(frame.scores))
         if quiet is not None:
             return quiet
