@@ -29,7 +29,7 @@ from fusion.kalman import MIN_EIGENVALUE
 from fusion.kalman_kernels import cv_predicted_tracks, symmetrised_checked, update_leading_at
 from fusion.track_hits import hit_rows
 from fusion.track_merge import _apart, duplicates
-from fusion.tracker_state import N_LABELS, SourceModel, TrackerConfig, TrackerState
+from fusion.tracker_state import N_LABELS, SourceModel, TrackerConfig, TrackerState, build_tracker_state
 
 
 def _readonly(dtype, ndim):
@@ -352,11 +352,9 @@ def _quiet_state(status: int, state: TrackerState, t_ns: int, rejected: dict[str
     if status == QUIET_UNLESS_DUPLICATES and duplicates(x[:, :2], yaw, size, confirmed, hits, state.ids,
                                                         cfg.merge_margin_m)[0].any():
         return None
-    return TrackerState(
-        t_ns=t_ns, next_id=state.next_id, counters=state.counters.add(frames=1, **rejected), ids=state.ids, x=x, p=sym.transpose(2, 0, 1),
-        yaw=yaw, size=size, class_loglik=class_ll, hit_history=hh, hits=hits, misses=misses, confirmed=confirmed,
-        existence=e, last_hit_ns=last_hit, last_nis=nis, source_mask=mask, trusted_misses=trusted,
-        mode_prob=state.mode_prob, xm=state.xm, pm=state.pm)
+    return build_tracker_state(
+        t_ns, state.next_id, state.ids, x, sym.transpose(2, 0, 1), yaw, size, class_ll, hh, hits, misses, confirmed,
+        e, last_hit, nis, mask, trusted, state.mode_prob, state.xm, state.pm, state.counters.add(frames=1, **rejected))
 
 
 _FLOAT32, _INT16, _BOOL = np.dtype(np.float32), np.dtype(np.int16), np.dtype(np.bool_)

@@ -22,6 +22,7 @@ from fusion import kalman, motion_imm
 from fusion.association import associate, gate_threshold
 from fusion.detection_screen import check_shapes, valid_rows
 from fusion.quiet_frame import quiet_cv_frame, quiet_cv_message
+from fusion.slot_builder import slot_builder
 from fusion.frames import MapMeasurements, ego_pose_at, to_map
 from fusion.track_hits import hit_rows
 from fusion.track_merge import duplicates
@@ -108,12 +109,15 @@ def _output(state: TrackerState, x: np.ndarray, p: np.ndarray, t_ns: int, fresh:
         # The steady state: plain copies, cheaper than the boolean indexing below, which copies too.
         if not fresh:
             x, p = x.copy(), p.copy()
-        return Tracks(t_ns=t_ns, ids=state.ids.copy(), states=x, covariances=p,
-                      yaws=state.yaw.copy(), sizes=state.size.copy(), labels=labels,
-                      existence=state.existence.copy())
+        return _build_tracks(t_ns, state.ids.copy(), x, p, state.yaw.copy(), state.size.copy(), labels,
+                             state.existence.copy())
     return Tracks(t_ns=t_ns, ids=state.ids[keep], states=x[keep], covariances=p[keep],
                   yaws=state.yaw[keep], sizes=state.size[keep], labels=labels[keep],
                   existence=state.existence[keep])
+
+
+# Tracks' fields, positionally (fusion/slot_builder.py): every fusion step outputs one.
+_build_tracks = slot_builder(Tracks)
 
 
 def tracker_predict(state: TrackerState, t_ns: int, cfg: TrackerConfig) -> Tracks:

@@ -12,6 +12,7 @@ import numpy as np
 
 from core.config import rng
 from core.messages import LABEL_NAMES
+from fusion.slot_builder import slot_builder
 
 N_LABELS = len(LABEL_NAMES)
 
@@ -169,19 +170,20 @@ class TrackerCounters:
 
     def add(self, **deltas: int) -> "TrackerCounters":
         # Called every frame: the slots read in one C call (attrgetter) and one positional
-        # construction (keywords cost more), not dataclasses.replace (which re-reads every field
-        # through its init machinery). ~30% less than a dict of getattr and TrackerCounters(**).
+        # construction through the slot descriptors (fusion/slot_builder.py), not
+        # dataclasses.replace (which re-reads every field through its init machinery).
         values = list(_read_counters(self))
         for k, v in deltas.items():
             if v:
                 values[_COUNTER_INDEX[k]] += int(v)
-        return TrackerCounters(*values)
+        return _build_counters(*values)
 
 
 # The counters' positions (fields in declaration order, as the constructor takes them) and one
 # call reading all of them, for TrackerCounters.add.
 _COUNTER_INDEX = {name: k for k, name in enumerate(TrackerCounters.__slots__)}
 _read_counters = operator.attrgetter(*TrackerCounters.__slots__)
+_build_counters = slot_builder(TrackerCounters)
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,3 +237,7 @@ class TrackerState:
     @property
     def labels(self) -> np.ndarray:
         return self.class_loglik.argmax(axis=1).astype(np.int16)
+
+
+# TrackerState's fields, positionally (fusion/slot_builder.py): the quiet frame builds one per frame.
+build_tracker_state = slot_builder(TrackerState)
