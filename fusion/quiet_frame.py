@@ -28,8 +28,9 @@ from fusion.frames import place_into, pose_at
 from fusion.kalman import MIN_EIGENVALUE
 from fusion.kalman_kernels import cv_predicted_tracks, symmetrised_checked, update_leading_at
 from fusion.track_hits import hit_rows
-from fusion.track_merge import _apart, duplicates
-from fusion.tracker_state import N_LABELS, SourceModel, TrackerConfig, TrackerState, build_tracker_state
+from fusion.track_merge import _apart, any_overlap
+from fusion.tracker_state import (N_LABELS, SourceModel, TrackerConfig, TrackerCounters, TrackerState,
+                                  build_tracker_state)
 
 
 def _readonly(dtype, ndim):
@@ -60,7 +61,7 @@ _SOURCE = (types.int64, types.boolean, types.float64, types.float64, types.float
 _CONFIG = (types.float64, types.float64, types.float64, types.float64, types.float64, types.float64,
            types.int64, types.float64, types.float64, types.float64, types.float64, types.int64, types.int64,
            types.int64, types.float64)
-_SIGNATURE = types.int64(  # NOT_QUIET (the outputs are then meaningless), QUIET or QUIET_UNLESS_DUPLICATES
+_SIGNATURE = types.int64(  # NOT_QUIET or QUIET
     *_STATE,
     # the frame: map measurements z (M, 4), r (M, 4, 4), velocity validity, x order, box yaw and
     # size, labels, class log terms, scores, time, and the ego pose then: cos and sin of its yaw,
@@ -72,9 +73,9 @@ _SIGNATURE = types.int64(  # NOT_QUIET (the outputs are then meaningless), QUIET
 _MESSAGE_SIGNATURE = types.int64(  # UNSCREENED, or as _SIGNATURE
     *_STATE,
     # the message's boxes, velocities, velocity validity, labels and scores, as Detections3D
-    # holds them, the class log terms of its scores, and its time
+    # holds them, and its time
     _readonly(types.float32, 2), _readonly(types.float32, 2), _readonly(types.boolean, 1),
-    _readonly(types.int16, 1), _readonly(types.float32, 1), _F1, _F1, types.int64,
+    _readonly(types.int16, 1), _readonly(types.float32, 1), types.int64,
     # the ego: pose x, y, yaw, speed, yaw rate, the time [s] from its own to the frame's, its
     # covariance (at least 3 x 3)
     types.float64, types.float64, types.float64, types.float64, types.float64, types.float64, _F2,
@@ -83,11 +84,10 @@ _MESSAGE_SIGNATURE = types.int64(  # UNSCREENED, or as _SIGNATURE
     *_SOURCE, *_CONFIG, *_OUTPUTS)
 
 
-# The outcomes of _quiet_cv_frame: the frame is not quiet; it is; it is unless
-# track_merge.duplicates finds a pair among the tracks (which the kernel could not rule out);
-# and of _quiet_cv_message also: the message is not one the kernel takes as it is (rows to
+# The outcomes of _quiet_cv_frame: the frame is not quiet (the outputs are then meaningless); it
+# is; and of _quiet_cv_message also: the message is not one the kernel takes as it is (rows to
 # reject, an empty frame, a non-finite ego pose), the screen in Python decides.
-NOT_QUIET, QUIET, QUIET_UNLESS_DUPLICATES, UNSCREENED = 0, 1, 2, 3
+NOT_QUIET, QUIET, UNSCREENED = 0, 1, 2
 
 
 @kernel("int64(int64)")
@@ -218,8 +218,8 @@ def _quiet_cv_frame(x, p, dt_s, q_pos, q_pos_vel, q_vel,
         corroborated = (mask[i] & alone_bits) != 0 or _popcount(np.int64(mask[i])) >= 2
         confirmed_out[i] = confirmed[i] or (
             _popcount(np.int64(hh[i] & confirm_window_mask)) >= confirm_hits and corroborated)
-    # duplicates: apart (the merge certificate), or the caller looks at the pairs.
-    status = QUIET
+    # duplicates: apart (the merge certificate), or no two tracks in each other's boxes, or
+    # apply_frame merges.
     if n >= 2:
         half_diagonal_m = 0.0
         length_m = size_out[0, 0]
@@ -232,11 +232,11 @@ def _quiet_cv_frame(x, p, dt_s, q_pos, q_pos_vel, q_vel,
         reach_m = length_m + merge_margin_m
         if half_diagonal_m > reach_m:
             reach_m = half_diagonal_m
-        if not _apart(xu[:, :2], reach_m):
-            status = QUIET_UNLESS_DUPLICATES
+        if not _apart(xu[:, :2], reach_m) and any_overlap(xu, yaw_out, size_out, merge_margin_m):
+            return nothing
     x_out[:] = xu
     sym_out[:] = sym
-    return status
+    return QUIET
 
 
 @kernel(types.int64[::1](types.float64[:, ::1]))
@@ -258,7 +258,7 @@ def _x_order(z):
 def _quiet_cv_message(x, p, dt_s, q_pos, q_pos_vel, q_vel,
                       existence, hit_history, hits, misses, last_hit_ns, last_nis, source_mask, trusted_misses,
                       confirmed, yaw, size, class_loglik,
-                      boxes, velocities, velocity_valid, labels, scores, log_score, log_other, t_meas,
+                      boxes, velocities, velocity_valid, labels, scores, t_meas,
                       ego_x, ego_y, ego_yaw, ego_speed_mps, ego_yaw_rate_rps, ego_dt_s, ego_cov, pos_var, vel_var,
                       bit, confirms_alone, x_min_m, x_max_m, y_min_m, y_max_m,
                       mount_x_m, mount_y_m, mount_turned, cos_mount, sin_mount, max_range_m, full_fov, cos_fov,
@@ -270,7 +270,12 @@ def _quiet_cv_message(x, p, dt_s, q_pos, q_pos_vel, q_vel,
     """tracker_update's frame preparation, then ``_quiet_cv_frame``: from the message as it came
     to the quiet frame's outcome, in one call. Each step names the tracker_update code it performs;
     where that code would reject a row or refuse the frame, UNSCREENED, and the caller's Python
-    path decides."""
+    path decides.
+
+    The class evidence's logarithms (tracker._class_log_terms) are the C library's ``log``,
+    whose bits numpy's float64 log gives on this host, as its sin and cos do
+    (tests/fusion/test_fusion_quiet_frame.py compares the logarithms, and each quiet frame with
+    apply_frame's)."""
     m = boxes.shape[0]
     # detection_screen.valid_rows: a clean frame keeps every row (and velocity) as it is.
     if m == 0 or not _all_clean(boxes, velocities, scores, labels, N_LABELS):
@@ -286,6 +291,7 @@ def _quiet_cv_message(x, p, dt_s, q_pos, q_pos_vel, q_vel,
     # The frame's float64 copies of the message's rows, and to_map.
     xy, v, yaw_vehicle, sizes = np.empty((m, 2)), np.empty((m, 2)), np.empty(m), np.empty((m, 3))
     labels64, scores64 = np.empty(m, np.int64), np.empty(m)
+    log_score, log_other = np.empty(m), np.empty(m)
     for i in range(m):
         xy[i, 0], xy[i, 1] = boxes[i, 0], boxes[i, 1]
         v[i, 0], v[i, 1] = velocities[i, 0], velocities[i, 1]
@@ -294,6 +300,15 @@ def _quiet_cv_message(x, p, dt_s, q_pos, q_pos_vel, q_vel,
             sizes[i, c] = boxes[i, 3 + c]
         labels64[i] = labels[i]
         scores64[i] = scores[i]
+        # tracker._class_log_terms: the score clipped to [1e-3, 1 - 1e-3] (numpy's maximum and
+        # minimum, a NaN kept), the rest spread evenly over the other classes.
+        clipped = scores64[i]
+        if clipped < 1e-3:
+            clipped = 1e-3
+        if clipped > 1.0 - 1e-3:
+            clipped = 1.0 - 1e-3
+        log_score[i] = math.log(clipped)
+        log_other[i] = math.log((1.0 - clipped) / max(N_LABELS - 1, 1))
     z, r, yaw_map = np.empty((m, 4)), np.empty((4, 4, m)), np.empty(m)
     place_into(xy, v, velocity_valid, yaw_vehicle, pose_x, pose_y, pose_yaw, ego_cov[0, 0], ego_cov[0, 1],
                ego_cov[1, 1], ego_cov[0, 2], ego_cov[1, 2], ego_cov[2, 2], pos_var, vel_var, z, r, yaw_map)
@@ -342,33 +357,26 @@ def _outputs(state: TrackerState) -> tuple[np.ndarray, ...]:
             np.empty(n), np.empty(n, np.uint8), np.empty(n, np.int32), np.empty(n, np.bool_))
 
 
-def _quiet_state(status: int, state: TrackerState, t_ns: int, rejected: dict[str, int], cfg: TrackerConfig,
-                 outputs: tuple[np.ndarray, ...]) -> TrackerState | None:
-    """The new state from the kernels' ``outputs``, or None where the frame is not quiet;
-    ``rejected``: the screen's counter increments."""
-    if status == NOT_QUIET:
-        return None
+def _quiet_state(state: TrackerState, t_ns: int, counters: TrackerCounters,
+                 outputs: tuple[np.ndarray, ...]) -> TrackerState:
+    """The new state from the kernels' ``outputs`` of a quiet frame, with ``counters``."""
     x, sym, yaw, size, class_ll, e, hh, hits, misses, last_hit, nis, mask, trusted, confirmed = outputs
-    if status == QUIET_UNLESS_DUPLICATES and duplicates(x[:, :2], yaw, size, confirmed, hits, state.ids,
-                                                        cfg.merge_margin_m)[0].any():
-        return None
     return build_tracker_state(
         t_ns, state.next_id, state.ids, x, sym.transpose(2, 0, 1), yaw, size, class_ll, hh, hits, misses, confirmed,
-        e, last_hit, nis, mask, trusted, state.mode_prob, state.xm, state.pm, state.counters.add(frames=1, **rejected))
+        e, last_hit, nis, mask, trusted, state.mode_prob, state.xm, state.pm, counters)
 
 
 _FLOAT32, _INT16, _BOOL = np.dtype(np.float32), np.dtype(np.int16), np.dtype(np.bool_)
 
 
-def quiet_cv_message(state: TrackerState, detections: Detections3D, ego: EgoState, cfg: TrackerConfig,
-                     class_log_terms: tuple[np.ndarray, np.ndarray]) -> tuple[TrackerState | None, bool]:
+def quiet_cv_message(state: TrackerState, detections: Detections3D, ego: EgoState,
+                     cfg: TrackerConfig) -> tuple[TrackerState | None, bool]:
     """``tracker_update(state, detections, ego, cfg)`` for a clean, quiet frame under the CV
     motion model (the caller checks the model, the message's shapes and a state without IMM
     models), in one compiled call from the message as it came. Returns the new state, or None
     where the frame is not quiet, and whether the message passed the screen as it is: where it
     did not (a stale frame, rows to reject, an empty frame, a non-finite ego pose, arrays of
-    other dtypes), tracker_update's Python path screens it. ``class_log_terms``: apply_frame's
-    (log_score, log_other) of the message's scores as float64, numpy's logarithms."""
+    other dtypes), tracker_update's Python path screens it."""
     t_meas = int(detections.t_ns)
     if state.t_ns is not None and t_meas < state.t_ns:
         return None, False  # stale: tracker_update counts it
@@ -383,19 +391,20 @@ def quiet_cv_message(state: TrackerState, detections: Detections3D, ego: EgoStat
         return None, False
     ego_x, ego_y, ego_yaw = ego.pose.tolist()  # Python floats, as frames.ego_pose_at takes them
     src = cfg.source(detections.source)
-    log_score, log_other = class_log_terms
     outputs = _outputs(state)
     status = _quiet_cv_message(
         state.x, state.p, *_predict_terms(state, t_meas, cfg),
         state.existence, state.hit_history, state.hits, state.misses, state.last_hit_ns, state.last_nis,
         state.source_mask, state.trusted_misses, state.confirmed, state.yaw, state.size, state.class_loglik,
-        boxes, velocities, velocity_valid, labels, scores, log_score, log_other, t_meas,
+        boxes, velocities, velocity_valid, labels, scores, t_meas,
         ego_x, ego_y, ego_yaw, float(ego.speed_mps), float(ego.yaw_rate_rps), (t_meas - ego.t_ns) * 1e-9, ego_cov,
         src.pos_sigma_m**2, src.vel_sigma_mps**2, cfg.source_bit_int(detections.source), src.confirms_alone,
         *_coverage_terms(src), *_config_terms(cfg), *outputs)
     if status == UNSCREENED:
         return None, False
-    return _quiet_state(status, state, t_meas, {}, cfg, outputs), True
+    if status == NOT_QUIET:
+        return None, True
+    return _quiet_state(state, t_meas, state.counters.frame_added(), outputs), True
 
 
 def quiet_cv_frame(state: TrackerState, frame, src: SourceModel, cfg: TrackerConfig,
@@ -416,4 +425,6 @@ def quiet_cv_frame(state: TrackerState, frame, src: SourceModel, cfg: TrackerCon
         frame.labels, log_score, log_other, frame.scores, frame.t_ns, math.cos(yaw_rad), math.sin(yaw_rad),
         float(pose[0]), float(pose[1]), cfg.source_bit_int(frame.source), src.confirms_alone,
         *_coverage_terms(src), *_config_terms(cfg), *outputs)
-    return _quiet_state(status, state, frame.t_ns, frame.rejected, cfg, outputs)
+    if status == NOT_QUIET:
+        return None
+    return _quiet_state(state, frame.t_ns, state.counters.add(frames=1, **frame.rejected), outputs)

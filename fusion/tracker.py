@@ -211,8 +211,7 @@ def tracker_update(state: TrackerState, detections: Detections3D, ego: EgoState,
     if cv_only:
         # Most frames are clean and quiet: one compiled call from the message to the new state
         # (fusion/quiet_frame.py).
-        quiet, screened = quiet_cv_message(state, detections, ego, cfg,
-                                           _class_log_terms(detections.scores.astype(np.float64)))
+        quiet, screened = quiet_cv_message(state, detections, ego, cfg)
         if quiet is not None:
             return quiet
         # A screened frame that is not quiet is not quiet below either: apply_frame decides.

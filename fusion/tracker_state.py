@@ -141,11 +141,14 @@ class TrackerConfig:
 
     def alone_bits_int(self) -> int:
         """``alone_bits`` as a Python int (see ``source_bit_int``)."""
-        # One pass over ``sources`` (source_bit per name would rescan them for every name).
-        bits = self.source_bit_int("\0") if self.default_source.confirms_alone else 0
+        # One pass over ``sources`` (source_bit per name would rescan them for every name); the
+        # default source's bit is that of a name no source has: bit 7, unless one is named "\0".
+        bits = 0
         for k, src in enumerate(self.sources.values()):
             if src.confirms_alone:
                 bits |= 1 << min(k, 7)
+        if self.default_source.confirms_alone:
+            bits |= self.source_bit_int("\0") if "\0" in self.sources else 1 << 7
         return bits
 
 
@@ -177,6 +180,11 @@ class TrackerCounters:
             if v:
                 values[_COUNTER_INDEX[k]] += int(v)
         return _build_counters(*values)
+
+    def frame_added(self) -> "TrackerCounters":
+        """``add(frames=1)``: a frame applied with nothing else to count (the quiet frame's)."""
+        frames, *rest = _read_counters(self)
+        return _build_counters(frames + 1, *rest)
 
 
 # The counters' positions (fields in declaration order, as the constructor takes them) and one

@@ -7,7 +7,7 @@ import pytest
 
 from core.messages import EgoState
 from fusion.frames import ego_pose_at, to_map
-from fusion.track_merge import _apart
+from fusion.track_merge import _apart, _inside, any_overlap, duplicates
 
 _QUARTER_TURN_ROWS = np.array([1, 0, 3, 2])
 _QUARTER_TURN_SIGNS = np.array([-1.0, 1.0, -1.0, 1.0])[:, None]
@@ -137,3 +137,31 @@ def test_apart_decides_as_the_numpy_certificate():
         assert _apart(np.ascontiguousarray(xy.T).T, reach) == want, k
         decided.add(want)
     assert decided == {True, False}
+
+
+def test_any_overlap_is_the_box_test_over_every_pair():
+    """any_overlap against duplicates' _inside over all pairs (the same decision), and against
+    duplicates itself: where no pair overlaps, duplicates drops nothing; where it drops, a pair
+    overlaps."""
+    rng = np.random.default_rng(11)
+    seen = set()
+    for k in range(600):
+        n = int(rng.integers(2, 14))
+        xy = rng.uniform(-1, 1, (n, 2)) * [5.0, 20.0, 60.0][k % 3]
+        if k % 5 == 0:
+            xy[1] = xy[0] + rng.normal(0, 1.0, 2)  # a near twin
+        yaw = rng.uniform(-4, 4, n)
+        size = np.stack([rng.uniform(0.5, 6, n), rng.uniform(0.5, 3, n), np.ones(n)], axis=1)
+        if k % 11 == 0:
+            xy[int(rng.integers(n))] = np.nan
+        margin = float(rng.choice([0.0, 0.3, 1.0]))
+        ii, jj = np.triu_indices(n, 1)
+        half = 0.5 * size[:, :2] + margin
+        off = xy[jj] - xy[ii]
+        want = bool((_inside(off, yaw[ii], half[ii]) & _inside(off, yaw[jj], half[jj])).any())
+        got = any_overlap(xy, yaw, size, margin)
+        assert got == want, k
+        dropped = duplicates(xy, yaw, size, np.ones(n, bool), np.ones(n, np.int32), np.arange(n), margin)[0]
+        assert got or not dropped.any(), k
+        seen.add(got)
+    assert seen == {True, False}

@@ -117,3 +117,23 @@ def test_x_order_is_numpys_stable_argsort():
         m = int(rng.integers(0, 12))
         z = rng.choice([0.0, -0.0, 1.0, -2.5, np.nan, np.inf, -np.inf, rng.normal()], (m, 4))
         assert np.array_equal(_x_order(z), z[:, 0].argsort(kind="stable")), k
+
+
+def test_the_kernels_log_gives_numpys_bits():
+    """The quiet frame's class evidence takes the C library's log in its kernel, apply_frame
+    numpy's: the same bits on this host, over the clipped scores and their complements."""
+    import math
+
+    from numba import njit
+
+    @njit
+    def logs(values):
+        out = np.empty_like(values)
+        for i in range(values.shape[0]):
+            out[i] = math.log(values[i])
+        return out
+
+    rng = np.random.default_rng(13)
+    s = np.minimum(np.maximum(rng.random(200_000).astype(np.float32).astype(np.float64), 1e-3), 1.0 - 1e-3)
+    for values in (s, (1.0 - s) / max(N_LABELS - 1, 1)):
+        assert logs(values).tobytes() == np.log(values).tobytes()
