@@ -95,19 +95,24 @@ def cv_predicted_tracks(x, p, dt_s, q_pos, q_pos_vel, q_vel):
     return xo, po
 
 
-@kernel("void(float64[:, :], float64[:, :, :], float64, float64, float64, float64, float64[:, :], boolean[:],"
+@kernel("int64(float64[:, :], float64[:, :, :], float64, float64, float64, float64, float64[:, :], boolean[:],"
         " Array(int64, 1, 'A', readonly=True), Array(float64, 1, 'A', readonly=True),"
         " Array(float64, 2, 'A', readonly=True), Array(float64, 1, 'A', readonly=True),"
         " float64[:, ::1], float64[:, :, ::1], int16[::1], int64[::1], float64[::1], float64[:, ::1], float64[::1])")
 def cv_track_output(x, p, dt_s, q_pos, q_pos_vel, q_vel, class_loglik, confirmed, ids, yaw, size, existence,
                     xo, po, labels, ids_out, yaw_out, size_out, existence_out):
     """The tracker's output in one call, for its ``confirmed`` tracks, in track order, into the
-    caller's arrays of that many rows: ``cv_predict_into``'s x' and P' into ``xo``, ``po``; each
-    track's label, the argmax of its class log-likelihood row (numpy's: the first maximum, or the
-    first NaN where there is one), into ``labels``; copies of its id, box yaw, size and existence.
-    A returned array costs numba about a microsecond to box, np.empty a fifth of that."""
+    leading rows of the caller's arrays (one row per track): ``cv_predict_into``'s x' and P' into
+    ``xo``, ``po``; each track's label, the argmax of its class log-likelihood row (numpy's: the
+    first maximum, or the first NaN where there is one), into ``labels``; copies of its id, box
+    yaw, size and existence. Returns how many tracks are confirmed. A returned array costs numba
+    about a microsecond to box, np.empty a fifth of that."""
     n = x.shape[0]
-    if xo.shape[0] == n:  # every track confirmed (the steady state)
+    n_confirmed = 0
+    for i in range(n):
+        if confirmed[i]:
+            n_confirmed += 1
+    if n_confirmed == n:  # the steady state
         cv_predict_into(x, p, dt_s, q_pos, q_pos_vel, q_vel, xo, po)
     else:
         x_all, p_all = np.empty((n, 4)), np.empty((n, 4, 4))
@@ -139,6 +144,7 @@ def cv_track_output(x, p, dt_s, q_pos, q_pos_vel, q_vel, class_loglik, confirmed
             size_out[k, c] = size[i, c]
         existence_out[k] = existence[i]
         k += 1
+    return n_confirmed
 
 
 @kernel("Tuple((float64[:, ::1], float64[:, :, ::1]))(float64[:, :], float64[:, :, :], float64[:, :],"
