@@ -9,9 +9,15 @@ to solve), nothing is born, no covariance needs repair, nothing dies, no two tra
 (predict, gate, update, hit rows, covariance check, merge certificate) and apply_frame's
 bookkeeping, operation for operation, so it gives apply_frame's bits
 (tests/fusion/test_fusion_quiet_frame.py compares the two frame by frame). Where the merge
-certificate cannot rule a pair out (tracks in neighbouring lanes side by side), the exact test,
-track_merge.duplicates, runs on the result. At the first sign that the frame is not quiet it
-gives up (None), and the caller runs apply_frame, which decides everything as it always has.
+certificate cannot rule a pair out (tracks in neighbouring lanes side by side), the exact box
+test of track_merge.duplicates runs in the kernel over every pair (track_merge.any_overlap). At
+the first sign that the frame is not quiet it gives up (None), and the caller runs apply_frame,
+which decides everything as it always has.
+
+``quiet_cv_message`` starts one step earlier, from the message as it came: the detection screen,
+the ego pose at the frame time and the placement in the map (tracker_update's frame preparation)
+run in the same compiled call, and a message that needs the screen's Python path (rows to reject)
+goes there.
 """
 from __future__ import annotations
 
