@@ -13,6 +13,7 @@ equals the optimum of the full problem because components never share rows or co
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,9 +29,10 @@ _FORBIDDEN = 1e9
 
 
 def gate_threshold(probability: float, dof: int = 2) -> float:
-    """Chi-square quantile; closed form -2 ln(1 - p) for the 2-dof position gate (the hot path)."""
+    """Chi-square quantile; closed form -2 ln(1 - p) for the 2-dof position gate (the hot path),
+    with the C library's log1p (numpy's float64 log1p, on a scalar, without numpy's scalar path)."""
     if dof == 2:
-        return float(-2.0 * np.log1p(-probability))
+        return -2.0 * math.log1p(-float(probability))
     return float(chi2.ppf(probability, dof))
 
 

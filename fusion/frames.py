@@ -5,13 +5,20 @@ detection time with its own speed and yaw rate (constant turn rate and velocity)
 detection is placed in the map. The uncertainty of the ego pose (x, y, yaw) enters every
 measurement's covariance through the Jacobian of that placement, so a detection 50 m ahead of an
 ego with 1 degree of yaw doubt carries the ~0.9 m lateral error it really has.
+
+The pose extrapolation and the placement are compiled kernels (core/jit.py), so that the
+tracker's quiet frame (fusion/quiet_frame.py) runs them inside its own compiled call; the Python
+functions here call the same kernels.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+from llvmlite import ir
 from numba import types
+from numba.extending import intrinsic
 
 from core.jit import kernel
 from core.messages import EgoState
@@ -21,16 +28,22 @@ from core.messages import EgoState
 _STRAIGHT_YAW_RATE_RPS = 1e-6
 
 
+@kernel(types.UniTuple(types.float64, 3)(*[types.float64] * 6))
+def pose_at(x, y, yaw, speed_mps, yaw_rate_rps, dt_s):
+    """The pose (x, y, yaw) moved by ``dt_s`` [s] (either direction) at constant speed and yaw
+    rate. sin and cos are the C library's, as numpy's float64 ones are here."""
+    if abs(yaw_rate_rps) < _STRAIGHT_YAW_RATE_RPS:
+        return (x + speed_mps * dt_s * math.cos(yaw), y + speed_mps * dt_s * math.sin(yaw),
+                yaw + yaw_rate_rps * dt_s)
+    yaw_new = yaw + yaw_rate_rps * dt_s
+    return (x + speed_mps / yaw_rate_rps * (math.sin(yaw_new) - math.sin(yaw)),
+            y - speed_mps / yaw_rate_rps * (math.cos(yaw_new) - math.cos(yaw)), yaw_new)
+
+
 def ego_pose_at(ego: EgoState, t_ns: int) -> np.ndarray:
     """The ego pose (x, y, yaw) extrapolated from ``ego.t_ns`` to ``t_ns`` (either direction)."""
-    dt = (t_ns - ego.t_ns) * 1e-9
     x, y, yaw = ego.pose.tolist()  # Python floats, as float() of each element gives
-    v, w = float(ego.speed_mps), float(ego.yaw_rate_rps)
-    if abs(w) < _STRAIGHT_YAW_RATE_RPS:
-        return np.array([x + v * dt * np.cos(yaw), y + v * dt * np.sin(yaw), yaw + w * dt])
-    yaw_new = yaw + w * dt
-    return np.array([x + v / w * (np.sin(yaw_new) - np.sin(yaw)),
-                     y - v / w * (np.cos(yaw_new) - np.cos(yaw)), yaw_new])
+    return np.array(pose_at(x, y, yaw, float(ego.speed_mps), float(ego.yaw_rate_rps), (t_ns - ego.t_ns) * 1e-9))
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +52,21 @@ class MapMeasurements:
     r: np.ndarray  # (M, 4, 4) covariance of z
     velocity_valid: np.ndarray  # (M,) bool
     yaw: np.ndarray  # (M,) box yaw in the map frame
+
+
+@intrinsic
+def _fused_multiply_add(typingctx, a, b, c):
+    """a * b + c, rounded once (LLVM's fma: the instruction where the CPU has one, a correctly
+    rounded library call elsewhere). The kernels are compiled without contraction (core/jit.py),
+    so a plain ``a * b + c`` rounds twice."""
+    signature = types.float64(types.float64, types.float64, types.float64)
+
+    def codegen(context, builder, sig, args):
+        double = ir.DoubleType()
+        fma = builder.module.declare_intrinsic("llvm.fma", [double], ir.FunctionType(double, [double] * 3))
+        return builder.call(fma, args)
+
+    return signature, codegen
 
 
 @kernel(types.void(types.float64[:, ::1], *[types.float64] * 10, types.float64[:, :, ::1],
@@ -83,28 +111,48 @@ def _place_with_covariance(z, pose_x, pose_y, pxx, pxy, pyy, pxw, pyw, pww, pos_
         yaw_map[i] = yaw_vehicle[i] + pose_yaw
 
 
+_F2 = types.Array(types.float64, 2, "A", readonly=True)
+_F1 = types.Array(types.float64, 1, "A", readonly=True)
+
+
+@kernel(types.void(_F2, _F2, types.Array(types.boolean, 1, "A", readonly=True), _F1, *[types.float64] * 11,
+                   types.float64[:, ::1], types.float64[:, :, ::1], types.float64[::1]))
+def place_into(xy_vehicle, v_vehicle, velocity_valid, yaw_vehicle, pose_x, pose_y, pose_yaw, pxx, pxy, pyy,
+               pxw, pyw, pww, pos_var, vel_var, z, r, yaw_map):
+    """``to_map`` into arrays of the caller's: z (M, 4) (x, y, vx, vy), r (4, 4, M)
+    component-major, yaw_map (M,). The pose covariance comes as its upper triangle's entries.
+
+    Each vehicle-frame 2-vector (a, b) (position, and velocity where valid, zero elsewhere) is
+    rotated by the pose yaw as the row vector times [[c, s], [-s, c]] that numpy's matmul
+    computed with BLAS, whose double-precision kernels on x86-64 start each output at 0.0 and
+    add its products one by one with fused multiply-adds: fma(b, -s, fma(a, c, 0.0)) and
+    fma(b, c, fma(a, s, 0.0)), zero signs and NaNs included
+    (tests/fusion/test_fusion_placement_merge_kernels.py compares the bits with numpy's matmul).
+    Then ``_place_with_covariance``.
+    """
+    c, s = math.cos(pose_yaw), math.sin(pose_yaw)
+    minus_s = -s
+    for i in range(xy_vehicle.shape[0]):
+        a, b = xy_vehicle[i, 0], xy_vehicle[i, 1]
+        z[i, 0] = _fused_multiply_add(b, minus_s, _fused_multiply_add(a, c, 0.0))
+        z[i, 1] = _fused_multiply_add(b, c, _fused_multiply_add(a, s, 0.0))
+        a, b = (v_vehicle[i, 0], v_vehicle[i, 1]) if velocity_valid[i] else (0.0, 0.0)
+        z[i, 2] = _fused_multiply_add(b, minus_s, _fused_multiply_add(a, c, 0.0))
+        z[i, 3] = _fused_multiply_add(b, c, _fused_multiply_add(a, s, 0.0))
+    _place_with_covariance(z, pose_x, pose_y, pxx, pxy, pyy, pxw, pyw, pww, pos_var, vel_var, r, yaw_vehicle,
+                           pose_yaw, yaw_map)
+
+
 def to_map(pose: np.ndarray, pose_cov: np.ndarray, xy_vehicle: np.ndarray, v_vehicle: np.ndarray,
            velocity_valid: np.ndarray, yaw_vehicle: np.ndarray, pos_sigma_m: float,
            vel_sigma_mps: float) -> MapMeasurements:
     """Place M detections (vehicle frame) in the map frame at ego ``pose`` with (3, 3) ``pose_cov``."""
-    c, s = np.cos(pose[2]), np.sin(pose[2])
     m = xy_vehicle.shape[0]
-    # Vehicle-frame (x, y, vx, vy) rows of width 4: one rotation serves position and velocity, and
-    # its derivative by yaw is the same rotation turned a further quarter turn.
-    if np.logical_and.reduce(velocity_valid):  # .all() without its Python-level wrapper
-        zv = np.concatenate([xy_vehicle, v_vehicle], axis=1, dtype=np.float64)
-    else:
-        zv = np.zeros((m, 4))
-        zv[:, :2] = xy_vehicle
-        if velocity_valid.any():
-            zv[:, 2:] = np.where(velocity_valid[:, None], v_vehicle, 0.0)
-    # The rotation stays numpy's matmul: BLAS may fuse its multiply-adds, whose bits a kernel
-    # compiled without contraction would not reproduce.
-    z = (zv.reshape(-1, 2) @ np.array([[c, s], [-s, c]])).reshape(m, 4)
     (pxx, pxy, pxw), (_, pyy, pyw), (_, _, pww) = pose_cov[:3, :3].tolist()
     pose_x, pose_y, pose_yaw = pose[:3].tolist()
-    r, yaw = np.empty((4, 4, m)), np.empty(m)
-    _place_with_covariance(z, pose_x, pose_y, pxx, pxy, pyy, pxw, pyw, pww, pos_sigma_m**2, vel_sigma_mps**2,
-                           r, np.asarray(yaw_vehicle, dtype=np.float64), pose_yaw, yaw)
+    z, r, yaw = np.empty((m, 4)), np.empty((4, 4, m)), np.empty(m)
+    place_into(np.asarray(xy_vehicle, dtype=np.float64), np.asarray(v_vehicle, dtype=np.float64),
+               np.asarray(velocity_valid, dtype=bool), np.asarray(yaw_vehicle, dtype=np.float64), pose_x, pose_y,
+               pose_yaw, pxx, pxy, pyy, pxw, pyw, pww, pos_sigma_m**2, vel_sigma_mps**2, z, r, yaw)
     r = r.transpose(2, 0, 1)  # (M, 4, 4): an N-major view, as the tracker's covariances are
     return MapMeasurements(z=z, r=r, velocity_valid=velocity_valid.copy(), yaw=yaw)

@@ -205,17 +205,21 @@ def cv_predicted_tracks(x: np.ndarray, p: np.ndarray, dt_s: float,
 
 
 def cv_track_output(x: np.ndarray, p: np.ndarray, dt_s: float, accel_psd_m2ps3: float,
-                    class_loglik: np.ndarray, confirmed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """``cv_predicted_tracks``' x (N, 4), P (N, 4, 4), the tracks' labels, (N,) int16 argmax of
-    ``class_loglik`` (N, L), and the count of ``confirmed`` (N,) bool, in one compiled call into
-    fresh arrays of the caller's."""
+                    class_loglik: np.ndarray, confirmed: np.ndarray, ids: np.ndarray, yaw: np.ndarray,
+                    size: np.ndarray, existence: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The ``confirmed`` (N,) bool tracks' ``cv_predicted_tracks`` x (K, 4) and P (K, 4, 4), their
+    labels, (K,) int16 argmax of ``class_loglik`` (N, L), and copies of their ids (int64), box
+    yaws, sizes (K, 3) and existence, in track order, in one compiled call into arrays of the
+    caller's: N rows each, cut to the K leading ones (C-contiguous views) where some track is not
+    confirmed."""
     dt_s = float(dt_s)
     n = x.shape[0]
-    xo, po, labels = np.empty((n, 4)), np.empty((n, 4, 4)), np.empty(n, np.int16)
-    n_confirmed = kalman_kernels.cv_track_output(
+    out = (np.empty((n, 4)), np.empty((n, 4, 4)), np.empty(n, np.int16), np.empty(n, np.int64), np.empty(n),
+           np.empty((n, size.shape[1])), np.empty(n))
+    k = kalman_kernels.cv_track_output(
         x, p, dt_s, dt_s**3 / 3.0 * accel_psd_m2ps3, dt_s**2 / 2.0 * accel_psd_m2ps3, dt_s * accel_psd_m2ps3,
-        class_loglik, confirmed, xo, po, labels)
-    return xo, po, labels, n_confirmed
+        class_loglik, confirmed, ids, yaw, size, existence, *out)
+    return out if k == n else tuple(a[:k] for a in out)
 
 
 def repair_covariance(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -95,20 +95,40 @@ def cv_predicted_tracks(x, p, dt_s, q_pos, q_pos_vel, q_vel):
     return xo, po
 
 
-@kernel("int64(float64[:, :], float64[:, :, :], float64, float64, float64, float64, float64[:, :],"
-        " boolean[:], float64[:, ::1], float64[:, :, ::1], int16[::1])")
-def cv_track_output(x, p, dt_s, q_pos, q_pos_vel, q_vel, class_loglik, confirmed, xo, po, labels):
-    """The tracker's output in one call: ``cv_predict_into`` into ``xo``, ``po``, and each
-    track's label, the argmax of its class log-likelihood row (numpy's: the first maximum, or
-    the first NaN where there is one), into ``labels``; returns how many tracks are
-    ``confirmed``. The caller allocates the outputs: a returned array costs numba about a
-    microsecond to box, np.empty a fifth of that."""
-    cv_predict_into(x, p, dt_s, q_pos, q_pos_vel, q_vel, xo, po)
+@kernel("int64(float64[:, :], float64[:, :, :], float64, float64, float64, float64, float64[:, :], boolean[:],"
+        " Array(int64, 1, 'A', readonly=True), Array(float64, 1, 'A', readonly=True),"
+        " Array(float64, 2, 'A', readonly=True), Array(float64, 1, 'A', readonly=True),"
+        " float64[:, ::1], float64[:, :, ::1], int16[::1], int64[::1], float64[::1], float64[:, ::1], float64[::1])")
+def cv_track_output(x, p, dt_s, q_pos, q_pos_vel, q_vel, class_loglik, confirmed, ids, yaw, size, existence,
+                    xo, po, labels, ids_out, yaw_out, size_out, existence_out):
+    """The tracker's output in one call, for its ``confirmed`` tracks, in track order, into the
+    leading rows of the caller's arrays (one row per track): ``cv_predict_into``'s x' and P' into
+    ``xo``, ``po``; each track's label, the argmax of its class log-likelihood row (numpy's: the
+    first maximum, or the first NaN where there is one), into ``labels``; copies of its id, box
+    yaw, size and existence. Returns how many tracks are confirmed. A returned array costs numba
+    about a microsecond to box, np.empty a fifth of that."""
+    n = x.shape[0]
     n_confirmed = 0
-    for i in range(confirmed.shape[0]):
+    for i in range(n):
         if confirmed[i]:
             n_confirmed += 1
-    for i in range(class_loglik.shape[0]):
+    if n_confirmed == n:  # the steady state
+        cv_predict_into(x, p, dt_s, q_pos, q_pos_vel, q_vel, xo, po)
+    else:
+        x_all, p_all = np.empty((n, 4)), np.empty((n, 4, 4))
+        cv_predict_into(x, p, dt_s, q_pos, q_pos_vel, q_vel, x_all, p_all)
+        k = 0
+        for i in range(n):
+            if confirmed[i]:
+                for r in range(4):
+                    xo[k, r] = x_all[i, r]
+                    for c in range(4):
+                        po[k, r, c] = p_all[i, r, c]
+                k += 1
+    k = 0
+    for i in range(n):
+        if not confirmed[i]:
+            continue
         best = 0
         best_v = class_loglik[i, 0]
         for c in range(1, class_loglik.shape[1]):
@@ -117,7 +137,13 @@ def cv_track_output(x, p, dt_s, q_pos, q_pos_vel, q_vel, class_loglik, confirmed
             v = class_loglik[i, c]
             if v > best_v or v != v:
                 best, best_v = c, v
-        labels[i] = best
+        labels[k] = best
+        ids_out[k] = ids[i]
+        yaw_out[k] = yaw[i]
+        for c in range(size.shape[1]):
+            size_out[k, c] = size[i, c]
+        existence_out[k] = existence[i]
+        k += 1
     return n_confirmed
 
 

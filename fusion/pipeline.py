@@ -22,6 +22,7 @@ from core.messages import Detections2D, Detections3D, EgoState, GnssFix, ImuSamp
 from fusion.ego_ekf import EgoConfig, EgoFilterState, ego_odom_output, ego_outputs, ego_update, nis_dof
 from fusion.odom_frame import tracks_to_map
 from fusion.sensor_models import CameraModel, RadarModel
+from fusion.slot_builder import slot_builder
 from fusion.sync import Decision, SyncConfig, SyncRecord, SyncState, sync_step
 from fusion.tracker import tracker_predict, tracker_update
 from fusion.tracker_polar import tracker_update_camera, tracker_update_radar
@@ -94,20 +95,29 @@ def _gate_refusals(counters) -> int:
     return counters.imu_outliers + counters.wheel_outliers + counters.gnss_outliers
 
 
+# Positional constructors (fusion/slot_builder.py) of what every step builds.
+_build_ego_state = slot_builder(EgoState)
+_build_state = slot_builder(FusionState)
+_build_output = slot_builder(FusionOutput)
+
+
 def extrapolate_ego(ego: EgoState, t_ns: int) -> EgoState:
     """Constant speed and yaw rate from ``ego.t_ns`` to ``t_ns`` (exact arc), never backwards."""
-    dt = max(t_ns - ego.t_ns, 0) * 1e-9
-    if dt == 0.0:
+    elapsed_ns = t_ns - ego.t_ns
+    if elapsed_ns <= 0:
         return ego
+    dt = elapsed_ns * 1e-9
     x, y, yaw = ego.pose.tolist()  # Python floats, as float() of each element gives
     v, w = ego.speed_mps, ego.yaw_rate_rps
+    yaw_new = yaw + w * dt
     if abs(w) > 1e-9:
-        x += v / w * (math.sin(yaw + w * dt) - math.sin(yaw))
-        y += v / w * (math.cos(yaw) - math.cos(yaw + w * dt))
+        radius = v / w
+        x += radius * (math.sin(yaw_new) - math.sin(yaw))
+        y += radius * (math.cos(yaw) - math.cos(yaw_new))
     else:
         x += v * dt * math.cos(yaw)
         y += v * dt * math.sin(yaw)
-    return EgoState(int(t_ns), np.array([x, y, yaw + w * dt]), v, ego.accel_mps2, w, ego.covariance)
+    return _build_ego_state(int(t_ns), np.array([x, y, yaw_new]), v, ego.accel_mps2, w, ego.covariance)
 
 
 def fusion_step(state: FusionState, arrivals: Iterable[tuple[str, Any]], t_ns: int,
@@ -125,22 +135,22 @@ def fusion_step(state: FusionState, arrivals: Iterable[tuple[str, Any]], t_ns: i
                if sync.late != state.sync.late or sync.future != state.sync.future else ())
     ego_filter, tracker, oracle_ego = state.ego_filter, state.tracker, state.oracle_ego
     unused, resets = state.unused_messages, state.resets
-    verdicts = []
+    verdicts = ()  # a tuple that grows in the (nearly never) step with an ego-sensor message
     # The synchroniser counts every RESET record it makes: the counter, not a scan of the records.
     if sync.resets != state.sync.resets:
         ego_filter, tracker, oracle_ego, resets = EgoFilterState.empty(), TrackerState.empty(), None, resets + 1
     for item in released:
         msg = item.msg
-        if isinstance(msg, _EGO_SENSORS):
+        if isinstance(msg, EgoState):  # first: an oracle run's every step (the types are disjoint)
+            oracle_ego = msg
+        elif isinstance(msg, _EGO_SENSORS):
             before = ego_filter.counters
             ego_filter = ego_update(ego_filter, msg, cfg.ego, item.stream not in quarantined)
             after = ego_filter.counters
             if _gate_refusals(after) != _gate_refusals(before):
-                verdicts.append(EgoVerdict(item.stream, True, ego_filter.last_nis, nis_dof(msg)))
+                verdicts += (EgoVerdict(item.stream, True, ego_filter.last_nis, nis_dof(msg)),)
             elif after.applied != before.applied or after.quarantined != before.quarantined:
-                verdicts.append(EgoVerdict(item.stream, False, ego_filter.last_nis, nis_dof(msg)))
-        elif isinstance(msg, EgoState):
-            oracle_ego = msg
+                verdicts += (EgoVerdict(item.stream, False, ego_filter.last_nis, nis_dof(msg)),)
         elif isinstance(msg, (Detections3D, Detections2D)):
             ego = (extrapolate_ego(oracle_ego, msg.t_ns) if oracle_ego is not None
                    else ego_odom_output(ego_filter, msg.t_ns, cfg.ego))
@@ -157,7 +167,7 @@ def fusion_step(state: FusionState, arrivals: Iterable[tuple[str, Any]], t_ns: i
                 tracker = tracker_update(tracker, msg, ego, cfg.tracker)
         else:
             unused += 1
-    new = FusionState(sync, ego_filter, tracker, oracle_ego, unused, resets)
+    new = _build_state(sync, ego_filter, tracker, oracle_ego, unused, resets)
     if oracle_ego is not None or ego_filter.t_ns is None:
         # Oracle ego (tracks in the map frame already), or no ego yet (and so no tracks either).
         ego = extrapolate_ego(oracle_ego, t_ns) if oracle_ego is not None else None
@@ -179,4 +189,4 @@ def fusion_step(state: FusionState, arrivals: Iterable[tuple[str, Any]], t_ns: i
                         else ego_filter.measured_ns if ego_filter.measured_ns is not None else ego_filter.t_ns)
     if ego is not None and (t_ns - last_measured_ns) * 1e-9 > cfg.max_ego_age_s:
         ego = None
-    return new, FusionOutput(ego, tracks, records, dropped, tuple(verdicts))
+    return new, _build_output(ego, tracks, records, dropped, verdicts)

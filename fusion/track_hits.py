@@ -4,9 +4,10 @@ yaw and size smoothing, class evidence and existence.
 These were about twenty numpy calls on arrays of ~100 elements per frame, whose per-call overhead,
 not the arithmetic, was the cost. The kernel performs, per hit track, the operations of that numpy
 form in the same order, so it gives the same bits (tests/fusion/test_fusion_track_hits_kernel.py
-keeps the numpy form as the reference). The logarithms of the class evidence stay numpy's: numba
-calls the C library's ``log``, which differs from numpy's in the last bit for a few values in a
-thousand, so the caller passes them in.
+keeps the numpy form as the reference). The logarithms of the class evidence are the caller's:
+apply_frame passes numpy's; the quiet frame's kernel (fusion/quiet_frame.py) takes the C
+library's ``log``, whose bits numpy's float64 log gives on this host (numpy's AVX-512 builds of
+its loops may differ in the last bit; tests/fusion/test_fusion_quiet_frame.py compares them).
 
 Inputs are read-only arrays in any layout (numba's ``A`` arrays): detection arrays are often views
 of a frame's box array, and a replayed log hands out read-only ones. Outputs are fresh arrays.

@@ -105,6 +105,37 @@ def _apart(xy, reach_m):
     return True
 
 
+@kernel("boolean(float64, float64, float64, float64, float64, float64)")
+def _inside_box(offset_x, offset_y, cos_yaw, sin_yaw, half_length, half_width):
+    """``_inside`` of one offset [m] and box, operation for operation."""
+    along = abs(cos_yaw * offset_x + sin_yaw * offset_y)
+    across = abs(-sin_yaw * offset_x + cos_yaw * offset_y)
+    return along <= half_length and across <= half_width
+
+
+@kernel("boolean(float64[:, :], Array(float64, 1, 'A', readonly=True), Array(float64, 2, 'A', readonly=True),"
+        " float64)")
+def any_overlap(xy, yaw, size, margin_m):
+    """Whether some two tracks' centres lie inside each other's boxes grown by ``margin_m``:
+    ``duplicates``' box test, operation for operation (sin and cos are the C library's, as
+    numpy's float64 ones are here), over every pair rather than the near ones it examines. The
+    test is symmetric (an offset and its negation round alike), so False here means that
+    ``duplicates`` drops nothing; True decides nothing."""
+    n = xy.shape[0]
+    c, s = np.empty(n), np.empty(n)
+    for i in range(n):
+        c[i], s[i] = math.cos(yaw[i]), math.sin(yaw[i])
+    for i in range(n):
+        half_length_i, half_width_i = 0.5 * size[i, 0] + margin_m, 0.5 * size[i, 1] + margin_m
+        for j in range(i + 1, n):
+            dx, dy = xy[j, 0] - xy[i, 0], xy[j, 1] - xy[i, 1]
+            if (_inside_box(dx, dy, c[i], s[i], half_length_i, half_width_i)
+                    and _inside_box(dx, dy, c[j], s[j], 0.5 * size[j, 0] + margin_m,
+                                    0.5 * size[j, 1] + margin_m)):
+                return True
+    return False
+
+
 def duplicates(xy: np.ndarray, yaw: np.ndarray, size: np.ndarray, confirmed: np.ndarray,
                hits: np.ndarray, ids: np.ndarray, margin_m: float) -> tuple[np.ndarray, np.ndarray]:
     """(dropped (N,) bool, absorbed_by (N,) int64): tracks that duplicate a better one, and for

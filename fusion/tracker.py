@@ -21,7 +21,8 @@ from core.messages import Detections3D, EgoState, Tracks
 from fusion import kalman, motion_imm
 from fusion.association import associate, gate_threshold
 from fusion.detection_screen import check_shapes, valid_rows
-from fusion.quiet_frame import quiet_cv_frame
+from fusion.quiet_frame import quiet_cv_frame, quiet_cv_message
+from fusion.slot_builder import slot_builder
 from fusion.frames import MapMeasurements, ego_pose_at, to_map
 from fusion.track_hits import hit_rows
 from fusion.track_merge import duplicates
@@ -93,40 +94,36 @@ def _predicted(state: TrackerState, t_ns: int, cfg: TrackerConfig) -> tuple[np.n
     return xt.T, pt.transpose(2, 0, 1)
 
 
-def _output(state: TrackerState, x: np.ndarray, p: np.ndarray, t_ns: int, fresh: bool = False,
-            labels: np.ndarray | None = None, n_confirmed: int | None = None) -> Tracks:
-    """The confirmed tracks of ``state`` with states x, covariances p; ``fresh``: x and p are
-    C-ordered arrays of this output's own (a prediction's), handed on without a copy; ``labels``
-    and ``n_confirmed``: the state's labels, computed afresh already, and its count of confirmed
-    tracks (or None: computed here)."""
+def _output(state: TrackerState, x: np.ndarray, p: np.ndarray, t_ns: int) -> Tracks:
+    """The confirmed tracks of ``state`` with states x, covariances p."""
     keep = state.confirmed
-    if labels is None:
-        labels = state.labels  # computed afresh: never aliases the state
-    if n_confirmed is None:
-        n_confirmed = np.count_nonzero(keep)  # for keep.all(), at a quarter of its call overhead
-    if n_confirmed == keep.shape[0]:
+    labels = state.labels  # computed afresh: never aliases the state
+    if np.count_nonzero(keep) == keep.shape[0]:  # keep.all(), at a quarter of its call overhead
         # The steady state: plain copies, cheaper than the boolean indexing below, which copies too.
-        if not fresh:
-            x, p = x.copy(), p.copy()
-        return Tracks(t_ns=t_ns, ids=state.ids.copy(), states=x, covariances=p,
-                      yaws=state.yaw.copy(), sizes=state.size.copy(), labels=labels,
-                      existence=state.existence.copy())
+        return _build_tracks(t_ns, state.ids.copy(), x.copy(), p.copy(), state.yaw.copy(), state.size.copy(),
+                             labels, state.existence.copy())
     return Tracks(t_ns=t_ns, ids=state.ids[keep], states=x[keep], covariances=p[keep],
                   yaws=state.yaw[keep], sizes=state.size[keep], labels=labels[keep],
                   existence=state.existence[keep])
 
 
+# Tracks' fields, positionally (fusion/slot_builder.py): every fusion step outputs one.
+_build_tracks = slot_builder(Tracks)
+
+
 def tracker_predict(state: TrackerState, t_ns: int, cfg: TrackerConfig) -> Tracks:
     """Confirmed tracks predicted to ``t_ns``; never backwards: an earlier ``t_ns`` gives the state time."""
-    if state.t_ns is None:
+    state_t_ns = state.t_ns
+    if state_t_ns is None:
         return Tracks.empty(t_ns)
-    t_out = max(t_ns, state.t_ns)
-    if cfg.motion_model == "cv" and t_out > state.t_ns and len(state):
-        # The CV prediction (``_predicted``'s values) and the labels straight into the output's
-        # own arrays, in one compiled call.
-        x, p, labels, n_confirmed = kalman.cv_track_output(state.x, state.p, (t_out - state.t_ns) * 1e-9,
-                                                           cfg.accel_psd_m2ps3, state.class_loglik, state.confirmed)
-        return _output(state, x, p, t_out, fresh=True, labels=labels, n_confirmed=n_confirmed)
+    t_out = state_t_ns if state_t_ns > t_ns else t_ns  # max(t_ns, state.t_ns)
+    if cfg.motion_model == "cv" and t_out > state_t_ns and state.ids.shape[0]:
+        # The CV prediction (``_predicted``'s values), the labels and the copies, straight into
+        # the output's own arrays, in one compiled call.
+        x, p, labels, ids, yaw, size, existence = kalman.cv_track_output(
+            state.x, state.p, (t_out - state_t_ns) * 1e-9, cfg.accel_psd_m2ps3, state.class_loglik,
+            state.confirmed, state.ids, state.yaw, state.size, state.existence)
+        return _build_tracks(t_out, ids, x, p, yaw, size, labels, existence)
     x, p = _predicted(state, t_out, cfg)
     return _output(state, x, p, t_out)
 
@@ -210,6 +207,15 @@ def tracker_update(state: TrackerState, detections: Detections3D, ego: EgoState,
     state moves to ``detections.t_ns``. A fusion cycle applies every frame it released and then
     asks ``tracker_predict`` once for its output."""
     check_shapes(detections)
+    cv_only = cfg.motion_model != "imm" and not state.mode_prob.shape[-1]
+    if cv_only:
+        # Most frames are clean and quiet: one compiled call from the message to the new state
+        # (fusion/quiet_frame.py).
+        quiet, screened = quiet_cv_message(state, detections, ego, cfg)
+        if quiet is not None:
+            return quiet
+        # A screened frame that is not quiet is not quiet below either: apply_frame decides.
+        cv_only = not screened
     t_meas = int(detections.t_ns)
     ok, unapplied = frame_pose(state, t_meas, ego, cfg)
     if unapplied is not None:
@@ -231,8 +237,8 @@ def tracker_update(state: TrackerState, detections: Detections3D, ego: EgoState,
                   scores.astype(np.float64), True,
                   {"rejected_nonfinite": n_nonfinite, "rejected_label": n_label,
                    "invalidated_velocity": n_badvel}, detections.source)
-    if cfg.motion_model != "imm" and not state.mode_prob.shape[-1]:
-        # Most frames are quiet: one compiled call gives apply_frame's result (fusion/quiet_frame.py).
+    if cv_only:
+        # A frame with rows rejected may still be quiet (fusion/quiet_frame.py).
         quiet = quiet_cv_frame(state, frame, src, cfg, _class_log_terms(frame.scores))
         if quiet is not None:
             return quiet

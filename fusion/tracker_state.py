@@ -12,6 +12,7 @@ import numpy as np
 
 from core.config import rng
 from core.messages import LABEL_NAMES
+from fusion.slot_builder import slot_builder
 
 N_LABELS = len(LABEL_NAMES)
 
@@ -140,11 +141,14 @@ class TrackerConfig:
 
     def alone_bits_int(self) -> int:
         """``alone_bits`` as a Python int (see ``source_bit_int``)."""
-        # One pass over ``sources`` (source_bit per name would rescan them for every name).
-        bits = self.source_bit_int("\0") if self.default_source.confirms_alone else 0
+        # One pass over ``sources`` (source_bit per name would rescan them for every name); the
+        # default source's bit is that of a name no source has: bit 7, unless one is named "\0".
+        bits = 0
         for k, src in enumerate(self.sources.values()):
             if src.confirms_alone:
                 bits |= 1 << min(k, 7)
+        if self.default_source.confirms_alone:
+            bits |= self.source_bit_int("\0") if "\0" in self.sources else 1 << 7
         return bits
 
 
@@ -169,19 +173,25 @@ class TrackerCounters:
 
     def add(self, **deltas: int) -> "TrackerCounters":
         # Called every frame: the slots read in one C call (attrgetter) and one positional
-        # construction (keywords cost more), not dataclasses.replace (which re-reads every field
-        # through its init machinery). ~30% less than a dict of getattr and TrackerCounters(**).
+        # construction through the slot descriptors (fusion/slot_builder.py), not
+        # dataclasses.replace (which re-reads every field through its init machinery).
         values = list(_read_counters(self))
         for k, v in deltas.items():
             if v:
                 values[_COUNTER_INDEX[k]] += int(v)
-        return TrackerCounters(*values)
+        return _build_counters(*values)
+
+    def frame_added(self) -> "TrackerCounters":
+        """``add(frames=1)``: a frame applied with nothing else to count (the quiet frame's)."""
+        frames, *rest = _read_counters(self)
+        return _build_counters(frames + 1, *rest)
 
 
 # The counters' positions (fields in declaration order, as the constructor takes them) and one
 # call reading all of them, for TrackerCounters.add.
 _COUNTER_INDEX = {name: k for k, name in enumerate(TrackerCounters.__slots__)}
 _read_counters = operator.attrgetter(*TrackerCounters.__slots__)
+_build_counters = slot_builder(TrackerCounters)
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,3 +245,7 @@ class TrackerState:
     @property
     def labels(self) -> np.ndarray:
         return self.class_loglik.argmax(axis=1).astype(np.int16)
+
+
+# TrackerState's fields, positionally (fusion/slot_builder.py): the quiet frame builds one per frame.
+build_tracker_state = slot_builder(TrackerState)

@@ -115,7 +115,7 @@ def test_cv_predicted_tracks_gives_cv_predict_bits_in_c_order(layout):
 
 
 @pytest.mark.parametrize("layout", [np.ascontiguousarray, _component_major_view])
-def test_cv_track_output_gives_the_prediction_and_numpy_argmax_labels(layout):
+def test_cv_track_output_gives_the_confirmed_prediction_numpy_argmax_labels_and_copies(layout):
     rng = np.random.default_rng(29)
     n, n_labels = 60, 5
     x = _salted(rng, rng.normal(size=(n, 4)) * 30)
@@ -125,14 +125,19 @@ def test_cv_track_output_gives_the_prediction_and_numpy_argmax_labels(layout):
     ll[::7, 2] = np.nan
     ll[::11, 4] = np.nan
     ll[::5, 0] = -0.0
+    ids, yaw, size, existence = rng.integers(0, 10**6, n), rng.normal(size=n), rng.random((n, 3)), rng.random(n)
     for dt_s in (0.02, 0.1371):
-        confirmed = rng.random(n) < 0.7
-        xo, po, labels, n_confirmed = kalman.cv_track_output(layout(x), layout(p), dt_s, 2.0, ll, confirmed)
-        assert n_confirmed == np.count_nonzero(confirmed)
-        x_ref, p_ref = kalman.cv_predicted_tracks(x, p, dt_s, 2.0)
-        _same_bits(xo, x_ref)
-        _same_bits(po, p_ref)
-        assert labels.dtype == np.int16 and np.array_equal(labels, ll.argmax(axis=1).astype(np.int16))
+        for confirmed in (rng.random(n) < 0.7, np.ones(n, bool), np.zeros(n, bool)):
+            out = kalman.cv_track_output(layout(x), layout(p), dt_s, 2.0, ll, confirmed, ids, yaw, size, existence)
+            xo, po, labels, ids_o, yaw_o, size_o, existence_o = out
+            x_ref, p_ref = kalman.cv_predicted_tracks(x, p, dt_s, 2.0)
+            _same_bits(xo, x_ref[confirmed])
+            _same_bits(po, p_ref[confirmed])
+            assert labels.dtype == np.int16
+            assert np.array_equal(labels, ll.argmax(axis=1).astype(np.int16)[confirmed])
+            for got, want in zip((ids_o, yaw_o, size_o, existence_o), (ids, yaw, size, existence)):
+                assert got.dtype == want.dtype and got.flags.c_contiguous
+                _same_bits(got, want[confirmed])
 
 
 @pytest.mark.parametrize("m", [1, 2, 4])

@@ -1,17 +1,19 @@
-"""The quiet-frame kernel gives apply_frame's bits on every frame it takes, and gives up on the rest.
+"""The quiet-frame kernels give apply_frame's bits on every frame they take, and give up on the rest.
 
 Each frame is applied twice from the same state: through tracker_update as it runs (the quiet
-path where the frame is quiet) and with the quiet path switched off (apply_frame alone); the two
+path where the frame is quiet: from the message itself when it is clean, from the screened frame
+when rows were rejected) and with both quiet paths switched off (apply_frame alone); the two
 states must be equal bit for bit. The frames mix what a quiet frame excludes (births, misses,
 deaths, a contested pair, clutter, a merge) with long quiet stretches, under a moving, turning
-ego and a source with limited coverage, so both outcomes and every bookkeeping branch occur.
+ego and a source with limited coverage, so both outcomes and every bookkeeping branch occur; some
+frames carry a row to reject (a NaN position, an unknown label) or an invalid velocity.
 """
 import numpy as np
 import pytest
 
 import fusion.tracker as tracker_module
 from core.messages import Detections3D, EgoState
-from fusion.quiet_frame import quiet_cv_frame
+from fusion.quiet_frame import _x_order, quiet_cv_frame, quiet_cv_message
 from fusion.tracker import tracker_update
 from fusion.tracker_state import N_LABELS, SourceModel, TrackerConfig, TrackerState
 
@@ -64,11 +66,18 @@ def test_quiet_frames_give_apply_frame_bits(seed, monkeypatch):
     n_targets = 6
     targets_xy = np.stack([np.linspace(8, 70, n_targets), rng.choice([-3.5, 0.0, 3.5], n_targets)], axis=1)
     targets_v = np.stack([rng.uniform(5, 20, n_targets), np.zeros(n_targets)], axis=1)
-    outcomes = []  # per frame: whether the quiet path took it
+    outcomes = []  # per frame the message path saw: whether it took the frame
+    screened_outcomes = []  # the same for the path after the Python screen
 
     def counted(*args):
+        out, screened = quiet_cv_message(*args)
+        if screened:
+            outcomes.append(out is not None)
+        return out, screened
+
+    def counted_screened(*args):
         out = quiet_cv_frame(*args)
-        outcomes.append(out is not None)
+        screened_outcomes.append(out is not None)
         return out
 
     state = TrackerState.empty()
@@ -82,9 +91,49 @@ def test_quiet_frames_give_apply_frame_bits(seed, monkeypatch):
         source = "oracle" if k % 2 else "lidar"
         det = _frame(rng, t, ego_pose, xy, targets_v, source, drop_prob=0.15 if k % 20 < 5 else 0.0,
                      clutter=int(k % 37 == 0))
+        if k % 7 == 3:  # a row to reject: the frame goes through the Python screen
+            row = rng.integers(0, len(det.boxes))
+            if k % 2:
+                det.boxes[row, 0] = np.nan
+            else:
+                det.labels[row] = N_LABELS
+        if k % 11 == 5:
+            det.velocities_mps[rng.integers(0, len(det.boxes)), 1] = np.inf  # only invalidated
+        monkeypatch.setattr(tracker_module, "quiet_cv_message", lambda *args: (None, False))
         monkeypatch.setattr(tracker_module, "quiet_cv_frame", lambda *args: None)
         reference = tracker_update(state, det, ego, cfg)  # apply_frame alone
-        monkeypatch.setattr(tracker_module, "quiet_cv_frame", counted)
+        monkeypatch.setattr(tracker_module, "quiet_cv_message", counted)
+        monkeypatch.setattr(tracker_module, "quiet_cv_frame", counted_screened)
         state = tracker_update(state, det, ego, cfg)
         _same_bits(state, reference)
     assert sum(outcomes) > 60 and outcomes.count(False) > 5
+    assert sum(screened_outcomes) > 10 and screened_outcomes.count(False) > 1
+
+
+def test_x_order_is_numpys_stable_argsort():
+    """Ties (0.0 and -0.0 among them) keep their row order; NaNs go last."""
+    rng = np.random.default_rng(5)
+    for k in range(2000):
+        m = int(rng.integers(0, 12))
+        z = rng.choice([0.0, -0.0, 1.0, -2.5, np.nan, np.inf, -np.inf, rng.normal()], (m, 4))
+        assert np.array_equal(_x_order(z), z[:, 0].argsort(kind="stable")), k
+
+
+def test_the_kernels_log_gives_numpys_bits():
+    """The quiet frame's class evidence takes the C library's log in its kernel, apply_frame
+    numpy's: the same bits on this host, over the clipped scores and their complements."""
+    import math
+
+    from numba import njit
+
+    @njit
+    def logs(values):
+        out = np.empty_like(values)
+        for i in range(values.shape[0]):
+            out[i] = math.log(values[i])
+        return out
+
+    rng = np.random.default_rng(13)
+    s = np.minimum(np.maximum(rng.random(200_000).astype(np.float32).astype(np.float64), 1e-3), 1.0 - 1e-3)
+    for values in (s, (1.0 - s) / max(N_LABELS - 1, 1)):
+        assert logs(values).tobytes() == np.log(values).tobytes()
