@@ -18,11 +18,11 @@ from typing import Any, Iterable, NamedTuple
 import numpy as np
 
 from core.config import rng
+from core.records import fast_frozen_init
 from core.messages import Detections2D, Detections3D, EgoState, GnssFix, ImuSample, Tracks, WheelSpeed
 from fusion.ego_ekf import EgoConfig, EgoFilterState, ego_odom_output, ego_outputs, ego_update, nis_dof
 from fusion.odom_frame import tracks_to_map
 from fusion.sensor_models import CameraModel, RadarModel
-from fusion.slot_builder import slot_builder
 from fusion.sync import Decision, SyncConfig, SyncRecord, SyncState, sync_step
 from fusion.tracker import tracker_predict, tracker_update
 from fusion.tracker_polar import tracker_update_camera, tracker_update_radar
@@ -52,6 +52,7 @@ class EgoVerdict(NamedTuple):
     dof: int
 
 
+@fast_frozen_init  # built every step (core/records.py)
 @dataclass(frozen=True, slots=True)
 class FusionState:
     sync: SyncState = field(default_factory=SyncState)
@@ -62,6 +63,7 @@ class FusionState:
     resets: int = 0
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class FusionOutput:
     ego: EgoState | None
@@ -95,12 +97,6 @@ def _gate_refusals(counters) -> int:
     return counters.imu_outliers + counters.wheel_outliers + counters.gnss_outliers
 
 
-# Positional constructors (fusion/slot_builder.py) of what every step builds.
-_build_ego_state = slot_builder(EgoState)
-_build_state = slot_builder(FusionState)
-_build_output = slot_builder(FusionOutput)
-
-
 def extrapolate_ego(ego: EgoState, t_ns: int) -> EgoState:
     """Constant speed and yaw rate from ``ego.t_ns`` to ``t_ns`` (exact arc), never backwards."""
     elapsed_ns = t_ns - ego.t_ns
@@ -117,7 +113,7 @@ def extrapolate_ego(ego: EgoState, t_ns: int) -> EgoState:
     else:
         x += v * dt * math.cos(yaw)
         y += v * dt * math.sin(yaw)
-    return _build_ego_state(int(t_ns), np.array([x, y, yaw_new]), v, ego.accel_mps2, w, ego.covariance)
+    return EgoState(int(t_ns), np.array([x, y, yaw_new]), v, ego.accel_mps2, w, ego.covariance)
 
 
 def fusion_step(state: FusionState, arrivals: Iterable[tuple[str, Any]], t_ns: int,
@@ -167,7 +163,7 @@ def fusion_step(state: FusionState, arrivals: Iterable[tuple[str, Any]], t_ns: i
                 tracker = tracker_update(tracker, msg, ego, cfg.tracker)
         else:
             unused += 1
-    new = _build_state(sync, ego_filter, tracker, oracle_ego, unused, resets)
+    new = FusionState(sync, ego_filter, tracker, oracle_ego, unused, resets)
     if oracle_ego is not None or ego_filter.t_ns is None:
         # Oracle ego (tracks in the map frame already), or no ego yet (and so no tracks either).
         ego = extrapolate_ego(oracle_ego, t_ns) if oracle_ego is not None else None
@@ -189,4 +185,4 @@ def fusion_step(state: FusionState, arrivals: Iterable[tuple[str, Any]], t_ns: i
                         else ego_filter.measured_ns if ego_filter.measured_ns is not None else ego_filter.t_ns)
     if ego is not None and (t_ns - last_measured_ns) * 1e-9 > cfg.max_ego_age_s:
         ego = None
-    return new, _build_output(ego, tracks, records, dropped, verdicts)
+    return new, FusionOutput(ego, tracks, records, dropped, verdicts)

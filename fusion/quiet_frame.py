@@ -35,8 +35,7 @@ from fusion.kalman import MIN_EIGENVALUE
 from fusion.kalman_kernels import cv_predicted_tracks, symmetrised_checked, update_leading_at
 from fusion.track_hits import hit_rows
 from fusion.track_merge import _apart, any_overlap
-from fusion.tracker_state import (N_LABELS, SourceModel, TrackerConfig, TrackerCounters, TrackerState,
-                                  build_tracker_state)
+from fusion.tracker_state import N_LABELS, SourceModel, TrackerConfig, TrackerCounters, TrackerState
 
 
 def _readonly(dtype, ndim):
@@ -367,7 +366,7 @@ def _quiet_state(state: TrackerState, t_ns: int, counters: TrackerCounters,
                  outputs: tuple[np.ndarray, ...]) -> TrackerState:
     """The new state from the kernels' ``outputs`` of a quiet frame, with ``counters``."""
     x, sym, yaw, size, class_ll, e, hh, hits, misses, last_hit, nis, mask, trusted, confirmed = outputs
-    return build_tracker_state(
+    return TrackerState(
         t_ns, state.next_id, state.ids, x, sym.transpose(2, 0, 1), yaw, size, class_ll, hh, hits, misses, confirmed,
         e, last_hit, nis, mask, trusted, state.mode_prob, state.xm, state.pm, counters)
 

@@ -22,7 +22,6 @@ from fusion import kalman, motion_imm
 from fusion.association import associate, gate_threshold
 from fusion.detection_screen import check_shapes, valid_rows
 from fusion.quiet_frame import quiet_cv_frame, quiet_cv_message
-from fusion.slot_builder import slot_builder
 from fusion.frames import MapMeasurements, ego_pose_at, to_map
 from fusion.track_hits import hit_rows
 from fusion.track_merge import duplicates
@@ -100,15 +99,12 @@ def _output(state: TrackerState, x: np.ndarray, p: np.ndarray, t_ns: int) -> Tra
     labels = state.labels  # computed afresh: never aliases the state
     if np.count_nonzero(keep) == keep.shape[0]:  # keep.all(), at a quarter of its call overhead
         # The steady state: plain copies, cheaper than the boolean indexing below, which copies too.
-        return _build_tracks(t_ns, state.ids.copy(), x.copy(), p.copy(), state.yaw.copy(), state.size.copy(),
+        return Tracks(t_ns, state.ids.copy(), x.copy(), p.copy(), state.yaw.copy(), state.size.copy(),
                              labels, state.existence.copy())
     return Tracks(t_ns=t_ns, ids=state.ids[keep], states=x[keep], covariances=p[keep],
                   yaws=state.yaw[keep], sizes=state.size[keep], labels=labels[keep],
                   existence=state.existence[keep])
 
-
-# Tracks' fields, positionally (fusion/slot_builder.py): every fusion step outputs one.
-_build_tracks = slot_builder(Tracks)
 
 
 def tracker_predict(state: TrackerState, t_ns: int, cfg: TrackerConfig) -> Tracks:
@@ -123,7 +119,7 @@ def tracker_predict(state: TrackerState, t_ns: int, cfg: TrackerConfig) -> Track
         x, p, labels, ids, yaw, size, existence = kalman.cv_track_output(
             state.x, state.p, (t_out - state_t_ns) * 1e-9, cfg.accel_psd_m2ps3, state.class_loglik,
             state.confirmed, state.ids, state.yaw, state.size, state.existence)
-        return _build_tracks(t_out, ids, x, p, yaw, size, labels, existence)
+        return Tracks(t_out, ids, x, p, yaw, size, labels, existence)
     x, p = _predicted(state, t_out, cfg)
     return _output(state, x, p, t_out)
 

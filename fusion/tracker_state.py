@@ -11,8 +11,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from core.config import rng
+from core.records import fast_frozen_init
 from core.messages import LABEL_NAMES
-from fusion.slot_builder import slot_builder
 
 N_LABELS = len(LABEL_NAMES)
 
@@ -152,6 +152,7 @@ class TrackerConfig:
         return bits
 
 
+@fast_frozen_init  # built every frame (core/records.py)
 @dataclass(frozen=True, slots=True)
 class TrackerCounters:
     """Monotone event counts; the runtime logs them and the health monitor watches their rates."""
@@ -173,27 +174,27 @@ class TrackerCounters:
 
     def add(self, **deltas: int) -> "TrackerCounters":
         # Called every frame: the slots read in one C call (attrgetter) and one positional
-        # construction through the slot descriptors (fusion/slot_builder.py), not
+        # construction (fast_frozen_init, core/records.py), not
         # dataclasses.replace (which re-reads every field through its init machinery).
         values = list(_read_counters(self))
         for k, v in deltas.items():
             if v:
                 values[_COUNTER_INDEX[k]] += int(v)
-        return _build_counters(*values)
+        return TrackerCounters(*values)
 
     def frame_added(self) -> "TrackerCounters":
         """``add(frames=1)``: a frame applied with nothing else to count (the quiet frame's)."""
         frames, *rest = _read_counters(self)
-        return _build_counters(frames + 1, *rest)
+        return TrackerCounters(frames + 1, *rest)
 
 
 # The counters' positions (fields in declaration order, as the constructor takes them) and one
 # call reading all of them, for TrackerCounters.add.
 _COUNTER_INDEX = {name: k for k, name in enumerate(TrackerCounters.__slots__)}
 _read_counters = operator.attrgetter(*TrackerCounters.__slots__)
-_build_counters = slot_builder(TrackerCounters)
 
 
+@fast_frozen_init
 @dataclass(frozen=True, slots=True)
 class TrackerState:
     t_ns: int | None  # time the filter state refers to; None before the first frame
@@ -246,6 +247,3 @@ class TrackerState:
     def labels(self) -> np.ndarray:
         return self.class_loglik.argmax(axis=1).astype(np.int16)
 
-
-# TrackerState's fields, positionally (fusion/slot_builder.py): the quiet frame builds one per frame.
-build_tracker_state = slot_builder(TrackerState)
