@@ -1,26 +1,20 @@
 """Ground truth of the simulated world at one instant (sim/ only: stages never see this).
 
-Both types are frozen dataclasses built every physics tick. The __init__ that dataclass generates
-for a frozen class sets each field through object.__setattr__ (a global lookup and a call per
-field, about 0.1 us each); these write each slot through its descriptor instead, the same fields
-in the same order, about half the cost. Everything else (frozen, slots, fields(), replace(),
-pickling, repr, eq) is dataclass's own.
+Both types are frozen dataclasses built every physics tick, so they construct through their slots'
+descriptors (core/records.fast_frozen_init), as the core messages do: about half the cost of the
+generated __init__.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
-
-def _slot_setters(cls: type) -> tuple:
-    """The slot descriptors' __set__ of ``cls``'s fields, in field order (they bypass the frozen
-    __setattr__: for __init__ only)."""
-    return tuple(getattr(cls, f.name).__set__ for f in dataclasses.fields(cls))
+from core.records import fast_frozen_init
 
 
-@dataclass(frozen=True, slots=True, init=False)
+@fast_frozen_init
+@dataclass(frozen=True, slots=True)
 class EgoTruth:
     t_ns: int
     pose: np.ndarray  # (3,) x, y, yaw of the rear-axle centre (vehicle frame origin) in the map frame
@@ -33,22 +27,9 @@ class EgoTruth:
     width_m: float
     height_m: float
 
-    def __init__(self, t_ns: int, pose: np.ndarray, center_xy_m: np.ndarray, speed_mps: float, accel_mps2: float,
-                 yaw_rate_rps: float, steer_rad: float, length_m: float, width_m: float, height_m: float):
-        s_t, s_pose, s_centre, s_speed, s_accel, s_yaw_rate, s_steer, s_length, s_width, s_height = _EGO_SETTERS
-        s_t(self, t_ns)
-        s_pose(self, pose)
-        s_centre(self, center_xy_m)
-        s_speed(self, speed_mps)
-        s_accel(self, accel_mps2)
-        s_yaw_rate(self, yaw_rate_rps)
-        s_steer(self, steer_rad)
-        s_length(self, length_m)
-        s_width(self, width_m)
-        s_height(self, height_m)
 
-
-@dataclass(frozen=True, slots=True, init=False)
+@fast_frozen_init
+@dataclass(frozen=True, slots=True)
 class ActorsTruth:
     """All other road users, struct of arrays, N actors, map frame."""
 
@@ -64,23 +45,6 @@ class ActorsTruth:
     labels: np.ndarray  # (N,) int16 (core.messages.LABEL_*)
     colors_bgr: np.ndarray  # (N, 3) uint8, for the camera renderer
 
-    def __init__(self, t_ns: int, ids: np.ndarray, xy_m: np.ndarray, yaw_rad: np.ndarray, speed_mps: np.ndarray,
-                 accel_mps2: np.ndarray, length_m: np.ndarray, width_m: np.ndarray, height_m: np.ndarray,
-                 labels: np.ndarray, colors_bgr: np.ndarray):
-        (s_t, s_ids, s_xy, s_yaw, s_speed, s_accel, s_length, s_width, s_height, s_labels,
-         s_colors) = _ACTORS_SETTERS
-        s_t(self, t_ns)
-        s_ids(self, ids)
-        s_xy(self, xy_m)
-        s_yaw(self, yaw_rad)
-        s_speed(self, speed_mps)
-        s_accel(self, accel_mps2)
-        s_length(self, length_m)
-        s_width(self, width_m)
-        s_height(self, height_m)
-        s_labels(self, labels)
-        s_colors(self, colors_bgr)
-
     def __len__(self) -> int:
         return int(self.ids.shape[0])
 
@@ -88,6 +52,3 @@ class ActorsTruth:
     def velocity_mps(self) -> np.ndarray:
         return self.speed_mps[:, None] * np.stack([np.cos(self.yaw_rad), np.sin(self.yaw_rad)], axis=-1)
 
-
-_EGO_SETTERS = _slot_setters(EgoTruth)
-_ACTORS_SETTERS = _slot_setters(ActorsTruth)
