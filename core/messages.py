@@ -229,7 +229,7 @@ class StageTiming:
 
 
 # The dtype and number of dimensions of every array field, as documented above (where the shapes
-# and units are): what the compiled finiteness check of safety/health.py is built for. A message
+# and units are): what the compiled finiteness check of safety/message_finite.py is built for. A message
 # whose arrays differ is still checked, the general way (message_finite).
 ARRAY_FIELDS: dict[type, dict[str, tuple[type, int]]] = {
     CameraImage: {"image": (np.uint8, 3)},

@@ -290,6 +290,20 @@ class _Pieces:
 _POINTS = "Array(float64, 1, 'A', readonly=True)"
 
 
+@kernel("Tuple((float64, int64))(float64, float64, float64, int64)")
+def clipped_sample(s, length_m, samples_per_m, last):
+    """One point's (s, sample index) as Road.interpolate's numpy form takes them on a curved road,
+    for kernels that evaluate it point by point: s as np.clip to [0, length] (NaN kept, -0.0
+    lifted to 0.0), the index truncated and clamped to [0, last] (the sample below the last;
+    numpy casts NaN to the most negative integer, which the clamp lifts to 0)."""
+    s = s if (s != s or s > 0.0) else 0.0  # np.clip: max(s, 0), then min(., length)
+    s = s if (s != s or s < length_m) else length_m
+    if s != s:
+        return s, 0
+    i = np.int64(s * samples_per_m)
+    return s, (0 if i < 0 else (last if i > last else i))
+
+
 @kernel(f"void({_POINTS}, {_POINTS}, float64[::1], float64[:, ::1], float64[::1], float64[::1], float64, float64,"
         " boolean, float64, float64, float64[:, ::1], float64[::1])")
 def frenet_to_map_into(s_m, d_m, s_table, xy_table, heading_table, curvature_table, length_m, samples_per_m, straight,

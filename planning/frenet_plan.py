@@ -7,7 +7,7 @@ import numpy as np
 
 from core.jit import kernel
 from core.messages import Plan
-from core.road import Road, frenet_to_map_into
+from core.road import Road, clipped_sample, frenet_to_map_into
 
 
 # 1 - k d is the length of a lane at offset d per metre of reference line; past the centre of
@@ -160,22 +160,16 @@ def _curved_plan_geometry(s_m, d_m, dd_ds, d2d_ds2, speed_mps, accel_mps2, s_tab
     """frenet_to_plan's general branch for N samples, packed in one buffer (6N,): xy (N, 2)
     row-major, yaw, curvature, speed and acceleration (N,) each. The numpy form's element
     operations in its order (tests/planning/test_frenet_plan.py keeps it as the reference):
-    Road.interpolate (s as np.clip: NaN kept, -0.0 lifted to 0.0; the sample index truncated, NaN's
-    most negative integer clamped to 0; the exact arc from that sample), the point d along the
+    Road.interpolate (s and its sample as core.road.clipped_sample takes them; the exact arc from
+    that sample), the point d along the
     normal (-sin h, cos h), yaw_curvature with the sample's k, and the rates times 1 - k d.
     sin, cos, tan and atan2 are libm's, as numpy's float64 loops call them on this baseline."""
     n = s_m.shape[0]
     out = np.empty(6 * n)
     last = s_table.shape[0] - 2
     for j in range(n):
-        s, d, dd = s_m[j], d_m[j], dd_ds[j]
-        s = s if (s != s or s > 0.0) else 0.0  # np.clip: max(s, 0), then min(., length)
-        s = s if (s != s or s < length_m) else length_m
-        if s != s:
-            i = 0
-        else:
-            i = np.int64(s * samples_per_m)
-            i = 0 if i < 0 else (last if i > last else i)
+        d, dd = d_m[j], dd_ds[j]
+        s, i = clipped_sample(s_m[j], length_m, samples_per_m, last)
         u = s - s_table[i]
         k, h0 = curvature_table[i], heading_table[i]
         heading = h0 + k * u

@@ -8,7 +8,7 @@ import numpy as np
 
 from core.jit import kernel
 from core.messages import Tracks
-from core.road import Road, line_point_frenet
+from core.road import Road, clipped_sample, line_point_frenet
 from planning.frenet_plan import ONE_KD_FLOOR
 
 
@@ -108,21 +108,14 @@ _VECTOR = "Array(float64, 1, 'A', readonly=True)"
         " float64, float64)")
 def _curved_road_rates(s_m, d_m, vx_mps, vy_mps, s_table, heading_table, curvature_table, length_m, samples_per_m):
     """numpy_curved_road_rates for N points in one loop (it was ~25 numpy calls), rows (3, N) vs,
-    vd and the s rate: Road.interpolate's heading h0 + k u (s as np.clip: NaN kept, -0.0 lifted to
-    0.0; the sample index truncated, NaN's most negative integer clamped to 0), libm's cos and sin
-    as numpy's float64 loops call them, and the numpy form's operations in its order."""
+    vd and the s rate: Road.interpolate's heading h0 + k u (s and its sample as
+    core.road.clipped_sample takes them), libm's cos and sin as numpy's float64 loops call them,
+    and the numpy form's operations in its order."""
     n = s_m.shape[0]
     rows = np.empty((3, n))
     last = s_table.shape[0] - 2
     for j in range(n):
-        s = s_m[j]
-        s = s if (s != s or s > 0.0) else 0.0  # np.clip: max(s, 0), then min(., length)
-        s = s if (s != s or s < length_m) else length_m
-        if s != s:
-            i = 0
-        else:
-            i = np.int64(s * samples_per_m)
-            i = 0 if i < 0 else (last if i > last else i)
+        s, i = clipped_sample(s_m[j], length_m, samples_per_m, last)
         k = curvature_table[i]
         heading = heading_table[i] + k * (s - s_table[i])
         c, sn = math.cos(heading), math.sin(heading)

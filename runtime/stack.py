@@ -24,8 +24,8 @@ from runtime.stages import StageSteps
 from safety.arbitration import arbitrate
 from safety.ego_streams import EgoStreamWatch, judge_ego_streams
 from sim.faults import FaultSpec
-from safety.health import (HealthState, StreamSpec, message_finite, observe, repeats_previous, stream_frozen,
-                           sync_dropped)
+from safety.health import HealthState, StreamSpec, observe, repeats_previous, stream_frozen, sync_dropped
+from safety.message_finite import message_finite
 from safety.monitor import DEFAULT_RULES, MonitorState, safety_step
 from safety.picture import picture_flags
 from safety.stage_health import NO_FLAGS, StageCounts, StageWatch, watch_step

@@ -13,10 +13,10 @@ import numpy as np
 
 from core.messages import (ARRAY_FIELDS, CameraImage, ControlCommand, Detections2D, Detections3D, EgoState, GnssFix,
                            ImuSample, LidarScan, Mode, ModeLimits, Plan, RadarScan, SafetyStatus, Tracks, WheelSpeed)
-from safety.health import _LAYOUTS, message_finite
+from safety.message_finite import _LAYOUTS, message_finite
 
 
-# --- reference: the check before the kernel (runtime/stack.py _message_finite + safety/health.py all_finite) ---
+# --- reference: the check before the kernel (runtime/stack.py _message_finite + safety/health.py all_finite, now safety/message_finite.py) ---
 def _ref_all_finite(*values) -> bool:
     arrays = []
     for v in values:
