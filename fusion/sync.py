@@ -122,15 +122,15 @@ class SyncState(NamedTuple):
     from two threads at once (the length check and the append are two operations; the stack steps
     each stage from one thread).
     """
-    # sorted (t_ns, stream, seq, Released, (t_ns, stream)): what a release hands out and remembers
-    # is built on arrival, so a step that releases a backlog at once does no more than append it.
-    buffer: tuple[tuple[int, str, int, Released, tuple[int, str]], ...] = ()
+    # sorted (t_ns, stream, Released, (t_ns, stream)), each key once: what a release hands out and
+    # remembers is built on arrival, so a step that releases a backlog at once does no more than
+    # append it. A list that no step changes once a state holds it (sync_step copies it first).
+    buffer: list[tuple[int, str, Released, tuple[int, str]]] | tuple[()] = ()
     released_log: list[tuple[int, str]] | tuple[()] = ()
     released_start: int = 0
     released_end: int = 0
     watermark_ns: int | None = None  # newest released time
     last_now_ns: int | None = None
-    seq: int = 0  # arrival counter: a deterministic tie-break, never compared across runs
     # The counters are flat fields, read together as ``counters``: a nested SyncCounters would be
     # one more tuple to unpack and rebuild for nearly every message.
     applied: int = 0
@@ -209,13 +209,15 @@ def sync_step(state: SyncState, arrivals: Iterable[tuple[str, Any]], now_ns: int
     clock. Returns the new state, the released messages in time order and every decision made.
     """
     records: list[SyncRecord] = []
-    buffer, log, start, end, watermark, last_now, seq, applied, late, duplicate, future, resets = state
+    buffer, log, start, end, watermark, last_now, applied, late, duplicate, future, resets = state
     if last_now is not None and now_ns < last_now:
         records.append(_record(now_ns, "", -1, _RESET))
         resets += 1
-        buffer, log, start, end, watermark, seq = (), (), 0, 0, None, 0
-    # The state's buffer is a tuple; it becomes a private list at the first insertion only, so a
-    # step that buffers nothing copies nothing.
+        buffer, log, start, end, watermark = (), (), 0, 0, None
+    # The state's buffer is never changed once a state holds it: a step that buffers something
+    # copies it into a private list at its first insertion, and the new state keeps that list (a
+    # conversion back to a tuple cost as much as the copy). A step that buffers nothing copies
+    # nothing.
     inserted = False
     streams = cfg.streams
     for stream, msg in arrivals:
@@ -225,14 +227,15 @@ def sync_step(state: SyncState, arrivals: Iterable[tuple[str, Any]], now_ns: int
         t = msg.t_ns
         if type(t) is not int:  # a numpy integer, say; int() of an int is that int, so skip the call
             t = int(t)
-        t += sc.clock_offset_ns
+        offset = sc.clock_offset_ns
+        t += offset
         key = (t, stream)
         behind = watermark is not None and t <= watermark
-        # The buffer is sorted by (t, stream, seq), so a buffered twin sits exactly where the key
-        # would be inserted. Released keys were released in time order, so they are sorted too and
-        # all lie at or behind the watermark: bisect them only there.
+        # The buffer is sorted by (t, stream), each key at most once, so a buffered twin sits
+        # exactly where the key would be inserted. Released keys were released in time order, so
+        # they are sorted too and all lie at or behind the watermark: bisect them only there.
         i = bisect_left(buffer, key)
-        if i < len(buffer) and buffer[i][0] == t and buffer[i][1] == stream:
+        if i < len(buffer) and buffer[i][3] == key:
             decision = _DUPLICATE
             duplicate += 1
         elif behind and _remembered(log, start, end, key):
@@ -245,14 +248,13 @@ def sync_step(state: SyncState, arrivals: Iterable[tuple[str, Any]], now_ns: int
             decision = _FUTURE
             future += 1
         else:
-            if sc.clock_offset_ns:
+            if offset:
                 msg = _retimed(msg, t)
             if not inserted:
                 buffer = list(buffer)
                 inserted = True
-            # seq is unique, so tuple comparison never reaches the message itself.
-            buffer.insert(i, (t, stream, seq, _new_tuple(Released, (stream, msg)), key))
-            seq += 1
+            # Keys are unique in the buffer, so tuple comparison never reaches the Released.
+            buffer.insert(i, (t, stream, _new_tuple(Released, (stream, msg)), key))
             continue
         records.append(_record(now_ns, stream, t, decision))
 
@@ -263,7 +265,7 @@ def sync_step(state: SyncState, arrivals: Iterable[tuple[str, Any]], now_ns: int
     released: tuple[Released, ...] = ()
     if buffer and buffer[0][0] < after:
         first = buffer[0]
-        if start < end and first[4] < log[end - 1]:
+        if start < end and first[3] < log[end - 1]:
             # A late-accepted twin time (t == watermark, another stream) can sort before keys
             # already released at that time: keep the memory sorted for the bisect above.
             keys = log[start:end]
@@ -282,10 +284,10 @@ def sync_step(state: SyncState, arrivals: Iterable[tuple[str, Any]], now_ns: int
             if e[0] >= after:
                 break
             n_out += 1
-            t, stream = e[0], e[1]
-            out_released.append(e[3])
-            records.append(_new_tuple(SyncRecord, (now_ns, stream, t, _APPLIED)))  # _record, inlined
-            keys.append(e[4])
+            t = e[0]
+            out_released.append(e[2])
+            records.append(_new_tuple(SyncRecord, (now_ns, e[1], t, _APPLIED)))  # _record, inlined
+            keys.append(e[3])
         released = tuple(out_released)
         applied += n_out
         watermark = t  # the last released entry's
@@ -311,9 +313,7 @@ def sync_step(state: SyncState, arrivals: Iterable[tuple[str, Any]], now_ns: int
             del buffer[:n_out]
         else:
             buffer = buffer[n_out:]
-    if inserted:
-        buffer = tuple(buffer)
-    new_state = _new_tuple(SyncState, (buffer, log, start, end, watermark, now_ns, seq, applied, late, duplicate,
+    new_state = _new_tuple(SyncState, (buffer, log, start, end, watermark, now_ns, applied, late, duplicate,
                                        future, resets))
     return new_state, released, tuple(records)
 
