@@ -110,6 +110,9 @@ class Road:
         # Per-sample tables so that a projection gathers instead of re-evaluating cos and sin.
         self._cos_h, self._sin_h = np.cos(self.heading_rad), np.sin(self.heading_rad)
         self._line_cos_sin = (float(self._cos_h[0]), float(self._sin_h[0]))
+        if self._arcs is None:  # line_frenet_args, built once: the planner asks for them every plan
+            self._line_frenet_args = (self._line_to_index_xy[0], self._line_to_index_xy[1], self._line_index0, self.s_m,
+                                      self.xy_m) + self._line_cos_sin
 
     @property
     def line_cos_sin(self) -> tuple[float, float]:
@@ -122,8 +125,7 @@ class Road:
         """A straight road's (to_index_x, to_index_y, index0, s_table, xy_table, cos_h, sin_h): the
         arguments of the compiled point projection ``line_point_frenet`` after x and y. Only for a
         road without arcs (``is_straight``)."""
-        to_index = self._line_to_index_xy
-        return (to_index[0], to_index[1], self._line_index0, self.s_m, self.xy_m) + self._line_cos_sin
+        return self._line_frenet_args
 
     def nearest_sample(self, xy: np.ndarray) -> np.ndarray:
         """Index of the reference-line sample nearest to each point of xy (N, 2) -> (N,) int64.
@@ -229,6 +231,17 @@ class Road:
         dx, dy = x - ref_x, y - ref_y
         cos_h, sin_h = self._line_cos_sin
         return float(self.s_m[i]) + (dx * cos_h + dy * sin_h), -dx * sin_h + dy * cos_h
+
+    def point_to_frenet(self, x_m: float, y_m: float) -> tuple[float, float]:
+        """to_frenet of one point (x, y) as two floats, its bits, without the array set-up either
+        way (the planner places the ego once per plan)."""
+        if self.is_straight:
+            return self._line_point_to_frenet(x_m, y_m)
+        if self._arcs is not None:
+            return _curved_point_frenet(x_m, y_m, self._line_piece_rows, self._arc_piece_rows, self.samples_per_m,
+                                        self.s_m, self.xy_m, self._cos_h, self._sin_h, self.curvature_1pm)
+        s, lateral = self.to_frenet(np.array([[x_m, y_m]]))
+        return float(s[0]), float(lateral[0])
 
     def to_frenet(self, xy) -> tuple[np.ndarray, np.ndarray]:
         """Map xy (N, 2) -> (s, d), projecting onto the nearest sample's tangent (exact on straights,
@@ -363,25 +376,33 @@ def _nearest_samples(xy, line_rows, arc_rows, samples_per_m, xy_table, idx):
         idx[j] = nearest_sample_of(xy[j, 0], xy[j, 1], line_rows, arc_rows, samples_per_m, xy_table)
 
 
+@kernel(f"UniTuple(float64, 2)(float64, float64, {_PIECE_TABLE}, {_PIECE_TABLE}, float64, float64[::1],"
+        " float64[:, ::1], float64[::1], float64[::1], float64[::1])")
+def _curved_point_frenet(x, y, line_rows, arc_rows, samples_per_m, s_table, xy_table, cos_table, sin_table,
+                         curvature_table):
+    """Road.to_frenet of one point (x, y) on a road with arcs, (s, d): the nearest sample
+    (``nearest_sample_of``), then the numpy form's projection onto its tangent in its order:
+    along = dx cos + dy sin, d = -dx sin + dy cos, along / np.maximum(1 - k d, 1e-3) (NaN kept),
+    s = s_i + along."""
+    i = nearest_sample_of(x, y, line_rows, arc_rows, samples_per_m, xy_table)
+    dx, dy = x - xy_table[i, 0], y - xy_table[i, 1]
+    cos_h, sin_h = cos_table[i], sin_table[i]
+    along = dx * cos_h + dy * sin_h
+    lateral = -dx * sin_h + dy * cos_h
+    stretch = 1.0 - curvature_table[i] * lateral
+    along = along / (stretch if (stretch > 1e-3 or stretch != stretch) else 1e-3)
+    return s_table[i] + along, lateral
+
+
 @kernel(f"void(Array(float64, 2, 'A', readonly=True), {_PIECE_TABLE}, {_PIECE_TABLE}, float64, float64[::1],"
         " float64[:, ::1], float64[::1], float64[::1], float64[::1], float64[:, ::1])")
 def _curved_to_frenet(xy, line_rows, arc_rows, samples_per_m, s_table, xy_table, cos_table, sin_table,
                       curvature_table, s_d):
-    """Road.to_frenet of N points (N, 2) on a road with arcs into ``s_d`` (2, N), s then d: the
-    nearest sample (``nearest_sample_of``), then the numpy form's projection onto its tangent in
-    its order: along = dx cos + dy sin, d = -dx sin + dy cos, along / np.maximum(1 - k d, 1e-3)
-    (NaN kept), s = s_i + along."""
+    """Road.to_frenet of N points (N, 2) on a road with arcs into ``s_d`` (2, N), s then d
+    (``_curved_point_frenet`` per point)."""
     for j in range(xy.shape[0]):
-        x, y = xy[j, 0], xy[j, 1]
-        i = nearest_sample_of(x, y, line_rows, arc_rows, samples_per_m, xy_table)
-        dx, dy = x - xy_table[i, 0], y - xy_table[i, 1]
-        cos_h, sin_h = cos_table[i], sin_table[i]
-        along = dx * cos_h + dy * sin_h
-        lateral = -dx * sin_h + dy * cos_h
-        stretch = 1.0 - curvature_table[i] * lateral
-        along = along / (stretch if (stretch > 1e-3 or stretch != stretch) else 1e-3)
-        s_d[0, j] = s_table[i] + along
-        s_d[1, j] = lateral
+        s_d[0, j], s_d[1, j] = _curved_point_frenet(xy[j, 0], xy[j, 1], line_rows, arc_rows, samples_per_m, s_table,
+                                                    xy_table, cos_table, sin_table, curvature_table)
 
 
 # Any 1-D float64 array, read-only ones (np.broadcast_to, shared truth columns) included.

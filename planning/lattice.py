@@ -168,8 +168,8 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
         d_bad = float(road.to_frenet(ego.pose[None, :2])[1][0])
         return _emergency(state, ego, road, d_bad, t_ns, acc.stale_stop_decel_mps2, cfg, "bad_ego",
                           rejected_egos=state.rejected_egos + 1)
-    s_arr, d_arr = road.to_frenet(ego.pose[None, :2])
-    d0 = float(d_arr[0])
+    x_m, y_m, yaw_rad = ego.pose.tolist()[:3]
+    s_ego, d0 = road.point_to_frenet(x_m, y_m)
     lane = _lane_of(road, d0)
     if (t_ns - ego.t_ns) * 1e-9 > acc.max_ego_age_s:
         return _emergency(state, ego, road, d0, t_ns, acc.stale_stop_decel_mps2, cfg, "stale_ego",
@@ -178,9 +178,9 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     t_s, dt, steps = tab.t_s, tab.dt_s, tab.steps
 
     # Ego in Frenet at the planning time.
-    s0 = float(s_arr[0]) + ego.speed_mps * max((t_ns - ego.t_ns) * 1e-9, 0.0)
+    s0 = s_ego + ego.speed_mps * max((t_ns - ego.t_ns) * 1e-9, 0.0)
     heading, kappa = road_heading_curvature(road, s0)
-    dpsi = math.remainder(float(ego.pose[2]) - heading, math.tau)
+    dpsi = math.remainder(yaw_rad - heading, math.tau)
     v0 = max(ego.speed_mps * math.cos(dpsi) / lane_stretch(kappa, d0), 0.0)
     dd0 = ego.speed_mps * math.sin(dpsi)
     a0 = initial_accel(state.last_plan, ego, t_ns)
@@ -205,9 +205,6 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     dt_mem = (t_ns - state.track_t_ns) * 1e-9 if state.track_t_ns >= 0 else 0.0
     yaw_rate, accel_tr = _track_rates(ft, state, dt_mem, cfg.track_accel_smoothing)
     pred = predict(ft, yaw_rate, road, t_s, cfg.prediction, accel_tr, tab.prediction)
-    memory = dict(track_ids=ft.ids, track_yaws=ft.yaw_rad, track_vs=ft.s_rate_mps, track_accel=accel_tr,
-                  track_t_ns=t_ns, ignored_tracks=state.ignored_tracks + n_bad,
-                  dropped_tracks=state.dropped_tracks + dropped, tables=tab)
 
     # Behaviour: reachable lanes and their ACC roll-outs; a lane change under way stays committed.
     # The end is no lead (the tracks before it, the law's own demand for it).
@@ -217,8 +214,8 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
         # No lane change starts at walking pace (one under way carries on): the search does not
         # check path curvature there, and a lane change from standstill is a sideways slide.
         refs = replace(refs, valid=refs.valid & (refs.lanes == lane))
-    lanes_py = refs.lanes.tolist()
-    valid_lanes = [ln for ln, ok in zip(lanes_py, refs.valid.tolist()) if ok]  # three: plain Python
+    lanes_py, valid_py = refs.lanes.tolist(), refs.valid.tolist()  # three each: plain Python
+    valid_lanes = [ln for ln, ok in zip(lanes_py, valid_py) if ok]
     committed = state.target_lane if state.target_lane in valid_lanes else lane
     # A lane change under way while the own lane's ACC needs more than comfortable braking is an
     # evasion: abandoning it for that lane is an emergency manoeuvre too, so it costs emergency_cost,
@@ -232,7 +229,7 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     # (on a straight road exactly v_cap). The quartic family, shared by every lane, reaches the
     # fastest valid lane's cap; candidate_bounds holds each target lane to its own.
     lane_caps = v_cap / refs.stretch
-    v_max = max(max(c for c, ok in zip(lane_caps.tolist(), refs.valid.tolist()) if ok), v0)
+    v_max = max(max(c for c, ok in zip(lane_caps.tolist(), valid_py) if ok), v0)
     offsets, lane_slot = tab.offsets_m, tab.lane_slot
     d_targets = (refs.centre_d_m[:, None] + offsets[None, :]).ravel()
     lat = lateral_family_tabled(tab.lat_map, d0, dd0, prev_dd, d_targets)
@@ -250,9 +247,10 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
 
     # Lateral consistency with the previous plan, sampled on this plan's grid.
     use_previous = last is not None and state.last_d_m.shape[0] == steps
-    previous_d = previous_weight = np.zeros(0)
     if use_previous:
         previous_d, previous_weight = _previous_plan_rows((t_ns - last.t_ns) * 1e-9, t_s, last.t_s, state.last_d_m)
+    else:
+        previous_d = previous_weight = np.zeros(0)
     # Every candidate's lower bound (n_d, n_v + 3, n_T) from the per-family terms, and the
     # feasible ones in order of it. v @ references stays numpy's (BLAS's summation order).
     v_ref_dot = lon_v.reshape(-1, steps) @ refs.v_mps.T  # ((n_v + 3) * n_T, 3)
@@ -300,9 +298,13 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
         evaluated += idx.shape[0]
         if found >= 0:
             best_cost, best = cost, found
-    counters = dict(memory, evaluated=evaluated, deadline_hits=state.deadline_hits + int(hit_deadline))
+    # The track memory and counters of every outcome below.
+    ignored_tracks, dropped_tracks = state.ignored_tracks + n_bad, state.dropped_tracks + dropped
+    deadline_hits = state.deadline_hits + int(hit_deadline)
     if best < 0:
-        st = replace(state, infeasible=state.infeasible + 1, **{k: v for k, v in counters.items() if k != "evaluated"})
+        st = replace(state, track_ids=ft.ids, track_yaws=ft.yaw_rad, track_vs=ft.s_rate_mps, track_accel=accel_tr,
+                     track_t_ns=t_ns, ignored_tracks=ignored_tracks, dropped_tracks=dropped_tracks, tables=tab,
+                     deadline_hits=deadline_hits, infeasible=state.infeasible + 1)
         st, plan = _emergency(st, ego, road, d0, t_ns, acc.max_decel_mps2, cfg, "emergency_brake")
         return replace(st, evaluated=evaluated), plan
 
@@ -324,4 +326,9 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
         behaviour = ("follow" if refs.own_lead_index >= 0 and slower else
                      "stop" if end_gap < math.inf and slower else "cruise")
     plan = frenet_to_plan(road, t_ns, t_s, s, d, d_s, d_ss, v_ahead, a, emergency, behaviour)
-    return replace(state, last_plan=plan, last_d_m=d, last_dd_mps2=ddd, target_lane=target_lane, **counters), plan
+    # Every field spelt out: dataclasses.replace costs ~10 us a plan.
+    return LatticeState(last_plan=plan, last_d_m=d, last_dd_mps2=ddd, target_lane=target_lane, tables=tab,
+                        track_ids=ft.ids, track_yaws=ft.yaw_rad, track_vs=ft.s_rate_mps, track_accel=accel_tr,
+                        track_t_ns=t_ns, ignored_tracks=ignored_tracks, dropped_tracks=dropped_tracks,
+                        stale_egos=state.stale_egos, rejected_egos=state.rejected_egos, deadline_hits=deadline_hits,
+                        infeasible=state.infeasible, evaluated=evaluated), plan

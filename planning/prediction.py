@@ -21,6 +21,7 @@ import numpy as np
 
 from core.config import rng
 from core.jit import kernel
+from core.records import fast_frozen_init
 from core.road import Road
 from planning.track_frenet import FrenetTracks, lane_centre_of
 
@@ -45,6 +46,7 @@ class PredictionParams:
     brake_threshold_mps2: float = field(default=2.0, metadata=rng(0.0, 10.0))
 
 
+@fast_frozen_init  # built every plan (core/records.py)
 @dataclass(frozen=True, slots=True)
 class Prediction:
     t_s: np.ndarray  # (K,)

@@ -313,3 +313,18 @@ def test_to_frenet_on_a_curved_road_matches_the_numpy_form(name):
                                                   reference_curved_to_frenet(road, finite[::3])))
     assert all(a.shape == (0,) and a.dtype == np.float64 for a in road.to_frenet(np.zeros((0, 2))))
     assert road.nearest_sample(np.zeros((0, 2))).shape == (0,)
+
+
+@pytest.mark.parametrize("name", sorted(ROADS))
+def test_point_to_frenet_matches_to_frenet_of_one_point(name):
+    road, rng = ROADS[name], np.random.default_rng(13)
+    s, d = frenet_points(road, rng, 500)
+    xy, _ = road.to_cartesian(s, 3.0 * d)
+    xy = np.concatenate([xy, [[np.nan, 0.0], [np.inf, 1.0], [0.0, np.nan]]])
+    with np.errstate(invalid="ignore"):
+        for x, y in xy.tolist():
+            s_one, d_one = road.to_frenet(np.array([[x, y]]))
+            got = road.point_to_frenet(x, y)
+            assert all(type(v) is float for v in got)
+            for v, ref in zip(got, (s_one[0], d_one[0])):
+                assert (np.isnan(v) and np.isnan(ref)) or same_bits(np.float64(v), ref)
