@@ -36,7 +36,7 @@ from planning.frenet_plan import frenet_to_plan, lane_stretch
 from planning.interp import interp_at, interp_value, search_with_guess
 from planning.lattice_batch import search_batch
 from planning.lattice_config import LatticeConfig, LatticeState
-from planning.lattice_bounds import candidate_bounds, longitudinal_family_terms, slot_speed_ok
+from planning.lattice_bounds import candidate_bounds, longitudinal_family_terms_into, slot_speed_ok
 from planning.lattice_grid import lateral_family_tabled
 from planning.lattice_obstacles import MAX_OBJECTS, followers_in_lane, obstacle_terms
 from planning.lattice_tables import LatticeTables, tables_for
@@ -236,10 +236,15 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     # The longitudinal family: the quartic speed levels, then the three lanes' ACC roll-outs as
     # candidates of their own (the ACC law is comfortable by construction: jerk-limited, braking
     # spread over the whole approach, which end-constrained quartics cannot always match).
-    lon_xva, lon_ok, lon_emergency, c_lon, vv = longitudinal_family_terms(
+    n_lon = tab.levels_mps2.shape[0] + 3
+    n_T = tab.horizons_s.shape[0]
+    lon_xva = np.empty((3, n_lon, n_T, steps))
+    lon_ok, lon_emergency = np.empty((n_lon, n_T), np.bool_), np.empty((n_lon, n_T), np.bool_)
+    c_lon, vv = np.empty((n_lon, n_T)), np.empty(n_lon * n_T)
+    longitudinal_family_terms_into(
         tab.lon_map, tab.levels_mps2, tab.horizons_s, s0, v0, a0, v_max, refs.s_m, refs.v_mps, refs.a_mps2, dt,
         cfg.max_accel_mps2, cfg.max_decel_mps2, cfg.max_jerk_mps3, acc.comfort_decel_mps2, cfg.comfort_jerk_mps3,
-        cfg.w_lon_jerk, cfg.emergency_cost)
+        cfg.w_lon_jerk, cfg.emergency_cost, lon_xva, lon_ok, lon_emergency, c_lon, vv)
     lon_x, lon_v, lon_a = lon_xva  # (n_v + 3, n_T, K) each
     # Above the cap (cap just lowered) only profiles that slow down pass: per lane slot, a profile
     # may not exceed max(its cap, v0), with longitudinal_family_terms' tolerance.
@@ -259,7 +264,7 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
         previous_weight, use_previous, lon_ok_slot, c_lon, vv, v_ref_dot, dt, lane_caps, cfg.max_lat_accel_mps2,
         road.half_width_m, 0.5 * cfg.ego_width_m, cfg.w_lat_jerk, cfg.w_lat_dev, cfg.w_offset, change_cost,
         cfg.w_progress, cfg.w_consistency, cfg.w_speed)
-    n_d, n_v, n_T = d_targets.shape[0], lon_ok.shape[0], lon_ok.shape[1]
+    n_d, n_v = d_targets.shape[0], n_lon
     n_ok = order.shape[0]
 
     # Coupled terms, evaluated lazily in order of the bound.
