@@ -36,7 +36,7 @@ from planning.frenet_plan import frenet_to_plan, lane_stretch
 from planning.interp import interp_at, interp_value, search_with_guess
 from planning.lattice_batch import search_batch
 from planning.lattice_config import LatticeConfig, LatticeState
-from planning.lattice_bounds import candidate_bounds, longitudinal_family_terms_into, slot_speed_ok
+from planning.lattice_bounds import candidate_bounds, longitudinal_family_terms_into, slot_speed_ok_into
 from planning.lattice_grid import lateral_family_tabled
 from planning.lattice_obstacles import MAX_OBJECTS, followers_in_lane, obstacle_terms
 from planning.lattice_tables import LatticeTables, tables_for
@@ -54,9 +54,10 @@ def _track_rates(ft, state: LatticeState, dt_s: float, smoothing: float) -> tupl
     n = ft.ids.shape[0]
     if state.track_ids.shape[0] == 0 or dt_s <= 0.0 or n == 0:
         return np.zeros(n), np.zeros(n)
-    yaw_rate, accel = _rates_from_memory(ft.ids, ft.yaw_rad, ft.s_rate_mps, state.track_ids, state.track_yaws,
-                                         state.track_vs, state.track_accel, float(dt_s), float(smoothing))
-    return yaw_rate, accel
+    rates = np.zeros((2, n))  # yaw rate, acceleration
+    _rates_from_memory(ft.ids, ft.yaw_rad, ft.s_rate_mps, state.track_ids, state.track_yaws, state.track_vs,
+                       state.track_accel, float(dt_s), float(smoothing), rates)
+    return rates[0], rates[1]
 
 
 # FrenetTracks fields and the state's memory may be read-only views (a decoded log, a column).
@@ -64,15 +65,15 @@ _ROW = "Array(float64, 1, 'A', readonly=True)"
 _IDS = "Array(int64, 1, 'A', readonly=True)"
 
 
-@kernel(f"float64[:, ::1]({_IDS}, {_ROW}, {_ROW}, {_IDS}, {_ROW}, {_ROW}, {_ROW}, float64, float64)")
-def _rates_from_memory(ids, yaw_rad, s_rate_mps, prev_ids, prev_yaws, prev_vs, prev_accel, dt_s, smoothing):
+@kernel(f"void({_IDS}, {_ROW}, {_ROW}, {_IDS}, {_ROW}, {_ROW}, {_ROW}, float64, float64, float64[:, ::1])")
+def _rates_from_memory(ids, yaw_rad, s_rate_mps, prev_ids, prev_yaws, prev_vs, prev_accel, dt_s, smoothing, rates):
     """_track_rates for N > 0 tracks and a non-empty memory, one loop instead of ~20 numpy calls on a
     few elements. A track's memory is the first of the previous ids equal to its id (a stable
     argsort and a left searchsorted found that one); the numpy form's operations in its order:
     wrap_angle's (a + pi) % 2 pi - pi (Python's float remainder, numpy's too), the clip to
-    [-12, 6] m/s^2 as np.minimum(np.maximum(.)) (NaN stays NaN)."""
+    [-12, 6] m/s^2 as np.minimum(np.maximum(.)) (NaN stays NaN). Into ``rates`` (2, N), zeros on
+    entry (an array the kernel returned would cost about a microsecond to hand over)."""
     n, m = ids.shape[0], prev_ids.shape[0]
-    rates = np.zeros((2, n))  # one array out: yaw rate, acceleration
     yaw_rate, accel = rates[0], rates[1]
     for i in range(n):
         for j in range(m):
@@ -84,20 +85,18 @@ def _rates_from_memory(ids, yaw_rad, s_rate_mps, prev_ids, prev_yaws, prev_vs, p
         a = accel[i]
         a = a if (a > -12.0 or a != a) else -12.0
         accel[i] = a if (a < 6.0 or a != a) else 6.0
-    return rates
 
 
 _PROFILE = "Array(float64, 1, 'A', readonly=True)"
 
 
-@kernel(f"float64[:, ::1]({_PROFILE}, {_PROFILE}, {_PROFILE}, {_PROFILE})")
-def _path_terms(v_mps, dd_mps, ddd_mps2, a_mps2):
+@kernel(f"void({_PROFILE}, {_PROFILE}, {_PROFILE}, {_PROFILE}, float64[:, ::1])")
+def _path_terms(v_mps, dd_mps, ddd_mps2, a_mps2, rows):
     """The chosen candidate's path d(s) from d(t), rows (3, K): d' = clip(d_t / s_t, -1, 1) and
     d'' = (d_tt - d' s_tt) / s_t^2 with s_t floored at 1 m/s, and the speed floored at 0, as the
-    numpy form np.minimum(np.maximum(dd / sdot, -1.0), 1.0) etc. (NaN kept) in its order. One
-    array out: each array a kernel returns costs about a microsecond to hand to Python."""
+    numpy form np.minimum(np.maximum(dd / sdot, -1.0), 1.0) etc. (NaN kept) in its order, into
+    ``rows``: each array a kernel returns costs about a microsecond to hand to Python."""
     n = v_mps.shape[0]
-    rows = np.empty((3, n))
     d_s, d_ss, v_ahead = rows[0], rows[1], rows[2]
     for k in range(n):
         v = v_mps[k]
@@ -108,7 +107,6 @@ def _path_terms(v_mps, dd_mps, ddd_mps2, a_mps2):
         d_s[k] = z
         d_ss[k] = (ddd_mps2[k] - z * a_mps2[k]) / (sdot * sdot)
         v_ahead[k] = v if (v > 0.0 or v != v) else 0.0
-    return rows
 
 
 def _previous_plan_rows(age_s: float, t_s: np.ndarray, last_t_s: np.ndarray,
@@ -248,7 +246,8 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     lon_x, lon_v, lon_a = lon_xva  # (n_v + 3, n_T, K) each
     # Above the cap (cap just lowered) only profiles that slow down pass: per lane slot, a profile
     # may not exceed max(its cap, v0), with longitudinal_family_terms' tolerance.
-    lon_ok_slot = slot_speed_ok(lon_ok, lon_v, lane_caps, v0)  # (3, n_v + 3, n_T)
+    lon_ok_slot = np.empty((3, n_lon, n_T), np.bool_)
+    slot_speed_ok_into(lon_ok, lon_v, lane_caps, v0, lon_ok_slot)
 
     # Lateral consistency with the previous plan, sampled on this plan's grid.
     use_previous = last is not None and state.last_d_m.shape[0] == steps
@@ -317,7 +316,9 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     il, iv = divmod(rest, n_v)
     d, dd, ddd = lat.x[il, iT], lat.v[il, iT], lat.a[il, iT]
     s, v, a = lon_x[iv, iT], lon_v[iv, iT], lon_a[iv, iT]
-    d_s, d_ss, v_ahead = _path_terms(v, dd, ddd, a)
+    path_rows = np.empty((3, steps))
+    _path_terms(v, dd, ddd, a, path_rows)
+    d_s, d_ss, v_ahead = path_rows
     target_lane = int(refs.lanes[lane_slot[il]])
     emergency = bool(lon_emergency[iv, iT])
     if limits.stop_decel_mps2 > 0.0:

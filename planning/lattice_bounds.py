@@ -183,14 +183,13 @@ def longitudinal_family_terms_into(lon_map, levels_mps2, horizons_s, s0, v0, a0,
             cost[r, h] = w_lon_jerk * (jj * dt_s) + emergency_cost * (1.0 if emerg else 0.0)
 
 
-@kernel("boolean[:, :, ::1](boolean[:, ::1], float64[:, :, :], float64[::1], float64)")
-def slot_speed_ok(lon_ok, lon_v, lane_caps_mps, v0_mps):
-    """``lon_ok`` (n_v + 3, n_T) per target lane slot (3, n_v + 3, n_T): a profile may not exceed
+@kernel("void(boolean[:, ::1], float64[:, :, :], float64[::1], float64, boolean[:, :, ::1])")
+def slot_speed_ok_into(lon_ok, lon_v, lane_caps_mps, v0_mps, out):
+    """``lon_ok`` (n_v + 3, n_T) per target lane slot into ``out`` (3, n_v + 3, n_T): a profile may not exceed
     max(the slot's cap, v0) + 0.05 (longitudinal_family_terms' tolerance) in that lane. As the numpy
     form lon_ok[None] & (lon_v.max(axis=2)[None] <= np.maximum(lane_caps, v0)[:, None, None] + 0.05):
     a NaN speed makes the maximum NaN and fails the test, a NaN cap too."""
     n_rows, n_t, n_k = lon_v.shape
-    out = np.empty((3, n_rows, n_t), np.bool_)
     v_hi = np.empty(3)
     for j in range(3):
         cap = lane_caps_mps[j]
@@ -206,7 +205,6 @@ def slot_speed_ok(lon_ok, lon_v, lane_caps_mps, v0_mps):
                     top = v
             for j in range(3):
                 out[j, r, h] = lon_ok[r, h] and top <= v_hi[j]
-    return out
 
 
 @kernel("Tuple((float64[::1], int64[::1]))(float64[:, :, :, ::1], float64[::1], int64[::1], float64[::1],"
