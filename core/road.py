@@ -96,6 +96,10 @@ class Road:
         self._straight = _Pieces.of(~is_arc, s0_a, s1_a, s_mid, mid_xy, mid_h, k_a)
         self._arcs = _Pieces.of(is_arc, s0_a, s1_a, s_mid, mid_xy, mid_h, k_a)
         kinds = [p for p in (self._straight, self._arcs) if p is not None]  # the order feet are built in
+        # The same pieces as rows of two tables, for the compiled search (``_nearest_samples``).
+        self._line_piece_rows = _piece_rows(self._straight, ("s_mid", "mid_x", "mid_y", "cos_h", "sin_h", "s0", "s1"))
+        self._arc_piece_rows = _piece_rows(self._arcs, ("s_mid", "centre_x", "centre_y", "rad_x", "rad_y", "inv_k",
+                                                        "s0", "s1"))
         self._piece_s0 = np.concatenate([p.s0 for p in kinds], axis=1)
         self._piece_s1 = np.concatenate([p.s1 for p in kinds], axis=1)
         if self._arcs is None:  # sample index along the line as one affine map of xy
@@ -106,6 +110,9 @@ class Road:
         # Per-sample tables so that a projection gathers instead of re-evaluating cos and sin.
         self._cos_h, self._sin_h = np.cos(self.heading_rad), np.sin(self.heading_rad)
         self._line_cos_sin = (float(self._cos_h[0]), float(self._sin_h[0]))
+        if self._arcs is None:  # line_frenet_args, built once: the planner asks for them every plan
+            self._line_frenet_args = (self._line_to_index_xy[0], self._line_to_index_xy[1], self._line_index0, self.s_m,
+                                      self.xy_m) + self._line_cos_sin
 
     @property
     def line_cos_sin(self) -> tuple[float, float]:
@@ -118,8 +125,7 @@ class Road:
         """A straight road's (to_index_x, to_index_y, index0, s_table, xy_table, cos_h, sin_h): the
         arguments of the compiled point projection ``line_point_frenet`` after x and y. Only for a
         road without arcs (``is_straight``)."""
-        to_index = self._line_to_index_xy
-        return (to_index[0], to_index[1], self._line_index0, self.s_m, self.xy_m) + self._line_cos_sin
+        return self._line_frenet_args
 
     def nearest_sample(self, xy: np.ndarray) -> np.ndarray:
         """Index of the reference-line sample nearest to each point of xy (N, 2) -> (N,) int64.
@@ -130,6 +136,12 @@ class Road:
         Equivalent to a KD-tree query over the samples at a fraction of its per-call overhead. A
         non-finite point yields an arbitrary index (its Frenet coordinates come out non-finite).
         """
+        if self._arcs is not None and xy.ndim == 2:
+            # Arcs (a curved road): the search below in one compiled loop (~25 numpy calls on
+            # (N, 5 P) candidates were the top cost of a plan on a curve).
+            idx = np.empty(xy.shape[0], np.int64)
+            _nearest_samples(xy, self._line_piece_rows, self._arc_piece_rows, self.samples_per_m, self.xy_m, idx)
+            return idx
         if self._arcs is None:
             # A road without arcs is one straight line with evenly spaced samples: the nearest sample
             # is the foot point's rounded index (a tie within rounding may pick either neighbour).
@@ -220,6 +232,17 @@ class Road:
         cos_h, sin_h = self._line_cos_sin
         return float(self.s_m[i]) + (dx * cos_h + dy * sin_h), -dx * sin_h + dy * cos_h
 
+    def point_to_frenet(self, x_m: float, y_m: float) -> tuple[float, float]:
+        """to_frenet of one point (x, y) as two floats, its bits, without the array set-up either
+        way (the planner places the ego once per plan)."""
+        if self.is_straight:
+            return self._line_point_to_frenet(x_m, y_m)
+        if self._arcs is not None:
+            return _curved_point_frenet(x_m, y_m, self._line_piece_rows, self._arc_piece_rows, self.samples_per_m,
+                                        self.s_m, self.xy_m, self._cos_h, self._sin_h, self.curvature_1pm)
+        s, lateral = self.to_frenet(np.array([[x_m, y_m]]))
+        return float(s[0]), float(lateral[0])
+
     def to_frenet(self, xy) -> tuple[np.ndarray, np.ndarray]:
         """Map xy (N, 2) -> (s, d), projecting onto the nearest sample's tangent (exact on straights,
         within millimetres on curves of radius >= 50 m at 0.5 m spacing)."""
@@ -236,6 +259,16 @@ class Road:
             # Points (N, 2) on a straight road (the tracks and their predictions every plan): one
             # compiled loop with the arithmetic below, instead of ~15 small numpy calls.
             return _line_to_frenet(xy, *self.line_frenet_args)
+        if self._arcs is not None:
+            # A curved road: nearest_sample's search and the projection below in one compiled loop.
+            points = xy.reshape(-1, 2)
+            s_d = np.empty((2, points.shape[0]))
+            _curved_to_frenet(points, self._line_piece_rows, self._arc_piece_rows, self.samples_per_m, self.s_m,
+                              self.xy_m, self._cos_h, self._sin_h, self.curvature_1pm, s_d)
+            s, lateral = s_d[0], s_d[1]
+            if lead_shape == ():  # a single point gives scalars, as a KD-tree query would
+                return s[0], lateral[0]
+            return s.reshape(lead_shape), lateral.reshape(lead_shape)
         i = self.nearest_sample(xy.reshape(-1, 2))
         xy = xy.reshape(-1, 2)
         delta = xy - self.xy_m[i]
@@ -284,6 +317,92 @@ class _Pieces:
         return _Pieces(row(s0), row(s1), row(s_mid), row(mid_xy[:, 0]), row(mid_xy[:, 1]), row(cos_h),
                        row(sin_h), row(mid_xy[:, 0] - rad_x), row(mid_xy[:, 1] - rad_y), row(rad_x),
                        row(rad_y), row(inv_k))
+
+
+def _piece_rows(pieces: "_Pieces | None", fields: tuple[str, ...]) -> np.ndarray:
+    """Pieces of one kind as a C-contiguous table (P, len(fields)), one row per piece; (0, F) if none."""
+    if pieces is None:
+        return np.zeros((0, len(fields)))
+    return np.ascontiguousarray(np.stack([getattr(pieces, f)[0] for f in fields], axis=1), dtype=np.float64)
+
+
+_PIECE_TABLE = "float64[:, ::1]"
+
+
+@kernel(f"int64(float64, float64, {_PIECE_TABLE}, {_PIECE_TABLE}, float64, float64[:, ::1])")
+def nearest_sample_of(x, y, line_rows, arc_rows, samples_per_m, xy_table):
+    """Road.nearest_sample's numpy form on a road with arcs, for one point, operation for operation
+    (tests/core/test_road_kernels.py keeps it as the reference): per piece, lines first, then arcs
+    (rows of Road._line_piece_rows / _arc_piece_rows), the foot point (a line's tangent projection
+    s_mid + (x - mid_x) cos + (y - mid_y) sin, an arc's s_mid + atan2(rx by - ry bx, rx bx + ry by)
+    / k), clamped to the piece by fmax then fmin (NaN -> the bound), rounded half to even to a
+    sample index; the candidates are that index - 2 .. + 2, clamped to the samples, compared by
+    squared distance; the first of equals wins, and a NaN distance wins at once (np.argmin's)."""
+    last = xy_table.shape[0] - 1
+    best_i, best = 0, 0.0
+    first = True
+    for kind in range(2):
+        rows = line_rows if kind == 0 else arc_rows
+        for p in range(rows.shape[0]):
+            if kind == 0:
+                foot = rows[p, 0] + (x - rows[p, 1]) * rows[p, 3] + (y - rows[p, 2]) * rows[p, 4]
+                s0, s1 = rows[p, 5], rows[p, 6]
+            else:
+                bx, by = x - rows[p, 1], y - rows[p, 2]
+                rad_x, rad_y = rows[p, 3], rows[p, 4]
+                phi = math.atan2(rad_x * by - rad_y * bx, rad_x * bx + rad_y * by)
+                foot = rows[p, 0] + phi * rows[p, 5]
+                s0, s1 = rows[p, 6], rows[p, 7]
+            foot = s0 if foot != foot else (foot if foot > s0 else s0)  # np.fmax(foot, s0), s0 finite
+            foot = s1 if foot != foot else (foot if foot < s1 else s1)  # np.fmin(., s1)
+            centre = np.int64(np.rint(foot * samples_per_m))
+            for off in range(-2, 3):
+                c = centre + off
+                c = 0 if c < 0 else (last if c > last else c)
+                dx, dy = xy_table[c, 0] - x, xy_table[c, 1] - y
+                dist = dx * dx + dy * dy
+                if dist != dist:
+                    return c
+                if first or dist < best:
+                    best_i, best, first = c, dist, False
+    return best_i
+
+
+@kernel(f"void(Array(float64, 2, 'A', readonly=True), {_PIECE_TABLE}, {_PIECE_TABLE}, float64, float64[:, ::1],"
+        " int64[::1])")
+def _nearest_samples(xy, line_rows, arc_rows, samples_per_m, xy_table, idx):
+    """Road.nearest_sample of N points (N, 2) on a road with arcs into ``idx`` (N,)."""
+    for j in range(xy.shape[0]):
+        idx[j] = nearest_sample_of(xy[j, 0], xy[j, 1], line_rows, arc_rows, samples_per_m, xy_table)
+
+
+@kernel(f"UniTuple(float64, 2)(float64, float64, {_PIECE_TABLE}, {_PIECE_TABLE}, float64, float64[::1],"
+        " float64[:, ::1], float64[::1], float64[::1], float64[::1])")
+def _curved_point_frenet(x, y, line_rows, arc_rows, samples_per_m, s_table, xy_table, cos_table, sin_table,
+                         curvature_table):
+    """Road.to_frenet of one point (x, y) on a road with arcs, (s, d): the nearest sample
+    (``nearest_sample_of``), then the numpy form's projection onto its tangent in its order:
+    along = dx cos + dy sin, d = -dx sin + dy cos, along / np.maximum(1 - k d, 1e-3) (NaN kept),
+    s = s_i + along."""
+    i = nearest_sample_of(x, y, line_rows, arc_rows, samples_per_m, xy_table)
+    dx, dy = x - xy_table[i, 0], y - xy_table[i, 1]
+    cos_h, sin_h = cos_table[i], sin_table[i]
+    along = dx * cos_h + dy * sin_h
+    lateral = -dx * sin_h + dy * cos_h
+    stretch = 1.0 - curvature_table[i] * lateral
+    along = along / (stretch if (stretch > 1e-3 or stretch != stretch) else 1e-3)
+    return s_table[i] + along, lateral
+
+
+@kernel(f"void(Array(float64, 2, 'A', readonly=True), {_PIECE_TABLE}, {_PIECE_TABLE}, float64, float64[::1],"
+        " float64[:, ::1], float64[::1], float64[::1], float64[::1], float64[:, ::1])")
+def _curved_to_frenet(xy, line_rows, arc_rows, samples_per_m, s_table, xy_table, cos_table, sin_table,
+                      curvature_table, s_d):
+    """Road.to_frenet of N points (N, 2) on a road with arcs into ``s_d`` (2, N), s then d
+    (``_curved_point_frenet`` per point)."""
+    for j in range(xy.shape[0]):
+        s_d[0, j], s_d[1, j] = _curved_point_frenet(xy[j, 0], xy[j, 1], line_rows, arc_rows, samples_per_m, s_table,
+                                                    xy_table, cos_table, sin_table, curvature_table)
 
 
 # Any 1-D float64 array, read-only ones (np.broadcast_to, shared truth columns) included.

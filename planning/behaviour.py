@@ -11,6 +11,7 @@ import numpy as np
 
 from core.jit import kernel
 from core.messages import ModeLimits
+from core.records import fast_frozen_init
 from core.road import Road
 from planning.acc_law import _rollout
 from planning.acc_planner import AccPlannerConfig, target_speed
@@ -18,6 +19,7 @@ from planning.frenet_plan import ONE_KD_FLOOR
 from planning.track_frenet import FrenetTracks, _select_leads
 
 
+@fast_frozen_init  # built every plan (core/records.py)
 @dataclass(frozen=True, slots=True)
 class LaneReferences:
     lanes: np.ndarray  # (3,) int64: right neighbour, own lane, left neighbour (may be off-road)

@@ -42,7 +42,7 @@ def frenet_to_plan(road: Road, t_ns: int, t_s: np.ndarray, s_m: np.ndarray, d_m:
     """
     # As float64 arrays up front: what the formula's promotion did anyway, so a float32 profile
     # takes the shortcut below with the general branch's values and dtype.
-    d_m, dd_ds, d2d_ds2 = (np.asarray(a, dtype=np.float64) for a in (d_m, dd_ds, d2d_ds2))
+    d_m, dd_ds, d2d_ds2 = np.asarray(d_m, np.float64), np.asarray(dd_ds, np.float64), np.asarray(d2d_ds2, np.float64)
     s_m = np.asarray(s_m, dtype=np.float64)
     if (road.is_straight and s_m.ndim == 1 and d_m.shape == s_m.shape == dd_ds.shape == d2d_ds2.shape
             and math.isfinite(float(np.dot(d_m, dd_ds)))):

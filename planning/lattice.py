@@ -36,7 +36,7 @@ from planning.frenet_plan import frenet_to_plan, lane_stretch
 from planning.interp import interp_at, interp_value, search_with_guess
 from planning.lattice_batch import search_batch
 from planning.lattice_config import LatticeConfig, LatticeState
-from planning.lattice_bounds import candidate_bounds, longitudinal_family_terms, slot_speed_ok
+from planning.lattice_bounds import candidate_bounds, longitudinal_family_terms_into, slot_speed_ok_into
 from planning.lattice_grid import lateral_family_tabled
 from planning.lattice_obstacles import MAX_OBJECTS, followers_in_lane, obstacle_terms
 from planning.lattice_tables import LatticeTables, tables_for
@@ -54,9 +54,10 @@ def _track_rates(ft, state: LatticeState, dt_s: float, smoothing: float) -> tupl
     n = ft.ids.shape[0]
     if state.track_ids.shape[0] == 0 or dt_s <= 0.0 or n == 0:
         return np.zeros(n), np.zeros(n)
-    yaw_rate, accel = _rates_from_memory(ft.ids, ft.yaw_rad, ft.s_rate_mps, state.track_ids, state.track_yaws,
-                                         state.track_vs, state.track_accel, float(dt_s), float(smoothing))
-    return yaw_rate, accel
+    rates = np.zeros((2, n))  # yaw rate, acceleration
+    _rates_from_memory(ft.ids, ft.yaw_rad, ft.s_rate_mps, state.track_ids, state.track_yaws, state.track_vs,
+                       state.track_accel, float(dt_s), float(smoothing), rates)
+    return rates[0], rates[1]
 
 
 # FrenetTracks fields and the state's memory may be read-only views (a decoded log, a column).
@@ -64,15 +65,15 @@ _ROW = "Array(float64, 1, 'A', readonly=True)"
 _IDS = "Array(int64, 1, 'A', readonly=True)"
 
 
-@kernel(f"float64[:, ::1]({_IDS}, {_ROW}, {_ROW}, {_IDS}, {_ROW}, {_ROW}, {_ROW}, float64, float64)")
-def _rates_from_memory(ids, yaw_rad, s_rate_mps, prev_ids, prev_yaws, prev_vs, prev_accel, dt_s, smoothing):
+@kernel(f"void({_IDS}, {_ROW}, {_ROW}, {_IDS}, {_ROW}, {_ROW}, {_ROW}, float64, float64, float64[:, ::1])")
+def _rates_from_memory(ids, yaw_rad, s_rate_mps, prev_ids, prev_yaws, prev_vs, prev_accel, dt_s, smoothing, rates):
     """_track_rates for N > 0 tracks and a non-empty memory, one loop instead of ~20 numpy calls on a
     few elements. A track's memory is the first of the previous ids equal to its id (a stable
     argsort and a left searchsorted found that one); the numpy form's operations in its order:
     wrap_angle's (a + pi) % 2 pi - pi (Python's float remainder, numpy's too), the clip to
-    [-12, 6] m/s^2 as np.minimum(np.maximum(.)) (NaN stays NaN)."""
+    [-12, 6] m/s^2 as np.minimum(np.maximum(.)) (NaN stays NaN). Into ``rates`` (2, N), zeros on
+    entry (an array the kernel returned would cost about a microsecond to hand over)."""
     n, m = ids.shape[0], prev_ids.shape[0]
-    rates = np.zeros((2, n))  # one array out: yaw rate, acceleration
     yaw_rate, accel = rates[0], rates[1]
     for i in range(n):
         for j in range(m):
@@ -84,20 +85,18 @@ def _rates_from_memory(ids, yaw_rad, s_rate_mps, prev_ids, prev_yaws, prev_vs, p
         a = accel[i]
         a = a if (a > -12.0 or a != a) else -12.0
         accel[i] = a if (a < 6.0 or a != a) else 6.0
-    return rates
 
 
 _PROFILE = "Array(float64, 1, 'A', readonly=True)"
 
 
-@kernel(f"float64[:, ::1]({_PROFILE}, {_PROFILE}, {_PROFILE}, {_PROFILE})")
-def _path_terms(v_mps, dd_mps, ddd_mps2, a_mps2):
+@kernel(f"void({_PROFILE}, {_PROFILE}, {_PROFILE}, {_PROFILE}, float64[:, ::1])")
+def _path_terms(v_mps, dd_mps, ddd_mps2, a_mps2, rows):
     """The chosen candidate's path d(s) from d(t), rows (3, K): d' = clip(d_t / s_t, -1, 1) and
     d'' = (d_tt - d' s_tt) / s_t^2 with s_t floored at 1 m/s, and the speed floored at 0, as the
-    numpy form np.minimum(np.maximum(dd / sdot, -1.0), 1.0) etc. (NaN kept) in its order. One
-    array out: each array a kernel returns costs about a microsecond to hand to Python."""
+    numpy form np.minimum(np.maximum(dd / sdot, -1.0), 1.0) etc. (NaN kept) in its order, into
+    ``rows``: each array a kernel returns costs about a microsecond to hand to Python."""
     n = v_mps.shape[0]
-    rows = np.empty((3, n))
     d_s, d_ss, v_ahead = rows[0], rows[1], rows[2]
     for k in range(n):
         v = v_mps[k]
@@ -108,7 +107,6 @@ def _path_terms(v_mps, dd_mps, ddd_mps2, a_mps2):
         d_s[k] = z
         d_ss[k] = (ddd_mps2[k] - z * a_mps2[k]) / (sdot * sdot)
         v_ahead[k] = v if (v > 0.0 or v != v) else 0.0
-    return rows
 
 
 def _previous_plan_rows(age_s: float, t_s: np.ndarray, last_t_s: np.ndarray,
@@ -168,8 +166,8 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
         d_bad = float(road.to_frenet(ego.pose[None, :2])[1][0])
         return _emergency(state, ego, road, d_bad, t_ns, acc.stale_stop_decel_mps2, cfg, "bad_ego",
                           rejected_egos=state.rejected_egos + 1)
-    s_arr, d_arr = road.to_frenet(ego.pose[None, :2])
-    d0 = float(d_arr[0])
+    x_m, y_m, yaw_rad = ego.pose.tolist()[:3]
+    s_ego, d0 = road.point_to_frenet(x_m, y_m)
     lane = _lane_of(road, d0)
     if (t_ns - ego.t_ns) * 1e-9 > acc.max_ego_age_s:
         return _emergency(state, ego, road, d0, t_ns, acc.stale_stop_decel_mps2, cfg, "stale_ego",
@@ -178,9 +176,9 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     t_s, dt, steps = tab.t_s, tab.dt_s, tab.steps
 
     # Ego in Frenet at the planning time.
-    s0 = float(s_arr[0]) + ego.speed_mps * max((t_ns - ego.t_ns) * 1e-9, 0.0)
+    s0 = s_ego + ego.speed_mps * max((t_ns - ego.t_ns) * 1e-9, 0.0)
     heading, kappa = road_heading_curvature(road, s0)
-    dpsi = math.remainder(float(ego.pose[2]) - heading, math.tau)
+    dpsi = math.remainder(yaw_rad - heading, math.tau)
     v0 = max(ego.speed_mps * math.cos(dpsi) / lane_stretch(kappa, d0), 0.0)
     dd0 = ego.speed_mps * math.sin(dpsi)
     a0 = initial_accel(state.last_plan, ego, t_ns)
@@ -205,9 +203,6 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     dt_mem = (t_ns - state.track_t_ns) * 1e-9 if state.track_t_ns >= 0 else 0.0
     yaw_rate, accel_tr = _track_rates(ft, state, dt_mem, cfg.track_accel_smoothing)
     pred = predict(ft, yaw_rate, road, t_s, cfg.prediction, accel_tr, tab.prediction)
-    memory = dict(track_ids=ft.ids, track_yaws=ft.yaw_rad, track_vs=ft.s_rate_mps, track_accel=accel_tr,
-                  track_t_ns=t_ns, ignored_tracks=state.ignored_tracks + n_bad,
-                  dropped_tracks=state.dropped_tracks + dropped, tables=tab)
 
     # Behaviour: reachable lanes and their ACC roll-outs; a lane change under way stays committed.
     # The end is no lead (the tracks before it, the law's own demand for it).
@@ -217,8 +212,8 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
         # No lane change starts at walking pace (one under way carries on): the search does not
         # check path curvature there, and a lane change from standstill is a sideways slide.
         refs = replace(refs, valid=refs.valid & (refs.lanes == lane))
-    lanes_py = refs.lanes.tolist()
-    valid_lanes = [ln for ln, ok in zip(lanes_py, refs.valid.tolist()) if ok]  # three: plain Python
+    lanes_py, valid_py = refs.lanes.tolist(), refs.valid.tolist()  # three each: plain Python
+    valid_lanes = [ln for ln, ok in zip(lanes_py, valid_py) if ok]
     committed = state.target_lane if state.target_lane in valid_lanes else lane
     # A lane change under way while the own lane's ACC needs more than comfortable braking is an
     # evasion: abandoning it for that lane is an emergency manoeuvre too, so it costs emergency_cost,
@@ -232,27 +227,34 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     # (on a straight road exactly v_cap). The quartic family, shared by every lane, reaches the
     # fastest valid lane's cap; candidate_bounds holds each target lane to its own.
     lane_caps = v_cap / refs.stretch
-    v_max = max(max(c for c, ok in zip(lane_caps.tolist(), refs.valid.tolist()) if ok), v0)
+    v_max = max(max(c for c, ok in zip(lane_caps.tolist(), valid_py) if ok), v0)
     offsets, lane_slot = tab.offsets_m, tab.lane_slot
     d_targets = (refs.centre_d_m[:, None] + offsets[None, :]).ravel()
     lat = lateral_family_tabled(tab.lat_map, d0, dd0, prev_dd, d_targets)
     # The longitudinal family: the quartic speed levels, then the three lanes' ACC roll-outs as
     # candidates of their own (the ACC law is comfortable by construction: jerk-limited, braking
     # spread over the whole approach, which end-constrained quartics cannot always match).
-    lon_xva, lon_ok, lon_emergency, c_lon, vv = longitudinal_family_terms(
+    n_lon = tab.levels_mps2.shape[0] + 3
+    n_T = tab.horizons_s.shape[0]
+    lon_xva = np.empty((3, n_lon, n_T, steps))
+    lon_ok, lon_emergency = np.empty((n_lon, n_T), np.bool_), np.empty((n_lon, n_T), np.bool_)
+    c_lon, vv = np.empty((n_lon, n_T)), np.empty(n_lon * n_T)
+    longitudinal_family_terms_into(
         tab.lon_map, tab.levels_mps2, tab.horizons_s, s0, v0, a0, v_max, refs.s_m, refs.v_mps, refs.a_mps2, dt,
         cfg.max_accel_mps2, cfg.max_decel_mps2, cfg.max_jerk_mps3, acc.comfort_decel_mps2, cfg.comfort_jerk_mps3,
-        cfg.w_lon_jerk, cfg.emergency_cost)
+        cfg.w_lon_jerk, cfg.emergency_cost, lon_xva, lon_ok, lon_emergency, c_lon, vv)
     lon_x, lon_v, lon_a = lon_xva  # (n_v + 3, n_T, K) each
     # Above the cap (cap just lowered) only profiles that slow down pass: per lane slot, a profile
     # may not exceed max(its cap, v0), with longitudinal_family_terms' tolerance.
-    lon_ok_slot = slot_speed_ok(lon_ok, lon_v, lane_caps, v0)  # (3, n_v + 3, n_T)
+    lon_ok_slot = np.empty((3, n_lon, n_T), np.bool_)
+    slot_speed_ok_into(lon_ok, lon_v, lane_caps, v0, lon_ok_slot)
 
     # Lateral consistency with the previous plan, sampled on this plan's grid.
     use_previous = last is not None and state.last_d_m.shape[0] == steps
-    previous_d = previous_weight = np.zeros(0)
     if use_previous:
         previous_d, previous_weight = _previous_plan_rows((t_ns - last.t_ns) * 1e-9, t_s, last.t_s, state.last_d_m)
+    else:
+        previous_d = previous_weight = np.zeros(0)
     # Every candidate's lower bound (n_d, n_v + 3, n_T) from the per-family terms, and the
     # feasible ones in order of it. v @ references stays numpy's (BLAS's summation order).
     v_ref_dot = lon_v.reshape(-1, steps) @ refs.v_mps.T  # ((n_v + 3) * n_T, 3)
@@ -261,7 +263,7 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
         previous_weight, use_previous, lon_ok_slot, c_lon, vv, v_ref_dot, dt, lane_caps, cfg.max_lat_accel_mps2,
         road.half_width_m, 0.5 * cfg.ego_width_m, cfg.w_lat_jerk, cfg.w_lat_dev, cfg.w_offset, change_cost,
         cfg.w_progress, cfg.w_consistency, cfg.w_speed)
-    n_d, n_v, n_T = d_targets.shape[0], lon_ok.shape[0], lon_ok.shape[1]
+    n_d, n_v = d_targets.shape[0], n_lon
     n_ok = order.shape[0]
 
     # Coupled terms, evaluated lazily in order of the bound.
@@ -300,9 +302,13 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
         evaluated += idx.shape[0]
         if found >= 0:
             best_cost, best = cost, found
-    counters = dict(memory, evaluated=evaluated, deadline_hits=state.deadline_hits + int(hit_deadline))
+    # The track memory and counters of every outcome below.
+    ignored_tracks, dropped_tracks = state.ignored_tracks + n_bad, state.dropped_tracks + dropped
+    deadline_hits = state.deadline_hits + int(hit_deadline)
     if best < 0:
-        st = replace(state, infeasible=state.infeasible + 1, **{k: v for k, v in counters.items() if k != "evaluated"})
+        st = replace(state, track_ids=ft.ids, track_yaws=ft.yaw_rad, track_vs=ft.s_rate_mps, track_accel=accel_tr,
+                     track_t_ns=t_ns, ignored_tracks=ignored_tracks, dropped_tracks=dropped_tracks, tables=tab,
+                     deadline_hits=deadline_hits, infeasible=state.infeasible + 1)
         st, plan = _emergency(st, ego, road, d0, t_ns, acc.max_decel_mps2, cfg, "emergency_brake")
         return replace(st, evaluated=evaluated), plan
 
@@ -310,7 +316,9 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
     il, iv = divmod(rest, n_v)
     d, dd, ddd = lat.x[il, iT], lat.v[il, iT], lat.a[il, iT]
     s, v, a = lon_x[iv, iT], lon_v[iv, iT], lon_a[iv, iT]
-    d_s, d_ss, v_ahead = _path_terms(v, dd, ddd, a)
+    path_rows = np.empty((3, steps))
+    _path_terms(v, dd, ddd, a, path_rows)
+    d_s, d_ss, v_ahead = path_rows
     target_lane = int(refs.lanes[lane_slot[il]])
     emergency = bool(lon_emergency[iv, iT])
     if limits.stop_decel_mps2 > 0.0:
@@ -324,4 +332,9 @@ def lattice_plan_step(state: LatticeState, ego: EgoState, tracks: Tracks, limits
         behaviour = ("follow" if refs.own_lead_index >= 0 and slower else
                      "stop" if end_gap < math.inf and slower else "cruise")
     plan = frenet_to_plan(road, t_ns, t_s, s, d, d_s, d_ss, v_ahead, a, emergency, behaviour)
-    return replace(state, last_plan=plan, last_d_m=d, last_dd_mps2=ddd, target_lane=target_lane, **counters), plan
+    # Every field spelt out: dataclasses.replace costs ~10 us a plan.
+    return LatticeState(last_plan=plan, last_d_m=d, last_dd_mps2=ddd, target_lane=target_lane, tables=tab,
+                        track_ids=ft.ids, track_yaws=ft.yaw_rad, track_vs=ft.s_rate_mps, track_accel=accel_tr,
+                        track_t_ns=t_ns, ignored_tracks=ignored_tracks, dropped_tracks=dropped_tracks,
+                        stale_egos=state.stale_egos, rejected_egos=state.rejected_egos, deadline_hits=deadline_hits,
+                        infeasible=state.infeasible, evaluated=evaluated), plan

@@ -5,7 +5,7 @@ Per plan the lattice scores n_d lateral targets x (n_v + 3) longitudinal profile
 offset, consistency and speed-error integrals. In numpy these were about 120 calls over arrays of a
 few thousand elements (~0.5 ms, half the planner); here they are two kernels:
 
-- ``longitudinal_family_terms``: the quartic family from the precomputed linear maps plus the
+- ``longitudinal_family_terms(_into)``: the quartic family from the precomputed linear maps plus the
   three lanes' ACC roll-outs, its feasibility and emergency flags, its jerk cost and each profile's
   v.v;
 - ``candidate_bounds``: lateral feasibility and costs, the speed error against each lane's roll-out,
@@ -92,13 +92,31 @@ def sum_sq_pair(y, z):
     return 0.0 + (y0 + y1), 0.0 + (z0 + z1)
 
 
-@kernel("Tuple((float64[:, :, :, ::1], boolean[:, ::1], boolean[:, ::1], float64[:, ::1], float64[::1]))("
-        "float64[:, :, :, ::1], float64[::1], float64[::1], float64, float64, float64, float64, float64[:, :],"
-        " float64[:, :], float64[:, :], float64, float64, float64, float64, float64, float64, float64, float64)")
 def longitudinal_family_terms(lon_map, levels_mps2, horizons_s, s0, v0, a0, v_max_mps, ref_s_m, ref_v_mps,
                               ref_a_mps2, dt_s, max_accel_mps2, max_decel_mps2, max_jerk_mps3, comfort_decel_mps2,
                               comfort_jerk_mps3, w_lon_jerk, emergency_cost):
-    """The longitudinal family x, v, a, j (4, n_v + 3, n_T, K): rows 0 .. n_v - 1 the quartics to
+    """``longitudinal_family_terms_into`` into new arrays: (xva (3, n_v + 3, n_T, K), ok, emergency,
+    cost (n_v + 3, n_T), vv ((n_v + 3) n_T,))."""
+    _, _, n_t, n_k = lon_map.shape
+    n_rows = levels_mps2.shape[0] + 3
+    xva = np.empty((3, n_rows, n_t, n_k))
+    ok, emergency = np.empty((n_rows, n_t), np.bool_), np.empty((n_rows, n_t), np.bool_)
+    cost, vv = np.empty((n_rows, n_t)), np.empty(n_rows * n_t)
+    longitudinal_family_terms_into(lon_map, levels_mps2, horizons_s, s0, v0, a0, v_max_mps, ref_s_m, ref_v_mps,
+                                   ref_a_mps2, dt_s, max_accel_mps2, max_decel_mps2, max_jerk_mps3,
+                                   comfort_decel_mps2, comfort_jerk_mps3, w_lon_jerk, emergency_cost, xva, ok,
+                                   emergency, cost, vv)
+    return xva, ok, emergency, cost, vv
+
+
+@kernel("void(float64[:, :, :, ::1], float64[::1], float64[::1], float64, float64, float64, float64, float64[:, :],"
+        " float64[:, :], float64[:, :], float64, float64, float64, float64, float64, float64, float64, float64,"
+        " float64[:, :, :, ::1], boolean[:, ::1], boolean[:, ::1], float64[:, ::1], float64[::1])")
+def longitudinal_family_terms_into(lon_map, levels_mps2, horizons_s, s0, v0, a0, v_max_mps, ref_s_m, ref_v_mps,
+                                   ref_a_mps2, dt_s, max_accel_mps2, max_decel_mps2, max_jerk_mps3, comfort_decel_mps2,
+                                   comfort_jerk_mps3, w_lon_jerk, emergency_cost, xva, ok, emergency, cost, vv):
+    """Into the caller's arrays (each array a kernel returns costs about a microsecond to hand to
+    Python): the longitudinal family x, v, a, j (4, n_v + 3, n_T, K): rows 0 .. n_v - 1 the quartics to
     the end speeds v0 + level * T clipped to [0, v_max] (LatticeTables.lon_map, linear in s0, v0,
     a0 and the end speed), rows n_v .. n_v + 2 the three lanes' ACC roll-outs ``ref_*`` (3, K)
     (distance from the ego, speed, acceleration; jerk by forward difference, the last step repeating
@@ -114,12 +132,7 @@ def longitudinal_family_terms(lon_map, levels_mps2, horizons_s, s0, v0, a0, v_ma
     _, _, n_t, n_k = lon_map.shape
     n_v = levels_mps2.shape[0]
     n_rows = n_v + 3
-    xva = np.empty((3, n_rows, n_t, n_k))
     jerk = np.empty(n_k)  # one profile's jerk: only its square integral and its limits are needed
-    ok = np.empty((n_rows, n_t), np.bool_)
-    emergency = np.empty((n_rows, n_t), np.bool_)
-    cost = np.empty((n_rows, n_t))
-    vv = np.empty(n_rows * n_t)
     # (s0, v0, a0)'s part, shared by every level: lon_map[0] * s0 + lon_map[1] * v0 + lon_map[2] * a0.
     base = np.empty((4, n_t, n_k))
     for q in range(4):
@@ -168,17 +181,15 @@ def longitudinal_family_terms(lon_map, levels_mps2, horizons_s, s0, v0, a0, v_ma
             emergency[r, h] = emerg
             jj, vv[r * n_t + h] = sum_sq_pair(jerk, v_row)
             cost[r, h] = w_lon_jerk * (jj * dt_s) + emergency_cost * (1.0 if emerg else 0.0)
-    return xva, ok, emergency, cost, vv
 
 
-@kernel("boolean[:, :, ::1](boolean[:, ::1], float64[:, :, :], float64[::1], float64)")
-def slot_speed_ok(lon_ok, lon_v, lane_caps_mps, v0_mps):
-    """``lon_ok`` (n_v + 3, n_T) per target lane slot (3, n_v + 3, n_T): a profile may not exceed
+@kernel("void(boolean[:, ::1], float64[:, :, :], float64[::1], float64, boolean[:, :, ::1])")
+def slot_speed_ok_into(lon_ok, lon_v, lane_caps_mps, v0_mps, out):
+    """``lon_ok`` (n_v + 3, n_T) per target lane slot into ``out`` (3, n_v + 3, n_T): a profile may not exceed
     max(the slot's cap, v0) + 0.05 (longitudinal_family_terms' tolerance) in that lane. As the numpy
     form lon_ok[None] & (lon_v.max(axis=2)[None] <= np.maximum(lane_caps, v0)[:, None, None] + 0.05):
     a NaN speed makes the maximum NaN and fails the test, a NaN cap too."""
     n_rows, n_t, n_k = lon_v.shape
-    out = np.empty((3, n_rows, n_t), np.bool_)
     v_hi = np.empty(3)
     for j in range(3):
         cap = lane_caps_mps[j]
@@ -194,7 +205,6 @@ def slot_speed_ok(lon_ok, lon_v, lane_caps_mps, v0_mps):
                     top = v
             for j in range(3):
                 out[j, r, h] = lon_ok[r, h] and top <= v_hi[j]
-    return out
 
 
 @kernel("Tuple((float64[::1], int64[::1]))(float64[:, :, :, ::1], float64[::1], int64[::1], float64[::1],"

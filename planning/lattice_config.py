@@ -7,6 +7,7 @@ import numpy as np
 
 from core.config import rng
 from core.messages import Plan
+from core.records import fast_frozen_init
 from planning.acc_planner import AccPlannerConfig
 from planning.lattice_tables import LatticeTables
 from planning.prediction import PredictionParams
@@ -76,6 +77,7 @@ class LatticeConfig:
             raise ValueError("lateral_offsets_m must be non-empty, each within [-2, 2] m of the lane centre")
 
 
+@fast_frozen_init  # built every plan (core/records.py)
 @dataclass(frozen=True, slots=True)
 class LatticeState:
     last_plan: Plan | None = None

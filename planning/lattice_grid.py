@@ -9,9 +9,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.records import fast_frozen_init
 from planning.polynomials import evaluate_grid, quartic_coeffs, quintic_coeffs
 
 
+@fast_frozen_init  # built every plan (core/records.py)
 @dataclass(frozen=True, slots=True)
 class Family:
     """Profiles of one axis in one buffer (4, M, n_T, K): position, velocity, acceleration, jerk."""

@@ -17,12 +17,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.jit import kernel
+from core.records import fast_frozen_init
 from planning.prediction import Prediction
 
 MAX_OBJECTS = 64  # bound on the per-step work: the nearest objects only, the rest counted
 RSS_TOLERANCE_M = 0.01  # float32 rounding of the RSS shortfall, far below any physical margin
 
 
+@fast_frozen_init  # built every plan (core/records.py)
 @dataclass(frozen=True, slots=True)
 class ObstacleTerms:
     lat_overlap: np.ndarray  # (n_d, n_T, N, K) bool

@@ -21,6 +21,7 @@ import numpy as np
 
 from core.config import rng
 from core.jit import kernel
+from core.records import fast_frozen_init
 from core.road import Road
 from planning.track_frenet import FrenetTracks, lane_centre_of
 
@@ -45,6 +46,7 @@ class PredictionParams:
     brake_threshold_mps2: float = field(default=2.0, metadata=rng(0.0, 10.0))
 
 
+@fast_frozen_init  # built every plan (core/records.py)
 @dataclass(frozen=True, slots=True)
 class Prediction:
     t_s: np.ndarray  # (K,)
@@ -91,15 +93,17 @@ def predict(ft: FrenetTracks, yaw_rate_rps: np.ndarray, road: Road, t_s: np.ndar
     if accel_mps2 is None:
         accel_mps2 = np.zeros(len(ft))  # no braking follower: every object at its rate
     yaw_rate, t_s64 = np.ascontiguousarray(yaw_rate_rps, np.float64), np.ascontiguousarray(t_s, np.float64)
-    model, free, rows = _rollout(
+    n = ft.s_m.shape[0]
+    model, free, rows = np.empty(n, np.int8), np.empty(n, np.bool_), np.empty((4, n, k))
+    n_free = _rollout(
         ft.s_m, ft.d_m, ft.vs_mps, ft.vd_mps, ft.s_rate_mps, yaw_rate,
         np.ascontiguousarray(accel_mps2, np.float64), t_s64,
         grid.lateral_drift_s[0], road.half_width_m, road.lane_width_m, float(road.num_lanes), p.lateral_decay_s,
         p.lane_align_rad, p.lane_min_speed_mps, p.ctrv_min_yaw_rate_rps, p.brake_threshold_mps2,
         p.static_speed_mps, p.sigma0_m, p.sigma_rate_s_mps, p.sigma_rate_d_mps, p.static_factor,
-        p.unstructured_factor)
+        p.unstructured_factor, model, free, rows)
     s, d, sigma_s, sigma_d = rows
-    if free.any():
+    if n_free:
         # Map-frame CTRV roll-out (CV where the yaw rate is ~0), projected onto the road in one query.
         xy = _map_frame_rollout(model, free, yaw_rate, ft.vx_mps, ft.vy_mps, ft.vs_mps, ft.vd_mps, ft.x_m, ft.y_m,
                                 t_s64)
@@ -113,23 +117,23 @@ def predict(ft: FrenetTracks, yaw_rate_rps: np.ndarray, road: Road, t_s: np.ndar
 _FIELD = "Array(float64, 1, 'A', readonly=True)"
 
 
-@kernel(f"Tuple((int8[::1], boolean[::1], float64[:, :, ::1]))({_FIELD}, {_FIELD}, {_FIELD}, {_FIELD}, {_FIELD},"
-        f" float64[::1], float64[::1], float64[::1], {_FIELD}, float64, float64, float64, float64, float64, float64,"
-        f" float64, float64, float64, float64, float64, float64, float64, float64)")
+@kernel(f"int64({_FIELD}, {_FIELD}, {_FIELD}, {_FIELD}, {_FIELD}, float64[::1], float64[::1], float64[::1], {_FIELD},"
+        " float64, float64, float64, float64, float64, float64, float64, float64, float64, float64, float64, float64,"
+        " float64, float64, int8[::1], boolean[::1], float64[:, :, ::1])")
 def _rollout(s_m, d_m, vs_mps, vd_mps, s_rate_mps, yaw_rate_rps, accel_mps2, t_s, lateral_drift_s,
              road_half_width_m, lane_width_m, num_lanes, lateral_decay_s, lane_align_rad, lane_min_speed_mps,
              ctrv_min_yaw_rate_rps, brake_threshold_mps2, static_speed_mps, sigma0_m, sigma_rate_s_mps,
-             sigma_rate_d_mps, static_factor, unstructured_factor):
+             sigma_rate_d_mps, static_factor, unstructured_factor, model, free, rows):
     """predict's work for N objects but the map-frame roll-out of the free ones (CV or CTRV at
-    ``static_speed_mps`` or faster): each object's model (N,) int8, which are free (N,) bool, and
-    the rows s, d, sigma_s, sigma_d (4, N, K), the free objects' s and d left to predict. One loop
+    ``static_speed_mps`` or faster), into the caller's arrays (a returned array costs about a
+    microsecond to hand over): each object's model (N,) int8, which are free (N,) bool, and the
+    rows s, d, sigma_s, sigma_d (4, N, K), the free objects' s and d left to predict; returns how
+    many are free. One loop
     instead of ~50 numpy calls on a few elements, with the numpy form's operations in its order
     (np.minimum/np.maximum by their NaN rules): the same bits. The lane model's sigma rows,
     sigma0 + rate * (1.0 * t), are the prediction grid's, sigma0 + rate * t."""
     n, n_k = s_m.shape[0], t_s.shape[0]
-    model = np.empty(n, np.int8)
-    free = np.zeros(n, np.bool_)
-    rows = np.empty((4, n, n_k))
+    free[:] = False
     s, d, sigma_s, sigma_d = rows[0], rows[1], rows[2], rows[3]
     for i in range(n):
         vs, vd, rate, s0, d0 = vs_mps[i], vd_mps[i], s_rate_mps[i], s_m[i], d_m[i]
@@ -178,7 +182,10 @@ def _rollout(s_m, d_m, vs_mps, vd_mps, s_rate_mps, yaw_rate_rps, accel_mps2, t_s
             z = d0 + vd * lateral_drift_s[k]
             z = z if (z > lo or z != z) else lo
             d[i, k] = z if (z < hi or z != z) else hi
-    return model, free, rows
+    n_free = 0
+    for i in range(n):
+        n_free += 1 if free[i] else 0
+    return n_free
 
 
 @kernel(f"float64[:, ::1](int8[::1], boolean[::1], float64[::1], {_FIELD}, {_FIELD}, {_FIELD}, {_FIELD}, {_FIELD},"

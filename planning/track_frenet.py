@@ -8,6 +8,7 @@ import numpy as np
 
 from core.jit import kernel
 from core.messages import Tracks
+from core.records import fast_frozen_init
 from core.road import Road, clipped_sample, line_point_frenet
 from planning.frenet_plan import ONE_KD_FLOOR
 
@@ -34,6 +35,7 @@ def curvature_at(road: Road, s_m: np.ndarray) -> np.ndarray:
     return road.curvature_1pm[np.minimum(np.maximum(i, 0), road.s_m.shape[0] - 2)]
 
 
+@fast_frozen_init  # built every plan (core/records.py)
 @dataclass(frozen=True, slots=True)
 class FrenetTracks:
     """Valid tracks propagated to the planning time, struct of arrays, all (N,)."""

@@ -242,3 +242,89 @@ def test_to_frenet_of_points_on_a_line_matches_the_numpy_form(name):
     assert all(same_bits(a, b) for a, b in zip(road.to_frenet(view), reference_line_to_frenet(road, view)))
     assert all(same_bits(a, b) for a, b in zip(road.to_frenet(finite[::3]), reference_line_to_frenet(road, finite[::3])))
     assert all(a.shape == (0,) and a.dtype == np.float64 for a in road.to_frenet(np.zeros((0, 2))))
+
+
+# --- nearest sample and to_frenet on roads with arcs (core/road.py ``_curved_to_frenet``) -----------
+def reference_nearest_sample(road: Road, xy):
+    """Road.nearest_sample's numpy form on a road with arcs: per piece the clamped foot point, five
+    sample indices around it, the first nearest by squared distance (np.argmin's)."""
+    from core.road import _CANDIDATE_OFFSETS
+    x, y = xy[:, 0:1], xy[:, 1:2]
+    feet = []
+    p = road._straight
+    if p is not None:
+        feet.append(p.s_mid + (x - p.mid_x) * p.cos_h + (y - p.mid_y) * p.sin_h)
+    p = road._arcs
+    bx, by = x - p.centre_x, y - p.centre_y
+    phi = np.arctan2(p.rad_x * by - p.rad_y * bx, p.rad_x * bx + p.rad_y * by)
+    feet.append(p.s_mid + phi * p.inv_k)
+    foot = feet[0] if len(feet) == 1 else np.concatenate(feet, axis=1)
+    foot = np.fmin(np.fmax(foot, road._piece_s0), road._piece_s1)
+    centre_idx = np.rint(foot * road.samples_per_m).astype(np.int64)
+    cand = (centre_idx[:, :, None] + _CANDIDATE_OFFSETS).reshape(xy.shape[0], -1)
+    cand = np.minimum(np.maximum(cand, 0), road.s_m.shape[0] - 1)
+    ref = road.xy_m[cand]
+    dx, dy = ref[..., 0] - x, ref[..., 1] - y
+    return cand[np.arange(xy.shape[0]), (dx * dx + dy * dy).argmin(axis=1)]
+
+
+def reference_curved_to_frenet(road: Road, xy):
+    """Road.to_frenet's numpy form on a road with arcs: the nearest sample's tangent, the along-track
+    distance shrunk by the lateral offset."""
+    i = reference_nearest_sample(road, xy)
+    delta = xy - road.xy_m[i]
+    cos_h, sin_h = road._cos_h[i], road._sin_h[i]
+    dx, dy = delta[:, 0], delta[:, 1]
+    along = dx * cos_h + dy * sin_h
+    lateral = -dx * sin_h + dy * cos_h
+    along = along / np.maximum(1.0 - road.curvature_1pm[i] * lateral, 1e-3)
+    return road.s_m[i] + along, lateral
+
+
+CURVED = sorted(name for name, road in ROADS.items() if road._arcs is not None)
+
+
+@pytest.mark.parametrize("name", CURVED)
+def test_to_frenet_on_a_curved_road_matches_the_numpy_form(name):
+    road, rng = ROADS[name], np.random.default_rng(11)
+    s, d = frenet_points(road, rng, 20000)
+    xy, _ = road.to_cartesian(s, 3.0 * d)  # up to 27 m off the reference line
+    lo, hi = road.xy_m.min(axis=0) - 200.0, road.xy_m.max(axis=0) + 200.0
+    far = rng.uniform(lo, hi, (5000, 2))  # anywhere around the road, its centres of curvature included
+    mid = 0.5 * (road.xy_m[:-1] + road.xy_m[1:])  # half way between samples: ties of the distance
+    xy = np.concatenate([xy, far, mid[::7], [[np.nan, 0.0], [np.inf, 1.0], [-np.inf, 1.0], [0.0, np.nan],
+                                             [np.inf, np.inf]]])
+    with np.errstate(invalid="ignore"):
+        assert np.array_equal(road.nearest_sample(xy), reference_nearest_sample(road, xy))
+        s_ref, d_ref = reference_curved_to_frenet(road, xy)
+        s_got, d_got = road.to_frenet(xy)
+    for got, ref in ((s_got, s_ref), (d_got, d_ref)):
+        assert np.array_equal(np.isnan(got), np.isnan(ref))  # a NaN's sign may differ
+        assert same_bits(got[~np.isnan(ref)], ref[~np.isnan(ref)])
+    # One point, a point as (2,), other shapes, strided and read-only inputs, and no points.
+    finite = xy[:-5]
+    one_s, one_d = road.to_frenet(finite[3])
+    assert isinstance(one_s, np.floating) and one_s == s_ref[3] and one_d == d_ref[3]
+    grid = finite[:12].reshape(3, 4, 2)
+    assert all(same_bits(a, b.reshape(3, 4)) for a, b in zip(road.to_frenet(grid), (s_ref[:12], d_ref[:12])))
+    view = np.broadcast_to(finite[:1], (5, 2))
+    assert all(same_bits(a, b) for a, b in zip(road.to_frenet(view), reference_curved_to_frenet(road, view)))
+    assert all(same_bits(a, b) for a, b in zip(road.to_frenet(finite[::3]),
+                                                  reference_curved_to_frenet(road, finite[::3])))
+    assert all(a.shape == (0,) and a.dtype == np.float64 for a in road.to_frenet(np.zeros((0, 2))))
+    assert road.nearest_sample(np.zeros((0, 2))).shape == (0,)
+
+
+@pytest.mark.parametrize("name", sorted(ROADS))
+def test_point_to_frenet_matches_to_frenet_of_one_point(name):
+    road, rng = ROADS[name], np.random.default_rng(13)
+    s, d = frenet_points(road, rng, 500)
+    xy, _ = road.to_cartesian(s, 3.0 * d)
+    xy = np.concatenate([xy, [[np.nan, 0.0], [np.inf, 1.0], [0.0, np.nan]]])
+    with np.errstate(invalid="ignore"):
+        for x, y in xy.tolist():
+            s_one, d_one = road.to_frenet(np.array([[x, y]]))
+            got = road.point_to_frenet(x, y)
+            assert all(type(v) is float for v in got)
+            for v, ref in zip(got, (s_one[0], d_one[0])):
+                assert (np.isnan(v) and np.isnan(ref)) or same_bits(np.float64(v), ref)
