@@ -70,46 +70,7 @@ def _all_finite(values):
     return True
 
 
-# --- the per-type checkers -------------------------------------------------------------------------
-# One compiled form per number of float arrays, each with one signature per message type that has
-# that many (their dtypes and ranks in field order): positional arrays, because a kernel taking
-# ``*arrays`` types its argument tuple in Python at every call (twice the cost of two arrays).
-@numba.njit(nogil=True, fastmath=False, error_model="numpy")
-def _finite_elements(values):
-    for v in values.flat:
-        if not math.isfinite(v):
-            return False
-    return True
-
-
-def _arrays_finite_1(a):
-    return _finite_elements(a)
-
-
-def _arrays_finite_2(a, b):
-    return _finite_elements(a) and _finite_elements(b)
-
-
-def _arrays_finite_3(a, b, c):
-    return _finite_elements(a) and _finite_elements(b) and _finite_elements(c)
-
-
-def _arrays_finite_4(a, b, c, d):
-    return _finite_elements(a) and _finite_elements(b) and _finite_elements(c) and _finite_elements(d)
-
-
-def _arrays_finite_5(a, b, c, d, e):
-    return (_finite_elements(a) and _finite_elements(b) and _finite_elements(c) and _finite_elements(d)
-            and _finite_elements(e))
-
-
-def _arrays_finite_6(a, b, c, d, e, f):
-    return (_finite_elements(a) and _finite_elements(b) and _finite_elements(c) and _finite_elements(d)
-            and _finite_elements(e) and _finite_elements(f))
-
-
-_ARRAYS_FINITE_FORMS = (_arrays_finite_1, _arrays_finite_2, _arrays_finite_3, _arrays_finite_4, _arrays_finite_5,
-                        _arrays_finite_6)
+_MOST_FLOAT_ARRAYS = 6  # the compiled forms below take 1 to 6 arrays
 
 
 def _array_type(dtype: type, ndim: int) -> types.Array:
@@ -160,27 +121,15 @@ def _layouts() -> list[_Layout]:
                 float_types.append(_array_type(dtype, ndim))
             else:
                 other_positions.append(i)
-        if len(float_positions) > len(_ARRAYS_FINITE_FORMS):
+        if len(float_positions) > _MOST_FLOAT_ARRAYS:
             raise TypeError(f"{cls.__name__}: {len(float_positions)} float arrays, the checkers take at most "
-                            f"{len(_ARRAYS_FINITE_FORMS)}: add a form")
+                            f"{_MOST_FLOAT_ARRAYS}: add a form (_arrays_finite_<n>)")
         layouts.append(_Layout(cls, declared, tuple(i for i, t in enumerate(declared) if t is float),
                                tuple(float_positions), tuple(other_positions), tuple(float_types)))
     return layouts
 
 
-def _compile_arrays_finite(layouts: list[_Layout]) -> dict[int, Callable]:
-    """The compiled forms, by number of arrays, each for the signatures of the layouts that use it."""
-    signatures: dict[int, list] = {}
-    for layout in layouts:
-        if layout.float_array_types:
-            forms = signatures.setdefault(len(layout.float_array_types), [])
-            signature = types.boolean(*layout.float_array_types)
-            if signature not in forms:  # ImuSample's and GnssFix's are one
-                forms.append(signature)
-    return {n: kernel(sigs)(_ARRAYS_FINITE_FORMS[n - 1]) for n, sigs in signatures.items()}
-
-
-def _checker(layout: _Layout, arrays_finite: dict[int, Callable]) -> Callable[[Any], bool]:
+def _checker(layout: _Layout, arrays_finite: tuple[Callable, ...]) -> Callable[[Any], bool]:
     """``message_finite`` for messages of ``layout``'s type, as one function written for it (as
     dataclasses writes a class's ``__init__``): the fields unpacked, every field's exact type
     tested (and every non-float array's dtype kind), then the float scalars, then the float arrays
@@ -202,7 +151,7 @@ def _checker(layout: _Layout, arrays_finite: dict[int, Callable]) -> Callable[[A
     if finite:
         body += [f"if not ({' and '.join(finite)}):", "    return False"]
     if layout.float_arrays:
-        namespace["_arrays_finite"] = arrays_finite[len(layout.float_arrays)]
+        namespace["_arrays_finite"] = arrays_finite[len(layout.float_arrays) - 1]
         body += ["try:",
                  f"    return _arrays_finite({', '.join(f'v{i}' for i in layout.float_arrays)})",
                  "except TypeError:  # not the declared dtypes and ranks: the compiled call has no form for them",
@@ -216,10 +165,67 @@ def _checker(layout: _Layout, arrays_finite: dict[int, Callable]) -> Callable[[A
     return check
 
 
-def _checkers() -> dict[type, Callable[[Any], bool]]:
-    layouts = _layouts()
-    arrays_finite = _compile_arrays_finite(layouts)
-    return {layout.cls: _checker(layout, arrays_finite) for layout in layouts}
+_LAYOUTS = _layouts()
 
 
-_CHECKERS = _checkers()
+def _signatures_of(n_arrays: int) -> list:
+    """The signatures of the compiled form for ``n_arrays`` float arrays: one per message type
+    that has that many (their dtypes and ranks in field order; ImuSample's and GnssFix's are one).
+    A form no message type uses yet still compiles, for float64 vectors."""
+    signatures = []
+    for layout in _LAYOUTS:
+        signature = types.boolean(*layout.float_array_types)
+        if len(layout.float_array_types) == n_arrays and signature not in signatures:
+            signatures.append(signature)
+    return signatures or [types.boolean(*[_array_type(np.float64, 1)] * n_arrays)]
+
+
+# Every float array type of the messages, for the element loop the forms below share.
+_ELEMENT_SIGNATURES = sorted({types.boolean(t) for layout in _LAYOUTS for t in layout.float_array_types}, key=str)
+
+
+@kernel(_ELEMENT_SIGNATURES)
+def _finite_elements(values):
+    for v in values.flat:
+        if not math.isfinite(v):
+            return False
+    return True
+
+
+# One compiled form per number of float arrays: positional arrays, because a kernel taking
+# ``*arrays`` types its argument tuple in Python at every call (twice the cost of two arrays).
+@kernel(_signatures_of(1))
+def _arrays_finite_1(a):
+    return _finite_elements(a)
+
+
+@kernel(_signatures_of(2))
+def _arrays_finite_2(a, b):
+    return _finite_elements(a) and _finite_elements(b)
+
+
+@kernel(_signatures_of(3))
+def _arrays_finite_3(a, b, c):
+    return _finite_elements(a) and _finite_elements(b) and _finite_elements(c)
+
+
+@kernel(_signatures_of(4))
+def _arrays_finite_4(a, b, c, d):
+    return _finite_elements(a) and _finite_elements(b) and _finite_elements(c) and _finite_elements(d)
+
+
+@kernel(_signatures_of(5))
+def _arrays_finite_5(a, b, c, d, e):
+    return (_finite_elements(a) and _finite_elements(b) and _finite_elements(c) and _finite_elements(d)
+            and _finite_elements(e))
+
+
+@kernel(_signatures_of(6))
+def _arrays_finite_6(a, b, c, d, e, f):
+    return (_finite_elements(a) and _finite_elements(b) and _finite_elements(c) and _finite_elements(d)
+            and _finite_elements(e) and _finite_elements(f))
+
+
+_ARRAYS_FINITE = (_arrays_finite_1, _arrays_finite_2, _arrays_finite_3, _arrays_finite_4, _arrays_finite_5,
+                  _arrays_finite_6)
+_CHECKERS: dict[type, Callable[[Any], bool]] = {layout.cls: _checker(layout, _ARRAYS_FINITE) for layout in _LAYOUTS}
