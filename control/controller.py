@@ -56,6 +56,32 @@ class PlanTrack:
 
 @fast_frozen_init
 @dataclass(frozen=True, slots=True)
+class LawConstants:
+    """The tracking law's constants of one vehicle and controller configuration as one float64
+    array (``law_constants``): one argument of ``_track_law`` instead of fifteen floats, each read
+    from its record at every step."""
+
+    vehicle: VehicleParams  # the records these were read from (compared by identity)
+    cfg: ControllerConfig
+    values: np.ndarray
+
+
+def law_constants(vehicle: VehicleParams, cfg: ControllerConfig) -> LawConstants:
+    """In the order ``_track_law`` reads them (``_K_*``)."""
+    return LawConstants(vehicle, cfg, np.array(
+        [cfg.accel_preview_s, cfg.speed_kp_1ps, cfg.speed_ki_1ps2, cfg.integral_limit_mps2, cfg.standstill_speed_mps,
+         cfg.standstill_hold_mps2, cfg.lookahead_min_m, cfg.lookahead_time_s, cfg.comfort_jerk_mps3,
+         vehicle.max_decel_mps2, vehicle.max_accel_mps2, vehicle.max_jerk_mps3, vehicle.max_steer_rad,
+         vehicle.max_steer_rate_rps, vehicle.wheelbase_m], dtype=np.float64))
+
+
+(_K_PREVIEW, _K_KP, _K_KI, _K_INTEGRAL_LIMIT, _K_STANDSTILL_SPEED, _K_STANDSTILL_HOLD, _K_LOOKAHEAD_MIN,
+ _K_LOOKAHEAD_TIME, _K_COMFORT_JERK, _K_MAX_DECEL, _K_MAX_ACCEL, _K_MAX_JERK, _K_MAX_STEER, _K_MAX_STEER_RATE,
+ _K_WHEELBASE) = range(15)
+
+
+@fast_frozen_init
+@dataclass(frozen=True, slots=True)
 class ControllerState:
     t_ns: int = -1  # time of the previous step; -1 before the first
     speed_integral_mps: float = 0.0  # integral of the speed error [m/s * s * 1/s] in m/s units
@@ -66,6 +92,9 @@ class ControllerState:
     lateral_error_m: float = 0.0  # last tracking error, for logs
     # Derived from the last plan seen; left out of comparisons (it is a function of that plan).
     track: PlanTrack | None = field(default=None, compare=False, repr=False)
+    # Derived from the vehicle and configuration of the last tracking step (the same two for a
+    # whole run); left out of comparisons likewise.
+    law: LawConstants | None = field(default=None, compare=False, repr=False)
 
 
 def _finite_plan(plan: Plan) -> bool:
@@ -170,7 +199,7 @@ def _brake(state: ControllerState, t_ns: int, dt_s: float, vehicle: VehicleParam
     valid plan starts from a clean speed loop."""
     accel, steer = _limit(state, -cfg.fallback_decel_mps2, state.steer_cmd_rad, dt_s, vehicle, vehicle.max_jerk_mps3)
     new_state = ControllerState(t_ns, 0.0, accel, steer, state.rejected_inputs + rejected,
-                                state.stale_plans + stale, state.lateral_error_m, track)
+                                state.stale_plans + stale, state.lateral_error_m, track, state.law)
     return new_state, ControlCommand(t_ns, accel, steer, -1, hazard=True)
 
 
@@ -211,14 +240,20 @@ def _interp_checked(x, xs, fs):
 
 @kernel(types.UniTuple(_F, 5)(
     _TABLE, _TABLE, _TABLE, _VERTICES, types.float64[:, ::1], types.float64[::1], types.float64[::1],
-    types.float64[::1], *([_F] * 25)))
-def _track_law(t_s, speed_ref, accel_ref, xy, seg, seg_len2, seg_len, cum, yaw_end,
-               t_rel_s, preview_s, speed, dt_s, integral_prev, accel_prev, steer_prev, x, y, yaw,
-               kp, ki, integral_limit, standstill_mps, standstill_hold, lookahead_min, lookahead_time,
-               max_decel, max_accel, max_jerk, jerk, max_steer, max_steer_rate, wheelbase):
+    types.float64[::1], _F, types.float64[::1], types.boolean, *([_F] * 9)))
+def _track_law(t_s, speed_ref, accel_ref, xy, seg, seg_len2, seg_len, cum, yaw_end, constants, emergency,
+               t_rel_s, speed, dt_s, integral_prev, accel_prev, steer_prev, x, y, yaw):
     """One tracking step as one compiled call: (how it ended, accel, steer, speed integral, lateral
     error). The Python statements of ``_track_law_py`` in their order, as IEEE operations (the
-    kernels' settings, core/jit.py): the same bits."""
+    kernels' settings, core/jit.py): the same bits. ``constants``: ``law_constants``' array."""
+    preview_s, kp, ki = constants[_K_PREVIEW], constants[_K_KP], constants[_K_KI]
+    integral_limit, standstill_mps = constants[_K_INTEGRAL_LIMIT], constants[_K_STANDSTILL_SPEED]
+    standstill_hold = constants[_K_STANDSTILL_HOLD]
+    lookahead_min, lookahead_time = constants[_K_LOOKAHEAD_MIN], constants[_K_LOOKAHEAD_TIME]
+    max_decel, max_accel, max_jerk = constants[_K_MAX_DECEL], constants[_K_MAX_ACCEL], constants[_K_MAX_JERK]
+    jerk = max_jerk if emergency else constants[_K_COMFORT_JERK]
+    max_steer, max_steer_rate = constants[_K_MAX_STEER], constants[_K_MAX_STEER_RATE]
+    wheelbase = constants[_K_WHEELBASE]
     done, v_ref = _interp_checked(t_rel_s, t_s, speed_ref)
     if done != _OK:
         return done, 0.0, 0.0, 0.0, 0.0
@@ -285,19 +320,18 @@ def control_step(state: ControllerState, plan: Plan | None, ego: EgoState, t_ns:
     # anti-windup and a standstill hold; lateral: pure pursuit; then the actuator limits. One
     # compiled call (_track_law; its Python form is kept in tests/control/test_track_law.py).
     x, y, yaw = pose
+    law = state.law
+    if law is None or law.vehicle is not vehicle or law.cfg is not cfg:
+        law = law_constants(vehicle, cfg)
     path = track.path
     done, accel, steer, integral, lat_err = _track_law(
         track.t_s, track.speed_mps, track.accel_mps2, path.xy_m, path.seg_m, path.seg_len2_m2, path.seg_len_m,
-        path.cum_m, path.yaw_end_rad, (t_ns - plan.t_ns) * 1e-9, cfg.accel_preview_s, float(ego.speed_mps), dt_s,
-        state.speed_integral_mps, state.accel_cmd_mps2, state.steer_cmd_rad, x, y, yaw, cfg.speed_kp_1ps,
-        cfg.speed_ki_1ps2, cfg.integral_limit_mps2, cfg.standstill_speed_mps, cfg.standstill_hold_mps2,
-        cfg.lookahead_min_m, cfg.lookahead_time_s, vehicle.max_decel_mps2, vehicle.max_accel_mps2,
-        vehicle.max_jerk_mps3, vehicle.max_jerk_mps3 if plan.emergency else cfg.comfort_jerk_mps3,
-        vehicle.max_steer_rad, vehicle.max_steer_rate_rps, vehicle.wheelbase_m)
+        path.cum_m, path.yaw_end_rad, law.values, True if plan.emergency else False, (t_ns - plan.t_ns) * 1e-9, float(ego.speed_mps),
+        dt_s, state.speed_integral_mps, state.accel_cmd_mps2, state.steer_cmd_rad, x, y, yaw)
     if done == _INDEX_ERROR:  # a malformed plan: the exception its Python form raised
         raise IndexError("list index out of range")
     if done == _ZERO_DIVISION:
         raise ZeroDivisionError("float division by zero")
     new_state = ControllerState(t_ns, integral, accel, steer, state.rejected_inputs, state.stale_plans, lat_err,
-                                track)
+                                track, law)
     return new_state, ControlCommand(t_ns, accel, steer, plan.t_ns, plan.emergency)

@@ -43,23 +43,23 @@ def track_path(xy_m: np.ndarray, yaw_end_rad: float) -> TrackPath:
     xy_m = np.ascontiguousarray(xy_m, dtype=np.float64)  # the kernel's layout; no copy for a plan's own array
     if xy_m.ndim != 2 or xy_m.shape[0] == 0 or xy_m.shape[1] != 2:
         raise ValueError(f"a path needs K >= 1 vertices as a (K, 2) array, not {xy_m.shape}")
-    seg, seg_len2, seg_len, cum = _path_geometry(xy_m)
+    # Allocated here and filled by the kernel: four arrays returned from a compiled call cost more.
+    k = xy_m.shape[0]
+    seg, seg_len2, seg_len, cum = np.empty((k - 1, 2)), np.empty(k - 1), np.empty(k - 1), np.empty(k)
+    _path_geometry(xy_m, seg, seg_len2, seg_len, cum)
     return TrackPath(xy_m, seg, seg_len2, seg_len, cum, float(yaw_end_rad))
 
 
-@kernel(types.Tuple((types.float64[:, ::1], types.float64[::1], types.float64[::1], types.float64[::1]))(
-    types.Array(types.float64, 2, "C", readonly=True)))
-def _path_geometry(xy):
+@kernel(types.void(types.Array(types.float64, 2, "C", readonly=True), types.float64[:, ::1], types.float64[::1],
+                   types.float64[::1], types.float64[::1]))
+def _path_geometry(xy, seg, seg_len2, seg_len, cum):
     """Segment vectors, squared lengths floored at 1e-12, lengths and cumulative arc length of a
-    path of K >= 1 vertices: one compiled pass instead of six numpy calls (a plan of 51 vertices
-    arrives ten times a second). The numpy form's operations in its order: the row difference,
-    einsum's ``0.0 + a0 * a0 + a1 * a1``, sqrt, a cumulative sum from the first length, and
-    numpy's maximum (NaN kept)."""
+    path of K >= 1 vertices (into ``seg`` (K - 1, 2), ``seg_len2``, ``seg_len`` (K - 1) and ``cum``
+    (K)): one compiled pass instead of six numpy calls (a plan of 51 vertices arrives ten times a
+    second). The numpy form's operations in its order: the row difference, einsum's
+    ``0.0 + a0 * a0 + a1 * a1``, sqrt, a cumulative sum from the first length, and numpy's maximum
+    (NaN kept)."""
     k = xy.shape[0]
-    seg = np.empty((k - 1, 2))
-    seg_len2 = np.empty(k - 1)
-    seg_len = np.empty(k - 1)
-    cum = np.empty(k)
     cum[0] = 0.0
     for i in range(k - 1):
         sx, sy = xy[i + 1, 0] - xy[i, 0], xy[i + 1, 1] - xy[i, 1]
@@ -69,7 +69,6 @@ def _path_geometry(xy):
         seg_len[i] = length
         cum[i + 1] = length if i == 0 else cum[i] + length
         seg_len2[i] = len2 if (len2 > 1e-12 or math.isnan(len2)) else 1e-12
-    return seg, seg_len2, seg_len, cum
 
 
 def pure_pursuit_steer(path: TrackPath, x_m: float, y_m: float, yaw_rad: float, lookahead_m: float,

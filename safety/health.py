@@ -85,7 +85,13 @@ class StreamHealth:
 
     def __post_init__(self) -> None:
         recent = self.recent_arrivals_ns
-        object.__setattr__(self, "max_interval_ns", max(map(sub, recent[1:], recent[:-1])) if len(recent) > 1 else 0)
+        # map stops at its shorter input: the pairs (recent[i + 1], recent[i]). Stored through the
+        # slot's descriptor, as fast_frozen_init stores the other fields (object.__setattr__ looks
+        # the name up first).
+        _set_max_interval_ns(self, max(map(sub, recent[1:], recent)) if len(recent) > 1 else 0)
+
+
+_set_max_interval_ns = StreamHealth.__dict__["max_interval_ns"].__set__
 
 
 @fast_frozen_init

@@ -9,13 +9,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import typing
-from dataclasses import dataclass
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 from typing import Any, Callable
 
 import numba
 import numpy as np
-from numba import literal_unroll, types
+from numba import types
 
 from core import messages
 from core.jit import kernel
@@ -26,18 +25,19 @@ def message_finite(msg: Any) -> bool:
     message is finite; other fields are not data and are skipped.
 
     Runs for every message of the stack (~370 a second in an oracle run), on arrays of a few to a
-    few hundred elements: numpy's per-call cost, not the arithmetic, decides the time. A core
-    message with float arrays goes through its type's ``_MessageLayout`` (``_layout_finite``: its
-    fields in one C call, its float arrays in one compiled call), which gives the verdict of the
-    general way below for every message.
+    few hundred elements: Python's and numpy's per-call costs, not the arithmetic, decide the time.
+    A core message goes through its type's checker (``_CHECKERS``: its fields read in one C call,
+    each tested for exactly its declared type, its float scalars tested in line and its float
+    arrays in one compiled call), which gives the verdict of the general way below for every
+    message.
 
     The general way reads each slot by the type of its value: each float array is flattened, all
     are copied into one float64 buffer (a float32 or float64 value keeps its finiteness) and one
     compiled pass reads it. A float scalar is checked as it is met; a field of a type that is never
     data (a stamp, a name, a flag, a map) is passed by one set lookup."""
-    layout = _LAYOUTS.get(type(msg))
-    if layout is not None:
-        return _layout_finite(msg, layout)
+    check = _CHECKERS.get(type(msg))
+    if check is not None:
+        return check(msg)
     return _message_finite_any(msg)
 
 
@@ -58,26 +58,6 @@ def _message_finite_any(msg: Any) -> bool:
     return _all_finite(np.concatenate(arrays, dtype=np.float64))
 
 
-def _layout_finite(msg: Any, layout: "_MessageLayout") -> bool:
-    """``message_finite`` of a message of ``layout``'s type: when every field holds the type it is
-    declared with and every array its declared kind (float or not), the declared float scalars and
-    the float arrays are all the data there is. Anything else (a field of an unexpected type, an
-    array of another dtype or rank) goes the general way."""
-    values = layout.values(msg)
-    if tuple(map(type, values)) != layout.types:
-        return _message_finite_any(msg)
-    for i in layout.other_arrays:
-        if values[i].dtype.kind == "f":  # data where the type declares none
-            return _message_finite_any(msg)
-    for i in layout.floats:
-        if not math.isfinite(values[i]):
-            return False
-    try:
-        return _arrays_finite(*layout.float_arrays(values))
-    except TypeError:  # not the declared dtypes and ranks: the compiled call has no form for them
-        return _message_finite_any(msg)
-
-
 # Exact types (not subclasses) that are neither a float nor an array: skipped without isinstance.
 _NEVER_DATA = frozenset({int, bool, str, bytes, dict, type(None)})
 
@@ -90,19 +70,7 @@ def _all_finite(values):
     return True
 
 
-@dataclass(frozen=True, slots=True)
-class _MessageLayout:
-    """One core message type's fields as ``message_finite`` reads them: all its slots in one call,
-    the type each is declared with, which of them are float scalars, and its arrays: the float
-    ones (by their positions, in one call) and the others. A value of exactly its declared type is
-    data if and only if it is a float or a float array (a stamp, a name, a flag, a mode, limits or
-    a map never are), which is what ``_message_finite_any`` decides value by value."""
-
-    values: Callable[[Any], tuple]
-    types: tuple[type, ...]
-    floats: tuple[int, ...]
-    float_arrays: Callable[[tuple], tuple]
-    other_arrays: tuple[int, ...]
+_MOST_FLOAT_ARRAYS = 6  # the compiled forms below take 1 to 6 arrays
 
 
 def _array_type(dtype: type, ndim: int) -> types.Array:
@@ -110,11 +78,27 @@ def _array_type(dtype: type, ndim: int) -> types.Array:
     return types.Array(numba.from_dtype(np.dtype(dtype)), ndim, "A", readonly=True)
 
 
-def _layouts() -> tuple[dict[type, _MessageLayout], list]:
-    """The layout of every slotted message type of core/messages.py with float arrays (a fixed
-    table, built at import from the types' declarations and ``ARRAY_FIELDS``), and the signatures
-    of ``_arrays_finite``: one per type, its float arrays' dtypes and ranks in field order."""
-    layouts, signatures = {}, []
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Layout:
+    """One core message type's fields as its checker reads them: the type each slot is declared
+    with, and the positions of its float scalars, float arrays and other arrays. A value of exactly
+    its declared type is data if and only if it is a float or a float array (a stamp, a name, a
+    flag, a mode, limits or a map never are), which is what ``_message_finite_any`` decides value
+    by value."""
+
+    cls: type
+    declared: tuple[type, ...]
+    floats: tuple[int, ...]
+    float_arrays: tuple[int, ...]
+    other_arrays: tuple[int, ...]
+    float_array_types: tuple[types.Array, ...]  # the dtypes and ranks ARRAY_FIELDS declares
+
+
+def _layouts() -> list[_Layout]:
+    """The layout of every slotted message type of core/messages.py whose fields are each declared
+    as a plain class (a fixed table, built at import from the types' declarations and
+    ``ARRAY_FIELDS``)."""
+    layouts = []
     for cls in vars(messages).values():
         if not (isinstance(cls, type) and dataclasses.is_dataclass(cls) and cls.__module__ == messages.__name__):
             continue
@@ -137,29 +121,111 @@ def _layouts() -> tuple[dict[type, _MessageLayout], list]:
                 float_types.append(_array_type(dtype, ndim))
             else:
                 other_positions.append(i)
-        if not float_types:
-            continue  # a few scalars at most: the general way reads them as fast
-        signature = types.boolean(types.Tuple(tuple(float_types)))
-        if signature not in signatures:  # ImuSample's and GnssFix's are one
+        if len(float_positions) > _MOST_FLOAT_ARRAYS:
+            raise TypeError(f"{cls.__name__}: {len(float_positions)} float arrays, the checkers take at most "
+                            f"{_MOST_FLOAT_ARRAYS}: add a form (_arrays_finite_<n>)")
+        layouts.append(_Layout(cls, declared, tuple(i for i, t in enumerate(declared) if t is float),
+                               tuple(float_positions), tuple(other_positions), tuple(float_types)))
+    return layouts
+
+
+def _checker(layout: _Layout, arrays_finite: tuple[Callable, ...]) -> Callable[[Any], bool]:
+    """``message_finite`` for messages of ``layout``'s type, as one function written for it (as
+    dataclasses writes a class's ``__init__``): the fields unpacked, every field's exact type
+    tested (and every non-float array's dtype kind), then the float scalars, then the float arrays
+    in one compiled call. Anything else (a field of another type, an array of another dtype or
+    rank: the compiled call's TypeError) goes the general way."""
+    n = len(layout.declared)
+    names = [f"v{i}" for i in range(n)]
+    namespace: dict[str, Any] = {"_values": attrgetter(*layout.cls.__slots__), "_general": _message_finite_any,
+                                 "_isfinite": math.isfinite}
+    tests = []
+    for i, t in enumerate(layout.declared):
+        namespace[f"_T{i}"] = t
+        tests.append(f"type(v{i}) is _T{i}")
+    tests += [f'v{i}.dtype.kind != "f"' for i in layout.other_arrays]  # data where the type declares none
+    finite = [f"_isfinite(v{i})" for i in layout.floats]
+    body = [f"{', '.join(names)} = _values(msg)",
+            f"if not ({' and '.join(tests)}):",
+            "    return _general(msg)"]
+    if finite:
+        body += [f"if not ({' and '.join(finite)}):", "    return False"]
+    if layout.float_arrays:
+        namespace["_arrays_finite"] = arrays_finite[len(layout.float_arrays) - 1]
+        body += ["try:",
+                 f"    return _arrays_finite({', '.join(f'v{i}' for i in layout.float_arrays)})",
+                 "except TypeError:  # not the declared dtypes and ranks: the compiled call has no form for them",
+                 "    return _general(msg)"]
+    else:
+        body.append("return True")
+    source = "def check(msg):\n    " + "\n    ".join(body) + "\n"
+    exec(source, namespace)  # noqa: S102 - source built above from the message type's own declarations
+    check = namespace["check"]
+    check.__qualname__ = check.__name__ = f"message_finite_{layout.cls.__name__}"
+    return check
+
+
+_LAYOUTS = _layouts()
+
+
+def _signatures_of(n_arrays: int) -> list:
+    """The signatures of the compiled form for ``n_arrays`` float arrays: one per message type
+    that has that many (their dtypes and ranks in field order; ImuSample's and GnssFix's are one).
+    A form no message type uses yet still compiles, for float64 vectors."""
+    signatures = []
+    for layout in _LAYOUTS:
+        signature = types.boolean(*layout.float_array_types)
+        if len(layout.float_array_types) == n_arrays and signature not in signatures:
             signatures.append(signature)
-        # A slice keeps a single position a 1-tuple (itemgetter of one index gives the bare value).
-        pick = (itemgetter(*float_positions) if len(float_positions) > 1
-                else itemgetter(slice(float_positions[0], float_positions[0] + 1)))
-        layouts[cls] = _MessageLayout(attrgetter(*slots), declared,
-                                      tuple(i for i, t in enumerate(declared) if t is float), pick,
-                                      tuple(other_positions))
-    return layouts, signatures
+    return signatures or [types.boolean(*[_array_type(np.float64, 1)] * n_arrays)]
 
 
-_LAYOUTS, _ARRAYS_SIGNATURES = _layouts()
+# Every float array type of the messages, for the element loop the forms below share.
+_ELEMENT_SIGNATURES = sorted({types.boolean(t) for layout in _LAYOUTS for t in layout.float_array_types}, key=str)
 
 
-@kernel(_ARRAYS_SIGNATURES)
-def _arrays_finite(*arrays):
-    """True if every element of every array is finite: one compiled form per message type's float
-    arrays (``_LAYOUTS``)."""
-    for values in literal_unroll(arrays):
-        for v in values.flat:
-            if not math.isfinite(v):
-                return False
+@kernel(_ELEMENT_SIGNATURES)
+def _finite_elements(values):
+    for v in values.flat:
+        if not math.isfinite(v):
+            return False
     return True
+
+
+# One compiled form per number of float arrays: positional arrays, because a kernel taking
+# ``*arrays`` types its argument tuple in Python at every call (twice the cost of two arrays).
+@kernel(_signatures_of(1))
+def _arrays_finite_1(a):
+    return _finite_elements(a)
+
+
+@kernel(_signatures_of(2))
+def _arrays_finite_2(a, b):
+    return _finite_elements(a) and _finite_elements(b)
+
+
+@kernel(_signatures_of(3))
+def _arrays_finite_3(a, b, c):
+    return _finite_elements(a) and _finite_elements(b) and _finite_elements(c)
+
+
+@kernel(_signatures_of(4))
+def _arrays_finite_4(a, b, c, d):
+    return _finite_elements(a) and _finite_elements(b) and _finite_elements(c) and _finite_elements(d)
+
+
+@kernel(_signatures_of(5))
+def _arrays_finite_5(a, b, c, d, e):
+    return (_finite_elements(a) and _finite_elements(b) and _finite_elements(c) and _finite_elements(d)
+            and _finite_elements(e))
+
+
+@kernel(_signatures_of(6))
+def _arrays_finite_6(a, b, c, d, e, f):
+    return (_finite_elements(a) and _finite_elements(b) and _finite_elements(c) and _finite_elements(d)
+            and _finite_elements(e) and _finite_elements(f))
+
+
+_ARRAYS_FINITE = (_arrays_finite_1, _arrays_finite_2, _arrays_finite_3, _arrays_finite_4, _arrays_finite_5,
+                  _arrays_finite_6)
+_CHECKERS: dict[type, Callable[[Any], bool]] = {layout.cls: _checker(layout, _ARRAYS_FINITE) for layout in _LAYOUTS}

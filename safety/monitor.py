@@ -108,13 +108,22 @@ def monitor_flags(state: MonitorState, alive: dict[str, bool], flags: frozenset[
             fresh = True
             break
     if fresh:
-        picture = frozenset(f for f in flags if f.startswith(PICTURE_PREFIX)) if flags else frozenset()
+        if not flags:
+            picture = flags
+        else:
+            # Nearly always the stack's flags are the picture's alone: then they are the picture.
+            for f in flags:
+                if not f.startswith(PICTURE_PREFIX):
+                    picture = frozenset(f for f in flags if f.startswith(PICTURE_PREFIX))
+                    break
+            else:
+                picture = flags
     else:
         picture = state.picture_flags
     if not (rate_low or bad_data or heartbeat_late):
         if not flags:
             return picture, picture
-        if fresh and len(picture) == len(flags):
+        if picture is flags:
             return flags, picture  # the stack's flags are all picture flags, and fresh: seen as they are
     out = {f for f in flags if not f.startswith(PICTURE_PREFIX)} if flags else set()
     if rate_low:
@@ -134,10 +143,11 @@ def safety_step(state: MonitorState, health: HealthState, streams: tuple[StreamS
     their last ``cfg.refusal_window`` judged messages; ``inconsistent``: streams whose innovations
     failed the NIS window test (both judged from fusion's verdicts, safety/ego_streams.py): as
     good as lost."""
-    alive, quality = {}, []  # quality: (name, rate ok, bad data) of each stream alive so far
+    alive = {}
     # Rate and data quality of the streams alive: a lost stream is reported as lost. Folded in as
     # the streams are checked, unless the ego filter's verdicts may take some of them out after.
     judged = bool(refused or inconsistent)
+    quality = [] if judged else None  # (name, rate ok, bad data) of each stream alive so far
     any_lost = rate_low = bad_data = False
     for s in streams:
         name = s.name
@@ -198,5 +208,7 @@ def safety_step(state: MonitorState, health: HealthState, streams: tuple[StreamS
     else:
         since = -1
     # The heartbeat is remembered as the latest time seen, so one backwards step cannot rewind it.
-    new = MonitorState(mode, why, since, transitions, max(t_ns, state.last_step_ns), picture, hold_mode, hold_reason)
+    last_ns = state.last_step_ns
+    new = MonitorState(mode, why, since, transitions, last_ns if last_ns > t_ns else t_ns, picture, hold_mode,
+                       hold_reason)  # max(t_ns, last_ns)
     return new, SafetyStatus(t_ns, mode, why, stop_limits(mode, rules, lost, seen), alive)

@@ -54,6 +54,11 @@ MODE_LIMITS: dict[Mode, ModeLimits] = {
 }
 
 
+# MODE_LIMITS by position (a Mode is its int): indexing a tuple with an IntEnum costs no Python call,
+# where the dict's lookup calls Enum's __hash__, written in Python.
+_LIMITS_BY_MODE: tuple[ModeLimits, ...] = tuple(MODE_LIMITS[Mode(i)] for i in range(len(Mode)))
+
+
 class PolicyTable(tuple):
     """A rule table: the rules in order (a tuple, as any table), and, built once with it, the rules
     that need nothing but their flag, by flag.
@@ -127,7 +132,7 @@ def stop_limits(mode: Mode, rules: tuple[PolicyRule, ...], lost: frozenset[str],
     """The limits of ``mode``, its stop made as firm as the firmest firing rule asks (a mode that does
     not stop keeps its limits: the monitor may hold a mode while the rules that demanded it are
     quiet, and a DEGRADED hold never stops)."""
-    limits = MODE_LIMITS[mode]
+    limits = _LIMITS_BY_MODE[mode]
     if limits.stop_decel_mps2 <= 0.0 or (not lost and not flags):
         return limits
     firmest = max((r.stop_decel_mps2 for r in rules if r.stop_decel_mps2 > limits.stop_decel_mps2

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from control.controller import ControllerConfig, _track_law, plan_track
+from control.controller import ControllerConfig, _track_law, law_constants, plan_track
 from control.pure_pursuit import pure_pursuit_steer
 from core.messages import Plan
 from core.vehicle import VehicleParams
@@ -60,12 +61,8 @@ def _law(track, t_rel_s, speed, dt_s, integral_prev, accel_prev, steer_prev, x, 
     path = track.path
     done, *out = _track_law(
         track.t_s, track.speed_mps, track.accel_mps2, path.xy_m, path.seg_m, path.seg_len2_m2, path.seg_len_m,
-        path.cum_m, path.yaw_end_rad, t_rel_s, cfg.accel_preview_s, speed, dt_s, integral_prev, accel_prev,
-        steer_prev, x, y, yaw, cfg.speed_kp_1ps, cfg.speed_ki_1ps2, cfg.integral_limit_mps2,
-        cfg.standstill_speed_mps, cfg.standstill_hold_mps2, cfg.lookahead_min_m, cfg.lookahead_time_s,
-        vehicle.max_decel_mps2, vehicle.max_accel_mps2, vehicle.max_jerk_mps3,
-        vehicle.max_jerk_mps3 if emergency else cfg.comfort_jerk_mps3, vehicle.max_steer_rad,
-        vehicle.max_steer_rate_rps, vehicle.wheelbase_m)
+        path.cum_m, path.yaw_end_rad, law_constants(vehicle, cfg).values, emergency, t_rel_s, speed, dt_s,
+        integral_prev, accel_prev, steer_prev, x, y, yaw)
     if done == 1.0:
         raise IndexError("list index out of range")
     if done == 2.0:
@@ -91,11 +88,26 @@ def _plan(rng: np.random.Generator) -> Plan:
     return Plan(0, t, xy, heading, speed, accel, np.zeros(k), emergency=bool(rng.random() < 0.3))
 
 
+def _random_constants(rng: np.random.Generator) -> tuple[VehicleParams, ControllerConfig]:
+    """The defaults, or every constant the law reads drawn anew (each distinct, so that a constant
+    read in another one's place shows)."""
+    if rng.random() < 0.3:
+        return VehicleParams(), ControllerConfig()
+    vehicle = replace(VehicleParams(), **{name: float(rng.uniform(lo, hi)) for name, lo, hi in (
+        ("max_decel_mps2", 1.0, 12.0), ("max_accel_mps2", 0.5, 5.0), ("max_jerk_mps3", 1.0, 30.0),
+        ("max_steer_rad", 0.1, 1.0), ("max_steer_rate_rps", 0.1, 3.0), ("wheelbase_m", 2.0, 4.0))})
+    cfg = replace(ControllerConfig(), **{name: float(rng.uniform(lo, hi)) for name, lo, hi in (
+        ("accel_preview_s", 0.0, 0.5), ("speed_kp_1ps", 0.1, 2.0), ("speed_ki_1ps2", 0.0, 0.5),
+        ("integral_limit_mps2", 0.1, 2.0), ("standstill_speed_mps", 0.05, 1.0), ("standstill_hold_mps2", 0.1, 3.0),
+        ("lookahead_min_m", 1.0, 10.0), ("lookahead_time_s", 0.2, 2.0), ("comfort_jerk_mps3", 0.5, 20.0))})
+    return vehicle, cfg
+
+
 def test_track_law_equals_reference_bits():
     rng = np.random.default_rng(31)
-    vehicle, cfg = VehicleParams(), ControllerConfig()
     checked = raised = 0
     for _ in range(600):
+        vehicle, cfg = _random_constants(rng)
         plan = _plan(rng)
         track = plan_track(plan)
         for _ in range(10):

@@ -13,7 +13,7 @@ import numpy as np
 
 from core.messages import (ARRAY_FIELDS, CameraImage, ControlCommand, Detections2D, Detections3D, EgoState, GnssFix,
                            ImuSample, LidarScan, Mode, ModeLimits, Plan, RadarScan, SafetyStatus, Tracks, WheelSpeed)
-from safety.message_finite import _LAYOUTS, message_finite
+from safety.message_finite import _CHECKERS, message_finite
 
 
 # --- reference: the check before the kernel (runtime/stack.py _message_finite + safety/health.py all_finite, now safety/message_finite.py) ---
@@ -121,12 +121,12 @@ def test_fields_of_undeclared_types_give_the_general_verdict():
     assert min(seen.values()) > 500
 
 
-def test_every_message_type_with_float_arrays_has_a_fast_path():
-    # ARRAY_FIELDS declares every array field of those types; a message as declared takes its layout.
+def test_every_message_type_has_a_fast_path():
+    # ARRAY_FIELDS declares every array field of those types; a message as declared takes its checker.
     for cls in (LidarScan, RadarScan, ImuSample, GnssFix, Detections3D, Detections2D, EgoState, Tracks, Plan):
-        assert cls in _LAYOUTS and set(ARRAY_FIELDS[cls]) <= set(cls.__slots__)
+        assert cls in _CHECKERS and set(ARRAY_FIELDS[cls]) <= set(cls.__slots__)
     for cls in (CameraImage, ControlCommand, SafetyStatus, WheelSpeed, ModeLimits):
-        assert cls not in _LAYOUTS  # no float array: the general way is as fast
+        assert cls in _CHECKERS  # scalars (and non-float arrays) only: tested in line, no compiled call
 
 
 def test_every_position_of_a_bad_value_is_found():
