@@ -34,6 +34,7 @@ IDM_TWO_SQRT_AB = 1  # 2 sqrt(a b) [m/s^2]
 IDM_TIME_GAP = 2  # T [s]
 IDM_MIN_GAP = 3  # s0 [m]
 IDM_MAX_DECEL = 4  # deceleration floor [m/s^2] (positive)
+IDM_TERMS = 5  # the array's length
 
 
 @kernel("float64(float64, float64, float64, float64, float64[::1])")

@@ -141,7 +141,8 @@ class World:
         reference_line = (road.s_m, road.xy_m, road.heading_rad, road.curvature_1pm, road.length_m,
                           road.samples_per_m, road.is_straight, *road.line_cos_sin)
         centre_offset_lanes = 0.5 * (road.num_lanes - 1)
-        # world_step's and actor_truth's trailing arguments (world_kernels.StepConstants, _TRUTH_CONSTANTS).
+        # world_step's last argument (world_kernels.step_constants) and actor_truth's trailing ones
+        # (_TRUTH_CONSTANTS).
         self._step_constants = step_constants(
             self._pm_half_lanes, self._half_len_sum, fleet.lane_change_s, fleet.decel_mps2, self._stopped,
             self._idm_terms, *reference_line, road.lane_width_m, 0.5 * road.num_lanes, road.num_lanes - 1,
@@ -245,7 +246,7 @@ class World:
         any_leaving, any_changing, truth_changing, self._ego_s_m, _ = world_step(
             self._ego_fields, accel_cmd_mps2, steer_cmd_rad, track_ego, ego_s, ego_d, state.s_m, state.d_m,
             state.v_mps, lane_followed, state.lane, state.active, state.lc_from_d_m, state.lc_t0_s, free_term,
-            self._braking, t_s, dt_s, t1_ns / NS_PER_S, buf, *self._step_constants)
+            self._braking, t_s, dt_s, t1_ns / NS_PER_S, buf, self._step_constants)
         # The ego's fields, read-only: the truth's pose and centre are views of this view, so they
         # are read-only too (one flag set instead of two).
         ego_fields = buf[self._ego_at]

@@ -107,7 +107,7 @@ def test_world_step_is_tracking_span_traffic_step_and_truth(road_name, n):
         any_leaving, any_changing, truth_changing, ego_s, ego_d = world_step(
             ego_fields, accel_cmd, steer_cmd, track, guess, given_d, state.s_m, state.d_m, state.v_mps,
             lane_followed, state.lane, state.active, state.lc_from_d_m, state.lc_t0_s, free_term, braking, t_s, dt_s,
-            truth_t_s, buf, *step_constants(*constants))
+            truth_t_s, buf, step_constants(*constants))
 
         ref_s, ref_d = road.track_frenet(cx, cy, guess) if track else (guess, given_d)
         assert (ego_s, ego_d) == (ref_s, ref_d)
