@@ -94,6 +94,18 @@ def test_detect_matches_the_numpy_oracle(n, read_only):
         assert same_detections(got, ref)
 
 
+def test_labels_of_another_integer_type_become_int16_and_short_columns_are_refused():
+    rng = np.random.default_rng(5)
+    ego, actors = random_scene(rng, 6, read_only=False)
+    wide = dataclasses.replace(actors, labels=actors.labels.astype(np.int64))
+    cfg = OracleConfig()
+    got = oracle_objects(ego, wide, np.random.default_rng(3), cfg)
+    assert same_detections(got, oracle_objects(ego, actors, np.random.default_rng(3), cfg))
+    assert got.labels.dtype == np.int16
+    with pytest.raises(ValueError, match="inconsistent lengths"):
+        oracle_objects(ego, dataclasses.replace(actors, labels=actors.labels[:-1]), np.random.default_rng(3), cfg)
+
+
 # --- reference: the Python-float oracle_ego --------------------------------------------------------------
 def reference_oracle_ego(ego: EgoTruth, rng: np.random.Generator, sigmas: tuple[float, ...]) -> tuple:
     """The former oracle_ego's arithmetic: (pose, speed, accel, yaw rate), or None where it raised."""
