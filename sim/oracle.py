@@ -15,6 +15,7 @@ import numpy as np
 
 from core.jit import kernel
 from core.messages import Detections3D, EgoState
+from sim.normal_draws import NormalDraws
 from sim.scenario import OracleConfig
 from sim.truth import ActorsTruth, EgoTruth
 
@@ -137,16 +138,17 @@ def _detect(ego_x, ego_y, ego_yaw, xy_m, yaw_rad, speed_mps, length_m, width_m, 
     return boxes, velocities, velocity_valid, labels_out, scores
 
 
-def oracle_ego(ego: EgoTruth, rng: np.random.Generator, noise: EgoNoise) -> EgoState:
+def oracle_ego(ego: EgoTruth, draws: NormalDraws, noise: EgoNoise) -> EgoState:
     """Noisy ego pose and motion; the covariance is the diagonal of the noise actually applied.
 
     The speed is clipped at zero like a wheel-speed-based estimate would be, so at standstill its
     error is half-normal, not the Gaussian the covariance states. The noise is applied in one
     compiled call (``_noisy_ego``): at 50 Hz, on six numbers, the Python float maths it replaced
     (kept in tests/sim/test_oracle_kernel.py as the reference) cost more in interpretation than
-    in arithmetic; the operations are the same, so the bits are.
+    in arithmetic; the operations are the same, so the bits are. ``draws``: the ego noise's own
+    standard normal stream, six values a message (x, y, yaw, speed, yaw rate, acceleration).
     """
-    z = rng.normal(0.0, 1.0, 6)
+    z = draws.take(6)
     pose = np.empty(3)
     finite, speed, accel, yaw_rate = _noisy_ego(ego.pose, ego.speed_mps, ego.accel_mps2, ego.yaw_rate_rps, z,
                                                 noise.sigmas, pose)
@@ -156,8 +158,7 @@ def oracle_ego(ego: EgoTruth, rng: np.random.Generator, noise: EgoNoise) -> EgoS
     return EgoState(ego.t_ns, pose, speed, accel, yaw_rate, noise.covariance)
 
 
-@kernel(f"Tuple((boolean, float64, float64, float64))({_R1}, float64, float64, float64, float64[::1], {_R1},"
-        " float64[::1])")
+@kernel(f"Tuple((boolean, float64, float64, float64))({_R1}, float64, float64, float64, {_R1}, {_R1}, float64[::1])")
 def _noisy_ego(pose, speed_mps, accel_mps2, yaw_rate_rps, z, sigmas, pose_out):
     """oracle_ego's noise on the ego truth from six standard normal draws ``z`` (x, y, yaw, speed,
     yaw rate, acceleration) and their sigmas: (whether the pose and speed are finite (nothing is
