@@ -72,7 +72,7 @@ class World:
         self._truth_t_ns = -1
         self._actors_truth: ActorsTruth | None = None
         self._on_road_changed(self._state.active)
-        self._truth_buffer, self._truth_changing = actor_truth(
+        self._truth_buffer, _ = actor_truth(
             self._state.s_m, self._state.d_m, self._state.v_mps, self._state.a_mps2, self._state.lc_t0_s,
             self._state.lane, self._state.lc_from_d_m, self._truth_on, self.t_ns / NS_PER_S, *self._truth_constants)
         self._truth_at = truth_slices(0, self._truth_on.shape[0])
@@ -243,7 +243,7 @@ class World:
             free_term = state.v_mps / self._fleet.v0_mps
             free_term **= self._idm_delta
         buf = np.empty(self._buffer_length)
-        any_leaving, any_changing, truth_changing, self._ego_s_m, _ = world_step(
+        any_leaving, any_changing, _, self._ego_s_m, _ = world_step(
             self._ego_fields, accel_cmd_mps2, steer_cmd_rad, track_ego, ego_s, ego_d, state.s_m, state.d_m,
             state.v_mps, lane_followed, state.lane, state.active, state.lc_from_d_m, state.lc_t0_s, free_term,
             self._braking, t_s, dt_s, t1_ns / NS_PER_S, buf, self._step_constants)
@@ -257,7 +257,7 @@ class World:
         if any_leaving:
             active = buf[rows[ROW_ACTIVE]] > 0.0
             self._on_road_changed(active)
-        self._truth_buffer, self._truth_changing = buf, truth_changing
+        self._truth_buffer = buf
         self._truth_at = self._step_truth_at
         # d and the lane-change starts move only while a lane change runs (traffic.integrated_state).
         if any_changing:
@@ -353,9 +353,6 @@ class World:
         fleet = self._fleet
         on = np.flatnonzero(active)
         self._truth_on = on
-        # With every vehicle on the road (nearly always) a column's rows on it are the column itself:
-        # actors_truth then skips the gather (a copy of the same values).
-        self._all_on = on.shape[0] == self._n
         self._truth_columns = (fleet.ids[on], fleet.length_m[on], fleet.width_m[on], fleet.height_m[on],
                                fleet.labels[on], fleet.colors_bgr[on])
         for col in self._truth_columns:  # shared by many ticks' truths: nobody may write into them
@@ -368,12 +365,8 @@ class World:
             return self._actors_truth
         ids, length, width, height, labels, colors = self._truth_columns
         buf, at = self._truth_buffer, self._truth_at
-        yaw = buf[at.yaw]
-        if self._truth_changing:  # heading + atan2(d', v), numpy's arctan2 (the kernel leaves it out)
-            v_on = self._state.v_mps if self._all_on else self._state.v_mps[self._truth_on]
-            yaw = yaw + np.arctan2(buf[at.d_rate], v_on)
         # Positional, in ActorsTruth's field order: as in ego_truth, a microsecond a tick.
-        truth = ActorsTruth(self.t_ns, ids, buf[at.xy].reshape(-1, 2), yaw, buf[at.speed], buf[at.accel], length,
-                            width, height, labels, colors)
+        truth = ActorsTruth(self.t_ns, ids, buf[at.xy].reshape(-1, 2), buf[at.yaw], buf[at.speed], buf[at.accel],
+                            length, width, height, labels, colors)
         self._actors_truth, self._truth_t_ns = truth, self.t_ns
         return truth

@@ -200,8 +200,9 @@ def actor_truth_into(s_m, d_m, v_mps, a_mps2, lc_t0_s, lane, lc_from_d_m, rows, 
     TRUTH_COLUMNS layout); returns whether any vehicle (of all N) is changing lanes.
 
     World.actors_truth's former calls in one: Road.to_cartesian of the rows' (s, d)
-    (frenet_to_map_into) and traffic_kernels.actor_motion; while a lane change runs the yaw is the
-    heading only, and the caller adds numpy's arctan2(d', v) as before.
+    (frenet_to_map_into), traffic_kernels.actor_motion and, while a lane change runs, the yaw's turn
+    off the heading by atan2(d', v), numpy's former ``yaw + np.arctan2(d', v)`` with libm's atan2
+    (numpy's float64 arctan2 without SVML: DESIGN.md, "what a kernel call costs").
     """
     m = rows.shape[0]
     s_on, d_on = np.empty(m), np.empty(m)
@@ -214,7 +215,10 @@ def actor_truth_into(s_m, d_m, v_mps, a_mps2, lc_t0_s, lane, lc_from_d_m, rows, 
     any_changing = along_heading_into(v_mps, lc_t0_s, lane, lc_from_d_m, lane_change_s, rows, lane_width_m,
                                       centre_offset_lanes, t_s, d_rate, speed)
     for k in range(m):
-        yaw[k] = heading[k] if any_changing else heading[k] + 0.0  # actor_motion's MOTION_YAW
+        if any_changing:
+            yaw[k] = heading[k] + math.atan2(d_rate[k], v_mps[rows[k]])
+        else:
+            yaw[k] = heading[k] + 0.0  # actor_motion's MOTION_YAW
         accel[k] = a_mps2[rows[k]]
     return any_changing
 

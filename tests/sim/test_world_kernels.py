@@ -29,10 +29,13 @@ def python_ego_span(ego_d, half_w, lane_width, num_lanes):
 
 
 def reference_truth(road, state, lane_change_s, rows, t_s):
-    """The former actors_truth: to_cartesian of the rows, then actor_motion (yaw before arctan2)."""
+    """The former actors_truth: to_cartesian of the rows, then actor_motion, and while a lane change
+    runs numpy's arctan2(d', v) added to the yaw."""
     xy, heading = road.to_cartesian(state.s_m[rows], state.d_m[rows])
     motion, changing = actor_motion(heading, state.v_mps, state.a_mps2, state.lc_t0_s, state.lane, state.lc_from_d_m,
                                     lane_change_s, rows, road.lane_width_m, 0.5 * (road.num_lanes - 1), t_s)
+    if changing:
+        motion[MOTION_YAW] = motion[MOTION_YAW] + np.arctan2(motion[MOTION_D_RATE], state.v_mps[rows])
     return xy, motion, changing
 
 
@@ -160,10 +163,7 @@ def test_world_truth_and_state_match_the_separate_calls_over_a_busy_run(name):
         assert isinstance(state, TrafficState)
         on = np.flatnonzero(state.active)
         xy, motion, changing = reference_truth(road, state, fleet.lane_change_s, on, world.t_ns / 1e9)
-        yaw = motion[MOTION_YAW]
-        if changing:
-            yaw = yaw + np.arctan2(motion[MOTION_D_RATE], state.v_mps[on])
-        assert same_bits(truth.xy_m, xy) and same_bits(truth.yaw_rad, yaw)
+        assert same_bits(truth.xy_m, xy) and same_bits(truth.yaw_rad, motion[MOTION_YAW])
         assert same_bits(truth.speed_mps, motion[MOTION_SPEED]) and same_bits(truth.accel_mps2, motion[MOTION_ACCEL])
         assert same_bits(truth.ids, fleet.ids[on]) and same_bits(truth.length_m, fleet.length_m[on])
         ego = world.ego_truth()
