@@ -37,6 +37,15 @@ IDM_MAX_DECEL = 4  # deceleration floor [m/s^2] (positive)
 IDM_TERMS = 5  # the array's length
 
 
+@kernel("float64(float64, float64)")
+def idm_free_term(quotient, delta):
+    """numpy's ``quotient ** delta`` for IDM's free-road term, ``quotient`` = v / v0 (>= 0, or NaN),
+    ``delta`` a Python float: numpy squares where delta is 2.0 and calls libm's pow otherwise (its
+    power loop without SVML, as DESIGN.md's kernels rely on), so this does the same. numba's own
+    ``**`` is not it: it differs from numpy's at delta 2 (tests/sim/test_traffic_kernels.py)."""
+    return quotient * quotient if delta == 2.0 else math.pow(quotient, delta)
+
+
 @kernel("float64(float64, float64, float64, float64, float64[::1])")
 def idm(v_mps, free_term, gap_m, approach_mps, idm_consts):
     """IDM acceleration [m/s^2] of one vehicle: a [1 - (v/v0)^delta - (s*/s)^2] with

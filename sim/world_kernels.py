@@ -23,16 +23,12 @@ import numpy as np
 from core.jit import kernel
 from core.road import frenet_to_map_into, newton_frenet
 from sim.traffic_kernels import (IDM_TERMS, ROW_A, ROW_D, ROW_LC_T0, ROW_S, ROW_V, along_heading_into, follow_rows,
-                                 integrate_into, script_override_rows)
+                                 idm_free_term, integrate_into, script_override_rows)
 
 # Per-vehicle rows of the step's buffer, each N long: traffic_kernels' ROW_* rows (s', v', a_eff,
-# d', lane-change starts'), then active' as 1.0 / 0.0 (read only when someone left the road), then
-# v' / v0, the quotient of the next step's IDM free-road term (v / v0)^delta (the world raises it to
-# the power with numpy, whose pow may differ from the kernel's in the last bit; the division is
-# correctly rounded in both, so the row holds numpy's quotient's bits).
-STEP_ROWS = 7
+# d', lane-change starts'), then active' as 1.0 / 0.0 (read only when someone left the road).
+STEP_ROWS = 6
 ROW_ACTIVE = 5
-ROW_V_OVER_V0 = 6
 # Truth columns after them, for the M vehicles on the road: xy (M, 2), then yaw, speed along the
 # heading, acceleration and the lateral rate d' (M each); room is left for all N.
 TRUTH_COLUMNS = 6
@@ -255,22 +251,22 @@ FLEET_ROWS = FLEET_STOPPED + 1
 ROAD_S, ROAD_HEADING, ROAD_CURVATURE = range(3)
 # Slots of the scalars: the road's length [m], samples per metre, straightness (1.0 / 0.0), the
 # first heading's cosine and sine, lane width [m], half the lane count, the top lane, the lane-centre
-# offset 0.5 (num_lanes - 1), the ego's half width [m], the road's sample count S; then the ego's
-# VEH_* constants, then the IDM_* constants.
+# offset 0.5 (num_lanes - 1), the ego's half width [m], the road's sample count S, the IDM exponent
+# delta; then the ego's VEH_* constants, then the IDM_* constants.
 (SC_ROAD_LENGTH, SC_SAMPLES_PER_M, SC_STRAIGHT, SC_COS_0, SC_SIN_0, SC_LANE_WIDTH, SC_HALF_NUM_LANES, SC_TOP_LANE,
- SC_CENTRE_OFFSET, SC_EGO_HALF_WIDTH, SC_ROAD_SAMPLES) = range(11)
-SC_VEHICLE = 11
+ SC_CENTRE_OFFSET, SC_EGO_HALF_WIDTH, SC_ROAD_SAMPLES, SC_IDM_DELTA) = range(12)
+SC_VEHICLE = 12
 SC_IDM = SC_VEHICLE + 9
 STEP_HEADER = SC_IDM + IDM_TERMS
 
 
-def step_constants(pm_half_lanes, half_len_sum_m, lane_change_s, decel_mps2, stopped, idm_consts, s_table, xy_table,
-                   heading_table, curvature_table, road_length_m, samples_per_m, straight, cos_0, sin_0, lane_width_m,
-                   half_num_lanes, top_lane, centre_offset_lanes, ego_half_width_m, vehicle,
+def step_constants(pm_half_lanes, half_len_sum_m, lane_change_s, decel_mps2, stopped, idm_consts, idm_delta, s_table,
+                   xy_table, heading_table, curvature_table, road_length_m, samples_per_m, straight, cos_0, sin_0,
+                   lane_width_m, half_num_lanes, top_lane, centre_offset_lanes, ego_half_width_m, vehicle,
                    v0_mps) -> np.ndarray:
     """The per-run constants packed for world_step (the layout above): the fleet's (2, N) signed half
     widths in lanes, (N, N + 1) half length sums with the ego last, lane-change durations, braking
-    decelerations, stopped mask and the IDM_* constants; the road's reference line (tables, length,
+    decelerations, stopped mask, the IDM_* constants and exponent; the road's reference line (tables, length,
     samples per metre, straightness, the first heading's cosine and sine), lane width, half the lane
     count, the top lane, the lane-centre offset 0.5 (num_lanes - 1); the ego's half width [m] and its
     VEH_* constants; the fleet's desired speeds v0 [m/s]."""
@@ -279,7 +275,7 @@ def step_constants(pm_half_lanes, half_len_sum_m, lane_change_s, decel_mps2, sto
         raise ValueError(f"step_constants: {np.shape(idm_consts)} IDM constants and {np.shape(vehicle)} vehicle "
                          f"constants, expected ({IDM_TERMS},) and ({SC_IDM - SC_VEHICLE},)")
     header = [road_length_m, samples_per_m, 1.0 if straight else 0.0, cos_0, sin_0, lane_width_m, half_num_lanes,
-              top_lane, centre_offset_lanes, ego_half_width_m, samples]
+              top_lane, centre_offset_lanes, ego_half_width_m, samples, idm_delta]
     fleet = np.empty((FLEET_ROWS, n))
     fleet[FLEET_LANE_CHANGE_S], fleet[FLEET_DECEL], fleet[FLEET_V0] = lane_change_s, decel_mps2, v0_mps
     fleet[FLEET_HALF_LANES:FLEET_HALF_LANES + 2] = pm_half_lanes
@@ -310,9 +306,9 @@ def step_blocks(constants, n):
 
 @kernel("Tuple((boolean, boolean, boolean, float64, float64))(Array(float64, 1, 'A', readonly=True), float64, float64,"
         " boolean, float64, float64, float64[:], float64[:], float64[:], int64[:], int64[:], boolean[:], float64[:],"
-        " float64[:], float64[:], boolean[:], float64, float64, float64, float64[::1], float64[::1])")
+        " float64[:], boolean[:], float64, float64, float64, float64[::1], float64[::1])")
 def world_step(ego, accel_cmd_mps2, steer_cmd_rad, track_ego, ego_s_m, ego_d_m, s_m, d_m, v_mps, lane_followed, lane,
-               active, lc_from_d_m, lc_t0_s, free_term, braking, t_s, dt_s, truth_t_s, out, constants):
+               active, lc_from_d_m, lc_t0_s, braking, t_s, dt_s, truth_t_s, out, constants):
     """The world's step from t_s to t_s + dt_s and the truth of the state it reaches (at
     ``truth_t_s``, the new tick time), written into ``out`` (buffer_length(N) values): (whether any
     vehicle left the road, whether a lane change ran in the step, whether one runs in the truth (its
@@ -345,6 +341,11 @@ def world_step(ego, accel_cmd_mps2, steer_cmd_rad, track_ego, ego_s_m, ego_d_m, 
         ego_s_m, ego_d_m = newton_frenet(ego[EGO_CENTRE_X], ego[EGO_CENTRE_Y], ego_s_m, s_table, xy_table,
                                          heading_table, curvature_table, road_length_m, samples_per_m)
     ego_lo, ego_hi = ego_lane_span(ego_d_m, scalars[SC_EGO_HALF_WIDTH], lane_width_m, half_num_lanes, top_lane)
+    # IDM's free-road term (v / v0)^delta with numpy's bits (idm_free_term), v / v0 correctly rounded.
+    free_term = np.empty(n)
+    delta = scalars[SC_IDM_DELTA]
+    for i in range(n):
+        free_term[i] = idm_free_term(v_mps[i] / v0_mps[i], delta)
     accel, gap = np.empty(n), np.empty(n)
     follow_rows(s_m, d_m, v_mps, lane_followed, active, pm_half_lanes, half_len_sum_m, free_term, ego_s_m, ego[EGO_V],
                 ego_lo, ego_hi, lane_width_m, half_num_lanes, top_lane, idm_consts, accel, gap)
@@ -358,7 +359,6 @@ def world_step(ego, accel_cmd_mps2, steer_cmd_rad, track_ego, ego_s_m, ego_d_m, 
     for i in range(n):
         out[ROW_ACTIVE * n + i] = 1.0 if active1[i] else 0.0
         m += 1 if active1[i] else 0
-        out[ROW_V_OVER_V0 * n + i] = rows[ROW_V, i] / v0_mps[i]
     on = np.empty(m, dtype=np.int64)
     k = 0
     for i in range(n):

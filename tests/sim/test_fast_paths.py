@@ -198,16 +198,3 @@ def test_script_start_check_agrees_with_update_triggers(scenario):
         world.step(-0.4 if 300 < k < 500 else 0.3, 0.0, 10_000_000)
     assert starts >= (0 if scenario == "stopped_vehicle" else 1)
 
-
-def test_zero_d_exponent_power_is_the_float_exponents():
-    """World raises v / v0 to the IDM exponent held as a 0-d array (cheaper to call): the same
-    power loop on the same values, so the bits of the Python float exponent's."""
-    rng = np.random.default_rng(11)
-    for delta in (4.0, 3.7, 1.0, 2.0, 0.5, float(IdmParams.from_config(load_scenario("lead_brake").traffic).delta)):
-        exponent = np.array(delta, dtype=np.float64)
-        for n in (0, 1, 8, 40):
-            q = rng.uniform(0.0, 1.6, n)
-            q[: n // 4] = rng.choice([0.0, 1.0, 1e-300, np.inf, np.nan], n // 4)
-            ref, fast = q ** delta, q ** exponent
-            assert fast.dtype == ref.dtype == np.float64
-            np.testing.assert_array_equal(fast.view(np.int64), ref.view(np.int64))
