@@ -137,8 +137,9 @@ class World:
         # (_TRUTH_CONSTANTS).
         self._step_constants = step_constants(
             self._pm_half_lanes, self._half_len_sum, fleet.lane_change_s, fleet.decel_mps2, self._stopped,
-            self._idm_terms, self._idm.delta, *reference_line, road.lane_width_m, 0.5 * road.num_lanes, road.num_lanes - 1,
-            centre_offset_lanes, 0.5 * self.vehicle.width_m, vehicle_constants(self.vehicle), fleet.v0_mps)
+            self._idm_terms, self._idm.delta, *reference_line, road.lane_width_m, 0.5 * road.num_lanes,
+            road.num_lanes - 1, centre_offset_lanes, 0.5 * self.vehicle.width_m, vehicle_constants(self.vehicle),
+            fleet.v0_mps)
         self._truth_constants = (fleet.lane_change_s, *reference_line, road.lane_width_m, centre_offset_lanes)
         self._step_rows = row_slices(n)
         self._ego_at = ego_slice(n)

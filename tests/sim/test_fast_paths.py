@@ -197,4 +197,3 @@ def test_script_start_check_agrees_with_update_triggers(scenario):
         starts += int(newly.any())
         world.step(-0.4 if 300 < k < 500 else 0.3, 0.0, 10_000_000)
     assert starts >= (0 if scenario == "stopped_vehicle" else 1)
-
