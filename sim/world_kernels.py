@@ -234,8 +234,8 @@ def actor_truth(s_m, d_m, v_mps, a_mps2, lc_t0_s, lane, lc_from_d_m, rows, t_s, 
 
 
 # world_step's per-run constants, packed once per run by ``step_constants`` into one float64 array:
-# a kernel argument costs about 0.1 us to pass (an array about twice that), so the 23 constants the
-# step needs cost more as separate arguments than the step's own arithmetic on a few vehicles. Every
+# a kernel argument costs about 0.1 us to pass (an array about twice that), so the two dozen constants
+# the step needs cost more as separate arguments than the step's own arithmetic on a few vehicles. Every
 # value is copied unchanged (the integers and the flags are exact in float64), so the step computes
 # with the same bits. The array holds, in this order: the scalars (SC_* slots, then the ego's VEH_*
 # constants, then the IDM_* constants: STEP_HEADER values), the per-vehicle (FLEET_ROWS, N) rows,
