@@ -31,6 +31,7 @@ from runtime.stack_config import StackConfig
 from runtime.stage_factory import build_steps
 from runtime.summary import stage_stats
 from sim.metrics import MetricsRecorder
+from sim.normal_draws import NormalDraws
 from sim.oracle import EgoNoise, oracle_ego, oracle_objects
 from sim.drive_by_wire import DriveByWireState, actuator_command
 from sim.faults import parse_faults
@@ -136,8 +137,8 @@ class ClosedLoop:
         self.world = World(scenario, opts.seed)
         self.metrics = MetricsRecorder(self.world.road, self.world.vehicle)
         # One generator per noise source, spawned from the run's seed: adding one shifts no other.
-        self._rng_objects, self._rng_ego = (np.random.default_rng(s)
-                                            for s in np.random.SeedSequence(opts.seed).spawn(2))
+        self._rng_objects, rng_ego = (np.random.default_rng(s) for s in np.random.SeedSequence(opts.seed).spawn(2))
+        self._ego_draws = NormalDraws(rng_ego)  # the ego noise's own stream, drawn in blocks
         self.rig = SensorRig(scenario.sensors, self.world.road, opts.seed, self.faults) if sensors_on else None
         streams = {"oracle": scenario.oracle.rate_hz} if self.oracle_objects_on else {}
         if self.rig is None:
@@ -198,7 +199,7 @@ class ClosedLoop:
             self._next_objects_ns = next_sample_ns(self._next_objects_ns, self._objects_period_ns, t_ns)
         if self.rig is None:
             if t_ns >= self._next_ego_ns:
-                sched.post(t_ns, "/sensors/ego", oracle_ego(ego, self._rng_ego, self._ego_noise))
+                sched.post(t_ns, "/sensors/ego", oracle_ego(ego, self._ego_draws, self._ego_noise))
                 self._next_ego_ns = next_sample_ns(self._next_ego_ns, self._ego_period_ns, t_ns)
         else:
             for name in self.rig.sensors:

@@ -38,8 +38,9 @@ from core.clock import ns_to_s
 from core.geometry import box_corners_2d, boxes_overlap
 from core.road import Road
 from core.vehicle import VehicleParams
-from sim.metrics_kernels import (COUNT_PREV_T_NS, COUNT_STEPS, EGO_ROW, FLOAT_TALLIES, INT_TALLIES, NON_FINITE_EGO,
-                                  RECORDED, TALLY_MAX_JERK, TALLY_MAX_LAT, TALLY_SPEED_SUM, record_tick)
+from sim.metrics_kernels import (BLOCK_MISMATCH, COUNT_PREV_T_NS, COUNT_STEPS, EGO_ROW, FLOAT_TALLIES, INT_TALLIES,
+                                  NON_FINITE_EGO, RECORDED, TALLY_MAX_JERK, TALLY_MAX_LAT, TALLY_SPEED_SUM,
+                                  block_columns, record_tick)
 from sim.road_departure import footprint_off_road, points_off_road
 from sim.truth import ActorsTruth, EgoTruth
 
@@ -73,15 +74,14 @@ class MetricsRecorder:
         self._off_road_ns = 0
         # The open block: its first ``_filled`` rows hold, per tick, the ego's row (metrics_kernels'
         # EGO_ROW: x, y, yaw, centre x, centre y, length, width, speed, and the interval since the
-        # previous tick [ns]) and the actors' per-tick columns; the per-run columns (ids and
-        # footprint sizes) are the block's, held by reference.
+        # previous tick [ns]) and the actors' per-tick columns, side by side in one array (record_tick
+        # writes a tick's row in one call); the per-run columns (ids and footprint sizes) are the
+        # block's, held by reference.
         self._filled = 0
-        self._ego_rows = np.empty((block_ticks, EGO_ROW))
         self._ids: np.ndarray | None = None
         self._length: np.ndarray | None = None
         self._width: np.ndarray | None = None
-        self._xy, self._yaw, self._speed = np.empty((block_ticks, 0, 2)), np.empty((block_ticks, 0)), np.empty(
-            (block_ticks, 0))
+        self._allocate_block(0)
 
     def update(self, ego: EgoTruth, actors: ActorsTruth) -> None:
         # The identity test first, inline (nearly every tick: see _same_actors), without the call.
@@ -94,11 +94,13 @@ class MetricsRecorder:
         # One compiled call (metrics_kernels.record_tick): the checks, the tallies and the block's rows.
         outcome = record_tick(ego.pose, ego.center_xy_m, ego.t_ns, ego.speed_mps, ego.accel_mps2, ego.yaw_rate_rps,
                               ego.length_m, ego.width_m, actors.xy_m, actors.yaw_rad, actors.speed_mps,
-                              self._jerk_min_speed_mps, self._filled, self._ego_rows, self._xy, self._yaw,
-                              self._speed, self._tallies, self._counts)
+                              self._jerk_min_speed_mps, self._filled, self._block, self._tallies, self._counts)
         if outcome != RECORDED:
             if outcome == NON_FINITE_EGO:
                 raise ValueError(f"non-finite ego truth at t_ns={ego.t_ns}")
+            if outcome == BLOCK_MISMATCH:
+                raise ValueError(f"actor columns of inconsistent lengths at t_ns={ego.t_ns}: ids {actors.ids.shape}, "
+                                 f"xy {actors.xy_m.shape}, yaw {actors.yaw_rad.shape}, speed {actors.speed_mps.shape}")
             raise ValueError(f"metrics updates must move forward in time: {ego.t_ns} after "
                              f"{int(self._counts[COUNT_PREV_T_NS])}")
         # Actor samples are stored as they come: non-finite rows are found, counted and zeroed for
@@ -119,10 +121,20 @@ class MetricsRecorder:
                 and np.array_equal(actors.width_m, self._width))
 
     def _open_block(self, actors: ActorsTruth) -> None:
-        n, k = len(actors), self._block_ticks
+        n = len(actors)
         self._ids, self._length, self._width = actors.ids, actors.length_m, actors.width_m
-        if self._xy.shape[1] != n:
-            self._xy, self._yaw, self._speed = np.empty((k, n, 2)), np.empty((k, n)), np.empty((k, n))
+        if self._block.shape[1] != block_columns(n):
+            self._allocate_block(n)
+
+    def _allocate_block(self, n: int) -> None:
+        """A block for ``n`` actors (block_columns), and its parts as views: the ego rows (K, EGO_ROW),
+        the actors' xy (K, N, 2), yaw (K, N) and speed (K, N)."""
+        k = self._block_ticks
+        self._block = block = np.empty((k, block_columns(n)))
+        self._ego_rows = block[:, :EGO_ROW]
+        self._xy = block[:, EGO_ROW:EGO_ROW + 2 * n].reshape(k, n, 2)  # splits the last axis: a view
+        self._yaw = block[:, EGO_ROW + 2 * n:EGO_ROW + 3 * n]
+        self._speed = block[:, EGO_ROW + 3 * n:]
 
     def _flush(self) -> None:
         """Evaluate the open block's ticks and empty it."""

@@ -19,8 +19,8 @@ import numpy as np
 
 from core.road import Road
 from sim.scenario import TrafficConfig
-from sim.traffic_kernels import (IDM_ACCEL, IDM_MAX_DECEL, IDM_MIN_GAP, IDM_TIME_GAP, IDM_TWO_SQRT_AB, ROW_A, ROW_D,
-                                 ROW_LC_T0, ROW_S, ROW_V, along_heading, integrate_rows, mobil_lanes)
+from sim.traffic_kernels import (IDM_ACCEL, IDM_MAX_DECEL, IDM_MIN_GAP, IDM_TERMS, IDM_TIME_GAP, IDM_TWO_SQRT_AB, ROW_A,
+                                 ROW_D, ROW_LC_T0, ROW_S, ROW_V, along_heading, integrate_rows, mobil_lanes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +41,7 @@ class IdmParams:
 def idm_terms(p: IdmParams) -> np.ndarray:
     """The constants of traffic_kernels.follow_accel (its IDM_* slots), derived once per run with
     idm_accel's arithmetic (2 sqrt(a b) as it divides by it)."""
-    terms = np.empty(5)
+    terms = np.empty(IDM_TERMS)
     terms[IDM_ACCEL], terms[IDM_TWO_SQRT_AB] = p.accel_mps2, 2.0 * math.sqrt(p.accel_mps2 * p.decel_mps2)
     terms[IDM_TIME_GAP], terms[IDM_MIN_GAP], terms[IDM_MAX_DECEL] = p.time_gap_s, p.min_gap_m, p.max_decel_mps2
     return terms

@@ -34,6 +34,16 @@ IDM_TWO_SQRT_AB = 1  # 2 sqrt(a b) [m/s^2]
 IDM_TIME_GAP = 2  # T [s]
 IDM_MIN_GAP = 3  # s0 [m]
 IDM_MAX_DECEL = 4  # deceleration floor [m/s^2] (positive)
+IDM_TERMS = 5  # the array's length
+
+
+@kernel("float64(float64, float64)")
+def idm_free_term(quotient, delta):
+    """numpy's ``quotient ** delta`` for IDM's free-road term, ``quotient`` = v / v0 (>= 0, or NaN),
+    ``delta`` a Python float: numpy squares where delta is 2.0 and calls libm's pow otherwise (its
+    power loop without SVML, as DESIGN.md's kernels rely on), so this does the same. numba's own
+    ``**`` is not it: it differs from numpy's at delta 2 (tests/sim/test_traffic_kernels.py)."""
+    return quotient * quotient if delta == 2.0 else math.pow(quotient, delta)
 
 
 @kernel("float64(float64, float64, float64, float64, float64[::1])")

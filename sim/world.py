@@ -19,9 +19,9 @@ from sim.traffic import (Fleet, IdmParams, MobilParams, Neighbourhood, TrafficSt
 from sim.traffic_kernels import ROW_A, ROW_D, ROW_LC_T0, ROW_S, ROW_V, follow_accel
 from sim.truth import ActorsTruth, EgoTruth
 from sim.vehicle_model import BicycleState
-from sim.world_kernels import (EGO_CENTRE_X, EGO_CENTRE_Y, EGO_STEER, EGO_V, EGO_X, EGO_YAW, ROW_ACTIVE, ROW_V_OVER_V0,
-                               STEP_ROWS, actor_truth, buffer_length, ego_slice, row_slices, step_constants,
-                               truth_slices, vehicle_constants, world_step)
+from sim.world_kernels import (EGO_CENTRE_X, EGO_CENTRE_Y, EGO_STEER, EGO_V, EGO_X, EGO_YAW, ROW_ACTIVE, STEP_ROWS,
+                               actor_truth, buffer_length, ego_slice, row_slices, step_constants, truth_slices,
+                               vehicle_constants, world_step)
 
 NS_PER_S = 1_000_000_000
 ACTOR_CLEARANCE_M = 30.0  # traffic is not spawned this close to a scripted actor in its lanes
@@ -43,7 +43,6 @@ class World:
         self.t_ns = 0
         self._idm = IdmParams.from_config(scenario.traffic)
         self._idm_terms = idm_terms(self._idm)
-        self._idm_delta = self._idm.delta
         self._mobil = MobilParams.from_config(scenario.traffic)
         self._mobil_period_s = scenario.traffic.mobil_period_s
         self._next_mobil_t_s = 0.0
@@ -60,17 +59,12 @@ class World:
             *e, e.x_m + r * math.cos(e.yaw_rad), e.y_m + r * math.sin(e.yaw_rad),
             e.v_mps * math.tan(e.steer_rad) / self.vehicle.wheelbase_m])))
         self._fleet, self._state = self._populate(scenario, rng)
-        # The last step's speeds (the traffic state's v column) and their quotient v / v0 from the
-        # step's buffer (ROW_V_OVER_V0): the next step's free-road term starts from it while the
-        # state still holds those very speeds. None until the first step.
-        self._quotient_of_v: np.ndarray | None = None
-        self._v_over_v0: np.ndarray | None = None
         # The actors' truth of the current state: computed with the state (by world_step, or here
         # for the start) into a buffer; actors_truth wraps it once per tick.
         self._truth_t_ns = -1
         self._actors_truth: ActorsTruth | None = None
         self._on_road_changed(self._state.active)
-        self._truth_buffer, self._truth_changing = actor_truth(
+        self._truth_buffer, _ = actor_truth(
             self._state.s_m, self._state.d_m, self._state.v_mps, self._state.a_mps2, self._state.lc_t0_s,
             self._state.lane, self._state.lc_from_d_m, self._truth_on, self.t_ns / NS_PER_S, *self._truth_constants)
         self._truth_at = truth_slices(0, self._truth_on.shape[0])
@@ -139,11 +133,13 @@ class World:
         reference_line = (road.s_m, road.xy_m, road.heading_rad, road.curvature_1pm, road.length_m,
                           road.samples_per_m, road.is_straight, *road.line_cos_sin)
         centre_offset_lanes = 0.5 * (road.num_lanes - 1)
-        # world_step's and actor_truth's trailing arguments (world_kernels.StepConstants, _TRUTH_CONSTANTS).
+        # world_step's last argument (world_kernels.step_constants) and actor_truth's trailing ones
+        # (_TRUTH_CONSTANTS).
         self._step_constants = step_constants(
             self._pm_half_lanes, self._half_len_sum, fleet.lane_change_s, fleet.decel_mps2, self._stopped,
-            self._idm_terms, *reference_line, road.lane_width_m, 0.5 * road.num_lanes, road.num_lanes - 1,
-            centre_offset_lanes, 0.5 * self.vehicle.width_m, vehicle_constants(self.vehicle), fleet.v0_mps)
+            self._idm_terms, self._idm.delta, *reference_line, road.lane_width_m, 0.5 * road.num_lanes,
+            road.num_lanes - 1, centre_offset_lanes, 0.5 * self.vehicle.width_m, vehicle_constants(self.vehicle),
+            fleet.v0_mps)
         self._truth_constants = (fleet.lane_change_s, *reference_line, road.lane_width_m, centre_offset_lanes)
         self._step_rows = row_slices(n)
         self._ego_at = ego_slice(n)
@@ -186,7 +182,7 @@ class World:
         ego_lo, ego_hi = self._ego_span(ego_d)
         road = self.road
         free_term = state.v_mps / fleet.v0_mps
-        free_term **= self._idm.delta  # numpy's power: the kernel's pow may differ in the last bit
+        free_term **= self._idm.delta  # numpy's power (world_step's idm_free_term gives its bits)
         return follow_accel(state.s_m, state.d_m, state.v_mps, state.lane, state.active, self._pm_half_lanes,
                             self._half_len_sum, free_term, ego_s, self._ego.v_mps, ego_lo, ego_hi,
                             road.lane_width_m, 0.5 * road.num_lanes, road.num_lanes - 1, self._idm_terms)
@@ -227,44 +223,35 @@ class World:
                   track_ego: bool, ego_s: float, ego_d: float, t_s: float, dt_s: float, t1_ns: int) -> TrafficState:
         """The traffic at t_s + dt_s (the tick t1_ns), its truth and the ego, in one compiled call
         (world_kernels.world_step): the ego's Frenet tracking (unless ``track_ego`` is False and
-        ``ego_s``, ``ego_d`` are this step's), _follow's IDM accelerations (in ``lane_followed``),
+        ``ego_s``, ``ego_d`` are this step's), _follow's IDM accelerations (in ``lane_followed``, with
+        numpy's power for the free-road term: traffic_kernels.idm_free_term),
         the scripts' overrides (sim.actors.scripted_accel), traffic.integrate, to_cartesian and the
         actors' motion columns of the new state, and step_bicycle with the commands held, with those
         steps' bits. Sets the ego's state; returns the traffic's."""
-        # numpy's power: the kernel's pow may differ in the last bit. The quotient comes from the last
-        # step's buffer while the state holds that step's speeds (a division saved; the buffer row
-        # is left as it is, so nothing that shares the buffer sees it change).
-        if state.v_mps is self._quotient_of_v:
-            free_term = self._v_over_v0 ** self._idm_delta
-        else:
-            free_term = state.v_mps / self._fleet.v0_mps
-            free_term **= self._idm_delta
         buf = np.empty(self._buffer_length)
-        any_leaving, any_changing, truth_changing, self._ego_s_m, _ = world_step(
+        any_leaving, any_changing, _, self._ego_s_m, _ = world_step(
             self._ego_fields, accel_cmd_mps2, steer_cmd_rad, track_ego, ego_s, ego_d, state.s_m, state.d_m,
-            state.v_mps, lane_followed, state.lane, state.active, state.lc_from_d_m, state.lc_t0_s, free_term,
-            self._braking, t_s, dt_s, t1_ns / NS_PER_S, buf, *self._step_constants)
+            state.v_mps, lane_followed, state.lane, state.active, state.lc_from_d_m, state.lc_t0_s, self._braking, t_s,
+            dt_s, t1_ns / NS_PER_S, buf, self._step_constants)
         # The ego's fields, read-only: the truth's pose and centre are views of this view, so they
         # are read-only too (one flag set instead of two).
         ego_fields = buf[self._ego_at]
-        ego_fields.flags.writeable = False
+        ego_fields.setflags(write=False)  # the method: cheaper than setting through the flags object
         self._set_ego_fields(ego_fields)
         rows = self._step_rows
         active = state.active
         if any_leaving:
             active = buf[rows[ROW_ACTIVE]] > 0.0
             self._on_road_changed(active)
-        self._truth_buffer, self._truth_changing = buf, truth_changing
+        self._truth_buffer = buf
         self._truth_at = self._step_truth_at
         # d and the lane-change starts move only while a lane change runs (traffic.integrated_state).
         if any_changing:
             d1, lc_t0 = buf[rows[ROW_D]], buf[rows[ROW_LC_T0]]
         else:
             d1, lc_t0 = state.d_m, state.lc_t0_s
-        v1 = buf[rows[ROW_V]]
-        self._quotient_of_v, self._v_over_v0 = v1, buf[rows[ROW_V_OVER_V0]]
-        return TrafficState(buf[rows[ROW_S]], d1, v1, buf[rows[ROW_A]], state.lane, state.lc_from_d_m, lc_t0, active,
-                            state.triggered)
+        return TrafficState(buf[rows[ROW_S]], d1, buf[rows[ROW_V]], buf[rows[ROW_A]], state.lane, state.lc_from_d_m,
+                            lc_t0, active, state.triggered)
 
     @staticmethod
     def _waiting_scripts(fleet: Fleet, triggered: np.ndarray) -> list[tuple[int, float, float, float]]:
@@ -350,9 +337,6 @@ class World:
         fleet = self._fleet
         on = np.flatnonzero(active)
         self._truth_on = on
-        # With every vehicle on the road (nearly always) a column's rows on it are the column itself:
-        # actors_truth then skips the gather (a copy of the same values).
-        self._all_on = on.shape[0] == self._n
         self._truth_columns = (fleet.ids[on], fleet.length_m[on], fleet.width_m[on], fleet.height_m[on],
                                fleet.labels[on], fleet.colors_bgr[on])
         for col in self._truth_columns:  # shared by many ticks' truths: nobody may write into them
@@ -365,12 +349,8 @@ class World:
             return self._actors_truth
         ids, length, width, height, labels, colors = self._truth_columns
         buf, at = self._truth_buffer, self._truth_at
-        yaw = buf[at.yaw]
-        if self._truth_changing:  # heading + atan2(d', v), numpy's arctan2 (the kernel leaves it out)
-            v_on = self._state.v_mps if self._all_on else self._state.v_mps[self._truth_on]
-            yaw = yaw + np.arctan2(buf[at.d_rate], v_on)
         # Positional, in ActorsTruth's field order: as in ego_truth, a microsecond a tick.
-        truth = ActorsTruth(self.t_ns, ids, buf[at.xy].reshape(-1, 2), yaw, buf[at.speed], buf[at.accel], length,
-                            width, height, labels, colors)
+        truth = ActorsTruth(self.t_ns, ids, buf[at.xy].reshape(-1, 2), buf[at.yaw], buf[at.speed], buf[at.accel],
+                            length, width, height, labels, colors)
         self._actors_truth, self._truth_t_ns = truth, self.t_ns
         return truth

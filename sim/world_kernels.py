@@ -9,7 +9,7 @@ At tens of vehicles a kernel call's own cost (unboxing each argument, boxing eac
 about 0.1 us and 1 us on the tick's host) is most of a tick, so the world makes this one call
 instead of four, writes everything into one float64 buffer the caller allocates (buffer_length:
 a returned array costs more than an allocated one passed in), reads the ego from the previous
-step's buffer, and takes its per-run constants packed into six arrays (``step_constants``).
+step's buffer, and takes its per-run constants packed into one array (``step_constants``).
 Every part performs the same operations in the same order as its standalone form, so the buffer
 holds the standalone parts' bits (tests/sim/test_world_kernels.py).
 """
@@ -22,17 +22,13 @@ import numpy as np
 
 from core.jit import kernel
 from core.road import frenet_to_map_into, newton_frenet
-from sim.traffic_kernels import (ROW_A, ROW_D, ROW_LC_T0, ROW_S, ROW_V, along_heading_into, follow_rows, integrate_into,
-                                 script_override_rows)
+from sim.traffic_kernels import (IDM_TERMS, ROW_A, ROW_D, ROW_LC_T0, ROW_S, ROW_V, along_heading_into, follow_rows,
+                                 idm_free_term, integrate_into, script_override_rows)
 
 # Per-vehicle rows of the step's buffer, each N long: traffic_kernels' ROW_* rows (s', v', a_eff,
-# d', lane-change starts'), then active' as 1.0 / 0.0 (read only when someone left the road), then
-# v' / v0, the quotient of the next step's IDM free-road term (v / v0)^delta (the world raises it to
-# the power with numpy, whose pow may differ from the kernel's in the last bit; the division is
-# correctly rounded in both, so the row holds numpy's quotient's bits).
-STEP_ROWS = 7
+# d', lane-change starts'), then active' as 1.0 / 0.0 (read only when someone left the road).
+STEP_ROWS = 6
 ROW_ACTIVE = 5
-ROW_V_OVER_V0 = 6
 # Truth columns after them, for the M vehicles on the road: xy (M, 2), then yaw, speed along the
 # heading, acceleration and the lateral rate d' (M each); room is left for all N.
 TRUTH_COLUMNS = 6
@@ -200,8 +196,9 @@ def actor_truth_into(s_m, d_m, v_mps, a_mps2, lc_t0_s, lane, lc_from_d_m, rows, 
     TRUTH_COLUMNS layout); returns whether any vehicle (of all N) is changing lanes.
 
     World.actors_truth's former calls in one: Road.to_cartesian of the rows' (s, d)
-    (frenet_to_map_into) and traffic_kernels.actor_motion; while a lane change runs the yaw is the
-    heading only, and the caller adds numpy's arctan2(d', v) as before.
+    (frenet_to_map_into), traffic_kernels.actor_motion and, while a lane change runs, the yaw's turn
+    off the heading by atan2(d', v), numpy's former ``yaw + np.arctan2(d', v)`` with libm's atan2
+    (numpy's float64 arctan2 without SVML: DESIGN.md, "what a kernel call costs").
     """
     m = rows.shape[0]
     s_on, d_on = np.empty(m), np.empty(m)
@@ -214,7 +211,10 @@ def actor_truth_into(s_m, d_m, v_mps, a_mps2, lc_t0_s, lane, lc_from_d_m, rows, 
     any_changing = along_heading_into(v_mps, lc_t0_s, lane, lc_from_d_m, lane_change_s, rows, lane_width_m,
                                       centre_offset_lanes, t_s, d_rate, speed)
     for k in range(m):
-        yaw[k] = heading[k] if any_changing else heading[k] + 0.0  # actor_motion's MOTION_YAW
+        if any_changing:
+            yaw[k] = heading[k] + math.atan2(d_rate[k], v_mps[rows[k]])
+        else:
+            yaw[k] = heading[k] + 0.0  # actor_motion's MOTION_YAW
         accel[k] = a_mps2[rows[k]]
     return any_changing
 
@@ -233,72 +233,87 @@ def actor_truth(s_m, d_m, v_mps, a_mps2, lc_t0_s, lane, lc_from_d_m, rows, t_s, 
     return out, any_changing
 
 
-# world_step's per-run constants, packed once per run by ``step_constants`` into six arrays: a kernel
-# argument costs about 0.1 us to pass, so the 22 constants the step needs cost more as separate
-# arguments than the step's own arithmetic on a few vehicles. Every value is copied unchanged (the
-# integers and the flag are exact in float64), so the step computes with the same bits.
-# Rows of the per-vehicle (FLEET_ROWS, N) array: lane-change durations [s], braking decelerations
-# [m/s^2], desired speeds v0 [m/s], and the (2, N) signed half widths in lanes (signed_half_widths).
+# world_step's per-run constants, packed once per run by ``step_constants`` into one float64 array:
+# a kernel argument costs about 0.1 us to pass (an array about twice that), so the two dozen constants
+# the step needs cost more as separate arguments than the step's own arithmetic on a few vehicles. Every
+# value is copied unchanged (the integers and the flags are exact in float64), so the step computes
+# with the same bits. The array holds, in this order: the scalars (SC_* slots, then the ego's VEH_*
+# constants, then the IDM_* constants: STEP_HEADER values), the per-vehicle (FLEET_ROWS, N) rows,
+# the (N, N + 1) bumper-gap offsets with the ego last, the road's (3, S) ROAD_* tables and its (S, 2)
+# reference-line points [m]; world_step takes the blocks apart as views (step_blocks).
+# Rows of the per-vehicle block: lane-change durations [s], braking decelerations [m/s^2], desired
+# speeds v0 [m/s], the (2, N) signed half widths in lanes (signed_half_widths), and 1.0 / 0.0 where
+# the vehicle is scripted to stand still.
 FLEET_LANE_CHANGE_S, FLEET_DECEL, FLEET_V0, FLEET_HALF_LANES = range(4)
-FLEET_ROWS = 5
+FLEET_STOPPED = FLEET_HALF_LANES + 2
+FLEET_ROWS = FLEET_STOPPED + 1
 # Rows of the road's (3, S) tables: arc length [m], heading [rad] and curvature [1/m] per sample.
 ROAD_S, ROAD_HEADING, ROAD_CURVATURE = range(3)
-# Slots of the scalars array: the road's length [m], samples per metre, straightness (1.0 / 0.0), the
+# Slots of the scalars: the road's length [m], samples per metre, straightness (1.0 / 0.0), the
 # first heading's cosine and sine, lane width [m], half the lane count, the top lane, the lane-centre
-# offset 0.5 (num_lanes - 1), the ego's half width [m]; then the ego's VEH_* constants, then the
-# IDM_* constants to the end.
+# offset 0.5 (num_lanes - 1), the ego's half width [m], the road's sample count S, the IDM exponent
+# delta; then the ego's VEH_* constants, then the IDM_* constants.
 (SC_ROAD_LENGTH, SC_SAMPLES_PER_M, SC_STRAIGHT, SC_COS_0, SC_SIN_0, SC_LANE_WIDTH, SC_HALF_NUM_LANES, SC_TOP_LANE,
- SC_CENTRE_OFFSET, SC_EGO_HALF_WIDTH) = range(10)
-SC_VEHICLE = 10
+ SC_CENTRE_OFFSET, SC_EGO_HALF_WIDTH, SC_ROAD_SAMPLES, SC_IDM_DELTA) = range(12)
+SC_VEHICLE = 12
 SC_IDM = SC_VEHICLE + 9
+STEP_HEADER = SC_IDM + IDM_TERMS
 
 
-class StepConstants(NamedTuple):
-    """world_step's per-run constants (``step_constants``), its last arguments in this order."""
-
-    fleet: np.ndarray  # (FLEET_ROWS, N) float64
-    stopped: np.ndarray  # (N,) bool: scripted to stand still
-    half_len_sum_m: np.ndarray  # (N, N + 1) bumper-gap offsets, the ego last
-    road_tables: np.ndarray  # (3, S): ROAD_* rows
-    xy_table: np.ndarray  # (S, 2) reference-line points [m]
-    scalars: np.ndarray  # SC_* slots, then VEH_*, then IDM_*
-
-
-def step_constants(pm_half_lanes, half_len_sum_m, lane_change_s, decel_mps2, stopped, idm_consts, s_table, xy_table,
-                   heading_table, curvature_table, road_length_m, samples_per_m, straight, cos_0, sin_0, lane_width_m,
-                   half_num_lanes, top_lane, centre_offset_lanes, ego_half_width_m, vehicle,
-                   v0_mps) -> StepConstants:
-    """The per-run constants packed for world_step: the fleet's (2, N) signed half widths in lanes,
-    (N, N + 1) half length sums with the ego last, lane-change durations, braking decelerations,
-    stopped mask and the IDM_* constants; the road's reference line (tables, length, samples per
-    metre, straightness, the first heading's cosine and sine), lane width, half the lane count, the
-    top lane, the lane-centre offset 0.5 (num_lanes - 1); the ego's half width [m] and its VEH_*
-    constants; the fleet's desired speeds v0 [m/s]."""
-    n = np.shape(v0_mps)[0]
+def step_constants(pm_half_lanes, half_len_sum_m, lane_change_s, decel_mps2, stopped, idm_consts, idm_delta, s_table,
+                   xy_table, heading_table, curvature_table, road_length_m, samples_per_m, straight, cos_0, sin_0,
+                   lane_width_m, half_num_lanes, top_lane, centre_offset_lanes, ego_half_width_m, vehicle,
+                   v0_mps) -> np.ndarray:
+    """The per-run constants packed for world_step (the layout above): the fleet's (2, N) signed half
+    widths in lanes, (N, N + 1) half length sums with the ego last, lane-change durations, braking
+    decelerations, stopped mask, the IDM_* constants and exponent; the road's reference line (tables, length,
+    samples per metre, straightness, the first heading's cosine and sine), lane width, half the lane
+    count, the top lane, the lane-centre offset 0.5 (num_lanes - 1); the ego's half width [m] and its
+    VEH_* constants; the fleet's desired speeds v0 [m/s]."""
+    n, samples = np.shape(v0_mps)[0], np.shape(s_table)[0]
+    if np.shape(idm_consts) != (IDM_TERMS,) or np.shape(vehicle) != (SC_IDM - SC_VEHICLE,):
+        raise ValueError(f"step_constants: {np.shape(idm_consts)} IDM constants and {np.shape(vehicle)} vehicle "
+                         f"constants, expected ({IDM_TERMS},) and ({SC_IDM - SC_VEHICLE},)")
+    header = [road_length_m, samples_per_m, 1.0 if straight else 0.0, cos_0, sin_0, lane_width_m, half_num_lanes,
+              top_lane, centre_offset_lanes, ego_half_width_m, samples, idm_delta]
     fleet = np.empty((FLEET_ROWS, n))
     fleet[FLEET_LANE_CHANGE_S], fleet[FLEET_DECEL], fleet[FLEET_V0] = lane_change_s, decel_mps2, v0_mps
     fleet[FLEET_HALF_LANES:FLEET_HALF_LANES + 2] = pm_half_lanes
-    road_tables = np.empty((3, np.shape(s_table)[0]))
+    fleet[FLEET_STOPPED] = np.where(np.asarray(stopped, dtype=np.bool_), 1.0, 0.0)
+    road_tables = np.empty((3, samples))
     road_tables[ROAD_S], road_tables[ROAD_HEADING], road_tables[ROAD_CURVATURE] = s_table, heading_table, curvature_table
-    scalars = np.concatenate([[road_length_m, samples_per_m, 1.0 if straight else 0.0, cos_0, sin_0, lane_width_m,
-                               half_num_lanes, top_lane, centre_offset_lanes, ego_half_width_m], vehicle, idm_consts])
-    return StepConstants(fleet, np.ascontiguousarray(stopped, dtype=np.bool_),
-                         np.ascontiguousarray(half_len_sum_m, dtype=np.float64), road_tables,
-                         np.ascontiguousarray(xy_table, dtype=np.float64), scalars)
+    return np.concatenate([np.array(header, dtype=np.float64), np.asarray(vehicle, dtype=np.float64),
+                           np.asarray(idm_consts, dtype=np.float64), fleet.ravel(),
+                           np.asarray(half_len_sum_m, dtype=np.float64).reshape(n * (n + 1)), road_tables.ravel(),
+                           np.asarray(xy_table, dtype=np.float64).reshape(2 * samples)])
+
+
+@kernel("Tuple((float64[:, ::1], float64[:, ::1], float64[:, ::1], float64[:, ::1]))(float64[::1], int64)")
+def step_blocks(constants, n):
+    """The blocks of ``step_constants``' array for a fleet of ``n``, as views: (the (FLEET_ROWS, N)
+    per-vehicle rows, the (N, N + 1) bumper-gap offsets, the (3, S) road tables, the (S, 2)
+    reference-line points)."""
+    samples = np.int64(constants[SC_ROAD_SAMPLES])
+    at = STEP_HEADER
+    fleet = constants[at:at + FLEET_ROWS * n].reshape((FLEET_ROWS, n))
+    at += FLEET_ROWS * n
+    half_len_sum_m = constants[at:at + n * (n + 1)].reshape((n, n + 1))
+    at += n * (n + 1)
+    road_tables = constants[at:at + 3 * samples].reshape((3, samples))
+    at += 3 * samples
+    return fleet, half_len_sum_m, road_tables, constants[at:at + 2 * samples].reshape((samples, 2))
 
 
 @kernel("Tuple((boolean, boolean, boolean, float64, float64))(Array(float64, 1, 'A', readonly=True), float64, float64,"
         " boolean, float64, float64, float64[:], float64[:], float64[:], int64[:], int64[:], boolean[:], float64[:],"
-        " float64[:], float64[:], boolean[:], float64, float64, float64, float64[::1], float64[:, ::1], boolean[::1],"
-        " float64[:, ::1], float64[:, ::1], float64[:, ::1], float64[::1])")
+        " float64[:], boolean[:], float64, float64, float64, float64[::1], float64[::1])")
 def world_step(ego, accel_cmd_mps2, steer_cmd_rad, track_ego, ego_s_m, ego_d_m, s_m, d_m, v_mps, lane_followed, lane,
-               active, lc_from_d_m, lc_t0_s, free_term, braking, t_s, dt_s, truth_t_s, out, fleet, stopped,
-               half_len_sum_m, road_tables, xy_table, scalars):
+               active, lc_from_d_m, lc_t0_s, braking, t_s, dt_s, truth_t_s, out, constants):
     """The world's step from t_s to t_s + dt_s and the truth of the state it reaches (at
     ``truth_t_s``, the new tick time), written into ``out`` (buffer_length(N) values): (whether any
     vehicle left the road, whether a lane change ran in the step, whether one runs in the truth (its
     yaw then wants numpy's arctan2 added), the ego's Frenet s and d). ``ego``: the ego before the
-    step, EGO_FIELDS values (the previous step's ego slice); the last six arguments: StepConstants.
+    step, EGO_FIELDS values (the previous step's ego slice); ``constants``: step_constants' array.
 
     The ego's Frenet coordinates are tracked from ``ego_s_m`` as Road.track_frenet does for its box
     centre when ``track_ego``; otherwise ``ego_s_m``, ``ego_d_m`` are the ones the caller already
@@ -309,8 +324,12 @@ def world_step(ego, accel_cmd_mps2, steer_cmd_rad, track_ego, ego_s_m, ego_d_m, 
     N, M)), computed from the new state as actor_truth_into does, and last the ego after
     step_bicycle with the commands held (bicycle_into, ego_slice).
     """
+    n = s_m.shape[0]
+    fleet, half_len_sum_m, road_tables, xy_table = step_blocks(constants, n)
+    scalars = constants[:STEP_HEADER]
     lane_change_s, decel_mps2, v0_mps = fleet[FLEET_LANE_CHANGE_S], fleet[FLEET_DECEL], fleet[FLEET_V0]
     pm_half_lanes = fleet[FLEET_HALF_LANES:FLEET_HALF_LANES + 2]
+    stopped = fleet[FLEET_STOPPED] != 0.0
     s_table, heading_table = road_tables[ROAD_S], road_tables[ROAD_HEADING]
     curvature_table = road_tables[ROAD_CURVATURE]
     road_length_m, samples_per_m = scalars[SC_ROAD_LENGTH], scalars[SC_SAMPLES_PER_M]
@@ -322,7 +341,11 @@ def world_step(ego, accel_cmd_mps2, steer_cmd_rad, track_ego, ego_s_m, ego_d_m, 
         ego_s_m, ego_d_m = newton_frenet(ego[EGO_CENTRE_X], ego[EGO_CENTRE_Y], ego_s_m, s_table, xy_table,
                                          heading_table, curvature_table, road_length_m, samples_per_m)
     ego_lo, ego_hi = ego_lane_span(ego_d_m, scalars[SC_EGO_HALF_WIDTH], lane_width_m, half_num_lanes, top_lane)
-    n = s_m.shape[0]
+    # IDM's free-road term (v / v0)^delta with numpy's bits (idm_free_term), v / v0 correctly rounded.
+    free_term = np.empty(n)
+    delta = scalars[SC_IDM_DELTA]
+    for i in range(n):
+        free_term[i] = idm_free_term(v_mps[i] / v0_mps[i], delta)
     accel, gap = np.empty(n), np.empty(n)
     follow_rows(s_m, d_m, v_mps, lane_followed, active, pm_half_lanes, half_len_sum_m, free_term, ego_s_m, ego[EGO_V],
                 ego_lo, ego_hi, lane_width_m, half_num_lanes, top_lane, idm_consts, accel, gap)
@@ -336,7 +359,6 @@ def world_step(ego, accel_cmd_mps2, steer_cmd_rad, track_ego, ego_s_m, ego_d_m, 
     for i in range(n):
         out[ROW_ACTIVE * n + i] = 1.0 if active1[i] else 0.0
         m += 1 if active1[i] else 0
-        out[ROW_V_OVER_V0 * n + i] = rows[ROW_V, i] / v0_mps[i]
     on = np.empty(m, dtype=np.int64)
     k = 0
     for i in range(n):

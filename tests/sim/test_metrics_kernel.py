@@ -7,9 +7,9 @@ import math
 
 import numpy as np
 
-from sim.metrics_kernels import (COUNT_HAS_PREV, COUNT_PREV_T_NS, COUNT_STEPS, EGO_ROW, FLOAT_TALLIES, INT_TALLIES,
-                                 NON_FINITE_EGO, RECORDED, TALLY_MAX_JERK, TALLY_MAX_LAT, TALLY_PREV_ACCEL,
-                                 TALLY_PREV_SPEED, TALLY_SPEED_SUM, TIME_NOT_ADVANCING, record_tick)
+from sim.metrics_kernels import (BLOCK_MISMATCH, COUNT_HAS_PREV, COUNT_PREV_T_NS, COUNT_STEPS, EGO_ROW, FLOAT_TALLIES,
+                                 INT_TALLIES, NON_FINITE_EGO, RECORDED, TALLY_MAX_JERK, TALLY_MAX_LAT, TALLY_PREV_ACCEL,
+                                 TALLY_PREV_SPEED, TALLY_SPEED_SUM, TIME_NOT_ADVANCING, block_columns, record_tick)
 
 
 class ReferenceTally:
@@ -59,8 +59,9 @@ def test_record_tick_matches_the_python_update_to_the_bit():
         jerk_min = float(rng.choice([0.0, 0.5, 3.0]))
         ref = ReferenceTally(jerk_min)
         tallies, counts = np.zeros(FLOAT_TALLIES), np.zeros(INT_TALLIES, dtype=np.int64)
-        rows = np.full((ticks, EGO_ROW), -1.0)
-        bxy, byaw, bspeed = np.full((ticks, n, 2), -1.0), np.full((ticks, n), -1.0), np.full((ticks, n), -1.0)
+        block = np.full((ticks, block_columns(n)), -1.0)
+        rows, bxy = block[:, :EGO_ROW], block[:, EGO_ROW:EGO_ROW + 2 * n].reshape(ticks, n, 2)
+        byaw, bspeed = block[:, EGO_ROW + 2 * n:EGO_ROW + 3 * n], block[:, EGO_ROW + 3 * n:]
         t_ns, row = int(rng.integers(-10**9, 10**9)), 0
         for _ in range(ticks):
             t_ns += int(rng.choice([-3, 0, 1, 7, 10_000_000, 33_333_333]))
@@ -76,8 +77,7 @@ def test_record_tick_matches_the_python_update_to_the_bit():
             length, width = float(rng.uniform(3.0, 6.0)), float(rng.uniform(1.5, 2.5))
             expected, expected_row = ref.update(pose, centre, t_ns, speed, accel, yaw_rate, length, width)
             got = record_tick(read_only(pose), read_only(centre), t_ns, speed, accel, yaw_rate, length, width,
-                              read_only(xy), read_only(yaw), read_only(speeds), jerk_min, row, rows, bxy, byaw,
-                              bspeed, tallies, counts)
+                              read_only(xy), read_only(yaw), read_only(speeds), jerk_min, row, block, tallies, counts)
             assert got == expected
             if got == RECORDED:
                 assert rows[row].tobytes() == expected_row.tobytes()
@@ -91,4 +91,17 @@ def test_record_tick_matches_the_python_update_to_the_bit():
                 assert tallies[[TALLY_PREV_ACCEL, TALLY_PREV_SPEED]].tolist() == [ref.prev[1], ref.prev[2]]
             assert tallies[[TALLY_SPEED_SUM, TALLY_MAX_LAT, TALLY_MAX_JERK]].tolist() == [
                 ref.speed_sum, ref.max_lat, ref.max_jerk]
-        assert (rows[row:] == -1.0).all()  # nothing written for rejected ticks
+        assert (block[row:] == -1.0).all()  # nothing written for rejected ticks
+
+
+def test_record_tick_refuses_a_block_that_does_not_fit_the_actors():
+    block = np.full((4, block_columns(2)), -1.0)
+    tallies, counts = np.zeros(FLOAT_TALLIES), np.zeros(INT_TALLIES, dtype=np.int64)
+    pose, centre = read_only([1.0, 2.0, 0.1]), read_only([2.0, 2.0])
+    for xy, yaw, speed, row in ((np.zeros((3, 2)), np.zeros(3), np.zeros(3), 0),  # three actors, a block for two
+                                (np.zeros((2, 2)), np.zeros(2), np.zeros(1), 0),  # a short speed column
+                                (np.zeros((2, 2)), np.zeros(2), np.zeros(2), 4),  # past the block's rows
+                                (np.zeros((2, 2)), np.zeros(2), np.zeros(2), -1)):
+        assert record_tick(pose, centre, 5, 1.0, 0.0, 0.0, 4.5, 1.8, read_only(xy), read_only(yaw), read_only(speed),
+                           0.5, row, block, tallies, counts) == BLOCK_MISMATCH
+    assert (block == -1.0).all() and not tallies.any() and not counts.any()

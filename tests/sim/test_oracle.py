@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from core.messages import Detections3D, EgoState
+from sim.normal_draws import NormalDraws
 from sim.oracle import EgoNoise, oracle_ego, oracle_objects
 from sim.scenario import OracleConfig
 from sim.truth import ActorsTruth, EgoTruth
@@ -58,14 +59,14 @@ def test_empty_actors_and_bad_ego():
     with pytest.raises(ValueError):
         oracle_objects(bad, actors([[0.0, 1.0]]), np.random.default_rng(0), EXACT)
     with pytest.raises(ValueError):
-        oracle_ego(bad, np.random.default_rng(0), EgoNoise.from_config(EXACT))
+        oracle_ego(bad, NormalDraws(np.random.default_rng(0)), EgoNoise.from_config(EXACT))
 
 
 def test_oracle_ego_noise_matches_covariance():
     cfg = OracleConfig(ego_position_sigma_m=0.3, ego_yaw_sigma_rad=0.02, ego_speed_sigma_mps=0.1)
-    rng = np.random.default_rng(2)
+    draws = NormalDraws(np.random.default_rng(2))
     noise = EgoNoise.from_config(cfg)
-    states = [oracle_ego(ego(), rng, noise) for _ in range(3000)]
+    states = [oracle_ego(ego(), draws, noise) for _ in range(3000)]
     assert isinstance(states[0], EgoState) and states[0].t_ns == 5
     poses = np.array([s.pose for s in states])
     np.testing.assert_allclose(np.std(poses, axis=0), [0.3, 0.3, 0.02], rtol=0.1)

@@ -11,6 +11,7 @@ import pytest
 
 from core.geometry import map_to_se2, wrap_angle
 from core.messages import Detections3D
+from sim.normal_draws import NormalDraws
 from sim.oracle import SOURCE, EgoNoise, oracle_ego, oracle_objects
 from sim.scenario import OracleConfig
 from sim.truth import ActorsTruth, EgoTruth
@@ -94,6 +95,18 @@ def test_detect_matches_the_numpy_oracle(n, read_only):
         assert same_detections(got, ref)
 
 
+def test_labels_of_another_integer_type_become_int16_and_short_columns_are_refused():
+    rng = np.random.default_rng(5)
+    ego, actors = random_scene(rng, 6, read_only=False)
+    wide = dataclasses.replace(actors, labels=actors.labels.astype(np.int64))
+    cfg = OracleConfig()
+    got = oracle_objects(ego, wide, np.random.default_rng(3), cfg)
+    assert same_detections(got, oracle_objects(ego, actors, np.random.default_rng(3), cfg))
+    assert got.labels.dtype == np.int16
+    with pytest.raises(ValueError, match="inconsistent lengths"):
+        oracle_objects(ego, dataclasses.replace(actors, labels=actors.labels[:-1]), np.random.default_rng(3), cfg)
+
+
 # --- reference: the Python-float oracle_ego --------------------------------------------------------------
 def reference_oracle_ego(ego: EgoTruth, rng: np.random.Generator, sigmas: tuple[float, ...]) -> tuple:
     """The former oracle_ego's arithmetic: (pose, speed, accel, yaw rate), or None where it raised."""
@@ -130,11 +143,14 @@ def test_oracle_ego_matches_the_python_float_reference(read_only):
         noise = EgoNoise.from_config(cfg)
         seed = int(rng.integers(0, 2**31))
         ref = reference_oracle_ego(ego, np.random.default_rng(seed), tuple(noise.sigmas.tolist()))
+        # The stream in blocks of any size (the closed loop's default, a single message's six, or a
+        # block ending mid-message) gives the reference's draws.
+        draws = NormalDraws(np.random.default_rng(seed), block=(768, 6, 5, 1)[trial % 4])
         if ref is None:
             with pytest.raises(ValueError, match="non-finite ego truth"):
-                oracle_ego(ego, np.random.default_rng(seed), noise)
+                oracle_ego(ego, draws, noise)
             continue
-        got = oracle_ego(ego, np.random.default_rng(seed), noise)
+        got = oracle_ego(ego, draws, noise)
         assert got.t_ns == ego.t_ns and got.covariance is noise.covariance
         assert got.pose.dtype == np.float64 and got.pose.tobytes() == ref[0].tobytes()
         for value, expected in zip((got.speed_mps, got.accel_mps2, got.yaw_rate_rps), ref[1:]):

@@ -13,7 +13,7 @@ import pytest
 from core.road import SAMPLE_SPACING_M, Road, RoadSegment
 from sim.traffic import (TrafficState, follow_gap, idm_accel, idm_terms, integrate, integrated_state, lane_span,
                          nearest, signed_half_widths)
-from sim.traffic_kernels import follow_accel, idm
+from sim.traffic_kernels import follow_accel, idm, idm_free_term
 
 from traffic_reference import (ROADS, IDM, same_bits, reference_follow, reference_integrate, random_fleet_state,
                                random_accel, busy_world)
@@ -208,3 +208,15 @@ def test_scalar_idm_matches_idm_accel():
         ref = idm_accel(v, v0, gap, approach, p)
         got = np.array([idm(v[i], free_term[i], gap[i], approach[i], idm_terms(p)) for i in range(3000)])
         assert same_bits(got, ref)
+
+
+def test_idm_free_term_is_numpys_power_over_the_idm_domain():
+    """world_step's free-road term against numpy's ``q ** delta`` (a Python float delta, as the
+    world's reference formulation has it): quotients v / v0 from 0 past 3, tiny ones, 1, inf, NaN."""
+    rng = np.random.default_rng(29)
+    q = np.concatenate([rng.uniform(0.0, 3.0, 200_000), rng.uniform(0.0, 1e-150, 2000), rng.uniform(0.0, 1e-300, 2000),
+                        [0.0, 1.0, 5e-324, np.inf, np.nan]])
+    for delta in (4.0, 2.0, 1.0, 3.0, 3.7, 1.5, 10.0, 2.0000000000000004, 5.0, 9.99):
+        expected = q ** delta
+        got = np.array([idm_free_term(x, delta) for x in q.tolist()])
+        assert same_bits(got, expected), delta
