@@ -7,7 +7,8 @@ import numpy as np
 
 from core.jit import kernel
 from core.messages import Plan
-from core.road import Road, clipped_sample, frenet_to_map_into
+from core.road import Road
+from core.road_kernels import clipped_sample, frenet_to_map_into
 
 
 # 1 - k d is the length of a lane at offset d per metre of reference line; past the centre of
@@ -119,7 +120,7 @@ def _straight_yaw_curvature(dd_ds, d2d_ds2):
     operations: one_kd is 1 (dividing by it is exact), and k d' tan(delta) is a signed zero (tan is
     finite for finite d'), which can change only the sign of a zero sum, and "+ k" (+0.0) then clears
     that sign. atan2 and cos are libm's, as numpy's float64 loops call them on this baseline
-    (core/road.py's kernels rely on the same)."""
+    (core/road_kernels.py's kernels rely on the same)."""
     n = dd_ds.shape[0]
     delta = np.empty(n)
     curvature = np.empty(n)
@@ -160,7 +161,7 @@ def _curved_plan_geometry(s_m, d_m, dd_ds, d2d_ds2, speed_mps, accel_mps2, s_tab
     """frenet_to_plan's general branch for N samples, packed in one buffer (6N,): xy (N, 2)
     row-major, yaw, curvature, speed and acceleration (N,) each. The numpy form's element
     operations in its order (tests/planning/test_frenet_plan.py keeps it as the reference):
-    Road.interpolate (s and its sample as core.road.clipped_sample takes them; the exact arc from
+    Road.interpolate (s and its sample as core.road_kernels.clipped_sample takes them; the exact arc from
     that sample), the point d along the
     normal (-sin h, cos h), yaw_curvature with the sample's k, and the rates times 1 - k d.
     sin, cos, tan and atan2 are libm's, as numpy's float64 loops call them on this baseline."""

@@ -9,7 +9,8 @@ import numpy as np
 from core.jit import kernel
 from core.messages import Tracks
 from core.records import fast_frozen_init
-from core.road import Road, clipped_sample, line_point_frenet
+from core.road import Road
+from core.road_kernels import clipped_sample, line_point_frenet
 from planning.frenet_plan import ONE_KD_FLOOR
 
 
@@ -111,7 +112,7 @@ _VECTOR = "Array(float64, 1, 'A', readonly=True)"
 def _curved_road_rates(s_m, d_m, vx_mps, vy_mps, s_table, heading_table, curvature_table, length_m, samples_per_m):
     """numpy_curved_road_rates for N points in one loop (it was ~25 numpy calls), rows (3, N) vs,
     vd and the s rate: Road.interpolate's heading h0 + k u (s and its sample as
-    core.road.clipped_sample takes them), libm's cos and sin as numpy's float64 loops call them,
+    core.road_kernels.clipped_sample takes them), libm's cos and sin as numpy's float64 loops call them,
     and the numpy form's operations in its order."""
     n = s_m.shape[0]
     rows = np.empty((3, n))
@@ -141,7 +142,7 @@ def _kept_tracks(states, sizes, yaws, existence, min_existence, dt_s, straight, 
     also existence >= min_existence. Returns the kept tracks' positions propagated by ``dt_s`` at
     constant velocity (M, 2), their columns (9, M) vx, vy, length, width, yaw and, on a straight
     road (heading cosine and sine ``cos_h``, ``sin_h``), the velocity along and across it and the
-    positions' s and d (Road.to_frenet's line path, core/road.py line_point_frenet, with the road's
+    positions' s and d (Road.to_frenet's line path, core/road_kernels.py line_point_frenet, with the road's
     line_frenet_args after ``sin_h``) (else left for the caller), their indices (M,) and the count of
     non-finite tracks. The numpy form's element operations in its order, so its bits."""
     n = states.shape[0]

@@ -32,7 +32,7 @@ PACKAGES = ("core", "sim", "perception", "fusion", "planning", "control", "safet
 # core: fusion.quiet_frame 34 s (and 18 s more for the fusion kernels it imports), the two lattice
 # modules 19 and 15 s; every other module under 10 s. Then modules many others import.
 SLOWEST = ("fusion.quiet_frame", "planning.lattice_bounds", "planning.lattice_batch")
-FOUNDATIONS = ("core.road", "sim.traffic_kernels")
+FOUNDATIONS = ("core.road_kernels", "sim.traffic_kernels")
 
 
 def kernel_modules(root: Path, packages: tuple[str, ...] = PACKAGES) -> dict[str, int]:

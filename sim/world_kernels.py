@@ -1,10 +1,10 @@
 """The world's physics step and its actors' truth, each as one compiled call (core/jit.py).
 
 ``world_step`` composes parts that are compiled and tested one by one elsewhere: the ego's Newton
-Frenet tracking (core.road.newton_frenet), the ego's lane span (World._ego_span's rule), car
+Frenet tracking (core.road_kernels.newton_frenet), the ego's lane span (World._ego_span's rule), car
 following, the scripts' overrides and integration (traffic_kernels.traffic_step's parts), and the
 truth of the state it produces: the reference line's Frenet-to-map transform
-(core.road.frenet_to_map_into) and the actors' motion columns (traffic_kernels.actor_motion's).
+(core.road_kernels.frenet_to_map_into) and the actors' motion columns (traffic_kernels.actor_motion's).
 At tens of vehicles a kernel call's own cost (unboxing each argument, boxing each returned array:
 about 0.1 us and 1 us on the tick's host) is most of a tick, so the world makes this one call
 instead of four, writes everything into one float64 buffer the caller allocates (buffer_length:
@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numpy as np
 
 from core.jit import kernel
-from core.road import frenet_to_map_into, newton_frenet
+from core.road_kernels import frenet_to_map_into, newton_frenet
 from sim.traffic_kernels import (IDM_TERMS, ROW_A, ROW_D, ROW_LC_T0, ROW_S, ROW_V, along_heading_into, follow_rows,
                                  idm_free_term, integrate_into, script_override_rows)
 

@@ -1,4 +1,4 @@
-"""Road.to_cartesian's compiled kernel (core/road.py ``_frenet_to_map``) against the numpy forms it
+"""Road.to_cartesian's compiled kernel (core/road_kernels.py ``frenet_to_map``) against the numpy forms it
 replaced, kept here as the reference: the same operations in the same order, so the results must be
 equal to the bit (core/jit.py), points off the road's ends, signed zeros and NaN included."""
 from __future__ import annotations
@@ -209,7 +209,7 @@ def test_roads_a_multiple_of_the_spacing_long_keep_their_bits(name):
     assert np.array_equal(old_i, new_i)
 
 
-# --- to_frenet of point sets on a straight road (core/road.py ``_line_to_frenet``) ------------------
+# --- to_frenet of point sets on a straight road (core/road_kernels.py ``line_to_frenet``) ------------------
 def reference_line_to_frenet(road: Road, xy):
     """Road.to_frenet's numpy form for (N, 2) points on a road without arcs: nearest_sample's
     rounded foot index, then the projection onto that sample's (the line's) tangent."""
@@ -244,7 +244,7 @@ def test_to_frenet_of_points_on_a_line_matches_the_numpy_form(name):
     assert all(a.shape == (0,) and a.dtype == np.float64 for a in road.to_frenet(np.zeros((0, 2))))
 
 
-# --- nearest sample and to_frenet on roads with arcs (core/road.py ``_curved_to_frenet``) -----------
+# --- nearest sample and to_frenet on roads with arcs (core/road_kernels.py ``curved_to_frenet``) -----------
 def reference_nearest_sample(road: Road, xy):
     """Road.nearest_sample's numpy form on a road with arcs: per piece the clamped foot point, five
     sample indices around it, the first nearest by squared distance (np.argmin's)."""
